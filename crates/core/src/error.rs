@@ -1,0 +1,95 @@
+//! The one table of API error codes: code → HTTP status → title.
+//!
+//! Every error Wisp answers over HTTP is `application/problem+json` carrying one of
+//! these codes. The codes are stable: clients and the CLI match on them.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($($variant:ident => ($code:literal, $status:literal, $title:literal),)*) => {
+        /// A stable, machine-readable error code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order (for docs and tests).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears in the `code` member of a problem document.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status this code is answered with.
+            pub const fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// A short, human-readable summary (the problem document's `title`).
+            pub const fn title(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $title,)* }
+            }
+
+            /// Looks a code up by its string form.
+            pub fn parse(code: &str) -> Option<ErrorCode> {
+                match code { $($code => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidRequest => ("invalid_request", 400, "The request is malformed"),
+    InvalidName => ("invalid_name", 400, "The name is not valid"),
+    InvalidConfig => ("invalid_config", 400, "The function configuration is not valid"),
+    InvalidCode => ("invalid_code", 400, "The function code is not valid"),
+    ReservedRoute => ("reserved_route", 400, "The route is reserved by Wisp"),
+    FunctionNotFound => ("function_not_found", 404, "No such function"),
+    RouteNotFound => ("route_not_found", 404, "No route matches the request"),
+    NotFound => ("not_found", 404, "No such resource"),
+    MethodNotAllowed => ("method_not_allowed", 405, "The method is not allowed here"),
+    RouteConflict => ("route_conflict", 409, "The route is already taken"),
+    PayloadTooLarge => ("payload_too_large", 413, "The request body is too large"),
+    UnsupportedMediaType => ("unsupported_media_type", 415, "The content type is not supported"),
+    InvalidResponse => ("invalid_response", 502, "The function returned an invalid response"),
+    FunctionError => ("function_error", 502, "The function failed"),
+    OutOfMemory => ("out_of_memory", 502, "The function ran out of memory"),
+    ResponseTooLarge => ("response_too_large", 502, "The function's response is too large"),
+    Timeout => ("timeout", 504, "The function timed out"),
+    ShuttingDown => ("shutting_down", 503, "The server is shutting down"),
+    Internal => ("internal", 500, "Internal server error"),
+}
+
+impl ErrorCode {
+    /// The problem document's `type`: a URN naming the code (there is no web page
+    /// per error; `docs/api.md` lists them all).
+    pub fn type_uri(self) -> String {
+        format!("urn:wisp:error:{}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate code {code}");
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert!((400..600).contains(&code.status()));
+        }
+    }
+}

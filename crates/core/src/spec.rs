@@ -1,0 +1,280 @@
+//! A function's configuration: what the manifest declares and the API accepts.
+
+use crate::limits::Limits;
+use crate::route::{Route, RouteError, RoutePattern};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// How a function is invoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A `wasi:http/proxy` component: it receives an HTTP request and answers with a response.
+    Http,
+    /// A WASI command program: event JSON on stdin, result on stdout, logs on stderr.
+    Event,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Event => "event",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything about a function except its code. Part of a version's identity:
+/// changing any field makes a new version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionConfig {
+    pub kind: Kind,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    #[serde(default = "default_timeout", with = "duration_text")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+fn default_memory_mb() -> u32 {
+    Limits::DEFAULT_MEMORY_MB
+}
+
+fn default_timeout() -> Duration {
+    Limits::DEFAULT_TIMEOUT
+}
+
+/// A configuration value that is out of bounds; `field` names it (`memory_mb`,
+/// `routes[1].path`, `env.KEY`) so the manifest can point at the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    pub field: ConfigField,
+    pub message: String,
+    /// The route error behind a route field's error (to tell reserved paths apart).
+    pub route_error: Option<RouteError>,
+}
+
+/// Which part of a [`FunctionConfig`] a [`ConfigError`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigField {
+    MemoryMb,
+    Timeout,
+    EnvKey(String),
+    EnvValue(String),
+    RoutePath(usize),
+    RouteMethods(usize),
+}
+
+impl fmt::Display for ConfigField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigField::MemoryMb => f.write_str("memory_mb"),
+            ConfigField::Timeout => f.write_str("timeout"),
+            ConfigField::EnvKey(k) | ConfigField::EnvValue(k) => write!(f, "env.{k}"),
+            ConfigField::RoutePath(i) => write!(f, "routes[{i}].path"),
+            ConfigField::RouteMethods(i) => write!(f, "routes[{i}].methods"),
+        }
+    }
+}
+
+impl FunctionConfig {
+    /// A configuration of `kind` with every default.
+    pub fn new(kind: Kind) -> FunctionConfig {
+        FunctionConfig {
+            kind,
+            memory_mb: default_memory_mb(),
+            timeout: default_timeout(),
+            env: BTreeMap::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// Checks every field against [`Limits`] and returns the canonical form
+    /// (methods upper-cased and sorted), which is what versions are hashed from.
+    pub fn validate(mut self) -> Result<FunctionConfig, ConfigError> {
+        if !(Limits::MIN_MEMORY_MB..=Limits::MAX_MEMORY_MB).contains(&self.memory_mb) {
+            return Err(ConfigError {
+                field: ConfigField::MemoryMb,
+                message: format!(
+                    "memory_mb = {} is out of range: use {} to {}",
+                    self.memory_mb,
+                    Limits::MIN_MEMORY_MB,
+                    Limits::MAX_MEMORY_MB
+                ),
+                route_error: None,
+            });
+        }
+        if self.timeout < Limits::MIN_TIMEOUT || self.timeout > Limits::MAX_TIMEOUT {
+            return Err(ConfigError {
+                field: ConfigField::Timeout,
+                message: format!(
+                    "timeout `{}` is out of range: use 1ms to {}",
+                    humantime::format_duration(self.timeout),
+                    humantime::format_duration(Limits::MAX_TIMEOUT)
+                ),
+                route_error: None,
+            });
+        }
+        for (key, value) in &self.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(ConfigError {
+                    field: ConfigField::EnvKey(key.clone()),
+                    message: format!(
+                        "invalid environment variable name `{key}`: it must be non-empty and contain no '=' or NUL"
+                    ),
+                    route_error: None,
+                });
+            }
+            if value.contains('\0') {
+                return Err(ConfigError {
+                    field: ConfigField::EnvValue(key.clone()),
+                    message: format!("environment variable `{key}` contains a NUL byte"),
+                    route_error: None,
+                });
+            }
+        }
+        let mut checked: Vec<(RoutePattern, Vec<String>)> = Vec::new();
+        for (i, route) in self.routes.iter_mut().enumerate() {
+            let (pattern, methods) = route.validate().map_err(|e| ConfigError {
+                field: match e {
+                    RouteError::BadMethod { .. } => ConfigField::RouteMethods(i),
+                    _ => ConfigField::RoutePath(i),
+                },
+                message: e.to_string(),
+                route_error: Some(e),
+            })?;
+            if let Some((other, _)) = checked
+                .iter()
+                .find(|(p, m)| Route::overlaps((p, m), (&pattern, &methods)))
+            {
+                return Err(ConfigError {
+                    field: ConfigField::RoutePath(i),
+                    message: format!(
+                        "route `{}` conflicts with route `{}` of the same function",
+                        pattern, other
+                    ),
+                    route_error: None,
+                });
+            }
+            route.methods = methods.clone();
+            checked.push((pattern, methods));
+        }
+        Ok(self)
+    }
+}
+
+/// The identity of an immutable version: a hex SHA-256 over the code and the
+/// canonical configuration.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VersionId(pub String);
+
+impl VersionId {
+    /// The first 12 hex digits, as the CLI shows it.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Serde for durations as human text (`"30s"`, `"500ms"`).
+pub mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// Parses `"3s"`, `"500ms"`, `"1m 30s"`, with an error that says what is accepted.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text.trim())
+            .map_err(|e| format!("invalid duration `{text}`: {e}; write it like \"3s\", \"500ms\" or \"2m\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_in() {
+        let c: FunctionConfig = serde_json::from_str(r#"{"kind":"http"}"#).unwrap();
+        assert_eq!(c, FunctionConfig::new(Kind::Http));
+        assert_eq!(c.memory_mb, 128);
+        assert_eq!(c.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn timeout_is_human_text() {
+        let c: FunctionConfig = serde_json::from_str(r#"{"kind":"event","timeout":"500ms"}"#).unwrap();
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["timeout"], "500ms");
+        let err = serde_json::from_str::<FunctionConfig>(r#"{"kind":"event","timeout":"soon"}"#).unwrap_err();
+        assert!(err.to_string().contains("invalid duration `soon`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<FunctionConfig>(r#"{"kind":"http","memroy_mb":1}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `memroy_mb`"), "{err}");
+    }
+
+    #[test]
+    fn validate_checks_bounds() {
+        let mut c = FunctionConfig::new(Kind::Http);
+        c.memory_mb = 0;
+        assert_eq!(c.clone().validate().unwrap_err().field, ConfigField::MemoryMb);
+        c.memory_mb = 64;
+        c.timeout = Duration::from_secs(3600);
+        assert_eq!(c.clone().validate().unwrap_err().field, ConfigField::Timeout);
+        c.timeout = Duration::from_secs(1);
+        c.env.insert("A=B".into(), "x".into());
+        assert!(matches!(
+            c.clone().validate().unwrap_err().field,
+            ConfigField::EnvKey(_)
+        ));
+    }
+
+    #[test]
+    fn validate_normalises_methods_and_finds_self_conflicts() {
+        let mut c = FunctionConfig::new(Kind::Http);
+        c.routes = vec![Route {
+            path: "/a".into(),
+            methods: vec!["post".into(), "get".into()],
+        }];
+        let c = c.validate().unwrap();
+        assert_eq!(c.routes[0].methods, vec!["GET", "POST"]);
+        let mut d = c.clone();
+        d.routes.push(Route {
+            path: "/a".into(),
+            methods: vec![],
+        });
+        let err = d.validate().unwrap_err();
+        assert_eq!(err.field, ConfigField::RoutePath(1));
+    }
+}

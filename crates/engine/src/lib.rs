@@ -1,0 +1,277 @@
+//! The engine: everything between the HTTP server and the runtimes.
+//!
+//! It keeps the registry of deployed functions and the route table in memory (swapped
+//! whole on every change, so the request path takes no lock), deploys code (validate,
+//! compile, record), dispatches invocations to runtimes, turns route requests into
+//! invocations (HTTP functions get the request as it is; event functions get an API
+//! Gateway v2 event), and sends every invocation's logs to the store in batches.
+//!
+//! # Design
+//!
+//! The request path is: route lookup (an `ArcSwap` load and a `matchit` match) → the
+//! function's loaded code (a `OnceCell`, filled on the first invocation from the
+//! artifact cache or by compiling) → the runtime. Nothing on it touches the store:
+//! logs leave through a channel. Deploys and deletes are serialised by one async mutex
+//! and publish a new [`State`] when they are done.
+
+mod apigw;
+mod dispatch;
+mod error;
+mod logs;
+mod registry;
+mod routes;
+pub mod version;
+
+pub use apigw::ClientAddr;
+pub use dispatch::INVOCATION_ID_HEADER;
+pub use error::EngineError;
+pub use registry::Deployed;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Limits, Namespace};
+use wisp_runtime::{FunctionSpec, Runtime};
+use wisp_store::{DeployOutcome, FunctionRecord, LogLine, LogQuery, Store, VersionRecord};
+
+use routes::RouteTable;
+
+/// What the request path reads: every deployed function and the route table.
+struct State {
+    functions: HashMap<(Namespace, FunctionName), Arc<Deployed>>,
+    routes: RouteTable,
+}
+
+/// See the crate docs.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    state: ArcSwap<State>,
+    changes: tokio::sync::Mutex<()>,
+    logs: logs::LogSink,
+    log_writer: std::sync::Mutex<Option<logs::LogWriter>>,
+    limits: Limits,
+}
+
+/// A request to deploy one function.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub namespace: Namespace,
+    pub name: FunctionName,
+    pub app: Option<String>,
+    pub config: FunctionConfig,
+    pub code: Bytes,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone)]
+pub struct DeployReport {
+    pub outcome: DeployOutcome,
+    pub record: FunctionRecord,
+}
+
+impl Engine {
+    /// Starts the engine over `store`: loads the registry (not the code: that loads on
+    /// first use) and starts the log writer. Must run inside a tokio runtime.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn Runtime>,
+        limits: Limits,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let records = store.list_functions(None).await?;
+        let functions: HashMap<_, _> = records
+            .into_iter()
+            .map(|r| ((r.namespace.clone(), r.name.clone()), Arc::new(Deployed::new(r))))
+            .collect();
+        let routes = RouteTable::build(functions.values()).unwrap_or_else(|conflict| {
+            // Conflicts are refused at deploy; a store that holds one anyway keeps
+            // serving what it can rather than refusing to start.
+            tracing::error!("stored routes conflict ({conflict:?}); serving without routes");
+            RouteTable::default()
+        });
+        let (sink, writer) = logs::start(store.clone());
+        Ok(Arc::new(Engine {
+            store,
+            runtime,
+            state: ArcSwap::from_pointee(State { functions, routes }),
+            changes: tokio::sync::Mutex::new(()),
+            logs: sink,
+            log_writer: std::sync::Mutex::new(Some(writer)),
+            limits,
+        }))
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Writes out queued logs. Call once, at shutdown, after the last invocation.
+    pub async fn shutdown(self: Arc<Self>) {
+        let writer = self.log_writer.lock().ok().and_then(|mut w| w.take());
+        // The writer ends when every sender is gone: ours goes with the engine.
+        drop(self);
+        if let Some(writer) = writer {
+            writer.flush().await;
+        }
+    }
+
+    /// Validates, compiles and records a function version, and makes it serve.
+    pub async fn deploy(&self, request: DeployRequest) -> Result<DeployReport, EngineError> {
+        let DeployRequest {
+            namespace,
+            name,
+            app,
+            config,
+            code,
+        } = request;
+        let config = config.validate().map_err(|e| {
+            let code = match e.route_error {
+                Some(wisp_core::RouteError::Reserved { .. }) => ErrorCode::ReservedRoute,
+                _ => ErrorCode::InvalidConfig,
+            };
+            EngineError::new(code, format!("{}: {}", e.field, e.message))
+        })?;
+        if code.len() > self.limits.max_code_size {
+            return Err(EngineError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the code is {} bytes; the limit is {} bytes",
+                    code.len(),
+                    self.limits.max_code_size
+                ),
+            ));
+        }
+        let code_hash = version::code_hash(&code);
+        let version_id = version::version_id(&code_hash, &config);
+
+        let _guard = self.changes.lock().await;
+        let state = self.state.load_full();
+        let key = (namespace.clone(), name.clone());
+        let current = state.functions.get(&key);
+        if let Some(current) = current
+            && current.record.version.id == version_id
+            && current.record.app == app
+        {
+            return Ok(DeployReport {
+                outcome: DeployOutcome::Unchanged,
+                record: current.record.clone(),
+            });
+        }
+
+        let now = logs::now_millis();
+        let version = VersionRecord {
+            id: version_id.clone(),
+            code_hash: code_hash.clone(),
+            code_size: code.len() as u64,
+            config: config.clone(),
+            created_at: now,
+        };
+        // Check the routes before the (slow) compile, against everything else serving.
+        let candidate = FunctionRecord {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            app: app.clone(),
+            version: version.clone(),
+            created_at: current.map_or(now, |c| c.record.created_at),
+            updated_at: now,
+        };
+        let probe = Arc::new(Deployed::new(candidate));
+        self.build_routes(&state, &key, Some(&probe))?;
+
+        let spec = FunctionSpec {
+            name: name.to_string(),
+            code_hash,
+            config,
+        };
+        let function = self.runtime.compile(spec, code.clone()).await?;
+        let outcome = self
+            .store
+            .deploy(&namespace, &name, app.as_deref(), &version, &code)
+            .await?;
+        let record = self.store.get_function(&namespace, &name).await?.ok_or_else(|| {
+            EngineError::new(
+                ErrorCode::Internal,
+                format!("`{name}` vanished from the store while deploying"),
+            )
+        })?;
+        let deployed = Arc::new(Deployed::with_function(record.clone(), function));
+        let routes = self.build_routes(&state, &key, Some(&deployed))?;
+        let mut functions = state.functions.clone();
+        functions.insert(key, deployed);
+        self.state.store(Arc::new(State { functions, routes }));
+        Ok(DeployReport { outcome, record })
+    }
+
+    /// The route table with `key` replaced by `replacement` (or removed).
+    fn build_routes(
+        &self,
+        state: &State,
+        key: &(Namespace, FunctionName),
+        replacement: Option<&Arc<Deployed>>,
+    ) -> Result<RouteTable, EngineError> {
+        let others = state.functions.iter().filter(|(k, _)| *k != key).map(|(_, v)| v);
+        RouteTable::build(others.chain(replacement)).map_err(|c| {
+            let detail = if c.other_function.is_empty() {
+                format!("route `{}` conflicts with a deployed route: {}", c.route, c.other_route)
+            } else {
+                format!(
+                    "route `{}` conflicts with route `{}` of function `{}`; change one of them or remove `{}` first",
+                    c.route, c.other_route, c.other_function, c.other_function
+                )
+            };
+            EngineError::new(ErrorCode::RouteConflict, detail)
+        })
+    }
+
+    /// Removes a function, its versions and logs. Returns whether it existed.
+    pub async fn delete(&self, namespace: &Namespace, name: &FunctionName) -> Result<bool, EngineError> {
+        let _guard = self.changes.lock().await;
+        let existed = self.store.delete_function(namespace, name).await?;
+        let state = self.state.load_full();
+        let key = (namespace.clone(), name.clone());
+        if state.functions.contains_key(&key) {
+            let routes = self.build_routes(&state, &key, None)?;
+            let mut functions = state.functions.clone();
+            functions.remove(&key);
+            self.state.store(Arc::new(State { functions, routes }));
+        }
+        Ok(existed)
+    }
+
+    /// A deployed function.
+    pub fn function(&self, namespace: &Namespace, name: &FunctionName) -> Option<Arc<Deployed>> {
+        self.state
+            .load()
+            .functions
+            .get(&(namespace.clone(), name.clone()))
+            .cloned()
+    }
+
+    /// Every deployed function of a namespace, by name.
+    pub fn functions(&self, namespace: &Namespace) -> Vec<Arc<Deployed>> {
+        let state = self.state.load();
+        let mut list: Vec<_> = state
+            .functions
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, d)| d.clone())
+            .collect();
+        list.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        list
+    }
+
+    /// A function's recent log lines.
+    pub async fn logs(
+        &self,
+        namespace: &Namespace,
+        name: &FunctionName,
+        query: &LogQuery,
+    ) -> Result<Vec<LogLine>, EngineError> {
+        if self.function(namespace, name).is_none() {
+            return Err(EngineError::function_not_found(name.as_str()));
+        }
+        Ok(self.store.logs(namespace, name, query).await?)
+    }
+}

@@ -1,0 +1,135 @@
+//! Invocation logs leave the request path through a channel and are written to the
+//! store in batches by one background task.
+//!
+//! # Design
+//!
+//! The runtime hands each invocation's captured output to a callback when the guest
+//! finishes; the callback splits it into lines and `try_send`s them. The request path
+//! never waits for the store: when the channel is full (the store is slower than the
+//! guests are chatty) lines are dropped and counted, and the count is reported in the
+//! server log. The writer drains whatever is queued into one transaction per batch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use wisp_core::{FunctionName, Namespace};
+use wisp_runtime::Logs;
+use wisp_store::{LogLine, LogStream, Store, UnixMillis};
+
+/// Lines queued at most before new ones are dropped.
+const QUEUE_LINES: usize = 65_536;
+/// Lines written per store transaction at most.
+const BATCH_LINES: usize = 4_096;
+
+/// The sending side, cloned into every invocation's callback.
+#[derive(Clone)]
+pub(crate) struct LogSink {
+    tx: mpsc::Sender<LogLine>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Handle on the writer task, to flush at shutdown.
+pub(crate) struct LogWriter {
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) fn start(store: Arc<dyn Store>) -> (LogSink, LogWriter) {
+    let (tx, mut rx) = mpsc::channel::<LogLine>(QUEUE_LINES);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let dropped_seen = dropped.clone();
+    let task = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH_LINES);
+        while rx.recv_many(&mut batch, BATCH_LINES).await > 0 {
+            if let Err(e) = store.append_logs(&batch).await {
+                tracing::warn!("cannot write {} log lines: {e}", batch.len());
+            }
+            batch.clear();
+            let lost = dropped_seen.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                tracing::warn!("dropped {lost} log lines: the log queue was full");
+            }
+        }
+    });
+    (LogSink { tx, dropped }, LogWriter { task })
+}
+
+impl LogWriter {
+    /// Waits until every line sent before all senders were dropped is written.
+    pub(crate) async fn flush(self) {
+        let _ = self.task.await;
+    }
+}
+
+impl LogSink {
+    /// Queues an invocation's output as log lines.
+    pub(crate) fn record(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        invocation_id: &str,
+        logs: Logs,
+    ) {
+        let time = now_millis();
+        let push = |stream: LogStream, line: String| {
+            let line = LogLine {
+                namespace: namespace.clone(),
+                function: function.clone(),
+                invocation_id: invocation_id.to_string(),
+                time,
+                stream,
+                line,
+            };
+            if self.tx.try_send(line).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        for (stream, bytes) in [
+            (LogStream::Stdout, &logs.stdout),
+            (LogStream::Stderr, &logs.stderr),
+        ] {
+            for line in split_lines(bytes) {
+                push(stream, line);
+            }
+        }
+        if logs.truncated {
+            push(
+                LogStream::Stderr,
+                "[wisp] output past the per-invocation log limit was dropped".to_string(),
+            );
+        }
+    }
+}
+
+/// Splits output into lines (a final line without a newline counts), lossy UTF-8.
+pub(crate) fn split_lines(bytes: &[u8]) -> Vec<String> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(bytes);
+    text.strip_suffix('\n')
+        .unwrap_or(&text)
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .collect()
+}
+
+pub(crate) fn now_millis() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as UnixMillis)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_like_a_terminal_would() {
+        assert_eq!(split_lines(b""), Vec::<String>::new());
+        assert_eq!(split_lines(b"a\nb\n"), vec!["a", "b"]);
+        assert_eq!(split_lines(b"a\r\nb"), vec!["a", "b"]);
+        assert_eq!(split_lines(b"\n"), vec![""]);
+        assert_eq!(split_lines(b"\xff\n"), vec!["\u{fffd}"]);
+    }
+}

@@ -1,0 +1,187 @@
+//! `wisp.toml`: the declarative manifest of an app — its name and its functions,
+//! each with a `.wasm` source, a kind, limits, environment and HTTP routes.
+//!
+//! [`load`] reads a manifest from disk, [`parse`] reads one from text; both return
+//! a [`Manifest`] whose functions carry a [`FunctionConfig`] already checked by
+//! core (the same check the HTTP API runs), or a [`ManifestError`] that names the
+//! file, line and column of the offending key or value. The format is documented
+//! in `docs/manifest.md`.
+//!
+//! Reading happens in three steps: TOML syntax (toml's parser; its errors, and
+//! serde's, are reworded in `diagnose`), the schema (`schema`: serde types with
+//! spans, unknown keys refused), and values (`validate`). `error` owns
+//! [`ManifestError`] and its rendering.
+
+mod diagnose;
+mod error;
+mod schema;
+mod validate;
+
+pub use error::{ErrorKind, Excerpt, ManifestError};
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use wisp_core::{FunctionConfig, FunctionName};
+
+/// The file name [`load`] looks for in a directory.
+pub const MANIFEST_FILE: &str = "wisp.toml";
+
+/// A checked manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Manifest {
+    /// The app's name (DNS-label rules, as function names).
+    pub app: String,
+    /// The directory the manifest is in; sources are resolved against it.
+    pub dir: PathBuf,
+    /// The functions, in the order they first appear in the file.
+    pub functions: Vec<FunctionManifest>,
+}
+
+/// One function of a manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FunctionManifest {
+    pub name: FunctionName,
+    /// The `.wasm` file, resolved against [`Manifest::dir`]; not checked to exist.
+    pub source: PathBuf,
+    /// The configuration, validated and canonical (methods upper-cased and sorted).
+    pub config: FunctionConfig,
+}
+
+impl Manifest {
+    /// The function called `name`, if the manifest declares it.
+    pub fn function(&self, name: &str) -> Option<&FunctionManifest> {
+        self.functions.iter().find(|f| f.name.as_str() == name)
+    }
+}
+
+/// Reads and checks the manifest at `path`: a `wisp.toml` (or any file), or a
+/// directory holding a `wisp.toml`.
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let is_dir = path.is_dir();
+    let file = if is_dir {
+        path.join(MANIFEST_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        let (kind, message) = match e.kind() {
+            std::io::ErrorKind::NotFound if is_dir => (
+                ErrorKind::NotFound,
+                format!(
+                    "no {MANIFEST_FILE} in `{}`: create one, see docs/manifest.md",
+                    path.display()
+                ),
+            ),
+            std::io::ErrorKind::NotFound => (
+                ErrorKind::NotFound,
+                format!(
+                    "`{}` does not exist: give the path of a {MANIFEST_FILE} or of the directory holding one (see docs/manifest.md)",
+                    path.display()
+                ),
+            ),
+            std::io::ErrorKind::InvalidData => (
+                ErrorKind::Io,
+                format!("`{}` is not UTF-8 text", file.display()),
+            ),
+            _ => (
+                ErrorKind::Io,
+                format!("failed to read `{}`: {e}", file.display()),
+            ),
+        };
+        ManifestError::whole_file(&file, kind, message)
+    })?;
+    parse(&text, &file)
+}
+
+/// Checks the manifest `text`, read from `file` (used for error locations and as
+/// the base of relative sources: [`Manifest::dir`] is `file`'s parent). No I/O.
+pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+    let doc = toml::de::DeTable::parse(text).map_err(|e| diagnose::syntax_error(&e, file, text))?;
+    let raw = schema::RawManifest::deserialize(toml::de::Deserializer::from(doc.clone()))
+        .map_err(|e| diagnose::schema_error(&e, doc.get_ref(), file, text))?;
+    validate::manifest(raw, text, file)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::time::Duration;
+    use wisp_core::Kind;
+
+    const HELLO: &str = r#"
+[app]
+name = "hello"
+
+[functions.hello]
+source = "wasm/hello.wasm"
+kind = "http"
+routes = ["/hello"]
+"#;
+
+    #[test]
+    fn parses_a_minimal_manifest_with_defaults() {
+        let m = parse(HELLO, Path::new("app/wisp.toml")).unwrap();
+        assert_eq!(m.app, "hello");
+        assert_eq!(m.dir, PathBuf::from("app"));
+        let f = m.function("hello").unwrap();
+        assert_eq!(f.source, PathBuf::from("app/wasm/hello.wasm"));
+        assert_eq!(f.config.kind, Kind::Http);
+        assert_eq!(f.config.memory_mb, 128);
+        assert_eq!(f.config.timeout, Duration::from_secs(30));
+        assert_eq!(f.config.routes[0].path, "/hello");
+    }
+
+    #[test]
+    fn errors_carry_their_location() {
+        let text = HELLO.replace("kind = \"http\"", "kind = \"http\"\nmemroy_mb = 1");
+        let err = parse(&text, Path::new("wisp.toml")).unwrap_err();
+        assert_eq!((err.line, err.column), (8, 1));
+        assert_eq!(err.kind, ErrorKind::Schema);
+        assert!(
+            err.message
+                .starts_with("unknown key `memroy_mb` in function `hello`; expected one of"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn functions_keep_the_order_of_the_file() {
+        let text = r#"
+[app]
+name = "order"
+[functions.zeta]
+source = "z.wasm"
+kind = "event"
+[functions.alpha]
+source = "a.wasm"
+kind = "event"
+"#;
+        let m = parse(text, Path::new("wisp.toml")).unwrap();
+        let names: Vec<_> = m.functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["zeta", "alpha"]);
+    }
+
+    #[test]
+    fn load_accepts_a_directory_and_says_when_there_is_no_manifest() {
+        let dir = std::env::temp_dir().join(format!("wisp-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = load(&dir).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no wisp.toml in `{}`: create one, see docs/manifest.md",
+                dir.display()
+            )
+        );
+        std::fs::write(dir.join(MANIFEST_FILE), HELLO).unwrap();
+        let m = load(&dir).unwrap();
+        assert_eq!(m.dir, dir);
+        assert_eq!(m.functions[0].source, dir.join("wasm/hello.wasm"));
+        let missing = load(&dir.join("nope.toml")).unwrap_err();
+        assert_eq!(missing.kind, ErrorKind::NotFound);
+        assert!(missing.message.contains("nope.toml` does not exist"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,342 @@
+//! From the schema types to a [`Manifest`]: checks every value and points at the
+//! one that is wrong.
+//!
+//! Function configuration is checked by [`FunctionConfig::validate`], the same
+//! check the HTTP API runs, so both refuse the same things with the same words;
+//! this module only maps its [`ConfigField`] back to a span. What only a manifest
+//! has — the app name, `source`, routes across functions — is checked here.
+
+use crate::error::{ErrorKind, ManifestError};
+use crate::schema::{RawFunction, RawManifest, RawRoute};
+use crate::{FunctionManifest, Manifest};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use toml::Spanned;
+use wisp_core::route::normalize_methods;
+use wisp_core::spec::duration_text;
+use wisp_core::{
+    ConfigError, ConfigField, FunctionConfig, FunctionName, Kind, Limits, NameError, Route, RoutePattern,
+};
+
+/// Builds errors located in one file.
+struct At<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl At<'_> {
+    fn err(&self, span: Range<usize>, kind: ErrorKind, message: String) -> ManifestError {
+        ManifestError::at(self.file, self.text, span, kind, message)
+    }
+}
+
+/// A route of a function already accepted, kept to find conflicts across functions.
+struct Taken {
+    function: FunctionName,
+    pattern: RoutePattern,
+    methods: Vec<String>,
+}
+
+pub(crate) fn manifest(raw: RawManifest, text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+    let at = At { file, text };
+    let Some(app) = raw.app else {
+        return Err(at.err(
+            0..0,
+            ErrorKind::Schema,
+            "missing table `[app]`: add `[app]` with `name = \"my-app\"`".to_string(),
+        ));
+    };
+    let app_span = app.span();
+    let name = &app.get_ref().name;
+    FunctionName::new(name.get_ref().as_str())
+        .map_err(|e| at.err(name.span(), ErrorKind::Invalid, app_name_error(e)))?;
+    let app = name.get_ref().clone();
+
+    let (functions_span, functions) = match raw.functions {
+        Some(f) => (f.span(), f.into_inner()),
+        None => (app_span, BTreeMap::new()),
+    };
+    if functions.is_empty() {
+        return Err(at.err(
+            functions_span,
+            ErrorKind::Invalid,
+            format!("app `{app}` has no functions: add a `[functions.NAME]` table"),
+        ));
+    }
+    // The order of the file, not of the map.
+    let mut functions: Vec<_> = functions.into_iter().collect();
+    functions.sort_by_key(|(key, _)| key.span().start);
+
+    let dir = dir_of(file);
+    let mut taken: Vec<Taken> = Vec::new();
+    let mut out = Vec::with_capacity(functions.len());
+    for (key, raw) in functions {
+        let name = FunctionName::new(key.get_ref().as_str())
+            .map_err(|e| at.err(key.span(), ErrorKind::Invalid, e.to_string()))?;
+        let header = raw.span();
+        let raw = raw.into_inner();
+        let source = check_source(&at, &name, &raw.source)?;
+        let config = function_config(&at, &name, &raw, header)?;
+        // `config.routes` are `raw.routes` in the same order, checked and canonical.
+        for (route, item) in config.routes.iter().zip(&raw.routes) {
+            let Ok((pattern, methods)) = route.validate() else {
+                continue; // config.validate() accepted every route
+            };
+            if let Some(other) = taken
+                .iter()
+                .find(|t| Route::overlaps((&t.pattern, &t.methods), (&pattern, &methods)))
+            {
+                let span = item.get_ref().path(&item.span()).1;
+                return Err(at.err(
+                    span,
+                    ErrorKind::Conflict,
+                    format!(
+                        "function `{name}`: route `{pattern}` conflicts with route `{}` of function `{}`: both take {}",
+                        other.pattern,
+                        other.function,
+                        shared_methods(&methods, &other.methods)
+                    ),
+                ));
+            }
+            taken.push(Taken {
+                function: name.clone(),
+                pattern,
+                methods,
+            });
+        }
+        out.push(FunctionManifest {
+            name,
+            source: resolve(&dir, Path::new(source)),
+            config,
+        });
+    }
+    Ok(Manifest {
+        app,
+        dir,
+        functions: out,
+    })
+}
+
+/// The methods two overlapping routes both take, for the conflict message
+/// (an empty list is every method).
+fn shared_methods(a: &[String], b: &[String]) -> String {
+    let shared: Vec<&str> = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return "every method".to_string(),
+        (true, false) => b.iter().map(String::as_str).collect(),
+        (false, true) => a.iter().map(String::as_str).collect(),
+        (false, false) => a.iter().filter(|m| b.contains(m)).map(String::as_str).collect(),
+    };
+    shared.join(", ")
+}
+
+/// Core's name error, worded for the app rather than a function.
+fn app_name_error(e: NameError) -> String {
+    const WHAT: &str = "app name";
+    match e {
+        NameError::Empty { name, .. } => NameError::Empty { what: WHAT, name },
+        NameError::TooLong { name, .. } => NameError::TooLong { what: WHAT, name },
+        NameError::BadCharacter { name, .. } => NameError::BadCharacter { what: WHAT, name },
+        NameError::TrailingHyphen { name, .. } => NameError::TrailingHyphen { what: WHAT, name },
+    }
+    .to_string()
+}
+
+/// `source` must be a path (not a URL) to a `.wasm` file; whether it exists is
+/// for the deploy command to find out.
+fn check_source<'a>(
+    at: &At<'_>,
+    function: &FunctionName,
+    source: &'a Spanned<String>,
+) -> Result<&'a str, ManifestError> {
+    let text = source.get_ref().as_str();
+    let problem = if text.contains("://") {
+        Some("URLs are not supported; give the path of a `.wasm` file")
+    } else if text.contains('\0') {
+        Some("it contains a NUL byte")
+    } else if Path::new(text).extension().is_none_or(|e| e != "wasm") {
+        Some("give the path of a `.wasm` file")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(text),
+        Some(problem) => Err(at.err(
+            source.span(),
+            ErrorKind::Invalid,
+            format!(
+                "invalid source `{text}` in function `{function}`: {problem}, relative to the manifest's directory or absolute"
+            ),
+        )),
+    }
+}
+
+/// Builds the function's configuration and runs core's check over it.
+fn function_config(
+    at: &At<'_>,
+    name: &FunctionName,
+    raw: &RawFunction,
+    header: Range<usize>,
+) -> Result<FunctionConfig, ManifestError> {
+    let kind = match raw.kind.get_ref().as_str() {
+        "http" => Kind::Http,
+        "event" => Kind::Event,
+        other => {
+            return Err(at.err(
+                raw.kind.span(),
+                ErrorKind::Invalid,
+                format!("invalid kind `{other}` in function `{name}`: use `http` or `event`"),
+            ));
+        }
+    };
+    let mut config = FunctionConfig::new(kind);
+    if let Some(memory) = &raw.memory_mb {
+        // Core's words for core's bound; a value that does not even fit a u32 is
+        // out of the same range.
+        config.memory_mb = u32::try_from(*memory.get_ref()).map_err(|_| {
+            at.err(
+                memory.span(),
+                ErrorKind::Invalid,
+                format!(
+                    "function `{name}`: memory_mb = {} is out of range: use {} to {}",
+                    memory.get_ref(),
+                    Limits::MIN_MEMORY_MB,
+                    Limits::MAX_MEMORY_MB
+                ),
+            )
+        })?;
+    }
+    if let Some(timeout) = &raw.timeout {
+        config.timeout = duration_text::parse(timeout.get_ref()).map_err(|e| {
+            at.err(
+                timeout.span(),
+                ErrorKind::Invalid,
+                format!("function `{name}`: {e}"),
+            )
+        })?;
+    }
+    config.env = raw
+        .env
+        .iter()
+        .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
+        .collect();
+    config.routes = raw
+        .routes
+        .iter()
+        .map(|item| Route {
+            path: item.get_ref().path(&item.span()).0.to_string(),
+            methods: item
+                .get_ref()
+                .methods()
+                .iter()
+                .map(|m| m.get_ref().clone())
+                .collect(),
+        })
+        .collect();
+    config
+        .validate()
+        .map_err(|e| config_error(at, name, raw, header, e))
+}
+
+/// Points a [`ConfigError`] at the key or value it is about.
+fn config_error(
+    at: &At<'_>,
+    name: &FunctionName,
+    raw: &RawFunction,
+    header: Range<usize>,
+    e: ConfigError,
+) -> ManifestError {
+    let route = |i: usize| raw.routes.get(i);
+    let mut kind = ErrorKind::Invalid;
+    let span = match &e.field {
+        ConfigField::MemoryMb => raw.memory_mb.as_ref().map(Spanned::span),
+        ConfigField::Timeout => raw.timeout.as_ref().map(Spanned::span),
+        ConfigField::EnvKey(k) => raw.env.keys().find(|key| key.get_ref() == k).map(Spanned::span),
+        ConfigField::EnvValue(k) => raw
+            .env
+            .iter()
+            .find(|(key, _)| key.get_ref() == k)
+            .map(|(_, v)| v.span()),
+        ConfigField::RoutePath(i) => route(*i).map(|item| {
+            let (path, span) = item.get_ref().path(&item.span());
+            // A path that is fine alone can only be refused for a conflict.
+            if RoutePattern::parse(path).is_ok() {
+                kind = ErrorKind::Conflict;
+            }
+            span
+        }),
+        ConfigField::RouteMethods(i) => route(*i).map(bad_method_span),
+    }
+    .unwrap_or(header);
+    at.err(span, kind, format!("function `{name}`: {}", e.message))
+}
+
+/// The first method core refuses, or the methods array, or the route.
+fn bad_method_span(item: &Spanned<RawRoute>) -> Range<usize> {
+    let route = item.get_ref();
+    let (path, _) = route.path(&item.span());
+    route
+        .methods()
+        .iter()
+        .find(|m| normalize_methods(path, std::slice::from_ref(m.get_ref())).is_err())
+        .map(Spanned::span)
+        .or_else(|| route.methods_span())
+        .unwrap_or_else(|| item.span())
+}
+
+/// The manifest's directory: `file`'s parent, `.` for a bare file name.
+pub(crate) fn dir_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `dir` joined with `source`, without `.` components (`./wasm/a.wasm` → `wasm/a.wasm`).
+/// `..` is kept: removing it lexically would be wrong across symlinks.
+pub(crate) fn resolve(dir: &Path, source: &Path) -> PathBuf {
+    let joined: PathBuf = dir
+        .join(source)
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if joined.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_resolve_against_the_manifest_dir() {
+        assert_eq!(
+            resolve(Path::new("."), Path::new("./wasm/a.wasm")),
+            PathBuf::from("wasm/a.wasm")
+        );
+        assert_eq!(
+            resolve(Path::new("app"), Path::new("../a.wasm")),
+            PathBuf::from("app/../a.wasm")
+        );
+        assert_eq!(
+            resolve(Path::new("app"), Path::new("/abs/a.wasm")),
+            PathBuf::from("/abs/a.wasm")
+        );
+        assert_eq!(dir_of(Path::new("wisp.toml")), PathBuf::from("."));
+        assert_eq!(dir_of(Path::new("a/b/wisp.toml")), PathBuf::from("a/b"));
+    }
+
+    #[test]
+    fn app_names_are_called_app_names() {
+        let Err(e) = FunctionName::new("My App") else {
+            panic!("`My App` should be refused");
+        };
+        assert_eq!(
+            app_name_error(e),
+            "invalid app name `My App`: use lowercase letters, digits and '-', starting with a letter"
+        );
+    }
+}

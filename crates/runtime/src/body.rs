@@ -1,0 +1,121 @@
+//! The body type that flows between the server, the engine and runtimes, and a
+//! body wrapper that enforces a size limit while streaming.
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+/// A boxed error, the error type of [`Body`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A streaming HTTP body.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body holding `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// The error a [`Limited`] body fails with once more than its limit arrived.
+#[derive(Debug, thiserror::Error)]
+#[error("request body is larger than {limit} bytes")]
+pub struct BodyTooLarge {
+    pub limit: usize,
+}
+
+/// Passes a body through until more than `limit` bytes have gone by, then fails
+/// with [`BodyTooLarge`] and raises a shared flag, so whoever answers the request
+/// can turn it into a 413 even if the consumer swallowed the error.
+pub struct Limited {
+    inner: Body,
+    remaining: usize,
+    limit: usize,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl Limited {
+    pub fn new(inner: Body, limit: usize) -> (Self, Arc<AtomicBool>) {
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let body = Limited {
+            inner,
+            remaining: limit,
+            limit,
+            exceeded: exceeded.clone(),
+        };
+        (body, exceeded)
+    }
+}
+
+// Not generic over the inner body on purpose: a `where B: Body<Error = BoxError>`
+// bound makes futures that await this body fail rustc's `Send` check (a
+// higher-ranked lifetime limitation around `Box<dyn Error>`).
+impl HttpBody for Limited {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if data.len() > this.remaining {
+                        this.exceeded.store(true, Ordering::Release);
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: this.limit }))));
+                    }
+                    this.remaining -= data.len();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Reads a whole body, failing with [`BodyTooLarge`] past `limit` bytes.
+///
+pub async fn read_to_bytes(body: Body, limit: usize) -> Result<Bytes, BoxError> {
+    let (limited, _) = Limited::new(body, limit);
+    limited.collect().await.map(|c| c.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn limited_passes_small_bodies_and_fails_big_ones() {
+        let (ok, flag) = Limited::new(full("hello"), 5);
+        assert_eq!(ok.collect().await.unwrap().to_bytes(), "hello");
+        assert!(!flag.load(Ordering::Acquire));
+
+        let (big, flag) = Limited::new(full("hello!"), 5);
+        let err = big.collect().await.unwrap_err();
+        assert!(err.is::<BodyTooLarge>());
+        assert!(flag.load(Ordering::Acquire));
+    }
+}

@@ -1,0 +1,58 @@
+//! Runtimes: the layer that runs function code.
+//!
+//! A [`Runtime`] turns deployed code into a [`Function`] (compiling it, or loading the
+//! compiled artifact from its on-disk cache), and a [`Function`] runs one
+//! [`Invocation`] at a time per call, enforcing the function's limits (memory, time,
+//! payload size). The engine's dispatcher is the only caller; runtimes know nothing of
+//! the store or of HTTP listeners.
+//!
+//! The wasm runtime ([`wasm::WasmRuntime`]) runs `wasi:http/proxy` components for
+//! `http` functions and WASI command programs (p1 modules and p2 components) for
+//! `event` functions, under wasmtime.
+
+pub mod body;
+mod invocation;
+pub mod wasm;
+
+pub use body::{Body, BoxError};
+pub use invocation::{Finished, Input, Invocation, InvokeError, LoadError, Logs, Output};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+use wisp_core::FunctionConfig;
+
+/// What a runtime needs to know about a function version to run it.
+#[derive(Clone, Debug)]
+pub struct FunctionSpec {
+    /// The function's name, for diagnostics.
+    pub name: String,
+    /// Hex SHA-256 of the code: the key of the artifact cache.
+    pub code_hash: String,
+    pub config: FunctionConfig,
+}
+
+/// Turns code into runnable functions.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Checks and compiles `code` for `spec`, saves the compiled artifact in the
+    /// cache and returns the function ready to run. Called at deploy, and on a cold
+    /// start whose artifact is missing or unusable. CPU-heavy: runs on the blocking pool.
+    async fn compile(&self, spec: FunctionSpec, code: Bytes) -> Result<Arc<dyn Function>, LoadError>;
+
+    /// Loads the compiled artifact of `spec` from the cache without compiling.
+    /// `Ok(None)` when there is none, or it was built by another engine
+    /// configuration, or it fails its checksum (it is then removed); the caller
+    /// then fetches the code and calls [`Runtime::compile`].
+    async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError>;
+}
+
+/// A loaded function version. Cheap to share; every call is independent.
+#[async_trait]
+pub trait Function: Send + Sync + 'static {
+    /// Runs one invocation to completion (or, for streaming HTTP responses, until
+    /// the response head is ready; the body then streams while the guest runs on,
+    /// still under the function's deadline). `invocation.on_finish` is called exactly
+    /// once, when the guest has finished, with its logs and outcome.
+    async fn invoke(&self, invocation: Invocation) -> Result<Output, InvokeError>;
+}

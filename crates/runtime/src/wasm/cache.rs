@@ -1,0 +1,137 @@
+//! The on-disk cache of compiled code.
+//!
+//! Artifacts are wasmtime's precompiled form (`.cwasm`), keyed by the code's hash
+//! under a directory named for the engine's compatibility hash, so an artifact built
+//! by another wasmtime version or engine configuration is never even looked at.
+//! Each artifact has a SHA-256 sidecar written after it; an artifact whose checksum
+//! does not match (truncated, corrupt, half-written) is removed and recompiled rather
+//! than handed to `deserialize`, which must only ever see bytes this engine produced.
+
+use super::Artifact;
+use sha2::{Digest, Sha256};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Module, Precompiled};
+
+/// See the module docs.
+pub struct ArtifactCache {
+    dir: PathBuf,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl ArtifactCache {
+    /// Opens (creating) the cache for `engine` under `root`.
+    pub fn open(root: &Path, engine: &Engine) -> io::Result<ArtifactCache> {
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let dir = root.join(format!("{:016x}", hasher.finish()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(ArtifactCache { dir })
+    }
+
+    /// The directory holding this engine's artifacts.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of the artifact for `code_hash`.
+    pub fn artifact_path(&self, code_hash: &str) -> PathBuf {
+        self.dir.join(format!("{code_hash}.cwasm"))
+    }
+
+    fn checksum_path(&self, code_hash: &str) -> PathBuf {
+        self.dir.join(format!("{code_hash}.sha256"))
+    }
+
+    /// Saves an artifact atomically: artifact first, then its checksum.
+    pub fn save(&self, code_hash: &str, bytes: &[u8]) -> io::Result<()> {
+        check_hash(code_hash)?;
+        write_atomically(&self.artifact_path(code_hash), bytes)?;
+        let sum = hex::encode(Sha256::digest(bytes));
+        write_atomically(&self.checksum_path(code_hash), sum.as_bytes())
+    }
+
+    /// Loads the artifact for `code_hash`, or `None` if it is missing or unusable
+    /// (an unusable one is removed so the next save replaces it).
+    pub(crate) fn load(&self, engine: &Engine, code_hash: &str) -> Option<Artifact> {
+        check_hash(code_hash).ok()?;
+        let path = self.artifact_path(code_hash);
+        let expected = std::fs::read_to_string(self.checksum_path(code_hash)).ok()?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot read cached artifact: {e}");
+                return None;
+            }
+        };
+        if hex::encode(Sha256::digest(&bytes)) != expected.trim() {
+            tracing::warn!(path = %path.display(), "cached artifact fails its checksum; recompiling");
+            self.remove(code_hash);
+            return None;
+        }
+        let loaded = match Engine::detect_precompiled(&bytes) {
+            Some(Precompiled::Component) => self
+                .deserialize_component(engine, &bytes)
+                .map(Artifact::Component),
+            Some(Precompiled::Module) => self.deserialize_module(engine, &bytes).map(Artifact::Module),
+            None => Err(wasmtime::Error::msg("not a precompiled artifact")),
+        };
+        match loaded {
+            Ok(artifact) => Some(artifact),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cached artifact is unusable ({e:#}); recompiling");
+                self.remove(code_hash);
+                None
+            }
+        }
+    }
+
+    fn remove(&self, code_hash: &str) {
+        let _ = std::fs::remove_file(self.checksum_path(code_hash));
+        let _ = std::fs::remove_file(self.artifact_path(code_hash));
+    }
+
+    /// Deserializes bytes this engine produced (freshly, or from a checksummed file).
+    #[expect(
+        unsafe_code,
+        reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine produced, checksummed on disk"
+    )]
+    pub(crate) fn deserialize_component(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+        // SAFETY: see the `expect` reason above.
+        unsafe { Component::deserialize(engine, bytes) }
+    }
+
+    /// Deserializes bytes this engine produced (freshly, or from a checksummed file).
+    #[expect(
+        unsafe_code,
+        reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine produced, checksummed on disk"
+    )]
+    pub(crate) fn deserialize_module(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+        // SAFETY: see the `expect` reason above.
+        unsafe { Module::deserialize(engine, bytes) }
+    }
+}
+
+/// Code hashes name files: accept only hex so no hash can name a path elsewhere.
+fn check_hash(code_hash: &str) -> io::Result<()> {
+    if code_hash.is_empty() || code_hash.len() > 128 || !code_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid code hash `{code_hash}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}

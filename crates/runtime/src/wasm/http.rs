@@ -1,0 +1,162 @@
+//! `http` functions: `wasi:http/proxy` components, a fresh instance per request.
+//!
+//! The request's body streams into the guest and the guest's response body streams
+//! out while the guest keeps running in its own task, under the function's deadline.
+//! This is the hot path: per request it builds a store, instantiates from the
+//! `ProxyPre`, and calls `wasi:http/incoming-handler.handle`.
+
+use super::Inner;
+use super::capture::Capture;
+use super::failure::{RunEnd, classify};
+use super::limits::{MemoryLimiter, set_deadline};
+use super::state::{ComponentState, wasi_builder};
+use crate::body::{BodyTooLarge, BoxError};
+use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output};
+use async_trait::async_trait;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+use wasmtime::component::Component;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+pub(crate) struct HttpFunction {
+    inner: Arc<Inner>,
+    pre: ProxyPre<ComponentState>,
+    name: String,
+    env: Arc<[(String, String)]>,
+    memory_mb: u32,
+    timeout: Duration,
+}
+
+impl HttpFunction {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        spec: &FunctionSpec,
+        component: &Component,
+    ) -> Result<Self, LoadError> {
+        let instance_pre = inner.component_linker.instantiate_pre(component).map_err(|e| {
+            LoadError::InvalidCode(format!(
+                "the component imports something Wisp does not provide: {e:#}"
+            ))
+        })?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| {
+            LoadError::InvalidCode(format!(
+                "kind = \"http\" needs a wasi:http/proxy component exporting wasi:http/incoming-handler, \
+                 and this one does not ({e:#}); a WASI command program is deployed with kind = \"event\""
+            ))
+        })?;
+        Ok(HttpFunction {
+            inner,
+            pre,
+            name: spec.name.clone(),
+            env: spec
+                .config
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            memory_mb: spec.config.memory_mb,
+            timeout: spec.config.timeout,
+        })
+    }
+}
+
+/// Maps our body's errors onto wasi:http's, keeping "too large" recognisable to the guest.
+fn to_wasi_error(err: BoxError) -> wasmtime_wasi_http::Error {
+    if let Some(too_large) = err.downcast_ref::<BodyTooLarge>() {
+        return wasmtime_wasi_http::Error::HttpRequestBodySize(Some(too_large.limit as u64));
+    }
+    match err.downcast::<hyper::Error>() {
+        Ok(hyper_err) => wasmtime_wasi_http::Error::Hyper(*hyper_err),
+        Err(other) => wasmtime_wasi_http::Error::InternalError(Some(other.to_string())),
+    }
+}
+
+#[async_trait]
+impl crate::Function for HttpFunction {
+    async fn invoke(&self, invocation: Invocation) -> Result<Output, InvokeError> {
+        let Input::Http(request) = invocation.input else {
+            return Err(InvokeError::WrongInput("http functions take HTTP requests"));
+        };
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let log_cap = self.inner.limits.max_log_bytes_per_invocation;
+        let (stdout, stderr) = (Capture::new(log_cap), Capture::new(log_cap));
+        let wasi = wasi_builder(&self.name, &self.env, &stdout, &stderr).build();
+        let mut store = Store::new(
+            &self.inner.engine,
+            ComponentState::new(wasi, MemoryLimiter::new(self.memory_mb)),
+        );
+        store.limiter(|s| &mut s.limiter);
+        set_deadline(&mut store, deadline);
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = request.map(|body| body.map_err(to_wasi_error));
+        let internal = |e: wasmtime::Error| InvokeError::Internal(format!("{e:#}"));
+        let guest_request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(internal)?;
+        let response_out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(internal)?;
+
+        let pre = self.pre.clone();
+        let (memory_mb, timeout) = (self.memory_mb, self.timeout);
+        let on_finish = invocation.on_finish;
+        // The guest runs in its own task so it can keep writing the response body
+        // after the head has been handed back.
+        let task = tokio::spawn(async move {
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, guest_request, response_out)
+                    .await
+            };
+            let end = match tokio::time::timeout_at(deadline.into(), run).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(RunEnd::Failed(e)),
+                Err(_) => Some(RunEnd::Elapsed),
+            };
+            let memory_exceeded = store.data().limiter.exceeded;
+            drop(store);
+            let error = end.and_then(|end| classify(end, memory_exceeded, memory_mb, timeout));
+            if let Some(on_finish) = on_finish {
+                on_finish(Finished {
+                    logs: Logs {
+                        truncated: stdout.overflowed() || stderr.overflowed(),
+                        stdout: stdout.take(),
+                        stderr: stderr.take(),
+                    },
+                    duration: started.elapsed(),
+                    error: error.as_ref().map(InvokeError::code),
+                });
+            }
+            error
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => Ok(Output::Http(
+                response.map(|body| body.map_err(BoxError::from).boxed_unsync()),
+            )),
+            Ok(Err(code)) => Err(InvokeError::Function(format!(
+                "the function answered with an error: {code:?}"
+            ))),
+            // The guest ended without setting a response: its task says why.
+            Err(_) => match task.await {
+                Ok(Some(error)) => Err(error),
+                Ok(None) => Err(InvokeError::InvalidResponse(
+                    "the function returned without setting a response".into(),
+                )),
+                Err(join) => Err(InvokeError::Internal(format!("guest task failed: {join}"))),
+            },
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Per-invocation host state: the `T` of each `wasmtime::Store<T>`.
+
+use super::capture::Capture;
+use super::limits::MemoryLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// State of a store running a component (http functions, p2 command programs).
+pub(crate) struct ComponentState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: DenyOutgoingHttp,
+    pub(crate) limiter: MemoryLimiter,
+}
+
+impl ComponentState {
+    pub(crate) fn new(wasi: WasiCtx, limiter: MemoryLimiter) -> ComponentState {
+        ComponentState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: DenyOutgoingHttp,
+            limiter,
+        }
+    }
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// State of a store running a WASI p1 core module (event functions).
+pub(crate) struct ModuleState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limiter: MemoryLimiter,
+}
+
+/// Functions are granted nothing by default: outgoing HTTP requests are refused
+/// (with `wasi:http`'s `HTTP-request-denied`) until a capability grants hosts.
+struct DenyOutgoingHttp;
+
+impl WasiHttpHooks for DenyOutgoingHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// A WASI context for one invocation: the function's environment and the given stdio,
+/// no arguments but the program name, no files, no network.
+pub(crate) fn wasi_builder(
+    name: &str,
+    env: &[(String, String)],
+    stdout: &Capture,
+    stderr: &Capture,
+) -> WasiCtxBuilder {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .arg(name)
+        .envs(env)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    builder
+}

@@ -1,0 +1,300 @@
+//! `/v1/functions`: the function resources.
+
+use crate::problem::ApiError;
+use axum::Json;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Namespace};
+use wisp_engine::{DeployRequest, Deployed, Engine};
+use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
+use wisp_store::{DeployOutcome, FunctionRecord, LogQuery, UnixMillis};
+
+type EngineState = State<Arc<Engine>>;
+
+fn namespace() -> Namespace {
+    Namespace::default_namespace()
+}
+
+fn parse_name(name: &str) -> Result<FunctionName, ApiError> {
+    FunctionName::new(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
+}
+
+fn rfc3339(ms: UnixMillis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// A function as the API shows it.
+#[derive(Serialize)]
+pub struct FunctionView {
+    name: String,
+    namespace: String,
+    app: Option<String>,
+    kind: wisp_core::Kind,
+    version: String,
+    code_hash: String,
+    code_size: u64,
+    config: FunctionConfig,
+    created_at: String,
+    updated_at: String,
+    /// Whether the code is loaded in memory (warm).
+    loaded: bool,
+}
+
+impl FunctionView {
+    fn new(record: &FunctionRecord, loaded: bool) -> FunctionView {
+        FunctionView {
+            name: record.name.to_string(),
+            namespace: record.namespace.to_string(),
+            app: record.app.clone(),
+            kind: record.version.config.kind,
+            version: record.version.id.to_string(),
+            code_hash: record.version.code_hash.clone(),
+            code_size: record.version.code_size,
+            config: record.version.config.clone(),
+            created_at: rfc3339(record.created_at),
+            updated_at: rfc3339(record.updated_at),
+            loaded,
+        }
+    }
+
+    fn of(deployed: &Deployed) -> FunctionView {
+        FunctionView::new(&deployed.record, deployed.is_loaded())
+    }
+}
+
+pub(super) async fn list(State(engine): EngineState) -> Json<serde_json::Value> {
+    let functions: Vec<FunctionView> = engine
+        .functions(&namespace())
+        .iter()
+        .map(|d| FunctionView::of(d))
+        .collect();
+    Json(serde_json::json!({ "functions": functions }))
+}
+
+pub(super) async fn get(
+    State(engine): EngineState,
+    Path(name): Path<String>,
+) -> Result<Json<FunctionView>, ApiError> {
+    let name = parse_name(&name)?;
+    let deployed = engine.function(&namespace(), &name).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::FunctionNotFound,
+            format!("no function named `{name}` is deployed"),
+        )
+    })?;
+    Ok(Json(FunctionView::of(&deployed)))
+}
+
+pub(super) async fn delete(
+    State(engine): EngineState,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let name = parse_name(&name)?;
+    if engine.delete(&namespace(), &name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::FunctionNotFound,
+            format!("no function named `{name}` is deployed"),
+        ))
+    }
+}
+
+#[derive(Serialize)]
+struct DeployResponse {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_version: Option<String>,
+    function: FunctionView,
+}
+
+const DEPLOY_HELP: &str = "send multipart/form-data with a `config` part (the function's configuration as JSON) \
+                           and a `code` part (the .wasm), and optionally an `app` part";
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the upload is too large: {}", e.body_text()),
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("malformed multipart body: {}; {DEPLOY_HELP}", e.body_text()),
+        )
+    }
+}
+
+pub(super) async fn deploy(
+    State(engine): EngineState,
+    Path(name): Path<String>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let name = parse_name(&name)?;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("{}; {DEPLOY_HELP}", e.body_text()),
+        )
+    })?;
+    let (mut config, mut code, mut app) = (None, None, None);
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let part = field.name().unwrap_or_default().to_string();
+        match part.as_str() {
+            "config" => config = Some(field.bytes().await.map_err(multipart_error)?),
+            "code" => code = Some(field.bytes().await.map_err(multipart_error)?),
+            "app" => app = Some(field.text().await.map_err(multipart_error)?),
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("unexpected part `{other}`; {DEPLOY_HELP}"),
+                ));
+            }
+        }
+    }
+    let config = config.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the `config` part is missing; {DEPLOY_HELP}"),
+        )
+    })?;
+    let code = code.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the `code` part is missing; {DEPLOY_HELP}"),
+        )
+    })?;
+    let config: FunctionConfig = serde_json::from_slice(&config).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidConfig,
+            format!("the `config` part is not a valid configuration: {e}"),
+        )
+    })?;
+    if let Some(app) = &app
+        && FunctionName::new(app.as_str()).is_err()
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidName,
+            format!(
+                "invalid app name `{app}`: use lowercase letters, digits and '-', starting with a letter"
+            ),
+        ));
+    }
+    let report = engine
+        .deploy(DeployRequest {
+            namespace: namespace(),
+            name,
+            app,
+            config,
+            code,
+        })
+        .await?;
+    let (status, text, previous) = match report.outcome {
+        DeployOutcome::Created => (StatusCode::CREATED, "created", None),
+        DeployOutcome::Updated { previous } => (StatusCode::OK, "updated", Some(previous.to_string())),
+        DeployOutcome::Unchanged => (StatusCode::OK, "unchanged", None),
+    };
+    let body = DeployResponse {
+        status: text,
+        previous_version: previous,
+        function: FunctionView::new(&report.record, true),
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+pub(super) async fn invoke(
+    State(engine): EngineState,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let name = parse_name(&name)?;
+    let limit = engine.limits().max_request_body;
+    let body = body
+        .map_err(|e| -> wisp_runtime::BoxError { Box::new(e) })
+        .boxed_unsync();
+    let payload: Bytes = match read_to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.is::<BodyTooLarge>() => {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the payload is larger than the limit of {limit} bytes"),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("cannot read the payload: {e}"),
+            ));
+        }
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).cloned();
+    let response = engine.invoke(&namespace(), &name, payload, content_type).await?;
+    Ok(response.map(axum::body::Body::new))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LogParams {
+    limit: Option<usize>,
+    invocation: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LogView {
+    time: String,
+    invocation_id: String,
+    stream: &'static str,
+    line: String,
+}
+
+pub(super) async fn logs(
+    State(engine): EngineState,
+    Path(name): Path<String>,
+    params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = parse_name(&name)?;
+    let Query(params) = params.map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "{}; use `limit` (a number) and `invocation` (an id)",
+                e.body_text()
+            ),
+        )
+    })?;
+    let limit = params.limit.unwrap_or(100);
+    if limit == 0 || limit > wisp_store::LOG_LINES_KEPT_PER_FUNCTION {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "`limit` must be between 1 and {}",
+                wisp_store::LOG_LINES_KEPT_PER_FUNCTION
+            ),
+        ));
+    }
+    let query = LogQuery {
+        invocation_id: params.invocation,
+        limit,
+    };
+    let lines: Vec<LogView> = engine
+        .logs(&namespace(), &name, &query)
+        .await?
+        .into_iter()
+        .map(|l| LogView {
+            time: rfc3339(l.time),
+            invocation_id: l.invocation_id,
+            stream: l.stream.as_str(),
+            line: l.line,
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "lines": lines })))
+}

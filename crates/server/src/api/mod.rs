@@ -1,0 +1,54 @@
+//! The control API under `/v1`: deploy, inspect, invoke and delete functions, read
+//! their logs. Every error is a problem document (see [`crate::problem`]);
+//! `docs/api.md` is the reference.
+
+mod functions;
+
+use crate::problem::ApiError;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use wisp_core::ErrorCode;
+use wisp_engine::Engine;
+
+/// Room for the multipart framing and the config part around the code.
+const DEPLOY_OVERHEAD: usize = 1024 * 1024;
+
+/// The `/v1` router.
+pub fn router(engine: Arc<Engine>) -> Router {
+    let deploy_limit = engine.limits().max_code_size + DEPLOY_OVERHEAD;
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/functions", get(functions::list))
+        .route(
+            "/v1/functions/{name}",
+            get(functions::get)
+                .put(functions::deploy)
+                .delete(functions::delete)
+                .layer(DefaultBodyLimit::max(deploy_limit)),
+        )
+        .route("/v1/functions/{name}/invoke", post(functions::invoke))
+        .route("/v1/functions/{name}/logs", get(functions::logs))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(engine)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn not_found(uri: http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("there is no API resource at `{}`", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("`{method}` is not allowed on `{}`", uri.path()),
+    )
+}

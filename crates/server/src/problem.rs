@@ -1,0 +1,85 @@
+//! Rendering errors as RFC 9457 `application/problem+json` documents.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+use wisp_core::ErrorCode;
+use wisp_engine::EngineError;
+use wisp_runtime::{Body, body};
+
+/// The media type of problem documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invocation_id: Option<&'a str>,
+}
+
+/// Renders an engine error.
+pub fn problem_response(err: &EngineError) -> Response<Body> {
+    let mut response = problem(err.code, &err.detail, err.invocation_id.as_deref());
+    if let Some(allow) = err.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    if let Some(id) = err
+        .invocation_id
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        response
+            .headers_mut()
+            .insert(wisp_engine::INVOCATION_ID_HEADER, id);
+    }
+    response
+}
+
+/// Renders a problem document for `code`.
+pub fn problem(code: ErrorCode, detail: &str, invocation_id: Option<&str>) -> Response<Body> {
+    if code == ErrorCode::Internal {
+        tracing::error!("answering 500: {detail}");
+    }
+    let doc = Problem {
+        kind: code.type_uri(),
+        title: code.title(),
+        status: code.status(),
+        detail,
+        code: code.as_str(),
+        invocation_id,
+    };
+    let json = serde_json::to_vec(&doc).unwrap_or_default();
+    let mut response = Response::new(body::full(Bytes::from(json)));
+    *response.status_mut() = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+/// An API handler's error: converts into a problem response.
+#[derive(Debug)]
+pub struct ApiError(pub EngineError);
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
+        ApiError(EngineError::new(code, detail))
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        problem_response(&self.0).map(axum::body::Body::new)
+    }
+}

@@ -1,0 +1,302 @@
+//! Functions, their immutable versions and the code blobs versions point at: the
+//! SQL behind `deploy`, `get_function`, `list_functions`, `delete_function` and the
+//! code lookups. Each function here runs on one connection the caller has locked.
+
+use super::OpError;
+use crate::{DeployOutcome, FunctionRecord, StoreError, UnixMillis, VersionRecord};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use wisp_core::{FunctionConfig, FunctionName, Namespace, VersionId};
+
+/// One deploy's input (see [`crate::Store::deploy`]).
+pub(super) struct Deploy<'a> {
+    pub namespace: &'a Namespace,
+    pub name: &'a FunctionName,
+    pub app: Option<&'a str>,
+    pub version: &'a VersionRecord,
+    pub code: &'a [u8],
+    /// The time to record as the function's `created_at`/`updated_at`.
+    pub now: UnixMillis,
+}
+
+/// Records the version (and its code) unless stored, then points the function at it,
+/// in one transaction.
+pub(super) fn deploy(conn: &mut Connection, d: &Deploy<'_>) -> Result<DeployOutcome, OpError> {
+    let (ns, name, id) = (d.namespace.as_str(), d.name.as_str(), d.version.id.0.as_str());
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+    let stored_code_hash: Option<String> = tx
+        .prepare_cached("SELECT code_hash FROM versions WHERE namespace = ?1 AND function = ?2 AND id = ?3")?
+        .query_row(params![ns, name, id], |row| row.get(0))
+        .optional()?;
+    match stored_code_hash {
+        // Versions are immutable: the stored one wins, and its code is already there.
+        Some(stored) => {
+            if stored != d.version.code_hash {
+                tracing::warn!(
+                    namespace = ns,
+                    function = name,
+                    version = id,
+                    stored,
+                    given = d.version.code_hash,
+                    "deploy of a stored version named other code; keeping the stored version"
+                );
+            }
+        }
+        None => {
+            insert_code_if_absent(&tx, d)?;
+            let config = serde_json::to_string(&d.version.config)
+                .map_err(|e| OpError::Failed(format!("encoding the config of version `{id}`: {e}")))?;
+            tx.prepare_cached(
+                "INSERT INTO versions (namespace, function, id, code_hash, config, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                ns,
+                name,
+                id,
+                d.version.code_hash,
+                config,
+                d.version.created_at
+            ])?;
+        }
+    }
+
+    let current: Option<(String, Option<String>)> = tx
+        .prepare_cached("SELECT version, app FROM functions WHERE namespace = ?1 AND name = ?2")?
+        .query_row(params![ns, name], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let outcome = match current {
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO functions (namespace, name, app, version, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![ns, name, d.app, id, d.now])?;
+            DeployOutcome::Created
+        }
+        Some((serving, app)) if serving == id => {
+            // Same code and config: only the app that deployed it may have changed,
+            // which is not a new deployment, so `updated_at` stays.
+            if app.as_deref() != d.app {
+                tx.prepare_cached("UPDATE functions SET app = ?3 WHERE namespace = ?1 AND name = ?2")?
+                    .execute(params![ns, name, d.app])?;
+            }
+            DeployOutcome::Unchanged
+        }
+        Some((previous, _)) => {
+            tx.prepare_cached(
+                "UPDATE functions SET version = ?3, app = ?4, updated_at = ?5
+                 WHERE namespace = ?1 AND name = ?2",
+            )?
+            .execute(params![ns, name, id, d.app, d.now])?;
+            DeployOutcome::Updated {
+                previous: VersionId(previous),
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(outcome)
+}
+
+fn insert_code_if_absent(conn: &Connection, d: &Deploy<'_>) -> Result<(), OpError> {
+    let (ns, hash) = (d.namespace.as_str(), d.version.code_hash.as_str());
+    if has_code(conn, d.namespace, hash)? {
+        return Ok(());
+    }
+    // A caller that skipped the upload because `has_code` said yes may have raced a
+    // delete. Storing its empty (or wrong) bytes under the hash would poison every
+    // later deploy of that code, so refuse.
+    if d.code.len() as u64 != d.version.code_size {
+        return Err(StoreError::Corrupt(format!(
+            "refusing to store {} bytes as code `{hash}` of version `{}` of `{ns}/{}`: \
+             the version says {} bytes",
+            d.code.len(),
+            d.version.id,
+            d.name,
+            d.version.code_size
+        ))
+        .into());
+    }
+    let size = i64::try_from(d.code.len())
+        .map_err(|_| OpError::Failed(format!("code `{hash}` is too large to store")))?;
+    conn.prepare_cached(
+        "INSERT INTO code (namespace, hash, data, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![ns, hash, d.code, size, d.now])?;
+    Ok(())
+}
+
+pub(super) fn has_code(conn: &Connection, namespace: &Namespace, code_hash: &str) -> Result<bool, OpError> {
+    let found = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM code WHERE namespace = ?1 AND hash = ?2)")?
+        .query_row(params![namespace.as_str(), code_hash], |row| row.get(0))?;
+    Ok(found)
+}
+
+pub(super) fn get_code(
+    conn: &Connection,
+    namespace: &Namespace,
+    code_hash: &str,
+) -> Result<Option<Vec<u8>>, OpError> {
+    let data = conn
+        .prepare_cached("SELECT data FROM code WHERE namespace = ?1 AND hash = ?2")?
+        .query_row(params![namespace.as_str(), code_hash], |row| row.get(0))
+        .optional()?;
+    Ok(data)
+}
+
+/// The columns [`FunctionRow`] reads. Left joins, so that a function whose version
+/// or code is missing is reported as corrupt instead of silently vanishing.
+macro_rules! select_functions {
+    () => {
+        "SELECT f.namespace, f.name, f.app, f.version, f.created_at, f.updated_at,
+                v.code_hash, v.config, v.created_at, c.size
+         FROM functions f
+         LEFT JOIN versions v
+                ON v.namespace = f.namespace AND v.function = f.name AND v.id = f.version
+         LEFT JOIN code c ON c.namespace = v.namespace AND c.hash = v.code_hash"
+    };
+}
+
+pub(super) fn get_function(
+    conn: &Connection,
+    namespace: &Namespace,
+    name: &FunctionName,
+) -> Result<Option<FunctionRecord>, OpError> {
+    let row = conn
+        .prepare_cached(concat!(
+            select_functions!(),
+            " WHERE f.namespace = ?1 AND f.name = ?2"
+        ))?
+        .query_row(params![namespace.as_str(), name.as_str()], FunctionRow::read)
+        .optional()?;
+    row.map(FunctionRow::into_record).transpose()
+}
+
+pub(super) fn list_functions(
+    conn: &Connection,
+    namespace: Option<&Namespace>,
+) -> Result<Vec<FunctionRecord>, OpError> {
+    let rows = match namespace {
+        Some(ns) => conn
+            .prepare_cached(concat!(
+                select_functions!(),
+                " WHERE f.namespace = ?1 ORDER BY f.namespace, f.name"
+            ))?
+            .query_map([ns.as_str()], FunctionRow::read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        None => conn
+            .prepare_cached(concat!(select_functions!(), " ORDER BY f.namespace, f.name"))?
+            .query_map([], FunctionRow::read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    rows.into_iter().map(FunctionRow::into_record).collect()
+}
+
+/// Deletes the function, its versions, its logs and the code blobs that no
+/// remaining version of the namespace uses, in one transaction.
+pub(super) fn delete_function(
+    conn: &mut Connection,
+    namespace: &Namespace,
+    name: &FunctionName,
+) -> Result<bool, OpError> {
+    let (ns, name) = (namespace.as_str(), name.as_str());
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existed = tx
+        .prepare_cached("DELETE FROM functions WHERE namespace = ?1 AND name = ?2")?
+        .execute(params![ns, name])?
+        > 0;
+    let hashes = tx
+        .prepare_cached("SELECT DISTINCT code_hash FROM versions WHERE namespace = ?1 AND function = ?2")?
+        .query_map(params![ns, name], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.prepare_cached("DELETE FROM versions WHERE namespace = ?1 AND function = ?2")?
+        .execute(params![ns, name])?;
+    {
+        let mut delete_unused = tx.prepare_cached(
+            "DELETE FROM code WHERE namespace = ?1 AND hash = ?2
+             AND NOT EXISTS (SELECT 1 FROM versions WHERE namespace = ?1 AND code_hash = ?2)",
+        )?;
+        for hash in &hashes {
+            delete_unused.execute(params![ns, hash])?;
+        }
+    }
+    tx.prepare_cached("DELETE FROM logs WHERE namespace = ?1 AND function = ?2")?
+        .execute(params![ns, name])?;
+    tx.commit()?;
+    Ok(existed)
+}
+
+/// One row of [`select_functions!`], as stored.
+struct FunctionRow {
+    namespace: String,
+    name: String,
+    app: Option<String>,
+    version: String,
+    created_at: UnixMillis,
+    updated_at: UnixMillis,
+    code_hash: Option<String>,
+    config: Option<String>,
+    version_created_at: Option<UnixMillis>,
+    code_size: Option<i64>,
+}
+
+impl FunctionRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<FunctionRow> {
+        Ok(FunctionRow {
+            namespace: row.get(0)?,
+            name: row.get(1)?,
+            app: row.get(2)?,
+            version: row.get(3)?,
+            created_at: row.get(4)?,
+            updated_at: row.get(5)?,
+            code_hash: row.get(6)?,
+            config: row.get(7)?,
+            version_created_at: row.get(8)?,
+            code_size: row.get(9)?,
+        })
+    }
+
+    fn into_record(self) -> Result<FunctionRecord, OpError> {
+        let at = format!("`{}/{}`", self.namespace, self.name);
+        let corrupt = |what: String| OpError::Store(StoreError::Corrupt(what));
+        let namespace = Namespace::new(self.namespace.as_str())
+            .map_err(|e| corrupt(format!("function {at} has a bad namespace: {e}")))?;
+        let name = FunctionName::new(self.name.as_str())
+            .map_err(|e| corrupt(format!("function {at} has a bad name: {e}")))?;
+        let (Some(code_hash), Some(config), Some(version_created_at)) =
+            (self.code_hash, self.config, self.version_created_at)
+        else {
+            return Err(corrupt(format!(
+                "function {at} serves version `{}`, which is not stored",
+                self.version
+            )));
+        };
+        let Some(code_size) = self.code_size.and_then(|size| u64::try_from(size).ok()) else {
+            return Err(corrupt(format!(
+                "the code `{code_hash}` of version `{}` of function {at} is not stored",
+                self.version
+            )));
+        };
+        let config: FunctionConfig = serde_json::from_str(&config).map_err(|e| {
+            corrupt(format!(
+                "the config of version `{}` of function {at} does not parse: {e}",
+                self.version
+            ))
+        })?;
+        Ok(FunctionRecord {
+            namespace,
+            name,
+            app: self.app,
+            version: VersionRecord {
+                id: VersionId(self.version),
+                code_hash,
+                code_size,
+                config,
+                created_at: version_created_at,
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! The SQLite schema and connection setup: the migrations (applied with
+//! `rusqlite_migration` when the store opens) and the pragmas every connection gets.
+//!
+//! Every table carries a `namespace` column from migration 1 on, so tenancy never
+//! needs a migration that rewrites a table. Migrations are append-only: never edit
+//! one that has shipped; add the next one to [`MIGRATIONS`].
+
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a statement waits for another connection's lock before it fails with
+/// `SQLITE_BUSY`. The store has one writer, so waits are short; this only has to
+/// cover a checkpoint or a second process (a backup, the CLI) touching the file.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Migration 1: functions, immutable versions, code blobs and logs.
+const SCHEMA_1: &str = "
+CREATE TABLE code (
+    namespace  TEXT    NOT NULL,
+    hash       TEXT    NOT NULL,
+    data       BLOB    NOT NULL,
+    size       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, hash)
+) STRICT;
+
+CREATE TABLE versions (
+    namespace  TEXT    NOT NULL,
+    function   TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    code_hash  TEXT    NOT NULL,
+    config     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, function, id),
+    FOREIGN KEY (namespace, code_hash) REFERENCES code (namespace, hash)
+) STRICT;
+
+-- Deleting a function asks, per code blob, whether any version still uses it.
+CREATE INDEX versions_by_code ON versions (namespace, code_hash);
+
+CREATE TABLE functions (
+    namespace  TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    app        TEXT,
+    version    TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name),
+    FOREIGN KEY (namespace, name, version) REFERENCES versions (namespace, function, id)
+) STRICT;
+
+-- No foreign key to `functions`: a log batch may arrive after its function was
+-- deleted, and one late line must not fail the whole batch.
+CREATE TABLE logs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace     TEXT    NOT NULL,
+    function      TEXT    NOT NULL,
+    invocation_id TEXT    NOT NULL,
+    time          INTEGER NOT NULL,
+    stream        TEXT    NOT NULL CHECK (stream IN ('stdout', 'stderr')),
+    line          TEXT    NOT NULL
+) STRICT;
+
+CREATE INDEX logs_by_function ON logs (namespace, function, id);
+CREATE INDEX logs_by_invocation ON logs (invocation_id);
+";
+
+/// Every migration, oldest first.
+const MIGRATION_LIST: &[M<'static>] = &[M::up(SCHEMA_1)];
+
+pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
+
+fn failed(path: &Path, what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{what} `{}`: {e}", path.display()))
+}
+
+/// Opens the writer connection: switches the file to WAL, applies pending
+/// migrations and sets the per-connection pragmas.
+pub(super) fn open_writer(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path).map_err(|e| failed(path, "opening the database", e))?;
+    configure(&conn).map_err(|e| failed(path, "configuring the database", e))?;
+    // WAL is a property of the file: set once here, readers inherit it.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| failed(path, "switching to WAL mode", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(failed(
+            path,
+            "switching to WAL mode",
+            format!("sqlite kept journal mode `{mode}`"),
+        ));
+    }
+    MIGRATIONS
+        .to_latest(&mut conn)
+        .map_err(|e| failed(path, "migrating the schema of", e))?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection on a database that [`open_writer`] has set up.
+pub(super) fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| failed(path, "opening the database", e))?;
+    configure(&conn)
+        .and_then(|()| conn.pragma_update(None, "query_only", true))
+        .map_err(|e| failed(path, "configuring the database", e))?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // NORMAL is durable across a process crash in WAL mode; only an OS crash or
+    // power loss can drop the last commits, and it never corrupts the file.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() -> Result<(), Box<dyn std::error::Error>> {
+        MIGRATIONS.validate()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! Test scaffolding (never shipped): [`TestServer`] runs the real `wisp` binary on
+//! port 0, reads the address it prints, and kills it on drop; [`fixture`] finds the
+//! committed guest `.wasm` files; [`deploy`] uploads a function through the API.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test scaffolding: a failure is a test failure"
+)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The path of a committed guest: `tests/fixtures/NAME.wasm`.
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(format!("{name}.wasm"))
+}
+
+/// The bytes of a committed guest.
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("cannot read fixture {name}: {e}"))
+}
+
+/// A running `wisp` process that printed `Serving HTTP on http://ADDR/`.
+pub struct TestServer {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// The data directory (owned by the server unless given).
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+/// How long a server may take to print its address (a debug build deploying an app
+/// compiles guests first).
+const STARTUP: Duration = Duration::from_secs(120);
+
+impl TestServer {
+    /// `wisp serve` on port 0 with a fresh data directory.
+    pub fn serve(bin: &Path) -> TestServer {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        let mut server = TestServer::spawn(bin, &["serve"], &dir);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// `wisp serve` on port 0 with the given data directory (to restart on it).
+    pub fn serve_in(bin: &Path, data_dir: &Path) -> TestServer {
+        TestServer::spawn(bin, &["serve"], data_dir)
+    }
+
+    /// `wisp ARGS… --listen 127.0.0.1:0 --data-dir DIR`, waiting for the address line.
+    pub fn spawn(bin: &Path, args: &[&str], data_dir: &Path) -> TestServer {
+        let mut child = Command::new(bin)
+            .args(args)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("WISP_LISTEN")
+            .env_remove("WISP_DATA_DIR")
+            .env("WISP_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let pipe = child.stderr.take().unwrap();
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(pipe);
+                let mut line = String::new();
+                let mut tx = Some(tx);
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if let Some(rest) = line.trim().strip_prefix("Serving HTTP on ")
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(rest.trim_end_matches('/').to_string());
+                    }
+                    stderr.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            });
+        }
+        {
+            let mut pipe = child.stdout.take().unwrap();
+            let stdout = stdout.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    stdout
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let url = match rx.recv_timeout(STARTUP) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "wisp did not print its address; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        TestServer {
+            child: Some(child),
+            url,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            stderr,
+            stdout,
+        }
+    }
+
+    /// `url` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// What the server wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the server to exit (at most `timeout`) and returns its status.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "server did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A `wisp` command pointed at this server (`WISP_SERVER`).
+    pub fn cli(&self, bin: &Path) -> Command {
+        let mut command = Command::new(bin);
+        command.env("WISP_SERVER", &self.url).stdin(Stdio::null());
+        command
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Deploys `code` as function `name` with `config` (JSON) through the API.
+pub async fn deploy(
+    client: &reqwest::Client,
+    server: &TestServer,
+    name: &str,
+    config: serde_json::Value,
+    code: Vec<u8>,
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "config",
+            reqwest::multipart::Part::bytes(serde_json::to_vec(&config).unwrap())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part(
+            "code",
+            reqwest::multipart::Part::bytes(code).file_name("code.wasm"),
+        );
+    client
+        .put(server.at(&format!("/v1/functions/{name}")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}

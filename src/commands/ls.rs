@@ -1,0 +1,50 @@
+//! `wisp ls`: list deployed functions.
+
+use super::deploy::routes_text;
+use crate::client::{Client, ServerArg};
+use clap::Args;
+use comfy_table::{Table, presets::NOTHING};
+use reqwest::Method;
+use serde_json::Value;
+
+/// List the deployed functions.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Print JSON (the API's function objects) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+pub async fn run(args: LsArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.server)?;
+    let (_, answer) = client.json(client.request(Method::GET, "/v1/functions")).await?;
+    let functions = answer["functions"].as_array().cloned().unwrap_or_default();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&Value::Array(functions))?);
+        return Ok(());
+    }
+    let mut table = Table::new();
+    table.load_style(NOTHING);
+    table.set_header([
+        "NAME", "KIND", "VERSION", "MEMORY", "TIMEOUT", "ROUTES", "UPDATED",
+    ]);
+    for f in &functions {
+        let version = f["version"].as_str().unwrap_or("");
+        table.add_row([
+            f["name"].as_str().unwrap_or("?").to_string(),
+            f["kind"].as_str().unwrap_or("?").to_string(),
+            version[..version.len().min(12)].to_string(),
+            format!("{} MB", f["config"]["memory_mb"]),
+            f["config"]["timeout"].as_str().unwrap_or("?").to_string(),
+            routes_text(&f["config"]["routes"]),
+            f["updated_at"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    if functions.is_empty() {
+        eprintln!("No functions deployed. Deploy an app with `wisp deploy DIR`.");
+    }
+    println!("{}", table.trim_fmt());
+    Ok(())
+}

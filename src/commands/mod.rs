@@ -1,0 +1,16 @@
+//! One module per subcommand: its clap arguments and its `run`.
+
+pub mod deploy;
+pub mod invoke;
+pub mod logs;
+pub mod ls;
+pub mod rm;
+pub mod serve;
+pub mod up;
+
+use crate::exit::{CliError, Exit};
+
+/// A function name from the command line, checked before any request is made.
+pub fn function_name(name: &str) -> anyhow::Result<wisp_core::FunctionName> {
+    wisp_core::FunctionName::new(name).map_err(|e| CliError::new(Exit::Usage, e.to_string()).into())
+}

@@ -1,0 +1,45 @@
+//! `wisp up`: serve and deploy an app in one process, for local work.
+
+use super::deploy::{deploy_app, load_manifest};
+use super::serve::{ServeArgs, init_logging};
+use crate::client::{Client, ServerArg};
+use clap::Args;
+use std::path::PathBuf;
+use wisp_server::node::{Node, shutdown_signal};
+
+/// Run a server and deploy the app in DIR to it.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// The app's directory, or its wisp.toml.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // A broken manifest fails before the server starts.
+    let manifest = load_manifest(&args.dir)?;
+    init_logging();
+    let node = Node::start(args.serve.node_config()).await?;
+    let addr = node.addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(node.serve(async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            _ = stopped => {}
+        }
+    }));
+    let client = Client::new(&ServerArg {
+        server: format!("http://{addr}"),
+    })?;
+    if let Err(e) = deploy_app(&client, &manifest).await {
+        let _ = stop.send(());
+        let _ = server.await;
+        return Err(e);
+    }
+    eprintln!("Serving HTTP on http://{addr}/");
+    server.await??;
+    drop(stop);
+    Ok(())
+}

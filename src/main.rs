@@ -1,0 +1,59 @@
+//! `wisp`: the serverless platform in one binary. `wisp serve` runs a node; the other
+//! subcommands are clients of its control API (`--server`, `WISP_SERVER`).
+
+mod client;
+mod commands;
+mod exit;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Wisp runs WebAssembly functions on demand: behind HTTP routes or invoked directly.
+#[derive(Parser)]
+#[command(name = "wisp", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Serve(commands::serve::ServeArgs),
+    Up(commands::up::UpArgs),
+    Deploy(commands::deploy::DeployArgs),
+    Invoke(commands::invoke::InvokeArgs),
+    Ls(commands::ls::LsArgs),
+    Rm(commands::rm::RmArgs),
+    Logs(commands::logs::LogsArgs),
+}
+
+impl Command {
+    async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Up(args) => commands::up::run(args).await,
+            Command::Deploy(args) => commands::deploy::run(args).await,
+            Command::Invoke(args) => commands::invoke::run(args).await,
+            Command::Ls(args) => commands::ls::run(args).await,
+            Command::Rm(args) => commands::rm::run(args).await,
+            Command::Logs(args) => commands::logs::run(args).await,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One crypto provider for the HTTP client's TLS (https --server URLs).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::Exit::Failure.into();
+        }
+    };
+    match runtime.block_on(cli.command.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => exit::report(&err),
+    }
+}

@@ -1,0 +1,163 @@
+//! HTTP functions behind routes and the invoke API: the wasi:http path.
+
+use crate::util::{client, deploy_fixture, expect_problem, http_config, server};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn http_function_serves_its_routes_and_the_invoke_api() {
+    let server = server();
+    deploy_fixture(
+        &server,
+        "kit",
+        "http-kit",
+        http_config(json!([{"path": "/kit/*"}, {"path": "/hello"}])),
+    )
+    .await;
+    let c = client();
+
+    let r = c.get(server.at("/hello")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-wisp-invocation-id"));
+    assert_eq!(r.text().await.unwrap(), "Hello, world!\n");
+
+    // The guest sees the request as sent: method, path, query, headers, body.
+    let r = c
+        .put(server.at("/kit/info?a=1&b=two"))
+        .header("x-custom", "yes")
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["method"], "PUT");
+    assert_eq!(info["path"], "/kit/info");
+    assert_eq!(info["query"], "a=1&b=two");
+    assert_eq!(info["headers"]["x-custom"], "yes");
+    assert_eq!(info["body"], "payload");
+
+    // The invoke API sends the payload as `POST /`.
+    let r = c
+        .post(server.at("/v1/functions/kit/invoke"))
+        .body(r#"{"x":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(
+        (info["method"].as_str(), info["path"].as_str()),
+        (Some("POST"), Some("/"))
+    );
+    assert_eq!(info["body"], r#"{"x":1}"#);
+    assert_eq!(info["headers"]["content-type"], "application/json");
+
+    // The guest's own status codes pass through.
+    let r = c.get(server.at("/kit/status?code=418")).send().await.unwrap();
+    assert_eq!(r.status(), 418);
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways() {
+    let server = server();
+    deploy_fixture(&server, "kit", "http-kit", http_config(json!(["/kit/*"]))).await;
+    let c = client();
+
+    // A 1 MiB request body comes back byte for byte.
+    let payload: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let r = c
+        .post(server.at("/kit/echo"))
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), payload.as_slice());
+
+    // The first chunk arrives long before the last one is written.
+    let started = Instant::now();
+    let mut r = c
+        .get(server.at("/kit/stream?chunks=3&delay_ms=300"))
+        .send()
+        .await
+        .unwrap();
+    let first = r.chunk().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert_eq!(first.as_ref(), b"chunk 0\n");
+    let mut rest = Vec::new();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"chunk 1\nchunk 2\n");
+    assert!(
+        first_at + Duration::from_millis(400) < started.elapsed(),
+        "first chunk at {first_at:?}, end at {:?}: the response was buffered",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn routes_match_methods_and_unknown_paths_get_problems() {
+    let server = server();
+    deploy_fixture(
+        &server,
+        "kit",
+        "http-kit",
+        http_config(json!([{"path": "/items/:id", "methods": ["GET", "DELETE"]}])),
+    )
+    .await;
+    let c = client();
+    assert_eq!(c.get(server.at("/items/7")).send().await.unwrap().status(), 200);
+
+    let r = c.post(server.at("/items/7")).send().await.unwrap();
+    assert_eq!(r.headers()["allow"], "DELETE, GET");
+    expect_problem(r, 405, "method_not_allowed").await;
+
+    let r = c.get(server.at("/nothing/here")).send().await.unwrap();
+    expect_problem(r, 404, "route_not_found").await;
+
+    // Reserved prefixes are never routed to functions.
+    let r = c.get(server.at("/metrics")).send().await.unwrap();
+    expect_problem(r, 404, "not_found").await;
+    let r = c.get(server.at("/v1/nope")).send().await.unwrap();
+    expect_problem(r, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn guest_output_becomes_logs_with_the_invocation_id() {
+    let server = server();
+    deploy_fixture(&server, "kit", "http-kit", http_config(json!(["/kit/*"]))).await;
+    let c = client();
+    let r = c.get(server.at("/kit/log")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-wisp-invocation-id"].to_str().unwrap().to_string();
+
+    // Logs are written in the background; poll briefly.
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        let logs: Value = c
+            .get(server.at(&format!("/v1/functions/kit/logs?invocation={id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        lines = logs["lines"].as_array().unwrap().clone();
+        if lines.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["stream"].as_str().unwrap(), l["line"].as_str().unwrap()))
+        .collect();
+    assert!(text.contains(&("stdout", "hello from stdout")), "{lines:?}");
+    assert!(text.contains(&("stderr", "hello from stderr")), "{lines:?}");
+    assert!(lines.iter().all(|l| l["invocation_id"] == id.as_str()));
+    // Guest output never reaches the server's own stdout or stderr.
+    assert!(!server.stdout().contains("hello from"), "{}", server.stdout());
+    assert!(!server.stderr().contains("hello from"), "{}", server.stderr());
+}

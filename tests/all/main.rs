@@ -1,0 +1,14 @@
+//! End-to-end tests: each starts the real `wisp` binary on port 0 (a [`TestServer`])
+//! and talks to it over a real socket, with real guests from `tests/fixtures/`.
+//!
+//! [`TestServer`]: wisp_test_support::TestServer
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod api;
+mod cli;
+mod event;
+mod gateway;
+mod lifecycle;
+mod limits;
+mod util;

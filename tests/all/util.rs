@@ -1,0 +1,52 @@
+//! Helpers shared by the end-to-end tests.
+
+use serde_json::{Value, json};
+use std::path::Path;
+use wisp_test_support::{TestServer, deploy, fixture_bytes};
+
+/// The binary under test.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_wisp"))
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// A fresh server.
+pub fn server() -> TestServer {
+    TestServer::serve(bin())
+}
+
+/// Deploys a fixture and asserts it was created.
+pub async fn deploy_fixture(server: &TestServer, name: &str, fixture: &str, config: Value) {
+    let response = deploy(&client(), server, name, config, fixture_bytes(fixture)).await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 201, "deploying {name} from {fixture}: {body}");
+}
+
+/// Asserts a response is a problem document with `status` and `code`; returns it.
+pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string()),
+        Some("application/problem+json".to_string()),
+        "not a problem document (status {})",
+        response.status()
+    );
+    let got = response.status().as_u16();
+    let doc: Value = response.json().await.unwrap();
+    assert_eq!((got, doc["code"].as_str().unwrap()), (status, code), "{doc}");
+    assert_eq!(doc["status"], status);
+    assert_eq!(doc["type"], format!("urn:wisp:error:{code}"));
+    assert!(doc["title"].is_string() && doc["detail"].is_string(), "{doc}");
+    doc
+}
+
+/// The config of an http function on `routes`.
+pub fn http_config(routes: Value) -> Value {
+    json!({ "kind": "http", "routes": routes })
+}
