@@ -26,7 +26,10 @@ async fn up_serves_the_example_app() {
     assert_eq!(r.text().await.unwrap(), "Hello, Ada!\n");
     let r = c.get(server.at("/greet/Bob")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), r#"{"message":"Greetings, Bob!"}"#);
+    assert_eq!(
+        r.text().await.unwrap().trim_end(),
+        r#"{"message":"Greetings, Bob!"}"#
+    );
     assert!(
         server.stdout().contains("created    hello"),
         "{}",

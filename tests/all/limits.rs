@@ -139,31 +139,39 @@ async fn bodies_over_the_limit_are_413() {
         .unwrap();
     expect_problem(r, 413, "payload_too_large").await;
 
-    // Chunked, no declared length: cut off while streaming.
-    let stream = futures::stream::iter(
-        big.chunks(64 * 1024)
+    // Chunked, no declared length: cut off while streaming. A guest that reads the
+    // body before answering gets the 413 answered for it.
+    let chunked = || {
+        let chunks: Vec<_> = big
+            .chunks(64 * 1024)
             .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
-            .collect::<Vec<_>>(),
-    );
+            .collect();
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+    };
     let r = c
-        .post(server.at("/kit/echo"))
-        .body(reqwest::Body::wrap_stream(stream))
+        .post(server.at("/kit/info"))
+        .body(chunked())
         .send()
         .await
         .unwrap();
     expect_problem(r, 413, "payload_too_large").await;
-    let stream = futures::stream::iter(
-        big.chunks(64 * 1024)
-            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
-            .collect::<Vec<_>>(),
-    );
-    let r = c
-        .post(server.at("/ev"))
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(server.at("/ev")).body(chunked()).send().await.unwrap();
     expect_problem(r, 413, "payload_too_large").await;
+    // A guest that already started streaming its answer cannot be answered 413: its
+    // response is cut off instead, never completed as if all was well.
+    match c.post(server.at("/kit/echo")).body(chunked()).send().await {
+        Ok(r) if r.status() == 413 => {}
+        Ok(r) => {
+            assert_eq!(r.status(), 200);
+            let body = r.bytes().await;
+            assert!(
+                body.is_err(),
+                "a cut-off echo completed with {} bytes",
+                body.unwrap().len()
+            );
+        }
+        Err(_) => {}
+    }
 
     // Exactly at the limit is fine.
     let ok = vec![b'x'; 6 * 1024 * 1024];

@@ -10,7 +10,7 @@ pub fn bin() -> &'static Path {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::new()
+    wisp_test_support::http_client()
 }
 
 /// A fresh server.

@@ -14,13 +14,52 @@ pub const RESERVED_PREFIXES: &[&str] = &["/v1", "/ui", "/metrics", "/2015-03-31"
 pub const DEFAULT_WILDCARD_NAME: &str = "proxy";
 
 /// A route of an HTTP trigger: a path pattern and the methods it answers
-/// (empty means every method).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// (empty means every method). Deserialises from a table `{path, methods}` or, as
+/// a shorthand for every method, from the path string alone.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Route {
     pub path: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Route {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            path: String,
+            #[serde(default)]
+            methods: Vec<String>,
+        }
+
+        struct RouteVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for RouteVisitor {
+            type Value = Route;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a route: a path string, or a table with `path` and optional `methods`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<Route, E> {
+                Ok(Route {
+                    path: path.to_string(),
+                    methods: Vec::new(),
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Route, A::Error> {
+                let table = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Route {
+                    path: table.path,
+                    methods: table.methods,
+                })
+            }
+        }
+
+        d.deserialize_any(RouteVisitor)
+    }
 }
 
 /// Why a route was refused.
@@ -299,6 +338,24 @@ mod tests {
         assert!(!Route::overlaps((&a, &get), (&b, &post)));
         let c = RoutePattern::parse("/users/me").unwrap();
         assert!(!Route::overlaps((&a, &[]), (&c, &[])));
+    }
+
+    #[test]
+    fn routes_deserialise_from_strings_and_tables() {
+        let routes: Vec<Route> =
+            serde_json::from_str(r#"["/a", {"path": "/b", "methods": ["GET"]}]"#).unwrap();
+        assert_eq!(
+            routes[0],
+            Route {
+                path: "/a".into(),
+                methods: vec![]
+            }
+        );
+        assert_eq!(routes[1].methods, vec!["GET"]);
+        let err = serde_json::from_str::<Route>(r#"{"path": "/a", "verbs": []}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `verbs`"), "{err}");
+        let err = serde_json::from_str::<Route>("3").unwrap_err();
+        assert!(err.to_string().contains("a path string, or a table"), "{err}");
     }
 
     #[test]

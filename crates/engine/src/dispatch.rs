@@ -145,6 +145,7 @@ impl Engine {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
+            body::drain(body);
             return Err(too_large(limit));
         }
         let id = new_invocation_id();

@@ -39,7 +39,7 @@ pub struct BodyTooLarge {
 /// with [`BodyTooLarge`] and raises a shared flag, so whoever answers the request
 /// can turn it into a 413 even if the consumer swallowed the error.
 pub struct Limited {
-    inner: Body,
+    inner: Option<Body>,
     remaining: usize,
     limit: usize,
     exceeded: Arc<AtomicBool>,
@@ -49,7 +49,7 @@ impl Limited {
     pub fn new(inner: Body, limit: usize) -> (Self, Arc<AtomicBool>) {
         let exceeded = Arc::new(AtomicBool::new(false));
         let body = Limited {
-            inner,
+            inner: Some(inner),
             remaining: limit,
             limit,
             exceeded: exceeded.clone(),
@@ -70,11 +70,17 @@ impl HttpBody for Limited {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: this.limit }))));
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     if data.len() > this.remaining {
                         this.exceeded.store(true, Ordering::Release);
+                        if let Some(rest) = this.inner.take() {
+                            drain(rest);
+                        }
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: this.limit }))));
                     }
                     this.remaining -= data.len();
@@ -88,12 +94,39 @@ impl HttpBody for Limited {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(HttpBody::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map(HttpBody::size_hint).unwrap_or_default()
     }
+}
+
+/// Most bytes [`drain`] reads before giving up on a client.
+const DRAIN_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Longest [`drain`] waits for a client.
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads and discards the rest of a refused request body in the background (up to
+/// 64 MiB or 10 s), so a client still sending it can finish and read the `413`
+/// instead of failing with a broken pipe. Needs a tokio runtime.
+pub fn drain(body: Body) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        let mut body = body;
+        let mut seen = 0usize;
+        let read = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > DRAIN_MAX_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_MAX_TIME, read).await;
+    });
 }
 
 /// Reads a whole body, failing with [`BodyTooLarge`] past `limit` bytes.

@@ -227,3 +227,10 @@ pub async fn deploy(
         .await
         .unwrap()
 }
+
+/// An HTTP client for tests (installs the process's TLS crypto provider first:
+/// reqwest is built without one of its own).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
