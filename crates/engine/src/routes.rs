@@ -148,3 +148,88 @@ impl RouteTable {
         self.entries.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wisp_core::{FunctionConfig, FunctionName, Kind, Namespace, VersionId};
+    use wisp_store::{FunctionRecord, VersionRecord};
+
+    fn function(name: &str, routes: &[(&str, &[&str])]) -> Arc<Deployed> {
+        let mut config = FunctionConfig::new(Kind::Http);
+        config.routes = routes
+            .iter()
+            .map(|(path, methods)| Route {
+                path: path.to_string(),
+                methods: methods.iter().map(|m| m.to_string()).collect(),
+            })
+            .collect();
+        Arc::new(Deployed::new(FunctionRecord {
+            namespace: Namespace::default_namespace(),
+            name: FunctionName::new(name).unwrap(),
+            app: None,
+            version: VersionRecord {
+                id: VersionId("v".into()),
+                code_hash: "00".into(),
+                code_size: 0,
+                config,
+                created_at: 0,
+            },
+            created_at: 0,
+            updated_at: 0,
+        }))
+    }
+
+    fn found<'a>(table: &'a RouteTable, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
+        match table.lookup(method, path) {
+            Lookup::Found { target, params } => Some((target.function.record.name.to_string(), params)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn lookups_pick_by_path_then_method_and_name_parameters() {
+        let table = RouteTable::build(&[
+            function("reader", &[("/users/:id", &["GET"])]),
+            function("writer", &[("/users/:uid", &["POST", "PUT"])]),
+            function("me", &[("/users/me", &[])]),
+            function("files", &[("/files/*", &[])]),
+        ])
+        .unwrap();
+        let (name, params) = found(&table, "GET", "/users/7").unwrap();
+        assert_eq!(
+            (name.as_str(), params),
+            ("reader", vec![("id".into(), "7".into())])
+        );
+        let (name, params) = found(&table, "PUT", "/users/7").unwrap();
+        assert_eq!(
+            (name.as_str(), params),
+            ("writer", vec![("uid".into(), "7".into())])
+        );
+        assert_eq!(found(&table, "DELETE", "/users/me").unwrap().0, "me");
+        let (_, params) = found(&table, "GET", "/files/a/b.txt").unwrap();
+        assert_eq!(params, vec![("proxy".into(), "a/b.txt".into())]);
+        assert!(
+            matches!(table.lookup("DELETE", "/users/7"), Lookup::MethodNotAllowed { allow } if allow == "GET, POST, PUT")
+        );
+        assert!(matches!(table.lookup("GET", "/nothing"), Lookup::NotFound));
+    }
+
+    #[test]
+    fn overlapping_routes_of_different_functions_conflict() {
+        let conflict = RouteTable::build(&[
+            function("a", &[("/users/:id", &["GET"])]),
+            function("b", &[("/users/:name", &[])]),
+        ])
+        .err()
+        .unwrap();
+        assert_eq!(conflict.other_function, "a");
+        assert!(
+            RouteTable::build(&[
+                function("a", &[("/x", &["GET"])]),
+                function("b", &[("/x", &["POST"])])
+            ])
+            .is_ok()
+        );
+    }
+}

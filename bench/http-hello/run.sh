@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# bench/http-hello: the example `hello` component served by raw hyper (the reference),
+# by `wasmtime serve -Scli` (when installed) and by Wisp, under wrk at c=1 and c=16;
+# then Wisp's first-request latency after a deploy and after a restart (cold starts).
+#
+# Run with: bench/http-hello/run.sh            (DURATION=10s by default; e.g. DURATION=5s)
+# Needs: wrk (apt-get install wrk). Optional: wasmtime 48.x on PATH
+#        (cargo install wasmtime-cli --version 48.0.8 --locked, ~15 min).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+duration="${DURATION:-10s}"
+threads="${THREADS:-1}"
+restarts="${RESTARTS:-7}"
+component="examples/hello/wasm/hello.wasm"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+    else
+        echo "wrk is needed: apt-get install wrk" >&2
+        exit 1
+    fi
+fi
+
+echo "building (release)…" >&2
+cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
+wisp="$root/target/release/wisp"
+hyper="$root/target/release/wisp-bench-hyper-hello"
+
+# Starts a server in the background, waits for its "Serving HTTP on http://ADDR/" line,
+# and sets $addr.
+start() {
+    local log="$work/$1.log"; shift
+    "$@" >"$work/stdout.log" 2>"$log" &
+    pids+=($!)
+    for _ in $(seq 1 600); do
+        addr="$(sed -n 's#.*Serving HTTP on http://\([^/]*\)/.*#\1#p' "$log" | head -n1)"
+        [ -n "$addr" ] && return 0
+        sleep 0.05
+    done
+    echo "server did not start: $*" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wrk URL CONNECTIONS → "rps p50_us p99_us"
+measure() {
+    local url="$1" c="$2"
+    wrk -t"$threads" -c"$c" -d1s "$url" >/dev/null 2>&1 || true   # warm-up
+    local out
+    out="$(wrk -t"$threads" -c"$c" -d"$duration" --latency "$url")"
+    local rps p50 p99
+    rps="$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")"
+    p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
+    p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
+    local errors
+    errors="$(awk '/Non-2xx|Socket errors/' <<<"$out")"
+    [ -n "$errors" ] && echo "  wrk reported: $errors" >&2
+    echo "$rps $(to_us "$p50") $(to_us "$p99")"
+}
+
+# wrk latency "123.45us" / "1.20ms" / "2.00s" → microseconds
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) print int(n + 0.5)
+        else if (v ~ /ms$/) print int(n * 1000 + 0.5)
+        else if (v ~ /s$/) print int(n * 1000000 + 0.5)
+        else print v
+    }'
+}
+
+declare -A rps p50 p99
+run_all() { # name url
+    for c in 1 16; do
+        read -r r a b < <(measure "$2" "$c")
+        rps[$1,$c]=$r; p50[$1,$c]=$a; p99[$1,$c]=$b
+        printf '  %-15s c=%-3s %8s rps   p50 %6s us   p99 %6s us\n' "$1" "$c" "$r" "$a" "$b" >&2
+    done
+}
+
+echo "raw hyper" >&2
+start hyper "$hyper" "127.0.0.1:$(free_port)"
+run_all hyper "http://$addr/hello"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+wasmtime_state=absent
+if command -v wasmtime >/dev/null && wasmtime --version | grep -q '^wasmtime 48\.'; then
+    echo "wasmtime serve -Scli ($(wasmtime --version))" >&2
+    port="$(free_port)"
+    wasmtime serve -Scli --addr "127.0.0.1:$port" "$component" >"$work/wasmtime.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/hello" && break; sleep 0.05; done
+    run_all wasmtime "http://127.0.0.1:$port/hello"
+    kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+    wasmtime_state=present
+else
+    echo "wasmtime serve: skipped (wasmtime 48.x not on PATH; cargo install wasmtime-cli --version 48.0.8 --locked)" >&2
+fi
+
+echo "wisp" >&2
+data="$work/wisp-data"
+port="$(free_port)"
+start wisp "$wisp" up examples/hello --listen "127.0.0.1:$port" --data-dir "$data"
+run_all wisp "http://$addr/hello"
+
+# Cold starts. After a deploy: a new function (the code is loaded at deploy; its
+# first request is its first instance). After a restart: the code is loaded from the
+# artifact cache by the first request.
+ttfb_ms() { curl -s -o /dev/null -w '%{time_starttransfer}' "$1" | awk '{printf "%.3f", $1 * 1000}'; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+deploy_samples=()
+for i in $(seq 1 "$restarts"); do
+    mkdir -p "$work/app$i/wasm"
+    cp "$component" "$work/app$i/wasm/hello.wasm"
+    printf '[app]\nname = "cold%s"\n\n[functions.cold%s]\nsource = "wasm/hello.wasm"\nkind = "http"\nenv = { RUN = "%s" }\nroutes = ["/cold%s"]\n' "$i" "$i" "$i" "$i" >"$work/app$i/wisp.toml"
+    WISP_SERVER="http://$addr" "$wisp" deploy "$work/app$i" >/dev/null
+    deploy_samples+=("$(ttfb_ms "http://$addr/cold$i")")
+done
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+restart_samples=()
+for i in $(seq 1 "$restarts"); do
+    start restart "$wisp" serve --listen "127.0.0.1:$port" --data-dir "$data"
+    restart_samples+=("$(ttfb_ms "http://$addr/hello")")
+    kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+done
+cold_deploy="$(printf '%s\n' "${deploy_samples[@]}" | median)"
+cold_restart="$(printf '%s\n' "${restart_samples[@]}" | median)"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo
+echo "http-hello: $component, wrk -t$threads -d$duration, median of $restarts cold starts"
+printf '%-22s %10s %10s %10s %10s %10s %10s\n' "" "rps c=1" "p50 us" "p99 us" "rps c=16" "p50 us" "p99 us"
+for name in hyper wasmtime wisp; do
+    [ -z "${rps[$name,16]:-}" ] && continue
+    printf '%-22s %10s %10s %10s %10s %10s %10s\n' "$name" "${rps[$name,1]}" "${p50[$name,1]}" "${p99[$name,1]}" "${rps[$name,16]}" "${p50[$name,16]}" "${p99[$name,16]}"
+done
+echo "wisp/hyper rps:          c=1 $(ratio "${rps[wisp,1]}" "${rps[hyper,1]}")  c=16 $(ratio "${rps[wisp,16]}" "${rps[hyper,16]}")"
+if [ "$wasmtime_state" = present ]; then
+    echo "wisp/wasmtime-serve rps: c=1 $(ratio "${rps[wisp,1]}" "${rps[wasmtime,1]}")  c=16 $(ratio "${rps[wisp,16]}" "${rps[wasmtime,16]}")"
+    wasmtime_rps="${rps[wasmtime,16]}"
+else
+    echo "wisp/wasmtime-serve rps: absent (wasmtime 48.x not installed)"
+    wasmtime_rps=absent
+fi
+echo "cold start, first byte:  after deploy ${cold_deploy} ms (samples: ${deploy_samples[*]})"
+echo "                         after restart ${cold_restart} ms (samples: ${restart_samples[*]})"
+echo "RESULT wisp_rps=${rps[wisp,16]} hyper_rps=${rps[hyper,16]} wasmtime_serve_rps=${wasmtime_rps} cold_restart_ms=${cold_restart}"
