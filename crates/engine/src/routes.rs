@@ -180,7 +180,7 @@ mod tests {
         }))
     }
 
-    fn found<'a>(table: &'a RouteTable, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
+    fn found(table: &RouteTable, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
         match table.lookup(method, path) {
             Lookup::Found { target, params } => Some((target.function.record.name.to_string(), params)),
             _ => None,

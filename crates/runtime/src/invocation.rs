@@ -15,6 +15,10 @@ pub struct Invocation {
 }
 
 /// What a function is given.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once per invocation; boxing would add an allocation on the hot path"
+)]
 pub enum Input {
     /// For `http` functions: the request, its body streaming.
     Http(http::Request<Body>),
