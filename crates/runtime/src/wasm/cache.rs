@@ -135,3 +135,76 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        Engine::default()
+    }
+
+    fn event_kit() -> Vec<u8> {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/event-kit.wasm"))
+            .unwrap()
+    }
+
+    #[test]
+    fn round_trips_a_compiled_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let cache = ArtifactCache::open(dir.path(), &engine).unwrap();
+        let hash = "ab12";
+        assert!(cache.load(&engine, hash).is_none(), "empty cache");
+        let bytes = engine.precompile_module(&event_kit()).unwrap();
+        cache.save(hash, &bytes).unwrap();
+        assert!(matches!(cache.load(&engine, hash), Some(Artifact::Module(_))));
+    }
+
+    #[test]
+    fn refuses_corrupt_and_foreign_artifacts_and_removes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let cache = ArtifactCache::open(dir.path(), &engine).unwrap();
+        let bytes = engine.precompile_module(&event_kit()).unwrap();
+
+        // Corrupt: the bytes no longer match their checksum.
+        cache.save("01", &bytes).unwrap();
+        let mut corrupt = bytes.clone();
+        corrupt[bytes.len() / 2] ^= 0xff;
+        std::fs::write(cache.artifact_path("01"), &corrupt).unwrap();
+        assert!(cache.load(&engine, "01").is_none());
+        assert!(
+            !cache.artifact_path("01").exists(),
+            "a corrupt artifact is removed"
+        );
+
+        // Foreign: checksummed, but not something this engine produced.
+        cache.save("02", b"\x7fELF not really").unwrap();
+        assert!(cache.load(&engine, "02").is_none());
+        assert!(!cache.artifact_path("02").exists());
+
+        // An artifact without its checksum (a crash between the two writes) is not trusted.
+        std::fs::write(cache.artifact_path("03"), &bytes).unwrap();
+        assert!(cache.load(&engine, "03").is_none());
+    }
+
+    #[test]
+    fn engines_with_other_settings_use_other_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let other = Engine::new(&config).unwrap();
+        let a = ArtifactCache::open(dir.path(), &engine()).unwrap();
+        let b = ArtifactCache::open(dir.path(), &other).unwrap();
+        assert_ne!(a.dir(), b.dir());
+    }
+
+    #[test]
+    fn hashes_cannot_name_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path(), &engine()).unwrap();
+        assert!(cache.save("../escape", b"x").is_err());
+        assert!(cache.load(&engine(), "../escape").is_none());
+    }
+}
