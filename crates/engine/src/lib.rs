@@ -185,7 +185,14 @@ impl Engine {
             code_hash,
             config,
         };
-        let function = self.runtime.compile(spec, code.clone()).await?;
+        // Only the app changed: the loaded code serves on, nothing to compile.
+        let loaded = current
+            .filter(|c| c.record.version.id == version_id)
+            .and_then(|c| c.loaded().cloned());
+        let function = match loaded {
+            Some(function) => function,
+            None => self.runtime.compile(spec, code.clone()).await?,
+        };
         let outcome = self
             .store
             .deploy(&namespace, &name, app.as_deref(), &version, &code)

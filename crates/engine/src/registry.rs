@@ -30,6 +30,11 @@ impl Deployed {
         }
     }
 
+    /// The loaded code, if it is loaded.
+    pub(crate) fn loaded(&self) -> Option<&Arc<dyn Function>> {
+        self.loaded.get()
+    }
+
     /// Whether the code is loaded (the function is warm).
     pub fn is_loaded(&self) -> bool {
         self.loaded.initialized()

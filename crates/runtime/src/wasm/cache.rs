@@ -3,12 +3,20 @@
 //! Artifacts are wasmtime's precompiled form (`.cwasm`), keyed by the code's hash
 //! under a directory named for the engine's compatibility hash, so an artifact built
 //! by another wasmtime version or engine configuration is never even looked at.
-//! Each artifact has a SHA-256 sidecar written after it; an artifact whose checksum
+//! Each artifact has a CRC-32 sidecar written after it; an artifact whose checksum
 //! does not match (truncated, corrupt, half-written) is removed and recompiled rather
 //! than handed to `deserialize`, which must only ever see bytes this engine produced.
+//!
+//! # Design
+//!
+//! Loading is on the cold-start path, so it avoids copies: the file is memory-mapped
+//! to check its checksum (CRC-32 runs at several GB/s; it guards against accidents —
+//! whoever can write the data directory can also rewrite a checksum, so a
+//! cryptographic hash would buy nothing), then `deserialize_file` maps it again
+//! (sharing the page cache) instead of copying it into fresh memory.
 
 use super::Artifact;
-use sha2::{Digest, Sha256};
+use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -44,14 +52,14 @@ impl ArtifactCache {
     }
 
     fn checksum_path(&self, code_hash: &str) -> PathBuf {
-        self.dir.join(format!("{code_hash}.sha256"))
+        self.dir.join(format!("{code_hash}.crc32"))
     }
 
     /// Saves an artifact atomically: artifact first, then its checksum.
     pub fn save(&self, code_hash: &str, bytes: &[u8]) -> io::Result<()> {
         check_hash(code_hash)?;
         write_atomically(&self.artifact_path(code_hash), bytes)?;
-        let sum = hex::encode(Sha256::digest(bytes));
+        let sum = format!("{:08x}", crc32fast::hash(bytes));
         write_atomically(&self.checksum_path(code_hash), sum.as_bytes())
     }
 
@@ -61,24 +69,17 @@ impl ArtifactCache {
         check_hash(code_hash).ok()?;
         let path = self.artifact_path(code_hash);
         let expected = std::fs::read_to_string(self.checksum_path(code_hash)).ok()?;
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
+        let kind = match checked_kind(&path, expected.trim()) {
+            Ok(kind) => kind,
             Err(e) => {
-                tracing::warn!(path = %path.display(), "cannot read cached artifact: {e}");
+                tracing::warn!(path = %path.display(), "cached artifact {e}; recompiling");
+                self.remove(code_hash);
                 return None;
             }
         };
-        if hex::encode(Sha256::digest(&bytes)) != expected.trim() {
-            tracing::warn!(path = %path.display(), "cached artifact fails its checksum; recompiling");
-            self.remove(code_hash);
-            return None;
-        }
-        let loaded = match Engine::detect_precompiled(&bytes) {
-            Some(Precompiled::Component) => self
-                .deserialize_component(engine, &bytes)
-                .map(Artifact::Component),
-            Some(Precompiled::Module) => self.deserialize_module(engine, &bytes).map(Artifact::Module),
-            None => Err(wasmtime::Error::msg("not a precompiled artifact")),
+        let loaded = match kind {
+            Precompiled::Component => self.deserialize_component_file(engine, &path).map(Artifact::Component),
+            Precompiled::Module => self.deserialize_module_file(engine, &path).map(Artifact::Module),
         };
         match loaded {
             Ok(artifact) => Some(artifact),
@@ -95,34 +96,50 @@ impl ArtifactCache {
         let _ = std::fs::remove_file(self.artifact_path(code_hash));
     }
 
-    /// Deserializes bytes this engine produced (freshly, or from a checksummed file).
-    #[expect(
-        unsafe_code,
-        reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine produced, checksummed on disk"
-    )]
+    /// Deserializes bytes this engine has just produced.
+    #[expect(unsafe_code, reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine just produced")]
     pub(crate) fn deserialize_component(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
         // SAFETY: see the `expect` reason above.
         unsafe { Component::deserialize(engine, bytes) }
     }
 
-    /// Deserializes bytes this engine produced (freshly, or from a checksummed file).
-    #[expect(
-        unsafe_code,
-        reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine produced, checksummed on disk"
-    )]
+    /// Deserializes bytes this engine has just produced.
+    #[expect(unsafe_code, reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine just produced")]
     pub(crate) fn deserialize_module(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
         // SAFETY: see the `expect` reason above.
         unsafe { Module::deserialize(engine, bytes) }
     }
+
+    #[expect(unsafe_code, reason = "the file was written by `save` from this engine's output (the directory is keyed by the engine's compatibility hash) and has just passed its checksum; files are replaced only by atomic rename, never modified in place")]
+    fn deserialize_component_file(&self, engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+        // SAFETY: see the `expect` reason above.
+        unsafe { Component::deserialize_file(engine, path) }
+    }
+
+    #[expect(unsafe_code, reason = "the file was written by `save` from this engine's output (the directory is keyed by the engine's compatibility hash) and has just passed its checksum; files are replaced only by atomic rename, never modified in place")]
+    fn deserialize_module_file(&self, engine: &Engine, path: &Path) -> wasmtime::Result<Module> {
+        // SAFETY: see the `expect` reason above.
+        unsafe { Module::deserialize_file(engine, path) }
+    }
+}
+
+/// Checks an artifact file against its checksum without copying it, and tells
+/// whether it holds a component or a module.
+#[expect(unsafe_code, reason = "memory-maps a cache file read-only; cache files are replaced only by atomic rename, never truncated or written in place, so the mapping stays valid")]
+fn checked_kind(path: &Path, expected: &str) -> Result<Precompiled, String> {
+    let file = File::open(path).map_err(|e| format!("cannot be opened: {e}"))?;
+    // SAFETY: see the `expect` reason above.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot be mapped: {e}"))?;
+    if format!("{:08x}", crc32fast::hash(&map)) != expected {
+        return Err("fails its checksum".into());
+    }
+    Engine::detect_precompiled(&map).ok_or_else(|| "is not a precompiled artifact".to_string())
 }
 
 /// Code hashes name files: accept only hex so no hash can name a path elsewhere.
 fn check_hash(code_hash: &str) -> io::Result<()> {
     if code_hash.is_empty() || code_hash.len() > 128 || !code_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid code hash `{code_hash}`"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid code hash `{code_hash}`")));
     }
     Ok(())
 }
