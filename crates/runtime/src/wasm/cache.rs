@@ -78,7 +78,9 @@ impl ArtifactCache {
             }
         };
         let loaded = match kind {
-            Precompiled::Component => self.deserialize_component_file(engine, &path).map(Artifact::Component),
+            Precompiled::Component => self
+                .deserialize_component_file(engine, &path)
+                .map(Artifact::Component),
             Precompiled::Module => self.deserialize_module_file(engine, &path).map(Artifact::Module),
         };
         match loaded {
@@ -97,26 +99,38 @@ impl ArtifactCache {
     }
 
     /// Deserializes bytes this engine has just produced.
-    #[expect(unsafe_code, reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine just produced")]
+    #[expect(
+        unsafe_code,
+        reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine just produced"
+    )]
     pub(crate) fn deserialize_component(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
         // SAFETY: see the `expect` reason above.
         unsafe { Component::deserialize(engine, bytes) }
     }
 
     /// Deserializes bytes this engine has just produced.
-    #[expect(unsafe_code, reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine just produced")]
+    #[expect(
+        unsafe_code,
+        reason = "wasmtime requires the bytes to come from `Engine::precompile_*` of a compatible engine: callers pass only bytes this engine just produced"
+    )]
     pub(crate) fn deserialize_module(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
         // SAFETY: see the `expect` reason above.
         unsafe { Module::deserialize(engine, bytes) }
     }
 
-    #[expect(unsafe_code, reason = "the file was written by `save` from this engine's output (the directory is keyed by the engine's compatibility hash) and has just passed its checksum; files are replaced only by atomic rename, never modified in place")]
+    #[expect(
+        unsafe_code,
+        reason = "the file was written by `save` from this engine's output (the directory is keyed by the engine's compatibility hash) and has just passed its checksum; files are replaced only by atomic rename, never modified in place"
+    )]
     fn deserialize_component_file(&self, engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
         // SAFETY: see the `expect` reason above.
         unsafe { Component::deserialize_file(engine, path) }
     }
 
-    #[expect(unsafe_code, reason = "the file was written by `save` from this engine's output (the directory is keyed by the engine's compatibility hash) and has just passed its checksum; files are replaced only by atomic rename, never modified in place")]
+    #[expect(
+        unsafe_code,
+        reason = "the file was written by `save` from this engine's output (the directory is keyed by the engine's compatibility hash) and has just passed its checksum; files are replaced only by atomic rename, never modified in place"
+    )]
     fn deserialize_module_file(&self, engine: &Engine, path: &Path) -> wasmtime::Result<Module> {
         // SAFETY: see the `expect` reason above.
         unsafe { Module::deserialize_file(engine, path) }
@@ -125,7 +139,10 @@ impl ArtifactCache {
 
 /// Checks an artifact file against its checksum without copying it, and tells
 /// whether it holds a component or a module.
-#[expect(unsafe_code, reason = "memory-maps a cache file read-only; cache files are replaced only by atomic rename, never truncated or written in place, so the mapping stays valid")]
+#[expect(
+    unsafe_code,
+    reason = "memory-maps a cache file read-only; cache files are replaced only by atomic rename, never truncated or written in place, so the mapping stays valid"
+)]
 fn checked_kind(path: &Path, expected: &str) -> Result<Precompiled, String> {
     let file = File::open(path).map_err(|e| format!("cannot be opened: {e}"))?;
     // SAFETY: see the `expect` reason above.
@@ -139,7 +156,10 @@ fn checked_kind(path: &Path, expected: &str) -> Result<Precompiled, String> {
 /// Code hashes name files: accept only hex so no hash can name a path elsewhere.
 fn check_hash(code_hash: &str) -> io::Result<()> {
     if code_hash.is_empty() || code_hash.len() > 128 || !code_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid code hash `{code_hash}`")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid code hash `{code_hash}`"),
+        ));
     }
     Ok(())
 }
