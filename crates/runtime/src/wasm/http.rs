@@ -8,13 +8,16 @@
 use super::Inner;
 use super::capture::Capture;
 use super::failure::{RunEnd, classify};
+use super::guest_body::{GuestBody, GuestRun};
 use super::limits::{MemoryLimiter, set_deadline};
 use super::state::{ComponentState, wasi_builder};
 use crate::body::{BodyTooLarge, BoxError};
 use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output};
 use async_trait::async_trait;
 use http_body_util::BodyExt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::Component;
@@ -110,9 +113,8 @@ impl crate::Function for HttpFunction {
         let pre = self.pre.clone();
         let (memory_mb, timeout) = (self.memory_mb, self.timeout);
         let on_finish = invocation.on_finish;
-        // The guest runs in its own task so it can keep writing the response body
-        // after the head has been handed back.
-        let task = tokio::spawn(async move {
+        let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel();
+        let run = async move {
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -139,24 +141,51 @@ impl crate::Function for HttpFunction {
                     error: error.as_ref().map(InvokeError::code),
                 });
             }
-            error
-        });
+            let _ = ended_tx.send(error);
+        };
+        let mut guest: GuestRun = Box::pin(run);
 
-        match receiver.await {
+        // Drive the guest on this task until it sets the response head (or ends);
+        // after that it travels inside the response body (see `guest_body`).
+        let mut receiver = receiver;
+        let head = std::future::poll_fn(|cx| {
+            if let Poll::Ready(head) = Pin::new(&mut receiver).poll(cx) {
+                return Poll::Ready(Some(head));
+            }
+            guest.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        let (head, guest) = match head {
+            Some(head) => (head.map_err(|_| ()), Some(guest)),
+            // The guest ended; it may still have set the response on its way out.
+            None => (receiver.try_recv().map_err(|_| ()), None),
+        };
+        match head {
             Ok(Ok(response)) => Ok(Output::Http(
-                response.map(|body| body.map_err(BoxError::from).boxed_unsync()),
+                response.map(|body| GuestBody::new(body, guest).boxed_unsync()),
             )),
-            Ok(Err(code)) => Err(InvokeError::Function(format!(
-                "the function answered with an error: {code:?}"
-            ))),
-            // The guest ended without setting a response: its task says why.
-            Err(_) => match task.await {
-                Ok(Some(error)) => Err(error),
-                Ok(None) => Err(InvokeError::InvalidResponse(
-                    "the function returned without setting a response".into(),
-                )),
-                Err(join) => Err(InvokeError::Internal(format!("guest task failed: {join}"))),
-            },
+            Ok(Err(code)) => {
+                // Let the guest run to its end (and its logs be recorded).
+                if let Some(guest) = guest {
+                    tokio::spawn(guest);
+                }
+                Err(InvokeError::Function(format!(
+                    "the function answered with an error: {code:?}"
+                )))
+            }
+            // No response will come: the guest's end says why.
+            Err(()) => {
+                if let Some(guest) = guest {
+                    guest.await;
+                }
+                match ended_rx.try_recv() {
+                    Ok(Some(error)) => Err(error),
+                    Ok(None) => Err(InvokeError::InvalidResponse(
+                        "the function returned without setting a response".into(),
+                    )),
+                    Err(_) => Err(InvokeError::Internal("the guest ended without a result".into())),
+                }
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod cache;
 mod capture;
 mod event;
 mod failure;
+mod guest_body;
 mod http;
 mod limits;
 mod state;
