@@ -52,7 +52,8 @@ pub fn init_logging() {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let node = Node::start(args.node_config()).await?;
+    let shutdown = shutdown_signal();
     eprintln!("Serving HTTP on http://{}/", node.addr());
-    node.serve(shutdown_signal()).await?;
+    node.serve(shutdown).await?;
     Ok(())
 }

@@ -24,9 +24,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let node = Node::start(args.serve.node_config()).await?;
     let addr = node.addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = shutdown_signal();
     let server = tokio::spawn(node.serve(async move {
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = signal => {}
             _ = stopped => {}
         }
     }));

@@ -8,7 +8,7 @@
 use super::Inner;
 use super::capture::Capture;
 use super::failure::{RunEnd, classify};
-use super::guest_body::{GuestBody, GuestRun};
+use super::guest_body::{Guest, GuestBody};
 use super::limits::{MemoryLimiter, set_deadline};
 use super::state::{ComponentState, wasi_builder};
 use crate::body::{BodyTooLarge, BoxError};
@@ -143,41 +143,32 @@ impl crate::Function for HttpFunction {
             }
             let _ = ended_tx.send(error);
         };
-        let mut guest: GuestRun = Box::pin(run);
+        let mut guest = Guest::new(Box::pin(run));
 
         // Drive the guest on this task until it sets the response head (or ends);
         // after that it travels inside the response body (see `guest_body`).
         let mut receiver = receiver;
         let head = std::future::poll_fn(|cx| {
             if let Poll::Ready(head) = Pin::new(&mut receiver).poll(cx) {
-                return Poll::Ready(Some(head));
+                return Poll::Ready(head.map_err(|_| ()));
             }
-            guest.as_mut().poll(cx).map(|()| None)
+            match guest.poll(cx) {
+                // The guest ended; it may have set the response on its way out.
+                Poll::Ready(()) => Poll::Ready(receiver.try_recv().map_err(|_| ())),
+                Poll::Pending => Poll::Pending,
+            }
         })
         .await;
-        let (head, guest) = match head {
-            Some(head) => (head.map_err(|_| ()), Some(guest)),
-            // The guest ended; it may still have set the response on its way out.
-            None => (receiver.try_recv().map_err(|_| ()), None),
-        };
         match head {
             Ok(Ok(response)) => Ok(Output::Http(
                 response.map(|body| GuestBody::new(body, guest).boxed_unsync()),
             )),
-            Ok(Err(code)) => {
-                // Let the guest run to its end (and its logs be recorded).
-                if let Some(guest) = guest {
-                    tokio::spawn(guest);
-                }
-                Err(InvokeError::Function(format!(
-                    "the function answered with an error: {code:?}"
-                )))
-            }
+            Ok(Err(code)) => Err(InvokeError::Function(format!(
+                "the function answered with an error: {code:?}"
+            ))),
             // No response will come: the guest's end says why.
             Err(()) => {
-                if let Some(guest) = guest {
-                    guest.await;
-                }
+                std::future::poll_fn(|cx| guest.poll(cx)).await;
                 match ended_rx.try_recv() {
                     Ok(Some(error)) => Err(error),
                     Ok(None) => Err(InvokeError::InvalidResponse(
