@@ -132,6 +132,7 @@ kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 restart_samples=()
 for i in $(seq 1 "$restarts"); do
+    sleep 1   # let the previous process's exit (unmapping its instance pool) settle
     start restart "$wisp" serve --listen "127.0.0.1:$port" --data-dir "$data"
     restart_samples+=("$(ttfb_ms "http://$addr/hello")")
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
