@@ -30,11 +30,8 @@ async fn up_serves_the_example_app() {
         r.text().await.unwrap().trim_end(),
         r#"{"message":"Greetings, Bob!"}"#
     );
-    assert!(
-        server.stdout().contains("created    hello"),
-        "{}",
-        server.stdout()
-    );
+    let stdout = server.stdout_containing("created    hello");
+    assert!(stdout.contains("created    hello"), "{stdout}");
 }
 
 #[tokio::test]

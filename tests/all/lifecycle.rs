@@ -47,7 +47,8 @@ async fn after_a_restart_functions_serve_again_without_recompiling() {
     assert_eq!(r.text().await.unwrap(), "Hello, world!\n");
     let r = c.get(server.at("/ev?action=hello")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), r#"{"message":"Hello, world!"}"#);
-    let log = server.stderr();
+    server.stderr_containing("loaded `kit` from the artifact cache");
+    let log = server.stderr_containing("loaded `ev` from the artifact cache");
     assert!(log.contains("loaded `kit` from the artifact cache"), "{log}");
     assert!(log.contains("loaded `ev` from the artifact cache"), "{log}");
     assert!(!log.contains("compiled `"), "{log}");
@@ -81,7 +82,7 @@ async fn a_corrupt_artifact_is_recompiled_not_trusted() {
     let server = TestServer::serve_in(bin(), &dir);
     let r = c.get(server.at("/kit/hello")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "Hello, world!\n");
-    let log = server.stderr();
+    let log = server.stderr_containing("compiled `kit`");
     assert!(log.contains("fails its checksum"), "{log}");
     assert!(log.contains("compiled `kit`"), "{log}");
     assert_ne!(

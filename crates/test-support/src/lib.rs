@@ -147,6 +147,18 @@ impl TestServer {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits (up to 10 s) until the server's stderr contains `needle`, and returns the
+    /// stderr either way. The server's output is read by a thread, so a line it logged
+    /// before answering a request may arrive here a moment after the answer.
+    pub fn stderr_containing(&self, needle: &str) -> String {
+        wait_for(|| self.stderr(), needle)
+    }
+
+    /// Like [`TestServer::stderr_containing`], for stdout.
+    pub fn stdout_containing(&self, needle: &str) -> String {
+        wait_for(|| self.stdout(), needle)
+    }
+
     /// What the server wrote to stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
@@ -189,6 +201,17 @@ impl TestServer {
         let mut command = Command::new(bin);
         command.env("WISP_SERVER", &self.url).stdin(Stdio::null());
         command
+    }
+}
+
+fn wait_for(read: impl Fn() -> String, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let text = read();
+        if text.contains(needle) || started.elapsed() > Duration::from_secs(10) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
