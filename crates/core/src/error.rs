@@ -59,7 +59,6 @@ error_codes! {
     OutOfMemory => ("out_of_memory", 502, "The function ran out of memory"),
     ResponseTooLarge => ("response_too_large", 502, "The function's response is too large"),
     Timeout => ("timeout", 504, "The function timed out"),
-    ShuttingDown => ("shutting_down", 503, "The server is shutting down"),
     Internal => ("internal", 500, "Internal server error"),
 }
 
