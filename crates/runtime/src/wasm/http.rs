@@ -96,7 +96,7 @@ impl crate::Function for HttpFunction {
         store.limiter(|s| &mut s.limiter);
         set_deadline(&mut store, deadline);
 
-        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let request = request.map(|body| body.map_err(to_wasi_error));
         let internal = |e: wasmtime::Error| InvokeError::Internal(format!("{e:#}"));
         let guest_request = store
@@ -147,7 +147,6 @@ impl crate::Function for HttpFunction {
 
         // Drive the guest on this task until it sets the response head (or ends);
         // after that it travels inside the response body (see `guest_body`).
-        let mut receiver = receiver;
         let head = std::future::poll_fn(|cx| {
             if let Poll::Ready(head) = Pin::new(&mut receiver).poll(cx) {
                 return Poll::Ready(head.map_err(|_| ()));
