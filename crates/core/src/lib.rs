@@ -14,4 +14,4 @@ pub use error::ErrorCode;
 pub use limits::Limits;
 pub use name::{FunctionName, NameError, Namespace};
 pub use route::{RESERVED_PREFIXES, Route, RouteError, RoutePattern};
-pub use spec::{ConfigError, ConfigField, FunctionConfig, Kind, VersionId};
+pub use spec::{ConfigError, ConfigField, FunctionConfig, FunctionRuntime, Kind, VersionId};

@@ -32,12 +32,78 @@ impl fmt::Display for Kind {
     }
 }
 
+/// What runs a function's code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FunctionRuntime {
+    /// WebAssembly under wasmtime: a `.wasm` component or module.
+    #[default]
+    Wasm,
+    /// A native process speaking the AWS Lambda Runtime API: a zip whose root holds an
+    /// executable `bootstrap`.
+    Process,
+    /// Python, through Wisp's own bootstrap: a zip holding the handler's module.
+    Python,
+    /// Node.js, through Wisp's own bootstrap: a zip holding the handler's module.
+    Node,
+}
+
+impl FunctionRuntime {
+    pub const ALL: [FunctionRuntime; 4] = [
+        FunctionRuntime::Wasm,
+        FunctionRuntime::Process,
+        FunctionRuntime::Python,
+        FunctionRuntime::Node,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionRuntime::Wasm => "wasm",
+            FunctionRuntime::Process => "process",
+            FunctionRuntime::Python => "python",
+            FunctionRuntime::Node => "node",
+        }
+    }
+
+    /// Parses the name used in manifests and the API.
+    pub fn parse(text: &str) -> Option<FunctionRuntime> {
+        FunctionRuntime::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// Whether the code runs as a native process (Lambda's Runtime API).
+    pub fn is_process(self) -> bool {
+        self != FunctionRuntime::Wasm
+    }
+
+    /// Whether the runtime needs a `handler` (`module.function`).
+    pub fn needs_handler(self) -> bool {
+        matches!(self, FunctionRuntime::Python | FunctionRuntime::Node)
+    }
+
+    fn is_wasm(&self) -> bool {
+        *self == FunctionRuntime::Wasm
+    }
+}
+
+impl fmt::Display for FunctionRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything about a function except its code. Part of a version's identity:
 /// changing any field makes a new version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionConfig {
     pub kind: Kind,
+    /// Left out of the serialised form when it is `wasm`, so versions made before
+    /// runtimes existed keep their ids.
+    #[serde(default, skip_serializing_if = "FunctionRuntime::is_wasm")]
+    pub runtime: FunctionRuntime,
+    /// For process runtimes: the handler, as Lambda's `_HANDLER` (`app.handler`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u32,
     #[serde(default = "default_timeout", with = "duration_text")]
@@ -70,6 +136,9 @@ pub struct ConfigError {
 /// Which part of a [`FunctionConfig`] a [`ConfigError`] is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigField {
+    Kind,
+    Runtime,
+    Handler,
     MemoryMb,
     Timeout,
     EnvKey(String),
@@ -81,6 +150,9 @@ pub enum ConfigField {
 impl fmt::Display for ConfigField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ConfigField::Kind => f.write_str("kind"),
+            ConfigField::Runtime => f.write_str("runtime"),
+            ConfigField::Handler => f.write_str("handler"),
             ConfigField::MemoryMb => f.write_str("memory_mb"),
             ConfigField::Timeout => f.write_str("timeout"),
             ConfigField::EnvKey(k) | ConfigField::EnvValue(k) => write!(f, "env.{k}"),
@@ -95,6 +167,8 @@ impl FunctionConfig {
     pub fn new(kind: Kind) -> FunctionConfig {
         FunctionConfig {
             kind,
+            runtime: FunctionRuntime::Wasm,
+            handler: None,
             memory_mb: default_memory_mb(),
             timeout: default_timeout(),
             env: BTreeMap::new(),
@@ -105,6 +179,7 @@ impl FunctionConfig {
     /// Checks every field against [`Limits`] and returns the canonical form
     /// (methods upper-cased and sorted), which is what versions are hashed from.
     pub fn validate(mut self) -> Result<FunctionConfig, ConfigError> {
+        self.validate_runtime()?;
         if !(Limits::MIN_MEMORY_MB..=Limits::MAX_MEMORY_MB).contains(&self.memory_mb) {
             return Err(ConfigError {
                 field: ConfigField::MemoryMb,
@@ -174,6 +249,99 @@ impl FunctionConfig {
         }
         Ok(self)
     }
+}
+
+impl FunctionConfig {
+    /// Process runtimes are Lambda's model: an event in, a result out.
+    fn validate_runtime(&self) -> Result<(), ConfigError> {
+        let fail = |field, message: String| {
+            Err(ConfigError {
+                field,
+                message,
+                route_error: None,
+            })
+        };
+        let runtime = self.runtime;
+        if runtime.is_process() && self.kind == Kind::Http {
+            return fail(
+                ConfigField::Kind,
+                format!(
+                    "runtime `{runtime}` runs event functions (Lambda's model): use kind `event`; \
+                     routes give it API Gateway v2.0 events"
+                ),
+            );
+        }
+        match (&self.handler, runtime) {
+            (None, r) if r.needs_handler() => fail(
+                ConfigField::Handler,
+                format!(
+                    "runtime `{runtime}` needs a handler such as `{}`",
+                    example_handler(runtime)
+                ),
+            ),
+            (Some(_), FunctionRuntime::Wasm) => fail(
+                ConfigField::Handler,
+                "`handler` is for the process, python and node runtimes; a wasm function has none"
+                    .to_string(),
+            ),
+            (Some(handler), r) if r.needs_handler() => match handler_problem(handler) {
+                Some(problem) => fail(
+                    ConfigField::Handler,
+                    format!(
+                        "invalid handler `{handler}`: {problem}; write it as `module.function`, like `{}`",
+                        example_handler(runtime)
+                    ),
+                ),
+                None => Ok(()),
+            },
+            (Some(handler), _) if handler.contains('\0') || handler.len() > 128 => fail(
+                ConfigField::Handler,
+                "the handler must be at most 128 bytes, without NUL".to_string(),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn example_handler(runtime: FunctionRuntime) -> &'static str {
+    match runtime {
+        FunctionRuntime::Node => "index.handler",
+        _ => "app.handler",
+    }
+}
+
+/// What is wrong with a `module.function` handler, if anything. The module may sit in
+/// a subdirectory (`src/app.handler`) but never outside the code.
+fn handler_problem(handler: &str) -> Option<&'static str> {
+    if handler.len() > 128 {
+        return Some("it is longer than 128 bytes");
+    }
+    let Some((module, function)) = handler.rsplit_once('.') else {
+        return Some("it has no `.` between the module and the function");
+    };
+    let ident = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    };
+    if !ident(function) {
+        return Some("the function name is not an identifier");
+    }
+    if module.is_empty() || module.starts_with('/') {
+        return Some("the module is missing or absolute");
+    }
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if !module.split('/').all(segment_ok) {
+        return Some("the module path must be letters, digits, `_`, `-`, `.` and `/`, without `..`");
+    }
+    None
 }
 
 /// The identity of an immutable version: a hex SHA-256 over the code and the
@@ -258,6 +426,71 @@ mod tests {
             c.clone().validate().unwrap_err().field,
             ConfigField::EnvKey(_)
         ));
+    }
+
+    #[test]
+    fn wasm_stays_out_of_the_serialised_form() {
+        let json = serde_json::to_value(FunctionConfig::new(Kind::Http)).unwrap();
+        assert!(
+            json.get("runtime").is_none() && json.get("handler").is_none(),
+            "{json}"
+        );
+        let c: FunctionConfig =
+            serde_json::from_str(r#"{"kind":"event","runtime":"python","handler":"app.handler"}"#).unwrap();
+        assert_eq!(c.runtime, FunctionRuntime::Python);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["runtime"], "python");
+        let err = serde_json::from_str::<FunctionConfig>(r#"{"kind":"event","runtime":"java"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `java`"), "{err}");
+    }
+
+    #[test]
+    fn process_runtimes_are_checked() {
+        let config = |runtime, handler: Option<&str>| FunctionConfig {
+            runtime,
+            handler: handler.map(str::to_string),
+            ..FunctionConfig::new(Kind::Event)
+        };
+        for ok in [
+            "app.handler",
+            "src/app.handler",
+            "pkg.mod.handler",
+            "index.$handler",
+        ] {
+            config(FunctionRuntime::Python, Some(ok)).validate().unwrap();
+        }
+        config(FunctionRuntime::Process, None).validate().unwrap();
+        config(FunctionRuntime::Process, Some("anything goes"))
+            .validate()
+            .unwrap();
+        let field = |c: FunctionConfig| c.validate().unwrap_err();
+        let e = field(config(FunctionRuntime::Node, None));
+        assert_eq!(e.field, ConfigField::Handler);
+        assert!(e.message.contains("`index.handler`"), "{}", e.message);
+        for bad in [
+            "handler",
+            "app.",
+            ".handler",
+            "../app.handler",
+            "/abs.handler",
+            "a b.handler",
+            "app.9x",
+        ] {
+            let e = field(config(FunctionRuntime::Python, Some(bad)));
+            assert_eq!(e.field, ConfigField::Handler, "{bad}");
+            assert!(
+                e.message.starts_with(&format!("invalid handler `{bad}`")),
+                "{}",
+                e.message
+            );
+        }
+        let e = field(config(FunctionRuntime::Wasm, Some("app.handler")));
+        assert_eq!(e.field, ConfigField::Handler);
+        let mut http = config(FunctionRuntime::Python, Some("app.handler"));
+        http.kind = Kind::Http;
+        let e = field(http);
+        assert_eq!(e.field, ConfigField::Kind);
+        assert!(e.message.contains("use kind `event`"), "{}", e.message);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `wisp.toml`: the declarative manifest of an app — its name and its functions,
-//! each with a `.wasm` source, a kind, limits, environment and HTTP routes.
+//! each with its source (a `.wasm` file, or for native runtimes a directory or `.zip`),
+//! a kind, a runtime, limits, environment and HTTP routes.
 //!
 //! [`load`] reads a manifest from disk, [`parse`] reads one from text; both return
 //! a [`Manifest`] whose functions carry a [`FunctionConfig`] already checked by
@@ -41,7 +42,8 @@ pub struct Manifest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FunctionManifest {
     pub name: FunctionName,
-    /// The `.wasm` file, resolved against [`Manifest::dir`]; not checked to exist.
+    /// The `.wasm` file, or for process runtimes a directory or `.zip`, resolved
+    /// against [`Manifest::dir`]; not checked to exist.
     pub source: PathBuf,
     /// The configuration, validated and canonical (methods upper-cased and sorted).
     pub config: FunctionConfig,

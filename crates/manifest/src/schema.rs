@@ -33,7 +33,10 @@ pub(crate) struct RawApp {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFunction {
     pub source: Spanned<String>,
-    pub kind: Spanned<String>,
+    /// Required for wasm functions; process runtimes default to `event`.
+    pub kind: Option<Spanned<String>>,
+    pub runtime: Option<Spanned<String>>,
+    pub handler: Option<Spanned<String>>,
     /// Wider than core's `u32` (and than TOML's i64, which toml reads beyond) so a
     /// negative or huge value gets core's range message, not serde's.
     pub memory_mb: Option<Spanned<i128>>,

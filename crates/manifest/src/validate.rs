@@ -16,7 +16,8 @@ use toml::Spanned;
 use wisp_core::route::normalize_methods;
 use wisp_core::spec::duration_text;
 use wisp_core::{
-    ConfigError, ConfigField, FunctionConfig, FunctionName, Kind, Limits, NameError, Route, RoutePattern,
+    ConfigError, ConfigField, FunctionConfig, FunctionName, FunctionRuntime, Kind, Limits, NameError, Route,
+    RoutePattern,
 };
 
 /// Builds errors located in one file.
@@ -76,8 +77,8 @@ pub(crate) fn manifest(raw: RawManifest, text: &str, file: &Path) -> Result<Mani
             .map_err(|e| at.err(key.span(), ErrorKind::Invalid, e.to_string()))?;
         let header = raw.span();
         let raw = raw.into_inner();
-        let source = check_source(&at, &name, &raw.source)?;
-        let config = function_config(&at, &name, &raw, header)?;
+        let config = function_config(&at, &name, &raw, header.clone())?;
+        let source = check_source(&at, &name, &raw.source, config.runtime)?;
         // `config.routes` are `raw.routes` in the same order, checked and canonical.
         for (route, item) in config.routes.iter().zip(&raw.routes) {
             let Ok((pattern, methods)) = route.validate() else {
@@ -142,20 +143,25 @@ fn app_name_error(e: NameError) -> String {
     .to_string()
 }
 
-/// `source` must be a path (not a URL) to a `.wasm` file; whether it exists is
-/// for the deploy command to find out.
+/// `source` must be a path (not a URL): to a `.wasm` file for wasm functions, to a
+/// directory or a `.zip` for process runtimes. Whether it exists is for the deploy
+/// command to find out.
 fn check_source<'a>(
     at: &At<'_>,
     function: &FunctionName,
     source: &'a Spanned<String>,
+    runtime: FunctionRuntime,
 ) -> Result<&'a str, ManifestError> {
     let text = source.get_ref().as_str();
+    let extension = Path::new(text).extension();
     let problem = if text.contains("://") {
-        Some("URLs are not supported; give the path of a `.wasm` file")
+        Some("URLs are not supported; give a path")
     } else if text.contains('\0') {
         Some("it contains a NUL byte")
-    } else if Path::new(text).extension().is_none_or(|e| e != "wasm") {
-        Some("give the path of a `.wasm` file")
+    } else if runtime == FunctionRuntime::Wasm && extension.is_none_or(|e| e != "wasm") {
+        Some("give the path of a `.wasm` file (or set `runtime` for native code)")
+    } else if runtime.is_process() && extension.is_some_and(|e| e == "wasm") {
+        Some("runtime `process`, `python` and `node` take a directory or a `.zip`, not a `.wasm` file")
     } else {
         None
     };
@@ -178,18 +184,43 @@ fn function_config(
     raw: &RawFunction,
     header: Range<usize>,
 ) -> Result<FunctionConfig, ManifestError> {
-    let kind = match raw.kind.get_ref().as_str() {
-        "http" => Kind::Http,
-        "event" => Kind::Event,
-        other => {
+    let runtime = match &raw.runtime {
+        None => FunctionRuntime::Wasm,
+        Some(runtime) => FunctionRuntime::parse(runtime.get_ref()).ok_or_else(|| {
+            at.err(
+                runtime.span(),
+                ErrorKind::Invalid,
+                format!(
+                    "invalid runtime `{}` in function `{name}`: use `wasm`, `process`, `python` or `node`",
+                    runtime.get_ref()
+                ),
+            )
+        })?,
+    };
+    let kind = match raw.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
+        Some(("http", _)) => Kind::Http,
+        Some(("event", _)) => Kind::Event,
+        Some((other, span)) => {
             return Err(at.err(
-                raw.kind.span(),
+                span,
                 ErrorKind::Invalid,
                 format!("invalid kind `{other}` in function `{name}`: use `http` or `event`"),
             ));
         }
+        None if runtime.is_process() => Kind::Event,
+        None => {
+            return Err(at.err(
+                header,
+                ErrorKind::Schema,
+                format!(
+                    "missing key `kind` in function `{name}`: add `kind = \"http\"` or `kind = \"event\"`"
+                ),
+            ));
+        }
     };
     let mut config = FunctionConfig::new(kind);
+    config.runtime = runtime;
+    config.handler = raw.handler.as_ref().map(|h| h.get_ref().clone());
     if let Some(memory) = &raw.memory_mb {
         // Core's words for core's bound; a value that does not even fit a u32 is
         // out of the same range.
@@ -249,6 +280,9 @@ fn config_error(
     let route = |i: usize| raw.routes.get(i);
     let mut kind = ErrorKind::Invalid;
     let span = match &e.field {
+        ConfigField::Kind => raw.kind.as_ref().map(Spanned::span),
+        ConfigField::Runtime => raw.runtime.as_ref().map(Spanned::span),
+        ConfigField::Handler => raw.handler.as_ref().map(Spanned::span),
         ConfigField::MemoryMb => raw.memory_mb.as_ref().map(Spanned::span),
         ConfigField::Timeout => raw.timeout.as_ref().map(Spanned::span),
         ConfigField::EnvKey(k) => raw.env.keys().find(|key| key.get_ref() == k).map(Spanned::span),
