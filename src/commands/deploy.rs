@@ -8,7 +8,7 @@ use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use std::path::PathBuf;
-use wisp_manifest::Manifest;
+use wisp_manifest::{FunctionManifest, Manifest};
 
 /// Deploy the functions of an app (its wisp.toml) and say what changed.
 #[derive(Args, Debug)]
@@ -41,30 +41,19 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest) -> anyhow::Result<
     // Read every source first: a missing build fails before anything changes.
     let mut sources = Vec::with_capacity(manifest.functions.len());
     for function in &manifest.functions {
-        let code = std::fs::read(&function.source).map_err(|e| {
-            CliError::new(
-                Exit::Usage,
-                format!(
-                    "cannot read `{}`, the source of function `{}`: {e}",
-                    function.source.display(),
-                    function.name
-                ),
-            )
-            .hint("build the function first, or fix `source` in wisp.toml (paths are relative to it)")
-        })?;
-        sources.push(code);
+        sources.push(read_source(function)?);
     }
     let mut done: Vec<String> = Vec::new();
     for (function, code) in manifest.functions.iter().zip(sources) {
         let config = serde_json::to_vec(&function.config).context("cannot encode the configuration")?;
+        let (file_name, mime) = if function.config.runtime.is_process() {
+            ("code.zip", "application/zip")
+        } else {
+            ("code.wasm", "application/wasm")
+        };
         let form = Form::new()
             .part("config", Part::bytes(config).mime_str("application/json")?)
-            .part(
-                "code",
-                Part::bytes(code)
-                    .file_name("code.wasm")
-                    .mime_str("application/wasm")?,
-            )
+            .part("code", Part::bytes(code).file_name(file_name).mime_str(mime)?)
             .text("app", manifest.app.clone());
         let request = client
             .request(Method::PUT, &format!("/v1/functions/{}", function.name))
@@ -82,6 +71,30 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest) -> anyhow::Result<
     }
     report_strays(client, manifest).await;
     Ok(())
+}
+
+/// The code to upload for `function`: a `.wasm` file as it is; for process
+/// runtimes a `.zip` as it is, or a directory zipped (deterministically, so an
+/// unchanged directory deploys as `unchanged`).
+fn read_source(function: &FunctionManifest) -> anyhow::Result<Vec<u8>> {
+    let source = &function.source;
+    let fail = |e: String| -> anyhow::Error {
+        CliError::new(
+            Exit::Usage,
+            format!(
+                "cannot read `{}`, the source of function `{}`: {e}",
+                source.display(),
+                function.name
+            ),
+        )
+        .hint("build the function first, or fix `source` in wisp.toml (paths are relative to it)")
+        .into()
+    };
+    if function.config.runtime.is_process() && source.is_dir() {
+        return wisp_package::pack_dir(source, &wisp_package::UnpackLimits::default())
+            .map_err(|e| fail(e.to_string()));
+    }
+    std::fs::read(source).map_err(|e| fail(e.to_string()))
 }
 
 /// `created    hello   3fa2c1d9e0b1   /hello, GET /greet/:name`

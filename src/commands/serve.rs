@@ -4,6 +4,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use wisp_core::Limits;
+use wisp_runtime::process::UserChoice;
 use wisp_server::node::{Node, NodeConfig, shutdown_signal};
 
 /// Run a Wisp server.
@@ -23,6 +24,10 @@ pub struct ServeArgs {
     /// How long to wait for in-flight requests at shutdown.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub drain_timeout: Duration,
+    /// The user process functions run as: a name or uid. By default `nobody` when
+    /// Wisp runs as root, else Wisp's own user; `same` keeps Wisp's own user.
+    #[arg(long, env = "WISP_SANDBOX_USER", value_name = "USER")]
+    pub sandbox_user: Option<String>,
 }
 
 impl ServeArgs {
@@ -32,6 +37,11 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             drain_timeout: self.drain_timeout,
             limits: Limits::DEFAULT,
+            sandbox_user: match self.sandbox_user.as_deref() {
+                None | Some("") => UserChoice::Default,
+                Some("same") => UserChoice::Same,
+                Some(user) => UserChoice::Named(user.to_string()),
+            },
         }
     }
 }

@@ -11,4 +11,5 @@ mod event;
 mod gateway;
 mod lifecycle;
 mod limits;
+mod native;
 mod util;

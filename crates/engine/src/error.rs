@@ -1,7 +1,7 @@
 //! The engine's error: an API error code with a human detail.
 
 use wisp_core::ErrorCode;
-use wisp_runtime::{InvokeError, LoadError};
+use wisp_runtime::{ErrorReport, InvokeError, LoadError};
 use wisp_store::StoreError;
 
 /// An error the engine answers a caller with; the server renders it as
@@ -15,6 +15,8 @@ pub struct EngineError {
     pub invocation_id: Option<String>,
     /// For `method_not_allowed`: the methods the route does take.
     pub allow: Option<String>,
+    /// For process functions: the error in Lambda's shape (`errorType`, ...).
+    pub report: Option<Box<ErrorReport>>,
 }
 
 impl EngineError {
@@ -24,6 +26,7 @@ impl EngineError {
             detail: detail.into(),
             invocation_id: None,
             allow: None,
+            report: None,
         }
     }
 
@@ -45,7 +48,11 @@ impl From<InvokeError> for EngineError {
         if let InvokeError::Internal(_) | InvokeError::WrongInput(_) = e {
             tracing::error!("invocation failed inside Wisp: {e}");
         }
-        EngineError::new(e.code(), e.to_string())
+        let mut error = EngineError::new(e.code(), e.to_string());
+        if let InvokeError::Reported { report, .. } = e {
+            error.report = Some(Box::new(report));
+        }
+        error
     }
 }
 

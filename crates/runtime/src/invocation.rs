@@ -2,6 +2,7 @@
 
 use crate::body::Body;
 use bytes::Bytes;
+use serde::Serialize;
 use std::time::Duration;
 use wisp_core::ErrorCode;
 
@@ -51,6 +52,73 @@ pub struct Finished {
     pub duration: Duration,
     /// The error the invocation ended with, if any.
     pub error: Option<ErrorCode>,
+    /// For a cold start of a process function: how long its instance took to start
+    /// (spawn to the first `next`).
+    pub init: Option<Duration>,
+}
+
+/// A function error in Lambda's shape: what a process function's runtime posted to
+/// `/invocation/{id}/error` or `/init/error`, or what Wisp says happened to the
+/// instance (`Runtime.ExitError`, `Sandbox.Timedout`, `Runtime.OutOfMemory`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    #[serde(rename = "errorType")]
+    pub error_type: String,
+    #[serde(rename = "errorMessage")]
+    pub error_message: String,
+    #[serde(rename = "stackTrace", skip_serializing_if = "Vec::is_empty")]
+    pub stack_trace: Vec<String>,
+}
+
+impl ErrorReport {
+    pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> ErrorReport {
+        ErrorReport {
+            error_type: error_type.into(),
+            error_message: error_message.into(),
+            stack_trace: Vec::new(),
+        }
+    }
+
+    /// Reads what a runtime posted: `{"errorType", "errorMessage", "stackTrace"}`,
+    /// leniently (any JSON, or none). `header_type` is the
+    /// `Lambda-Runtime-Function-Error-Type` header, which wins when the body has no type.
+    pub fn from_posted(body: &[u8], header_type: Option<&str>) -> ErrorReport {
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let error_type = text("errorType")
+            .or_else(|| header_type.map(str::to_string))
+            .unwrap_or_else(|| "Unhandled".to_string());
+        let error_message = text("errorMessage").unwrap_or_else(|| {
+            if json.is_null() {
+                String::from_utf8_lossy(body).into_owned()
+            } else {
+                String::new()
+            }
+        });
+        let stack_trace = match json.get("stackTrace") {
+            Some(serde_json::Value::Array(lines)) => lines
+                .iter()
+                .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_string))
+                .collect(),
+            Some(serde_json::Value::String(s)) => s.lines().map(str::to_string).collect(),
+            _ => Vec::new(),
+        };
+        ErrorReport {
+            error_type,
+            error_message,
+            stack_trace,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.error_message.is_empty() {
+            f.write_str(&self.error_type)
+        } else {
+            write!(f, "{}: {}", self.error_type, self.error_message)
+        }
+    }
 }
 
 /// Why an invocation failed.
@@ -71,6 +139,9 @@ pub enum InvokeError {
     PayloadTooLarge(usize),
     #[error("the function's kind does not accept this input: {0}")]
     WrongInput(&'static str),
+    /// A process function's error, in Lambda's shape; `code` is how Wisp classes it.
+    #[error("{report}")]
+    Reported { code: ErrorCode, report: ErrorReport },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -84,6 +155,14 @@ fn humantime_ms(d: Duration) -> String {
 }
 
 impl InvokeError {
+    /// The Lambda-shaped error, for process functions.
+    pub fn report(&self) -> Option<&ErrorReport> {
+        match self {
+            InvokeError::Reported { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
     /// The API error code this failure is answered with.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -93,6 +172,7 @@ impl InvokeError {
             InvokeError::ResponseTooLarge(_) => ErrorCode::ResponseTooLarge,
             InvokeError::InvalidResponse(_) => ErrorCode::InvalidResponse,
             InvokeError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            InvokeError::Reported { code, .. } => *code,
             InvokeError::WrongInput(_) | InvokeError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -8,19 +8,22 @@
 //!
 //! The wasm runtime ([`wasm::WasmRuntime`]) runs `wasi:http/proxy` components for
 //! `http` functions and WASI command programs (p1 modules and p2 components) for
-//! `event` functions, under wasmtime.
+//! `event` functions, under wasmtime. The process runtime ([`process::ProcessRuntime`])
+//! runs native code speaking the AWS Lambda Runtime API. [`Runtimes`] puts them
+//! behind one [`Runtime`], choosing by the function's `runtime`.
 
 pub mod body;
 mod invocation;
+pub mod process;
 pub mod wasm;
 
 pub use body::{Body, BoxError};
-pub use invocation::{Finished, Input, Invocation, InvokeError, LoadError, Logs, Output};
+pub use invocation::{ErrorReport, Finished, Input, Invocation, InvokeError, LoadError, Logs, Output};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Arc;
-use wisp_core::FunctionConfig;
+use wisp_core::{FunctionConfig, FunctionRuntime};
 
 /// What a runtime needs to know about a function version to run it.
 #[derive(Clone, Debug)]
@@ -55,4 +58,34 @@ pub trait Function: Send + Sync + 'static {
     /// still under the function's deadline). `invocation.on_finish` is called exactly
     /// once, when the guest has finished, with its logs and outcome.
     async fn invoke(&self, invocation: Invocation) -> Result<Output, InvokeError>;
+}
+
+/// Every runtime a node has, as one: each function goes to the runtime its
+/// configuration names.
+pub struct Runtimes {
+    pub wasm: Arc<dyn Runtime>,
+    /// `None` on a node that does not run native code.
+    pub process: Option<Arc<dyn Runtime>>,
+}
+
+impl Runtimes {
+    fn pick(&self, spec: &FunctionSpec) -> Result<&Arc<dyn Runtime>, LoadError> {
+        match spec.config.runtime {
+            FunctionRuntime::Wasm => Ok(&self.wasm),
+            runtime => self.process.as_ref().ok_or_else(|| {
+                LoadError::InvalidCode(format!("this server does not run `{runtime}` functions"))
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for Runtimes {
+    async fn compile(&self, spec: FunctionSpec, code: Bytes) -> Result<Arc<dyn Function>, LoadError> {
+        self.pick(&spec)?.compile(spec, code).await
+    }
+
+    async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError> {
+        self.pick(&spec)?.load(spec).await
+    }
 }

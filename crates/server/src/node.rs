@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use wisp_core::Limits;
 use wisp_engine::Engine;
+use wisp_runtime::Runtimes;
+use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, UserChoice};
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
 use wisp_store::SqliteStore;
 
@@ -20,6 +22,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub drain_timeout: Duration,
     pub limits: Limits,
+    /// The user process functions run as.
+    pub sandbox_user: UserChoice,
 }
 
 /// Why a node could not start.
@@ -35,6 +39,8 @@ pub enum NodeError {
     Store { dir: PathBuf, message: String },
     #[error("cannot start the wasm runtime: {0}")]
     Runtime(String),
+    #[error("cannot start the process runtime: {0}")]
+    ProcessRuntime(String),
     #[error("cannot listen on `{addr}`: {source}; pick another address with --listen (or WISP_LISTEN)")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -79,7 +85,16 @@ impl Node {
         })?;
         let mut wasm = WasmConfig::new(dir.join("cache"));
         wasm.limits = config.limits.clone();
-        let runtime = WasmRuntime::new(wasm).map_err(|e| NodeError::Runtime(e.to_string()))?;
+        let wasm = WasmRuntime::new(wasm).map_err(|e| NodeError::Runtime(e.to_string()))?;
+        let sandbox = Sandbox::detect(&config.sandbox_user).map_err(NodeError::ProcessRuntime)?;
+        tracing::info!("process functions run as {}", sandbox.describe());
+        let mut process = ProcessConfig::new(&dir, sandbox);
+        process.limits = config.limits.clone();
+        let process = ProcessRuntime::new(process).map_err(|e| NodeError::ProcessRuntime(e.to_string()))?;
+        let runtime = Runtimes {
+            wasm: Arc::new(wasm),
+            process: Some(Arc::new(process)),
+        };
         let engine = Engine::start(Arc::new(store), Arc::new(runtime), config.limits.clone())
             .await
             .map_err(|e| NodeError::Store {

@@ -5,7 +5,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 use wisp_core::ErrorCode;
 use wisp_engine::EngineError;
-use wisp_runtime::{Body, body};
+use wisp_runtime::{Body, ErrorReport, body};
 
 /// The media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -20,11 +20,19 @@ struct Problem<'a> {
     code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     invocation_id: Option<&'a str>,
+    /// A process function's error, in Lambda's shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorReport>,
 }
 
 /// Renders an engine error.
 pub fn problem_response(err: &EngineError) -> Response<Body> {
-    let mut response = problem(err.code, &err.detail, err.invocation_id.as_deref());
+    let mut response = render(
+        err.code,
+        &err.detail,
+        err.invocation_id.as_deref(),
+        err.report.as_deref(),
+    );
     if let Some(allow) = err.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
         response.headers_mut().insert(header::ALLOW, allow);
     }
@@ -42,6 +50,15 @@ pub fn problem_response(err: &EngineError) -> Response<Body> {
 
 /// Renders a problem document for `code`.
 pub fn problem(code: ErrorCode, detail: &str, invocation_id: Option<&str>) -> Response<Body> {
+    render(code, detail, invocation_id, None)
+}
+
+fn render(
+    code: ErrorCode,
+    detail: &str,
+    invocation_id: Option<&str>,
+    error: Option<&ErrorReport>,
+) -> Response<Body> {
     if code == ErrorCode::Internal {
         tracing::error!("answering 500: {detail}");
     }
@@ -52,6 +69,7 @@ pub fn problem(code: ErrorCode, detail: &str, invocation_id: Option<&str>) -> Re
         detail,
         code: code.as_str(),
         invocation_id,
+        error,
     };
     let json = serde_json::to_vec(&doc).unwrap_or_default();
     let mut response = Response::new(body::full(Bytes::from(json)));

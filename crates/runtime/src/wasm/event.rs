@@ -166,6 +166,7 @@ impl crate::Function for EventFunction {
                 },
                 duration: started.elapsed(),
                 error: error.as_ref().map(InvokeError::code),
+                init: None,
             });
         }
         match error {

@@ -139,6 +139,7 @@ impl crate::Function for HttpFunction {
                     },
                     duration: started.elapsed(),
                     error: error.as_ref().map(InvokeError::code),
+                    init: None,
                 });
             }
             let _ = ended_tx.send(error);

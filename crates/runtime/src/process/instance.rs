@@ -1,0 +1,393 @@
+//! One process instance: the sandboxed process, its Runtime API, its output, and
+//! the running of one invocation at a time on it.
+//!
+//! An instance is started on a cold start ([`Instance::start`]: spawn, then wait for
+//! its first `next`, which ends its init), runs invocations ([`Instance::invoke`]) and
+//! is stopped when it crashes, times out, or its pool lets it go. Stopping kills its
+//! whole process group and cgroup and removes its private temp dir: nothing it
+//! started outlives it.
+
+use super::FunctionContext;
+use super::api::{InitState, Pending, Reply, RuntimeApi};
+use super::cgroup::InstanceCgroup;
+use super::pipes::Pipes;
+use super::sandbox::{self, Plan};
+use crate::invocation::{ErrorReport, InvokeError, Logs};
+use bytes::Bytes;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::process::Child;
+use wisp_core::ErrorCode;
+
+/// How long a runtime may take to start (spawn to its first `next`), as on Lambda.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Instance {
+    id: String,
+    child: Child,
+    pgid: Option<Pid>,
+    api: RuntimeApi,
+    pipes: Pipes,
+    cgroup: Option<InstanceCgroup>,
+    /// The private temp dir on the host, when there is no mount namespace.
+    host_tmp: Option<PathBuf>,
+    oom_kills_seen: u64,
+    max_response: usize,
+    /// False once the instance crashed, timed out or misbehaved: it is not reused.
+    reusable: bool,
+}
+
+/// A failed start: the error for the invocation that needed the instance, and what
+/// the runtime wrote while it tried.
+pub(crate) struct StartFailure {
+    pub error: InvokeError,
+    pub logs: Logs,
+}
+
+impl Instance {
+    /// Starts an instance and waits until its runtime asks for work. Returns the
+    /// instance, how long its init took, and its init output.
+    pub(crate) async fn start(ctx: &FunctionContext) -> Result<(Instance, Duration, Logs), StartFailure> {
+        let started = Instant::now();
+        let internal = |what: &str, e: std::io::Error| StartFailure {
+            error: InvokeError::Internal(format!("cannot start an instance of `{}`: {what}: {e}", ctx.name)),
+            logs: Logs::default(),
+        };
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let api = RuntimeApi::start(ctx.function_arn.clone(), ctx.limits.max_response_body)
+            .await
+            .map_err(|e| internal("cannot listen for its Runtime API", e))?;
+        let memory_bytes = u64::from(ctx.memory_mb) * 1024 * 1024;
+        let cgroup = match &ctx.sandbox.cgroups {
+            Some(cgroups) => Some(
+                cgroups
+                    .create(&id, memory_bytes, sandbox::MAX_PROCESSES)
+                    .map_err(|e| internal("cannot create its cgroup", e))?,
+            ),
+            None => None,
+        };
+        let plan = Plan {
+            sandbox: &ctx.sandbox,
+            code_dir: &ctx.code_dir,
+            runtime_dir: ctx.runtime_dir.as_deref(),
+            cgroup: cgroup.as_ref(),
+            memory_bytes,
+            address_space_limit_ok: ctx.address_space_limit_ok,
+        };
+        let (task_root, runtime_root) = plan.paths();
+        let host_tmp = if ctx.sandbox.mount_namespace {
+            None
+        } else {
+            let dir = ctx.instances_dir.join(&id);
+            std::fs::create_dir_all(&dir).map_err(|e| internal("cannot create its temp dir", e))?;
+            Some(dir)
+        };
+        let tmp = host_tmp.clone().unwrap_or_else(|| PathBuf::from("/tmp"));
+        let setup = plan
+            .child_setup()
+            .map_err(|e| internal("cannot prepare its sandbox", e))?;
+
+        let mut env = sandbox::base_env(&tmp);
+        env.extend(
+            ctx.env
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+        let lambda = [
+            ("AWS_LAMBDA_RUNTIME_API", api.addr.to_string()),
+            ("LAMBDA_TASK_ROOT", task_root.display().to_string()),
+            ("AWS_LAMBDA_FUNCTION_NAME", ctx.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", ctx.version.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ctx.memory_mb.to_string()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", ctx.name)),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream_name(&ctx.version, &id)),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
+            ("_HANDLER", ctx.handler.clone().unwrap_or_default()),
+        ];
+        env.extend(
+            lambda
+                .into_iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+        if let Some(dir) = &runtime_root {
+            env.push(("LAMBDA_RUNTIME_DIR".into(), dir.as_os_str().to_owned()));
+        }
+        // Later entries win: Lambda's reserved variables over the function's own.
+        let (program, args) = ctx.command(&task_root, runtime_root.as_deref());
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        setup.install(&mut command);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(cgroup) = cgroup {
+                    cgroup.kill_all_and_remove();
+                }
+                if let Some(dir) = &host_tmp {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return Err(StartFailure {
+                    error: InvokeError::Reported {
+                        code: ErrorCode::FunctionError,
+                        report: ErrorReport::new(
+                            "Runtime.InvalidEntrypoint",
+                            format!("the runtime could not be started: {e}"),
+                        ),
+                    },
+                    logs: Logs::default(),
+                });
+            }
+        };
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(internal(
+                "no pipes",
+                std::io::Error::other("stdout or stderr missing"),
+            ));
+        };
+        let pipes = Pipes::new(stdout, stderr, ctx.limits.max_log_bytes_per_invocation)
+            .map_err(|e| internal("cannot read its output", e))?;
+        let mut instance = Instance {
+            pgid: child
+                .id()
+                .and_then(|pid| i32::try_from(pid).ok())
+                .map(Pid::from_raw),
+            id,
+            child,
+            api,
+            pipes,
+            cgroup,
+            host_tmp,
+            oom_kills_seen: 0,
+            max_response: ctx.limits.max_response_body,
+            reusable: true,
+        };
+        match instance.wait_for_init().await {
+            Ok(()) => {
+                let logs = instance.pipes.take();
+                Ok((instance, started.elapsed(), logs))
+            }
+            Err(error) => {
+                instance.reusable = false;
+                instance.pipes.drain_now();
+                Err(StartFailure {
+                    error,
+                    logs: instance.pipes.take(),
+                })
+            }
+        }
+    }
+
+    async fn wait_for_init(&mut self) -> Result<(), InvokeError> {
+        let mut init = self.api.init.clone();
+        let waited = tokio::select! {
+            state = init.wait_for(|s| *s != InitState::Starting) => state.map(|s| s.clone()).ok(),
+            status = self.child.wait() => {
+                // A runtime that reported an init error and exited: the report wins.
+                let state = self.api.init.borrow().clone();
+                match state {
+                    InitState::Failed(report) => Some(InitState::Failed(report)),
+                    _ => return Err(self.exited(status.ok(), None)),
+                }
+            }
+            () = tokio::time::sleep(INIT_TIMEOUT) => None,
+            () = self.pipes.pump() => None,
+        };
+        match waited {
+            Some(InitState::Ready) => Ok(()),
+            Some(InitState::Failed(report)) => Err(InvokeError::Reported {
+                code: ErrorCode::FunctionError,
+                report,
+            }),
+            Some(InitState::Starting) | None => Err(InvokeError::Reported {
+                code: ErrorCode::Timeout,
+                report: ErrorReport::new(
+                    "Sandbox.Timedout",
+                    format!(
+                        "the runtime did not ask for an event within {}s of starting",
+                        INIT_TIMEOUT.as_secs()
+                    ),
+                ),
+            }),
+        }
+    }
+
+    /// Runs one invocation. The instance may be reused afterwards only if
+    /// [`Instance::reusable`] says so.
+    pub(crate) async fn invoke(
+        &mut self,
+        request_id: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> (Result<Bytes, InvokeError>, Logs) {
+        let deadline = Instant::now() + timeout;
+        let deadline_ms = SystemTime::now()
+            .checked_add(timeout)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        let pending = Pending {
+            id: request_id.to_string(),
+            payload,
+            deadline_ms,
+            reply: reply_tx,
+        };
+        if self.api.submit.try_send(pending).is_err() {
+            self.reusable = false;
+            return (
+                Err(InvokeError::Internal(
+                    "the instance was not ready for an event".to_string(),
+                )),
+                self.pipes.take(),
+            );
+        }
+        enum End {
+            Reply(Option<Reply>),
+            Exited(Option<ExitStatus>),
+            TimedOut,
+        }
+        let end = tokio::select! {
+            reply = reply_rx => End::Reply(reply.ok()),
+            status = self.child.wait() => End::Exited(status.ok()),
+            () = tokio::time::sleep_until(deadline.into()) => End::TimedOut,
+            () = self.pipes.pump() => End::TimedOut,
+        };
+        let result = match end {
+            End::Reply(Some(Reply::Response(body))) => Ok(body),
+            End::Reply(Some(Reply::Error(report))) => Err(InvokeError::Reported {
+                code: ErrorCode::FunctionError,
+                report,
+            }),
+            End::Reply(Some(Reply::TooLarge)) => Err(InvokeError::ResponseTooLarge(self.max_response)),
+            End::Reply(None) => Err(InvokeError::Reported {
+                code: ErrorCode::FunctionError,
+                report: ErrorReport::new(
+                    "Runtime.NoResponse",
+                    format!(
+                        "RequestId: {request_id} Error: the runtime asked for the next event without answering this one"
+                    ),
+                ),
+            }),
+            End::Exited(status) => Err(self.exited(status, Some(request_id))),
+            End::TimedOut => {
+                self.reusable = false;
+                self.kill();
+                Err(InvokeError::Reported {
+                    code: ErrorCode::Timeout,
+                    report: ErrorReport::new(
+                        "Sandbox.Timedout",
+                        format!(
+                            "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                            timeout.as_secs_f64()
+                        ),
+                    ),
+                })
+            }
+        };
+        self.pipes.drain_now();
+        (result, self.pipes.take())
+    }
+
+    /// The error for a runtime that exited: out of memory when the cgroup's OOM
+    /// killer struck, else Lambda's `Runtime.ExitError`.
+    fn exited(&mut self, status: Option<ExitStatus>, request_id: Option<&str>) -> InvokeError {
+        use std::os::unix::process::ExitStatusExt;
+        self.reusable = false;
+        let prefix = request_id
+            .map(|id| format!("RequestId: {id} Error: "))
+            .unwrap_or_default();
+        let oom_kills = self.cgroup.as_ref().map_or(0, InstanceCgroup::oom_kills);
+        if oom_kills > self.oom_kills_seen {
+            self.oom_kills_seen = oom_kills;
+            return InvokeError::Reported {
+                code: ErrorCode::OutOfMemory,
+                report: ErrorReport::new(
+                    "Runtime.OutOfMemory",
+                    format!("{prefix}Runtime exited with error: signal: killed (out of memory)"),
+                ),
+            };
+        }
+        let how = match status {
+            Some(s) if s.code().is_some() => format!("exit status {}", s.code().unwrap_or_default()),
+            Some(s) => match s.signal().and_then(|n| Signal::try_from(n).ok()) {
+                Some(Signal::SIGKILL) => "signal: killed".to_string(),
+                Some(signal) => format!("signal: {}", signal.as_str()),
+                None => "an unknown status".to_string(),
+            },
+            None => "an unknown status".to_string(),
+        };
+        let message = match (request_id, status.and_then(|s| s.code())) {
+            (None, Some(0)) => "Runtime exited without providing a reason".to_string(),
+            _ => format!("{prefix}Runtime exited with error: {how}"),
+        };
+        InvokeError::Reported {
+            code: ErrorCode::FunctionError,
+            report: ErrorReport::new("Runtime.ExitError", message),
+        }
+    }
+
+    /// Whether the instance can serve another invocation.
+    pub(crate) fn reusable(&mut self) -> bool {
+        self.reusable && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills every process the instance started, at once.
+    fn kill(&mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        let _ = self.child.start_kill();
+    }
+
+    /// The instance's id (its log stream carries it).
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+        let cgroup = self.cgroup.take();
+        let host_tmp = self.host_tmp.take();
+        let cleanup = move || {
+            if let Some(cgroup) = cgroup {
+                cgroup.kill_all_and_remove();
+            }
+            if let Some(dir) = host_tmp {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(cleanup);
+            }
+            Err(_) => cleanup(),
+        }
+    }
+}
+
+/// Lambda's log stream name: `YYYY/MM/DD/[VERSION]INSTANCE`.
+fn log_stream_name(version: &str, instance: &str) -> String {
+    format!("{}/[{version}]{instance}", chrono::Utc::now().format("%Y/%m/%d"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_stream_names_look_like_lambdas() {
+        let name = super::log_stream_name("3", "abc");
+        assert!(name.ends_with("/[3]abc"), "{name}");
+        assert_eq!(name.len(), "2026/11/21/[3]abc".len(), "{name}");
+    }
+}

@@ -1,0 +1,202 @@
+//! The process runtime: native code speaking the AWS Lambda Runtime API.
+//!
+//! A function's code is a zip ([`package`]): for `runtime = "process"` its root holds
+//! an executable `bootstrap` (Lambda's custom-runtime convention); for `python` and
+//! `node` it holds the handler's module, and Wisp's own bootstrap for that language
+//! ([`bootstraps`]) runs the Runtime API loop. At deploy the zip is unpacked once per
+//! code hash under `DATA/functions/`.
+//!
+//! Each function keeps a pool of warm instances ([`function`]); an instance
+//! ([`instance`]) is a sandboxed process ([`sandbox`], [`cgroup`]) serving one
+//! invocation at a time through its own Runtime API listener ([`api`]).
+
+mod api;
+mod bootstraps;
+pub mod cgroup;
+mod function;
+mod instance;
+mod package;
+mod pipes;
+pub mod sandbox;
+
+pub use instance::INIT_TIMEOUT;
+pub use sandbox::{Sandbox, SandboxUser, UserChoice};
+
+use crate::{Function, FunctionSpec, LoadError, Runtime};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wisp_core::{FunctionRuntime, Limits};
+
+/// Settings of the process runtime.
+#[derive(Clone, Debug)]
+pub struct ProcessConfig {
+    /// Where code is unpacked (`DATA/functions`).
+    pub functions_dir: PathBuf,
+    /// Where Wisp's bootstraps are written (`DATA/runtimes`).
+    pub runtimes_dir: PathBuf,
+    /// Where instances get private temp dirs when there is no mount namespace.
+    pub instances_dir: PathBuf,
+    pub sandbox: Sandbox,
+    pub limits: Limits,
+}
+
+impl ProcessConfig {
+    /// The layout under a data directory, with the sandbox found on this machine.
+    pub fn new(data_dir: &Path, sandbox: Sandbox) -> ProcessConfig {
+        ProcessConfig {
+            functions_dir: data_dir.join("functions"),
+            runtimes_dir: data_dir.join("runtimes"),
+            instances_dir: data_dir.join("instances"),
+            sandbox,
+            limits: Limits::DEFAULT,
+        }
+    }
+}
+
+/// Runs process functions. See the module docs.
+pub struct ProcessRuntime {
+    config: ProcessConfig,
+    sandbox: Arc<Sandbox>,
+    bootstraps: bootstraps::Bootstraps,
+}
+
+impl ProcessRuntime {
+    /// Makes the directories and writes the bootstraps.
+    pub fn new(config: ProcessConfig) -> Result<ProcessRuntime, LoadError> {
+        let io = |what: &str, dir: &Path, e: std::io::Error| {
+            LoadError::Internal(format!("cannot create {what} `{}`: {e}", dir.display()))
+        };
+        for dir in [&config.functions_dir, &config.instances_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| io("the directory", dir, e))?;
+        }
+        // Instances of an earlier run that were killed with the server.
+        if let Ok(entries) = std::fs::read_dir(&config.instances_dir) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let bootstraps = bootstraps::Bootstraps::install(&config.runtimes_dir)
+            .map_err(|e| io("the runtime directory", &config.runtimes_dir, e))?;
+        Ok(ProcessRuntime {
+            sandbox: Arc::new(config.sandbox.clone()),
+            config,
+            bootstraps,
+        })
+    }
+
+    /// The sandbox instances run in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    fn context(&self, spec: &FunctionSpec, code_dir: PathBuf) -> Result<FunctionContext, LoadError> {
+        let runtime = spec.config.runtime;
+        let (launcher, runtime_dir) = match runtime {
+            FunctionRuntime::Process => (Launcher::Bootstrap, None),
+            FunctionRuntime::Python | FunctionRuntime::Node => {
+                let (interpreter, dir, script) = self.bootstraps.for_runtime(runtime)?;
+                (Launcher::Interpreter { interpreter, script }, Some(dir))
+            }
+            FunctionRuntime::Wasm => {
+                return Err(LoadError::Internal(
+                    "a wasm function reached the process runtime".into(),
+                ));
+            }
+        };
+        Ok(FunctionContext {
+            name: spec.name.clone(),
+            version: spec.code_hash.chars().take(12).collect(),
+            function_arn: format!("arn:aws:lambda:local:000000000000:function:{}", spec.name),
+            handler: spec.config.handler.clone(),
+            memory_mb: spec.config.memory_mb,
+            timeout: spec.config.timeout,
+            env: spec.config.env.clone(),
+            code_dir,
+            runtime_dir,
+            launcher,
+            // V8 reserves far more address space than it uses.
+            address_space_limit_ok: runtime != FunctionRuntime::Node,
+            sandbox: self.sandbox.clone(),
+            instances_dir: self.config.instances_dir.clone(),
+            limits: self.config.limits.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    async fn compile(&self, spec: FunctionSpec, code: Bytes) -> Result<Arc<dyn Function>, LoadError> {
+        let dir = package::unpack(&self.config.functions_dir, &spec, code).await?;
+        package::check_entry(&dir, &spec.config)?;
+        Ok(Arc::new(function::ProcessFunction::new(
+            self.context(&spec, dir)?,
+        )))
+    }
+
+    async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError> {
+        let dir = self.config.functions_dir.join(&spec.code_hash);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        package::check_entry(&dir, &spec.config)?;
+        Ok(Some(Arc::new(function::ProcessFunction::new(
+            self.context(&spec, dir)?,
+        ))))
+    }
+}
+
+/// How an instance's process is started.
+#[derive(Clone, Debug)]
+enum Launcher {
+    /// The code's own `bootstrap`.
+    Bootstrap,
+    /// An interpreter running Wisp's bootstrap script for the language.
+    Interpreter {
+        interpreter: PathBuf,
+        /// The script's file name in the runtime dir.
+        script: &'static str,
+    },
+}
+
+/// What every instance of one function version is started from.
+pub(crate) struct FunctionContext {
+    pub name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`: the first 12 hex digits of the code hash.
+    pub version: String,
+    pub function_arn: String,
+    pub handler: Option<String>,
+    pub memory_mb: u32,
+    pub timeout: std::time::Duration,
+    pub env: BTreeMap<String, String>,
+    pub code_dir: PathBuf,
+    pub runtime_dir: Option<PathBuf>,
+    launcher: Launcher,
+    pub address_space_limit_ok: bool,
+    pub sandbox: Arc<Sandbox>,
+    pub instances_dir: PathBuf,
+    pub limits: Limits,
+}
+
+impl FunctionContext {
+    /// The program and its arguments, with paths as the instance sees them.
+    pub(crate) fn command(&self, task_root: &Path, runtime_root: Option<&Path>) -> (PathBuf, Vec<PathBuf>) {
+        match &self.launcher {
+            Launcher::Bootstrap => (task_root.join("bootstrap"), Vec::new()),
+            Launcher::Interpreter { interpreter, script } => {
+                let script = runtime_root.unwrap_or(task_root).join(script);
+                let mut args = Vec::new();
+                if interpreter
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("python"))
+                {
+                    args.push(PathBuf::from("-u"));
+                }
+                args.push(script);
+                (interpreter.clone(), args)
+            }
+        }
+    }
+}

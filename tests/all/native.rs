@@ -1,0 +1,704 @@
+//! Process functions: native code under the Lambda Runtime API, through the real
+//! binary. Real clients only: AWS's `lambda_runtime` crate, AWS's `awslambdaric`,
+//! and Wisp's own Python and Node bootstraps.
+
+use crate::util::{bin, client, expect_problem, server};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wisp_test_support::{TestServer, deploy, repo_root};
+
+/// Zips a directory as `wisp deploy` does.
+pub fn zip_dir(dir: &Path) -> Vec<u8> {
+    wisp_package::pack_dir(dir, &wisp_package::UnpackLimits::default()).unwrap()
+}
+
+/// A directory holding `files` (name, content, executable).
+pub fn dir_with(files: &[(&str, &[u8], bool)]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content, executable) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        let mode = if *executable { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    dir
+}
+
+/// The `lambda_runtime` test function, as cargo built it beside the tests.
+fn rust_fixture() -> PathBuf {
+    let path = bin().parent().unwrap().join("examples/lambda-rust-fixture");
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo test` builds it (example `lambda-rust-fixture`); run `cargo build --examples`",
+        path.display()
+    );
+    path
+}
+
+fn rust_zip() -> Vec<u8> {
+    let binary = std::fs::read(rust_fixture()).unwrap();
+    let dir = dir_with(&[("bootstrap", &binary, true)]);
+    zip_dir(dir.path())
+}
+
+fn python_kit_zip() -> Vec<u8> {
+    zip_dir(&repo_root().join("tests/native/python-kit"))
+}
+
+async fn deploy_zip(server: &TestServer, name: &str, config: Value, zip: Vec<u8>) {
+    let response = deploy(&client(), server, name, config, zip).await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 201, "deploying {name}: {body}");
+}
+
+async fn invoke(server: &TestServer, name: &str, event: Value) -> reqwest::Response {
+    client()
+        .post(server.at(&format!("/v1/functions/{name}/invoke")))
+        .json(&event)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn invoke_ok(server: &TestServer, name: &str, event: Value) -> Value {
+    let response = invoke(server, name, event).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn python(handler: &str) -> Value {
+    json!({ "kind": "event", "runtime": "python", "handler": handler })
+}
+
+/// Host processes whose command line contains `marker`, zombies included.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            found.push(format!(
+                "{:?} {}",
+                entry.file_name(),
+                status.lines().nth(2).unwrap_or("")
+            ));
+        }
+    }
+    found
+}
+
+/// Waits (up to 5 s) until no process carries `marker`.
+async fn assert_no_process_with(marker: &str) {
+    let started = Instant::now();
+    loop {
+        let left = processes_with(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "processes survived: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+#[tokio::test]
+async fn a_lambda_runtime_binary_runs_unmodified_and_instances_are_reused() {
+    let server = server();
+    deploy_zip(
+        &server,
+        "orders",
+        json!({"kind": "event", "runtime": "process", "memory_mb": 256}),
+        rust_zip(),
+    )
+    .await;
+    let response = invoke(&server, "orders", json!({"order": 7})).await;
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-wisp-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["event"], json!({"order": 7}));
+    assert_eq!(
+        first["request_id"], id,
+        "the Runtime API's request id is the invocation id"
+    );
+    assert_eq!(first["function_name"], "orders");
+    assert_eq!(first["memory_mb"], 256);
+    assert_eq!(
+        first["function_arn"],
+        "arn:aws:lambda:local:000000000000:function:orders"
+    );
+    let deadline = first["deadline_ms"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        deadline > now && deadline <= now + 30_000,
+        "deadline {deadline}, now {now}"
+    );
+
+    // Warm: the same process serves the next invocation.
+    let second = invoke_ok(&server, "orders", json!({})).await;
+    assert_eq!(second["log_stream"], first["log_stream"]);
+
+    // The error path: lambda_runtime posts the handler's error.
+    let doc = expect_problem(
+        invoke(&server, "orders", json!({"action": "fail", "order": 9})).await,
+        502,
+        "function_error",
+    )
+    .await;
+    assert_eq!(doc["error"]["errorType"], "FixtureError", "{doc}");
+    assert_eq!(doc["error"]["errorMessage"], "refused order 9", "{doc}");
+    // A handled error keeps the instance.
+    assert_eq!(
+        invoke_ok(&server, "orders", json!({})).await["log_stream"],
+        first["log_stream"]
+    );
+
+    // A crash mid-invocation is Lambda's Runtime.ExitError, and the instance is replaced.
+    let doc = expect_problem(
+        invoke(&server, "orders", json!({"action": "exit"})).await,
+        502,
+        "function_error",
+    )
+    .await;
+    assert_eq!(doc["error"]["errorType"], "Runtime.ExitError", "{doc}");
+    assert!(
+        doc["error"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: exit status 3"),
+        "{doc}"
+    );
+    let after = invoke_ok(&server, "orders", json!({})).await;
+    assert_ne!(after["log_stream"], first["log_stream"], "a new instance");
+    assert_eq!(after["event"], json!({}));
+}
+
+#[tokio::test]
+async fn a_timeout_kills_every_process_of_the_instance() {
+    let server = server();
+    deploy_zip(
+        &server,
+        "slow",
+        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "1500ms"}),
+        python_kit_zip(),
+    )
+    .await;
+    let marker = format!("7{}.5", std::process::id());
+    let started = Instant::now();
+    let doc = expect_problem(
+        invoke(&server, "slow", json!({"action": "orphans", "marker": marker})).await,
+        504,
+        "timeout",
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(doc["error"]["errorType"], "Sandbox.Timedout", "{doc}");
+    assert!(
+        doc["error"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Task timed out after 1.50 seconds"),
+        "{doc}"
+    );
+    // Both children, the one that left the process group too, are gone and reaped.
+    assert_no_process_with(&marker).await;
+    // And the function serves on, from a new instance.
+    invoke_ok(&server, "slow", json!({"action": "echo"})).await;
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_contained_and_reaped() {
+    let server = server();
+    deploy_zip(
+        &server,
+        "bomb",
+        // Memory enough for a thousand `sleep`s: the process limit is what stops it.
+        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "6s", "memory_mb": 2048}),
+        python_kit_zip(),
+    )
+    .await;
+    let marker = format!("8{}.25", std::process::id());
+    let doc = expect_problem(
+        invoke(&server, "bomb", json!({"action": "fork_bomb", "marker": marker})).await,
+        504,
+        "timeout",
+    )
+    .await;
+    assert!(doc["invocation_id"].is_string());
+    // The bomb hit the process limit rather than the machine's.
+    let logs: Value = client()
+        .get(server.at("/v1/functions/bomb/logs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let line = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|l| l["line"].as_str().filter(|m| m.contains("\"forks\"")))
+        .unwrap_or_else(|| panic!("no fork count in the logs: {logs}"))
+        .to_string();
+    let report: Value = serde_json::from_str(&line).unwrap();
+    assert!(report["forks"].as_u64().unwrap() < 1024, "{report}");
+    assert_eq!(report["error"], "EAGAIN", "{report}");
+    assert_no_process_with(&marker).await;
+    // The server is fine.
+    invoke_ok(&server, "bomb", json!({"action": "echo"})).await;
+}
+
+#[tokio::test]
+async fn memory_open_files_and_user_are_capped() {
+    let server = server();
+    deploy_zip(
+        &server,
+        "caps",
+        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "memory_mb": 64}),
+        python_kit_zip(),
+    )
+    .await;
+    // Memory: past 64 MB the instance is stopped (cgroup) or its allocation fails (rlimit).
+    let response = invoke(&server, "caps", json!({"action": "memory", "mb": 200})).await;
+    let doc: Value = response.json().await.unwrap();
+    match doc["code"].as_str() {
+        Some("out_of_memory") => assert_eq!(doc["error"]["errorType"], "Runtime.OutOfMemory", "{doc}"),
+        _ => assert_eq!(doc["error"]["errorType"], "MemoryError", "{doc}"),
+    }
+    // Within the limit, fine.
+    assert_eq!(
+        invoke_ok(&server, "caps", json!({"action": "memory", "mb": 16})).await["allocated_mb"],
+        16
+    );
+
+    // Open files: the 1,025th fails with EMFILE.
+    let files = invoke_ok(&server, "caps", json!({"action": "open_files"})).await;
+    assert_eq!(files["error"], "EMFILE", "{files}");
+    assert_eq!(files["highest_fd"], 1023, "{files}");
+
+    // Who it runs as, and what it may write.
+    let who = invoke_ok(&server, "caps", json!({"action": "whoami"})).await;
+    if is_root() {
+        assert_eq!(who["uid"], 65534, "{who}");
+        assert_eq!(who["groups"], json!([]), "{who}");
+        assert_eq!(who["cwd"], "/var/task");
+        let write = invoke_ok(&server, "caps", json!({"action": "write_code"})).await;
+        assert_eq!(write["written"], false, "the code is read-only: {write}");
+    }
+}
+
+#[tokio::test]
+async fn each_instance_has_a_private_temp_dir_wiped_when_it_ends() {
+    let server = server();
+    deploy_zip(
+        &server,
+        "tmp",
+        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "2s"}),
+        python_kit_zip(),
+    )
+    .await;
+    let first = invoke_ok(&server, "tmp", json!({"action": "tmp_write", "name": "one"})).await;
+    assert_eq!(first["files"], json!(["one"]), "{first}");
+    // The same (warm) instance still has it.
+    let again = invoke_ok(&server, "tmp", json!({"action": "tmp_list"})).await;
+    assert_eq!(again["files"], json!(["one"]));
+    // A crash ends the instance; its successor starts with an empty temp dir.
+    let _ = invoke(&server, "tmp", json!({"action": "exit", "code": 1})).await;
+    let fresh = invoke_ok(&server, "tmp", json!({"action": "tmp_list"})).await;
+    assert_eq!(fresh["files"], json!([]), "{fresh}");
+    // Nothing of it is left on the host.
+    let instances = server.data_dir.join("instances");
+    let left: Vec<_> = std::fs::read_dir(&instances)
+        .map(|d| d.flatten().count())
+        .into_iter()
+        .collect();
+    assert!(left.iter().all(|n| *n <= 1), "{left:?}");
+}
+
+#[tokio::test]
+async fn instances_see_lambdas_environment_and_nothing_of_the_servers() {
+    let server = server();
+    let mut config = python("app.handler");
+    config["env"] = json!({"STAGE": "test", "TZ": "Europe/Paris"});
+    config["memory_mb"] = json!(192);
+    deploy_zip(&server, "envy", config, python_kit_zip()).await;
+    let env = invoke_ok(&server, "envy", json!({"action": "env"})).await;
+    assert_eq!(env["STAGE"], "test");
+    assert_eq!(env["TZ"], "Europe/Paris", "the function's env may set TZ");
+    assert_eq!(env["_HANDLER"], "app.handler");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "envy");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "192");
+    assert!(
+        env["AWS_LAMBDA_FUNCTION_VERSION"].as_str().unwrap().len() == 12,
+        "{env}"
+    );
+    assert!(
+        env["AWS_LAMBDA_RUNTIME_API"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{env}"
+    );
+    for key in ["LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TMPDIR", "PATH"] {
+        assert!(env[key].is_string(), "{key} missing: {env}");
+    }
+    // Nothing of the server's own environment (the test runner's, passed to wisp).
+    assert!(
+        env.get("CARGO_MANIFEST_DIR").is_none() && env.get("WISP_LOG").is_none(),
+        "{env}"
+    );
+    // The Python context.
+    let echo = invoke_ok(&server, "envy", json!({"action": "echo", "n": 1})).await;
+    assert_eq!(echo["function_name"], "envy");
+    assert_eq!(echo["memory_limit_in_mb"], 192);
+    let remaining = echo["remaining_ms"].as_i64().unwrap();
+    assert!(remaining > 25_000 && remaining <= 30_000, "{echo}");
+}
+
+#[tokio::test]
+async fn handler_errors_init_errors_and_logs_are_lambda_shaped() {
+    let server = server();
+    deploy_zip(&server, "kit", python("app.handler"), python_kit_zip()).await;
+    let doc = expect_problem(
+        invoke(&server, "kit", json!({"action": "fail", "order": 4})).await,
+        502,
+        "function_error",
+    )
+    .await;
+    assert_eq!(doc["error"]["errorType"], "ValueError", "{doc}");
+    assert_eq!(doc["error"]["errorMessage"], "bad order 4");
+    assert!(
+        doc["error"]["stackTrace"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{doc}"
+    );
+
+    // Output on both streams is the invocation's logs.
+    let response = invoke(&server, "kit", json!({"action": "log", "text": "needle-42"})).await;
+    let id = response.headers()["x-wisp-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(response.status(), 200);
+    let logs: Value = client()
+        .get(server.at(&format!("/v1/functions/kit/logs?invocation={id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lines: Vec<(String, String)> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["stream"].as_str().unwrap().to_string(),
+                l["line"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        lines.contains(&("stdout".into(), "to stdout: needle-42".into())),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&("stderr".into(), "to stderr: needle-42".into())),
+        "{lines:?}"
+    );
+
+    // A module that fails at import: an init error, reported as the runtime reported it.
+    let broken = dir_with(&[(
+        "app.py",
+        b"import no_such_module\n\ndef handler(e, c):\n    return 1\n",
+        false,
+    )]);
+    deploy_zip(&server, "broken", python("app.handler"), zip_dir(broken.path())).await;
+    let doc = expect_problem(invoke(&server, "broken", json!({})).await, 502, "function_error").await;
+    assert_eq!(doc["error"]["errorType"], "Runtime.ImportModuleError", "{doc}");
+    assert!(
+        doc["error"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_module"),
+        "{doc}"
+    );
+}
+
+#[tokio::test]
+async fn bad_code_is_refused_at_deploy_and_nothing_escapes_the_zip() {
+    let server = server();
+    let c = client();
+    let refused = |name: &'static str, config: Value, code: Vec<u8>| {
+        let c = c.clone();
+        let server = &server;
+        async move { expect_problem(deploy(&c, server, name, config, code).await, 400, "invalid_code").await }
+    };
+    let process = json!({"kind": "event", "runtime": "process"});
+
+    let no_bootstrap = dir_with(&[("main.sh", b"#!/bin/sh\n", true)]);
+    let doc = refused("a", process.clone(), zip_dir(no_bootstrap.path())).await;
+    assert!(
+        doc["detail"].as_str().unwrap().contains("has no `bootstrap`"),
+        "{doc}"
+    );
+
+    let not_executable = dir_with(&[("bootstrap", b"#!/bin/sh\n", false)]);
+    let doc = refused("b", process.clone(), zip_dir(not_executable.path())).await;
+    assert!(
+        doc["detail"].as_str().unwrap().contains("not executable"),
+        "{doc}"
+    );
+
+    let doc = refused("c", process.clone(), b"#!/bin/sh\necho hi\n".to_vec()).await;
+    assert!(
+        doc["detail"].as_str().unwrap().contains("not a zip archive"),
+        "{doc}"
+    );
+    let doc = refused(
+        "d",
+        python("app.handler"),
+        wisp_test_support::fixture_bytes("event-kit"),
+    )
+    .await;
+    assert!(
+        doc["detail"].as_str().unwrap().contains("WebAssembly binary"),
+        "{doc}"
+    );
+
+    let no_module = dir_with(&[("other.py", b"", false)]);
+    let doc = refused("e", python("app.handler"), zip_dir(no_module.path())).await;
+    assert!(doc["detail"].as_str().unwrap().contains("`app.py`"), "{doc}");
+
+    // Zip slip: an entry climbing out of the function's directory.
+    let evil = {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+        zip.start_file("bootstrap", options).unwrap();
+        zip.write_all(b"#!/bin/sh\n").unwrap();
+        zip.start_file("../../escaped-by-zip-slip", options).unwrap();
+        zip.write_all(b"pwned").unwrap();
+        zip.finish().unwrap().into_inner()
+    };
+    let doc = refused("f", process.clone(), evil).await;
+    assert!(
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("escapes the function's directory"),
+        "{doc}"
+    );
+    let data = &server.data_dir;
+    for dir in [
+        data.to_path_buf(),
+        data.join("functions"),
+        data.parent().unwrap().to_path_buf(),
+    ] {
+        assert!(
+            !dir.join("escaped-by-zip-slip").exists(),
+            "written under {}",
+            dir.display()
+        );
+    }
+    // Nothing of the refused deploys is registered.
+    let list: Value = c
+        .get(server.at("/v1/functions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["functions"], json!([]));
+
+    // A wasm function may not name a handler; a process function may not be `http`.
+    let doc = expect_problem(
+        deploy(
+            &c,
+            &server,
+            "g",
+            json!({"kind": "http", "runtime": "node", "handler": "index.handler"}),
+            vec![],
+        )
+        .await,
+        400,
+        "invalid_config",
+    )
+    .await;
+    assert!(
+        doc["detail"].as_str().unwrap().contains("use kind `event`"),
+        "{doc}"
+    );
+}
+
+#[tokio::test]
+async fn node_handlers_sync_async_and_throwing() {
+    let server = server();
+    let code = dir_with(&[(
+        "index.js",
+        b"exports.sync = (event, context) => ({ sum: event.a + event.b, fn: context.functionName });\n\
+          exports.later = async (event) => { await new Promise(r => setTimeout(r, 20)); return { later: event.n }; };\n\
+          exports.throws = async () => { const e = new TypeError('no such order'); throw e; };\n",
+        false,
+    )]);
+    let zip = zip_dir(code.path());
+    for handler in ["sync", "later", "throws"] {
+        let config = json!({"kind": "event", "runtime": "node", "handler": format!("index.{handler}")});
+        deploy_zip(&server, handler, config, zip.clone()).await;
+    }
+    assert_eq!(
+        invoke_ok(&server, "sync", json!({"a": 2, "b": 3})).await,
+        json!({"sum": 5, "fn": "sync"})
+    );
+    assert_eq!(
+        invoke_ok(&server, "later", json!({"n": 7})).await,
+        json!({"later": 7})
+    );
+    let doc = expect_problem(invoke(&server, "throws", json!({})).await, 502, "function_error").await;
+    assert_eq!(doc["error"]["errorType"], "TypeError", "{doc}");
+    assert_eq!(doc["error"]["errorMessage"], "no such order", "{doc}");
+}
+
+/// AWS's own Python runtime interface client, installed from PyPI once per target
+/// directory (the tests need the registry the first time).
+fn awslambdaric() -> PathBuf {
+    let dir = bin().parent().unwrap().join("test-deps/awslambdaric-4.2.2");
+    let done = dir.join(".installed");
+    if done.exists() {
+        return dir;
+    }
+    let lock = bin().parent().unwrap().join("test-deps/.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(lock).unwrap();
+    lock.lock().unwrap();
+    if !done.exists() {
+        let status = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg("awslambdaric==4.2.2")
+            .status()
+            .expect("python3 -m pip must be available to install awslambdaric");
+        assert!(status.success(), "pip could not install awslambdaric 4.2.2");
+        std::fs::write(&done, "").unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn awslambdaric_is_satisfied_by_wisps_runtime_api() {
+    let ric = awslambdaric();
+    // The function's code: the handler, AWS's client beside it, and a bootstrap
+    // that starts the client as AWS documents for custom images.
+    let code = tempfile::tempdir().unwrap();
+    copy_dir(&ric, code.path());
+    std::fs::write(
+        code.path().join("app.py"),
+        "def handler(event, context):\n    if event.get('fail'):\n        raise KeyError('missing sku')\n    return {'got': event, 'request_id': context.aws_request_id}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        code.path().join("bootstrap"),
+        "#!/bin/sh\nexec python3 -m awslambdaric app.handler\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            code.path().join("bootstrap"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let server = server();
+    deploy_zip(
+        &server,
+        "ric",
+        json!({"kind": "event", "runtime": "process", "handler": "app.handler"}),
+        zip_dir(code.path()),
+    )
+    .await;
+    let response = invoke(&server, "ric", json!({"sku": "A-1"})).await;
+    let id = response.headers()["x-wisp-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = response.text().await.unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(answer, json!({"got": {"sku": "A-1"}, "request_id": id}));
+    let doc = expect_problem(
+        invoke(&server, "ric", json!({"fail": true})).await,
+        502,
+        "function_error",
+    )
+    .await;
+    assert_eq!(doc["error"]["errorType"], "KeyError", "{doc}");
+    // Warm, and still answering.
+    invoke_ok(&server, "ric", json!({})).await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_python_and_node_examples_serve_as_they_are() {
+    for example in ["python", "node"] {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = repo_root().join("examples").join(example);
+        let server = TestServer::spawn(bin(), &["up", dir.to_str().unwrap()], &temp.path().join("data"));
+        let c = client();
+        let response = c.get(server.at("/hello/ada")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{example}");
+        assert_eq!(response.text().await.unwrap().trim(), "Hello, ada!", "{example}");
+        let response = c.get(server.at("/hello?name=bo")).send().await.unwrap();
+        assert_eq!(response.text().await.unwrap().trim(), "Hello, bo!", "{example}");
+        let echo = invoke_ok(&server, "echo", json!({"a": 1})).await;
+        assert_eq!(echo["event"], json!({"a": 1}), "{example}: {echo}");
+    }
+}
