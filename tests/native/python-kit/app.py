@@ -130,7 +130,20 @@ def write_code(event, context):
         return {"written": False, "error": errno.errorcode.get(e.errno)}
 
 
+def steal(event, context):
+    """Asks another instance's Runtime API for its next event."""
+    import http.client
+    try:
+        conn = http.client.HTTPConnection(event["api"], timeout=2)
+        conn.request("GET", "/2018-06-01/runtime/invocation/next")
+        response = conn.getresponse()
+        return {"outcome": "answered", "status": response.status}
+    except (OSError, http.client.HTTPException) as e:
+        return {"outcome": "refused", "error": type(e).__name__}
+
+
 ACTIONS = {
+    "steal": steal,
     "echo": echo,
     "env": env,
     "whoami": whoami,

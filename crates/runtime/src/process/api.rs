@@ -10,6 +10,7 @@
 //! Answers follow Lambda's: `202 {"status":"OK"}` on success, `400 InvalidRequestID`
 //! for an id that is not the current invocation's, `413 RequestEntityTooLarge`.
 
+use super::peer::PeerCheck;
 use crate::invocation::ErrorReport;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -76,8 +77,13 @@ struct Shared {
 }
 
 impl RuntimeApi {
-    /// Binds a loopback port and serves the API on it.
-    pub async fn start(function_arn: String, max_response: usize) -> std::io::Result<RuntimeApi> {
+    /// Binds a loopback port and serves the API on it; with a `peer_check`, only to
+    /// the instance's own processes.
+    pub async fn start(
+        function_arn: String,
+        max_response: usize,
+        peer_check: Option<PeerCheck>,
+    ) -> std::io::Result<RuntimeApi> {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let (submit, queue) = mpsc::channel(1);
@@ -89,7 +95,7 @@ impl RuntimeApi {
             current: Mutex::new(None),
             init: init_tx,
         });
-        let task = tokio::spawn(accept(listener, shared));
+        let task = tokio::spawn(accept(listener, shared, peer_check));
         Ok(RuntimeApi {
             addr,
             submit,
@@ -99,13 +105,13 @@ impl RuntimeApi {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept(listener: TcpListener, shared: Arc<Shared>, peer_check: Option<PeerCheck>) {
     // Owned here so that aborting this task closes every connection.
     let mut connections = JoinSet::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!("runtime API accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -114,6 +120,14 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
             },
             Some(_) = connections.join_next() => continue,
         };
+        if let Some(check) = &peer_check
+            && let Ok(local) = stream.local_addr()
+            && !check.allows(local, peer)
+        {
+            tracing::warn!(%peer, "refused a Runtime API connection from outside the instance");
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         connections.spawn(async move {

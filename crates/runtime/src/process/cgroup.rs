@@ -36,7 +36,9 @@ impl Cgroups {
         let v1 = |controller: &str| -> Option<PathBuf> {
             let mount = v1_mount(&mounts, controller)?;
             let own_path = own_path(&own, |list| list.split(',').any(|c| c == controller))?;
-            let parent = mount.join(own_path.trim_start_matches('/')).join(&group_name);
+            let own_dir = mount.join(own_path.trim_start_matches('/'));
+            sweep_stale(&own_dir);
+            let parent = own_dir.join(&group_name);
             make_parent(&parent).ok()?;
             Some(parent)
         };
@@ -53,6 +55,7 @@ impl Cgroups {
         if !(has("memory") && has("pids")) {
             return None;
         }
+        sweep_stale(&own_dir);
         let parent = own_dir.join(&group_name);
         make_parent(&parent).ok()?;
         fs::write(parent.join("cgroup.subtree_control"), "+memory +pids").ok()?;
@@ -138,6 +141,12 @@ impl Cgroups {
             Cgroups::V2 { parent } => vec![Some(parent.clone())],
         };
         for parent in parents.into_iter().flatten() {
+            // Instance cgroups whose processes are gone are empty and can go.
+            if let Ok(entries) = fs::read_dir(&parent) {
+                for entry in entries.flatten().filter(|e| e.path().is_dir()) {
+                    let _ = fs::remove_dir(entry.path());
+                }
+            }
             let _ = fs::remove_dir(parent);
         }
     }
@@ -151,6 +160,11 @@ pub struct InstanceCgroup {
 }
 
 impl InstanceCgroup {
+    /// The `cgroup.procs` files (which list the instance's processes).
+    pub fn procs_paths(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|dir| dir.join("cgroup.procs")).collect()
+    }
+
     /// Opens the `cgroup.procs` files the child writes itself into before it execs.
     pub fn procs_files(&self) -> io::Result<Vec<File>> {
         self.dirs
@@ -233,6 +247,33 @@ impl InstanceCgroup {
                 }
             }
         }
+    }
+}
+
+/// Removes the cgroups of Wisp processes that are gone (killed, or crashed), killing
+/// anything still in them.
+fn sweep_stale(own_dir: &Path) {
+    let Ok(entries) = fs::read_dir(own_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("wisp-")) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if let Ok(instances) = fs::read_dir(entry.path()) {
+            for instance in instances.flatten().filter(|e| e.path().is_dir()) {
+                InstanceCgroup {
+                    dirs: vec![instance.path()],
+                    v2: false,
+                }
+                .kill_all_and_remove();
+            }
+        }
+        let _ = fs::remove_dir(entry.path());
     }
 }
 

@@ -10,6 +10,7 @@
 use super::FunctionContext;
 use super::api::{InitState, Pending, Reply, RuntimeApi};
 use super::cgroup::InstanceCgroup;
+use super::peer::PeerCheck;
 use super::pipes::Pipes;
 use super::sandbox::{self, Plan};
 use crate::invocation::{ErrorReport, InvokeError, Logs};
@@ -58,9 +59,6 @@ impl Instance {
             logs: Logs::default(),
         };
         let id = uuid::Uuid::now_v7().simple().to_string();
-        let api = RuntimeApi::start(ctx.function_arn.clone(), ctx.limits.max_response_body)
-            .await
-            .map_err(|e| internal("cannot listen for its Runtime API", e))?;
         let memory_bytes = u64::from(ctx.memory_mb) * 1024 * 1024;
         let cgroup = match &ctx.sandbox.cgroups {
             Some(cgroups) => Some(
@@ -69,6 +67,20 @@ impl Instance {
                     .map_err(|e| internal("cannot create its cgroup", e))?,
             ),
             None => None,
+        };
+        let peer_check = cgroup.as_ref().map(|c| PeerCheck {
+            procs: c.procs_paths(),
+        });
+        let api = match RuntimeApi::start(ctx.function_arn.clone(), ctx.limits.max_response_body, peer_check)
+            .await
+        {
+            Ok(api) => api,
+            Err(e) => {
+                if let Some(cgroup) = cgroup {
+                    cgroup.kill_all_and_remove();
+                }
+                return Err(internal("cannot listen for its Runtime API", e));
+            }
         };
         let plan = Plan {
             sandbox: &ctx.sandbox,

@@ -16,6 +16,7 @@ pub mod cgroup;
 mod function;
 mod instance;
 mod package;
+mod peer;
 mod pipes;
 pub mod sandbox;
 
@@ -123,6 +124,15 @@ impl ProcessRuntime {
             instances_dir: self.config.instances_dir.clone(),
             limits: self.config.limits.clone(),
         })
+    }
+}
+
+impl Drop for ProcessRuntime {
+    fn drop(&mut self) {
+        // Best effort: instances still stopping keep theirs; the next start sweeps them.
+        if let Some(cgroups) = &self.sandbox.cgroups {
+            cgroups.remove();
+        }
     }
 }
 
