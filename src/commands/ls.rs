@@ -28,13 +28,14 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
     let mut table = Table::new();
     table.load_style(NOTHING);
     table.set_header([
-        "NAME", "KIND", "VERSION", "MEMORY", "TIMEOUT", "ROUTES", "UPDATED",
+        "NAME", "KIND", "RUNTIME", "VERSION", "MEMORY", "TIMEOUT", "ROUTES", "UPDATED",
     ]);
     for f in &functions {
         let version = f["version"].as_str().unwrap_or("");
         table.add_row([
             f["name"].as_str().unwrap_or("?").to_string(),
             f["kind"].as_str().unwrap_or("?").to_string(),
+            runtime_text(&f["config"]),
             version[..version.len().min(12)].to_string(),
             format!("{} MB", f["config"]["memory_mb"]),
             f["config"]["timeout"].as_str().unwrap_or("?").to_string(),
@@ -47,4 +48,13 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
     }
     println!("{}", table.trim_fmt());
     Ok(())
+}
+
+/// `wasm`, or the native runtime with its handler (`python app.handler`).
+fn runtime_text(config: &Value) -> String {
+    let runtime = config["runtime"].as_str().unwrap_or("wasm");
+    match config["handler"].as_str() {
+        Some(handler) => format!("{runtime} {handler}"),
+        None => runtime.to_string(),
+    }
 }

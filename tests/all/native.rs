@@ -702,3 +702,66 @@ async fn the_python_and_node_examples_serve_as_they_are() {
         assert_eq!(echo["event"], json!({"a": 1}), "{example}: {echo}");
     }
 }
+
+#[tokio::test]
+async fn deploying_a_directory_twice_is_unchanged_and_ls_shows_the_runtime() {
+    let server = server();
+    let app = repo_root().join("examples/python");
+    let deploy = || {
+        server
+            .cli(bin())
+            .args(["deploy", app.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let first = deploy();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        stdout.contains("created") && stdout.contains("hello") && stdout.contains("echo"),
+        "{stdout}"
+    );
+    // The directory is zipped the same way every time: nothing changed, nothing deploys.
+    let second = deploy();
+    let stdout = String::from_utf8_lossy(&second.stdout).to_string();
+    assert_eq!(stdout.matches("unchanged").count(), 2, "{stdout}");
+
+    let ls = server.cli(bin()).arg("ls").output().unwrap();
+    let stdout = String::from_utf8_lossy(&ls.stdout).to_string();
+    let header: Vec<&str> = stdout.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header[..3], ["NAME", "KIND", "RUNTIME"]);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("hello") && l.contains("python app.hello")),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_cannot_use_another_instances_runtime_api() {
+    if !is_root() {
+        return; // the check needs the instances' cgroups
+    }
+    let server = server();
+    deploy_zip(&server, "victim", python("app.handler"), python_kit_zip()).await;
+    deploy_zip(&server, "thief", python("app.handler"), python_kit_zip()).await;
+    let env = invoke_ok(&server, "victim", json!({"action": "env"})).await;
+    let api = env["AWS_LAMBDA_RUNTIME_API"].as_str().unwrap().to_string();
+    let stolen = invoke_ok(&server, "thief", json!({"action": "steal", "api": api})).await;
+    assert_eq!(stolen["outcome"], "refused", "{stolen}");
+    // The victim serves on, undisturbed.
+    assert_eq!(
+        invoke_ok(&server, "victim", json!({"action": "echo"})).await["function_name"],
+        "victim"
+    );
+    assert!(
+        server
+            .stderr_containing("refused a Runtime API connection")
+            .contains("refused a Runtime API connection")
+    );
+}
