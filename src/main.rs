@@ -42,6 +42,14 @@ impl Command {
 }
 
 fn main() -> ExitCode {
+    // A process function's instance starts as this binary in its shim role: it
+    // sandboxes itself and becomes the function's runtime (never returns).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == wisp_runtime::process::SHIM_ARG)
+    {
+        wisp_runtime::process::shim::main();
+    }
     let cli = Cli::parse();
     // One crypto provider for the HTTP client's TLS (https --server URLs).
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wisp_core::{ErrorCode, FunctionConfig, FunctionRuntime, Kind};
-use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox};
+use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, ShimCommand};
 use wisp_runtime::{Function, FunctionSpec, Input, Invocation, InvokeError, Logs, Output, Runtime};
 
 fn python_kit() -> Bytes {
@@ -29,7 +29,11 @@ struct Setup {
 
 async fn setup(timeout: Duration, memory_mb: u32) -> Setup {
     let data = tempfile::tempdir().unwrap();
-    let config = ProcessConfig::new(data.path(), Sandbox::minimal());
+    let shim = ShimCommand {
+        program: env!("CARGO_BIN_EXE_wisp-instance-shim").into(),
+        args: vec![wisp_runtime::process::SHIM_ARG.to_string()],
+    };
+    let config = ProcessConfig::new(data.path(), Sandbox::minimal(), shim);
     let instances = config.instances_dir.clone();
     let runtime = ProcessRuntime::new(config).unwrap();
     let mut fc = FunctionConfig::new(Kind::Event);

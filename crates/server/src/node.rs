@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use wisp_core::Limits;
 use wisp_engine::Engine;
 use wisp_runtime::Runtimes;
-use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, UserChoice};
+use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, ShimCommand, UserChoice};
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
 use wisp_store::SqliteStore;
 
@@ -88,7 +88,8 @@ impl Node {
         let wasm = WasmRuntime::new(wasm).map_err(|e| NodeError::Runtime(e.to_string()))?;
         let sandbox = Sandbox::detect(&config.sandbox_user).map_err(NodeError::ProcessRuntime)?;
         tracing::info!("process functions run as {}", sandbox.describe());
-        let mut process = ProcessConfig::new(&dir, sandbox);
+        let shim = ShimCommand::current_exe().map_err(|e| NodeError::ProcessRuntime(e.to_string()))?;
+        let mut process = ProcessConfig::new(&dir, sandbox, shim);
         process.limits = config.limits.clone();
         let process = ProcessRuntime::new(process).map_err(|e| NodeError::ProcessRuntime(e.to_string()))?;
         let runtime = Runtimes {

@@ -8,7 +8,7 @@
 //!
 //! Layout: `<controller root>/<Wisp's own cgroup>/wisp-<pid>/<instance id>/`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,43 +95,47 @@ impl Cgroups {
         }
     }
 
-    /// Makes the cgroup of one instance with its limits.
-    pub fn create(&self, instance: &str, memory_bytes: u64, max_pids: u64) -> io::Result<InstanceCgroup> {
-        let mut dirs = Vec::new();
+    /// Makes the cgroup of one instance, capping its processes. Its memory is
+    /// capped once the instance's function is known ([`InstanceCgroup::limit_memory`]).
+    pub fn create(&self, instance: &str, max_pids: u64) -> io::Result<InstanceCgroup> {
+        let mut cgroup = InstanceCgroup {
+            dirs: Vec::new(),
+            memory: None,
+            v2: matches!(self, Cgroups::V2 { .. }),
+        };
         let made = (|| {
             match self {
                 Cgroups::V1 { memory, pids } => {
                     if let Some(root) = memory {
                         let dir = root.join(instance);
                         fs::create_dir(&dir)?;
-                        dirs.push(dir.clone());
-                        fs::write(dir.join("memory.limit_in_bytes"), memory_bytes.to_string())?;
-                        // No swapping past the limit, where the kernel accounts swap.
-                        let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), memory_bytes.to_string());
+                        cgroup.dirs.push(dir.clone());
+                        cgroup.memory = Some(dir);
                     }
                     if let Some(root) = pids {
                         let dir = root.join(instance);
                         fs::create_dir(&dir)?;
-                        dirs.push(dir.clone());
+                        cgroup.dirs.push(dir.clone());
                         fs::write(dir.join("pids.max"), max_pids.to_string())?;
                     }
                 }
                 Cgroups::V2 { parent } => {
                     let dir = parent.join(instance);
                     fs::create_dir(&dir)?;
-                    dirs.push(dir.clone());
-                    fs::write(dir.join("memory.max"), memory_bytes.to_string())?;
-                    let _ = fs::write(dir.join("memory.swap.max"), "0");
+                    cgroup.dirs.push(dir.clone());
+                    cgroup.memory = Some(dir.clone());
                     fs::write(dir.join("pids.max"), max_pids.to_string())?;
                 }
             }
             Ok(())
         })();
-        let cgroup = InstanceCgroup {
-            dirs,
-            v2: matches!(self, Cgroups::V2 { .. }),
-        };
-        made.map(|()| cgroup)
+        match made {
+            Ok(()) => Ok(cgroup),
+            Err(e) => {
+                cgroup.kill_all_and_remove();
+                Err(e)
+            }
+        }
     }
 
     /// Removes Wisp's parent cgroups (at shutdown, once every instance is gone).
@@ -156,21 +160,31 @@ impl Cgroups {
 #[derive(Debug)]
 pub struct InstanceCgroup {
     dirs: Vec<PathBuf>,
+    /// The directory with the memory controller's files.
+    memory: Option<PathBuf>,
     v2: bool,
 }
 
 impl InstanceCgroup {
+    /// Caps the instance's memory (and swap) at `bytes`.
+    pub fn limit_memory(&self, bytes: u64) -> io::Result<()> {
+        let Some(dir) = &self.memory else {
+            return Ok(());
+        };
+        if self.v2 {
+            fs::write(dir.join("memory.max"), bytes.to_string())?;
+            let _ = fs::write(dir.join("memory.swap.max"), "0");
+        } else {
+            fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string())?;
+            // No swapping past the limit, where the kernel accounts swap.
+            let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+        }
+        Ok(())
+    }
+
     /// The `cgroup.procs` files (which list the instance's processes).
     pub fn procs_paths(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|dir| dir.join("cgroup.procs")).collect()
-    }
-
-    /// Opens the `cgroup.procs` files the child writes itself into before it execs.
-    pub fn procs_files(&self) -> io::Result<Vec<File>> {
-        self.dirs
-            .iter()
-            .map(|dir| OpenOptions::new().write(true).open(dir.join("cgroup.procs")))
-            .collect()
     }
 
     /// How many times the kernel's OOM killer has struck in this cgroup.
@@ -268,6 +282,7 @@ fn sweep_stale(own_dir: &Path) {
             for instance in instances.flatten().filter(|e| e.path().is_dir()) {
                 InstanceCgroup {
                     dirs: vec![instance.path()],
+                    memory: None,
                     v2: false,
                 }
                 .kill_all_and_remove();

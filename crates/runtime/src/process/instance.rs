@@ -13,13 +13,14 @@ use super::cgroup::InstanceCgroup;
 use super::peer::PeerCheck;
 use super::pipes::Pipes;
 use super::sandbox::{self, Plan};
+use super::shim::ShimSpec;
 use crate::invocation::{ErrorReport, InvokeError, Logs};
 use bytes::Bytes;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::process::Child;
 use wisp_core::ErrorCode;
@@ -58,35 +59,36 @@ impl Instance {
             error: InvokeError::Internal(format!("cannot start an instance of `{}`: {what}: {e}", ctx.name)),
             logs: Logs::default(),
         };
-        let id = uuid::Uuid::now_v7().simple().to_string();
+        let mut shim = ctx
+            .spawner
+            .take()
+            .map_err(|e| internal("cannot start its shim", e))?;
+        let id = shim.id.clone();
+        let cgroup = shim.cgroup.take();
         let memory_bytes = u64::from(ctx.memory_mb) * 1024 * 1024;
-        let cgroup = match &ctx.sandbox.cgroups {
-            Some(cgroups) => Some(
-                cgroups
-                    .create(&id, memory_bytes, sandbox::MAX_PROCESSES)
-                    .map_err(|e| internal("cannot create its cgroup", e))?,
-            ),
-            None => None,
+        if let Some(cgroup) = &cgroup {
+            cgroup
+                .limit_memory(memory_bytes)
+                .map_err(|e| internal("cannot cap its memory", e))?;
+        }
+        let (Some(stdout), Some(stderr)) = (shim.child.stdout.take(), shim.child.stderr.take()) else {
+            return Err(internal(
+                "no pipes",
+                std::io::Error::other("stdout or stderr missing"),
+            ));
         };
+        let pipes = Pipes::new(stdout, stderr, ctx.limits.max_log_bytes_per_invocation)
+            .map_err(|e| internal("cannot read its output", e))?;
         let peer_check = cgroup.as_ref().map(|c| PeerCheck {
             procs: c.procs_paths(),
         });
-        let api = match RuntimeApi::start(ctx.function_arn.clone(), ctx.limits.max_response_body, peer_check)
+        let api = RuntimeApi::start(ctx.function_arn.clone(), ctx.limits.max_response_body, peer_check)
             .await
-        {
-            Ok(api) => api,
-            Err(e) => {
-                if let Some(cgroup) = cgroup {
-                    cgroup.kill_all_and_remove();
-                }
-                return Err(internal("cannot listen for its Runtime API", e));
-            }
-        };
+            .map_err(|e| internal("cannot listen for its Runtime API", e))?;
         let plan = Plan {
             sandbox: &ctx.sandbox,
             code_dir: &ctx.code_dir,
             runtime_dir: ctx.runtime_dir.as_deref(),
-            cgroup: cgroup.as_ref(),
             memory_bytes,
             address_space_limit_ok: ctx.address_space_limit_ok,
         };
@@ -99,10 +101,8 @@ impl Instance {
             Some(dir)
         };
         let tmp = host_tmp.clone().unwrap_or_else(|| PathBuf::from("/tmp"));
-        let setup = plan
-            .child_setup()
-            .map_err(|e| internal("cannot prepare its sandbox", e))?;
 
+        // Later entries win: Lambda's reserved variables over the function's own.
         let mut env = sandbox::base_env(&tmp);
         env.extend(
             ctx.env
@@ -128,47 +128,18 @@ impl Instance {
         if let Some(dir) = &runtime_root {
             env.push(("LAMBDA_RUNTIME_DIR".into(), dir.as_os_str().to_owned()));
         }
-        // Later entries win: Lambda's reserved variables over the function's own.
         let (program, args) = ctx.command(&task_root, runtime_root.as_deref());
-        let mut command = tokio::process::Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        setup.install(&mut command);
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                if let Some(cgroup) = cgroup {
-                    cgroup.kill_all_and_remove();
-                }
-                if let Some(dir) = &host_tmp {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-                return Err(StartFailure {
-                    error: InvokeError::Reported {
-                        code: ErrorCode::FunctionError,
-                        report: ErrorReport::new(
-                            "Runtime.InvalidEntrypoint",
-                            format!("the runtime could not be started: {e}"),
-                        ),
-                    },
-                    logs: Logs::default(),
-                });
-            }
+        let spec = ShimSpec {
+            program,
+            args,
+            env: dedup_env(env),
+            isolation: plan.isolation(),
         };
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(internal(
-                "no pipes",
-                std::io::Error::other("stdout or stderr missing"),
-            ));
-        };
-        let pipes = Pipes::new(stdout, stderr, ctx.limits.max_log_bytes_per_invocation)
-            .map_err(|e| internal("cannot read its output", e))?;
+        let spec = serde_json::to_vec(&spec)
+            .map_err(|e| internal("cannot encode its spec", std::io::Error::other(e)))?;
+        let prepared = started.elapsed();
+        let mut stdin = shim.stdin;
+        let child = shim.child;
         let mut instance = Instance {
             pgid: child
                 .id()
@@ -184,8 +155,28 @@ impl Instance {
             max_response: ctx.limits.max_response_body,
             reusable: true,
         };
+        // The spec, then end of file: the shim starts the runtime.
+        {
+            use tokio::io::AsyncWriteExt;
+            let written = async {
+                stdin.write_all(&spec).await?;
+                stdin.shutdown().await
+            };
+            if let Err(e) = written.await {
+                instance.reusable = false;
+                return Err(internal("cannot hand it its spec", e));
+            }
+            drop(stdin);
+        }
+        let spawned = started.elapsed();
         match instance.wait_for_init().await {
             Ok(()) => {
+                tracing::debug!(
+                    function = %ctx.name,
+                    instance = %instance.id,
+                    "instance ready: prepared in {prepared:?}, spawned at {spawned:?}, initialised at {:?}",
+                    started.elapsed()
+                );
                 let logs = instance.pipes.take();
                 Ok((instance, started.elapsed(), logs))
             }
@@ -387,6 +378,18 @@ impl Drop for Instance {
             Err(_) => cleanup(),
         }
     }
+}
+
+/// The environment with each name once, the last value winning.
+fn dedup_env(env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    let mut out: Vec<(OsString, OsString)> = Vec::with_capacity(env.len());
+    for (key, value) in env {
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => out.push((key, value)),
+        }
+    }
+    out
 }
 
 /// Lambda's log stream name: `YYYY/MM/DD/[VERSION]INSTANCE`.

@@ -19,9 +19,13 @@ mod package;
 mod peer;
 mod pipes;
 pub mod sandbox;
+pub mod shim;
+mod spawner;
 
 pub use instance::INIT_TIMEOUT;
 pub use sandbox::{Sandbox, SandboxUser, UserChoice};
+pub use shim::SHIM_ARG;
+pub use spawner::ShimCommand;
 
 use crate::{Function, FunctionSpec, LoadError, Runtime};
 use async_trait::async_trait;
@@ -41,17 +45,23 @@ pub struct ProcessConfig {
     /// Where instances get private temp dirs when there is no mount namespace.
     pub instances_dir: PathBuf,
     pub sandbox: Sandbox,
+    /// How to start an instance's shim (the `wisp` binary itself, in production).
+    pub shim: ShimCommand,
+    /// How many shims to keep started ahead of need (each already in its cgroup).
+    pub spare_shims: usize,
     pub limits: Limits,
 }
 
 impl ProcessConfig {
     /// The layout under a data directory, with the sandbox found on this machine.
-    pub fn new(data_dir: &Path, sandbox: Sandbox) -> ProcessConfig {
+    pub fn new(data_dir: &Path, sandbox: Sandbox, shim: ShimCommand) -> ProcessConfig {
         ProcessConfig {
             functions_dir: data_dir.join("functions"),
             runtimes_dir: data_dir.join("runtimes"),
             instances_dir: data_dir.join("instances"),
             sandbox,
+            shim,
+            spare_shims: 2,
             limits: Limits::DEFAULT,
         }
     }
@@ -61,6 +71,7 @@ impl ProcessConfig {
 pub struct ProcessRuntime {
     config: ProcessConfig,
     sandbox: Arc<Sandbox>,
+    spawner: Arc<spawner::Spawner>,
     bootstraps: bootstraps::Bootstraps,
 }
 
@@ -81,8 +92,16 @@ impl ProcessRuntime {
         }
         let bootstraps = bootstraps::Bootstraps::install(&config.runtimes_dir)
             .map_err(|e| io("the runtime directory", &config.runtimes_dir, e))?;
+        let spawner = spawner::Spawner::new(
+            config.shim.clone(),
+            config.sandbox.cgroups.clone(),
+            config.spare_shims,
+        );
+        // The first cold start finds spare shims waiting.
+        spawner.refill();
         Ok(ProcessRuntime {
             sandbox: Arc::new(config.sandbox.clone()),
+            spawner,
             config,
             bootstraps,
         })
@@ -121,6 +140,7 @@ impl ProcessRuntime {
             // V8 reserves far more address space than it uses.
             address_space_limit_ok: runtime != FunctionRuntime::Node,
             sandbox: self.sandbox.clone(),
+            spawner: self.spawner.clone(),
             instances_dir: self.config.instances_dir.clone(),
             limits: self.config.limits.clone(),
         })
@@ -129,6 +149,7 @@ impl ProcessRuntime {
 
 impl Drop for ProcessRuntime {
     fn drop(&mut self) {
+        // Spare shims go first (functions still holding the spawner keep it alive).
         // Best effort: instances still stopping keep theirs; the next start sweeps them.
         if let Some(cgroups) = &self.sandbox.cgroups {
             cgroups.remove();
@@ -186,6 +207,7 @@ pub(crate) struct FunctionContext {
     launcher: Launcher,
     pub address_space_limit_ok: bool,
     pub sandbox: Arc<Sandbox>,
+    pub(crate) spawner: Arc<spawner::Spawner>,
     pub instances_dir: PathBuf,
     pub limits: Limits,
 }
