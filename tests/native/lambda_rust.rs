@@ -3,7 +3,7 @@
 //!
 //! The event's `action` picks what it does: `echo` (the default) answers with the
 //! event and what the function sees of its context; `fail` returns an error of type
-//! `FixtureError`; `exit` ends the process mid-invocation; `sleep` waits `ms`.
+//! `FixtureError`; `exit` ends the process mid-invocation; `sleep` waits `ms`. With `--in-process N` it times its own handler instead.
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -47,5 +47,20 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, FixtureError> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // `--in-process N`: run the handler N times directly and print the mean time per
+    // call (bench/lambda compares Wisp's warm invocation against this).
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, n] = args.as_slice()
+        && flag == "--in-process"
+    {
+        let n: u32 = n.parse()?;
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            let event = LambdaEvent::new(json!({ "order": i }), lambda_runtime::Context::default());
+            std::hint::black_box(handle(event).await.map_err(|e| e.0)?);
+        }
+        println!("{:.3}", started.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+        return Ok(());
+    }
     lambda_runtime::run(service_fn(handle)).await
 }

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# bench/lambda: native functions under Wisp — cold start (first invocation of a new
+# version: spawn, sandbox, init, invoke) and warm invocation overhead, for a Rust binary
+# built with AWS's `lambda_runtime` and for a Python handler under Wisp's Python runtime.
+#
+# References, measured in the same run:
+# - spawn: starting the Rust bootstrap binary and letting it exit (hyperfine -N), the
+#   floor of any cold start;
+# - in-process: the same handler logic called directly in its own language;
+# - loopback HTTP: raw hyper answering over the same kind of connection (wrk c=1).
+#
+# Run with: bench/lambda/run.sh          (DURATION=10s COLD=20 by default)
+# Needs: wrk and hyperfine (apt-get install wrk hyperfine), python3. Run as root for the
+# full sandbox (cgroups, namespaces), as a production server would.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+duration="${DURATION:-10s}"
+cold_runs="${COLD:-20}"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in wrk hyperfine; do
+    if ! command -v "$tool" >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -qq "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
+        else
+            echo "$tool is needed: apt-get install $tool" >&2
+            exit 1
+        fi
+    fi
+done
+
+echo "building (release)…" >&2
+cargo build --release --locked -q -p wisp --bin wisp --example lambda-rust-fixture -p wisp-bench-hyper-hello
+wisp="$root/target/release/wisp"
+fixture="$root/target/release/examples/lambda-rust-fixture"
+hyper="$root/target/release/wisp-bench-hyper-hello"
+
+start() {
+    local log="$work/$1.log"; shift
+    "$@" >"$work/stdout.log" 2>"$log" &
+    pids+=($!)
+    for _ in $(seq 1 600); do
+        addr="$(sed -n 's#.*Serving HTTP on http://\([^/]*\)/.*#\1#p' "$log" | head -n1)"
+        [ -n "$addr" ] && return 0
+        sleep 0.05
+    done
+    echo "server did not start: $*" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# wrk_p50 URL [BODY] → p50 latency in µs at one connection
+wrk_p50() {
+    local url="$1" body="${2:-}" script="$work/post.lua"
+    if [ -n "$body" ]; then
+        printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
+            "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$body")" >"$script"
+    else
+        : >"$script"
+    fi
+    wrk -t1 -c1 -d1s -s "$script" "$url" >/dev/null 2>&1 || true   # warm-up
+    wrk -t1 -c1 -d"$duration" --latency -s "$script" "$url" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+m = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+if not m:
+    sys.exit("cannot read wrk output:\n" + text)
+value, unit = float(m.group(1)), m.group(2)
+print("%.1f" % (value * {"us": 1, "ms": 1e3, "s": 1e6}[unit]))'
+}
+
+# The functions' code.
+python3 - "$fixture" "$work/rust.zip" "$root/tests/native/python-kit" "$work/python.zip" <<'PY'
+import os, sys, zipfile
+binary, rust_zip, kit, py_zip = sys.argv[1:]
+with zipfile.ZipFile(rust_zip, "w", zipfile.ZIP_STORED) as z:
+    info = zipfile.ZipInfo("bootstrap")
+    info.external_attr = (0o100755 << 16)
+    z.writestr(info, open(binary, "rb").read())
+with zipfile.ZipFile(py_zip, "w", zipfile.ZIP_DEFLATED) as z:
+    z.write(os.path.join(kit, "app.py"), "app.py")
+PY
+
+echo "spawn: the Rust bootstrap starting and exiting…" >&2
+hyperfine -N --warmup 5 --runs 100 --export-json "$work/spawn.json" "$fixture --in-process 1" >/dev/null 2>&1
+spawn_ms="$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.3f" % (r["median"]*1e3))' "$work/spawn.json")"
+
+echo "in-process handlers…" >&2
+rust_inproc_us="$("$fixture" --in-process 200000)"
+python_inproc_us="$(cd "$root/tests/native/python-kit" && python3 - <<'PY'
+import timeit, types, app
+ctx = types.SimpleNamespace(aws_request_id="id", function_name="py", memory_limit_in_mb=128,
+                            log_stream_name="s", get_remaining_time_in_millis=lambda: 30000)
+event = {"action": "echo"}
+n = 100000
+print("%.3f" % (timeit.timeit(lambda: app.handler(event, ctx), number=n) / n * 1e6))
+PY
+)"
+
+echo "loopback HTTP reference (raw hyper)…" >&2
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$hyper" "127.0.0.1:$port" >/dev/null 2>&1 &
+pids+=($!)
+sleep 0.5
+hyper_us="$(wrk_p50 "http://127.0.0.1:$port/")"
+
+start wisp "$wisp" serve --listen 127.0.0.1:0 --data-dir "$work/data"
+sandbox="$(grep -o 'process functions run as .*' "$work/wisp.log" | head -n1)"
+echo "wisp: $sandbox" >&2
+
+# cold NAME CONFIG_JSON ZIP → median ms of the first invocation of $cold_runs new versions
+cold() {
+    python3 - "$addr" "$1" "$2" "$3" "$cold_runs" <<'PY'
+import http.client, json, statistics, sys, time, uuid
+addr, name, config, zip_path, runs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+code = open(zip_path, "rb").read()
+def deploy(config):
+    boundary = uuid.uuid4().hex
+    parts = [("config", "application/json", json.dumps(config).encode()), ("code", "application/zip", code)]
+    body = b""
+    for field, mime, data in parts:
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{field}\"\r\n"
+                 f"Content-Type: {mime}\r\n\r\n").encode() + data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    c = http.client.HTTPConnection(addr)
+    c.request("PUT", f"/v1/functions/{name}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = c.getresponse(); r.read()
+    if r.status not in (200, 201):
+        sys.exit(f"deploy failed: {r.status}")
+times = []
+c = http.client.HTTPConnection(addr)
+for i in range(runs + 2):
+    config["env"] = {"BENCH_RUN": str(i)}          # a new version: a new, empty pool
+    deploy(config)
+    time.sleep(0.05)
+    started = time.perf_counter()
+    c.request("POST", f"/v1/functions/{name}/invoke", b'{"action":"echo"}', {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    elapsed = time.perf_counter() - started
+    if r.status != 200:
+        sys.exit(f"invoke failed: {r.status}")
+    if i >= 2:
+        times.append(elapsed * 1e3)
+print("%.2f" % statistics.median(times))
+PY
+}
+
+echo "rust: cold starts…" >&2
+rust_cold_ms="$(cold rust '{"kind":"event","runtime":"process"}' "$work/rust.zip")"
+echo "rust: warm invocations…" >&2
+rust_p50_us="$(wrk_p50 "http://$addr/v1/functions/rust/invoke" '{"action":"echo"}')"
+echo "python: cold starts…" >&2
+python_cold_ms="$(cold py '{"kind":"event","runtime":"python","handler":"app.handler"}' "$work/python.zip")"
+echo "python: warm invocations…" >&2
+python_p50_us="$(wrk_p50 "http://$addr/v1/functions/py/invoke" '{"action":"echo"}')"
+
+read -r rust_warm_us python_warm_us rust_over_http python_over_http < <(python3 -c '
+import sys
+rp, ri, pp, pi, h = map(float, sys.argv[1:])
+print("%.1f %.1f %.1f %.1f" % (rp - ri, pp - pi, rp - ri - h, pp - pi - h))' \
+    "$rust_p50_us" "$rust_inproc_us" "$python_p50_us" "$python_inproc_us" "$hyper_us")
+
+cat <<EOF2
+
+native functions, $(nproc) cores; $sandbox
+  spawn (Rust bootstrap start+exit, median)   ${spawn_ms} ms
+  loopback HTTP round trip (raw hyper p50)    ${hyper_us} µs
+
+                 cold (median)   warm invoke p50   in-process   warm overhead   overhead beyond the HTTP hop
+  rust           ${rust_cold_ms} ms        ${rust_p50_us} µs          ${rust_inproc_us} µs     ${rust_warm_us} µs        ${rust_over_http} µs
+  python         ${python_cold_ms} ms        ${python_p50_us} µs          ${python_inproc_us} µs     ${python_warm_us} µs        ${python_over_http} µs
+
+  rust cold - spawn = $(python3 -c "print('%.2f' % ($rust_cold_ms - $spawn_ms))") ms (floor: ≤ 20 ms, goal ≤ 5 ms); warm overhead floor ≤ 1000 µs, goal ≤ 200 µs
+EOF2
+echo "RESULT rust_cold_ms=$rust_cold_ms rust_warm_us=$rust_warm_us python_cold_ms=$python_cold_ms python_warm_us=$python_warm_us spawn_ms=$spawn_ms"
