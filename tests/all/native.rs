@@ -76,6 +76,31 @@ fn python(handler: &str) -> Value {
     json!({ "kind": "event", "runtime": "python", "handler": handler })
 }
 
+/// The log lines at `query` (`/v1/functions/NAME/logs?...`) once `ready` accepts them:
+/// logs reach the store in batches, a moment after the invocation answers.
+async fn logs_when(server: &TestServer, query: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let logs: Value = client()
+            .get(server.at(query))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let lines = logs["lines"].as_array().cloned().unwrap_or_default();
+        if ready(&lines) || started.elapsed() > Duration::from_secs(10) {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn line_text(line: &Value) -> &str {
+    line["line"].as_str().unwrap()
+}
+
 /// Host processes whose command line contains `marker`, zombies included.
 fn processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -159,6 +184,19 @@ async fn a_lambda_runtime_binary_runs_unmodified_and_instances_are_reused() {
     // Warm: the same process serves the next invocation.
     let second = invoke_ok(&server, "orders", json!({})).await;
     assert_eq!(second["log_stream"], first["log_stream"]);
+    // The cold start's REPORT line has its init time; the warm one's has none.
+    let is_report = |l: &&Value| line_text(l).starts_with("REPORT");
+    let lines = logs_when(&server, "/v1/functions/orders/logs", |lines| {
+        lines.iter().filter(is_report).count() >= 2
+    })
+    .await;
+    let reports: Vec<&str> = lines.iter().filter(is_report).map(line_text).collect();
+    assert_eq!(reports.len(), 2, "{lines:?}");
+    assert!(
+        reports[0].contains("Init Duration: ") && reports[0].contains("Max Memory Used: "),
+        "{reports:?}"
+    );
+    assert!(!reports[1].contains("Init Duration"), "{reports:?}");
 
     // The error path: lambda_runtime posts the handler's error.
     let doc = expect_problem(
@@ -252,21 +290,16 @@ async fn a_fork_bomb_is_contained_and_reaped() {
     .await;
     assert!(doc["invocation_id"].is_string());
     // The bomb hit the process limit rather than the machine's.
-    let logs: Value = client()
-        .get(server.at("/v1/functions/bomb/logs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let line = logs["lines"]
-        .as_array()
-        .unwrap()
+    let has_count = |l: &Value| line_text(l).contains("\"forks\"");
+    let lines = logs_when(&server, "/v1/functions/bomb/logs", |lines| {
+        lines.iter().any(has_count)
+    })
+    .await;
+    let line = lines
         .iter()
-        .find_map(|l| l["line"].as_str().filter(|m| m.contains("\"forks\"")))
-        .unwrap_or_else(|| panic!("no fork count in the logs: {logs}"))
-        .to_string();
+        .find(|l| has_count(l))
+        .map(|l| line_text(l).to_string())
+        .unwrap_or_else(|| panic!("no fork count in the logs: {lines:?}"));
     let report: Value = serde_json::from_str(&line).unwrap();
     assert!(report["forks"].as_u64().unwrap() < 1024, "{report}");
     assert_eq!(report["error"], "EAGAIN", "{report}");
@@ -408,22 +441,18 @@ async fn handler_errors_init_errors_and_logs_are_lambda_shaped() {
         .unwrap()
         .to_string();
     assert_eq!(response.status(), 200);
-    let logs: Value = client()
-        .get(server.at(&format!("/v1/functions/kit/logs?invocation={id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let lines: Vec<(String, String)> = logs["lines"]
-        .as_array()
-        .unwrap()
+    let lines = logs_when(
+        &server,
+        &format!("/v1/functions/kit/logs?invocation={id}"),
+        |lines| lines.iter().any(|l| line_text(l).starts_with("REPORT")),
+    )
+    .await;
+    let lines: Vec<(String, String)> = lines
         .iter()
         .map(|l| {
             (
                 l["stream"].as_str().unwrap().to_string(),
-                l["line"].as_str().unwrap().to_string(),
+                line_text(l).to_string(),
             )
         })
         .collect();
@@ -434,6 +463,37 @@ async fn handler_errors_init_errors_and_logs_are_lambda_shaped() {
     assert!(
         lines.contains(&("stderr".into(), "to stderr: needle-42".into())),
         "{lines:?}"
+    );
+    // Closed by Lambda's REPORT line.
+    let (stream, report) = lines.last().unwrap();
+    assert_eq!(stream, "stderr");
+    assert!(
+        report.starts_with(&format!("REPORT RequestId: {id}\tDuration: ")),
+        "{report}"
+    );
+    assert!(report.contains("\tMemory Size: 128 MB"), "{report}");
+
+    // Output past the per-invocation cap is dropped, and the log says so.
+    let response = invoke(&server, "kit", json!({"action": "log_flood", "kib": 1024})).await;
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-wisp-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let query = format!("/v1/functions/kit/logs?invocation={id}&limit=10000");
+    let lines = logs_when(&server, &query, |lines| {
+        lines
+            .iter()
+            .any(|l| line_text(l).contains("log limit was dropped"))
+    })
+    .await;
+    let kept: usize = lines.iter().map(|l| line_text(l).len() + 1).sum();
+    assert!(kept < 300 * 1024, "{kept} bytes kept");
+    assert!(
+        lines
+            .iter()
+            .any(|l| line_text(l).contains("log limit was dropped")),
+        "no truncation notice"
     );
 
     // A module that fails at import: an init error, reported as the runtime reported it.

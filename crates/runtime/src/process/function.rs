@@ -14,7 +14,7 @@ use crate::invocation::{Finished, Input, Invocation, InvokeError, Logs, Output};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) struct ProcessFunction {
     inner: Arc<Inner>,
@@ -88,7 +88,16 @@ impl Inner {
                 }
             },
         };
-        let (result, logs) = instance.invoke(&id, payload, self.ctx.timeout).await;
+        let run_started = Instant::now();
+        let (result, mut logs) = instance.invoke(&id, payload, self.ctx.timeout).await;
+        let report = report_line(
+            &id,
+            run_started.elapsed(),
+            self.ctx.memory_mb,
+            instance.peak_memory(),
+            init,
+        );
+        logs.stderr = concat_bytes(logs.stderr, Bytes::from(report));
         finish(concat(init_logs, logs), result.as_ref().err(), init);
         if instance.reusable() {
             self.idle
@@ -111,18 +120,69 @@ impl Inner {
     }
 }
 
+/// Lambda's `REPORT` line, closing every invocation's log: its run time, billed
+/// time, memory size and peak (from the cgroup), and the init time of a cold start.
+fn report_line(id: &str, run: Duration, memory_mb: u32, peak: Option<u64>, init: Option<Duration>) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut line = format!(
+        "REPORT RequestId: {id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB",
+        ms(run),
+        run.as_millis() + u128::from(run.subsec_nanos() % 1_000_000 != 0),
+    );
+    if let Some(peak) = peak {
+        line.push_str(&format!("\tMax Memory Used: {} MB", peak.div_ceil(1024 * 1024)));
+    }
+    if let Some(init) = init {
+        line.push_str(&format!("\tInit Duration: {:.2} ms", ms(init)));
+    }
+    line.push('\n');
+    line
+}
+
+fn concat_bytes(a: Bytes, b: Bytes) -> Bytes {
+    if a.is_empty() {
+        return b;
+    }
+    let mut joined = BytesMut::from(a);
+    joined.extend_from_slice(&b);
+    joined.freeze()
+}
+
 fn concat(first: Logs, then: Logs) -> Logs {
-    let join = |a: Bytes, b: Bytes| {
-        if a.is_empty() {
-            return b;
-        }
-        let mut joined = BytesMut::from(a);
-        joined.extend_from_slice(&b);
-        joined.freeze()
-    };
     Logs {
-        stdout: join(first.stdout, then.stdout),
-        stderr: join(first.stderr, then.stderr),
+        stdout: concat_bytes(first.stdout, then.stdout),
+        stderr: concat_bytes(first.stderr, then.stderr),
         truncated: first.truncated || then.truncated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_read_like_lambdas() {
+        let line = report_line(
+            "abc",
+            Duration::from_micros(1500),
+            128,
+            Some(3 * 1024 * 1024 + 1),
+            None,
+        );
+        assert_eq!(
+            line,
+            "REPORT RequestId: abc\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 4 MB\n"
+        );
+        let cold = report_line(
+            "abc",
+            Duration::from_millis(3),
+            256,
+            None,
+            Some(Duration::from_micros(4250)),
+        );
+        assert!(
+            cold.contains("Billed Duration: 3 ms\tMemory Size: 256 MB\tInit Duration: 4.25 ms\n"),
+            "{cold}"
+        );
     }
 }

@@ -339,6 +339,11 @@ impl Instance {
         }
     }
 
+    /// The most memory the instance has used, when its cgroup says.
+    pub(crate) fn peak_memory(&self) -> Option<u64> {
+        self.cgroup.as_ref().and_then(InstanceCgroup::peak_memory)
+    }
+
     /// Whether the instance can serve another invocation.
     pub(crate) fn reusable(&mut self) -> bool {
         self.reusable && matches!(self.child.try_wait(), Ok(None))
