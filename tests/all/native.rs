@@ -825,3 +825,27 @@ async fn an_instance_cannot_use_another_instances_runtime_api() {
             .contains("refused a Runtime API connection")
     );
 }
+
+#[tokio::test]
+async fn no_instance_outlives_a_killed_server() {
+    let mut server = server();
+    let config = json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "60s"});
+    deploy_zip(&server, "linger", config, python_kit_zip()).await;
+    let marker = format!("6{}.125", std::process::id());
+    // An invocation in flight, whose instance has children of its own.
+    let url = server.at("/v1/functions/linger/invoke");
+    let event = json!({"action": "orphans", "marker": marker});
+    let in_flight = tokio::spawn(async move { client().post(url).json(&event).send().await });
+    let started = Instant::now();
+    while processes_with(&marker).len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the children never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("KILL");
+    server.wait(Duration::from_secs(5));
+    assert!(in_flight.await.unwrap().is_err(), "the server is gone");
+    assert_no_process_with(&marker).await;
+}
