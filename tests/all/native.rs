@@ -849,3 +849,88 @@ async fn no_instance_outlives_a_killed_server() {
     assert!(in_flight.await.unwrap().is_err(), "the server is gone");
     assert_no_process_with(&marker).await;
 }
+
+/// A hand-written runtime that breaks the protocol on purpose: it answers an id that
+/// is not the invocation's, then the right one; its second event it fails without a
+/// body. The Runtime API's answers go to stderr.
+const ROGUE_RUNTIME: &str = r#"#!/usr/bin/python3
+import http.client, os, sys
+api = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+def call(method, path, body=None, headers={}):
+    api.request(method, "/2018-06-01/runtime" + path, body, headers)
+    r = api.getresponse()
+    return r.status, r.headers, r.read()
+n = 0
+while True:
+    status, headers, event = call("GET", "/invocation/next")
+    request_id = headers["Lambda-Runtime-Aws-Request-Id"]
+    n += 1
+    if n == 1:
+        status, _, answer = call("POST", "/invocation/not-the-id/response", b'"wrong"')
+        print("wrong id:", status, answer.decode(), file=sys.stderr, flush=True)
+        call("POST", "/invocation/%s/response" % request_id, b'{"right":true}')
+    else:
+        status, _, answer = call("POST", "/invocation/%s/error" % request_id, b"",
+                                 {"Lambda-Runtime-Function-Error-Type": "Rogue.Failure"})
+"#;
+
+#[tokio::test]
+async fn runtimes_that_break_the_protocol_get_lambdas_answers() {
+    let server = server();
+    let process = json!({"kind": "event", "runtime": "process"});
+    let rogue = dir_with(&[("bootstrap", ROGUE_RUNTIME.as_bytes(), true)]);
+    deploy_zip(&server, "rogue", process.clone(), zip_dir(rogue.path())).await;
+    let response = invoke(&server, "rogue", json!({})).await;
+    let id = response.headers()["x-wisp-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = response.text().await.unwrap();
+    if text != r#"{"right":true}"# {
+        let query = format!("/v1/functions/rogue/logs?invocation={id}");
+        let lines = logs_when(&server, &query, |l| !l.is_empty()).await;
+        panic!("{text}\nlogs: {lines:?}\nserver: {}", server.stderr());
+    }
+    let lines = logs_when(
+        &server,
+        &format!("/v1/functions/rogue/logs?invocation={id}"),
+        |lines| lines.iter().any(|l| line_text(l).starts_with("wrong id:")),
+    )
+    .await;
+    let wrong = lines
+        .iter()
+        .map(line_text)
+        .find(|l| l.starts_with("wrong id:"))
+        .unwrap();
+    assert!(
+        wrong.starts_with("wrong id: 400") && wrong.contains("InvalidRequestID"),
+        "{wrong}"
+    );
+    // An error with no body: its type from the header.
+    let doc = expect_problem(invoke(&server, "rogue", json!({})).await, 502, "function_error").await;
+    assert_eq!(doc["error"]["errorType"], "Rogue.Failure", "{doc}");
+
+    // A runtime that exits before asking for work.
+    let quitter = dir_with(&[("bootstrap", b"#!/bin/sh\necho giving up >&2\nexit 0\n", true)]);
+    deploy_zip(&server, "quitter", process.clone(), zip_dir(quitter.path())).await;
+    let doc = expect_problem(invoke(&server, "quitter", json!({})).await, 502, "function_error").await;
+    assert_eq!(doc["error"]["errorType"], "Runtime.ExitError", "{doc}");
+    assert_eq!(
+        doc["error"]["errorMessage"], "Runtime exited without providing a reason",
+        "{doc}"
+    );
+
+    // A result over 6 MiB: the runtime is told 413, the caller gets response_too_large,
+    // and the instance serves on.
+    deploy_zip(&server, "big", python("app.handler"), python_kit_zip()).await;
+    let first = invoke_ok(&server, "big", json!({"action": "echo"})).await;
+    let doc = expect_problem(
+        invoke(&server, "big", json!({"action": "big", "mb": 7})).await,
+        502,
+        "response_too_large",
+    )
+    .await;
+    assert!(doc["detail"].as_str().unwrap().contains("6291456"), "{doc}");
+    let after = invoke_ok(&server, "big", json!({"action": "echo"})).await;
+    assert_eq!(after["log_stream"], first["log_stream"], "the same instance");
+}

@@ -130,6 +130,10 @@ def write_code(event, context):
         return {"written": False, "error": errno.errorcode.get(e.errno)}
 
 
+def big(event, context):
+    return "x" * (event.get("mb", 7) * 1024 * 1024)
+
+
 def steal(event, context):
     """Asks another instance's Runtime API for its next event."""
     import http.client
@@ -144,6 +148,7 @@ def steal(event, context):
 
 ACTIONS = {
     "steal": steal,
+    "big": big,
     "echo": echo,
     "env": env,
     "whoami": whoami,

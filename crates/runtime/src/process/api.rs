@@ -144,13 +144,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, peer_check: Option<P
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return lambda_error(
-            StatusCode::NOT_FOUND,
-            "UnknownPath",
-            &format!("unknown path `{path}`"),
-        );
-    };
+    let rest = path.strip_prefix(PREFIX).unwrap_or("");
     let segments: Vec<&str> = rest.split('/').collect();
     match (request.method(), segments.as_slice()) {
         (&Method::GET, ["invocation", "next"]) => next(shared).await,
@@ -171,17 +165,26 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
             shared.init.send_replace(InitState::Failed(report));
             accepted()
         }
-        (_, ["invocation", "next"]) | (_, ["invocation", _, _]) | (_, ["init", "error"]) => lambda_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            &format!("`{}` is not allowed on `{path}`", request.method()),
-        ),
-        _ => lambda_error(
-            StatusCode::NOT_FOUND,
-            "UnknownPath",
-            &format!("unknown path `{path}`"),
-        ),
+        (method, ["invocation", "next"] | ["invocation", _, _] | ["init", "error"]) => {
+            let message = format!("`{method}` is not allowed on `{path}`");
+            discard(request, shared).await;
+            lambda_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &message)
+        }
+        _ => {
+            discard(request, shared).await;
+            lambda_error(
+                StatusCode::NOT_FOUND,
+                "UnknownPath",
+                &format!("unknown path `{path}`"),
+            )
+        }
     }
+}
+
+/// Reads a request's body to its end before an error answer: a body left unread
+/// would cost the runtime its kept-alive connection.
+async fn discard(request: Request<Incoming>, shared: &Shared) {
+    let _ = read_body(request.into_body(), shared.max_response).await;
 }
 
 /// Long-polls for the next event. The first call marks the runtime initialised.
@@ -242,6 +245,9 @@ async fn respond(
     request: Request<Incoming>,
     is_error: bool,
 ) -> Response<Full<Bytes>> {
+    let header_type = error_type_header(&request);
+    // Read first, whatever the answer (see `discard`).
+    let body = read_body(request.into_body(), shared.max_response).await;
     let is_current = lock(&shared.current)
         .as_ref()
         .is_some_and(|(current, _)| current == id);
@@ -252,8 +258,6 @@ async fn respond(
             &format!("Invalid request ID: `{id}` is not the invocation in progress"),
         );
     }
-    let header_type = error_type_header(&request);
-    let body = read_body(request.into_body(), shared.max_response).await;
     let Some((_, reply)) = lock(&shared.current).take() else {
         return lambda_error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID");
     };
