@@ -934,3 +934,69 @@ async fn runtimes_that_break_the_protocol_get_lambdas_answers() {
     let after = invoke_ok(&server, "big", json!({"action": "echo"})).await;
     assert_eq!(after["log_stream"], first["log_stream"], "the same instance");
 }
+
+/// The pids cgroup of an instance, from its log stream name (`…/[VERSION]INSTANCE`).
+fn instance_cgroup(server: &TestServer, log_stream: &str) -> PathBuf {
+    let instance = log_stream.rsplit(']').next().unwrap();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let pids_path = own
+        .lines()
+        .find_map(|l| {
+            l.split(':')
+                .nth(1)
+                .filter(|c| c.split(',').any(|c| c == "pids"))
+                .map(|_| l)
+        })
+        .and_then(|l| l.splitn(3, ':').nth(2))
+        .unwrap_or("/")
+        .to_string();
+    PathBuf::from("/sys/fs/cgroup/pids")
+        .join(pids_path.trim_start_matches('/'))
+        .join(format!("wisp-{}", server.pid()))
+        .join(instance)
+}
+
+#[tokio::test]
+async fn replacing_or_deleting_a_function_stops_its_instances() {
+    if !is_root() || !Path::new("/sys/fs/cgroup/pids").is_dir() {
+        return; // instances are found through their cgroups
+    }
+    let server = server();
+    deploy_zip(&server, "short", python("app.handler"), python_kit_zip()).await;
+    let first = invoke_ok(&server, "short", json!({"action": "echo"})).await;
+    let cgroup = instance_cgroup(&server, first["log_stream"].as_str().unwrap());
+    assert!(
+        cgroup.join("cgroup.procs").exists(),
+        "{} missing",
+        cgroup.display()
+    );
+
+    let gone = |dir: PathBuf| async move {
+        let started = Instant::now();
+        while dir.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{} survived",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // A new version replaces the pool: the old instance stops.
+    let mut config = python("app.handler");
+    config["env"] = json!({"V": "2"});
+    let response = deploy(&client(), &server, "short", config, python_kit_zip()).await;
+    assert_eq!(response.status(), 200);
+    gone(cgroup).await;
+
+    let second = invoke_ok(&server, "short", json!({"action": "echo"})).await;
+    let cgroup = instance_cgroup(&server, second["log_stream"].as_str().unwrap());
+    assert!(cgroup.exists());
+    let response = client()
+        .delete(server.at("/v1/functions/short"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    gone(cgroup).await;
+}
