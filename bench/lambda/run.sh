@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/lambda: native functions under Wisp — cold start (first invocation of a new
 # version: spawn, sandbox, init, invoke) and warm invocation overhead, for a Rust binary
-# built with AWS's `lambda_runtime` and for a Python handler under Wisp's Python runtime.
+# built with AWS's `lambda_runtime`, and for Python and Node handlers under Wisp's own runtimes.
 #
 # References, measured in the same run:
 # - spawn: starting the Rust bootstrap binary and letting it exit (hyperfine -N), the
@@ -78,9 +78,15 @@ print("%.1f" % (value * {"us": 1, "ms": 1e3, "s": 1e6}[unit]))'
 }
 
 # The functions' code.
-python3 - "$fixture" "$work/rust.zip" "$root/tests/native/python-kit" "$work/python.zip" <<'PY'
+mkdir -p "$work/node"
+cat >"$work/node/index.js" <<'JS'
+exports.handler = async (event, context) => ({ event, requestId: context.awsRequestId });
+JS
+python3 - "$fixture" "$work/rust.zip" "$root/tests/native/python-kit" "$work/python.zip" "$work/node" "$work/node.zip" <<'PY'
 import os, sys, zipfile
-binary, rust_zip, kit, py_zip = sys.argv[1:]
+binary, rust_zip, kit, py_zip, node_dir, node_zip = sys.argv[1:]
+with zipfile.ZipFile(node_zip, "w", zipfile.ZIP_DEFLATED) as z:
+    z.write(os.path.join(node_dir, "index.js"), "index.js")
 with zipfile.ZipFile(rust_zip, "w", zipfile.ZIP_STORED) as z:
     info = zipfile.ZipInfo("bootstrap")
     info.external_attr = (0o100755 << 16)
@@ -104,6 +110,16 @@ n = 100000
 print("%.3f" % (timeit.timeit(lambda: app.handler(event, ctx), number=n) / n * 1e6))
 PY
 )"
+
+node_inproc_us="$(cd "$work/node" && node -e '
+const { handler } = require("./index.js");
+const context = { awsRequestId: "id" };
+(async () => {
+  const n = 100000, event = { action: "echo" };
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) await handler(event, context);
+  console.log((Number(process.hrtime.bigint() - started) / 1e3 / n).toFixed(3));
+})();')"
 
 echo "loopback HTTP reference (raw hyper)…" >&2
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -162,6 +178,12 @@ python_cold_ms="$(cold py '{"kind":"event","runtime":"python","handler":"app.han
 echo "python: warm invocations…" >&2
 python_p50_us="$(wrk_p50 "http://$addr/v1/functions/py/invoke" '{"action":"echo"}')"
 
+echo "node: cold starts…" >&2
+node_cold_ms="$(cold nd '{"kind":"event","runtime":"node","handler":"index.handler"}' "$work/node.zip")"
+echo "node: warm invocations…" >&2
+node_p50_us="$(wrk_p50 "http://$addr/v1/functions/nd/invoke" '{"action":"echo"}')"
+node_warm_us="$(python3 -c 'import sys; print("%.1f" % (float(sys.argv[1]) - float(sys.argv[2])))' "$node_p50_us" "$node_inproc_us")"
+
 read -r rust_warm_us python_warm_us rust_over_http python_over_http < <(python3 -c '
 import sys
 rp, ri, pp, pi, h = map(float, sys.argv[1:])
@@ -177,7 +199,9 @@ native functions, $(nproc) cores; $sandbox
                  cold (median)   warm invoke p50   in-process   warm overhead   overhead beyond the HTTP hop
   rust           ${rust_cold_ms} ms        ${rust_p50_us} µs          ${rust_inproc_us} µs     ${rust_warm_us} µs        ${rust_over_http} µs
   python         ${python_cold_ms} ms        ${python_p50_us} µs          ${python_inproc_us} µs     ${python_warm_us} µs        ${python_over_http} µs
+  node           ${node_cold_ms} ms        ${node_p50_us} µs          ${node_inproc_us} µs     ${node_warm_us} µs
 
   rust cold - spawn = $(python3 -c "print('%.2f' % ($rust_cold_ms - $spawn_ms))") ms (floor: ≤ 20 ms, goal ≤ 5 ms); warm overhead floor ≤ 1000 µs, goal ≤ 200 µs
 EOF2
+echo "NODE node_cold_ms=$node_cold_ms node_warm_us=$node_warm_us"
 echo "RESULT rust_cold_ms=$rust_cold_ms rust_warm_us=$rust_warm_us python_cold_ms=$python_cold_ms python_warm_us=$python_warm_us spawn_ms=$spawn_ms"
