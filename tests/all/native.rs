@@ -628,11 +628,13 @@ async fn node_handlers_sync_async_and_throwing() {
         "index.js",
         b"exports.sync = (event, context) => ({ sum: event.a + event.b, fn: context.functionName });\n\
           exports.later = async (event) => { await new Promise(r => setTimeout(r, 20)); return { later: event.n }; };\n\
-          exports.throws = async () => { const e = new TypeError('no such order'); throw e; };\n",
+          exports.throws = async () => { const e = new TypeError('no such order'); throw e; };\n\
+          exports.callback = (event, context, callback) => setTimeout(() => callback(null, { cb: event.n }), 5);\n\
+          exports.forgets = (event, context, callback) => {};\n",
         false,
     )]);
     let zip = zip_dir(code.path());
-    for handler in ["sync", "later", "throws"] {
+    for handler in ["sync", "later", "throws", "callback", "forgets"] {
         let config = json!({"kind": "event", "runtime": "node", "handler": format!("index.{handler}")});
         deploy_zip(&server, handler, config, zip.clone()).await;
     }
@@ -647,6 +649,14 @@ async fn node_handlers_sync_async_and_throwing() {
     let doc = expect_problem(invoke(&server, "throws", json!({})).await, 502, "function_error").await;
     assert_eq!(doc["error"]["errorType"], "TypeError", "{doc}");
     assert_eq!(doc["error"]["errorMessage"], "no such order", "{doc}");
+    assert_eq!(
+        invoke_ok(&server, "callback", json!({"n": 3})).await,
+        json!({"cb": 3})
+    );
+    // A callback handler that never calls back and leaves nothing scheduled: `null`, as AWS.
+    assert_eq!(invoke_ok(&server, "forgets", json!({})).await, Value::Null);
+    // Its instance serves on.
+    assert_eq!(invoke_ok(&server, "forgets", json!({})).await, Value::Null);
 }
 
 /// AWS's own Python runtime interface client, installed from PyPI once per target
