@@ -930,6 +930,30 @@ async fn runtimes_that_break_the_protocol_get_lambdas_answers() {
         "{doc}"
     );
 
+    // A bootstrap that cannot be executed: Lambda's Runtime.InvalidEntrypoint, with the
+    // reason in the function's log.
+    let bad = dir_with(&[("bootstrap", b"#!/no/such/interpreter\n", true)]);
+    deploy_zip(&server, "bad", process.clone(), zip_dir(bad.path())).await;
+    let response = invoke(&server, "bad", json!({})).await;
+    let id = response.headers()["x-wisp-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let doc = expect_problem(response, 502, "function_error").await;
+    assert_eq!(doc["error"]["errorType"], "Runtime.InvalidEntrypoint", "{doc}");
+    let query = format!("/v1/functions/bad/logs?invocation={id}");
+    let lines = logs_when(&server, &query, |l| {
+        l.iter()
+            .any(|l| line_text(l).contains("cannot start the runtime"))
+    })
+    .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| line_text(l).contains("No such file or directory")),
+        "{lines:?}"
+    );
+
     // A result over 6 MiB: the runtime is told 413, the caller gets response_too_large,
     // and the instance serves on.
     deploy_zip(&server, "big", python("app.handler"), python_kit_zip()).await;

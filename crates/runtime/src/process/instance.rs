@@ -329,13 +329,25 @@ impl Instance {
             },
             None => "an unknown status".to_string(),
         };
-        let message = match (request_id, status.and_then(|s| s.code())) {
-            (None, Some(0)) => "Runtime exited without providing a reason".to_string(),
-            _ => format!("{prefix}Runtime exited with error: {how}"),
+        let (error_type, message) = match (request_id, status.and_then(|s| s.code())) {
+            (None, Some(0)) => (
+                "Runtime.ExitError",
+                "Runtime exited without providing a reason".to_string(),
+            ),
+            // The shim (or a shell bootstrap) could not exec the runtime: a missing
+            // interpreter, a bad `#!` line, a binary for another machine.
+            (None, Some(super::shim::EXEC_FAILED)) => (
+                "Runtime.InvalidEntrypoint",
+                format!("the runtime could not be started ({how}); the function's log says why"),
+            ),
+            _ => (
+                "Runtime.ExitError",
+                format!("{prefix}Runtime exited with error: {how}"),
+            ),
         };
         InvokeError::Reported {
             code: ErrorCode::FunctionError,
-            report: ErrorReport::new("Runtime.ExitError", message),
+            report: ErrorReport::new(error_type, message),
         }
     }
 

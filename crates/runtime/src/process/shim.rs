@@ -31,6 +31,10 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
+/// The shim's exit status when it could not set up or exec the runtime (as a
+/// shell's for a command it cannot run).
+pub const EXEC_FAILED: i32 = 127;
+
 /// The first argument that makes the `wisp` binary run as a shim.
 pub const SHIM_ARG: &str = "__instance-shim";
 
@@ -51,7 +55,7 @@ pub fn main() -> ! {
         Err(e) => e,
     };
     eprintln!("wisp instance shim: {error}");
-    std::process::exit(127)
+    std::process::exit(EXEC_FAILED)
 }
 
 fn run() -> Result<Infallible, String> {
