@@ -64,9 +64,10 @@ impl Instance {
             .take()
             .map_err(|e| internal("cannot start its shim", e))?;
         let id = shim.id.clone();
-        let cgroup = shim.cgroup.take();
+        // Until the instance owns it, a failure removes the cgroup with the shim.
+        let mut cgroup = CgroupGuard(shim.cgroup.take());
         let memory_bytes = u64::from(ctx.memory_mb) * 1024 * 1024;
-        if let Some(cgroup) = &cgroup {
+        if let Some(cgroup) = &cgroup.0 {
             cgroup
                 .limit_memory(memory_bytes)
                 .map_err(|e| internal("cannot cap its memory", e))?;
@@ -79,7 +80,7 @@ impl Instance {
         };
         let pipes = Pipes::new(stdout, stderr, ctx.limits.max_log_bytes_per_invocation)
             .map_err(|e| internal("cannot read its output", e))?;
-        let peer_check = cgroup.as_ref().map(|c| PeerCheck {
+        let peer_check = cgroup.0.as_ref().map(|c| PeerCheck {
             procs: c.procs_paths(),
         });
         let api = RuntimeApi::start(ctx.function_arn.clone(), ctx.limits.max_response_body, peer_check)
@@ -149,7 +150,7 @@ impl Instance {
             child,
             api,
             pipes,
-            cgroup,
+            cgroup: cgroup.0.take(),
             host_tmp,
             oom_kills_seen: 0,
             max_response: ctx.limits.max_response_body,
@@ -393,6 +394,17 @@ impl Drop for Instance {
                 handle.spawn_blocking(cleanup);
             }
             Err(_) => cleanup(),
+        }
+    }
+}
+
+/// An instance's cgroup before the instance owns it: removed if the start fails.
+struct CgroupGuard(Option<InstanceCgroup>);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(cgroup) = self.0.take() {
+            tokio::task::spawn_blocking(move || cgroup.kill_all_and_remove());
         }
     }
 }
