@@ -1034,3 +1034,70 @@ async fn replacing_or_deleting_a_function_stops_its_instances() {
     assert!(response.status().is_success());
     gone(cgroup).await;
 }
+
+#[tokio::test]
+async fn unpacked_code_goes_when_no_version_uses_it() {
+    let server = server();
+    let c = client();
+    let code_hash = |answer: &Value| answer["function"]["code_hash"].as_str().unwrap().to_string();
+    let deploy_json = |config: Value, code: Vec<u8>| {
+        let c = c.clone();
+        let server = &server;
+        async move {
+            let response = deploy(&c, server, "tidy", config, code).await;
+            assert!(response.status().is_success());
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let functions = server.data_dir.join("functions");
+    let gone = |dir: PathBuf| async move {
+        let started = Instant::now();
+        while dir.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{} survived",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let first = code_hash(&deploy_json(python("app.handler"), python_kit_zip()).await);
+    invoke_ok(&server, "tidy", json!({"action": "echo"})).await;
+    assert!(functions.join(&first).is_dir());
+
+    // The same code under a new configuration keeps the directory.
+    let mut config = python("app.handler");
+    config["memory_mb"] = json!(64);
+    assert_eq!(code_hash(&deploy_json(config, python_kit_zip()).await), first);
+    invoke_ok(&server, "tidy", json!({"action": "echo"})).await;
+    assert!(functions.join(&first).is_dir());
+
+    // New code: the old directory goes once nothing uses it.
+    let other = dir_with(&[(
+        "app.py",
+        b"def handler(event, context):\n    return 'v2'\n",
+        false,
+    )]);
+    let second = code_hash(&deploy_json(python("app.handler"), zip_dir(other.path())).await);
+    assert_ne!(second, first);
+    assert_eq!(invoke_ok(&server, "tidy", json!({})).await, json!("v2"));
+    gone(functions.join(&first)).await;
+    assert!(functions.join(&second).is_dir());
+
+    // Deleted: nothing left.
+    assert!(
+        c.delete(server.at("/v1/functions/tidy"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    gone(functions.join(&second)).await;
+    let left: Vec<_> = std::fs::read_dir(&functions)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -9,6 +9,7 @@
 
 use super::FunctionContext;
 use super::instance::{Instance, StartFailure};
+use super::package::CodeLease;
 use crate::Function;
 use crate::invocation::{Finished, Input, Invocation, InvokeError, Logs, Output};
 use async_trait::async_trait;
@@ -23,14 +24,17 @@ pub(crate) struct ProcessFunction {
 struct Inner {
     ctx: FunctionContext,
     idle: Mutex<Vec<Instance>>,
+    /// Keeps the unpacked code; dropped last, after the instances.
+    _code: CodeLease,
 }
 
 impl ProcessFunction {
-    pub(crate) fn new(ctx: FunctionContext) -> ProcessFunction {
+    pub(crate) fn new(ctx: FunctionContext, code: CodeLease) -> ProcessFunction {
         ProcessFunction {
             inner: Arc::new(Inner {
                 ctx,
                 idle: Mutex::new(Vec::new()),
+                _code: code,
             }),
         }
     }

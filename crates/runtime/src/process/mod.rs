@@ -73,6 +73,7 @@ pub struct ProcessRuntime {
     sandbox: Arc<Sandbox>,
     spawner: Arc<spawner::Spawner>,
     bootstraps: bootstraps::Bootstraps,
+    code_dirs: Arc<package::CodeDirs>,
 }
 
 impl ProcessRuntime {
@@ -84,10 +85,18 @@ impl ProcessRuntime {
         for dir in [&config.functions_dir, &config.instances_dir] {
             std::fs::create_dir_all(dir).map_err(|e| io("the directory", dir, e))?;
         }
-        // Instances of an earlier run that were killed with the server.
+        // Instances of an earlier run that were killed with the server, and code
+        // directories it was removing.
         if let Ok(entries) = std::fs::read_dir(&config.instances_dir) {
             for entry in entries.flatten() {
                 let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&config.functions_dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".removed-") {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
             }
         }
         let bootstraps = bootstraps::Bootstraps::install(&config.runtimes_dir)
@@ -101,6 +110,7 @@ impl ProcessRuntime {
         spawner.refill();
         Ok(ProcessRuntime {
             sandbox: Arc::new(config.sandbox.clone()),
+            code_dirs: package::CodeDirs::new(config.functions_dir.clone()),
             spawner,
             config,
             bootstraps,
@@ -160,22 +170,22 @@ impl Drop for ProcessRuntime {
 #[async_trait]
 impl Runtime for ProcessRuntime {
     async fn compile(&self, spec: FunctionSpec, code: Bytes) -> Result<Arc<dyn Function>, LoadError> {
+        let lease = self.code_dirs.lease(&spec.code_hash);
         let dir = package::unpack(&self.config.functions_dir, &spec, code).await?;
         package::check_entry(&dir, &spec.config)?;
-        Ok(Arc::new(function::ProcessFunction::new(
-            self.context(&spec, dir)?,
-        )))
+        let ctx = self.context(&spec, dir)?;
+        Ok(Arc::new(function::ProcessFunction::new(ctx, lease)))
     }
 
     async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError> {
+        let lease = self.code_dirs.lease(&spec.code_hash);
         let dir = self.config.functions_dir.join(&spec.code_hash);
         if !dir.is_dir() {
             return Ok(None);
         }
         package::check_entry(&dir, &spec.config)?;
-        Ok(Some(Arc::new(function::ProcessFunction::new(
-            self.context(&spec, dir)?,
-        ))))
+        let ctx = self.context(&spec, dir)?;
+        Ok(Some(Arc::new(function::ProcessFunction::new(ctx, lease))))
     }
 }
 

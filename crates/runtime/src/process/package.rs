@@ -1,10 +1,13 @@
 //! A process function's code on disk: the uploaded zip unpacked once per code hash
-//! under `DATA/functions/<code sha256>/`, and the check that it holds what its
-//! runtime starts (`bootstrap`, or the handler's module).
+//! under `DATA/functions/<code sha256>/`, the check that it holds what its runtime
+//! starts (`bootstrap`, or the handler's module), and the count of function versions
+//! using each directory, so that one no version uses any more is removed.
 
 use crate::{FunctionSpec, LoadError};
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use wisp_core::{FunctionConfig, FunctionRuntime};
 use wisp_package::UnpackLimits;
 
@@ -47,6 +50,78 @@ pub(crate) async fn unpack(
     .await
     .map_err(|e| LoadError::Internal(format!("unpacking panicked: {e}")))??;
     Ok(dir)
+}
+
+/// The unpacked code directories, with how many loaded function versions use each.
+pub(crate) struct CodeDirs {
+    root: PathBuf,
+    users: Mutex<HashMap<String, usize>>,
+}
+
+/// One function version's use of a code directory; the last one to go removes it
+/// (an unpacked copy is only a cache of the code in the store).
+pub(crate) struct CodeLease {
+    dirs: Arc<CodeDirs>,
+    hash: String,
+}
+
+impl CodeDirs {
+    pub(crate) fn new(root: PathBuf) -> Arc<CodeDirs> {
+        Arc::new(CodeDirs {
+            root,
+            users: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Counts one more user of `hash`'s directory. Take it before looking for the
+    /// directory: while a lease is held the directory is not removed.
+    pub(crate) fn lease(self: &Arc<Self>, hash: &str) -> CodeLease {
+        *self
+            .users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(hash.to_string())
+            .or_insert(0) += 1;
+        CodeLease {
+            dirs: self.clone(),
+            hash: hash.to_string(),
+        }
+    }
+}
+
+impl Drop for CodeLease {
+    fn drop(&mut self) {
+        let mut users = self.dirs.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(count) = users.get_mut(&self.hash) else {
+            return;
+        };
+        *count -= 1;
+        if *count > 0 {
+            return;
+        }
+        users.remove(&self.hash);
+        // Moved aside under the lock: a new lease finds no directory and unpacks
+        // afresh, instead of racing the removal.
+        let dir = self.dirs.root.join(&self.hash);
+        let doomed = self.dirs.root.join(format!(
+            ".removed-{}-{}",
+            self.hash,
+            uuid::Uuid::now_v7().simple()
+        ));
+        if std::fs::rename(&dir, &doomed).is_err() {
+            return;
+        }
+        drop(users);
+        let remove = move || {
+            let _ = std::fs::remove_dir_all(&doomed);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(remove);
+            }
+            Err(_) => remove(),
+        }
+    }
 }
 
 fn entry_hint(config: &FunctionConfig) -> String {
