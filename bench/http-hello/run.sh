@@ -21,38 +21,15 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=../lib.sh
+source "$root/bench/lib.sh"
 
-if ! command -v wrk >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-    else
-        echo "wrk is needed: apt-get install wrk" >&2
-        exit 1
-    fi
-fi
+need wrk
 
 echo "building (release)…" >&2
 cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
 wisp="$root/target/release/wisp"
 hyper="$root/target/release/wisp-bench-hyper-hello"
-
-# Starts a server in the background, waits for its "Serving HTTP on http://ADDR/" line,
-# and sets $addr.
-start() {
-    local log="$work/$1.log"; shift
-    "$@" >"$work/stdout.log" 2>"$log" &
-    pids+=($!)
-    for _ in $(seq 1 600); do
-        addr="$(sed -n 's#.*Serving HTTP on http://\([^/]*\)/.*#\1#p' "$log" | head -n1)"
-        [ -n "$addr" ] && return 0
-        sleep 0.05
-    done
-    echo "server did not start: $*" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # wrk URL CONNECTIONS → "rps p50_us p99_us"
 measure() {

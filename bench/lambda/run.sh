@@ -25,37 +25,16 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=../lib.sh
+source "$root/bench/lib.sh"
 
-for tool in wrk hyperfine; do
-    if ! command -v "$tool" >/dev/null; then
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            apt-get install -y -qq "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
-        else
-            echo "$tool is needed: apt-get install $tool" >&2
-            exit 1
-        fi
-    fi
-done
+need wrk hyperfine
 
 echo "building (release)…" >&2
 cargo build --release --locked -q -p wisp --bin wisp --example lambda-rust-fixture -p wisp-bench-hyper-hello
 wisp="$root/target/release/wisp"
 fixture="$root/target/release/examples/lambda-rust-fixture"
 hyper="$root/target/release/wisp-bench-hyper-hello"
-
-start() {
-    local log="$work/$1.log"; shift
-    "$@" >"$work/stdout.log" 2>"$log" &
-    pids+=($!)
-    for _ in $(seq 1 600); do
-        addr="$(sed -n 's#.*Serving HTTP on http://\([^/]*\)/.*#\1#p' "$log" | head -n1)"
-        [ -n "$addr" ] && return 0
-        sleep 0.05
-    done
-    echo "server did not start: $*" >&2
-    cat "$log" >&2
-    exit 1
-}
 
 # wrk_p50 URL [BODY] → p50 latency in µs at one connection
 wrk_p50() {
@@ -122,7 +101,7 @@ const context = { awsRequestId: "id" };
 })();')"
 
 echo "loopback HTTP reference (raw hyper)…" >&2
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 "$hyper" "127.0.0.1:$port" >/dev/null 2>&1 &
 pids+=($!)
 sleep 0.5

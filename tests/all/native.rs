@@ -101,6 +101,19 @@ fn line_text(line: &Value) -> &str {
     line["line"].as_str().unwrap()
 }
 
+/// Waits (up to 5 s) until `path` no longer exists.
+async fn until_gone(path: &Path) {
+    let started = Instant::now();
+    while path.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{} survived",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Host processes whose command line contains `marker`, zombies included.
 fn processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -1005,23 +1018,12 @@ async fn replacing_or_deleting_a_function_stops_its_instances() {
         cgroup.display()
     );
 
-    let gone = |dir: PathBuf| async move {
-        let started = Instant::now();
-        while dir.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{} survived",
-                dir.display()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
     // A new version replaces the pool: the old instance stops.
     let mut config = python("app.handler");
     config["env"] = json!({"V": "2"});
     let response = deploy(&client(), &server, "short", config, python_kit_zip()).await;
     assert_eq!(response.status(), 200);
-    gone(cgroup).await;
+    until_gone(&cgroup).await;
 
     let second = invoke_ok(&server, "short", json!({"action": "echo"})).await;
     let cgroup = instance_cgroup(&server, second["log_stream"].as_str().unwrap());
@@ -1032,7 +1034,7 @@ async fn replacing_or_deleting_a_function_stops_its_instances() {
         .await
         .unwrap();
     assert!(response.status().is_success());
-    gone(cgroup).await;
+    until_gone(&cgroup).await;
 }
 
 #[tokio::test]
@@ -1050,17 +1052,6 @@ async fn unpacked_code_goes_when_no_version_uses_it() {
         }
     };
     let functions = server.data_dir.join("functions");
-    let gone = |dir: PathBuf| async move {
-        let started = Instant::now();
-        while dir.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{} survived",
-                dir.display()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
     let first = code_hash(&deploy_json(python("app.handler"), python_kit_zip()).await);
     invoke_ok(&server, "tidy", json!({"action": "echo"})).await;
     assert!(functions.join(&first).is_dir());
@@ -1081,7 +1072,7 @@ async fn unpacked_code_goes_when_no_version_uses_it() {
     let second = code_hash(&deploy_json(python("app.handler"), zip_dir(other.path())).await);
     assert_ne!(second, first);
     assert_eq!(invoke_ok(&server, "tidy", json!({})).await, json!("v2"));
-    gone(functions.join(&first)).await;
+    until_gone(&functions.join(&first)).await;
     assert!(functions.join(&second).is_dir());
 
     // Deleted: nothing left.
@@ -1093,7 +1084,7 @@ async fn unpacked_code_goes_when_no_version_uses_it() {
             .status()
             .is_success()
     );
-    gone(functions.join(&second)).await;
+    until_gone(&functions.join(&second)).await;
     let left: Vec<_> = std::fs::read_dir(&functions)
         .unwrap()
         .flatten()

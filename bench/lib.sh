@@ -1,0 +1,32 @@
+# Shell helpers shared by the benchmarks (sourced; they use $work and $pids).
+
+# need TOOL…: installs each missing Debian tool when root, else says how.
+need() {
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null && continue
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -qq "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
+        else
+            echo "$tool is needed: apt-get install $tool" >&2
+            exit 1
+        fi
+    done
+}
+
+# start NAME COMMAND…: starts a server in the background, waits for its
+# "Serving HTTP on http://ADDR/" line, and sets $addr.
+start() {
+    local log="$work/$1.log"; shift
+    "$@" >"$work/stdout.log" 2>"$log" &
+    pids+=($!)
+    for _ in $(seq 1 600); do
+        addr="$(sed -n 's#.*Serving HTTP on http://\([^/]*\)/.*#\1#p' "$log" | head -n1)"
+        [ -n "$addr" ] && return 0
+        sleep 0.05
+    done
+    echo "server did not start: $*" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
