@@ -133,8 +133,14 @@ fn processes_with(marker: &str) -> Vec<String> {
     found
 }
 
-/// Waits (up to 5 s) until no process carries `marker`.
+/// Waits (up to 5 s) until no process carries `marker`. Only the full sandbox (root:
+/// a PID namespace per instance) promises this; without it, a process that left the
+/// group survives and a killed one may linger as a zombie of a PID 1 that does not reap
+/// (docs/native.md), so the check is skipped.
 async fn assert_no_process_with(marker: &str) {
+    if !is_root() {
+        return;
+    }
     let started = Instant::now();
     loop {
         let left = processes_with(marker);
@@ -290,34 +296,24 @@ async fn a_fork_bomb_is_contained_and_reaped() {
         &server,
         "bomb",
         // Memory enough for a thousand `sleep`s: the process limit is what stops it.
-        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "6s", "memory_mb": 2048}),
+        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "60s", "memory_mb": 2048}),
         python_kit_zip(),
     )
     .await;
     let marker = format!("8{}.25", std::process::id());
-    let doc = expect_problem(
-        invoke(&server, "bomb", json!({"action": "fork_bomb", "marker": marker})).await,
-        504,
-        "timeout",
-    )
-    .await;
-    assert!(doc["invocation_id"].is_string());
-    // The bomb hit the process limit rather than the machine's.
-    let has_count = |l: &Value| line_text(l).contains("\"forks\"");
-    let lines = logs_when(&server, "/v1/functions/bomb/logs", |lines| {
-        lines.iter().any(has_count)
-    })
-    .await;
-    let line = lines
-        .iter()
-        .find(|l| has_count(l))
-        .map(|l| line_text(l).to_string())
-        .unwrap_or_else(|| panic!("no fork count in the logs: {lines:?}"));
-    let report: Value = serde_json::from_str(&line).unwrap();
-    assert!(report["forks"].as_u64().unwrap() < 1024, "{report}");
+    // The bomb hits the process limit, not the machine's: fork fails with EAGAIN.
+    let report = invoke_ok(&server, "bomb", json!({"action": "fork_bomb", "marker": marker})).await;
+    let forks = report["forks"].as_u64().unwrap();
+    assert!(forks > 100 && forks < 1024, "{report}");
     assert_eq!(report["error"], "EAGAIN", "{report}");
+    assert!(
+        !processes_with(&marker).is_empty(),
+        "the children should still be sleeping"
+    );
+    // The instance ends (here: the runtime exits): every child goes with it, reaped.
+    let _ = invoke(&server, "bomb", json!({"action": "exit", "code": 1})).await;
     assert_no_process_with(&marker).await;
-    // The server is fine.
+    // The server is fine, and the function serves on from a new instance.
     invoke_ok(&server, "bomb", json!({"action": "echo"})).await;
 }
 

@@ -81,7 +81,7 @@ def memory(event, context):
 
 
 def fork_bomb(event, context):
-    """Forks sleeping children until the kernel refuses, then overstays the timeout."""
+    """Forks sleeping children until the kernel refuses; they stay behind."""
     marker = event["marker"]
     forks = 0
     error = None
@@ -92,8 +92,7 @@ def fork_bomb(event, context):
         except OSError as e:
             error = errno.errorcode.get(e.errno, str(e.errno))
             break
-    print(json.dumps({"forks": forks, "error": error}), flush=True)
-    time.sleep(60)
+    return {"forks": forks, "error": error}
 
 
 def open_files(event, context):
