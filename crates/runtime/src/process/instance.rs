@@ -389,12 +389,7 @@ impl Drop for Instance {
                 let _ = std::fs::remove_dir_all(dir);
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn_blocking(cleanup);
-            }
-            Err(_) => cleanup(),
-        }
+        super::in_background(cleanup);
     }
 }
 
@@ -404,7 +399,7 @@ struct CgroupGuard(Option<InstanceCgroup>);
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
         if let Some(cgroup) = self.0.take() {
-            tokio::task::spawn_blocking(move || cgroup.kill_all_and_remove());
+            super::in_background(move || cgroup.kill_all_and_remove());
         }
     }
 }

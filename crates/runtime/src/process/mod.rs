@@ -22,7 +22,6 @@ pub mod sandbox;
 pub mod shim;
 mod spawner;
 
-pub use instance::INIT_TIMEOUT;
 pub use sandbox::{Sandbox, SandboxUser, UserChoice};
 pub use shim::SHIM_ARG;
 pub use spawner::ShimCommand;
@@ -117,11 +116,6 @@ impl ProcessRuntime {
         })
     }
 
-    /// The sandbox instances run in.
-    pub fn sandbox(&self) -> &Sandbox {
-        &self.sandbox
-    }
-
     fn context(&self, spec: &FunctionSpec, code_dir: PathBuf) -> Result<FunctionContext, LoadError> {
         let runtime = spec.config.runtime;
         let (launcher, runtime_dir) = match runtime {
@@ -186,6 +180,18 @@ impl Runtime for ProcessRuntime {
         package::check_entry(&dir, &spec.config)?;
         let ctx = self.context(&spec, dir)?;
         Ok(Some(Arc::new(function::ProcessFunction::new(ctx, lease))))
+    }
+}
+
+/// Runs blocking clean-up (killing what is left in a cgroup, removing a directory)
+/// on the blocking pool, off the caller's task; inline when there is no runtime
+/// (a drop at shutdown).
+pub(crate) fn in_background(work: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn_blocking(work);
+        }
+        Err(_) => work(),
     }
 }
 

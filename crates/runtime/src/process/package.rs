@@ -112,15 +112,9 @@ impl Drop for CodeLease {
             return;
         }
         drop(users);
-        let remove = move || {
+        super::in_background(move || {
             let _ = std::fs::remove_dir_all(&doomed);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn_blocking(remove);
-            }
-            Err(_) => remove(),
-        }
+        });
     }
 }
 

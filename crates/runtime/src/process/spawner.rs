@@ -47,12 +47,7 @@ impl Shim {
     fn discard(mut self) {
         let _ = self.child.start_kill();
         if let Some(cgroup) = self.cgroup.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn_blocking(move || cgroup.kill_all_and_remove());
-                }
-                Err(_) => cgroup.kill_all_and_remove(),
-            }
+            super::in_background(move || cgroup.kill_all_and_remove());
         }
     }
 }
