@@ -113,6 +113,27 @@ fn cli_errors_name_the_problem_and_the_fix() {
     );
     assert!(stderr.contains("hint: start one with `wisp serve`"), "{stderr}");
 
+    // A sandbox user that does not exist: the server refuses to start, saying so.
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--sandbox-user",
+            "no-such-user-xyz",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("there is no user `no-such-user-xyz` on this machine"),
+        "{stderr}"
+    );
+
     // A manifest error shows file, line and column.
     let temp = tempfile::tempdir().unwrap();
     std::fs::write(

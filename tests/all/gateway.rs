@@ -1,6 +1,6 @@
 //! HTTP functions behind routes and the invoke API: the wasi:http path.
 
-use crate::util::{client, deploy_fixture, expect_problem, http_config, server};
+use crate::util::{client, deploy_fixture, expect_problem, http_config, logs_when, server};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -133,23 +133,9 @@ async fn guest_output_becomes_logs_with_the_invocation_id() {
     assert_eq!(r.status(), 200);
     let id = r.headers()["x-wisp-invocation-id"].to_str().unwrap().to_string();
 
-    // Logs are written in the background; poll briefly.
-    let mut lines = Vec::new();
-    for _ in 0..50 {
-        let logs: Value = c
-            .get(server.at(&format!("/v1/functions/kit/logs?invocation={id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        lines = logs["lines"].as_array().unwrap().clone();
-        if lines.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Logs are written in the background.
+    let query = format!("/v1/functions/kit/logs?invocation={id}");
+    let lines = logs_when(&server, &query, |lines| lines.len() >= 2).await;
     let text: Vec<(&str, &str)> = lines
         .iter()
         .map(|l| (l["stream"].as_str().unwrap(), l["line"].as_str().unwrap()))

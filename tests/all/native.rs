@@ -2,7 +2,7 @@
 //! binary. Real clients only: AWS's `lambda_runtime` crate, AWS's `awslambdaric`,
 //! and Wisp's own Python and Node bootstraps.
 
-use crate::util::{bin, client, expect_problem, server};
+use crate::util::{bin, client, expect_problem, get_json, line_text, logs_when, server};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,33 +72,17 @@ async fn invoke_ok(server: &TestServer, name: &str, event: Value) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// Deploys the Python test kit as `name`, its config `python("app.handler")` plus `extra`.
+async fn deploy_kit(server: &TestServer, name: &str, extra: Value) {
+    let mut config = python("app.handler");
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        config[key] = value.clone();
+    }
+    deploy_zip(server, name, config, python_kit_zip()).await;
+}
+
 fn python(handler: &str) -> Value {
     json!({ "kind": "event", "runtime": "python", "handler": handler })
-}
-
-/// The log lines at `query` (`/v1/functions/NAME/logs?...`) once `ready` accepts them:
-/// logs reach the store in batches, a moment after the invocation answers.
-async fn logs_when(server: &TestServer, query: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let logs: Value = client()
-            .get(server.at(query))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let lines = logs["lines"].as_array().cloned().unwrap_or_default();
-        if ready(&lines) || started.elapsed() > Duration::from_secs(10) {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn line_text(line: &Value) -> &str {
-    line["line"].as_str().unwrap()
 }
 
 /// Waits (up to 5 s) until `path` no longer exists.
@@ -255,13 +239,7 @@ async fn a_lambda_runtime_binary_runs_unmodified_and_instances_are_reused() {
 #[tokio::test]
 async fn a_timeout_kills_every_process_of_the_instance() {
     let server = server();
-    deploy_zip(
-        &server,
-        "slow",
-        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "1500ms"}),
-        python_kit_zip(),
-    )
-    .await;
+    deploy_kit(&server, "slow", json!({"timeout": "1500ms"})).await;
     let marker = format!("7{}.5", std::process::id());
     let started = Instant::now();
     let doc = expect_problem(
@@ -292,14 +270,8 @@ async fn a_timeout_kills_every_process_of_the_instance() {
 #[tokio::test]
 async fn a_fork_bomb_is_contained_and_reaped() {
     let server = server();
-    deploy_zip(
-        &server,
-        "bomb",
-        // Memory enough for a thousand `sleep`s: the process limit is what stops it.
-        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "60s", "memory_mb": 2048}),
-        python_kit_zip(),
-    )
-    .await;
+    // Memory enough for a thousand `sleep`s: the process limit is what stops it.
+    deploy_kit(&server, "bomb", json!({"timeout": "60s", "memory_mb": 2048})).await;
     let marker = format!("8{}.25", std::process::id());
     // The bomb hits the process limit, not the machine's: fork fails with EAGAIN.
     let report = invoke_ok(&server, "bomb", json!({"action": "fork_bomb", "marker": marker})).await;
@@ -320,13 +292,7 @@ async fn a_fork_bomb_is_contained_and_reaped() {
 #[tokio::test]
 async fn memory_open_files_and_user_are_capped() {
     let server = server();
-    deploy_zip(
-        &server,
-        "caps",
-        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "memory_mb": 64}),
-        python_kit_zip(),
-    )
-    .await;
+    deploy_kit(&server, "caps", json!({"memory_mb": 64})).await;
     // Memory: past 64 MB the instance is stopped (cgroup) or its allocation fails (rlimit).
     let response = invoke(&server, "caps", json!({"action": "memory", "mb": 200})).await;
     let doc: Value = response.json().await.unwrap();
@@ -359,13 +325,7 @@ async fn memory_open_files_and_user_are_capped() {
 #[tokio::test]
 async fn each_instance_has_a_private_temp_dir_wiped_when_it_ends() {
     let server = server();
-    deploy_zip(
-        &server,
-        "tmp",
-        json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "2s"}),
-        python_kit_zip(),
-    )
-    .await;
+    deploy_kit(&server, "tmp", json!({"timeout": "2s"})).await;
     let first = invoke_ok(&server, "tmp", json!({"action": "tmp_write", "name": "one"})).await;
     assert_eq!(first["files"], json!(["one"]), "{first}");
     // The same (warm) instance still has it.
@@ -600,14 +560,7 @@ async fn bad_code_is_refused_at_deploy_and_nothing_escapes_the_zip() {
         );
     }
     // Nothing of the refused deploys is registered.
-    let list: Value = c
-        .get(server.at("/v1/functions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&server, "/v1/functions").await;
     assert_eq!(list["functions"], json!([]));
 
     // A wasm function may not name a handler; a process function may not be `http`.
@@ -848,8 +801,7 @@ async fn an_instance_cannot_use_another_instances_runtime_api() {
 #[tokio::test]
 async fn no_instance_outlives_a_killed_server() {
     let mut server = server();
-    let config = json!({"kind": "event", "runtime": "python", "handler": "app.handler", "timeout": "60s"});
-    deploy_zip(&server, "linger", config, python_kit_zip()).await;
+    deploy_kit(&server, "linger", json!({"timeout": "60s"})).await;
     let marker = format!("6{}.125", std::process::id());
     // An invocation in flight, whose instance has children of its own.
     let url = server.at("/v1/functions/linger/invoke");
@@ -1081,10 +1033,18 @@ async fn unpacked_code_goes_when_no_version_uses_it() {
             .is_success()
     );
     until_gone(&functions.join(&second)).await;
-    let left: Vec<_> = std::fs::read_dir(&functions)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    // The directory is moved aside at once and removed in the background.
+    let started = Instant::now();
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&functions)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{left:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

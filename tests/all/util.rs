@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 use std::path::Path;
+use std::time::{Duration, Instant};
 use wisp_test_support::{TestServer, deploy, fixture_bytes};
 
 /// The binary under test.
@@ -49,4 +50,35 @@ pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str
 /// The config of an http function on `routes`.
 pub fn http_config(routes: Value) -> Value {
     json!({ "kind": "http", "routes": routes })
+}
+
+/// `GET path` as JSON.
+pub async fn get_json(server: &TestServer, path: &str) -> Value {
+    client()
+        .get(server.at(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The log lines at `query` (`/v1/functions/NAME/logs?...`) once `ready` accepts them:
+/// logs reach the store in batches, a moment after the invocation answers.
+pub async fn logs_when(server: &TestServer, query: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let logs = get_json(server, query).await;
+        let lines = logs["lines"].as_array().cloned().unwrap_or_default();
+        if ready(&lines) || started.elapsed() > Duration::from_secs(10) {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The text of a log line.
+pub fn line_text(line: &Value) -> &str {
+    line["line"].as_str().unwrap()
 }
