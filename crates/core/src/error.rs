@@ -53,6 +53,7 @@ error_codes! {
     MethodNotAllowed => ("method_not_allowed", 405, "The method is not allowed here"),
     RouteConflict => ("route_conflict", 409, "The route is already taken"),
     PayloadTooLarge => ("payload_too_large", 413, "The request body is too large"),
+    Throttled => ("throttled", 429, "Too many invocations are running or waiting; retry later"),
     UnsupportedMediaType => ("unsupported_media_type", 415, "The content type is not supported"),
     InvalidResponse => ("invalid_response", 502, "The function returned an invalid response"),
     FunctionError => ("function_error", 502, "The function failed"),

@@ -15,6 +15,9 @@ pub struct Limits {
     pub max_code_size: usize,
     /// Log bytes kept per invocation (stdout and stderr together); the rest is cut.
     pub max_log_bytes_per_invocation: usize,
+    /// Invocations that may run at once across a namespace's functions; past it,
+    /// invocations queue behind their function's queue limits.
+    pub namespace_max_concurrency: u32,
 }
 
 impl Limits {
@@ -30,6 +33,20 @@ impl Limits {
     pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
     /// Largest timeout accepted (Lambda's 15 minutes).
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    /// `max_concurrency` when the configuration does not say.
+    pub const DEFAULT_MAX_CONCURRENCY: u32 = 100;
+    /// Largest `max_concurrency` accepted.
+    pub const MAX_CONCURRENCY: u32 = 1000;
+    /// `max_queue` when the configuration does not say.
+    pub const DEFAULT_MAX_QUEUE: u32 = 100;
+    /// Largest `max_queue` accepted.
+    pub const MAX_QUEUE: u32 = 10_000;
+    /// `queue_timeout` when the configuration does not say.
+    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Largest `queue_timeout` accepted.
+    pub const MAX_QUEUE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    /// `namespace_max_concurrency` of a fresh server.
+    pub const DEFAULT_NAMESPACE_MAX_CONCURRENCY: u32 = 1000;
 
     /// The defaults.
     pub const DEFAULT: Limits = Limits {
@@ -37,6 +54,7 @@ impl Limits {
         max_response_body: 6 * 1024 * 1024,
         max_code_size: 50 * 1024 * 1024,
         max_log_bytes_per_invocation: 256 * 1024,
+        namespace_max_concurrency: Limits::DEFAULT_NAMESPACE_MAX_CONCURRENCY,
     };
 }
 

@@ -112,6 +112,28 @@ pub struct FunctionConfig {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Invocations that may run at once; more wait in the queue. The scaling fields are
+    /// left out of the serialised form at their defaults, so older versions keep their ids.
+    #[serde(
+        default = "default_max_concurrency",
+        skip_serializing_if = "is_default_max_concurrency"
+    )]
+    pub max_concurrency: u32,
+    /// Instances (process) or loaded code (wasm) kept warm even when idle, and
+    /// started ahead of need at deploy and at start-up.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_instances: u32,
+    /// Invocations that may wait for a free slot when `max_concurrency` are running;
+    /// past it, requests are refused at once with 429 `throttled`.
+    #[serde(default = "default_max_queue", skip_serializing_if = "is_default_max_queue")]
+    pub max_queue: u32,
+    /// How long an invocation may wait in the queue before it is refused with 429.
+    #[serde(
+        default = "default_queue_timeout",
+        skip_serializing_if = "is_default_queue_timeout",
+        with = "duration_text"
+    )]
+    pub queue_timeout: Duration,
 }
 
 fn default_memory_mb() -> u32 {
@@ -120,6 +142,34 @@ fn default_memory_mb() -> u32 {
 
 fn default_timeout() -> Duration {
     Limits::DEFAULT_TIMEOUT
+}
+
+fn default_max_concurrency() -> u32 {
+    Limits::DEFAULT_MAX_CONCURRENCY
+}
+
+fn is_default_max_concurrency(n: &u32) -> bool {
+    *n == Limits::DEFAULT_MAX_CONCURRENCY
+}
+
+fn default_max_queue() -> u32 {
+    Limits::DEFAULT_MAX_QUEUE
+}
+
+fn is_default_max_queue(n: &u32) -> bool {
+    *n == Limits::DEFAULT_MAX_QUEUE
+}
+
+fn default_queue_timeout() -> Duration {
+    Limits::DEFAULT_QUEUE_TIMEOUT
+}
+
+fn is_default_queue_timeout(d: &Duration) -> bool {
+    *d == Limits::DEFAULT_QUEUE_TIMEOUT
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A configuration value that is out of bounds; `field` names it (`memory_mb`,
@@ -145,6 +195,10 @@ pub enum ConfigField {
     EnvValue(String),
     RoutePath(usize),
     RouteMethods(usize),
+    MaxConcurrency,
+    MinInstances,
+    MaxQueue,
+    QueueTimeout,
 }
 
 impl fmt::Display for ConfigField {
@@ -158,6 +212,10 @@ impl fmt::Display for ConfigField {
             ConfigField::EnvKey(k) | ConfigField::EnvValue(k) => write!(f, "env.{k}"),
             ConfigField::RoutePath(i) => write!(f, "routes[{i}].path"),
             ConfigField::RouteMethods(i) => write!(f, "routes[{i}].methods"),
+            ConfigField::MaxConcurrency => f.write_str("max_concurrency"),
+            ConfigField::MinInstances => f.write_str("min_instances"),
+            ConfigField::MaxQueue => f.write_str("max_queue"),
+            ConfigField::QueueTimeout => f.write_str("queue_timeout"),
         }
     }
 }
@@ -173,6 +231,10 @@ impl FunctionConfig {
             timeout: default_timeout(),
             env: BTreeMap::new(),
             routes: Vec::new(),
+            max_concurrency: default_max_concurrency(),
+            min_instances: 0,
+            max_queue: default_max_queue(),
+            queue_timeout: default_queue_timeout(),
         }
     }
 
@@ -203,6 +265,7 @@ impl FunctionConfig {
                 route_error: None,
             });
         }
+        self.validate_scaling()?;
         for (key, value) in &self.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ConfigError {
@@ -252,6 +315,57 @@ impl FunctionConfig {
 }
 
 impl FunctionConfig {
+    /// Concurrency, warm instances and the queue in front of them.
+    fn validate_scaling(&self) -> Result<(), ConfigError> {
+        let fail = |field, message: String| {
+            Err(ConfigError {
+                field,
+                message,
+                route_error: None,
+            })
+        };
+        let max = Limits::MAX_CONCURRENCY;
+        if !(1..=max).contains(&self.max_concurrency) {
+            return fail(
+                ConfigField::MaxConcurrency,
+                format!(
+                    "max_concurrency = {} is out of range: use 1 to {max}",
+                    self.max_concurrency
+                ),
+            );
+        }
+        if self.min_instances > self.max_concurrency {
+            return fail(
+                ConfigField::MinInstances,
+                format!(
+                    "min_instances = {} is more than max_concurrency = {}: at most max_concurrency instances can run",
+                    self.min_instances, self.max_concurrency
+                ),
+            );
+        }
+        if self.max_queue > Limits::MAX_QUEUE {
+            return fail(
+                ConfigField::MaxQueue,
+                format!(
+                    "max_queue = {} is out of range: use 0 to {}",
+                    self.max_queue,
+                    Limits::MAX_QUEUE
+                ),
+            );
+        }
+        if self.queue_timeout > Limits::MAX_QUEUE_TIMEOUT {
+            return fail(
+                ConfigField::QueueTimeout,
+                format!(
+                    "queue_timeout `{}` is out of range: use 0s to {}",
+                    humantime::format_duration(self.queue_timeout),
+                    humantime::format_duration(Limits::MAX_QUEUE_TIMEOUT)
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Process runtimes are Lambda's model: an event in, a result out.
     fn validate_runtime(&self) -> Result<(), ConfigError> {
         let fail = |field, message: String| {
@@ -426,6 +540,43 @@ mod tests {
             c.clone().validate().unwrap_err().field,
             ConfigField::EnvKey(_)
         ));
+    }
+
+    #[test]
+    fn scaling_fields_default_out_of_the_serialised_form() {
+        let json = serde_json::to_value(FunctionConfig::new(Kind::Http)).unwrap();
+        for key in ["max_concurrency", "min_instances", "max_queue", "queue_timeout"] {
+            assert!(json.get(key).is_none(), "{key} in {json}");
+        }
+        let c: FunctionConfig = serde_json::from_str(
+            r#"{"kind":"event","max_concurrency":10,"min_instances":2,"max_queue":0,"queue_timeout":"250ms"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.max_concurrency, c.min_instances, c.max_queue, c.queue_timeout),
+            (10, 2, 0, Duration::from_millis(250))
+        );
+        c.clone().validate().unwrap();
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["queue_timeout"], "250ms");
+        let bad = |f: fn(&mut FunctionConfig)| {
+            let mut c = c.clone();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(bad(|c| c.max_concurrency = 0).field, ConfigField::MaxConcurrency);
+        assert_eq!(
+            bad(|c| c.max_concurrency = 100_000).field,
+            ConfigField::MaxConcurrency
+        );
+        let e = bad(|c| c.min_instances = 11);
+        assert_eq!(e.field, ConfigField::MinInstances);
+        assert!(e.message.contains("max_concurrency = 10"), "{}", e.message);
+        assert_eq!(bad(|c| c.max_queue = 1_000_000).field, ConfigField::MaxQueue);
+        assert_eq!(
+            bad(|c| c.queue_timeout = Duration::from_secs(86_400)).field,
+            ConfigField::QueueTimeout
+        );
     }
 
     #[test]

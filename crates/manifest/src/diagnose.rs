@@ -220,6 +220,8 @@ fn expected_for(path: &[Seg]) -> Option<&'static str> {
         (_, Some("kind")) if in_function => Some("\"http\" or \"event\""),
         (_, Some("memory_mb")) if in_function => Some("a whole number of megabytes"),
         (_, Some("timeout")) if in_function => Some("a duration string such as \"3s\" or \"500ms\""),
+        (_, Some("max_concurrency" | "min_instances" | "max_queue")) if in_function => Some("a whole number"),
+        (_, Some("queue_timeout")) if in_function => Some("a duration string such as \"10s\""),
         (_, Some("env")) if in_function => Some("a table of strings"),
         (_, Some("routes")) if in_function => Some("an array of routes"),
         (_, Some("methods")) if in_function => Some("an array of method names such as [\"GET\", \"POST\"]"),

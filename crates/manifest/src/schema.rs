@@ -41,6 +41,10 @@ pub(crate) struct RawFunction {
     /// negative or huge value gets core's range message, not serde's.
     pub memory_mb: Option<Spanned<i128>>,
     pub timeout: Option<Spanned<String>>,
+    pub max_concurrency: Option<Spanned<i128>>,
+    pub min_instances: Option<Spanned<i128>>,
+    pub max_queue: Option<Spanned<i128>>,
+    pub queue_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]

@@ -246,6 +246,46 @@ fn function_config(
             )
         })?;
     }
+    let whole = |field: &Option<Spanned<i128>>,
+                 key: &str,
+                 min: u32,
+                 max: u32|
+     -> Result<Option<u32>, ManifestError> {
+        let Some(value) = field else { return Ok(None) };
+        u32::try_from(*value.get_ref()).map(Some).map_err(|_| {
+            at.err(
+                value.span(),
+                ErrorKind::Invalid,
+                format!(
+                    "function `{name}`: {key} = {} is out of range: use {min} to {max}",
+                    value.get_ref()
+                ),
+            )
+        })
+    };
+    if let Some(n) = whole(
+        &raw.max_concurrency,
+        "max_concurrency",
+        1,
+        Limits::MAX_CONCURRENCY,
+    )? {
+        config.max_concurrency = n;
+    }
+    if let Some(n) = whole(&raw.min_instances, "min_instances", 0, Limits::MAX_CONCURRENCY)? {
+        config.min_instances = n;
+    }
+    if let Some(n) = whole(&raw.max_queue, "max_queue", 0, Limits::MAX_QUEUE)? {
+        config.max_queue = n;
+    }
+    if let Some(timeout) = &raw.queue_timeout {
+        config.queue_timeout = duration_text::parse(timeout.get_ref()).map_err(|e| {
+            at.err(
+                timeout.span(),
+                ErrorKind::Invalid,
+                format!("function `{name}`: {e}"),
+            )
+        })?;
+    }
     config.env = raw
         .env
         .iter()
@@ -285,6 +325,10 @@ fn config_error(
         ConfigField::Handler => raw.handler.as_ref().map(Spanned::span),
         ConfigField::MemoryMb => raw.memory_mb.as_ref().map(Spanned::span),
         ConfigField::Timeout => raw.timeout.as_ref().map(Spanned::span),
+        ConfigField::MaxConcurrency => raw.max_concurrency.as_ref().map(Spanned::span),
+        ConfigField::MinInstances => raw.min_instances.as_ref().map(Spanned::span),
+        ConfigField::MaxQueue => raw.max_queue.as_ref().map(Spanned::span),
+        ConfigField::QueueTimeout => raw.queue_timeout.as_ref().map(Spanned::span),
         ConfigField::EnvKey(k) => raw.env.keys().find(|key| key.get_ref() == k).map(Spanned::span),
         ConfigField::EnvValue(k) => raw
             .env
