@@ -13,9 +13,11 @@
 //! A future dropped mid-operation does not cancel it: the blocking task runs its
 //! transaction to the end, so a write is either fully applied or not at all.
 //!
-//! The SQL lives in [`registry`] (functions, versions, code) and [`logs`]; the
-//! schema and connection pragmas in [`schema`].
+//! The SQL lives in [`registry`] (functions, versions, code), [`logs`] and
+//! [`invocations`] (per-invocation records); the schema and connection pragmas in
+//! [`schema`].
 
+mod invocations;
 mod logs;
 mod registry;
 mod schema;
@@ -23,8 +25,9 @@ mod schema;
 mod tests;
 
 use crate::{
-    DeployOutcome, FunctionRecord, LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, Result, Store, StoreError,
-    UnixMillis, VersionRecord,
+    DeployOutcome, FunctionRecord, INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord,
+    InvocationSummary, LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, Result, Store, StoreError, UnixMillis,
+    VersionRecord,
 };
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -39,6 +42,7 @@ pub struct SqliteStore {
     conns: Arc<Connections>,
     path: PathBuf,
     log_lines_kept: usize,
+    invocations_kept: usize,
 }
 
 struct Connections {
@@ -72,6 +76,7 @@ impl SqliteStore {
             }),
             path: path.to_path_buf(),
             log_lines_kept: LOG_LINES_KEPT_PER_FUNCTION,
+            invocations_kept: INVOCATIONS_KEPT_PER_FUNCTION,
         })
     }
 
@@ -80,6 +85,14 @@ impl SqliteStore {
     #[doc(hidden)]
     pub fn with_log_lines_kept(mut self, lines: usize) -> SqliteStore {
         self.log_lines_kept = lines;
+        self
+    }
+
+    /// Keeps `records` invocation records per function instead of
+    /// [`INVOCATIONS_KEPT_PER_FUNCTION`], for the same reason.
+    #[doc(hidden)]
+    pub fn with_invocations_kept(mut self, records: usize) -> SqliteStore {
+        self.invocations_kept = records;
         self
     }
 
@@ -113,6 +126,7 @@ impl fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
             .field("log_lines_kept", &self.log_lines_kept)
+            .field("invocations_kept", &self.invocations_kept)
             .finish_non_exhaustive()
     }
 }
@@ -256,6 +270,46 @@ impl Store for SqliteStore {
         let what = format!("reading the logs of `{namespace}/{function}`");
         self.run(Access::Read, what, move |conn| {
             logs::query(conn, &namespace, &function, &query)
+        })
+        .await
+    }
+
+    async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = records.to_vec();
+        let keep = self.invocations_kept;
+        let what = format!("appending invocation records (a batch of {})", records.len());
+        self.run(Access::Write, what, move |conn| {
+            invocations::append(conn, &records, keep)
+        })
+        .await
+    }
+
+    async fn invocations(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        query: &InvocationQuery,
+    ) -> Result<Vec<InvocationRecord>> {
+        let (namespace, function, query) = (namespace.clone(), function.clone(), query.clone());
+        let what = format!("reading the invocations of `{namespace}/{function}`");
+        self.run(Access::Read, what, move |conn| {
+            invocations::query(conn, &namespace, &function, &query)
+        })
+        .await
+    }
+
+    async fn invocation_summary(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+    ) -> Result<InvocationSummary> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!("summarising the invocations of `{namespace}/{function}`");
+        self.run(Access::Read, what, move |conn| {
+            invocations::summary(conn, &namespace, &function)
         })
         .await
     }

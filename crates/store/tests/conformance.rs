@@ -3,7 +3,7 @@
 //! Each check in [`suite`] is a plain async function over `&dyn Store`, so a backend
 //! joins by invoking [`conformance!`] with a function that opens a fresh, empty store
 //! (see the `sqlite` module at the bottom). Checks a backend cannot share (reopening
-//! a file, a smaller log trim) live beside that backend's invocation.
+//! a file, a smaller log or invocation trim) live beside that backend's invocation.
 
 use std::error::Error;
 use wisp_core::{FunctionConfig, FunctionName, Kind, Namespace, VersionId};
@@ -42,7 +42,10 @@ fn version(id: &str, code: &[u8], memory_mb: u32, created_at: i64) -> VersionRec
 mod suite {
     use super::*;
     use std::time::Duration;
-    use wisp_store::{DeployOutcome, LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream};
+    use wisp_store::{
+        DeployOutcome, INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
+        LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream,
+    };
 
     /// Sleeps long enough for the store's millisecond clock to move.
     async fn tick() {
@@ -270,6 +273,9 @@ mod suite {
             .deploy(&default, &two, None, &version("two-1", shared, 256, 3), shared)
             .await?;
         store.append_logs(&[log_line(&default, &one, "i1", 0)?]).await?;
+        store
+            .append_invocations(&[invocation(&default, &one, 0)?, invocation(&default, &two, 1)?])
+            .await?;
 
         assert!(store.delete_function(&default, &one).await?);
         assert_eq!(store.get_function(&default, &one).await?, None);
@@ -284,6 +290,31 @@ mod suite {
         assert!(store.get_function(&default, &two).await?.is_some());
         let left = store.logs(&default, &one, &LogQuery::default()).await?;
         assert!(left.is_empty(), "logs outlived their function: {left:?}");
+        let left = store
+            .invocations(&default, &one, &InvocationQuery::default())
+            .await?;
+        assert!(left.is_empty(), "invocations outlived their function: {left:?}");
+        assert_eq!(
+            store.invocation_summary(&default, &one).await?,
+            InvocationSummary::default()
+        );
+        assert_eq!(
+            ids(&store
+                .invocations(&default, &two, &InvocationQuery::default())
+                .await?),
+            ["inv-1"],
+            "delete took another function's invocations"
+        );
+        // A batch in flight when the function went: accepted, not a failed batch.
+        store
+            .append_invocations(&[invocation(&default, &one, 2)?, invocation(&default, &two, 3)?])
+            .await?;
+        assert_eq!(
+            ids(&store
+                .invocations(&default, &two, &InvocationQuery::default())
+                .await?),
+            ["inv-1", "inv-3"]
+        );
         assert!(!store.delete_function(&default, &one).await?, "deleted twice");
 
         // Its versions went too: deploying again starts from scratch.
@@ -461,6 +492,259 @@ mod suite {
         );
         Ok(())
     }
+
+    /// Invocation `n` of a function: every third is a cold start, every fifth failed.
+    fn invocation(namespace: &Namespace, function: &FunctionName, n: usize) -> TestResult<InvocationRecord> {
+        let cold = n.is_multiple_of(3);
+        let n64 = u64::try_from(n)?;
+        Ok(InvocationRecord {
+            namespace: namespace.clone(),
+            function: function.clone(),
+            id: format!("inv-{n}"),
+            version: VersionId(format!("v{}", n / 10)),
+            started_at: 1_700_000_000_000 + i64::try_from(n)?,
+            cold,
+            init_us: cold.then_some(5_000 + n64),
+            queue_us: n64 % 7,
+            run_us: 100 + n64,
+            error: n.is_multiple_of(5).then(|| "timeout".to_owned()),
+        })
+    }
+
+    fn ids(records: &[InvocationRecord]) -> Vec<String> {
+        records.iter().map(|r| r.id.clone()).collect()
+    }
+
+    fn numbered_invocations(range: impl Iterator<Item = usize>) -> Vec<String> {
+        range.map(|n| format!("inv-{n}")).collect()
+    }
+
+    pub async fn invocations_batch_limit_and_filter(store: &dyn Store) -> TestResult {
+        let (default, other) = (ns("default")?, ns("other")?);
+        let (hello, world) = (func("hello")?, func("world")?);
+        store.append_invocations(&[]).await?;
+        assert!(
+            store
+                .invocations(&default, &hello, &InvocationQuery::default())
+                .await?
+                .is_empty()
+        );
+
+        // One batch interleaving another function and another namespace with the same
+        // function name. None of them is deployed: records need no function.
+        let mut batch = Vec::new();
+        for n in 0..150_usize {
+            batch.push(invocation(&default, &hello, n)?);
+            if n < 5 {
+                batch.push(invocation(&default, &world, 1_000 + n)?);
+                batch.push(invocation(&other, &hello, 2_000 + n)?);
+            }
+        }
+        store.append_invocations(&batch).await?;
+
+        let newest = store
+            .invocations(&default, &hello, &InvocationQuery::default())
+            .await?;
+        assert_eq!(
+            ids(&newest),
+            numbered_invocations(50..150),
+            "limit 0 means the newest 100"
+        );
+        let expected: Vec<InvocationRecord> = batch[..]
+            .iter()
+            .filter(|r| r.namespace == default && r.function == hello)
+            .skip(50)
+            .cloned()
+            .collect();
+        assert_eq!(newest, expected, "records do not read back as written");
+        // Both shapes of an outcome and of a start survive the round trip.
+        assert!(
+            newest
+                .iter()
+                .any(|r| r.cold && r.init_us.is_some() && r.error.is_some())
+        );
+        assert!(
+            newest
+                .iter()
+                .any(|r| !r.cold && r.init_us.is_none() && r.error.is_none())
+        );
+
+        let five = InvocationQuery {
+            limit: 5,
+            cold_only: false,
+        };
+        assert_eq!(
+            ids(&store.invocations(&default, &hello, &five).await?),
+            numbered_invocations(145..150)
+        );
+        let all = InvocationQuery {
+            limit: 1_000,
+            cold_only: false,
+        };
+        assert_eq!(
+            ids(&store.invocations(&default, &hello, &all).await?),
+            numbered_invocations(0..150)
+        );
+
+        let cold = InvocationQuery {
+            limit: 1_000,
+            cold_only: true,
+        };
+        let colds = store.invocations(&default, &hello, &cold).await?;
+        assert_eq!(
+            ids(&colds),
+            numbered_invocations((0..150).filter(|n: &usize| n.is_multiple_of(3)))
+        );
+        assert!(colds.iter().all(|r| r.cold));
+        let last_two_cold = InvocationQuery {
+            limit: 2,
+            cold_only: true,
+        };
+        assert_eq!(
+            ids(&store.invocations(&default, &hello, &last_two_cold).await?),
+            ["inv-144", "inv-147"],
+            "the limit counts cold starts, not records"
+        );
+
+        assert_eq!(
+            ids(&store.invocations(&default, &world, &five).await?),
+            numbered_invocations(1_000..1_005)
+        );
+        let theirs = store
+            .invocations(&other, &hello, &InvocationQuery::default())
+            .await?;
+        assert_eq!(ids(&theirs), numbered_invocations(2_000..2_005));
+        assert!(theirs.iter().all(|r| r.namespace == other && r.function == hello));
+        assert!(
+            store
+                .invocations(&ns("gamma")?, &hello, &InvocationQuery::default())
+                .await?
+                .is_empty()
+        );
+
+        // A later batch lands after the earlier one, whatever its `started_at`.
+        let late = InvocationRecord {
+            started_at: 1,
+            ..invocation(&default, &hello, 150)?
+        };
+        store.append_invocations(&[late]).await?;
+        let two = InvocationQuery {
+            limit: 2,
+            cold_only: false,
+        };
+        assert_eq!(
+            ids(&store.invocations(&default, &hello, &two).await?),
+            ["inv-149", "inv-150"]
+        );
+        Ok(())
+    }
+
+    pub async fn invocations_are_trimmed_to_the_newest(store: &dyn Store) -> TestResult {
+        let default = ns("default")?;
+        let (busy, quiet) = (func("busy")?, func("quiet")?);
+        let kept = INVOCATIONS_KEPT_PER_FUNCTION;
+        store
+            .append_invocations(&[invocation(&default, &quiet, 0)?])
+            .await?;
+        // Two batches: the first exactly fills the quota, the second pushes 25 out.
+        let first: Vec<InvocationRecord> = (0..kept)
+            .map(|n| invocation(&default, &busy, n))
+            .collect::<TestResult<_>>()?;
+        store.append_invocations(&first).await?;
+        let second: Vec<InvocationRecord> = (kept..kept + 25)
+            .map(|n| invocation(&default, &busy, n))
+            .collect::<TestResult<_>>()?;
+        store.append_invocations(&second).await?;
+
+        let everything = InvocationQuery {
+            limit: kept * 2,
+            cold_only: false,
+        };
+        let records = store.invocations(&default, &busy, &everything).await?;
+        assert_eq!(records.len(), kept);
+        assert_eq!(records[0].id, "inv-25");
+        assert_eq!(records[kept - 1].id, format!("inv-{}", kept + 24));
+        let summary = store.invocation_summary(&default, &busy).await?;
+        assert_eq!(
+            summary.invocations,
+            u64::try_from(kept)?,
+            "the summary counts dropped records"
+        );
+        assert_eq!(
+            ids(&store.invocations(&default, &quiet, &everything).await?),
+            ["inv-0"],
+            "trimming one function touched another"
+        );
+        Ok(())
+    }
+
+    pub async fn invocation_summary_totals_and_percentiles(store: &dyn Store) -> TestResult {
+        let (default, other) = (ns("default")?, ns("other")?);
+        let (hello, world) = (func("hello")?, func("world")?);
+        assert_eq!(
+            store.invocation_summary(&default, &hello).await?,
+            InvocationSummary::default()
+        );
+
+        // 100 cold starts with init times 1..=100 ms, appended out of order, then 50
+        // warm invocations of which 10 failed.
+        let mut batch = Vec::new();
+        for n in 0..100_u64 {
+            let init = (n * 37) % 100 + 1;
+            batch.push(InvocationRecord {
+                cold: true,
+                init_us: Some(init * 1_000),
+                error: None,
+                ..invocation(&default, &hello, usize::try_from(n)?)?
+            });
+        }
+        for n in 100..150_usize {
+            batch.push(InvocationRecord {
+                cold: false,
+                init_us: None,
+                error: (n < 110).then(|| "function_error".to_owned()),
+                ..invocation(&default, &hello, n)?
+            });
+        }
+        // Noise elsewhere that must not count.
+        batch.push(invocation(&default, &world, 0)?);
+        batch.push(invocation(&other, &hello, 0)?);
+        store.append_invocations(&batch).await?;
+
+        let summary = store.invocation_summary(&default, &hello).await?;
+        assert_eq!(
+            summary,
+            InvocationSummary {
+                invocations: 150,
+                cold_starts: 100,
+                errors: 10,
+                init_p50_us: Some(50_000),
+                init_p99_us: Some(99_000),
+            }
+        );
+
+        // A cold start without an init time (the engine could not measure it) counts as
+        // a cold start but not in the percentiles.
+        let unmeasured = InvocationRecord {
+            cold: true,
+            init_us: None,
+            error: None,
+            ..invocation(&default, &world, 1)?
+        };
+        store.append_invocations(&[unmeasured]).await?;
+        let world_summary = store.invocation_summary(&default, &world).await?;
+        assert_eq!(
+            world_summary,
+            InvocationSummary {
+                invocations: 2,
+                cold_starts: 2,
+                errors: 1,
+                init_p50_us: Some(5_000),
+                init_p99_us: Some(5_000),
+            }
+        );
+        Ok(())
+    }
 }
 
 /// Declares one `#[tokio::test]` per check of the suite for a backend. `$open` is
@@ -476,6 +760,9 @@ macro_rules! conformance {
             delete_removes_unused_code_and_keeps_shared,
             logs_batch_limit_and_filter,
             logs_are_trimmed_to_the_newest,
+            invocations_batch_limit_and_filter,
+            invocations_are_trimmed_to_the_newest,
+            invocation_summary_totals_and_percentiles,
         ]);
     };
     (@tests $backend:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -497,7 +784,7 @@ conformance!(sqlite_conformance, sqlite::open);
 mod sqlite {
     use super::*;
     use tempfile::TempDir;
-    use wisp_store::{LogLine, LogQuery, LogStream, SqliteStore};
+    use wisp_store::{InvocationQuery, InvocationRecord, LogLine, LogQuery, LogStream, SqliteStore};
 
     pub fn open() -> TestResult<(TempDir, SqliteStore)> {
         let dir = TempDir::new()?;
@@ -516,6 +803,21 @@ mod sqlite {
         })
     }
 
+    fn record(function: &FunctionName, n: usize) -> TestResult<InvocationRecord> {
+        Ok(InvocationRecord {
+            namespace: ns("default")?,
+            function: function.clone(),
+            id: format!("inv-{n}"),
+            version: VersionId("v1".into()),
+            started_at: i64::try_from(n)?,
+            cold: n == 0,
+            init_us: (n == 0).then_some(1_234),
+            queue_us: 0,
+            run_us: 10,
+            error: None,
+        })
+    }
+
     #[tokio::test]
     async fn reopening_the_file_finds_everything() -> TestResult {
         let dir = TempDir::new()?;
@@ -523,18 +825,25 @@ mod sqlite {
         let path = dir.path().join("data/state").join("wisp.db");
         let (default, hello) = (ns("default")?, func("hello")?);
         let v1 = version("v1", b"persistent code", 512, 42);
-        let (record, lines) = {
+        let (record, lines, invocations) = {
             let store = SqliteStore::open(&path)?;
             store
                 .deploy(&default, &hello, Some("app"), &v1, b"persistent code")
                 .await?;
             store.append_logs(&[line(&hello, 1)?, line(&hello, 2)?]).await?;
+            store
+                .append_invocations(&[record(&hello, 0)?, record(&hello, 1)?])
+                .await?;
             let record = store.get_function(&default, &hello).await?;
             let lines = store.logs(&default, &hello, &LogQuery::default()).await?;
-            (record, lines)
+            let invocations = store
+                .invocations(&default, &hello, &InvocationQuery::default())
+                .await?;
+            (record, lines, invocations)
         };
         assert!(record.is_some());
         assert_eq!(lines.len(), 2);
+        assert_eq!(invocations.len(), 2);
 
         let store = SqliteStore::open(&path)?;
         assert_eq!(store.get_function(&default, &hello).await?, record);
@@ -544,6 +853,12 @@ mod sqlite {
             Some(&b"persistent code"[..])
         );
         assert_eq!(store.logs(&default, &hello, &LogQuery::default()).await?, lines);
+        assert_eq!(
+            store
+                .invocations(&default, &hello, &InvocationQuery::default())
+                .await?,
+            invocations
+        );
         assert_eq!(
             store
                 .deploy(&default, &hello, Some("app"), &v1, b"persistent code")
@@ -582,6 +897,42 @@ mod sqlite {
             texts(store.logs(&default, &a, &all).await?),
             ["line 3", "line 4", "line 5"]
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn invocation_trim_count_is_configurable() -> TestResult {
+        let (_dir, store) = open()?;
+        let store = store.with_invocations_kept(3);
+        let (default, a, b) = (ns("default")?, func("a")?, func("b")?);
+        let batch = [
+            record(&a, 0)?,
+            record(&b, 0)?,
+            record(&a, 1)?,
+            record(&a, 2)?,
+            record(&a, 3)?,
+            record(&a, 4)?,
+        ];
+        store.append_invocations(&batch).await?;
+        let all = InvocationQuery {
+            limit: 100,
+            cold_only: false,
+        };
+        let ids = |records: Vec<InvocationRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.invocations(&default, &a, &all).await?),
+            ["inv-2", "inv-3", "inv-4"]
+        );
+        assert_eq!(ids(store.invocations(&default, &b, &all).await?), ["inv-0"]);
+        store.append_invocations(&[record(&a, 5)?]).await?;
+        assert_eq!(
+            ids(store.invocations(&default, &a, &all).await?),
+            ["inv-3", "inv-4", "inv-5"]
+        );
+        // The only cold start of `a` was trimmed away, and the summary agrees.
+        let summary = store.invocation_summary(&default, &a).await?;
+        assert_eq!((summary.invocations, summary.cold_starts), (3, 0));
+        assert_eq!(summary.init_p50_us, None);
         Ok(())
     }
 

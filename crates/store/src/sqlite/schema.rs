@@ -3,7 +3,7 @@
 //!
 //! Every table carries a `namespace` column from migration 1 on, so tenancy never
 //! needs a migration that rewrites a table. Migrations are append-only: never edit
-//! one that has shipped; add the next one to [`MIGRATIONS`].
+//! one that has shipped; add the next one to [`MIGRATION_LIST`].
 
 use crate::{Result, StoreError};
 use rusqlite::Connection;
@@ -68,8 +68,32 @@ CREATE INDEX logs_by_function ON logs (namespace, function, id);
 CREATE INDEX logs_by_invocation ON logs (invocation_id);
 ";
 
+/// Migration 2: one record per invocation.
+///
+/// `invocation_id` is the engine's id; the row `id` gives the order records were
+/// appended in, as for `logs`. No foreign key to `functions`, for the same reason as
+/// `logs`. Durations are microseconds and never negative; the store clamps the
+/// (absurd) values past `i64::MAX` rather than fail a batch.
+const SCHEMA_2: &str = "
+CREATE TABLE invocations (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace     TEXT    NOT NULL,
+    function      TEXT    NOT NULL,
+    invocation_id TEXT    NOT NULL,
+    version       TEXT    NOT NULL,
+    started_at    INTEGER NOT NULL,
+    cold          INTEGER NOT NULL CHECK (cold IN (0, 1)),
+    init_us       INTEGER CHECK (init_us >= 0),
+    queue_us      INTEGER NOT NULL CHECK (queue_us >= 0),
+    run_us        INTEGER NOT NULL CHECK (run_us >= 0),
+    error         TEXT
+) STRICT;
+
+CREATE INDEX invocations_by_function ON invocations (namespace, function, id);
+";
+
 /// Every migration, oldest first.
-const MIGRATION_LIST: &[M<'static>] = &[M::up(SCHEMA_1)];
+const MIGRATION_LIST: &[M<'static>] = &[M::up(SCHEMA_1), M::up(SCHEMA_2)];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

@@ -1,11 +1,14 @@
 //! Unit tests of the SQLite backend for what the shared conformance suite cannot
-//! see: pragmas, corrupt rows, error messages, refused input and lock recovery.
+//! see: pragmas, corrupt rows, error messages, refused input, lock recovery and
+//! migrating a database an older Wisp wrote.
 
 use super::*;
 use rusqlite::params;
 use std::error::Error;
 use tempfile::TempDir;
 use wisp_core::{FunctionConfig, Kind, VersionId};
+
+use crate::{InvocationQuery, InvocationRecord};
 
 type TestResult<T = ()> = Result<T, Box<dyn Error>>;
 
@@ -251,5 +254,181 @@ async fn a_panic_in_an_operation_does_not_break_the_store() -> TestResult {
         .deploy(&ns, &name, None, &version("v1", "abc", 3), b"abc")
         .await?;
     assert_eq!(outcome, DeployOutcome::Created);
+    Ok(())
+}
+
+fn invocation(ns: &Namespace, name: &FunctionName, id: &str) -> InvocationRecord {
+    InvocationRecord {
+        namespace: ns.clone(),
+        function: name.clone(),
+        id: id.to_owned(),
+        version: VersionId("v1".into()),
+        started_at: 1_700_000_000_000,
+        cold: true,
+        init_us: Some(2_500),
+        queue_us: 10,
+        run_us: 300,
+        error: None,
+    }
+}
+
+#[tokio::test]
+async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResult {
+    let dir = TempDir::new()?;
+    let path = dir.path().join("wisp.db");
+    // The file as a Wisp with only migration 1 left it: WAL, a deployed function,
+    // a log line.
+    {
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        schema::MIGRATIONS.to_version(&mut conn, 1)?;
+        let config = serde_json::to_string(&FunctionConfig::new(Kind::Event))?;
+        conn.execute_batch(&format!(
+            "INSERT INTO code VALUES ('default', 'abc', x'616263', 3, 5);
+             INSERT INTO versions VALUES ('default', 'hello', 'v1', 'abc', '{config}', 7);
+             INSERT INTO functions VALUES ('default', 'hello', 'shop', 'v1', 8, 9);
+             INSERT INTO logs (namespace, function, invocation_id, time, stream, line)
+                 VALUES ('default', 'hello', 'inv-old', 10, 'stdout', 'from v1');"
+        ))?;
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'invocations'",
+            [],
+            |row| row.get(0),
+        )?;
+        assert_eq!(tables, 0, "the fixture is not a version 1 database");
+    }
+
+    let store = SqliteStore::open(&path)?;
+    let (ns, name) = names()?;
+    let user_version: i64 = store.conns.reader.lock().map_err(|e| e.to_string())?.query_row(
+        "PRAGMA user_version",
+        [],
+        |row| row.get(0),
+    )?;
+    assert_eq!(user_version, 2);
+
+    let record = store
+        .get_function(&ns, &name)
+        .await?
+        .ok_or("the v1 function is gone")?;
+    assert_eq!(record.app.as_deref(), Some("shop"));
+    assert_eq!(record.version, version("v1", "abc", 3));
+    assert_eq!((record.created_at, record.updated_at), (8, 9));
+    assert_eq!(store.get_code(&ns, "abc").await?.as_deref(), Some(&b"abc"[..]));
+    let lines = store.logs(&ns, &name, &LogQuery::default()).await?;
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].line, "from v1");
+
+    let fresh = invocation(&ns, &name, "inv-new");
+    store.append_invocations(std::slice::from_ref(&fresh)).await?;
+    assert_eq!(
+        store.invocations(&ns, &name, &InvocationQuery::default()).await?,
+        [fresh]
+    );
+    // Reopening a migrated file applies nothing twice.
+    drop(store);
+    let store = SqliteStore::open(&path)?;
+    assert_eq!(count(&store, "invocations")?, 1);
+    assert!(store.delete_function(&ns, &name).await?);
+    assert_eq!(count(&store, "invocations")?, 0);
+    assert_eq!(count(&store, "logs")?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn durations_past_i64_are_clamped_not_refused() -> TestResult {
+    let (_dir, store) = open()?;
+    let (ns, name) = names()?;
+    let absurd = InvocationRecord {
+        init_us: Some(u64::MAX),
+        run_us: u64::MAX,
+        ..invocation(&ns, &name, "inv-absurd")
+    };
+    // One nonsense record must not lose the rest of its batch.
+    store
+        .append_invocations(&[invocation(&ns, &name, "inv-ok"), absurd])
+        .await?;
+    let records = store.invocations(&ns, &name, &InvocationQuery::default()).await?;
+    assert_eq!(records.len(), 2);
+    let clamped = i64::MAX.cast_unsigned();
+    assert_eq!(records[1].run_us, clamped);
+    assert_eq!(records[1].init_us, Some(clamped));
+    assert_eq!(
+        store.invocation_summary(&ns, &name).await?.init_p99_us,
+        Some(clamped)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_negative_duration_is_corrupt() -> TestResult {
+    let (_dir, store) = open()?;
+    let (ns, name) = names()?;
+    store
+        .append_invocations(&[invocation(&ns, &name, "inv-1")])
+        .await?;
+    tamper(
+        &store,
+        "PRAGMA ignore_check_constraints = ON;
+         UPDATE invocations SET init_us = -1;
+         PRAGMA ignore_check_constraints = OFF;",
+    )?;
+    let err = store
+        .invocations(&ns, &name, &InvocationQuery::default())
+        .await
+        .err()
+        .ok_or("read a negative init time")?;
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("invocation `inv-1` of `default/hello` has a negative init_us `-1`"),
+        "{err}"
+    );
+    let err = store
+        .invocation_summary(&ns, &name)
+        .await
+        .err()
+        .ok_or("summarised a negative init time")?;
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn invocation_errors_name_the_operation() -> TestResult {
+    let (_dir, store) = open()?;
+    let (ns, name) = names()?;
+    tamper(&store, "DROP TABLE invocations")?;
+    let err = store
+        .append_invocations(&[invocation(&ns, &name, "inv-1")])
+        .await
+        .err()
+        .ok_or("wrote to a dropped table")?;
+    assert_eq!(
+        err.to_string(),
+        "storage backend failed: appending invocation records (a batch of 1): no such table: invocations"
+    );
+    let err = store
+        .invocations(&ns, &name, &InvocationQuery::default())
+        .await
+        .err()
+        .ok_or("read a dropped table")?;
+    assert!(
+        err.to_string()
+            .starts_with("storage backend failed: reading the invocations of `default/hello`: "),
+        "{err}"
+    );
+    let err = store
+        .invocation_summary(&ns, &name)
+        .await
+        .err()
+        .ok_or("summarised a dropped table")?;
+    assert!(
+        err.to_string()
+            .starts_with("storage backend failed: summarising the invocations of `default/hello`: "),
+        "{err}"
+    );
+    // An empty batch never reaches the database, so the missing table cannot fail it.
+    store.append_invocations(&[]).await?;
     Ok(())
 }
