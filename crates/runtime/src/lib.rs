@@ -23,6 +23,7 @@ pub use invocation::{ErrorReport, Finished, Input, Invocation, InvokeError, Load
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::Duration;
 use wisp_core::{FunctionConfig, FunctionRuntime};
 
 /// What a runtime needs to know about a function version to run it.
@@ -58,6 +59,41 @@ pub trait Function: Send + Sync + 'static {
     /// still under the function's deadline). `invocation.on_finish` is called exactly
     /// once, when the guest has finished, with its logs and outcome.
     async fn invoke(&self, invocation: Invocation) -> Result<Output, InvokeError>;
+
+    /// Whether this function's warm state is instances it keeps (process functions)
+    /// rather than its loaded code alone (wasm, whose instances live for one
+    /// invocation). Scaling a wasm function to zero unloads its code; scaling a
+    /// process function to zero stops its idle instances.
+    fn keeps_instances(&self) -> bool {
+        false
+    }
+
+    /// The instances this function keeps, by state.
+    fn instances(&self) -> Instances {
+        Instances::default()
+    }
+
+    /// Starts instances ahead of need until `count` exist (busy, idle or starting).
+    async fn prewarm(&self, _count: usize) -> Result<(), InvokeError> {
+        Ok(())
+    }
+
+    /// Stops the instances that have been idle for at least `idle_for`, longest idle
+    /// first, leaving at least `keep` idle. Returns how many it stopped.
+    fn stop_idle(&self, _idle_for: Duration, _keep: usize) -> usize {
+        0
+    }
+}
+
+/// A function's instances, by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Instances {
+    /// Running an invocation.
+    pub busy: usize,
+    /// Started and waiting for an invocation.
+    pub idle: usize,
+    /// Being started.
+    pub starting: usize,
 }
 
 /// Every runtime a node has, as one: each function goes to the runtime its

@@ -4,16 +4,18 @@
 //! An invocation takes an idle instance or starts one (a cold start, whose init time
 //! is reported apart from the run time), runs on it, and gives it back if it is
 //! still healthy. Invocations run in their own task, so a caller that goes away
-//! does not kill a warm instance mid-invocation. Dropping the function stops every
-//! idle instance.
+//! does not kill a warm instance mid-invocation. The engine's autoscaler prewarms
+//! instances and stops those idle past their keep-alive; dropping the function stops
+//! every idle instance.
 
 use super::FunctionContext;
 use super::instance::{Instance, StartFailure};
 use super::package::CodeLease;
-use crate::Function;
 use crate::invocation::{Finished, Input, Invocation, InvokeError, Logs, Output};
+use crate::{Function, Instances};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,11 @@ pub(crate) struct ProcessFunction {
 
 struct Inner {
     ctx: FunctionContext,
-    idle: Mutex<Vec<Instance>>,
+    /// Least recently used first: invocations take from the end, scale-in stops from
+    /// the front.
+    idle: Mutex<Vec<Idle>>,
+    busy: AtomicUsize,
+    starting: AtomicUsize,
     /// Keeps the unpacked code; dropped last, after the instances.
     _code: CodeLease,
 }
@@ -34,9 +40,36 @@ impl ProcessFunction {
             inner: Arc::new(Inner {
                 ctx,
                 idle: Mutex::new(Vec::new()),
+                busy: AtomicUsize::new(0),
+                starting: AtomicUsize::new(0),
                 _code: code,
             }),
         }
+    }
+}
+
+/// An instance waiting for an invocation.
+struct Idle {
+    instance: Instance,
+    since: Instant,
+    /// What a prewarmed instance wrote while starting: its first invocation's logs
+    /// begin with it.
+    init_logs: Logs,
+}
+
+/// Counts one instance in a state for as long as it lives.
+struct Count<'a>(&'a AtomicUsize);
+
+impl<'a> Count<'a> {
+    fn new(counter: &'a AtomicUsize) -> Count<'a> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Count(counter)
+    }
+}
+
+impl Drop for Count<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -59,6 +92,51 @@ impl Function for ProcessFunction {
             .await
             .map_err(|e| InvokeError::Internal(format!("the invocation task failed: {e}")))?
     }
+
+    fn keeps_instances(&self) -> bool {
+        true
+    }
+
+    fn instances(&self) -> Instances {
+        let inner = &self.inner;
+        Instances {
+            busy: inner.busy.load(Ordering::Relaxed),
+            idle: inner.idle.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            starting: inner.starting.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn prewarm(&self, count: usize) -> Result<(), InvokeError> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            while inner.total() < count {
+                let starting = Count::new(&inner.starting);
+                let (instance, init, init_logs) = Instance::start(&inner.ctx)
+                    .await
+                    .map_err(|failure| failure.error)?;
+                tracing::debug!(function = %inner.ctx.name, instance = instance.id(), "prewarmed an instance in {init:?}");
+                inner.give_back(instance, init_logs);
+                drop(starting);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| InvokeError::Internal(format!("the prewarm task failed: {e}")))?
+    }
+
+    fn stop_idle(&self, idle_for: Duration, keep: usize) -> usize {
+        let stopped: Vec<Idle> = {
+            let mut idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let stale = idle
+                .iter()
+                .take(idle.len().saturating_sub(keep))
+                .take_while(|i| i.since.elapsed() >= idle_for)
+                .count();
+            idle.drain(..stale).collect()
+        };
+        // Instances kill their processes when dropped: outside the lock.
+        stopped.len()
+    }
 }
 
 impl Inner {
@@ -78,10 +156,11 @@ impl Inner {
                 });
             }
         };
+        let _busy = Count::new(&self.busy);
         let idle = self.take_idle();
         let (mut instance, init, init_logs) = match idle {
-            Some(instance) => (instance, None, Logs::default()),
-            None => match Instance::start(&self.ctx).await {
+            Some(idle) => (idle.instance, None, idle.init_logs),
+            None => match self.start_instance().await {
                 Ok((instance, init, logs)) => {
                     tracing::debug!(function = %self.ctx.name, instance = instance.id(), "started an instance in {init:?}");
                     (instance, Some(init), logs)
@@ -103,21 +182,41 @@ impl Inner {
         );
         logs.stderr = concat_bytes(logs.stderr, Bytes::from(report));
         finish(concat(init_logs, logs), result.as_ref().err(), init);
+        self.give_back(instance, Logs::default());
+        result.map(Output::Event)
+    }
+
+    async fn start_instance(&self) -> Result<(Instance, Duration, Logs), StartFailure> {
+        let _starting = Count::new(&self.starting);
+        Instance::start(&self.ctx).await
+    }
+
+    /// Busy, idle and starting instances.
+    fn total(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).len();
+        idle + self.busy.load(Ordering::Relaxed) + self.starting.load(Ordering::Relaxed)
+    }
+
+    /// Keeps `instance` for the next invocation if it is still healthy.
+    fn give_back(&self, mut instance: Instance, init_logs: Logs) {
         if instance.reusable() {
             self.idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(instance);
+                .push(Idle {
+                    instance,
+                    since: Instant::now(),
+                    init_logs,
+                });
         }
-        result.map(Output::Event)
     }
 
     /// The most recently used idle instance that is still alive.
-    fn take_idle(&self) -> Option<Instance> {
+    fn take_idle(&self) -> Option<Idle> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(mut instance) = idle.pop() {
-            if instance.reusable() {
-                return Some(instance);
+        while let Some(mut entry) = idle.pop() {
+            if entry.instance.reusable() {
+                return Some(entry);
             }
         }
         None
