@@ -28,7 +28,16 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
     let mut table = Table::new();
     table.load_style(NOTHING);
     table.set_header([
-        "NAME", "KIND", "RUNTIME", "VERSION", "MEMORY", "TIMEOUT", "ROUTES", "UPDATED",
+        "NAME",
+        "KIND",
+        "RUNTIME",
+        "VERSION",
+        "MEMORY",
+        "TIMEOUT",
+        "ROUTES",
+        "INSTANCES",
+        "COLD/CALLS",
+        "UPDATED",
     ]);
     for f in &functions {
         let version = f["version"].as_str().unwrap_or("");
@@ -40,6 +49,8 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
             format!("{} MB", f["config"]["memory_mb"]),
             f["config"]["timeout"].as_str().unwrap_or("?").to_string(),
             routes_text(&f["config"]["routes"]),
+            instances_text(f),
+            format!("{}/{}", f["cold_starts"], f["invocations"]),
             f["updated_at"].as_str().unwrap_or("").to_string(),
         ]);
     }
@@ -48,6 +59,25 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
     }
     println!("{}", table.trim_fmt());
     Ok(())
+}
+
+/// What is warm: a wasm function's loaded code and running invocations, a process
+/// function's instances by state; `-` when the function is scaled to zero.
+fn instances_text(f: &Value) -> String {
+    let count = |state: &str| f["instances"][state].as_u64().unwrap_or(0);
+    let (busy, idle, starting) = (count("busy"), count("idle"), count("starting"));
+    if f["loaded"] != Value::Bool(true) && busy + idle + starting == 0 {
+        return "-".to_string();
+    }
+    let mut text = if f["config"]["runtime"].is_string() {
+        format!("{busy} busy, {idle} idle")
+    } else {
+        format!("loaded, {busy} busy")
+    };
+    if starting > 0 {
+        text.push_str(&format!(", {starting} starting"));
+    }
+    text
 }
 
 /// `wasm`, or the native runtime with its handler (`python app.handler`).

@@ -4,6 +4,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use wisp_core::Limits;
+use wisp_engine::KeepAlivePolicy;
 use wisp_runtime::process::UserChoice;
 use wisp_server::node::{Node, NodeConfig, shutdown_signal};
 
@@ -28,6 +29,17 @@ pub struct ServeArgs {
     /// Wisp runs as root, else Wisp's own user; `same` keeps Wisp's own user.
     #[arg(long, env = "WISP_SANDBOX_USER", value_name = "USER")]
     pub sandbox_user: Option<String>,
+    /// How long an idle function stays warm before it is scaled to zero (its code
+    /// unloaded, its instances stopped). The adaptive policy falls back to it.
+    #[arg(long, env = "WISP_KEEP_ALIVE", default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub keep_alive: Duration,
+    /// How keep-alive windows are chosen: `fixed` (the --keep-alive window for every
+    /// function) or `adaptive` (per function, from the idle times it has seen).
+    #[arg(long, env = "WISP_KEEP_ALIVE_POLICY", default_value = "fixed", value_parser = ["fixed", "adaptive"], value_name = "POLICY")]
+    pub keep_alive_policy: String,
+    /// How many invocations may run at once across a namespace's functions.
+    #[arg(long, env = "WISP_NAMESPACE_MAX_CONCURRENCY", default_value_t = Limits::DEFAULT_NAMESPACE_MAX_CONCURRENCY, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub namespace_max_concurrency: u32,
 }
 
 impl ServeArgs {
@@ -36,7 +48,12 @@ impl ServeArgs {
             listen: self.listen.clone(),
             data_dir: self.data_dir.clone(),
             drain_timeout: self.drain_timeout,
-            limits: Limits::DEFAULT,
+            limits: Limits {
+                namespace_max_concurrency: self.namespace_max_concurrency,
+                ..Limits::DEFAULT
+            },
+            keep_alive: KeepAlivePolicy::parse(&self.keep_alive_policy, self.keep_alive)
+                .unwrap_or(KeepAlivePolicy::Fixed(self.keep_alive)),
             sandbox_user: match self.sandbox_user.as_deref() {
                 None | Some("") => UserChoice::Default,
                 Some("same") => UserChoice::Same,

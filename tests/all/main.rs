@@ -12,4 +12,5 @@ mod gateway;
 mod lifecycle;
 mod limits;
 mod native;
+mod scaling;
 mod util;

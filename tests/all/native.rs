@@ -55,7 +55,7 @@ async fn deploy_zip(server: &TestServer, name: &str, config: Value, zip: Vec<u8>
     assert_eq!(status, 201, "deploying {name}: {body}");
 }
 
-async fn invoke(server: &TestServer, name: &str, event: Value) -> reqwest::Response {
+pub(crate) async fn invoke(server: &TestServer, name: &str, event: Value) -> reqwest::Response {
     client()
         .post(server.at(&format!("/v1/functions/{name}/invoke")))
         .json(&event)
@@ -64,7 +64,7 @@ async fn invoke(server: &TestServer, name: &str, event: Value) -> reqwest::Respo
         .unwrap()
 }
 
-async fn invoke_ok(server: &TestServer, name: &str, event: Value) -> Value {
+pub(crate) async fn invoke_ok(server: &TestServer, name: &str, event: Value) -> Value {
     let response = invoke(server, name, event).await;
     let status = response.status();
     let text = response.text().await.unwrap();
@@ -73,7 +73,7 @@ async fn invoke_ok(server: &TestServer, name: &str, event: Value) -> Value {
 }
 
 /// Deploys the Python test kit as `name`, its config `python("app.handler")` plus `extra`.
-async fn deploy_kit(server: &TestServer, name: &str, extra: Value) {
+pub(crate) async fn deploy_kit(server: &TestServer, name: &str, extra: Value) {
     let mut config = python("app.handler");
     for (key, value) in extra.as_object().into_iter().flatten() {
         config[key] = value.clone();

@@ -1,20 +1,54 @@
-//! Invocations: the sync invoke API and requests to user routes, dispatched to the
-//! function's loaded code.
+//! Invocations: the sync invoke API and requests to user routes, admitted by the
+//! function's pool and dispatched to its loaded code. Every invocation is recorded:
+//! cold or warm, init, queue wait and run time.
 
 use crate::apigw::{self, RequestInfo};
+use crate::pool::Ticket;
 use crate::routes::Lookup;
 use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::BodyExt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use wisp_core::{ErrorCode, FunctionName, Kind, Namespace};
 use wisp_runtime::body::{BodyTooLarge, Limited};
-use wisp_runtime::{Body, Input, Invocation, Output, body};
+use wisp_runtime::{Body, Function, Input, Invocation, Output, body};
+use wisp_store::InvocationRecord;
 
 /// The response header carrying the invocation id (the logs carry it too).
 pub const INVOCATION_ID_HEADER: &str = "x-wisp-invocation-id";
+
+/// An admitted invocation whose code is loaded, ready to run.
+struct Admitted {
+    function: Arc<dyn Function>,
+    /// How long it waited for a slot.
+    queued: Duration,
+    /// How long loading the code took, on a cold start.
+    load: Option<Duration>,
+    /// A process instance's start-up time, set when the invocation finishes.
+    instance_init: Arc<Mutex<Option<Duration>>>,
+}
+
+impl Admitted {
+    /// `Server-Timing` for the response: the queue wait, and the init time of a cold
+    /// start (the code load, or the instance start when it is known by then).
+    fn server_timing(&self) -> Option<HeaderValue> {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut value = format!("queue;dur={:.3}", ms(self.queued));
+        let instance = *self.instance_init.lock().unwrap_or_else(PoisonError::into_inner);
+        let init = self.load.unwrap_or_default() + instance.unwrap_or_default();
+        if self.load.is_some() || instance.is_some() {
+            value.push_str(&format!(", init;dur={:.3}", ms(init)));
+        }
+        HeaderValue::from_str(&value).ok()
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().try_into().unwrap_or(u64::MAX)
+}
 
 fn new_invocation_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -27,29 +61,90 @@ fn too_large(limit: usize) -> EngineError {
     )
 }
 
-fn tag(mut response: Response<Body>, id: &str) -> Response<Body> {
+fn tag(mut response: Response<Body>, id: &str, admitted: &Admitted) -> Response<Body> {
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert(INVOCATION_ID_HEADER, value);
+        headers.insert(INVOCATION_ID_HEADER, value);
+    }
+    if let Some(timing) = admitted.server_timing() {
+        headers.append("server-timing", timing);
     }
     response
 }
 
 impl Engine {
-    fn invocation(&self, deployed: &Deployed, id: &str, input: Input) -> Invocation {
+    /// Admits an invocation (a slot, or a bounded wait for one) and loads the code.
+    async fn admit(&self, deployed: &Arc<Deployed>) -> Result<(Admitted, Ticket), EngineError> {
+        let gate = self.namespace_gate(&deployed.record.namespace);
+        let ticket = deployed.pool.admit(&gate).await?;
+        let (function, load) = deployed.pool.function().await?;
+        if load.is_some() {
+            deployed.pool.count_cold_start();
+        }
+        let admitted = Admitted {
+            function,
+            queued: ticket.queued,
+            load,
+            instance_init: Arc::new(Mutex::new(None)),
+        };
+        Ok((admitted, ticket))
+    }
+
+    /// Runs an admitted invocation. Its slot is held until the guest has finished
+    /// (for a streaming response, until the body is done), then its logs and record
+    /// are queued for the store.
+    async fn run(
+        &self,
+        deployed: &Arc<Deployed>,
+        id: &str,
+        input: Input,
+        admitted: &Admitted,
+        ticket: Ticket,
+    ) -> Result<Output, EngineError> {
         let sink = self.logs.clone();
-        let namespace = deployed.record.namespace.clone();
-        let name = deployed.record.name.clone();
-        let invocation_id = id.to_string();
-        Invocation {
+        let pool = deployed.pool.clone();
+        let record = InvocationRecord {
+            namespace: deployed.record.namespace.clone(),
+            function: deployed.record.name.clone(),
+            id: id.to_string(),
+            version: deployed.record.version.id.clone(),
+            started_at: ticket.arrived,
+            cold: admitted.load.is_some(),
+            init_us: admitted.load.map(micros),
+            queue_us: micros(ticket.queued),
+            run_us: 0,
+            error: None,
+        };
+        let instance_init = admitted.instance_init.clone();
+        let invocation = Invocation {
             id: id.to_string(),
             input,
             on_finish: Some(Box::new(move |finished| {
-                if let Some(code) = finished.error {
-                    tracing::debug!(function = %name, invocation = %invocation_id, %code, "invocation failed");
+                let mut record = record;
+                if let Some(init) = finished.init {
+                    *instance_init.lock().unwrap_or_else(PoisonError::into_inner) = Some(init);
+                    if !record.cold {
+                        pool.count_cold_start();
+                    }
+                    record.cold = true;
+                    record.init_us = Some(record.init_us.unwrap_or(0) + micros(init));
                 }
-                sink.record(&namespace, &name, &invocation_id, finished.logs);
+                record.run_us = micros(finished.duration);
+                record.error = finished.error.map(|code| code.as_str().to_string());
+                if let Some(code) = finished.error {
+                    tracing::debug!(function = %record.function, invocation = %record.id, %code, "invocation failed");
+                }
+                sink.record(&record.namespace, &record.function, &record.id, finished.logs);
+                sink.record_invocation(record);
+                // The slot frees only now that the guest is done.
+                drop(ticket);
             })),
-        }
+        };
+        admitted
+            .function
+            .invoke(invocation)
+            .await
+            .map_err(EngineError::from)
     }
 
     /// Invokes a function synchronously with `payload`: an event function reads it on
@@ -71,10 +166,7 @@ impl Engine {
         }
         let id = new_invocation_id();
         let fail = |e: EngineError| e.with_invocation(&id);
-        let function = deployed
-            .function(&*self.runtime, &*self.store)
-            .await
-            .map_err(fail)?;
+        let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
         let input = match deployed.record.version.config.kind {
             Kind::Event => Input::Event(payload),
             Kind::Http => {
@@ -90,10 +182,10 @@ impl Engine {
                 Input::Http(request)
             }
         };
-        let output = function
-            .invoke(self.invocation(&deployed, &id, input))
+        let output = self
+            .run(&deployed, &id, input, &admitted, ticket)
             .await
-            .map_err(|e| fail(e.into()))?;
+            .map_err(fail)?;
         let response = match output {
             Output::Http(response) => response,
             Output::Event(bytes) => {
@@ -104,7 +196,7 @@ impl Engine {
                 response
             }
         };
-        Ok(tag(response, &id))
+        Ok(tag(response, &id, &admitted))
     }
 
     /// Serves a request to a user route.
@@ -150,12 +242,10 @@ impl Engine {
         }
         let id = new_invocation_id();
         let fail = |e: EngineError| e.with_invocation(&id);
-        let function = deployed
-            .function(&*self.runtime, &*self.store)
-            .await
-            .map_err(fail)?;
         match deployed.record.version.config.kind {
             Kind::Http => {
+                // The body streams into the guest, so the slot is taken first.
+                let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
                 let (limited, exceeded) = Limited::new(body, limit);
                 if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
                     parts
@@ -163,14 +253,14 @@ impl Engine {
                         .insert(header::HOST, HeaderValue::from_static("localhost"));
                 }
                 let request = Request::from_parts(parts, limited.boxed_unsync());
-                let result = function
-                    .invoke(self.invocation(&deployed, &id, Input::Http(request)))
+                let result = self
+                    .run(&deployed, &id, Input::Http(request), &admitted, ticket)
                     .await;
                 if exceeded.load(Ordering::Acquire) {
                     return Err(fail(too_large(limit)));
                 }
-                match result.map_err(|e| fail(e.into()))? {
-                    Output::Http(response) => Ok(tag(response, &id)),
+                match result.map_err(fail)? {
+                    Output::Http(response) => Ok(tag(response, &id, &admitted)),
                     Output::Event(_) => Err(fail(EngineError::new(
                         ErrorCode::Internal,
                         "http function answered an event",
@@ -178,6 +268,7 @@ impl Engine {
                 }
             }
             Kind::Event => {
+                // The body is read before taking a slot: a slow client holds none.
                 let bytes: Bytes = match body::read_to_bytes(body, limit).await {
                     Ok(bytes) => bytes,
                     Err(e) if e.is::<BodyTooLarge>() => return Err(fail(too_large(limit))),
@@ -202,12 +293,15 @@ impl Engine {
                     namespace: deployed.record.namespace.as_str(),
                 };
                 let event = apigw::event(&info, &bytes);
-                let output = function
-                    .invoke(self.invocation(&deployed, &id, Input::Event(event.into())))
+                let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
+                let output = self
+                    .run(&deployed, &id, Input::Event(event.into()), &admitted, ticket)
                     .await
-                    .map_err(|e| fail(e.into()))?;
+                    .map_err(fail)?;
                 match output {
-                    Output::Event(bytes) => apigw::response(bytes).map(|r| tag(r, &id)).map_err(fail),
+                    Output::Event(bytes) => apigw::response(bytes)
+                        .map(|r| tag(r, &id, &admitted))
+                        .map_err(fail),
                     Output::Http(_) => Err(fail(EngineError::new(
                         ErrorCode::Internal,
                         "event function answered HTTP",

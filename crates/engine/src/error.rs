@@ -17,6 +17,8 @@ pub struct EngineError {
     pub allow: Option<String>,
     /// For process functions: the error in Lambda's shape (`errorType`, ...).
     pub report: Option<Box<ErrorReport>>,
+    /// For `throttled`: when to try again (the `Retry-After` header), in seconds.
+    pub retry_after: Option<u32>,
 }
 
 impl EngineError {
@@ -27,7 +29,15 @@ impl EngineError {
             invocation_id: None,
             allow: None,
             report: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 `throttled`, to be retried after a second.
+    pub(crate) fn throttled(detail: impl Into<String>) -> EngineError {
+        let mut e = EngineError::new(ErrorCode::Throttled, detail);
+        e.retry_after = Some(1);
+        e
     }
 
     pub(crate) fn with_invocation(mut self, id: &str) -> EngineError {

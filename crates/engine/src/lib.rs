@@ -9,32 +9,45 @@
 //! # Design
 //!
 //! The request path is: route lookup (an `ArcSwap` load and a `matchit` match) → the
-//! function's loaded code (a `OnceCell`, filled on the first invocation from the
-//! artifact cache or by compiling) → the runtime. Nothing on it touches the store:
-//! logs leave through a channel. Deploys and deletes are serialised by one async mutex
-//! and publish a new [`State`] when they are done.
+//! version's pool ([`pool`]): a slot under its `max_concurrency` and the namespace's
+//! cap, or a bounded wait for one, else 429 → its loaded code (loaded on a cold start
+//! from the artifact cache, or by compiling) → the runtime. Nothing on it touches the
+//! store: logs and invocation records leave through a channel. Deploys and deletes
+//! are serialised by one async mutex and publish a new [`State`] when they are done.
+//! One background task, the scaler, wakes at the pools' autoscaler deadlines to
+//! release idle pools (scale to zero) and prewarm others.
 
 mod apigw;
 mod dispatch;
 mod error;
+mod gate;
 mod logs;
+mod pool;
 mod registry;
 mod routes;
+mod scaler;
 pub mod version;
 
 pub use apigw::ClientAddr;
 pub use dispatch::INVOCATION_ID_HEADER;
 pub use error::EngineError;
+pub use pool::PoolStatus;
 pub use registry::Deployed;
+pub use wisp_scaling::KeepAlivePolicy;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Limits, Namespace};
 use wisp_runtime::{FunctionSpec, Runtime};
-use wisp_store::{DeployOutcome, FunctionRecord, LogLine, LogQuery, Store, VersionRecord};
+use wisp_store::{
+    DeployOutcome, FunctionRecord, InvocationQuery, InvocationRecord, InvocationSummary, LogLine, LogQuery,
+    Store, VersionRecord,
+};
 
+use gate::Gate;
+use pool::{Clock, PoolContext};
 use routes::RouteTable;
 
 /// What the request path reads: every deployed function and the route table.
@@ -50,8 +63,11 @@ pub struct Engine {
     state: ArcSwap<State>,
     changes: tokio::sync::Mutex<()>,
     logs: logs::LogSink,
-    log_writer: std::sync::Mutex<Option<logs::LogWriter>>,
+    log_writer: Mutex<Option<logs::LogWriter>>,
     limits: Limits,
+    pools: PoolContext,
+    /// Each namespace's cap on concurrent invocations.
+    namespace_gates: Mutex<HashMap<Namespace, Arc<Gate>>>,
 }
 
 /// A request to deploy one function.
@@ -78,11 +94,21 @@ impl Engine {
         store: Arc<dyn Store>,
         runtime: Arc<dyn Runtime>,
         limits: Limits,
+        keep_alive: KeepAlivePolicy,
     ) -> Result<Arc<Engine>, EngineError> {
+        let pools = PoolContext {
+            runtime: runtime.clone(),
+            store: store.clone(),
+            clock: Clock::new(),
+            policy: keep_alive,
+        };
         let records = store.list_functions(None).await?;
         let functions: HashMap<_, _> = records
             .into_iter()
-            .map(|r| ((r.namespace.clone(), r.name.clone()), Arc::new(Deployed::new(r))))
+            .map(|r| {
+                let key = (r.namespace.clone(), r.name.clone());
+                (key, Arc::new(Deployed::new(r, &pools)))
+            })
             .collect();
         let routes = RouteTable::build(functions.values()).unwrap_or_else(|conflict| {
             // Conflicts are refused at deploy; a store that holds one anyway keeps
@@ -91,15 +117,37 @@ impl Engine {
             RouteTable::default()
         });
         let (sink, writer) = logs::start(store.clone());
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
             store,
             runtime,
             state: ArcSwap::from_pointee(State { functions, routes }),
             changes: tokio::sync::Mutex::new(()),
             logs: sink,
-            log_writer: std::sync::Mutex::new(Some(writer)),
+            log_writer: Mutex::new(Some(writer)),
             limits,
-        }))
+            pools,
+            namespace_gates: Mutex::new(HashMap::new()),
+        });
+        // Prewarms functions with `min_instances` now, and releases idle pools later.
+        scaler::start(&engine);
+        Ok(engine)
+    }
+
+    /// The keep-alive policy in force.
+    pub fn keep_alive(&self) -> &KeepAlivePolicy {
+        &self.pools.policy
+    }
+
+    /// The gate holding a namespace to its cap on concurrent invocations.
+    fn namespace_gate(&self, namespace: &Namespace) -> Arc<Gate> {
+        let mut gates = self
+            .namespace_gates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        gates
+            .entry(namespace.clone())
+            .or_insert_with(|| Arc::new(Gate::new(self.limits.namespace_max_concurrency as usize)))
+            .clone()
     }
 
     /// The limits in force.
@@ -177,7 +225,7 @@ impl Engine {
             created_at: current.map_or(now, |c| c.record.created_at),
             updated_at: now,
         };
-        let probe = Arc::new(Deployed::new(candidate));
+        let probe = Arc::new(Deployed::new(candidate, &self.pools));
         self.build_routes(&state, &key, Some(&probe))?;
 
         let spec = FunctionSpec {
@@ -188,7 +236,7 @@ impl Engine {
         // Only the app changed: the loaded code serves on, nothing to compile.
         let loaded = current
             .filter(|c| c.record.version.id == version_id)
-            .and_then(|c| c.loaded().cloned());
+            .and_then(|c| c.loaded());
         let function = match loaded {
             Some(function) => function,
             None => self.runtime.compile(spec, code.clone()).await?,
@@ -203,11 +251,13 @@ impl Engine {
                 format!("`{name}` vanished from the store while deploying"),
             )
         })?;
-        let deployed = Arc::new(Deployed::with_function(record.clone(), function));
+        let deployed = Arc::new(Deployed::with_code(record.clone(), &self.pools, Some(function)));
         let routes = self.build_routes(&state, &key, Some(&deployed))?;
         let mut functions = state.functions.clone();
-        functions.insert(key, deployed);
+        functions.insert(key, deployed.clone());
         self.state.store(Arc::new(State { functions, routes }));
+        // `min_instances` are started now, not at the scaler's next wake-up.
+        deployed.pool.drive(self.pools.clock.now());
         Ok(DeployReport { outcome, record })
     }
 
@@ -267,6 +317,21 @@ impl Engine {
             .collect();
         list.sort_by(|a, b| a.record.name.cmp(&b.record.name));
         list
+    }
+
+    /// A function's recent invocation records, with totals over all it keeps.
+    pub async fn invocations(
+        &self,
+        namespace: &Namespace,
+        name: &FunctionName,
+        query: &InvocationQuery,
+    ) -> Result<(Vec<InvocationRecord>, InvocationSummary), EngineError> {
+        if self.function(namespace, name).is_none() {
+            return Err(EngineError::function_not_found(name.as_str()));
+        }
+        let records = self.store.invocations(namespace, name, query).await?;
+        let summary = self.store.invocation_summary(namespace, name).await?;
+        Ok((records, summary))
     }
 
     /// A function's recent log lines.

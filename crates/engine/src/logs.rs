@@ -1,5 +1,5 @@
-//! Invocation logs leave the request path through a channel and are written to the
-//! store in batches by one background task.
+//! Invocation logs and records leave the request path through a channel and are
+//! written to the store in batches by one background task.
 //!
 //! # Design
 //!
@@ -14,17 +14,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use wisp_core::{FunctionName, Namespace};
 use wisp_runtime::Logs;
-use wisp_store::{LogLine, LogStream, Store, UnixMillis};
+use wisp_store::{InvocationRecord, LogLine, LogStream, Store, UnixMillis};
 
 /// Lines queued at most before new ones are dropped.
 const QUEUE_LINES: usize = 65_536;
 /// Lines written per store transaction at most.
 const BATCH_LINES: usize = 4_096;
 
+/// What the writer writes.
+enum Entry {
+    Line(LogLine),
+    Invocation(Box<InvocationRecord>),
+}
+
 /// The sending side, cloned into every invocation's callback.
 #[derive(Clone)]
 pub(crate) struct LogSink {
-    tx: mpsc::Sender<LogLine>,
+    tx: mpsc::Sender<Entry>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -34,19 +40,35 @@ pub(crate) struct LogWriter {
 }
 
 pub(crate) fn start(store: Arc<dyn Store>) -> (LogSink, LogWriter) {
-    let (tx, mut rx) = mpsc::channel::<LogLine>(QUEUE_LINES);
+    let (tx, mut rx) = mpsc::channel::<Entry>(QUEUE_LINES);
     let dropped = Arc::new(AtomicU64::new(0));
     let dropped_seen = dropped.clone();
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH_LINES);
+        let mut lines = Vec::with_capacity(BATCH_LINES);
+        let mut invocations = Vec::new();
         while rx.recv_many(&mut batch, BATCH_LINES).await > 0 {
-            if let Err(e) = store.append_logs(&batch).await {
-                tracing::warn!("cannot write {} log lines: {e}", batch.len());
+            for entry in batch.drain(..) {
+                match entry {
+                    Entry::Line(line) => lines.push(line),
+                    Entry::Invocation(record) => invocations.push(*record),
+                }
             }
-            batch.clear();
+            if !lines.is_empty()
+                && let Err(e) = store.append_logs(&lines).await
+            {
+                tracing::warn!("cannot write {} log lines: {e}", lines.len());
+            }
+            if !invocations.is_empty()
+                && let Err(e) = store.append_invocations(&invocations).await
+            {
+                tracing::warn!("cannot write {} invocation records: {e}", invocations.len());
+            }
+            lines.clear();
+            invocations.clear();
             let lost = dropped_seen.swap(0, Ordering::Relaxed);
             if lost > 0 {
-                tracing::warn!("dropped {lost} log lines: the log queue was full");
+                tracing::warn!("dropped {lost} log lines and invocation records: the log queue was full");
             }
         }
     });
@@ -79,7 +101,7 @@ impl LogSink {
                 stream,
                 line,
             };
-            if self.tx.try_send(line).is_err() {
+            if self.tx.try_send(Entry::Line(line)).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         };
@@ -96,6 +118,15 @@ impl LogSink {
                 LogStream::Stderr,
                 "[wisp] output past the per-invocation log limit was dropped".to_string(),
             );
+        }
+    }
+}
+
+impl LogSink {
+    /// Queues an invocation's record.
+    pub(crate) fn record_invocation(&self, record: InvocationRecord) {
+        if self.tx.try_send(Entry::Invocation(Box::new(record))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -164,20 +164,23 @@ mod tests {
                 methods: methods.iter().map(|m| m.to_string()).collect(),
             })
             .collect();
-        Arc::new(Deployed::new(FunctionRecord {
-            namespace: Namespace::default_namespace(),
-            name: FunctionName::new(name).unwrap(),
-            app: None,
-            version: VersionRecord {
-                id: VersionId("v".into()),
-                code_hash: "00".into(),
-                code_size: 0,
-                config,
+        Arc::new(Deployed::new(
+            FunctionRecord {
+                namespace: Namespace::default_namespace(),
+                name: FunctionName::new(name).unwrap(),
+                app: None,
+                version: VersionRecord {
+                    id: VersionId("v".into()),
+                    code_hash: "00".into(),
+                    code_size: 0,
+                    config,
+                    created_at: 0,
+                },
                 created_at: 0,
+                updated_at: 0,
             },
-            created_at: 0,
-            updated_at: 0,
-        }))
+            &crate::pool::testing::unused_context(),
+        ))
     }
 
     fn found(table: &RouteTable, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {

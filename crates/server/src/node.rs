@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use wisp_core::Limits;
-use wisp_engine::Engine;
+use wisp_engine::{Engine, KeepAlivePolicy};
 use wisp_runtime::Runtimes;
 use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, ShimCommand, UserChoice};
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
@@ -22,6 +22,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub drain_timeout: Duration,
     pub limits: Limits,
+    /// How idle functions are kept warm and scaled to zero.
+    pub keep_alive: KeepAlivePolicy,
     /// The user process functions run as.
     pub sandbox_user: UserChoice,
 }
@@ -96,12 +98,17 @@ impl Node {
             wasm: Arc::new(wasm),
             process: Some(Arc::new(process)),
         };
-        let engine = Engine::start(Arc::new(store), Arc::new(runtime), config.limits.clone())
-            .await
-            .map_err(|e| NodeError::Store {
-                dir: dir.clone(),
-                message: e.to_string(),
-            })?;
+        let engine = Engine::start(
+            Arc::new(store),
+            Arc::new(runtime),
+            config.limits.clone(),
+            config.keep_alive.clone(),
+        )
+        .await
+        .map_err(|e| NodeError::Store {
+            dir: dir.clone(),
+            message: e.to_string(),
+        })?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|source| NodeError::Listen {

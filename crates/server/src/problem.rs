@@ -36,6 +36,11 @@ pub fn problem_response(err: &EngineError) -> Response<Body> {
     if let Some(allow) = err.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
         response.headers_mut().insert(header::ALLOW, allow);
     }
+    if let Some(seconds) = err.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     if let Some(id) = err
         .invocation_id
         .as_deref()

@@ -24,9 +24,14 @@ async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("wisp.db")).unwrap();
     let runtime = WasmRuntime::new(WasmConfig::new(dir.path().join("cache"))).unwrap();
-    let engine = Engine::start(Arc::new(store), Arc::new(runtime), Limits::DEFAULT)
-        .await
-        .unwrap();
+    let engine = Engine::start(
+        Arc::new(store),
+        Arc::new(runtime),
+        Limits::DEFAULT,
+        wisp_engine::KeepAlivePolicy::fixed_default(),
+    )
+    .await
+    .unwrap();
     Harness {
         app: App::new(engine),
         _dir: dir,

@@ -58,6 +58,16 @@ impl TestServer {
         server
     }
 
+    /// `wisp serve EXTRA…` on port 0 with a fresh data directory.
+    pub fn serve_with(bin: &Path, extra: &[&str]) -> TestServer {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        let args: Vec<&str> = std::iter::once("serve").chain(extra.iter().copied()).collect();
+        let mut server = TestServer::spawn(bin, &args, &dir);
+        server._temp = Some(temp);
+        server
+    }
+
     /// `wisp serve` on port 0 with the given data directory (to restart on it).
     pub fn serve_in(bin: &Path, data_dir: &Path) -> TestServer {
         TestServer::spawn(bin, &["serve"], data_dir)

@@ -145,7 +145,24 @@ def steal(event, context):
         return {"outcome": "refused", "error": type(e).__name__}
 
 
+def concurrent(event, context):
+    """Tells the test's counter when it starts and when it ends, waiting for the
+    counter's answer each time, so the counter's count is exactly the invocations
+    running at once, however late it reads."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", event["port"])) as counter:
+        replies = counter.makefile("r")
+        counter.sendall(b"in\n")
+        replies.readline()
+        time.sleep(event.get("ms", 20) / 1000)
+        counter.sendall(b"out\n")
+        replies.readline()
+    return {"ran": True}
+
+
 ACTIONS = {
+    "concurrent": concurrent,
     "steal": steal,
     "big": big,
     "echo": echo,

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Namespace};
-use wisp_engine::{DeployRequest, Deployed, Engine};
+use wisp_engine::{DeployRequest, Deployed, Engine, PoolStatus};
 use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
 use wisp_store::{DeployOutcome, FunctionRecord, LogQuery, UnixMillis};
 
@@ -44,12 +44,13 @@ pub struct FunctionView {
     config: FunctionConfig,
     created_at: String,
     updated_at: String,
-    /// Whether the code is loaded in memory (warm).
-    loaded: bool,
+    /// Whether the code is loaded, its instances, queue and counters (since start).
+    #[serde(flatten)]
+    status: Option<PoolStatus>,
 }
 
 impl FunctionView {
-    fn new(record: &FunctionRecord, loaded: bool) -> FunctionView {
+    fn new(record: &FunctionRecord, status: Option<PoolStatus>) -> FunctionView {
         FunctionView {
             name: record.name.to_string(),
             namespace: record.namespace.to_string(),
@@ -61,12 +62,12 @@ impl FunctionView {
             config: record.version.config.clone(),
             created_at: rfc3339(record.created_at),
             updated_at: rfc3339(record.updated_at),
-            loaded,
+            status,
         }
     }
 
     fn of(deployed: &Deployed) -> FunctionView {
-        FunctionView::new(&deployed.record, deployed.is_loaded())
+        FunctionView::new(&deployed.record, Some(deployed.status()))
     }
 }
 
@@ -205,7 +206,12 @@ pub(super) async fn deploy(
     let body = DeployResponse {
         status: text,
         previous_version: previous,
-        function: FunctionView::new(&report.record, true),
+        function: match engine.function(&report.record.namespace, &report.record.name) {
+            Some(deployed) if deployed.record.version.id == report.record.version.id => {
+                FunctionView::of(&deployed)
+            }
+            _ => FunctionView::new(&report.record, None),
+        },
     };
     Ok((status, Json(body)).into_response())
 }
@@ -297,4 +303,72 @@ pub(super) async fn logs(
         })
         .collect();
     Ok(Json(serde_json::json!({ "lines": lines })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InvocationParams {
+    limit: Option<usize>,
+    cold: Option<bool>,
+}
+
+/// One invocation as the API shows it.
+#[derive(Serialize)]
+struct InvocationView {
+    id: String,
+    version: String,
+    started_at: String,
+    cold: bool,
+    init_us: Option<u64>,
+    queue_us: u64,
+    run_us: u64,
+    error: Option<String>,
+}
+
+/// `GET /v1/functions/{name}/invocations`: recent invocations, oldest first (cold or
+/// warm, init, queue and run times, how each ended), with totals over those kept.
+pub(super) async fn invocations(
+    State(engine): EngineState,
+    Path(name): Path<String>,
+    params: Result<Query<InvocationParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = parse_name(&name)?;
+    let Query(params) = params.map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "{}; use `limit` (a number) and `cold` (true or false)",
+                e.body_text()
+            ),
+        )
+    })?;
+    let kept = wisp_store::INVOCATIONS_KEPT_PER_FUNCTION;
+    let limit = params.limit.unwrap_or(100);
+    if limit == 0 || limit > kept {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`limit` must be between 1 and {kept}"),
+        ));
+    }
+    let query = wisp_store::InvocationQuery {
+        limit,
+        cold_only: params.cold.unwrap_or(false),
+    };
+    let (records, summary) = engine.invocations(&namespace(), &name, &query).await?;
+    let invocations: Vec<InvocationView> = records
+        .into_iter()
+        .map(|r| InvocationView {
+            id: r.id,
+            version: r.version.to_string(),
+            started_at: rfc3339(r.started_at),
+            cold: r.cold,
+            init_us: r.init_us,
+            queue_us: r.queue_us,
+            run_us: r.run_us,
+            error: r.error,
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "invocations": invocations, "summary": summary }),
+    ))
 }

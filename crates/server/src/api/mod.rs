@@ -30,6 +30,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/v1/functions/{name}/invoke", post(functions::invoke))
         .route("/v1/functions/{name}/logs", get(functions::logs))
+        .route("/v1/functions/{name}/invocations", get(functions::invocations))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)

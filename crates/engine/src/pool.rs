@@ -1,0 +1,378 @@
+//! A function version's pool: its warm state (the loaded code and, for process
+//! functions, the instances that code keeps), the gate that holds invocations to
+//! `max_concurrency`, the autoscaler that decides when to release and prewarm, and the
+//! counters the API shows.
+//!
+//! # Design
+//!
+//! The autoscaler ([`wisp_scaling::Autoscaler`]) is a pure state machine; the pool is
+//! its driver. It reports every invocation's start and end, and applies what the
+//! autoscaler asks for: *release* (unload a wasm function's code — the next invocation
+//! reloads it from the artifact cache — or stop a process function's idle instances)
+//! and *prewarm* (load the code, start instances). Releases due when an invocation
+//! ends are applied at once; the rest wait for the engine's scaler task, which wakes
+//! at the earliest deadline of any pool.
+
+use crate::gate::{Gate, Refusal};
+use crate::{EngineError, logs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+use wisp_core::{ErrorCode, FunctionConfig, Namespace};
+use wisp_runtime::{Function, FunctionSpec, Instances, Runtime};
+use wisp_scaling::{Action, Autoscaler, KeepAlivePolicy};
+use wisp_store::{Store, UnixMillis};
+
+/// The engine's monotonic clock, as the autoscaler reads it: time since the engine
+/// started.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    origin: std::time::Instant,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock {
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    pub(crate) fn at(&self, offset: Duration) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.origin + offset)
+    }
+}
+
+/// What a pool needs from the engine.
+#[derive(Clone)]
+pub(crate) struct PoolContext {
+    pub runtime: Arc<dyn Runtime>,
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub policy: KeepAlivePolicy,
+}
+
+/// See the module docs.
+pub struct Pool {
+    ctx: PoolContext,
+    namespace: Namespace,
+    spec: FunctionSpec,
+    code: Mutex<Option<Arc<dyn Function>>>,
+    /// Held while loading, so concurrent cold starts load once.
+    loading: tokio::sync::Mutex<()>,
+    gate: Gate,
+    scaler: Mutex<Autoscaler>,
+    invocations: AtomicU64,
+    cold_starts: AtomicU64,
+    throttled: AtomicU64,
+}
+
+/// A pool's state, as the API shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PoolStatus {
+    /// Whether the code is loaded in memory.
+    pub loaded: bool,
+    /// Instances by state. For wasm functions `busy` is the invocations running (each
+    /// has its own instance) and nothing is ever idle or starting.
+    pub instances: Instances,
+    /// Invocations waiting for a slot.
+    pub queued: usize,
+    pub invocations: u64,
+    pub cold_starts: u64,
+    pub throttled: u64,
+}
+
+/// An admitted invocation: it holds its slots until dropped, and its drop tells the
+/// autoscaler it ended.
+pub(crate) struct Ticket {
+    pool: Arc<Pool>,
+    _slot: OwnedSemaphorePermit,
+    _namespace_slot: OwnedSemaphorePermit,
+    /// When it arrived (wall clock).
+    pub arrived: UnixMillis,
+    /// How long it waited for its slots.
+    pub queued: Duration,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.pool.finished();
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(
+        ctx: PoolContext,
+        namespace: Namespace,
+        spec: FunctionSpec,
+        loaded: Option<Arc<dyn Function>>,
+    ) -> Arc<Pool> {
+        let config = &spec.config;
+        let now = ctx.clock.now();
+        let mut scaler = Autoscaler::new(ctx.policy.clone(), config.min_instances, now);
+        if loaded.is_some() && config.min_instances == 0 {
+            // Just deployed: warm, as if an invocation had just ended. (With
+            // `min_instances`, the first poll prewarms the instances.)
+            scaler.on_start(now);
+            scaler.on_finish(now);
+        }
+        Arc::new(Pool {
+            gate: Gate::new(config.max_concurrency as usize),
+            scaler: Mutex::new(scaler),
+            code: Mutex::new(loaded),
+            loading: tokio::sync::Mutex::new(()),
+            invocations: AtomicU64::new(0),
+            cold_starts: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            ctx,
+            namespace,
+            spec,
+        })
+    }
+
+    fn config(&self) -> &FunctionConfig {
+        &self.spec.config
+    }
+
+    /// The loaded code, if it is loaded.
+    pub(crate) fn loaded(&self) -> Option<Arc<dyn Function>> {
+        self.code.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Admits an invocation through this version's gate and then its namespace's,
+    /// waiting in line up to the function's `queue_timeout`.
+    pub(crate) async fn admit(self: &Arc<Self>, namespace_gate: &Gate) -> Result<Ticket, EngineError> {
+        let arrived = logs::now_millis();
+        let started = tokio::time::Instant::now();
+        let config = self.config();
+        let deadline = started + config.queue_timeout;
+        let throttled = |refusal: Refusal, whose: String| {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            let detail = match refusal {
+                Refusal::QueueFull => format!("{whose}, and its queue is full; retry later"),
+                Refusal::TimedOut => format!(
+                    "{whose}; this invocation waited {} (the function's queue_timeout) without getting a slot",
+                    humantime::format_duration(config.queue_timeout)
+                ),
+            };
+            EngineError::throttled(detail)
+        };
+        let slot = self
+            .gate
+            .enter(config.max_queue as usize, deadline)
+            .await
+            .map_err(|r| {
+                throttled(
+                    r,
+                    format!(
+                        "`{}` is running its max_concurrency of {} invocations",
+                        self.spec.name, config.max_concurrency
+                    ),
+                )
+            })?;
+        let namespace_slot = namespace_gate.enter(usize::MAX, deadline).await.map_err(|r| {
+            throttled(
+                r,
+                format!(
+                    "namespace `{}` is running its limit of {} concurrent invocations",
+                    self.namespace,
+                    namespace_gate.limit()
+                ),
+            )
+        })?;
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        self.scaler().on_start(self.ctx.clock.now());
+        Ok(Ticket {
+            pool: self.clone(),
+            _slot: slot,
+            _namespace_slot: namespace_slot,
+            arrived,
+            queued: started.elapsed(),
+        })
+    }
+
+    fn scaler(&self) -> std::sync::MutexGuard<'_, Autoscaler> {
+        self.scaler.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a cold start (the dispatcher knows: it loaded code, or the runtime started
+    /// an instance).
+    pub(crate) fn count_cold_start(&self) {
+        self.cold_starts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The loaded code, loading it when it is not loaded (a cold start): from the
+    /// artifact cache, or by compiling the stored code when the cache has no usable
+    /// artifact. Returns how long loading took when it had to.
+    pub(crate) async fn function(&self) -> Result<(Arc<dyn Function>, Option<Duration>), EngineError> {
+        if let Some(function) = self.loaded() {
+            return Ok((function, None));
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(function) = self.loaded() {
+            return Ok((function, None));
+        }
+        let started = std::time::Instant::now();
+        let function = self.load().await?;
+        *self.code.lock().unwrap_or_else(PoisonError::into_inner) = Some(function.clone());
+        Ok((function, Some(started.elapsed())))
+    }
+
+    async fn load(&self) -> Result<Arc<dyn Function>, EngineError> {
+        let started = std::time::Instant::now();
+        let name = &self.spec.name;
+        if let Some(function) = self.ctx.runtime.load(self.spec.clone()).await? {
+            tracing::info!(function = %name, "loaded `{name}` from the artifact cache in {:?}", started.elapsed());
+            return Ok(function);
+        }
+        let code = self
+            .ctx
+            .store
+            .get_code(&self.namespace, &self.spec.code_hash)
+            .await?
+            .ok_or_else(|| {
+                EngineError::new(
+                    ErrorCode::Internal,
+                    format!("the code of `{name}` is missing from the store"),
+                )
+            })?;
+        let function = self.ctx.runtime.compile(self.spec.clone(), code.into()).await?;
+        tracing::info!(function = %name, "compiled `{name}` in {:?}", started.elapsed());
+        Ok(function)
+    }
+
+    /// An invocation ended: tell the autoscaler, and apply what it asks for now.
+    fn finished(self: &Arc<Self>) {
+        let now = self.ctx.clock.now();
+        self.scaler().on_finish(now);
+        self.drive(now);
+    }
+
+    /// Applies every action due at `now`.
+    pub(crate) fn drive(self: &Arc<Self>, now: Duration) {
+        let mut released = Vec::new();
+        {
+            let mut scaler = self.scaler();
+            while let Some(action) = scaler.poll(now) {
+                match action {
+                    // Under the autoscaler's lock, so no invocation starts in between.
+                    Action::Release => released.extend(self.release()),
+                    Action::Prewarm => self.prewarm(),
+                }
+            }
+        }
+        // Unloading code or stopping instances happens outside the lock.
+        drop(released);
+    }
+
+    /// When [`Pool::drive`] next has something to do, if ever.
+    pub(crate) fn next_deadline(&self) -> Option<Duration> {
+        self.scaler().next_deadline()
+    }
+
+    /// Releases the warm state: a wasm function's code is unloaded (returned, to be
+    /// dropped by the caller); a process function's idle instances beyond
+    /// `min_instances` are stopped.
+    fn release(&self) -> Option<Arc<dyn Function>> {
+        let mut code = self.code.lock().unwrap_or_else(PoisonError::into_inner);
+        match code.as_ref() {
+            Some(function) if function.keeps_instances() => {
+                let stopped = function.stop_idle(Duration::ZERO, self.config().min_instances as usize);
+                if stopped > 0 {
+                    tracing::debug!(function = %self.spec.name, "scaled in: stopped {stopped} idle instances");
+                }
+                None
+            }
+            Some(_) => {
+                tracing::debug!(function = %self.spec.name, "scaled to zero: unloaded the code");
+                code.take()
+            }
+            None => None,
+        }
+    }
+
+    /// Stops a process function's instances that have been idle longer than the
+    /// keep-alive window (scale-in while the function stays warm).
+    pub(crate) fn trim(&self) {
+        let keep_alive = self.scaler().windows().keep_alive;
+        if let Some(function) = self.loaded().filter(|f| f.keeps_instances()) {
+            function.stop_idle(keep_alive, self.config().min_instances as usize);
+        }
+    }
+
+    /// Loads the code and starts `max(min_instances, 1)` instances, in the background.
+    fn prewarm(self: &Arc<Self>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool = self.clone();
+        handle.spawn(async move {
+            let count = pool.config().min_instances.max(1) as usize;
+            let result = match pool.function().await {
+                Ok((function, _)) => function.prewarm(count).await.map_err(EngineError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => tracing::debug!(function = %pool.spec.name, "prewarmed"),
+                Err(e) => {
+                    tracing::warn!(function = %pool.spec.name, "cannot prewarm `{}`: {}", pool.spec.name, e.detail);
+                    pool.scaler().on_released(pool.ctx.clock.now());
+                }
+            }
+        });
+    }
+
+    /// The pool's state now.
+    pub fn status(&self) -> PoolStatus {
+        let loaded = self.loaded();
+        let mut instances = loaded.as_ref().map(|f| f.instances()).unwrap_or_default();
+        if !loaded.as_ref().is_some_and(|f| f.keeps_instances()) {
+            instances.busy = self.gate.inside();
+        }
+        PoolStatus {
+            loaded: loaded.is_some(),
+            instances,
+            queued: self.gate.waiting(),
+            invocations: self.invocations.load(Ordering::Relaxed),
+            cold_starts: self.cold_starts.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use wisp_runtime::LoadError;
+
+    struct NoRuntime;
+
+    #[async_trait]
+    impl Runtime for NoRuntime {
+        async fn compile(&self, _: FunctionSpec, _: Bytes) -> Result<Arc<dyn Function>, LoadError> {
+            Err(LoadError::Internal("no runtime in this test".into()))
+        }
+
+        async fn load(&self, _: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError> {
+            Ok(None)
+        }
+    }
+
+    /// For tests that only read records (the route table): nothing can load.
+    pub(crate) fn unused_context() -> PoolContext {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let store = wisp_store::SqliteStore::open(&dir.join("wisp.db")).unwrap();
+        PoolContext {
+            runtime: Arc::new(NoRuntime),
+            store: Arc::new(store),
+            clock: Clock::new(),
+            policy: KeepAlivePolicy::fixed_default(),
+        }
+    }
+}

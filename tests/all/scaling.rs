@@ -1,0 +1,322 @@
+//! Elastic scaling: concurrency limits and the queue in front of them, scale to zero,
+//! prewarming `min_instances`, and the cold-start telemetry every invocation records.
+
+use crate::native::{deploy_kit, invoke, invoke_ok};
+use crate::util::{bin, client, deploy_fixture, expect_problem, get_json};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use wisp_test_support::TestServer;
+
+/// Counts invocations running at once: the Python kit's `concurrent` action says `in`
+/// when it starts and `out` before it returns, and waits for the answer to each, so
+/// the count never lags behind the function.
+struct Counter {
+    port: u16,
+    peak: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+}
+
+async fn counter() -> Counter {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (now, peak, total) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (p, t) = (peak.clone(), total.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (now, peak) = (now.clone(), p.clone());
+            t.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (read, mut write) = socket.split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    match line.as_str() {
+                        "in" => {
+                            let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(running, Ordering::SeqCst);
+                        }
+                        "out" => {
+                            now.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        other => panic!("the counter got `{other}`"),
+                    }
+                    write.write_all(b"ok\n").await.unwrap();
+                }
+            });
+        }
+    });
+    Counter { port, peak, total }
+}
+
+/// The function as the API shows it.
+async fn function(server: &TestServer, name: &str) -> Value {
+    get_json(server, &format!("/v1/functions/{name}")).await
+}
+
+/// Polls the function until `ready` accepts it (10 s at most); returns the last view.
+async fn function_when(server: &TestServer, name: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let view = function(server, name).await;
+        if ready(&view) || started.elapsed() > Duration::from_secs(10) {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn server_timing(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("server-timing")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_burst_of_a_thousand_is_answered_and_never_runs_more_than_max_concurrency() {
+    let server = TestServer::serve(bin());
+    let counter = counter().await;
+    deploy_kit(&server, "narrow", json!({ "max_concurrency": 10 })).await;
+    let event = json!({ "action": "concurrent", "port": counter.port, "ms": 20 });
+    let http = client();
+    let url = server.at("/v1/functions/narrow/invoke");
+    let requests = (0..1000).map(|_| {
+        let (http, url, event) = (http.clone(), url.clone(), event.clone());
+        tokio::spawn(async move {
+            let response = http.post(url).json(&event).send().await.unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: Value = response.json().await.unwrap();
+            (status, retry_after, body)
+        })
+    });
+    let mut answered = [0usize; 2];
+    for request in requests.collect::<Vec<_>>() {
+        let (status, retry_after, body) = request.await.unwrap();
+        match status {
+            200 => {
+                assert_eq!(body, json!({ "ran": true }));
+                answered[0] += 1;
+            }
+            429 => {
+                assert_eq!(body["code"], "throttled", "{body}");
+                assert_eq!(retry_after.unwrap(), "1");
+                answered[1] += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let [ok, throttled] = answered;
+    assert_eq!(ok + throttled, 1000);
+    // Ten run and a hundred (the default max_queue) wait: at least those succeed.
+    assert!(ok >= 110, "{ok} succeeded, {throttled} throttled");
+    assert_eq!(
+        counter.total.load(Ordering::SeqCst),
+        ok,
+        "every 200 ran exactly once"
+    );
+    let peak = counter.peak.load(Ordering::SeqCst);
+    assert!((1..=10).contains(&peak), "the function saw {peak} at once");
+    let view = function(&server, "narrow").await;
+    assert_eq!(view["invocations"], ok as u64, "{view}");
+    assert_eq!(view["throttled"], throttled as u64, "{view}");
+    assert!(view["instances"]["idle"].as_u64().unwrap() <= 10, "{view}");
+}
+
+#[tokio::test]
+async fn a_full_queue_is_refused_at_once_and_a_long_wait_times_out() {
+    let server = TestServer::serve(bin());
+    let config = json!({ "max_concurrency": 1, "max_queue": 1, "queue_timeout": "300ms" });
+    deploy_kit(&server, "single", config).await;
+    invoke_ok(&server, "single", json!({ "action": "echo" })).await;
+    let slow = {
+        let url = server.at("/v1/functions/single/invoke");
+        tokio::spawn(async move {
+            client()
+                .post(url)
+                .json(&json!({ "action": "sleep", "ms": 1500 }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    function_when(&server, "single", |f| f["instances"]["busy"] == 1).await;
+    let waiter = {
+        let url = server.at("/v1/functions/single/invoke");
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = client().post(url).json(&json!({})).send().await.unwrap();
+            (started.elapsed(), response)
+        })
+    };
+    function_when(&server, "single", |f| f["queued"] == 1).await;
+    // The one place in the queue is taken: refused without waiting.
+    let started = Instant::now();
+    let full = invoke(&server, "single", json!({})).await;
+    assert!(started.elapsed() < Duration::from_millis(250));
+    assert_eq!(full.headers()["retry-after"], "1");
+    let doc = expect_problem(full, 429, "throttled").await;
+    assert!(doc["detail"].as_str().unwrap().contains("queue is full"), "{doc}");
+    let (waited, response) = waiter.await.unwrap();
+    assert!(waited >= Duration::from_millis(290), "waited {waited:?}");
+    let doc = expect_problem(response, 429, "throttled").await;
+    assert!(doc["detail"].as_str().unwrap().contains("300ms"), "{doc}");
+    assert_eq!(slow.await.unwrap(), 200);
+    let view = function(&server, "single").await;
+    assert_eq!(
+        (view["throttled"].as_u64(), view["queued"].as_u64()),
+        (Some(2), Some(0)),
+        "{view}"
+    );
+}
+
+#[tokio::test]
+async fn idle_wasm_code_is_unloaded_and_reloaded_on_the_next_request() {
+    let server = TestServer::serve_with(bin(), &["--keep-alive", "1s"]);
+    deploy_fixture(
+        &server,
+        "kit",
+        "http-kit",
+        json!({ "kind": "http", "routes": ["/kit/:action"] }),
+    )
+    .await;
+    assert_eq!(
+        function(&server, "kit").await["loaded"],
+        true,
+        "deploying loads the code"
+    );
+    let released = function_when(&server, "kit", |f| f["loaded"] == false).await;
+    assert_eq!(released["loaded"], false, "scaled to zero: {released}");
+
+    let cold = client().get(server.at("/kit/hello")).send().await.unwrap();
+    assert_eq!(cold.status(), 200);
+    let timing = server_timing(&cold);
+    assert!(
+        timing.starts_with("queue;dur=") && timing.contains(", init;dur="),
+        "{timing}"
+    );
+    let warm = client().get(server.at("/kit/hello")).send().await.unwrap();
+    assert!(!server_timing(&warm).contains("init"), "{}", server_timing(&warm));
+    let view = function(&server, "kit").await;
+    assert_eq!(
+        (view["cold_starts"].as_u64(), view["invocations"].as_u64()),
+        (Some(1), Some(2)),
+        "{view}"
+    );
+    assert_eq!(view["loaded"], true);
+    // And released again once idle.
+    let view = function_when(&server, "kit", |f| f["loaded"] == false).await;
+    assert_eq!(view["loaded"], false, "{view}");
+
+    // Each invocation's record says whether it was cold, and its times.
+    let records = records_when(&server, "kit", 2).await;
+    assert_eq!(records["invocations"][0]["cold"], true, "{records}");
+    assert!(
+        records["invocations"][0]["init_us"].as_u64().unwrap() > 0,
+        "{records}"
+    );
+    assert_eq!(records["invocations"][1]["cold"], false, "{records}");
+    assert!(records["invocations"][1]["init_us"].is_null(), "{records}");
+    assert_eq!(records["summary"]["cold_starts"], 1, "{records}");
+}
+
+/// The function's invocation records once `count` are stored.
+async fn records_when(server: &TestServer, name: &str, count: usize) -> Value {
+    let started = Instant::now();
+    loop {
+        let records = get_json(server, &format!("/v1/functions/{name}/invocations")).await;
+        let n = records["invocations"].as_array().map_or(0, Vec::len);
+        if n >= count || started.elapsed() > Duration::from_secs(10) {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn idle_process_instances_are_stopped_and_the_next_invocation_starts_one() {
+    let server = TestServer::serve_with(bin(), &["--keep-alive", "1s"]);
+    deploy_kit(&server, "py", json!({})).await;
+    let first = invoke(&server, "py", json!({ "action": "echo" })).await;
+    assert!(server_timing(&first).contains("init;dur="), "a cold start");
+    let view = function(&server, "py").await;
+    assert_eq!(view["instances"]["idle"], 1, "{view}");
+    let view = function_when(&server, "py", |f| f["instances"]["idle"] == 0).await;
+    assert_eq!(
+        view["instances"],
+        json!({ "busy": 0, "idle": 0, "starting": 0 }),
+        "{view}"
+    );
+    let again = invoke(&server, "py", json!({ "action": "echo" })).await;
+    assert_eq!(again.status(), 200);
+    assert!(server_timing(&again).contains("init;dur="), "a cold start again");
+    assert_eq!(function(&server, "py").await["cold_starts"], 2);
+}
+
+#[tokio::test]
+async fn min_instances_are_prewarmed_at_deploy_and_at_start_up_and_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let args = ["serve", "--keep-alive", "1s"];
+    let server = TestServer::spawn(bin(), &args, &dir);
+    deploy_kit(&server, "ready", json!({ "min_instances": 2 })).await;
+    let view = function_when(&server, "ready", |f| f["instances"]["idle"] == 2).await;
+    assert_eq!(view["instances"]["idle"], 2, "prewarmed at deploy: {view}");
+    // Well past the keep-alive, they are still there.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(function(&server, "ready").await["instances"]["idle"], 2);
+    let warm = invoke(&server, "ready", json!({ "action": "echo" })).await;
+    assert_eq!(warm.status(), 200);
+    assert!(!server_timing(&warm).contains("init"), "{}", server_timing(&warm));
+    assert_eq!(function(&server, "ready").await["cold_starts"], 0);
+    drop(server);
+
+    let server = TestServer::spawn(bin(), &args, &dir);
+    let view = function_when(&server, "ready", |f| f["instances"]["idle"] == 2).await;
+    assert_eq!(view["instances"]["idle"], 2, "prewarmed at start-up: {view}");
+    let warm = invoke(&server, "ready", json!({ "action": "echo" })).await;
+    assert!(!server_timing(&warm).contains("init"), "{}", server_timing(&warm));
+}
+
+#[tokio::test]
+async fn bad_scaling_settings_are_refused_with_the_field_named() {
+    let server = TestServer::serve(bin());
+    for (config, field) in [
+        (json!({ "kind": "http", "max_concurrency": 0 }), "max_concurrency"),
+        (
+            json!({ "kind": "http", "max_concurrency": 2, "min_instances": 3 }),
+            "min_instances",
+        ),
+        (json!({ "kind": "http", "max_queue": 100_000 }), "max_queue"),
+        (json!({ "kind": "http", "queue_timeout": "2h" }), "queue_timeout"),
+    ] {
+        let response = wisp_test_support::deploy(
+            &client(),
+            &server,
+            "bad",
+            config,
+            wisp_test_support::fixture_bytes("http-kit"),
+        )
+        .await;
+        let doc = expect_problem(response, 400, "invalid_config").await;
+        assert!(doc["detail"].as_str().unwrap().starts_with(field), "{doc}");
+    }
+    let refused = std::process::Command::new(bin())
+        .args(["serve", "--keep-alive-policy", "lru", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("'lru'") && stderr.contains("fixed, adaptive"),
+        "{stderr}"
+    );
+}
