@@ -320,3 +320,73 @@ async fn bad_scaling_settings_are_refused_with_the_field_named() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_wasm_burst_is_held_to_max_concurrency_and_every_request_answered() {
+    let server = TestServer::serve(bin());
+    let config = json!({ "kind": "http", "routes": ["/kit/:action"], "max_concurrency": 5, "max_queue": 20 });
+    deploy_fixture(&server, "kit", "http-kit", config).await;
+    let http = client();
+    let url = server.at("/kit/sleep?ms=40");
+    let requests: Vec<_> = (0..300)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    // Watch the pool while the burst runs.
+    let mut busiest = 0;
+    let watch_until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < watch_until {
+        let view = function(&server, "kit").await;
+        busiest = busiest.max(view["instances"]["busy"].as_u64().unwrap());
+        assert!(view["queued"].as_u64().unwrap() <= 20, "{view}");
+    }
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(ok + throttled, 300, "{statuses:?}");
+    assert!(ok >= 25, "five run and twenty wait: {ok} succeeded");
+    assert!(busiest <= 5, "{busiest} ran at once");
+    let view = function(&server, "kit").await;
+    assert_eq!(
+        (view["invocations"].as_u64(), view["throttled"].as_u64()),
+        (Some(ok as u64), Some(throttled as u64)),
+        "{view}"
+    );
+}
+
+#[tokio::test]
+async fn the_namespace_cap_holds_across_functions() {
+    let server = TestServer::serve_with(bin(), &["--namespace-max-concurrency", "2"]);
+    let config = json!({ "kind": "http", "routes": ["/a/:action"], "queue_timeout": "200ms" });
+    deploy_fixture(&server, "a", "http-kit", config).await;
+    let config = json!({ "kind": "http", "routes": ["/b/:action"], "queue_timeout": "200ms" });
+    deploy_fixture(&server, "b", "http-kit", config).await;
+    let slow: Vec<_> = ["/a/sleep?ms=1500", "/b/sleep?ms=1500"]
+        .into_iter()
+        .map(|path| {
+            let url = server.at(path);
+            tokio::spawn(async move { client().get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    function_when(&server, "b", |f| f["instances"]["busy"] == 1).await;
+    function_when(&server, "a", |f| f["instances"]["busy"] == 1).await;
+    let refused = client().get(server.at("/a/hello")).send().await.unwrap();
+    let doc = expect_problem(refused, 429, "throttled").await;
+    assert!(
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("namespace `default` is running its limit of 2"),
+        "{doc}"
+    );
+    for request in slow {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let after = client().get(server.at("/b/hello")).send().await.unwrap();
+    assert_eq!(after.status(), 200, "slots free again");
+}
