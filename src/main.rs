@@ -25,6 +25,7 @@ enum Command {
     Ls(commands::ls::LsArgs),
     Rm(commands::rm::RmArgs),
     Logs(commands::logs::LogsArgs),
+    Invocations(commands::invocations::InvocationsArgs),
 }
 
 impl Command {
@@ -37,6 +38,7 @@ impl Command {
             Command::Ls(args) => commands::ls::run(args).await,
             Command::Rm(args) => commands::rm::run(args).await,
             Command::Logs(args) => commands::logs::run(args).await,
+            Command::Invocations(args) => commands::invocations::run(args).await,
         }
     }
 }

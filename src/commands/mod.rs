@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod deploy;
+pub mod invocations;
 pub mod invoke;
 pub mod logs;
 pub mod ls;

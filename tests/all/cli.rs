@@ -87,6 +87,29 @@ async fn deploy_invoke_ls_rm_logs() {
     }
     assert!(found, "greet's log line never showed up");
 
+    // Its invocation is recorded: warm (deploying loaded the code), with its times.
+    let out = server.cli(bin()).args(["invocations", "greet"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let mut lines = stdout.lines();
+    assert!(
+        lines.next().unwrap().trim_start().starts_with("STARTED"),
+        "{stdout}"
+    );
+    let row = lines.next().unwrap();
+    assert!(row.contains(" warm ") && row.contains(" ms"), "{stdout}");
+    assert!(stdout.contains("1 invocations kept: 0 cold starts"), "{stdout}");
+    let out = server.cli(bin()).args(["ls"]).output().unwrap();
+    let (stdout, _) = text(&out);
+    let greet = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("greet"))
+        .unwrap();
+    assert!(
+        greet.contains("loaded, 0 busy") && greet.contains(" 0/1 "),
+        "{stdout}"
+    );
+
     let out = server.cli(bin()).args(["rm", "greet"]).output().unwrap();
     assert_eq!(text(&out).0, "removed greet\n");
     let out = server.cli(bin()).args(["invoke", "greet"]).output().unwrap();
