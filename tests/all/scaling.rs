@@ -184,7 +184,8 @@ async fn a_full_queue_is_refused_at_once_and_a_long_wait_times_out() {
 
 #[tokio::test]
 async fn idle_wasm_code_is_unloaded_and_reloaded_on_the_next_request() {
-    let server = TestServer::serve_with(bin(), &["--keep-alive", "1s"]);
+    // Two seconds: long enough that a loaded CI machine still sees the pool warm first.
+    let server = TestServer::serve_with(bin(), &["--keep-alive", "2s"]);
     deploy_fixture(
         &server,
         "kit",
@@ -247,7 +248,7 @@ async fn records_when(server: &TestServer, name: &str, count: usize) -> Value {
 
 #[tokio::test]
 async fn idle_process_instances_are_stopped_and_the_next_invocation_starts_one() {
-    let server = TestServer::serve_with(bin(), &["--keep-alive", "1s"]);
+    let server = TestServer::serve_with(bin(), &["--keep-alive", "2s"]);
     deploy_kit(&server, "py", json!({})).await;
     let first = invoke(&server, "py", json!({ "action": "echo" })).await;
     assert!(server_timing(&first).contains("init;dur="), "a cold start");
