@@ -144,10 +144,13 @@ impl Engine {
             .namespace_gates
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        gates
-            .entry(namespace.clone())
-            .or_insert_with(|| Arc::new(Gate::new(self.limits.namespace_max_concurrency as usize)))
-            .clone()
+        // Looked up before inserting: the request path clones no name.
+        if let Some(gate) = gates.get(namespace) {
+            return gate.clone();
+        }
+        let gate = Arc::new(Gate::new(self.limits.namespace_max_concurrency as usize));
+        gates.insert(namespace.clone(), gate.clone());
+        gate
     }
 
     /// The limits in force.
