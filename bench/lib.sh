@@ -1,4 +1,14 @@
-# Shell helpers shared by the benchmarks (sourced; they use $work and $pids).
+# Shell helpers shared by the benchmarks. Sourcing this makes $work, a scratch directory,
+# and $pids, the background servers; at exit the servers are killed and $work removed.
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
 
 # need TOOL…: installs each missing Debian tool when root, else says how.
 need() {

@@ -13,16 +13,8 @@ duration="${DURATION:-10s}"
 threads="${THREADS:-1}"
 restarts="${RESTARTS:-7}"
 component="examples/hello/wasm/hello.wasm"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
 # shellcheck source=../lib.sh
-source "$root/bench/lib.sh"
+source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 
 need wrk
 

@@ -17,16 +17,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 duration="${DURATION:-10s}"
 cold_runs="${COLD:-20}"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
 # shellcheck source=../lib.sh
-source "$root/bench/lib.sh"
+source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 
 need wrk hyperfine
 

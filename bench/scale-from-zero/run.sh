@@ -14,16 +14,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 count="${COUNT:-300}"
 gap_ms="${GAP_MS:-5}"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
 # shellcheck source=../lib.sh
-source "$root/bench/lib.sh"
+source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 need python3
 
 echo "building (release)…" >&2
