@@ -164,6 +164,43 @@ impl From<StoreError> for OpError {
 }
 
 /// The wall clock in Unix milliseconds.
+/// Tables whose rows each function keeps only its newest of: log lines and invocation
+/// records. Both have an autoincrement `id` and `namespace`, `function` columns.
+#[derive(Clone, Copy)]
+enum PerFunction {
+    Logs,
+    Invocations,
+}
+
+/// Drops all but the newest `keep` rows of `table` for every `(namespace, function)` in
+/// `touched`: one DELETE per function, cutting at the id of the newest row beyond the
+/// `keep` newest (NULL, so nothing, when the function keeps fewer).
+fn trim_to_newest<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    table: PerFunction,
+    touched: impl IntoIterator<Item = (&'a str, &'a str)>,
+    keep: usize,
+) -> rusqlite::Result<()> {
+    let sql = match table {
+        PerFunction::Logs => {
+            "DELETE FROM logs WHERE namespace = ?1 AND function = ?2 AND id <= (
+                 SELECT id FROM logs WHERE namespace = ?1 AND function = ?2
+                 ORDER BY id DESC LIMIT 1 OFFSET ?3)"
+        }
+        PerFunction::Invocations => {
+            "DELETE FROM invocations WHERE namespace = ?1 AND function = ?2 AND id <= (
+                 SELECT id FROM invocations WHERE namespace = ?1 AND function = ?2
+                 ORDER BY id DESC LIMIT 1 OFFSET ?3)"
+        }
+    };
+    let mut trim = tx.prepare_cached(sql)?;
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    for (namespace, function) in touched {
+        trim.execute(rusqlite::params![namespace, function, keep])?;
+    }
+    Ok(())
+}
+
 fn now() -> UnixMillis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

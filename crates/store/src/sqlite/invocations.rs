@@ -46,20 +46,7 @@ pub(super) fn append(
             touched.insert((r.namespace.as_str(), r.function.as_str()));
         }
     }
-    {
-        // As for logs: one DELETE per function touched, not per record, cutting at the
-        // id of the newest record beyond the `keep` newest (NULL, so nothing, when the
-        // function keeps fewer).
-        let mut trim = tx.prepare_cached(
-            "DELETE FROM invocations WHERE namespace = ?1 AND function = ?2 AND id <= (
-                 SELECT id FROM invocations WHERE namespace = ?1 AND function = ?2
-                 ORDER BY id DESC LIMIT 1 OFFSET ?3)",
-        )?;
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        for (namespace, function) in touched {
-            trim.execute(params![namespace, function, keep])?;
-        }
-    }
+    super::trim_to_newest(&tx, super::PerFunction::Invocations, touched, keep)?;
     tx.commit()?;
     Ok(())
 }

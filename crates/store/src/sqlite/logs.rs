@@ -36,20 +36,7 @@ pub(super) fn append(conn: &mut Connection, lines: &[LogLine], keep: usize) -> R
             touched.insert((line.namespace.as_str(), line.function.as_str()));
         }
     }
-    {
-        // The id of the newest line beyond the `keep` newest is the cut: it and every
-        // older line go. With `keep` lines or fewer the subquery is NULL and nothing
-        // matches.
-        let mut trim = tx.prepare_cached(
-            "DELETE FROM logs WHERE namespace = ?1 AND function = ?2 AND id <= (
-                 SELECT id FROM logs WHERE namespace = ?1 AND function = ?2
-                 ORDER BY id DESC LIMIT 1 OFFSET ?3)",
-        )?;
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        for (namespace, function) in touched {
-            trim.execute(params![namespace, function, keep])?;
-        }
-    }
+    super::trim_to_newest(&tx, super::PerFunction::Logs, touched, keep)?;
     tx.commit()?;
     Ok(())
 }
