@@ -231,6 +231,26 @@ async fn idle_wasm_code_is_unloaded_and_reloaded_on_the_next_request() {
     assert_eq!(records["invocations"][1]["cold"], false, "{records}");
     assert!(records["invocations"][1]["init_us"].is_null(), "{records}");
     assert_eq!(records["summary"]["cold_starts"], 1, "{records}");
+    let cold = get_json(&server, "/v1/functions/kit/invocations?cold=true").await;
+    assert_eq!(cold["invocations"].as_array().unwrap().len(), 1, "{cold}");
+
+    // Bad queries are refused by name; so is a function that does not exist.
+    for (query, says) in [
+        ("limit=0", "`limit` must be between 1 and 10000"),
+        ("limit=10001", "`limit` must be between 1 and 10000"),
+        ("cold=maybe", "use `limit` (a number) and `cold` (true or false)"),
+        ("colder=true", "use `limit` (a number) and `cold` (true or false)"),
+    ] {
+        let url = server.at(&format!("/v1/functions/kit/invocations?{query}"));
+        let doc = expect_problem(client().get(url).send().await.unwrap(), 400, "invalid_request").await;
+        assert!(doc["detail"].as_str().unwrap().contains(says), "{query}: {doc}");
+    }
+    let missing = client()
+        .get(server.at("/v1/functions/ghost/invocations"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(missing, 404, "function_not_found").await;
 }
 
 /// The function's invocation records once `count` are stored.

@@ -262,31 +262,38 @@ struct LogView {
     line: String,
 }
 
+/// A query string that did not parse, answered with what the endpoint takes.
+fn query_params<T>(
+    params: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+    takes: &str,
+) -> Result<Query<T>, ApiError> {
+    params.map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("{}; use {takes}", e.body_text()),
+        )
+    })
+}
+
+/// A `limit` query parameter: 100 when absent, else 1 to `kept` (what the store keeps).
+fn limit_param(limit: Option<usize>, kept: usize) -> Result<usize, ApiError> {
+    match limit.unwrap_or(100) {
+        limit @ 1.. if limit <= kept => Ok(limit),
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`limit` must be between 1 and {kept}"),
+        )),
+    }
+}
+
 pub(super) async fn logs(
     State(engine): EngineState,
     Path(name): Path<String>,
     params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = parse_name(&name)?;
-    let Query(params) = params.map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "{}; use `limit` (a number) and `invocation` (an id)",
-                e.body_text()
-            ),
-        )
-    })?;
-    let limit = params.limit.unwrap_or(100);
-    if limit == 0 || limit > wisp_store::LOG_LINES_KEPT_PER_FUNCTION {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "`limit` must be between 1 and {}",
-                wisp_store::LOG_LINES_KEPT_PER_FUNCTION
-            ),
-        ));
-    }
+    let Query(params) = query_params(params, "`limit` (a number) and `invocation` (an id)")?;
+    let limit = limit_param(params.limit, wisp_store::LOG_LINES_KEPT_PER_FUNCTION)?;
     let query = LogQuery {
         invocation_id: params.invocation,
         limit,
@@ -333,23 +340,8 @@ pub(super) async fn invocations(
     params: Result<Query<InvocationParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = parse_name(&name)?;
-    let Query(params) = params.map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "{}; use `limit` (a number) and `cold` (true or false)",
-                e.body_text()
-            ),
-        )
-    })?;
-    let kept = wisp_store::INVOCATIONS_KEPT_PER_FUNCTION;
-    let limit = params.limit.unwrap_or(100);
-    if limit == 0 || limit > kept {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("`limit` must be between 1 and {kept}"),
-        ));
-    }
+    let Query(params) = query_params(params, "`limit` (a number) and `cold` (true or false)")?;
+    let limit = limit_param(params.limit, wisp_store::INVOCATIONS_KEPT_PER_FUNCTION)?;
     let query = wisp_store::InvocationQuery {
         limit,
         cold_only: params.cold.unwrap_or(false),
