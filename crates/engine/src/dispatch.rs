@@ -27,8 +27,9 @@ struct Admitted {
     queued: Duration,
     /// How long loading the code took, on a cold start.
     load: Option<Duration>,
-    /// A process instance's start-up time, set when the invocation finishes.
-    instance_init: Arc<Mutex<Option<Duration>>>,
+    /// For functions that keep instances: an instance's start-up time, set when the
+    /// invocation finishes (wasm functions have none, and skip the allocation).
+    instance_init: Option<Arc<Mutex<Option<Duration>>>>,
 }
 
 impl Admitted {
@@ -37,7 +38,10 @@ impl Admitted {
     fn server_timing(&self) -> Option<HeaderValue> {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let mut value = format!("queue;dur={:.3}", ms(self.queued));
-        let instance = *self.instance_init.lock().unwrap_or_else(PoisonError::into_inner);
+        let instance = self
+            .instance_init
+            .as_ref()
+            .and_then(|cell| *cell.lock().unwrap_or_else(PoisonError::into_inner));
         let init = self.load.unwrap_or_default() + instance.unwrap_or_default();
         if self.load.is_some() || instance.is_some() {
             value.push_str(&format!(", init;dur={:.3}", ms(init)));
@@ -81,11 +85,12 @@ impl Engine {
         if load.is_some() {
             deployed.pool.count_cold_start();
         }
+        let instance_init = function.keeps_instances().then(|| Arc::new(Mutex::new(None)));
         let admitted = Admitted {
             function,
             queued: ticket.queued,
             load,
-            instance_init: Arc::new(Mutex::new(None)),
+            instance_init,
         };
         Ok((admitted, ticket))
     }
@@ -122,7 +127,9 @@ impl Engine {
             on_finish: Some(Box::new(move |finished| {
                 let mut record = record;
                 if let Some(init) = finished.init {
-                    *instance_init.lock().unwrap_or_else(PoisonError::into_inner) = Some(init);
+                    if let Some(cell) = &instance_init {
+                        *cell.lock().unwrap_or_else(PoisonError::into_inner) = Some(init);
+                    }
                     if !record.cold {
                         pool.count_cold_start();
                     }

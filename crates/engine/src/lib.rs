@@ -133,11 +133,6 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The keep-alive policy in force.
-    pub fn keep_alive(&self) -> &KeepAlivePolicy {
-        &self.pools.policy
-    }
-
     /// The gate holding a namespace to its cap on concurrent invocations.
     fn namespace_gate(&self, namespace: &Namespace) -> Arc<Gate> {
         let mut gates = self

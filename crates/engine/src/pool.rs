@@ -248,19 +248,25 @@ impl Pool {
     /// An invocation ended: tell the autoscaler, and apply what it asks for now.
     fn finished(self: &Arc<Self>) {
         let now = self.ctx.clock.now();
-        self.scaler().on_finish(now);
-        self.drive(now);
+        self.drive_after(now, |scaler| scaler.on_finish(now));
     }
 
     /// Applies every action due at `now`.
     pub(crate) fn drive(self: &Arc<Self>, now: Duration) {
-        let mut released = Vec::new();
+        self.drive_after(now, |_| ());
+    }
+
+    /// Tells the autoscaler `event`, then applies every action due at `now`, under one
+    /// lock (an invocation's end takes it once).
+    fn drive_after(self: &Arc<Self>, now: Duration, event: impl FnOnce(&mut Autoscaler)) {
+        let mut released = None;
         {
             let mut scaler = self.scaler();
+            event(&mut scaler);
             while let Some(action) = scaler.poll(now) {
                 match action {
                     // Under the autoscaler's lock, so no invocation starts in between.
-                    Action::Release => released.extend(self.release()),
+                    Action::Release => released = released.or(self.release()),
                     Action::Prewarm => self.prewarm(),
                 }
             }

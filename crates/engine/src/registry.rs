@@ -39,11 +39,6 @@ impl Deployed {
         self.pool.loaded()
     }
 
-    /// Whether the code is loaded (the function is warm).
-    pub fn is_loaded(&self) -> bool {
-        self.pool.loaded().is_some()
-    }
-
     /// The pool's instances, queue and counters.
     pub fn status(&self) -> PoolStatus {
         self.pool.status()
