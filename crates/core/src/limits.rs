@@ -45,6 +45,50 @@ impl Limits {
     pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Largest `queue_timeout` accepted.
     pub const MAX_QUEUE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    /// `max_retries` (after a failed async invocation) when the configuration does not say: Lambda's 2.
+    pub const DEFAULT_MAX_RETRIES: u32 = 2;
+    /// Largest `max_retries` accepted.
+    pub const MAX_RETRIES: u32 = 100;
+    /// `max_event_age` when the configuration does not say: Lambda's 6 hours.
+    pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
+    /// Smallest `max_event_age` accepted.
+    pub const MIN_EVENT_AGE: Duration = Duration::from_secs(1);
+    /// Largest `max_event_age` accepted.
+    pub const MAX_EVENT_AGE: Duration = Duration::from_secs(24 * 3600);
+    /// Largest event an async invocation accepts (Lambda's 1 MB).
+    pub const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
+    /// How long an `Idempotency-Key` deduplicates async invocations.
+    pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// Hops an event chain may take (function → queue → function …) before it is cut,
+    /// as Lambda's recursive loop detection.
+    pub const MAX_CHAIN_DEPTH: u32 = 16;
+    /// A queue trigger's `batch_size` when the configuration does not say.
+    pub const DEFAULT_BATCH_SIZE: u32 = 10;
+    /// Largest `batch_size` accepted.
+    pub const MAX_BATCH_SIZE: u32 = 1000;
+    /// Largest `max_batching_window` accepted (Lambda's 5 minutes).
+    pub const MAX_BATCHING_WINDOW: Duration = Duration::from_secs(300);
+    /// A queue's `visibility_timeout` when its configuration does not say (SQS's 30 s).
+    pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Largest `visibility_timeout` accepted (SQS's 12 hours).
+    pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+    /// A queue's `retention` when its configuration does not say (SQS's 4 days).
+    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(4 * 86_400);
+    /// Smallest `retention` accepted.
+    pub const MIN_RETENTION: Duration = Duration::from_secs(60);
+    /// Largest `retention` accepted (SQS's 14 days).
+    pub const MAX_RETENTION: Duration = Duration::from_secs(14 * 86_400);
+    /// Largest `max_receive_count` accepted.
+    pub const MAX_RECEIVE_COUNT: u32 = 1000;
+    /// Largest message body a queue accepts (SQS's 256 KiB).
+    pub const MAX_MESSAGE_SIZE: usize = 256 * 1024;
+    /// Most messages one send or receive may carry.
+    pub const MAX_MESSAGES_PER_CALL: usize = 100;
+    /// Most missed slots a `catch_up` schedule runs after downtime.
+    pub const MAX_CATCH_UP_SLOTS: u32 = 100;
+    /// Longest period of a `rate(…)` schedule (the shortest is one second); longer
+    /// cycles are written as cron expressions.
+    pub const MAX_RATE_PERIOD: Duration = Duration::from_secs(365 * 86_400);
     /// `namespace_max_concurrency` of a fresh server.
     pub const DEFAULT_NAMESPACE_MAX_CONCURRENCY: u32 = 1000;
 

@@ -94,6 +94,11 @@ label_type!(
     "function name"
 );
 label_type!(
+    /// A queue's name: the same rules as a function's.
+    QueueName,
+    "queue name"
+);
+label_type!(
     /// A tenant. Every resource belongs to one; a single node uses [`Namespace::DEFAULT`].
     Namespace,
     "namespace"

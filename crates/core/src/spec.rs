@@ -1,7 +1,10 @@
 //! A function's configuration: what the manifest declares and the API accepts.
 
+use crate::events::{Destination, QueueTrigger, Schedule};
 use crate::limits::Limits;
+use crate::name::FunctionName;
 use crate::route::{Route, RouteError, RoutePattern};
+use crate::schedule::ParsedSchedule;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -134,6 +137,76 @@ pub struct FunctionConfig {
         with = "duration_text"
     )]
     pub queue_timeout: Duration,
+    /// Async invocations: how many times a failed invocation is retried (throttles
+    /// and system errors are retried without counting).
+    #[serde(
+        default = "default_max_retries",
+        skip_serializing_if = "is_default_max_retries"
+    )]
+    pub max_retries: u32,
+    /// Async invocations: how long an event may wait for a successful run before it
+    /// is dead-lettered.
+    #[serde(
+        default = "default_max_event_age",
+        skip_serializing_if = "is_default_max_event_age",
+        with = "duration_text"
+    )]
+    pub max_event_age: Duration,
+    /// Where a successful async invocation's record goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<Destination>,
+    /// Where an async invocation's record goes when it has failed for good (it is
+    /// kept in the function's dead-letter list as well).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<Destination>,
+    /// Cron triggers. Written as one schedule or a list.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub schedule: Vec<Schedule>,
+    /// Queue triggers. Written as one trigger or a list.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub queue: Vec<QueueTrigger>,
+}
+
+/// A value or a list of values.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        Many(Vec<T>),
+        One(T),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(list) => list,
+        OneOrMany::One(one) => vec![one],
+    })
+}
+
+fn default_max_retries() -> u32 {
+    Limits::DEFAULT_MAX_RETRIES
+}
+
+fn is_default_max_retries(n: &u32) -> bool {
+    *n == Limits::DEFAULT_MAX_RETRIES
+}
+
+fn default_max_event_age() -> Duration {
+    Limits::DEFAULT_MAX_EVENT_AGE
+}
+
+fn is_default_max_event_age(d: &Duration) -> bool {
+    *d == Limits::DEFAULT_MAX_EVENT_AGE
 }
 
 fn default_memory_mb() -> u32 {
@@ -199,6 +272,14 @@ pub enum ConfigField {
     MinInstances,
     MaxQueue,
     QueueTimeout,
+    MaxRetries,
+    MaxEventAge,
+    OnSuccess,
+    OnFailure,
+    /// `schedule[i]` (its expression or time zone).
+    Schedule(usize),
+    /// `queue[i]` (its batch size or batching window).
+    Queue(usize),
 }
 
 impl fmt::Display for ConfigField {
@@ -216,6 +297,12 @@ impl fmt::Display for ConfigField {
             ConfigField::MinInstances => f.write_str("min_instances"),
             ConfigField::MaxQueue => f.write_str("max_queue"),
             ConfigField::QueueTimeout => f.write_str("queue_timeout"),
+            ConfigField::MaxRetries => f.write_str("max_retries"),
+            ConfigField::MaxEventAge => f.write_str("max_event_age"),
+            ConfigField::OnSuccess => f.write_str("on_success"),
+            ConfigField::OnFailure => f.write_str("on_failure"),
+            ConfigField::Schedule(i) => write!(f, "schedule[{i}]"),
+            ConfigField::Queue(i) => write!(f, "queue[{i}]"),
         }
     }
 }
@@ -235,6 +322,12 @@ impl FunctionConfig {
             min_instances: 0,
             max_queue: default_max_queue(),
             queue_timeout: default_queue_timeout(),
+            max_retries: default_max_retries(),
+            max_event_age: default_max_event_age(),
+            on_success: None,
+            on_failure: None,
+            schedule: Vec::new(),
+            queue: Vec::new(),
         }
     }
 
@@ -266,6 +359,8 @@ impl FunctionConfig {
             });
         }
         self.validate_scaling()?;
+        self.validate_async()?;
+        self.validate_triggers()?;
         for (key, value) in &self.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ConfigError {
@@ -312,9 +407,138 @@ impl FunctionConfig {
         }
         Ok(self)
     }
+
+    /// [`FunctionConfig::validate`], and what needs the function's own name: a
+    /// destination that is the function itself. The manifest and the API call this one.
+    pub fn validate_named(self, name: &FunctionName) -> Result<FunctionConfig, ConfigError> {
+        let config = self.validate()?;
+        for (field, key, destination) in [
+            (ConfigField::OnSuccess, "on_success", &config.on_success),
+            (ConfigField::OnFailure, "on_failure", &config.on_failure),
+        ] {
+            if let Some(Destination::Function(target)) = destination
+                && target == name
+            {
+                return Err(ConfigError {
+                    field,
+                    message: format!(
+                        "{key} sends to function `{name}` itself: each record would invoke it again; \
+                         send it to another function or to a queue"
+                    ),
+                    route_error: None,
+                });
+            }
+        }
+        Ok(config)
+    }
 }
 
 impl FunctionConfig {
+    /// Retries, event age and destinations of async invocations.
+    fn validate_async(&self) -> Result<(), ConfigError> {
+        let fail = |field, message: String| {
+            Err(ConfigError {
+                field,
+                message,
+                route_error: None,
+            })
+        };
+        if self.max_retries > Limits::MAX_RETRIES {
+            return fail(
+                ConfigField::MaxRetries,
+                format!(
+                    "max_retries = {} is out of range: use 0 to {}",
+                    self.max_retries,
+                    Limits::MAX_RETRIES
+                ),
+            );
+        }
+        if self.max_event_age < Limits::MIN_EVENT_AGE || self.max_event_age > Limits::MAX_EVENT_AGE {
+            return fail(
+                ConfigField::MaxEventAge,
+                format!(
+                    "max_event_age `{}` is out of range: use {} to {}",
+                    humantime::format_duration(self.max_event_age),
+                    humantime::format_duration(Limits::MIN_EVENT_AGE),
+                    humantime::format_duration(Limits::MAX_EVENT_AGE)
+                ),
+            );
+        }
+        // A record sent to a queue this function reads comes straight back to it.
+        for (field, key, outcome, destination) in [
+            (ConfigField::OnSuccess, "on_success", "success", &self.on_success),
+            (ConfigField::OnFailure, "on_failure", "failure", &self.on_failure),
+        ] {
+            if let Some(Destination::Queue(queue)) = destination
+                && self.queue.iter().any(|t| t.queue == *queue)
+            {
+                return fail(
+                    field,
+                    format!(
+                        "{key} sends to queue `{queue}`, which triggers this same function: \
+                         every {outcome} would invoke it again; send it to another queue"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Schedules parse, queue triggers are in bounds, and neither is declared twice.
+    fn validate_triggers(&self) -> Result<(), ConfigError> {
+        let fail = |field, message: String| {
+            Err(ConfigError {
+                field,
+                message,
+                route_error: None,
+            })
+        };
+        for (i, schedule) in self.schedule.iter().enumerate() {
+            if let Err(e) = ParsedSchedule::parse(schedule) {
+                return fail(ConfigField::Schedule(i), e.to_string());
+            }
+            if self.schedule[..i].iter().any(|s| s.key() == schedule.key()) {
+                return fail(
+                    ConfigField::Schedule(i),
+                    format!(
+                        "schedule `{}` is declared twice: give each schedule of a function its own expression or time zone",
+                        schedule.key()
+                    ),
+                );
+            }
+        }
+        for (i, trigger) in self.queue.iter().enumerate() {
+            let queue = &trigger.queue;
+            if !(1..=Limits::MAX_BATCH_SIZE).contains(&trigger.batch_size) {
+                return fail(
+                    ConfigField::Queue(i),
+                    format!(
+                        "queue trigger `{queue}`: batch_size = {} is out of range: use 1 to {}",
+                        trigger.batch_size,
+                        Limits::MAX_BATCH_SIZE
+                    ),
+                );
+            }
+            if trigger.max_batching_window > Limits::MAX_BATCHING_WINDOW {
+                return fail(
+                    ConfigField::Queue(i),
+                    format!(
+                        "queue trigger `{queue}`: max_batching_window `{}` is out of range: use 0s to {}",
+                        humantime::format_duration(trigger.max_batching_window),
+                        humantime::format_duration(Limits::MAX_BATCHING_WINDOW)
+                    ),
+                );
+            }
+            if self.queue[..i].iter().any(|t| t.queue == *queue) {
+                return fail(
+                    ConfigField::Queue(i),
+                    format!("queue `{queue}` triggers this function twice: declare one trigger per queue"),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Concurrency, warm instances and the queue in front of them.
     fn validate_scaling(&self) -> Result<(), ConfigError> {
         let fail = |field, message: String| {
@@ -545,7 +769,18 @@ mod tests {
     #[test]
     fn scaling_fields_default_out_of_the_serialised_form() {
         let json = serde_json::to_value(FunctionConfig::new(Kind::Http)).unwrap();
-        for key in ["max_concurrency", "min_instances", "max_queue", "queue_timeout"] {
+        for key in [
+            "max_concurrency",
+            "min_instances",
+            "max_queue",
+            "queue_timeout",
+            "max_retries",
+            "max_event_age",
+            "on_success",
+            "on_failure",
+            "schedule",
+            "queue",
+        ] {
             assert!(json.get(key).is_none(), "{key} in {json}");
         }
         let c: FunctionConfig = serde_json::from_str(
@@ -577,6 +812,186 @@ mod tests {
             bad(|c| c.queue_timeout = Duration::from_secs(86_400)).field,
             ConfigField::QueueTimeout
         );
+    }
+
+    /// Versions are hashed from the serialised form: a function that sets none of the
+    /// async and trigger fields must serialise exactly as before they existed.
+    #[test]
+    fn event_fields_default_out_of_the_serialised_form() {
+        let json = serde_json::to_value(FunctionConfig::new(Kind::Http)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind":"http","memory_mb":128,"timeout":"30s","env":{},"routes":[]})
+        );
+        let c: FunctionConfig = serde_json::from_str(
+            r#"{"kind":"event","max_retries":0,"max_event_age":"1h","on_success":"queue:done",
+                "on_failure":{"function":"alarm"},"schedule":"rate(5 minutes)",
+                "queue":[{"queue":"jobs","batch_size":5,"max_batching_window":"2s"},"more"]}"#,
+        )
+        .unwrap();
+        let c = c.validate().unwrap();
+        assert_eq!((c.max_retries, c.max_event_age), (0, Duration::from_secs(3600)));
+        assert_eq!(c.schedule.len(), 1);
+        assert_eq!(
+            c.queue[1],
+            QueueTrigger::new(crate::QueueName::new("more").unwrap())
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["max_retries"], 0);
+        assert_eq!(json["max_event_age"], "1h");
+        assert_eq!(json["on_success"], "queue:done");
+        assert_eq!(json["on_failure"], "function:alarm");
+        assert_eq!(
+            json["schedule"],
+            serde_json::json!([{"expression":"rate(5 minutes)"}])
+        );
+        assert_eq!(json["queue"][1]["max_batching_window"], "0s");
+        // And it reads back to the same configuration.
+        assert_eq!(serde_json::from_value::<FunctionConfig>(json).unwrap(), c);
+    }
+
+    #[test]
+    fn event_fields_are_checked() {
+        let base = FunctionConfig::new(Kind::Event);
+        let bad = |f: &dyn Fn(&mut FunctionConfig)| {
+            let mut c = base.clone();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        let queue = |name: &str| crate::QueueName::new(name).unwrap();
+        let schedule = |expression: &str, timezone: Option<&str>| Schedule {
+            expression: expression.into(),
+            timezone: timezone.map(Into::into),
+            catch_up: false,
+        };
+
+        let e = bad(&|c| c.max_retries = 101);
+        assert_eq!(e.field, ConfigField::MaxRetries);
+        assert_eq!(e.message, "max_retries = 101 is out of range: use 0 to 100");
+        let e = bad(&|c| c.max_event_age = Duration::from_millis(500));
+        assert_eq!(e.field, ConfigField::MaxEventAge);
+        assert_eq!(e.message, "max_event_age `500ms` is out of range: use 1s to 1day");
+        assert_eq!(
+            bad(&|c| c.max_event_age = Duration::from_secs(2 * 86_400)).field,
+            ConfigField::MaxEventAge
+        );
+
+        let e = bad(&|c| c.schedule = vec![schedule("0 9 * * *", None), schedule("61 * * * *", None)]);
+        assert_eq!(e.field, ConfigField::Schedule(1));
+        assert!(
+            e.message
+                .starts_with("invalid schedule `61 * * * *`: the minute field"),
+            "{}",
+            e.message
+        );
+        let e = bad(&|c| c.schedule = vec![schedule("0 9 * * *", Some("Mars/Base"))]);
+        assert_eq!(e.field, ConfigField::Schedule(0));
+        assert!(
+            e.message.starts_with("unknown time zone `Mars/Base`"),
+            "{}",
+            e.message
+        );
+        let e = bad(&|c| {
+            c.schedule = vec![
+                schedule("0 9 * * *", Some("Europe/Berlin")),
+                schedule("0 9 * * *", None),
+                Schedule {
+                    catch_up: true,
+                    ..schedule("0 9 * * *", Some("Europe/Berlin"))
+                },
+            ]
+        });
+        assert_eq!(e.field, ConfigField::Schedule(2));
+        assert_eq!(
+            e.message,
+            "schedule `0 9 * * * @ Europe/Berlin` is declared twice: give each schedule of a function its own expression or time zone"
+        );
+
+        let e = bad(&|c| {
+            c.queue = vec![QueueTrigger {
+                batch_size: 0,
+                ..QueueTrigger::new(queue("jobs"))
+            }]
+        });
+        assert_eq!(e.field, ConfigField::Queue(0));
+        assert_eq!(
+            e.message,
+            "queue trigger `jobs`: batch_size = 0 is out of range: use 1 to 1000"
+        );
+        assert_eq!(
+            bad(&|c| {
+                c.queue = vec![QueueTrigger {
+                    batch_size: 1001,
+                    ..QueueTrigger::new(queue("jobs"))
+                }]
+            })
+            .field,
+            ConfigField::Queue(0)
+        );
+        let e = bad(&|c| {
+            c.queue = vec![QueueTrigger {
+                max_batching_window: Duration::from_secs(301),
+                ..QueueTrigger::new(queue("jobs"))
+            }]
+        });
+        assert_eq!(
+            e.message,
+            "queue trigger `jobs`: max_batching_window `5m 1s` is out of range: use 0s to 5m"
+        );
+        let e = bad(&|c| {
+            c.queue = vec![
+                QueueTrigger::new(queue("jobs")),
+                QueueTrigger::new(queue("other")),
+                QueueTrigger {
+                    batch_size: 1,
+                    ..QueueTrigger::new(queue("jobs"))
+                },
+            ]
+        });
+        assert_eq!(e.field, ConfigField::Queue(2));
+        assert_eq!(
+            e.message,
+            "queue `jobs` triggers this function twice: declare one trigger per queue"
+        );
+
+        let e = bad(&|c| {
+            c.queue = vec![QueueTrigger::new(queue("jobs"))];
+            c.on_failure = Some(Destination::Queue(queue("jobs")));
+        });
+        assert_eq!(e.field, ConfigField::OnFailure);
+        assert_eq!(
+            e.message,
+            "on_failure sends to queue `jobs`, which triggers this same function: every failure would invoke it again; send it to another queue"
+        );
+        let e = bad(&|c| {
+            c.queue = vec![QueueTrigger::new(queue("jobs"))];
+            c.on_success = Some(Destination::Queue(queue("jobs")));
+        });
+        assert_eq!(e.field, ConfigField::OnSuccess);
+
+        // Itself as a destination needs the name to be seen.
+        let name = FunctionName::new("worker").unwrap();
+        let mut c = base.clone();
+        c.on_success = Some(Destination::Function(name.clone()));
+        c.clone().validate().unwrap();
+        let e = c.clone().validate_named(&name).unwrap_err();
+        assert_eq!(e.field, ConfigField::OnSuccess);
+        assert_eq!(
+            e.message,
+            "on_success sends to function `worker` itself: each record would invoke it again; send it to another function or to a queue"
+        );
+        c.validate_named(&FunctionName::new("other").unwrap()).unwrap();
+    }
+
+    #[test]
+    fn http_functions_may_have_triggers() {
+        let c: FunctionConfig = serde_json::from_str(
+            r#"{"kind":"http","schedule":["*/5 * * * *",{"expression":"0 9 * * MON","timezone":"Europe/Berlin","catch_up":true}],"queue":"jobs"}"#,
+        )
+        .unwrap();
+        let c = c.validate().unwrap();
+        assert_eq!(c.schedule.len(), 2);
+        assert!(c.schedule[1].catch_up);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! location added.
 
 use crate::error::{ErrorKind, ManifestError};
-use crate::schema::ROUTE_EXPECTED;
+use crate::schema::{DESTINATION_EXPECTED, QUEUE_TRIGGER_EXPECTED, ROUTE_EXPECTED, SCHEDULE_EXPECTED};
 use std::ops::Range;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
@@ -46,7 +46,7 @@ pub(crate) fn schema_error(
         None => (&[][..], None),
     };
     let message = match struct_given_array(path) {
-        // `[[app]]` or `[[functions.NAME]]`: serde reads a struct from an array
+        // `[[app]]`, `[[functions.NAME]]` or `[[queues.NAME]]`: serde reads a struct from an array
         // element by element, and would complain about the first element.
         Some(table) => format!(
             "invalid type for {}: expected {}, found an array",
@@ -138,7 +138,9 @@ fn walk_value<'a, 'i>(
 fn struct_given_array(path: &[Seg]) -> Option<&[Seg]> {
     match path {
         [Seg::Key(app), Seg::Index(_), ..] if app == "app" => Some(&path[..1]),
-        [Seg::Key(f), Seg::Key(_), Seg::Index(_), ..] if f == "functions" => Some(&path[..2]),
+        [Seg::Key(t), Seg::Key(_), Seg::Index(_), ..] if t == "functions" || t == "queues" => {
+            Some(&path[..2])
+        }
         _ => None,
     }
 }
@@ -185,6 +187,7 @@ fn table_context(path: &[Seg]) -> String {
         [Seg::Key(functions), Seg::Key(f), rest @ ..] if functions == "functions" => {
             format!("in `{}` of function `{f}`", render(rest))
         }
+        [Seg::Key(queues), Seg::Key(q)] if queues == "queues" => format!("in queue `{q}`"),
         _ => format!("in `{}`", render(path)),
     }
 }
@@ -201,12 +204,37 @@ fn value_subject(path: &[Seg]) -> String {
         [Seg::Key(app), rest @ ..] if app == "app" && !rest.is_empty() => {
             format!("`{}` in [app]", render(rest))
         }
+        [Seg::Key(queues), Seg::Key(q)] if queues == "queues" => format!("queue `{q}`"),
+        [Seg::Key(queues), Seg::Key(q), rest @ ..] if queues == "queues" => {
+            format!("`{}` in queue `{q}`", render(rest))
+        }
         _ => format!("`{}`", render(path)),
     }
 }
 
 /// What a value should be, in the manifest's words, where that says more than serde's.
 fn expected_for(path: &[Seg]) -> Option<&'static str> {
+    if let [Seg::Key(functions), Seg::Key(_), rest @ ..] = path
+        && functions == "functions"
+        && let Some(expected) = expected_for_event_key(rest)
+    {
+        return Some(expected);
+    }
+    if let [Seg::Key(queues), rest @ ..] = path
+        && queues == "queues"
+    {
+        return match rest {
+            [] => Some("a table of queues"),
+            [_] => Some("a table"),
+            [_, Seg::Key(key)] => match key.as_str() {
+                "visibility_timeout" | "retention" => Some("a duration string such as \"30s\" or \"4d\""),
+                "max_receive_count" => Some("a whole number"),
+                "dead_letter_queue" => Some("a queue name"),
+                _ => None,
+            },
+            _ => None,
+        };
+    }
     let in_function = matches!(path, [Seg::Key(f), Seg::Key(_), _, ..] if f == "functions");
     let leaf = path.last().and_then(key);
     let parent = path.len().checked_sub(2).and_then(|i| key(&path[i]));
@@ -229,6 +257,42 @@ fn expected_for(path: &[Seg]) -> Option<&'static str> {
         (_, None) if in_function && parent == Some("routes") => Some(ROUTE_EXPECTED),
         (_, None) if in_function && parent == Some("methods") => Some("a method name such as \"GET\""),
         (_, Some(_)) if in_function && parent == Some("env") => Some("a string"),
+        _ => None,
+    }
+}
+
+/// The async and trigger keys of a function (`rest` is the path inside it), whose
+/// names recur at different depths (`queue` is a trigger, and a key of one).
+fn expected_for_event_key(rest: &[Seg]) -> Option<&'static str> {
+    let k = |seg: &Seg| key(seg).unwrap_or_default().to_string();
+    let keys: Vec<String> = rest
+        .iter()
+        .filter(|seg| matches!(seg, Seg::Key(_)))
+        .map(k)
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let item = matches!(rest.last(), Some(Seg::Index(_)));
+    match (keys.as_slice(), item) {
+        (["max_retries"], _) => Some("a whole number"),
+        (["max_event_age"], _) => Some("a duration string such as \"1h\""),
+        (["on_success" | "on_failure"], _) => Some(DESTINATION_EXPECTED),
+        (["on_success" | "on_failure", "queue"], _) => Some("a queue name"),
+        (["on_success" | "on_failure", "function"], _) => Some("a function name"),
+        (["schedule"], false) => Some(
+            "a schedule (a cron expression or rate such as \"0 9 * * *\", or a table with `expression`), \
+             or an array of them",
+        ),
+        (["schedule"], true) => Some(SCHEDULE_EXPECTED),
+        (["schedule", "expression"], _) => Some("a cron expression or rate, as a string"),
+        (["schedule", "timezone"], _) => Some("an IANA time zone name such as \"Europe/Berlin\""),
+        (["schedule", "catch_up"], _) => Some("true or false"),
+        (["queue"], false) => {
+            Some("a queue trigger (a queue name, or a table with `queue`), or an array of them")
+        }
+        (["queue"], true) => Some(QUEUE_TRIGGER_EXPECTED),
+        (["queue", "queue"], _) => Some("a queue name"),
+        (["queue", "batch_size"], _) => Some("a whole number"),
+        (["queue", "max_batching_window"], _) => Some("a duration string such as \"2s\""),
         _ => None,
     }
 }
@@ -269,6 +333,8 @@ fn missing_hint(key: &str) -> &'static str {
         "kind" => ": add `kind = \"http\"` or `kind = \"event\"`",
         "name" => ": add `name = \"my-app\"`",
         "path" => ": add `path = \"/some/path\"`",
+        "expression" => ": add `expression = \"0 9 * * *\"`",
+        "queue" => ": add `queue = \"NAME\"`",
         _ => "",
     }
 }
@@ -416,5 +482,47 @@ mod tests {
             "`memory_mb` in function `a`"
         );
         assert_eq!(value_subject(&f(&["app", "name"])), "`name` in [app]");
+        assert_eq!(table_context(&f(&["queues", "jobs"])), "in queue `jobs`");
+        assert_eq!(
+            value_subject(&f(&["queues", "jobs", "retention"])),
+            "`retention` in queue `jobs`"
+        );
+    }
+
+    #[test]
+    fn trigger_keys_are_told_apart_by_depth() {
+        let f = |p: &[&str]| {
+            p.iter()
+                .map(|s| match s.parse() {
+                    Ok(i) => Seg::Index(i),
+                    Err(_) => Seg::Key(s.to_string()),
+                })
+                .collect::<Vec<_>>()
+        };
+        let expected = |p: &[&str]| expected_for(&f(p));
+        assert_eq!(
+            expected(&["functions", "a", "queue", "0"]),
+            Some(QUEUE_TRIGGER_EXPECTED)
+        );
+        assert_eq!(
+            expected(&["functions", "a", "queue", "queue"]),
+            Some("a queue name")
+        );
+        assert_eq!(
+            expected(&["functions", "a", "queue", "1", "queue"]),
+            Some("a queue name")
+        );
+        assert_eq!(
+            expected(&["functions", "a", "on_failure", "function"]),
+            Some("a function name")
+        );
+        assert_eq!(
+            expected(&["functions", "a", "schedule", "2", "catch_up"]),
+            Some("true or false")
+        );
+        assert_eq!(
+            expected(&["queues", "jobs", "max_receive_count"]),
+            Some("a whole number")
+        );
     }
 }

@@ -1,6 +1,7 @@
-//! `wisp.toml`: the declarative manifest of an app — its name and its functions,
-//! each with its source (a `.wasm` file, or for native runtimes a directory or `.zip`),
-//! a kind, a runtime, limits, environment and HTTP routes.
+//! `wisp.toml`: the declarative manifest of an app — its name, its functions, each
+//! with its source (a `.wasm` file, or for native runtimes a directory or `.zip`), a
+//! kind, a runtime, limits, environment, HTTP routes, async settings and triggers
+//! (schedules, queues), and the queues it declares.
 //!
 //! [`load`] reads a manifest from disk, [`parse`] reads one from text; both return
 //! a [`Manifest`] whose functions carry a [`FunctionConfig`] already checked by
@@ -22,7 +23,7 @@ pub use error::{ErrorKind, Excerpt, ManifestError};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use wisp_core::{FunctionConfig, FunctionName};
+use wisp_core::{FunctionConfig, FunctionName, QueueConfig, QueueName};
 
 /// The file name [`load`] looks for in a directory.
 pub const MANIFEST_FILE: &str = "wisp.toml";
@@ -36,6 +37,18 @@ pub struct Manifest {
     pub dir: PathBuf,
     /// The functions, in the order they first appear in the file.
     pub functions: Vec<FunctionManifest>,
+    /// The queues of `[queues.NAME]`, in the order they first appear in the file.
+    /// Left out of the serialised form when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<QueueManifest>,
+}
+
+/// One queue of a manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueueManifest {
+    pub name: QueueName,
+    /// The configuration, checked by [`QueueConfig::validate`], with every default filled in.
+    pub config: QueueConfig,
 }
 
 /// One function of a manifest.
@@ -53,6 +66,11 @@ impl Manifest {
     /// The function called `name`, if the manifest declares it.
     pub fn function(&self, name: &str) -> Option<&FunctionManifest> {
         self.functions.iter().find(|f| f.name.as_str() == name)
+    }
+
+    /// The queue called `name`, if the manifest declares it.
+    pub fn queue(&self, name: &str) -> Option<&QueueManifest> {
+        self.queues.iter().find(|q| q.name.as_str() == name)
     }
 }
 

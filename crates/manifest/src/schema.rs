@@ -3,13 +3,15 @@
 //!
 //! Unknown keys are refused here (`deny_unknown_fields`); types are checked here;
 //! values (names, limits, routes) are checked in [`crate::validate`]. Values that
-//! core parses itself (`kind`, `timeout`) are kept as text so their errors are the
-//! manifest's own and point at the value.
+//! core parses itself (`kind`, `timeout`, destinations, schedules, queue names) are
+//! kept as text so their errors are the manifest's own and point at the value.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::value::{MapAccessDeserializer, StrDeserializer};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Range;
 use toml::Spanned;
 
@@ -19,6 +21,7 @@ use toml::Spanned;
 pub(crate) struct RawManifest {
     pub app: Option<Spanned<RawApp>>,
     pub functions: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawFunction>>>>,
+    pub queues: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawQueue>>>>,
 }
 
 /// `[app]`.
@@ -49,6 +52,153 @@ pub(crate) struct RawFunction {
     pub env: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
+    pub max_retries: Option<Spanned<i128>>,
+    pub max_event_age: Option<Spanned<String>>,
+    pub on_success: Option<Spanned<TextOrTable<RawDestination>>>,
+    pub on_failure: Option<Spanned<TextOrTable<RawDestination>>>,
+    pub schedule: Option<Spanned<OneOrMany<RawSchedule>>>,
+    pub queue: Option<Spanned<OneOrMany<RawQueueTrigger>>>,
+}
+
+/// `[queues.NAME]`: core's `QueueConfig`, by the same keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueue {
+    pub visibility_timeout: Option<Spanned<String>>,
+    pub retention: Option<Spanned<String>>,
+    pub max_receive_count: Option<Spanned<i128>>,
+    pub dead_letter_queue: Option<Spanned<String>>,
+}
+
+/// A value written as a string or as a table: a destination, a schedule, a queue trigger.
+#[derive(Debug)]
+pub(crate) enum TextOrTable<T> {
+    Text(String),
+    Table(T),
+}
+
+/// A value written once or as an array: `schedule` and `queue`.
+#[derive(Debug)]
+pub(crate) enum OneOrMany<T> {
+    One(TextOrTable<T>),
+    Many(Vec<Spanned<TextOrTable<T>>>),
+}
+
+impl<T> OneOrMany<T> {
+    /// Each item with where it is written (`whole` is the span of the whole value).
+    pub fn items(&self, whole: Range<usize>) -> Vec<(&TextOrTable<T>, Range<usize>)> {
+        match self {
+            OneOrMany::One(item) => vec![(item, whole)],
+            OneOrMany::Many(items) => items.iter().map(|i| (i.get_ref(), i.span())).collect(),
+        }
+    }
+}
+
+/// What serde shows for a value of a [`TextOrTable`] type that is neither.
+pub(crate) trait Expected {
+    const EXPECTED: &'static str;
+}
+
+/// The table form of `on_success` / `on_failure`: exactly one of the two keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDestination {
+    pub queue: Option<Spanned<String>>,
+    pub function: Option<Spanned<String>>,
+}
+
+/// The table form of a schedule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    pub expression: Spanned<String>,
+    pub timezone: Option<Spanned<String>>,
+    pub catch_up: Option<Spanned<bool>>,
+}
+
+/// The table form of a queue trigger.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueueTrigger {
+    pub queue: Spanned<String>,
+    pub batch_size: Option<Spanned<i128>>,
+    pub max_batching_window: Option<Spanned<String>>,
+}
+
+pub(crate) const DESTINATION_EXPECTED: &str =
+    "a destination: \"queue:NAME\", \"function:NAME\" or a table with `queue` or `function`";
+pub(crate) const SCHEDULE_EXPECTED: &str = "a schedule: a cron expression or rate such as \"0 9 * * *\" \
+     or \"rate(5 minutes)\", or a table with `expression` and optional `timezone` and `catch_up`";
+pub(crate) const QUEUE_TRIGGER_EXPECTED: &str = "a queue trigger: a queue name, or a table with `queue` and optional `batch_size` and `max_batching_window`";
+
+impl Expected for RawDestination {
+    const EXPECTED: &'static str = DESTINATION_EXPECTED;
+}
+
+impl Expected for RawSchedule {
+    const EXPECTED: &'static str = SCHEDULE_EXPECTED;
+}
+
+impl Expected for RawQueueTrigger {
+    const EXPECTED: &'static str = QUEUE_TRIGGER_EXPECTED;
+}
+
+/// Reads a string as [`TextOrTable::Text`] and a table as `T`.
+struct TextOrTableVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de> + Expected> Visitor<'de> for TextOrTableVisitor<T> {
+    type Value = TextOrTable<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTED)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(TextOrTable::Text(v.to_string()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(TextOrTable::Table)
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Expected> Deserialize<'de> for TextOrTable<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextOrTableVisitor(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Expected> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de> + Expected> Visitor<'de> for OneOrManyVisitor<T> {
+            type Value = OneOrMany<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}, or an array of them", T::EXPECTED)
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let text = StrDeserializer::<E>::new(v);
+                TextOrTable::deserialize(text).map(OneOrMany::One)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                TextOrTableVisitor(PhantomData).visit_map(map).map(OneOrMany::One)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+        }
+
+        d.deserialize_any(OneOrManyVisitor(PhantomData))
+    }
 }
 
 /// One item of `routes`: a path string, or a table with `path` and optional `methods`.

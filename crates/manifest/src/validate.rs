@@ -3,12 +3,19 @@
 //!
 //! Function configuration is checked by [`FunctionConfig::validate`], the same
 //! check the HTTP API runs, so both refuse the same things with the same words;
-//! this module only maps its [`ConfigField`] back to a span. What only a manifest
-//! has — the app name, `source`, routes across functions — is checked here.
+//! this module only maps its [`ConfigField`] back to a span. Queues are checked by
+//! [`QueueConfig::validate`] the same way. What only a manifest has — the app name,
+//! `source`, routes across functions — is checked here.
+//!
+//! Names a manifest refers to but does not declare (a trigger's or destination's
+//! queue, a dead-letter queue, a destination function) are not refused: queues and
+//! functions of the namespace are shared between apps, so they may exist already.
 
 use crate::error::{ErrorKind, ManifestError};
-use crate::schema::{RawFunction, RawManifest, RawRoute};
-use crate::{FunctionManifest, Manifest};
+use crate::schema::{
+    RawDestination, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute, RawSchedule, TextOrTable,
+};
+use crate::{FunctionManifest, Manifest, QueueManifest};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -16,8 +23,8 @@ use toml::Spanned;
 use wisp_core::route::normalize_methods;
 use wisp_core::spec::duration_text;
 use wisp_core::{
-    ConfigError, ConfigField, FunctionConfig, FunctionName, FunctionRuntime, Kind, Limits, NameError, Route,
-    RoutePattern,
+    ConfigError, ConfigField, Destination, FunctionConfig, FunctionName, FunctionRuntime, Kind, Limits,
+    NameError, ParsedSchedule, QueueConfig, QueueName, QueueTrigger, Route, RoutePattern, Schedule,
 };
 
 /// Builds errors located in one file.
@@ -112,11 +119,82 @@ pub(crate) fn manifest(raw: RawManifest, text: &str, file: &Path) -> Result<Mani
             config,
         });
     }
+    let mut queues: Vec<_> = raw
+        .queues
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    queues.sort_by_key(|(key, _)| key.span().start);
+    let mut declared = Vec::with_capacity(queues.len());
+    for (key, raw) in queues {
+        let name = QueueName::new(key.get_ref().as_str())
+            .map_err(|e| at.err(key.span(), ErrorKind::Invalid, e.to_string()))?;
+        let config = queue_config(&at, &name, raw.get_ref(), raw.span())?;
+        declared.push(QueueManifest { name, config });
+    }
     Ok(Manifest {
         app,
         dir,
         functions: out,
+        queues: declared,
     })
+}
+
+/// `[queues.NAME]`: builds the configuration and runs core's check over it.
+fn queue_config(
+    at: &At<'_>,
+    name: &QueueName,
+    raw: &RawQueue,
+    header: Range<usize>,
+) -> Result<QueueConfig, ManifestError> {
+    let duration = |value: &Spanned<String>| {
+        duration_text::parse(value.get_ref())
+            .map_err(|e| at.err(value.span(), ErrorKind::Invalid, format!("queue `{name}`: {e}")))
+    };
+    let mut config = QueueConfig::default();
+    if let Some(value) = &raw.visibility_timeout {
+        config.visibility_timeout = duration(value)?;
+    }
+    if let Some(value) = &raw.retention {
+        config.retention = duration(value)?;
+    }
+    if let Some(count) = &raw.max_receive_count {
+        config.max_receive_count = Some(u32::try_from(*count.get_ref()).map_err(|_| {
+            at.err(
+                count.span(),
+                ErrorKind::Invalid,
+                format!(
+                    "queue `{name}`: max_receive_count = {} is out of range: use 1 to {}",
+                    count.get_ref(),
+                    Limits::MAX_RECEIVE_COUNT
+                ),
+            )
+        })?);
+    }
+    if let Some(dlq) = &raw.dead_letter_queue {
+        config.dead_letter_queue = Some(
+            QueueName::new(dlq.get_ref().as_str())
+                .map_err(|e| at.err(dlq.span(), ErrorKind::Invalid, format!("queue `{name}`: {e}")))?,
+        );
+    }
+    config.validate(name).map_err(|e| {
+        let span = |field: &str| match field {
+            "visibility_timeout" => raw.visibility_timeout.as_ref().map(Spanned::span),
+            "retention" => raw.retention.as_ref().map(Spanned::span),
+            "max_receive_count" => raw.max_receive_count.as_ref().map(Spanned::span),
+            "dead_letter_queue" => raw.dead_letter_queue.as_ref().map(Spanned::span),
+            _ => None,
+        };
+        // A key that is missing is pointed at through the one that needs it.
+        let other = match e.field {
+            "max_receive_count" => "dead_letter_queue",
+            _ => "max_receive_count",
+        };
+        let span = span(e.field).or_else(|| span(other)).unwrap_or(header);
+        at.err(span, ErrorKind::Invalid, format!("queue `{name}`: {}", e.message))
+    })?;
+    Ok(config)
 }
 
 /// The methods two overlapping routes both take, for the conflict message
@@ -286,6 +364,28 @@ fn function_config(
             )
         })?;
     }
+    if let Some(n) = whole(&raw.max_retries, "max_retries", 0, Limits::MAX_RETRIES)? {
+        config.max_retries = n;
+    }
+    if let Some(age) = &raw.max_event_age {
+        config.max_event_age = duration_text::parse(age.get_ref())
+            .map_err(|e| at.err(age.span(), ErrorKind::Invalid, format!("function `{name}`: {e}")))?;
+    }
+    config.on_success = destination(at, name, raw.on_success.as_ref())?;
+    config.on_failure = destination(at, name, raw.on_failure.as_ref())?;
+    if let Some(schedule) = &raw.schedule {
+        config.schedule = schedule
+            .get_ref()
+            .items(schedule.span())
+            .into_iter()
+            .map(|(item, _)| schedule_of(item))
+            .collect();
+    }
+    if let Some(queue) = &raw.queue {
+        for (item, span) in queue.get_ref().items(queue.span()) {
+            config.queue.push(trigger(at, name, item, span)?);
+        }
+    }
     config.env = raw
         .env
         .iter()
@@ -305,8 +405,141 @@ fn function_config(
         })
         .collect();
     config
-        .validate()
+        .validate_named(name)
         .map_err(|e| config_error(at, name, raw, header, e))
+}
+
+/// `on_success` / `on_failure`, parsed by core; an error points at the name.
+fn destination(
+    at: &At<'_>,
+    function: &FunctionName,
+    raw: Option<&Spanned<TextOrTable<RawDestination>>>,
+) -> Result<Option<Destination>, ManifestError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let (text, span) = match raw.get_ref() {
+        TextOrTable::Text(text) => (text.clone(), raw.span()),
+        TextOrTable::Table(RawDestination {
+            queue: Some(queue),
+            function: None,
+        }) => (format!("queue:{}", queue.get_ref()), queue.span()),
+        TextOrTable::Table(RawDestination {
+            queue: None,
+            function: Some(target),
+        }) => (format!("function:{}", target.get_ref()), target.span()),
+        TextOrTable::Table(_) => {
+            return Err(at.err(
+                raw.span(),
+                ErrorKind::Invalid,
+                format!(
+                    "function `{function}`: a destination table has exactly one of `queue` or `function`, \
+                     like `{{ queue = \"failed\" }}`"
+                ),
+            ));
+        }
+    };
+    Destination::parse(&text)
+        .map(Some)
+        .map_err(|e| at.err(span, ErrorKind::Invalid, format!("function `{function}`: {e}")))
+}
+
+/// A schedule item as core's [`Schedule`]; core checks it.
+fn schedule_of(item: &TextOrTable<RawSchedule>) -> Schedule {
+    match item {
+        TextOrTable::Text(expression) => Schedule {
+            expression: expression.clone(),
+            timezone: None,
+            catch_up: false,
+        },
+        TextOrTable::Table(table) => Schedule {
+            expression: table.expression.get_ref().clone(),
+            timezone: table.timezone.as_ref().map(|tz| tz.get_ref().clone()),
+            catch_up: table.catch_up.as_ref().is_some_and(|c| *c.get_ref()),
+        },
+    }
+}
+
+/// A queue trigger item as core's [`QueueTrigger`]; core checks its bounds.
+fn trigger(
+    at: &At<'_>,
+    function: &FunctionName,
+    item: &TextOrTable<RawQueueTrigger>,
+    span: Range<usize>,
+) -> Result<QueueTrigger, ManifestError> {
+    let (queue, queue_span) = match item {
+        TextOrTable::Text(queue) => (queue.as_str(), span),
+        TextOrTable::Table(table) => (table.queue.get_ref().as_str(), table.queue.span()),
+    };
+    let queue = QueueName::new(queue).map_err(|e| {
+        at.err(
+            queue_span,
+            ErrorKind::Invalid,
+            format!("function `{function}`: {e}"),
+        )
+    })?;
+    let mut trigger = QueueTrigger::new(queue);
+    let TextOrTable::Table(table) = item else {
+        return Ok(trigger);
+    };
+    if let Some(size) = &table.batch_size {
+        trigger.batch_size = u32::try_from(*size.get_ref()).map_err(|_| {
+            at.err(
+                size.span(),
+                ErrorKind::Invalid,
+                format!(
+                    "function `{function}`: queue trigger `{}`: batch_size = {} is out of range: use 1 to {}",
+                    trigger.queue,
+                    size.get_ref(),
+                    Limits::MAX_BATCH_SIZE
+                ),
+            )
+        })?;
+    }
+    if let Some(window) = &table.max_batching_window {
+        trigger.max_batching_window = duration_text::parse(window.get_ref()).map_err(|e| {
+            at.err(
+                window.span(),
+                ErrorKind::Invalid,
+                format!("function `{function}`: {e}"),
+            )
+        })?;
+    }
+    Ok(trigger)
+}
+
+/// Where `schedule[i]` is wrong: its time zone or its expression.
+fn schedule_span(raw: &RawFunction, i: usize) -> Option<Range<usize>> {
+    let schedule = raw.schedule.as_ref()?;
+    let items = schedule.get_ref().items(schedule.span());
+    let (item, span) = items.into_iter().nth(i)?;
+    let TextOrTable::Table(table) = item else {
+        return Some(span);
+    };
+    let about_time_zone = ParsedSchedule::parse(&schedule_of(item)).is_err_and(|e| e.is_about_time_zone());
+    match &table.timezone {
+        Some(tz) if about_time_zone => Some(tz.span()),
+        _ => Some(table.expression.span()),
+    }
+}
+
+/// Where `queue[i]` is wrong: a bound, or else (declared twice) the queue's name.
+fn trigger_span(raw: &RawFunction, i: usize) -> Option<Range<usize>> {
+    let queue = raw.queue.as_ref()?;
+    let items = queue.get_ref().items(queue.span());
+    let (item, span) = items.into_iter().nth(i)?;
+    let TextOrTable::Table(table) = item else {
+        return Some(span);
+    };
+    let size_bad = table
+        .batch_size
+        .as_ref()
+        .filter(|s| !(1..=i128::from(Limits::MAX_BATCH_SIZE)).contains(s.get_ref()))
+        .map(Spanned::span);
+    let window_bad = table
+        .max_batching_window
+        .as_ref()
+        .filter(|w| duration_text::parse(w.get_ref()).is_ok_and(|d| d > Limits::MAX_BATCHING_WINDOW))
+        .map(Spanned::span);
+    Some(size_bad.or(window_bad).unwrap_or_else(|| table.queue.span()))
 }
 
 /// Points a [`ConfigError`] at the key or value it is about.
@@ -344,6 +577,12 @@ fn config_error(
             span
         }),
         ConfigField::RouteMethods(i) => route(*i).map(bad_method_span),
+        ConfigField::MaxRetries => raw.max_retries.as_ref().map(Spanned::span),
+        ConfigField::MaxEventAge => raw.max_event_age.as_ref().map(Spanned::span),
+        ConfigField::OnSuccess => raw.on_success.as_ref().map(Spanned::span),
+        ConfigField::OnFailure => raw.on_failure.as_ref().map(Spanned::span),
+        ConfigField::Schedule(i) => schedule_span(raw, *i),
+        ConfigField::Queue(i) => trigger_span(raw, *i),
     }
     .unwrap_or(header);
     at.err(span, kind, format!("function `{name}`: {}", e.message))
