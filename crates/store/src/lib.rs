@@ -3,22 +3,35 @@
 //! Everything Wisp must remember across a restart goes through [`Store`]: functions,
 //! their immutable versions, code blobs, invocation logs and invocation records (one
 //! per invocation: when it arrived, how long it queued and ran, whether it was a cold
-//! start and how it ended). Every record belongs to a namespace. The embedded default is [`SqliteStore`] (one file in the data directory,
-//! WAL mode); a NATS JetStream backend for clusters will implement the same trait and
-//! pass the same conformance suite (`tests/conformance.rs`).
+//! start and how it ended), and durable, event-driven work: async invocation events
+//! ([`EventRecord`]: pending, running under a lease, succeeded, or a dead letter) with
+//! their idempotency keys, platform queues ([`QueueRecord`]) and their messages, and
+//! the last slot each cron schedule reached. Every record belongs to a namespace.
+//!
+//! The embedded default is [`SqliteStore`] (one file in the data directory, WAL mode);
+//! a NATS JetStream backend for clusters will implement the same trait and pass the
+//! same conformance suite (`tests/conformance/`).
 //!
 //! The request path never calls the store: the engine keeps the registry in memory
 //! and writes logs and invocation records through channels in batches. Both are
 //! capped per function ([`LOG_LINES_KEPT_PER_FUNCTION`],
-//! [`INVOCATIONS_KEPT_PER_FUNCTION`]), the oldest dropped.
+//! [`INVOCATIONS_KEPT_PER_FUNCTION`]), the oldest dropped. The one exception is a
+//! durable async invoke, which answers `202` only once its event is recorded; the
+//! engine groups those into batches too ([`Store::enqueue_events`]), so that path
+//! costs one transaction per batch, not per request.
 
 mod sqlite;
+mod work;
 
 pub use sqlite::SqliteStore;
+pub use work::{
+    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, NewEvent, NewMessage,
+    QueueRecord, QueueStats, Received, ReceivedMessage, Resolution, UnixMicros,
+};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use wisp_core::{FunctionConfig, FunctionName, Namespace, VersionId};
+use wisp_core::{FunctionConfig, FunctionName, Namespace, QueueConfig, QueueName, VersionId};
 
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = i64;
@@ -148,6 +161,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage backend failed: {0}")]
     Backend(String),
+    /// A queue operation named a queue that does not exist.
+    #[error("there is no queue `{0}`")]
+    QueueNotFound(QueueName),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -188,8 +204,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every function of a namespace (or of all namespaces), ordered by namespace and name.
     async fn list_functions(&self, namespace: Option<&Namespace>) -> Result<Vec<FunctionRecord>>;
 
-    /// Deletes a function with its versions, logs, invocation records, and the code no
-    /// other version uses.
+    /// Deletes a function with its versions, logs, invocation records, async events
+    /// (pending and dead letters), schedule state, and the code no other version uses.
     /// Returns whether it existed.
     async fn delete_function(&self, namespace: &Namespace, name: &FunctionName) -> Result<bool>;
 
@@ -227,6 +243,216 @@ pub trait Store: Send + Sync + 'static {
         namespace: &Namespace,
         function: &FunctionName,
     ) -> Result<InvocationSummary>;
+
+    // ---- async invocation events ----
+
+    /// Records a batch of events in one transaction (the engine's group commit) and
+    /// says, per event and in order, whether it is new or a duplicate; a duplicate
+    /// writes nothing. An event is a duplicate when an event with its id exists (ids
+    /// are unique across namespaces; an earlier event of the same batch counts), or
+    /// when an event of the same namespace and function holds its idempotency key and
+    /// was created at or after `idempotent_since`. A holder created before then gives
+    /// the key up to the new event.
+    async fn enqueue_events(
+        &self,
+        events: &[NewEvent],
+        idempotent_since: UnixMicros,
+    ) -> Result<Vec<Enqueued>>;
+
+    /// Claims up to `limit` pending, unleased events whose `run_at <= now`, oldest
+    /// `run_at` first (then oldest `created_us`): leases them until `lease_until` and
+    /// sets `first_run_us` (to `now_us`) where unset. Returns them with the lease set,
+    /// in that order. A lease is never taken over when it runs out: only
+    /// [`Store::release_event_leases`] frees leases.
+    async fn claim_events(
+        &self,
+        now: UnixMillis,
+        now_us: UnixMicros,
+        lease_until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>>;
+
+    /// Applies outcomes (releasing their leases) and writes their follow-ups, all in
+    /// one transaction. An outcome for an event that is gone (purged, its function
+    /// deleted) or no longer pending (resolved already: the same batch written twice)
+    /// is skipped with its follow-ups. A follow-up event whose id exists is skipped; a
+    /// follow-up message to a queue that does not exist is dropped with a warning.
+    async fn complete_events(&self, outcomes: &[EventOutcome], now: UnixMillis) -> Result<()>;
+
+    /// Releases every lease (at start-up: the process that held them is gone).
+    /// Returns how many were released.
+    async fn release_event_leases(&self) -> Result<u64>;
+
+    /// The earliest `run_at` of a pending, unleased event.
+    async fn next_event_due(&self) -> Result<Option<UnixMillis>>;
+
+    /// One event of the namespace, by id, whatever its status.
+    async fn get_event(&self, namespace: &Namespace, id: &str) -> Result<Option<EventRecord>>;
+
+    /// A function's events with `status`, newest `created_us` first, at most `limit`.
+    async fn list_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        status: EventStatus,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>>;
+
+    /// How many of a function's events are where.
+    async fn event_counts(&self, namespace: &Namespace, function: &FunctionName) -> Result<EventCounts>;
+
+    /// Puts a function's dead letters (all, or those in `ids`) back to pending with
+    /// no attempts and a chain depth of 0 (a person decided to run them: a cut loop
+    /// starts afresh), aged from now (`now_us`, and `first_run_us` cleared), to run at
+    /// `now`. Their `failure` and `result` are cleared, their `last_error` kept. Ids
+    /// that are not dead letters of the function are passed over. Returns the ids
+    /// redriven.
+    async fn redrive_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        ids: Option<&[String]>,
+        now: UnixMillis,
+        now_us: UnixMicros,
+    ) -> Result<Vec<String>>;
+
+    /// Deletes a function's dead letters (all, or those in `ids`; others are passed
+    /// over). Returns how many.
+    async fn purge_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        ids: Option<&[String]>,
+    ) -> Result<u64>;
+
+    /// Deletes succeeded events created before `before_us` (kept until then to answer
+    /// status queries and idempotency keys). Returns how many.
+    async fn sweep_events(&self, before_us: UnixMicros) -> Result<u64>;
+
+    // ---- queues ----
+    //
+    // The operations on a queue's messages as a whole (send, receive, stats, purge,
+    // redrive) fail with `StoreError::QueueNotFound` when the queue does not exist;
+    // those by receipt handle find no message instead.
+
+    /// Creates or updates a queue. Returns whether it was created. Putting the same
+    /// config again leaves `updated_at` alone.
+    async fn put_queue(
+        &self,
+        namespace: &Namespace,
+        name: &QueueName,
+        config: &QueueConfig,
+        now: UnixMillis,
+    ) -> Result<bool>;
+
+    async fn get_queue(&self, namespace: &Namespace, name: &QueueName) -> Result<Option<QueueRecord>>;
+
+    /// Every queue of a namespace (or of all), ordered by namespace and name.
+    async fn list_queues(&self, namespace: Option<&Namespace>) -> Result<Vec<QueueRecord>>;
+
+    /// Deletes a queue and its messages. Returns whether it existed.
+    async fn delete_queue(&self, namespace: &Namespace, name: &QueueName) -> Result<bool>;
+
+    /// Sends messages (one transaction). [`StoreError::QueueNotFound`] if the queue
+    /// does not exist.
+    async fn send_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        messages: &[NewMessage],
+        now: UnixMillis,
+    ) -> Result<()>;
+
+    /// Receives up to `max` visible messages, the longest visible first (for
+    /// messages sent without a delay and not received yet, that is sending order),
+    /// making them invisible until `now + visibility_ms` and giving each a fresh
+    /// receipt handle, all in one transaction. A message already received
+    /// `max_receive_count` times is moved to the queue's dead-letter queue instead
+    /// (remembering where it came from, visible there now, its receive count reset)
+    /// and the receive goes on to fill `max`; when that queue does not exist the
+    /// message is delivered again, with a warning. Messages past the queue's
+    /// retention (counted from sending) are dropped first. [`StoreError::QueueNotFound`]
+    /// if the queue does not exist.
+    async fn receive_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        max: usize,
+        visibility_ms: u64,
+        now: UnixMillis,
+    ) -> Result<Received>;
+
+    /// Deletes received messages by receipt handle. Per handle: whether it deleted
+    /// one (a stale or unknown handle, or one of another queue, deletes nothing). A
+    /// handle stays current until the message is received again, even after its
+    /// visibility timeout.
+    async fn delete_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        receipts: &[String],
+    ) -> Result<Vec<bool>>;
+
+    /// Makes a received message visible at `visible_at` instead. Whether the handle
+    /// was current.
+    async fn change_visibility(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        receipt: &str,
+        visible_at: UnixMillis,
+    ) -> Result<bool>;
+
+    /// How many of a queue's messages are visible, in flight and delayed at `now`
+    /// (see [`QueueStats`]). [`StoreError::QueueNotFound`] if the queue does not exist.
+    async fn queue_stats(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        now: UnixMillis,
+    ) -> Result<QueueStats>;
+
+    /// Deletes every message of a queue. Returns how many.
+    async fn purge_queue(&self, namespace: &Namespace, queue: &QueueName) -> Result<u64>;
+
+    /// Moves the messages of a dead-letter queue back to the queues they came from
+    /// (visible now, receive count reset). Messages sent to it directly, or whose
+    /// queue no longer exists, stay. Returns how many moved.
+    async fn redrive_queue(
+        &self,
+        namespace: &Namespace,
+        dead_letter_queue: &QueueName,
+        now: UnixMillis,
+    ) -> Result<u64>;
+
+    /// The earliest time a message of the queue becomes visible, if it has any.
+    async fn next_message_visible(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+    ) -> Result<Option<UnixMillis>>;
+
+    // ---- schedules ----
+
+    /// The last slot a schedule (by [`wisp_core::Schedule::key`]) ran or skipped.
+    async fn schedule_last_slot(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        schedule_key: &str,
+    ) -> Result<Option<UnixMillis>>;
+
+    /// Records that a schedule reached `slot`, with the event it fires (none for a
+    /// skipped slot), in one transaction. Returns `false` and records nothing when
+    /// the schedule already reached `slot` or a later one.
+    async fn advance_schedule(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        schedule_key: &str,
+        slot: UnixMillis,
+        event: Option<&NewEvent>,
+    ) -> Result<bool>;
 }
 
 /// How many log lines each function keeps.

@@ -14,20 +14,32 @@
 //! transaction to the end, so a write is either fully applied or not at all.
 //!
 //! The SQL lives in [`registry`] (functions, versions, code), [`logs`] and
-//! [`invocations`] (per-invocation records); the schema and connection pragmas in
-//! [`schema`].
+//! [`invocations`] (per-invocation records), [`events`] (async invocation events, the
+//! `events` table), [`queues`] (the `queues` and `messages` tables) and [`schedules`]
+//! (the `schedules` table); the schema and connection pragmas in [`schema`].
+//!
+//! Enqueueing events is the one write on a request's path (a durable async invoke
+//! answers only once its event is recorded), so it is built for throughput: one
+//! transaction per batch, one cached insert per event, and a read only when an id or
+//! idempotency key conflicts. Claiming due events and receiving messages read their
+//! rows in the order of an index and stop at the limit; the unit tests check the
+//! query plans.
 
+mod events;
 mod invocations;
 mod logs;
+mod queues;
 mod registry;
+mod schedules;
 mod schema;
 #[cfg(test)]
 mod tests;
 
 use crate::{
-    DeployOutcome, FunctionRecord, INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord,
-    InvocationSummary, LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, Result, Store, StoreError, UnixMillis,
-    VersionRecord,
+    DeployOutcome, Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FunctionRecord,
+    INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
+    LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, NewEvent, NewMessage, QueueRecord, QueueStats, Received,
+    Result, Store, StoreError, UnixMicros, UnixMillis, VersionRecord,
 };
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -35,7 +47,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
-use wisp_core::{FunctionName, Namespace};
+use wisp_core::{FunctionName, Namespace, QueueConfig, QueueName};
 
 /// The SQLite [`Store`]. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct SqliteStore {
@@ -347,6 +359,340 @@ impl Store for SqliteStore {
         let what = format!("summarising the invocations of `{namespace}/{function}`");
         self.run(Access::Read, what, move |conn| {
             invocations::summary(conn, &namespace, &function)
+        })
+        .await
+    }
+
+    async fn enqueue_events(
+        &self,
+        events: &[NewEvent],
+        idempotent_since: UnixMicros,
+    ) -> Result<Vec<Enqueued>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let events = events.to_vec();
+        let what = format!("recording async events (a batch of {})", events.len());
+        self.run(Access::Write, what, move |conn| {
+            events::enqueue(conn, &events, idempotent_since)
+        })
+        .await
+    }
+
+    async fn claim_events(
+        &self,
+        now: UnixMillis,
+        now_us: UnixMicros,
+        lease_until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let what = format!("claiming up to {limit} due async events");
+        self.run(Access::Write, what, move |conn| {
+            events::claim(conn, now, now_us, lease_until, limit)
+        })
+        .await
+    }
+
+    async fn complete_events(&self, outcomes: &[EventOutcome], now: UnixMillis) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let outcomes = outcomes.to_vec();
+        let what = format!("recording async outcomes (a batch of {})", outcomes.len());
+        self.run(Access::Write, what, move |conn| {
+            events::complete(conn, &outcomes, now)
+        })
+        .await
+    }
+
+    async fn release_event_leases(&self) -> Result<u64> {
+        let what = "releasing the leases of async events".to_owned();
+        self.run(Access::Write, what, events::release_leases).await
+    }
+
+    async fn next_event_due(&self) -> Result<Option<UnixMillis>> {
+        let what = "reading when the next async event is due".to_owned();
+        self.run(Access::Read, what, |conn| events::next_due(conn)).await
+    }
+
+    async fn get_event(&self, namespace: &Namespace, id: &str) -> Result<Option<EventRecord>> {
+        let (namespace, id) = (namespace.clone(), id.to_owned());
+        let what = format!("reading async event `{id}` in `{namespace}`");
+        self.run(Access::Read, what, move |conn| events::get(conn, &namespace, &id))
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        status: EventStatus,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!(
+            "listing the {} async events of `{namespace}/{function}`",
+            status.as_str()
+        );
+        self.run(Access::Read, what, move |conn| {
+            events::list(conn, &namespace, &function, status, limit)
+        })
+        .await
+    }
+
+    async fn event_counts(&self, namespace: &Namespace, function: &FunctionName) -> Result<EventCounts> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!("counting the async events of `{namespace}/{function}`");
+        self.run(Access::Read, what, move |conn| {
+            events::counts(conn, &namespace, &function)
+        })
+        .await
+    }
+
+    async fn redrive_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        ids: Option<&[String]>,
+        now: UnixMillis,
+        now_us: UnixMicros,
+    ) -> Result<Vec<String>> {
+        let (namespace, function, ids) = (namespace.clone(), function.clone(), ids.map(<[String]>::to_vec));
+        let what = format!("redriving the dead letters of `{namespace}/{function}`");
+        self.run(Access::Write, what, move |conn| {
+            let dead = events::DeadLetters {
+                namespace: &namespace,
+                function: &function,
+                ids: ids.as_deref(),
+            };
+            events::redrive(conn, dead, now, now_us)
+        })
+        .await
+    }
+
+    async fn purge_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        ids: Option<&[String]>,
+    ) -> Result<u64> {
+        let (namespace, function, ids) = (namespace.clone(), function.clone(), ids.map(<[String]>::to_vec));
+        let what = format!("purging the dead letters of `{namespace}/{function}`");
+        self.run(Access::Write, what, move |conn| {
+            let dead = events::DeadLetters {
+                namespace: &namespace,
+                function: &function,
+                ids: ids.as_deref(),
+            };
+            events::purge(conn, dead)
+        })
+        .await
+    }
+
+    async fn sweep_events(&self, before_us: UnixMicros) -> Result<u64> {
+        let what = "sweeping old succeeded async events".to_owned();
+        self.run(Access::Write, what, move |conn| events::sweep(conn, before_us))
+            .await
+    }
+
+    async fn put_queue(
+        &self,
+        namespace: &Namespace,
+        name: &QueueName,
+        config: &QueueConfig,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        let (namespace, name, config) = (namespace.clone(), name.clone(), config.clone());
+        let what = format!("saving queue `{namespace}/{name}`");
+        self.run(Access::Write, what, move |conn| {
+            queues::put(conn, &namespace, &name, &config, now)
+        })
+        .await
+    }
+
+    async fn get_queue(&self, namespace: &Namespace, name: &QueueName) -> Result<Option<QueueRecord>> {
+        let (namespace, name) = (namespace.clone(), name.clone());
+        let what = format!("reading queue `{namespace}/{name}`");
+        self.run(Access::Read, what, move |conn| {
+            queues::get(conn, &namespace, &name)
+        })
+        .await
+    }
+
+    async fn list_queues(&self, namespace: Option<&Namespace>) -> Result<Vec<QueueRecord>> {
+        let namespace = namespace.cloned();
+        let what = match &namespace {
+            Some(ns) => format!("listing the queues of `{ns}`"),
+            None => "listing the queues of every namespace".to_owned(),
+        };
+        self.run(Access::Read, what, move |conn| {
+            queues::list(conn, namespace.as_ref())
+        })
+        .await
+    }
+
+    async fn delete_queue(&self, namespace: &Namespace, name: &QueueName) -> Result<bool> {
+        let (namespace, name) = (namespace.clone(), name.clone());
+        let what = format!("deleting queue `{namespace}/{name}`");
+        self.run(Access::Write, what, move |conn| {
+            queues::delete(conn, &namespace, &name)
+        })
+        .await
+    }
+
+    async fn send_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        messages: &[NewMessage],
+        now: UnixMillis,
+    ) -> Result<()> {
+        let (namespace, queue, messages) = (namespace.clone(), queue.clone(), messages.to_vec());
+        let what = format!(
+            "sending {} messages to queue `{namespace}/{queue}`",
+            messages.len()
+        );
+        self.run(Access::Write, what, move |conn| {
+            queues::send(conn, &namespace, &queue, &messages, now)
+        })
+        .await
+    }
+
+    async fn receive_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        max: usize,
+        visibility_ms: u64,
+        now: UnixMillis,
+    ) -> Result<Received> {
+        let (namespace, queue) = (namespace.clone(), queue.clone());
+        let what = format!("receiving messages from queue `{namespace}/{queue}`");
+        self.run(Access::Write, what, move |conn| {
+            queues::receive(conn, &namespace, &queue, max, visibility_ms, now)
+        })
+        .await
+    }
+
+    async fn delete_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        receipts: &[String],
+    ) -> Result<Vec<bool>> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (namespace, queue, receipts) = (namespace.clone(), queue.clone(), receipts.to_vec());
+        let what = format!("deleting messages from queue `{namespace}/{queue}`");
+        self.run(Access::Write, what, move |conn| {
+            queues::delete_messages(conn, &namespace, &queue, &receipts)
+        })
+        .await
+    }
+
+    async fn change_visibility(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        receipt: &str,
+        visible_at: UnixMillis,
+    ) -> Result<bool> {
+        let (namespace, queue, receipt) = (namespace.clone(), queue.clone(), receipt.to_owned());
+        let what = format!("changing the visibility of a message of queue `{namespace}/{queue}`");
+        self.run(Access::Write, what, move |conn| {
+            queues::change_visibility(conn, &namespace, &queue, &receipt, visible_at)
+        })
+        .await
+    }
+
+    async fn queue_stats(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        now: UnixMillis,
+    ) -> Result<QueueStats> {
+        let (namespace, queue) = (namespace.clone(), queue.clone());
+        let what = format!("counting the messages of queue `{namespace}/{queue}`");
+        self.run(Access::Read, what, move |conn| {
+            queues::stats(conn, &namespace, &queue, now)
+        })
+        .await
+    }
+
+    async fn purge_queue(&self, namespace: &Namespace, queue: &QueueName) -> Result<u64> {
+        let (namespace, queue) = (namespace.clone(), queue.clone());
+        let what = format!("purging queue `{namespace}/{queue}`");
+        self.run(Access::Write, what, move |conn| {
+            queues::purge(conn, &namespace, &queue)
+        })
+        .await
+    }
+
+    async fn redrive_queue(
+        &self,
+        namespace: &Namespace,
+        dead_letter_queue: &QueueName,
+        now: UnixMillis,
+    ) -> Result<u64> {
+        let (namespace, queue) = (namespace.clone(), dead_letter_queue.clone());
+        let what = format!("redriving dead-letter queue `{namespace}/{queue}`");
+        self.run(Access::Write, what, move |conn| {
+            queues::redrive(conn, &namespace, &queue, now)
+        })
+        .await
+    }
+
+    async fn next_message_visible(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+    ) -> Result<Option<UnixMillis>> {
+        let (namespace, queue) = (namespace.clone(), queue.clone());
+        let what = format!("reading when a message of queue `{namespace}/{queue}` is next visible");
+        self.run(Access::Read, what, move |conn| {
+            queues::next_visible(conn, &namespace, &queue)
+        })
+        .await
+    }
+
+    async fn schedule_last_slot(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        schedule_key: &str,
+    ) -> Result<Option<UnixMillis>> {
+        let (namespace, function, key) = (namespace.clone(), function.clone(), schedule_key.to_owned());
+        let what = format!("reading schedule `{key}` of `{namespace}/{function}`");
+        self.run(Access::Read, what, move |conn| {
+            let schedule = schedules::ScheduleRef {
+                namespace: &namespace,
+                function: &function,
+                key: &key,
+            };
+            schedules::last_slot(conn, schedule)
+        })
+        .await
+    }
+
+    async fn advance_schedule(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        schedule_key: &str,
+        slot: UnixMillis,
+        event: Option<&NewEvent>,
+    ) -> Result<bool> {
+        let (namespace, function, key) = (namespace.clone(), function.clone(), schedule_key.to_owned());
+        let event = event.cloned();
+        let what = format!("advancing schedule `{key}` of `{namespace}/{function}` to {slot}");
+        self.run(Access::Write, what, move |conn| {
+            let schedule = schedules::ScheduleRef {
+                namespace: &namespace,
+                function: &function,
+                key: &key,
+            };
+            schedules::advance(conn, schedule, slot, event.as_ref(), now())
         })
         .await
     }

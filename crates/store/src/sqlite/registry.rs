@@ -193,8 +193,9 @@ pub(super) fn list_functions(
     rows.into_iter().map(FunctionRow::into_record).collect()
 }
 
-/// Deletes the function, its versions, its logs, its invocation records and the code
-/// blobs that no remaining version of the namespace uses, in one transaction.
+/// Deletes the function, its versions, its logs, its invocation records, its async
+/// events, its schedule state and the code blobs that no remaining version of the
+/// namespace uses, in one transaction.
 pub(super) fn delete_function(
     conn: &mut Connection,
     namespace: &Namespace,
@@ -225,6 +226,8 @@ pub(super) fn delete_function(
         .execute(params![ns, name])?;
     tx.prepare_cached("DELETE FROM invocations WHERE namespace = ?1 AND function = ?2")?
         .execute(params![ns, name])?;
+    super::events::delete_function(&tx, ns, name)?;
+    super::schedules::delete_function(&tx, ns, name)?;
     tx.commit()?;
     Ok(existed)
 }

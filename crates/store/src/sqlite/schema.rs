@@ -92,8 +92,101 @@ CREATE TABLE invocations (
 CREATE INDEX invocations_by_function ON invocations (namespace, function, id);
 ";
 
+/// Migration 3: durable work. Async invocation events (pending, running under a
+/// lease, succeeded or dead letters), platform queues and their messages, and the last
+/// slot each cron schedule reached.
+///
+/// No foreign keys to `functions` or `queues`, as for `logs`: an event or a message
+/// written while its function or queue goes away must not fail the batch it is in;
+/// `delete_function` and `delete_queue` remove what belongs to them.
+///
+/// `events.id` (the event id, UUID v7 text) is unique across namespaces; lookups still
+/// name the namespace. Times are Unix milliseconds except the `_us` columns
+/// (microseconds, which order events created in the same millisecond).
+///
+/// `messages.seq` is the rowid: a new row gets one more than the largest present, so
+/// ordering by it is sending order among the messages a queue holds (what FIFO-ish
+/// delivery needs); no `AUTOINCREMENT`, since no one remembers a deleted `seq`.
+const SCHEMA_3: &str = "
+CREATE TABLE events (
+    id              TEXT    NOT NULL PRIMARY KEY,
+    namespace       TEXT    NOT NULL,
+    function        TEXT    NOT NULL,
+    payload         BLOB    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+    leased_until    INTEGER,
+    attempts        INTEGER NOT NULL CHECK (attempts >= 0),
+    chain_depth     INTEGER NOT NULL CHECK (chain_depth >= 0),
+    source          TEXT    NOT NULL,
+    idempotency_key TEXT,
+    created_us      INTEGER NOT NULL,
+    first_run_us    INTEGER,
+    run_at          INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    last_error      TEXT,
+    failure         TEXT,
+    result          BLOB
+) STRICT;
+
+-- Claiming: what is due, oldest first. Partial, so running, succeeded and dead events
+-- (the bulk of the table) cost the claim nothing.
+CREATE INDEX events_due ON events (run_at, created_us)
+    WHERE status = 'pending' AND leased_until IS NULL;
+-- Listing a function's events by status, newest first; counting them.
+CREATE INDEX events_by_function ON events (namespace, function, status, created_us);
+-- One live event per idempotency key and function.
+CREATE UNIQUE INDEX events_by_idempotency_key ON events (namespace, function, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+-- Sweeping old successes.
+CREATE INDEX events_succeeded ON events (created_us) WHERE status = 'succeeded';
+-- Releasing leases at start-up without reading the whole table.
+CREATE INDEX events_leased ON events (leased_until) WHERE leased_until IS NOT NULL;
+
+CREATE TABLE queues (
+    namespace  TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    config     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) STRICT;
+
+CREATE TABLE messages (
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT    NOT NULL,
+    namespace         TEXT    NOT NULL,
+    queue             TEXT    NOT NULL,
+    body              TEXT    NOT NULL,
+    sent_at           INTEGER NOT NULL,
+    visible_at        INTEGER NOT NULL,
+    receive_count     INTEGER NOT NULL CHECK (receive_count >= 0),
+    first_received_at INTEGER,
+    receipt_handle    TEXT,
+    chain_depth       INTEGER NOT NULL CHECK (chain_depth >= 0),
+    source_queue      TEXT
+) STRICT;
+
+-- Receiving (visible ones, in (visible_at, seq) order: the index's own order, as a
+-- rowid table's index ends with the rowid), stats, the next visible time.
+CREATE INDEX messages_by_visibility ON messages (namespace, queue, visible_at);
+-- Dropping messages past retention.
+CREATE INDEX messages_by_age ON messages (namespace, queue, sent_at);
+-- Deleting and changing visibility by receipt handle.
+CREATE UNIQUE INDEX messages_by_receipt ON messages (receipt_handle)
+    WHERE receipt_handle IS NOT NULL;
+
+CREATE TABLE schedules (
+    namespace    TEXT    NOT NULL,
+    function     TEXT    NOT NULL,
+    schedule_key TEXT    NOT NULL,
+    last_slot    INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (namespace, function, schedule_key)
+) STRICT;
+";
+
 /// Every migration, oldest first.
-const MIGRATION_LIST: &[M<'static>] = &[M::up(SCHEMA_1), M::up(SCHEMA_2)];
+const MIGRATION_LIST: &[M<'static>] = &[M::up(SCHEMA_1), M::up(SCHEMA_2), M::up(SCHEMA_3)];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

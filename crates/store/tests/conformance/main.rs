@@ -4,6 +4,10 @@
 //! joins by invoking [`conformance!`] with a function that opens a fresh, empty store
 //! (see the `sqlite` module at the bottom). Checks a backend cannot share (reopening
 //! a file, a smaller log or invocation trim) live beside that backend's invocation.
+//!
+//! [`suite`] holds the registry, log and invocation checks and re-exports those of
+//! durable work from [`events`], [`queues`] and [`schedules`], which run on a fake
+//! clock (every time is passed explicitly).
 
 use std::error::Error;
 use wisp_core::{FunctionConfig, FunctionName, Kind, Namespace, VersionId};
@@ -39,8 +43,15 @@ fn version(id: &str, code: &[u8], memory_mb: u32, created_at: i64) -> VersionRec
     }
 }
 
+mod events;
+mod queues;
+mod schedules;
+
 mod suite {
     use super::*;
+    pub use crate::events::*;
+    pub use crate::queues::*;
+    pub use crate::schedules::*;
     use std::time::Duration;
     use wisp_store::{
         DeployOutcome, INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
@@ -763,6 +774,22 @@ macro_rules! conformance {
             invocations_batch_limit_and_filter,
             invocations_are_trimmed_to_the_newest,
             invocation_summary_totals_and_percentiles,
+            events_enqueue_dedupes_ids_and_idempotency_keys,
+            events_claim_respects_run_at_leases_and_limit,
+            events_complete_applies_each_resolution_with_follow_ups,
+            events_release_leases_and_next_due,
+            events_get_list_and_counts,
+            events_redrive_and_purge_touch_only_dead_letters,
+            events_sweep_drops_only_old_successes,
+            delete_function_removes_events_and_schedules,
+            queues_put_get_list_delete,
+            queues_receive_hides_messages_until_the_visibility_timeout,
+            queues_change_visibility_by_receipt,
+            queues_dead_letter_after_max_receives_and_redrive,
+            queues_without_their_dead_letter_queue_deliver_again,
+            queues_retention_delay_stats_and_purge,
+            queue_operations_on_a_missing_queue,
+            schedules_advance_monotonically_with_their_event,
         ]);
     };
     (@tests $backend:ident, $open:path, [$($check:ident),* $(,)?]) => {

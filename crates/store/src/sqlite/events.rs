@@ -1,0 +1,508 @@
+//! Async invocation events: the SQL behind `enqueue_events` (the hot path of a
+//! durable async invoke), claiming due events under a lease, completing them with
+//! their follow-ups, and the dead-letter and status queries.
+//!
+//! An event is `pending` (due at `run_at`; running while `leased_until` is set),
+//! `succeeded` (kept until swept, to answer status queries and idempotency keys) or
+//! `failed` (a dead letter). The claim reads the partial index `events_due`, which
+//! holds exactly the pending, unleased events, so its cost does not grow with the
+//! succeeded and dead events the table keeps.
+
+use super::{OpError, queues};
+use crate::{
+    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, NewEvent, Resolution,
+    StoreError, UnixMicros, UnixMillis,
+};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use wisp_core::{FunctionName, Namespace};
+
+/// Inserts one new event; a conflict on the id or on the idempotency key inserts
+/// nothing (`changes() == 0`), and the caller finds out which.
+const INSERT: &str = "
+    INSERT INTO events (id, namespace, function, payload, status, attempts, chain_depth, source,
+                        idempotency_key, created_us, run_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10)
+    ON CONFLICT DO NOTHING";
+
+/// The columns [`Row::read`] reads, in its order.
+macro_rules! columns {
+    () => {
+        "namespace, function, id, payload, status, leased_until, attempts, chain_depth, source,
+         idempotency_key, created_us, first_run_us, run_at, updated_at, last_error, failure, result"
+    };
+}
+
+/// Leases the due events, oldest `run_at` first. The subquery is the one that must
+/// use `events_due` (see the test of its plan); the update then goes by rowid.
+pub(super) const CLAIM: &str = concat!(
+    "UPDATE events SET leased_until = ?3, first_run_us = coalesce(first_run_us, ?2)
+     WHERE rowid IN (
+         SELECT rowid FROM events
+         WHERE status = 'pending' AND leased_until IS NULL AND run_at <= ?1
+         ORDER BY run_at, created_us LIMIT ?4)
+     RETURNING ",
+    columns!()
+);
+
+/// The earliest `run_at` of a pending, unleased event: the first entry of `events_due`.
+pub(super) const NEXT_DUE: &str =
+    "SELECT min(run_at) FROM events WHERE status = 'pending' AND leased_until IS NULL";
+
+/// Who holds an idempotency key (`events_by_idempotency_key`).
+pub(super) const KEY_HOLDER: &str = "SELECT id, created_us FROM events
+     WHERE namespace = ?1 AND function = ?2 AND idempotency_key = ?3";
+
+/// Every lease, at start-up (`events_leased`).
+pub(super) const RELEASE: &str = "UPDATE events SET leased_until = NULL WHERE leased_until IS NOT NULL";
+
+/// Old successes (`events_succeeded`).
+pub(super) const SWEEP: &str = "DELETE FROM events WHERE status = 'succeeded' AND created_us < ?1";
+
+/// Records `events` in one transaction. The common case (a fresh id, and a fresh key
+/// or none) is one insert per event and no read; only a conflict costs a lookup.
+pub(super) fn enqueue(
+    conn: &mut Connection,
+    events: &[NewEvent],
+    idempotent_since: UnixMicros,
+) -> Result<Vec<Enqueued>, OpError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(events.len());
+    {
+        let mut insert = tx.prepare_cached(INSERT)?;
+        for event in events {
+            let result = if insert_with(&mut insert, event)? {
+                Enqueued::New
+            } else {
+                resolve_conflict(&tx, &mut insert, event, idempotent_since)?
+            };
+            results.push(result);
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// Inserts `event` unless its id is taken (or its key is held); whether it did.
+pub(super) fn insert(conn: &Connection, event: &NewEvent) -> Result<bool, OpError> {
+    insert_with(&mut conn.prepare_cached(INSERT)?, event)
+}
+
+fn insert_with(insert: &mut CachedStatement<'_>, e: &NewEvent) -> Result<bool, OpError> {
+    let inserted = insert.execute(params![
+        e.id,
+        e.namespace.as_str(),
+        e.function.as_str(),
+        e.payload,
+        e.chain_depth,
+        e.source,
+        e.idempotency_key,
+        e.created_us,
+        e.run_at,
+        e.created_us.div_euclid(1000),
+    ])?;
+    Ok(inserted > 0)
+}
+
+/// Why `event` was not inserted: its id exists (a duplicate of itself), or its key is
+/// held by an event created within the window (a duplicate of that one), or by an
+/// older one, whose key is then released so that this event takes it.
+fn resolve_conflict(
+    tx: &Transaction<'_>,
+    insert: &mut CachedStatement<'_>,
+    event: &NewEvent,
+    idempotent_since: UnixMicros,
+) -> Result<Enqueued, OpError> {
+    let id_taken: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1)")?
+        .query_row([&event.id], |row| row.get(0))?;
+    if id_taken {
+        return Ok(Enqueued::Duplicate { id: event.id.clone() });
+    }
+    let unexplained = || {
+        OpError::Failed(format!(
+            "event `{}` of `{}/{}` was refused, but neither its id nor its idempotency key is taken",
+            event.id, event.namespace, event.function
+        ))
+    };
+    let Some(key) = &event.idempotency_key else {
+        return Err(unexplained());
+    };
+    let holder: Option<(String, UnixMicros)> = tx
+        .prepare_cached(KEY_HOLDER)?
+        .query_row(
+            params![event.namespace.as_str(), event.function.as_str(), key],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    match holder {
+        Some((id, created_us)) if created_us >= idempotent_since => Ok(Enqueued::Duplicate { id }),
+        Some((id, _)) => {
+            tx.prepare_cached("UPDATE events SET idempotency_key = NULL WHERE id = ?1")?
+                .execute([&id])?;
+            if insert_with(insert, event)? {
+                Ok(Enqueued::New)
+            } else {
+                Err(unexplained())
+            }
+        }
+        None => Err(unexplained()),
+    }
+}
+
+/// Leases up to `limit` due events until `lease_until`, oldest `run_at` first.
+pub(super) fn claim(
+    conn: &mut Connection,
+    now: UnixMillis,
+    now_us: UnixMicros,
+    lease_until: UnixMillis,
+    limit: usize,
+) -> Result<Vec<EventRecord>, OpError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let rows = tx
+        .prepare_cached(CLAIM)?
+        .query_map(params![now, now_us, lease_until, limit], Row::read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.commit()?;
+    // RETURNING gives rows in the order the update visited them (by rowid).
+    let mut records = rows
+        .into_iter()
+        .map(Row::into_record)
+        .collect::<Result<Vec<_>, _>>()?;
+    records.sort_by_key(|r| (r.run_at, r.created_us));
+    Ok(records)
+}
+
+/// Applies each outcome to its event, if the event is still pending, and then writes
+/// the outcome's follow-ups; all in one transaction.
+pub(super) fn complete(
+    conn: &mut Connection,
+    outcomes: &[EventOutcome],
+    now: UnixMillis,
+) -> Result<(), OpError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for outcome in outcomes {
+        let (ns, id, attempts) = (outcome.namespace.as_str(), outcome.id.as_str(), outcome.attempts);
+        // `status = 'pending'` makes a repeated outcome (a batch written again after an
+        // error) a no-op instead of a second set of follow-ups.
+        let applied = match &outcome.resolution {
+            Resolution::Succeeded { result } => tx
+                .prepare_cached(
+                    "UPDATE events SET status = 'succeeded', result = ?3, leased_until = NULL,
+                                       attempts = ?4, updated_at = ?5
+                     WHERE id = ?2 AND namespace = ?1 AND status = 'pending'",
+                )?
+                .execute(params![ns, id, result, attempts, now])?,
+            Resolution::Retry { run_at, error } => tx
+                .prepare_cached(
+                    "UPDATE events SET leased_until = NULL, run_at = ?3, last_error = ?4,
+                                       attempts = ?5, updated_at = ?6
+                     WHERE id = ?2 AND namespace = ?1 AND status = 'pending'",
+                )?
+                .execute(params![ns, id, run_at, error, attempts, now])?,
+            Resolution::Failed {
+                error,
+                failure,
+                result,
+            } => tx
+                .prepare_cached(
+                    "UPDATE events SET status = 'failed', leased_until = NULL, last_error = ?3,
+                                       failure = ?4, result = ?5, attempts = ?6, updated_at = ?7
+                     WHERE id = ?2 AND namespace = ?1 AND status = 'pending'",
+                )?
+                .execute(params![ns, id, error, failure, result, attempts, now])?,
+        };
+        if applied == 0 {
+            tracing::debug!(
+                namespace = ns,
+                event = id,
+                "an outcome for an event no longer pending was skipped"
+            );
+            continue;
+        }
+        for follow_up in &outcome.follow_ups {
+            match follow_up {
+                FollowUp::Event(event) => {
+                    insert(&tx, event)?;
+                }
+                FollowUp::Message {
+                    namespace,
+                    queue,
+                    message,
+                } => {
+                    if queues::config(&tx, namespace, queue)?.is_some() {
+                        queues::insert_message(&tx, namespace, queue, message, now)?;
+                    } else {
+                        tracing::warn!(
+                            namespace = namespace.as_str(),
+                            queue = queue.as_str(),
+                            event = id,
+                            "the destination queue does not exist; the message was dropped"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn release_leases(conn: &mut Connection) -> Result<u64, OpError> {
+    let released = conn.prepare_cached(RELEASE)?.execute([])?;
+    Ok(released as u64)
+}
+
+pub(super) fn next_due(conn: &Connection) -> Result<Option<UnixMillis>, OpError> {
+    let due = conn.prepare_cached(NEXT_DUE)?.query_row([], |row| row.get(0))?;
+    Ok(due)
+}
+
+pub(super) fn get(
+    conn: &Connection,
+    namespace: &Namespace,
+    id: &str,
+) -> Result<Option<EventRecord>, OpError> {
+    let row = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE id = ?2 AND namespace = ?1"
+        ))?
+        .query_row(params![namespace.as_str(), id], Row::read)
+        .optional()?;
+    row.map(Row::into_record).transpose()
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    namespace: &Namespace,
+    function: &FunctionName,
+    status: EventStatus,
+    limit: usize,
+) -> Result<Vec<EventRecord>, OpError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE namespace = ?1 AND function = ?2 AND status = ?3
+              ORDER BY created_us DESC LIMIT ?4"
+        ))?
+        .query_map(
+            params![namespace.as_str(), function.as_str(), status.as_str(), limit],
+            Row::read,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(Row::into_record).collect()
+}
+
+/// Counts by status from the index alone, then the running ones (pending under a
+/// lease: few) from their rows; one read transaction, so one snapshot.
+pub(super) fn counts(
+    conn: &mut Connection,
+    namespace: &Namespace,
+    function: &FunctionName,
+) -> Result<EventCounts, OpError> {
+    let (ns, name) = (namespace.as_str(), function.as_str());
+    let tx = conn.transaction()?;
+    let by_status = tx
+        .prepare_cached(
+            "SELECT status, count(*) FROM events WHERE namespace = ?1 AND function = ?2 GROUP BY status",
+        )?
+        .query_map(params![ns, name], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let running: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM events
+             WHERE namespace = ?1 AND function = ?2 AND status = 'pending' AND leased_until IS NOT NULL",
+        )?
+        .query_row(params![ns, name], |row| row.get(0))?;
+    tx.commit()?;
+    // count(*) is never negative.
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut counts = EventCounts {
+        running: count(running),
+        ..EventCounts::default()
+    };
+    for (status, n) in by_status {
+        match parse_status(&status, || format!("an event of `{namespace}/{function}`"))? {
+            EventStatus::Pending => counts.queued = count(n).saturating_sub(counts.running),
+            EventStatus::Succeeded => counts.succeeded = count(n),
+            EventStatus::Failed => counts.failed = count(n),
+        }
+    }
+    Ok(counts)
+}
+
+/// The dead letters of a function a redrive or purge touches: all, or those in `ids`.
+#[derive(Clone, Copy)]
+pub(super) struct DeadLetters<'a> {
+    pub namespace: &'a Namespace,
+    pub function: &'a FunctionName,
+    pub ids: Option<&'a [String]>,
+}
+
+pub(super) fn redrive(
+    conn: &mut Connection,
+    dead: DeadLetters<'_>,
+    now: UnixMillis,
+    now_us: UnixMicros,
+) -> Result<Vec<String>, OpError> {
+    // Aged from now: `first_run_us` goes with `created_us`, so queueing time is
+    // measured afresh. `result` belonged to the failure, like `failure`; the last
+    // error stays for whoever looks at the event before it runs again.
+    const REDRIVE: &str = "
+        UPDATE events SET status = 'pending', attempts = 0, chain_depth = 0, leased_until = NULL, created_us = ?4,
+                          first_run_us = NULL, run_at = ?3, failure = NULL, result = NULL,
+                          updated_at = ?3
+        WHERE namespace = ?1 AND function = ?2 AND status = 'failed'";
+    let (ns, name) = (dead.namespace.as_str(), dead.function.as_str());
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let redriven = match dead.ids {
+        None => tx
+            .prepare_cached(&format!("{REDRIVE} RETURNING id"))?
+            .query_map(params![ns, name, now, now_us], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?,
+        Some(ids) => {
+            let mut one = tx.prepare_cached(&format!("{REDRIVE} AND id = ?5 RETURNING id"))?;
+            let mut redriven = Vec::new();
+            for id in ids {
+                if let Some(id) = one
+                    .query_row(params![ns, name, now, now_us, id], |row| row.get(0))
+                    .optional()?
+                {
+                    redriven.push(id);
+                }
+            }
+            redriven
+        }
+    };
+    tx.commit()?;
+    Ok(redriven)
+}
+
+pub(super) fn purge(conn: &mut Connection, dead: DeadLetters<'_>) -> Result<u64, OpError> {
+    const PURGE: &str = "DELETE FROM events WHERE namespace = ?1 AND function = ?2 AND status = 'failed'";
+    let (ns, name) = (dead.namespace.as_str(), dead.function.as_str());
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let purged = match dead.ids {
+        None => tx.prepare_cached(PURGE)?.execute(params![ns, name])?,
+        Some(ids) => {
+            let mut one = tx.prepare_cached(&format!("{PURGE} AND id = ?3"))?;
+            let mut purged = 0;
+            for id in ids {
+                purged += one.execute(params![ns, name, id])?;
+            }
+            purged
+        }
+    };
+    tx.commit()?;
+    Ok(purged as u64)
+}
+
+pub(super) fn sweep(conn: &mut Connection, before_us: UnixMicros) -> Result<u64, OpError> {
+    let swept = conn.prepare_cached(SWEEP)?.execute([before_us])?;
+    Ok(swept as u64)
+}
+
+/// Deletes every event of a function (inside `delete_function`'s transaction).
+pub(super) fn delete_function(tx: &Transaction<'_>, namespace: &str, function: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM events WHERE namespace = ?1 AND function = ?2")?
+        .execute(params![namespace, function])?;
+    Ok(())
+}
+
+fn parse_status(status: &str, whose: impl FnOnce() -> String) -> Result<EventStatus, OpError> {
+    match status {
+        "pending" => Ok(EventStatus::Pending),
+        "succeeded" => Ok(EventStatus::Succeeded),
+        "failed" => Ok(EventStatus::Failed),
+        other => Err(OpError::Store(StoreError::Corrupt(format!(
+            "{} has the unknown status `{other}`",
+            whose()
+        )))),
+    }
+}
+
+/// One row of [`columns!`], as stored.
+struct Row {
+    namespace: String,
+    function: String,
+    id: String,
+    payload: Vec<u8>,
+    status: String,
+    leased_until: Option<i64>,
+    attempts: i64,
+    chain_depth: i64,
+    source: String,
+    idempotency_key: Option<String>,
+    created_us: i64,
+    first_run_us: Option<i64>,
+    run_at: i64,
+    updated_at: i64,
+    last_error: Option<String>,
+    failure: Option<String>,
+    result: Option<Vec<u8>>,
+}
+
+impl Row {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+        Ok(Row {
+            namespace: row.get(0)?,
+            function: row.get(1)?,
+            id: row.get(2)?,
+            payload: row.get(3)?,
+            status: row.get(4)?,
+            leased_until: row.get(5)?,
+            attempts: row.get(6)?,
+            chain_depth: row.get(7)?,
+            source: row.get(8)?,
+            idempotency_key: row.get(9)?,
+            created_us: row.get(10)?,
+            first_run_us: row.get(11)?,
+            run_at: row.get(12)?,
+            updated_at: row.get(13)?,
+            last_error: row.get(14)?,
+            failure: row.get(15)?,
+            result: row.get(16)?,
+        })
+    }
+
+    fn into_record(self) -> Result<EventRecord, OpError> {
+        let at = format!("event `{}` of `{}/{}`", self.id, self.namespace, self.function);
+        let corrupt = |what: String| OpError::Store(StoreError::Corrupt(format!("{at} {what}")));
+        let namespace = Namespace::new(self.namespace.as_str())
+            .map_err(|e| corrupt(format!("has a bad namespace: {e}")))?;
+        let function = FunctionName::new(self.function.as_str())
+            .map_err(|e| corrupt(format!("has a bad function name: {e}")))?;
+        let status = parse_status(&self.status, || at.clone())?;
+        let count = |what: &str, n: i64| {
+            u32::try_from(n).map_err(|_| corrupt(format!("has an out-of-range {what} `{n}`")))
+        };
+        Ok(EventRecord {
+            namespace,
+            function,
+            attempts: count("attempts", self.attempts)?,
+            chain_depth: count("chain_depth", self.chain_depth)?,
+            id: self.id,
+            payload: self.payload,
+            status,
+            leased_until: self.leased_until,
+            source: self.source,
+            idempotency_key: self.idempotency_key,
+            created_us: self.created_us,
+            first_run_us: self.first_run_us,
+            run_at: self.run_at,
+            updated_at: self.updated_at,
+            last_error: self.last_error,
+            failure: self.failure,
+            result: self.result,
+        })
+    }
+}

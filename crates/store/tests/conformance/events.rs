@@ -1,0 +1,752 @@
+//! Checks of async invocation events: enqueueing (ids and idempotency keys),
+//! claiming, completing, leases, the dead-letter operations and the sweep.
+//!
+//! Every time is explicit (a fake clock starting at [`T`]), so the store's behaviour
+//! over time is tested without sleeping.
+
+use super::*;
+use wisp_core::QueueConfig;
+use wisp_store::{
+    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, NewEvent, NewMessage, Resolution,
+};
+
+/// The fake clock's start, in milliseconds.
+pub const T: i64 = 1_700_000_000_000;
+/// The same instant in microseconds.
+pub const T_US: i64 = T * 1_000;
+/// A lease long enough never to matter.
+const LEASE: i64 = T + 3_600_000;
+
+/// Event `id` of a function, created at `created_us`, due at `run_at`.
+pub fn event(
+    namespace: &Namespace,
+    function: &FunctionName,
+    id: &str,
+    created_us: i64,
+    run_at: i64,
+) -> NewEvent {
+    NewEvent {
+        namespace: namespace.clone(),
+        function: function.clone(),
+        id: id.to_owned(),
+        payload: format!("payload of {id}").into_bytes(),
+        idempotency_key: None,
+        chain_depth: 0,
+        source: "api".to_owned(),
+        created_us,
+        run_at,
+    }
+}
+
+fn keyed(event: NewEvent, key: &str) -> NewEvent {
+    NewEvent {
+        idempotency_key: Some(key.to_owned()),
+        ..event
+    }
+}
+
+fn dup(id: &str) -> Enqueued {
+    Enqueued::Duplicate { id: id.to_owned() }
+}
+
+fn ids(records: &[EventRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+fn outcome(record: &EventRecord, resolution: Resolution, follow_ups: Vec<FollowUp>) -> EventOutcome {
+    EventOutcome {
+        namespace: record.namespace.clone(),
+        id: record.id.clone(),
+        attempts: record.attempts + 1,
+        resolution,
+        follow_ups,
+    }
+}
+
+fn failed(why: &str) -> Resolution {
+    Resolution::Failed {
+        error: format!("function_error: {why}"),
+        failure: "retries_exhausted".to_owned(),
+        result: None,
+    }
+}
+
+async fn get(store: &dyn Store, namespace: &Namespace, id: &str) -> TestResult<EventRecord> {
+    Ok(store
+        .get_event(namespace, id)
+        .await?
+        .ok_or_else(|| format!("event `{id}` is missing"))?)
+}
+
+/// Claims everything due at `now` and fails it for good: dead letters to work with.
+async fn fail_all_due(store: &dyn Store, now: i64) -> TestResult<Vec<EventRecord>> {
+    let claimed = store.claim_events(now, now * 1_000, LEASE, 100).await?;
+    let outcomes: Vec<EventOutcome> = claimed
+        .iter()
+        .map(|r| outcome(r, failed(&r.id), vec![]))
+        .collect();
+    store.complete_events(&outcomes, now).await?;
+    Ok(claimed)
+}
+
+pub async fn events_enqueue_dedupes_ids_and_idempotency_keys(store: &dyn Store) -> TestResult {
+    let (default, other) = (ns("default")?, ns("other")?);
+    let (hello, world) = (func("hello")?, func("world")?);
+    assert!(store.enqueue_events(&[], T_US).await?.is_empty());
+
+    // A repeated id, within one batch and across batches, is recorded once.
+    let a = event(&default, &hello, "a", T_US, T);
+    let b = NewEvent {
+        chain_depth: 3,
+        source: "destination:world".to_owned(),
+        ..event(&default, &hello, "b", T_US + 1, T + 5)
+    };
+    let changed_a = NewEvent {
+        payload: b"another payload".to_vec(),
+        ..a.clone()
+    };
+    let results = store
+        .enqueue_events(&[a.clone(), b.clone(), changed_a.clone()], T_US)
+        .await?;
+    assert_eq!(results, [Enqueued::New, Enqueued::New, dup("a")]);
+    assert_eq!(store.enqueue_events(&[changed_a], T_US).await?, [dup("a")]);
+
+    let stored = get(store, &default, "a").await?;
+    assert_eq!(stored.payload, a.payload, "a duplicate overwrote the event");
+    assert_eq!(
+        (stored.namespace.clone(), stored.function.clone(), stored.status),
+        (default.clone(), hello.clone(), EventStatus::Pending)
+    );
+    assert_eq!(
+        (stored.attempts, stored.chain_depth, stored.source.as_str()),
+        (0, 0, "api")
+    );
+    assert_eq!((stored.created_us, stored.run_at), (T_US, T));
+    assert_eq!((stored.leased_until, stored.first_run_us), (None, None));
+    assert_eq!(
+        (stored.last_error, stored.failure, stored.result),
+        (None, None, None)
+    );
+    assert_eq!(stored.idempotency_key, None);
+    let stored_b = get(store, &default, "b").await?;
+    assert_eq!(
+        (stored_b.chain_depth, stored_b.source.as_str()),
+        (3, "destination:world")
+    );
+    assert_eq!(stored_b.run_at, T + 5);
+    assert_eq!(
+        store.get_event(&other, "a").await?,
+        None,
+        "an event was found under another namespace"
+    );
+
+    // An idempotency key dedupes per function and namespace, within the window.
+    let since = T_US - 1_000;
+    let k1 = keyed(event(&default, &hello, "k1", T_US + 10, T), "order-7");
+    assert_eq!(store.enqueue_events(&[k1], since).await?, [Enqueued::New]);
+    let results = store
+        .enqueue_events(
+            &[
+                keyed(event(&default, &hello, "k1-again", T_US + 20, T), "order-7"),
+                keyed(event(&default, &world, "k1-world", T_US + 20, T), "order-7"),
+                keyed(event(&other, &hello, "k1-other", T_US + 20, T), "order-7"),
+                // The same key twice in one batch.
+                keyed(event(&default, &hello, "k2", T_US + 30, T), "order-8"),
+                keyed(event(&default, &hello, "k2-again", T_US + 31, T), "order-8"),
+            ],
+            since,
+        )
+        .await?;
+    assert_eq!(
+        results,
+        [dup("k1"), Enqueued::New, Enqueued::New, Enqueued::New, dup("k2")]
+    );
+    assert_eq!(store.get_event(&default, "k1-again").await?, None);
+    assert_eq!(store.get_event(&default, "k2-again").await?, None);
+    assert_eq!(
+        get(store, &default, "k1").await?.idempotency_key.as_deref(),
+        Some("order-7")
+    );
+    // A repeated id with a key is a duplicate of itself, whoever holds the key.
+    let again = keyed(event(&default, &hello, "k1-world", T_US + 40, T), "order-7");
+    assert_eq!(store.enqueue_events(&[again], since).await?, [dup("k1-world")]);
+
+    // Outside the window the older event gives its key up to the new one.
+    let later = T_US + 11;
+    let k1_later = keyed(event(&default, &hello, "k1-later", T_US + 50, T), "order-7");
+    assert_eq!(store.enqueue_events(&[k1_later], later).await?, [Enqueued::New]);
+    assert_eq!(get(store, &default, "k1").await?.idempotency_key, None);
+    assert_eq!(
+        get(store, &default, "k1-later").await?.idempotency_key.as_deref(),
+        Some("order-7")
+    );
+    let yet_again = keyed(event(&default, &hello, "k1-third", T_US + 60, T), "order-7");
+    assert_eq!(
+        store.enqueue_events(&[yet_again], later).await?,
+        [dup("k1-later")]
+    );
+    // Exactly at the window's edge still counts as inside it.
+    let edge = keyed(event(&default, &hello, "k1-edge", T_US + 70, T), "order-7");
+    assert_eq!(store.enqueue_events(&[edge], T_US + 50).await?, [dup("k1-later")]);
+    Ok(())
+}
+
+pub async fn events_claim_respects_run_at_leases_and_limit(store: &dyn Store) -> TestResult {
+    let (default, other) = (ns("default")?, ns("other")?);
+    let hello = func("hello")?;
+    assert!(store.claim_events(T, T_US, LEASE, 10).await?.is_empty());
+    store
+        .enqueue_events(
+            &[
+                event(&default, &hello, "late", T_US, T + 30),
+                event(&default, &hello, "early", T_US + 1, T + 10),
+                event(&other, &hello, "middle", T_US + 2, T + 20),
+                event(&default, &hello, "future", T_US + 3, T + 100),
+                // Due at the same time as `middle`, created after it.
+                event(&default, &hello, "middle-2", T_US + 4, T + 20),
+            ],
+            T_US,
+        )
+        .await?;
+
+    assert!(
+        store
+            .claim_events(T + 9, T_US + 9_000, LEASE, 10)
+            .await?
+            .is_empty()
+    );
+    assert!(store.claim_events(T + 50, T_US, LEASE, 0).await?.is_empty());
+    let now_us = (T + 50) * 1_000 + 7;
+    let first = store.claim_events(T + 50, now_us, T + 1_000, 3).await?;
+    assert_eq!(
+        ids(&first),
+        ["early", "middle", "middle-2"],
+        "oldest run_at first, then oldest created"
+    );
+    for record in &first {
+        assert_eq!(record.leased_until, Some(T + 1_000));
+        assert_eq!(record.first_run_us, Some(now_us));
+        assert_eq!(record.status, EventStatus::Pending);
+        assert_eq!(record, &get(store, &record.namespace, &record.id).await?);
+    }
+    assert_eq!(first[1].namespace, other, "claims span namespaces");
+
+    // Leased events are not claimed again; the future one is not due yet.
+    let second = store.claim_events(T + 50, now_us, T + 1_000, 10).await?;
+    assert_eq!(ids(&second), ["late"]);
+    assert!(
+        store
+            .claim_events(T + 99, now_us, T + 1_000, 10)
+            .await?
+            .is_empty()
+    );
+    let third = store.claim_events(T + 100, now_us, T + 1_000, 10).await?;
+    assert_eq!(ids(&third), ["future"]);
+    // A lease that ran out is not claimed either: only a restart releases leases.
+    assert!(
+        store
+            .claim_events(T + 5_000, now_us, T + 9_000, 10)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn Store) -> TestResult {
+    let default = ns("default")?;
+    let (hello, audit) = (func("hello")?, func("audit")?);
+    let results = wisp_core::QueueName::new("results")?;
+    let missing = wisp_core::QueueName::new("missing")?;
+    store
+        .put_queue(&default, &results, &QueueConfig::default(), T)
+        .await?;
+    store
+        .enqueue_events(
+            &[
+                event(&default, &hello, "ok", T_US, T),
+                event(&default, &hello, "again", T_US + 1, T),
+                event(&default, &hello, "dead", T_US + 2, T),
+            ],
+            T_US,
+        )
+        .await?;
+    let claimed = store.claim_events(T + 1, T_US + 1_000, LEASE, 10).await?;
+    let [ok, again, dead] = &claimed[..] else {
+        return Err(format!("claimed {:?}", ids(&claimed)).into());
+    };
+
+    let on_success = event(&default, &audit, "audit-ok", T_US + 2_000, T + 2);
+    let note = NewMessage {
+        id: "msg-ok".to_owned(),
+        body: r#"{"ok":true}"#.to_owned(),
+        delay_ms: 0,
+        chain_depth: 1,
+    };
+    let now = T + 2;
+    let outcomes = [
+        outcome(
+            ok,
+            Resolution::Succeeded {
+                result: b"200 OK".to_vec(),
+            },
+            vec![
+                FollowUp::Event(on_success.clone()),
+                FollowUp::Message {
+                    namespace: default.clone(),
+                    queue: results.clone(),
+                    message: note.clone(),
+                },
+                // A destination queue that is gone: dropped, not an error.
+                FollowUp::Message {
+                    namespace: default.clone(),
+                    queue: missing.clone(),
+                    message: note.clone(),
+                },
+            ],
+        ),
+        outcome(
+            again,
+            Resolution::Retry {
+                run_at: T + 500,
+                error: "timeout: ran past 30s".to_owned(),
+            },
+            vec![],
+        ),
+        outcome(
+            dead,
+            Resolution::Failed {
+                error: "function_error: boom".to_owned(),
+                failure: "retries_exhausted".to_owned(),
+                result: Some(br#"{"errorMessage":"boom"}"#.to_vec()),
+            },
+            vec![],
+        ),
+        // An event that is gone: skipped, and so are its follow-ups.
+        EventOutcome {
+            namespace: default.clone(),
+            id: "purged".to_owned(),
+            attempts: 1,
+            resolution: Resolution::Succeeded { result: vec![] },
+            follow_ups: vec![FollowUp::Event(event(&default, &audit, "audit-purged", T_US, T))],
+        },
+    ];
+    store.complete_events(&outcomes, now).await?;
+
+    let ok = get(store, &default, "ok").await?;
+    assert_eq!(ok.status, EventStatus::Succeeded);
+    assert_eq!(ok.result.as_deref(), Some(&b"200 OK"[..]));
+    assert_eq!((ok.leased_until, ok.attempts, ok.updated_at), (None, 1, now));
+    assert_eq!(ok.first_run_us, Some(T_US + 1_000));
+    let follow = get(store, &default, "audit-ok").await?;
+    assert_eq!(
+        (follow.function, follow.status, follow.payload),
+        (audit.clone(), EventStatus::Pending, on_success.payload)
+    );
+    let received = store.receive_messages(&default, &results, 10, 1_000, now).await?;
+    assert_eq!(received.messages.len(), 1);
+    let message = &received.messages[0];
+    assert_eq!(
+        (message.id.as_str(), message.body.as_str()),
+        ("msg-ok", note.body.as_str())
+    );
+    assert_eq!((message.sent_at, message.chain_depth), (now, 1));
+    assert_eq!(store.get_event(&default, "audit-purged").await?, None);
+    assert_eq!(store.get_event(&default, "purged").await?, None);
+
+    let retried = get(store, &default, "again").await?;
+    assert_eq!(retried.status, EventStatus::Pending);
+    assert_eq!(
+        (retried.leased_until, retried.run_at, retried.attempts),
+        (None, T + 500, 1)
+    );
+    assert_eq!(retried.last_error.as_deref(), Some("timeout: ran past 30s"));
+    assert_eq!((retried.failure, retried.result), (None, None));
+
+    let dead = get(store, &default, "dead").await?;
+    assert_eq!(dead.status, EventStatus::Failed);
+    assert_eq!(dead.leased_until, None);
+    assert_eq!(dead.last_error.as_deref(), Some("function_error: boom"));
+    assert_eq!(dead.failure.as_deref(), Some("retries_exhausted"));
+    assert_eq!(dead.result.as_deref(), Some(&br#"{"errorMessage":"boom"}"#[..]));
+
+    // The retry runs again when due, keeping the time it first ran.
+    let due = store.claim_events(T + 499, T_US + 499_000, LEASE, 10).await?;
+    assert_eq!(ids(&due), ["audit-ok"]);
+    let rerun = store.claim_events(T + 500, T_US + 500_000, LEASE, 10).await?;
+    assert_eq!(ids(&rerun), ["again"]);
+    assert_eq!(rerun[0].first_run_us, Some(T_US + 1_000));
+    assert_eq!(rerun[0].attempts, 1);
+
+    // An outcome repeated for an event already resolved changes nothing and sends
+    // nothing (a batch written again after an error).
+    let repeat = EventOutcome {
+        follow_ups: vec![FollowUp::Message {
+            namespace: default.clone(),
+            queue: results.clone(),
+            message: NewMessage {
+                id: "msg-twice".to_owned(),
+                ..note
+            },
+        }],
+        ..outcomes[0].clone()
+    };
+    store.complete_events(&[repeat], T + 600).await?;
+    assert_eq!(get(store, &default, "ok").await?.updated_at, now);
+    let stats = store.queue_stats(&default, &results, T + 600).await?;
+    assert_eq!(
+        (stats.visible, stats.in_flight),
+        (0, 1),
+        "a repeated outcome sent again"
+    );
+    store.complete_events(&[], T + 600).await?;
+    Ok(())
+}
+
+pub async fn events_release_leases_and_next_due(store: &dyn Store) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    assert_eq!(store.next_event_due().await?, None);
+    assert_eq!(store.release_event_leases().await?, 0);
+    store
+        .enqueue_events(
+            &[
+                event(&default, &hello, "a", T_US, T + 10),
+                event(&default, &hello, "b", T_US + 1, T + 20),
+                event(&default, &hello, "c", T_US + 2, T + 30),
+            ],
+            T_US,
+        )
+        .await?;
+    assert_eq!(store.next_event_due().await?, Some(T + 10));
+    let claimed = store.claim_events(T + 20, T_US + 20_000, LEASE, 2).await?;
+    assert_eq!(ids(&claimed), ["a", "b"]);
+    assert_eq!(
+        store.next_event_due().await?,
+        Some(T + 30),
+        "a leased event is not due"
+    );
+    // `b` ends; `a` was running when the process stopped.
+    store
+        .complete_events(
+            &[outcome(
+                &claimed[1],
+                Resolution::Succeeded { result: vec![] },
+                vec![],
+            )],
+            T + 21,
+        )
+        .await?;
+
+    assert_eq!(store.release_event_leases().await?, 1);
+    assert_eq!(store.release_event_leases().await?, 0);
+    let a = get(store, &default, "a").await?;
+    assert_eq!((a.status, a.leased_until), (EventStatus::Pending, None));
+    assert_eq!(a.first_run_us, Some(T_US + 20_000));
+    assert_eq!(store.next_event_due().await?, Some(T + 10));
+    let reclaimed = store.claim_events(T + 40, T_US + 40_000, LEASE, 10).await?;
+    assert_eq!(ids(&reclaimed), ["a", "c"]);
+    assert_eq!(reclaimed[0].first_run_us, Some(T_US + 20_000));
+    assert_eq!(store.next_event_due().await?, None);
+    Ok(())
+}
+
+pub async fn events_get_list_and_counts(store: &dyn Store) -> TestResult {
+    let (default, other) = (ns("default")?, ns("other")?);
+    let (hello, world) = (func("hello")?, func("world")?);
+    assert_eq!(
+        store.event_counts(&default, &hello).await?,
+        EventCounts::default()
+    );
+    assert!(
+        store
+            .list_events(&default, &hello, EventStatus::Pending, 10)
+            .await?
+            .is_empty()
+    );
+    // Enqueued out of creation order, so the order below is the store's doing.
+    let mut batch = Vec::new();
+    for (n, id) in ["p2", "p0", "p1", "s0", "s1", "f0", "r0"].iter().enumerate() {
+        let created = match *id {
+            "p0" => 0,
+            "p1" => 1,
+            "p2" => 2,
+            _ => 10 + i64::try_from(n)?,
+        };
+        batch.push(event(&default, &hello, id, T_US + created, T));
+    }
+    batch.push(event(&default, &world, "w0", T_US, T));
+    batch.push(event(&other, &hello, "o0", T_US, T));
+    store.enqueue_events(&batch, T_US).await?;
+    // Run them all, and end each as its name says: p* retried, s* succeeded, f0
+    // failed for good, r0 still running.
+    let claimed = store.claim_events(T, T_US, LEASE, 100).await?;
+    let mut outcomes = Vec::new();
+    for record in &claimed {
+        let resolution = match record.id.as_str() {
+            "s0" | "s1" => Resolution::Succeeded { result: vec![] },
+            "f0" => failed("f0"),
+            "p0" | "p1" | "p2" | "w0" | "o0" => Resolution::Retry {
+                run_at: T + 1_000,
+                error: "throttled".to_owned(),
+            },
+            _ => continue, // r0 stays running
+        };
+        outcomes.push(outcome(record, resolution, vec![]));
+    }
+    store.complete_events(&outcomes, T + 1).await?;
+
+    assert_eq!(
+        store.event_counts(&default, &hello).await?,
+        EventCounts {
+            queued: 3,
+            running: 1,
+            succeeded: 2,
+            failed: 1,
+        }
+    );
+    assert_eq!(
+        store.event_counts(&other, &hello).await?,
+        EventCounts {
+            queued: 1,
+            ..EventCounts::default()
+        }
+    );
+    let pending = store
+        .list_events(&default, &hello, EventStatus::Pending, 10)
+        .await?;
+    assert_eq!(ids(&pending), ["r0", "p2", "p1", "p0"], "newest created first");
+    assert_eq!(
+        ids(&store
+            .list_events(&default, &hello, EventStatus::Pending, 2)
+            .await?),
+        ["r0", "p2"]
+    );
+    let succeeded = store
+        .list_events(&default, &hello, EventStatus::Succeeded, 10)
+        .await?;
+    assert_eq!(ids(&succeeded), ["s1", "s0"]);
+    let dead = store
+        .list_events(&default, &hello, EventStatus::Failed, 10)
+        .await?;
+    assert_eq!(ids(&dead), ["f0"]);
+    assert_eq!(
+        dead[0],
+        get(store, &default, "f0").await?,
+        "list and get disagree"
+    );
+    assert_eq!(
+        ids(&store
+            .list_events(&default, &world, EventStatus::Pending, 10)
+            .await?),
+        ["w0"]
+    );
+    assert_eq!(store.get_event(&other, "p0").await?, None);
+    Ok(())
+}
+
+pub async fn events_redrive_and_purge_touch_only_dead_letters(store: &dyn Store) -> TestResult {
+    let default = ns("default")?;
+    let (hello, world) = (func("hello")?, func("world")?);
+    store
+        .enqueue_events(
+            &[
+                event(&default, &hello, "d1", T_US, T),
+                event(&default, &hello, "d2", T_US + 1, T),
+                event(&default, &hello, "d3", T_US + 2, T),
+                event(&default, &world, "w1", T_US + 3, T),
+            ],
+            T_US,
+        )
+        .await?;
+    fail_all_due(store, T).await?;
+    store
+        .enqueue_events(
+            &[
+                event(&default, &hello, "ok", T_US + 4, T + 1),
+                event(&default, &hello, "waiting", T_US + 5, T + 50_000),
+            ],
+            T_US,
+        )
+        .await?;
+    let ok = store.claim_events(T + 1, T_US + 1_000, LEASE, 10).await?;
+    store
+        .complete_events(
+            &[outcome(&ok[0], Resolution::Succeeded { result: vec![] }, vec![])],
+            T + 2,
+        )
+        .await?;
+
+    // Only the named dead letters of this function come back.
+    let named: Vec<String> = ["d1", "ok", "waiting", "w1", "nope"].map(str::to_owned).to_vec();
+    let now = T + 10_000;
+    let redriven = store
+        .redrive_events(&default, &hello, Some(&named), now, now * 1_000)
+        .await?;
+    assert_eq!(redriven, ["d1"]);
+    let d1 = get(store, &default, "d1").await?;
+    assert_eq!(
+        (d1.status, d1.attempts, d1.leased_until),
+        (EventStatus::Pending, 0, None)
+    );
+    assert_eq!((d1.created_us, d1.run_at), (now * 1_000, now));
+    assert_eq!(d1.failure, None);
+    assert_eq!(
+        d1.last_error.as_deref(),
+        Some("function_error: d1"),
+        "redrive lost the last error"
+    );
+    assert_eq!(get(store, &default, "ok").await?.status, EventStatus::Succeeded);
+    assert_eq!(get(store, &default, "w1").await?.status, EventStatus::Failed);
+    assert_eq!(
+        store.event_counts(&default, &hello).await?,
+        EventCounts {
+            queued: 2,
+            running: 0,
+            succeeded: 1,
+            failed: 2,
+        }
+    );
+    // It runs again as a fresh event would, with its first run measured afresh.
+    let rerun = store.claim_events(now, now * 1_000 + 5, LEASE, 10).await?;
+    assert_eq!(ids(&rerun), ["d1"]);
+    assert_eq!(rerun[0].first_run_us, Some(now * 1_000 + 5));
+
+    let all = store
+        .redrive_events(&default, &hello, None, now, now * 1_000)
+        .await?;
+    assert_eq!(sorted(all), ["d2", "d3"]);
+    assert!(
+        store
+            .redrive_events(&default, &hello, None, now, now * 1_000)
+            .await?
+            .is_empty()
+    );
+
+    // Dead again, then purged: by id, then the rest.
+    fail_all_due(store, now).await?;
+    let dead = store
+        .list_events(&default, &hello, EventStatus::Failed, 10)
+        .await?;
+    assert_eq!(dead.len(), 2);
+    assert_eq!(store.purge_events(&default, &hello, Some(&named)).await?, 0);
+    let d2 = ["d2".to_owned(), "ok".to_owned()];
+    assert_eq!(store.purge_events(&default, &hello, Some(&d2)).await?, 1);
+    assert_eq!(store.get_event(&default, "d2").await?, None);
+    // `d1` is still running (claimed above): not a dead letter.
+    assert_eq!(store.purge_events(&default, &hello, None).await?, 1);
+    assert_eq!(store.purge_events(&default, &hello, None).await?, 0);
+    assert_eq!(
+        store.event_counts(&default, &hello).await?,
+        EventCounts {
+            queued: 1,
+            running: 1,
+            succeeded: 1,
+            failed: 0,
+        }
+    );
+    assert_eq!(
+        get(store, &default, "w1").await?.status,
+        EventStatus::Failed,
+        "purge crossed functions"
+    );
+    Ok(())
+}
+
+pub async fn events_sweep_drops_only_old_successes(store: &dyn Store) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    store
+        .enqueue_events(
+            &[
+                keyed(event(&default, &hello, "old-ok", T_US, T), "key-1"),
+                event(&default, &hello, "new-ok", T_US + 100, T),
+                event(&default, &hello, "old-dead", T_US + 1, T),
+            ],
+            T_US,
+        )
+        .await?;
+    let claimed = store.claim_events(T, T_US, LEASE, 10).await?;
+    let outcomes: Vec<EventOutcome> = claimed
+        .iter()
+        .map(|r| {
+            let resolution = if r.id.ends_with("ok") {
+                Resolution::Succeeded { result: vec![] }
+            } else {
+                failed(&r.id)
+            };
+            outcome(r, resolution, vec![])
+        })
+        .collect();
+    store.complete_events(&outcomes, T + 1).await?;
+    store
+        .enqueue_events(
+            &[event(&default, &hello, "old-pending", T_US + 2, T + 60_000)],
+            T_US,
+        )
+        .await?;
+
+    assert_eq!(store.sweep_events(T_US).await?, 0, "the bound is exclusive");
+    assert_eq!(store.sweep_events(T_US + 50).await?, 1);
+    assert_eq!(store.get_event(&default, "old-ok").await?, None);
+    for kept in ["new-ok", "old-dead", "old-pending"] {
+        get(store, &default, kept).await?;
+    }
+    // A swept event's key is free again, whatever the window.
+    let reuse = keyed(event(&default, &hello, "reuse", T_US + 200, T), "key-1");
+    assert_eq!(store.enqueue_events(&[reuse], 0).await?, [Enqueued::New]);
+    assert_eq!(store.sweep_events(T_US + 1_000).await?, 1);
+    Ok(())
+}
+
+pub async fn delete_function_removes_events_and_schedules(store: &dyn Store) -> TestResult {
+    let default = ns("default")?;
+    let (one, two) = (func("one")?, func("two")?);
+    for (name, code) in [(&one, &b"one"[..]), (&two, b"two")] {
+        let v = version(&format!("{name}-1"), code, 128, 1);
+        store.deploy(&default, name, None, &v, code).await?;
+    }
+    store
+        .enqueue_events(
+            &[
+                event(&default, &one, "one-dead", T_US, T),
+                event(&default, &one, "one-waiting", T_US + 1, T + 60_000),
+                event(&default, &two, "two-waiting", T_US + 2, T + 60_000),
+            ],
+            T_US,
+        )
+        .await?;
+    fail_all_due(store, T).await?;
+    let fired = event(&default, &one, "one-cron", T_US + 3, T + 60_000);
+    assert!(
+        store
+            .advance_schedule(&default, &one, "* * * * *", T, Some(&fired))
+            .await?
+    );
+    assert!(
+        store
+            .advance_schedule(&default, &two, "* * * * *", T, None)
+            .await?
+    );
+
+    assert!(store.delete_function(&default, &one).await?);
+    for gone in ["one-dead", "one-waiting", "one-cron"] {
+        assert_eq!(
+            store.get_event(&default, gone).await?,
+            None,
+            "{gone} outlived its function"
+        );
+    }
+    assert_eq!(store.event_counts(&default, &one).await?, EventCounts::default());
+    assert_eq!(store.schedule_last_slot(&default, &one, "* * * * *").await?, None);
+    assert_eq!(store.next_event_due().await?, Some(T + 60_000));
+    get(store, &default, "two-waiting").await?;
+    assert_eq!(
+        store.schedule_last_slot(&default, &two, "* * * * *").await?,
+        Some(T),
+        "delete took another function's schedule"
+    );
+    Ok(())
+}
