@@ -4,7 +4,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use wisp_core::Limits;
-use wisp_engine::KeepAlivePolicy;
+use wisp_engine::{KeepAlivePolicy, RetrySettings};
 use wisp_runtime::process::UserChoice;
 use wisp_server::node::{Node, NodeConfig, shutdown_signal};
 
@@ -40,6 +40,13 @@ pub struct ServeArgs {
     /// How many invocations may run at once across a namespace's functions.
     #[arg(long, env = "WISP_NAMESPACE_MAX_CONCURRENCY", default_value_t = Limits::DEFAULT_NAMESPACE_MAX_CONCURRENCY, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub namespace_max_concurrency: u32,
+    /// The delay before an async invocation's first retry; each further retry doubles
+    /// it (with jitter), up to --async-retry-max.
+    #[arg(long, env = "WISP_ASYNC_RETRY_BASE", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub async_retry_base: Duration,
+    /// The longest delay between two attempts of an async invocation.
+    #[arg(long, env = "WISP_ASYNC_RETRY_MAX", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub async_retry_max: Duration,
 }
 
 impl ServeArgs {
@@ -54,6 +61,10 @@ impl ServeArgs {
             },
             keep_alive: KeepAlivePolicy::parse(&self.keep_alive_policy, self.keep_alive)
                 .unwrap_or(KeepAlivePolicy::Fixed(self.keep_alive)),
+            retry: RetrySettings {
+                base: self.async_retry_base.max(Duration::from_millis(1)),
+                max: self.async_retry_max.max(self.async_retry_base),
+            },
             sandbox_user: match self.sandbox_user.as_deref() {
                 None | Some("") => UserChoice::Default,
                 Some("same") => UserChoice::Same,

@@ -44,7 +44,7 @@ macro_rules! error_codes {
 error_codes! {
     InvalidRequest => ("invalid_request", 400, "The request is malformed"),
     InvalidName => ("invalid_name", 400, "The name is not valid"),
-    InvalidConfig => ("invalid_config", 400, "The function configuration is not valid"),
+    InvalidConfig => ("invalid_config", 400, "The configuration is not valid"),
     InvalidCode => ("invalid_code", 400, "The function code is not valid"),
     ReservedRoute => ("reserved_route", 400, "The route is reserved by Wisp"),
     FunctionNotFound => ("function_not_found", 404, "No such function"),

@@ -172,8 +172,20 @@ impl Engine {
             return Err(too_large(limit));
         }
         let id = new_invocation_id();
-        let fail = |e: EngineError| e.with_invocation(&id);
-        let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
+        self.invoke_deployed(&deployed, &id, payload, content_type).await
+    }
+
+    /// Invokes a deployed function as invocation `id` (an async event's attempts all
+    /// carry the event's id).
+    pub(crate) async fn invoke_deployed(
+        &self,
+        deployed: &Arc<Deployed>,
+        id: &str,
+        payload: Bytes,
+        content_type: Option<HeaderValue>,
+    ) -> Result<Response<Body>, EngineError> {
+        let fail = |e: EngineError| e.with_invocation(id);
+        let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
         let input = match deployed.record.version.config.kind {
             Kind::Event => Input::Event(payload),
             Kind::Http => {
@@ -186,11 +198,14 @@ impl Engine {
                     header::CONTENT_TYPE,
                     content_type.unwrap_or(HeaderValue::from_static("application/json")),
                 );
+                if let Ok(value) = HeaderValue::from_str(id) {
+                    headers.insert(INVOCATION_ID_HEADER, value);
+                }
                 Input::Http(request)
             }
         };
         let output = self
-            .run(&deployed, &id, input, &admitted, ticket)
+            .run(deployed, id, input, &admitted, ticket)
             .await
             .map_err(fail)?;
         let response = match output {
@@ -203,7 +218,7 @@ impl Engine {
                 response
             }
         };
-        Ok(tag(response, &id, &admitted))
+        Ok(tag(response, id, &admitted))
     }
 
     /// Serves a request to a user route.

@@ -20,18 +20,24 @@
 mod apigw;
 mod dispatch;
 mod error;
+pub mod events;
 mod gate;
 mod logs;
 mod pool;
+mod queues;
 mod registry;
 mod routes;
 mod scaler;
+mod schedules;
 pub mod version;
 
 pub use apigw::ClientAddr;
 pub use dispatch::INVOCATION_ID_HEADER;
 pub use error::EngineError;
+pub use events::retry::RetrySettings;
+pub use events::{Accepted, AsyncOptions};
 pub use pool::PoolStatus;
+pub use queues::Outgoing;
 pub use registry::Deployed;
 pub use wisp_scaling::KeepAlivePolicy;
 
@@ -68,6 +74,14 @@ pub struct Engine {
     pools: PoolContext,
     /// Each namespace's cap on concurrent invocations.
     namespace_gates: Mutex<HashMap<Namespace, Arc<Gate>>>,
+    /// The engine itself, for the background tasks it starts.
+    me: std::sync::Weak<Engine>,
+    /// The async pipeline.
+    events: events::Events,
+    /// Queue triggers and the wake-ups of their pollers.
+    queues: queues::Queues,
+    /// Cron triggers.
+    schedules: schedules::Schedules,
 }
 
 /// A request to deploy one function.
@@ -95,6 +109,7 @@ impl Engine {
         runtime: Arc<dyn Runtime>,
         limits: Limits,
         keep_alive: KeepAlivePolicy,
+        retry: RetrySettings,
     ) -> Result<Arc<Engine>, EngineError> {
         let pools = PoolContext {
             runtime: runtime.clone(),
@@ -117,7 +132,9 @@ impl Engine {
             RouteTable::default()
         });
         let (sink, writer) = logs::start(store.clone());
-        let engine = Arc::new(Engine {
+        let (events, outcomes) = events::Events::start(store.clone(), retry);
+        let engine = Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
             store,
             runtime,
             state: ArcSwap::from_pointee(State { functions, routes }),
@@ -127,9 +144,14 @@ impl Engine {
             limits,
             pools,
             namespace_gates: Mutex::new(HashMap::new()),
+            events,
+            queues: queues::Queues::default(),
+            schedules: schedules::Schedules::default(),
         });
         // Prewarms functions with `min_instances` now, and releases idle pools later.
         scaler::start(&engine);
+        events::start_dispatcher(&engine, outcomes);
+        engine.sync_triggers();
         Ok(engine)
     }
 
@@ -172,7 +194,7 @@ impl Engine {
             config,
             code,
         } = request;
-        let config = config.validate().map_err(|e| {
+        let config = config.validate_named(&name).map_err(|e| {
             let code = match e.route_error {
                 Some(wisp_core::RouteError::Reserved { .. }) => ErrorCode::ReservedRoute,
                 _ => ErrorCode::InvalidConfig,
@@ -254,6 +276,7 @@ impl Engine {
         let mut functions = state.functions.clone();
         functions.insert(key, deployed.clone());
         self.state.store(Arc::new(State { functions, routes }));
+        self.sync_triggers();
         // `min_instances` are started now, not at the scaler's next wake-up.
         deployed.pool.drive(self.pools.clock.now());
         Ok(DeployReport { outcome, record })
@@ -291,6 +314,7 @@ impl Engine {
             let mut functions = state.functions.clone();
             functions.remove(&key);
             self.state.store(Arc::new(State { functions, routes }));
+            self.sync_triggers();
         }
         Ok(existed)
     }

@@ -132,6 +132,23 @@ impl LogSink {
 }
 
 impl LogSink {
+    /// Queues one line Wisp itself writes into a function's log (on stderr, with a
+    /// `wisp:` prefix), for something the function's owner must see.
+    pub(crate) fn note(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        invocation_id: &str,
+        text: &str,
+    ) {
+        let logs = Logs {
+            stdout: bytes::Bytes::new(),
+            stderr: bytes::Bytes::from(text.to_string()),
+            truncated: false,
+        };
+        self.record(namespace, function, invocation_id, logs);
+    }
+
     /// Queues an invocation's record.
     pub(crate) fn record_invocation(&self, record: InvocationRecord) {
         if self.tx.try_send(Entry::Invocation(Box::new(record))).is_err() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use wisp_core::Limits;
-use wisp_engine::{Engine, KeepAlivePolicy};
+use wisp_engine::{Engine, KeepAlivePolicy, RetrySettings};
 use wisp_runtime::Runtimes;
 use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, ShimCommand, UserChoice};
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
@@ -24,6 +24,8 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// How idle functions are kept warm and scaled to zero.
     pub keep_alive: KeepAlivePolicy,
+    /// How async invocations are retried.
+    pub retry: RetrySettings,
     /// The user process functions run as.
     pub sandbox_user: UserChoice,
 }
@@ -103,6 +105,7 @@ impl Node {
             Arc::new(runtime),
             config.limits.clone(),
             config.keep_alive.clone(),
+            config.retry,
         )
         .await
         .map_err(|e| NodeError::Store {

@@ -29,6 +29,7 @@ async fn harness() -> Harness {
         Arc::new(runtime),
         Limits::DEFAULT,
         wisp_engine::KeepAlivePolicy::fixed_default(),
+        wisp_engine::RetrySettings::default(),
     )
     .await
     .unwrap();

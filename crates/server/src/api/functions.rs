@@ -11,21 +11,21 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Namespace};
-use wisp_engine::{DeployRequest, Deployed, Engine, PoolStatus};
+use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, PoolStatus};
 use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
 use wisp_store::{DeployOutcome, FunctionRecord, LogQuery, UnixMillis};
 
-type EngineState = State<Arc<Engine>>;
+pub(super) type EngineState = State<Arc<Engine>>;
 
-fn namespace() -> Namespace {
+pub(super) fn namespace() -> Namespace {
     Namespace::default_namespace()
 }
 
-fn parse_name(name: &str) -> Result<FunctionName, ApiError> {
+pub(super) fn parse_name(name: &str) -> Result<FunctionName, ApiError> {
     FunctionName::new(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
 }
 
-fn rfc3339(ms: UnixMillis) -> String {
+pub(super) fn rfc3339(ms: UnixMillis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
@@ -242,9 +242,100 @@ pub(super) async fn invoke(
             ));
         }
     };
+    if is_async(&headers)? {
+        return accept_async(&engine, &name, payload, &headers).await;
+    }
     let content_type = headers.get(header::CONTENT_TYPE).cloned();
     let response = engine.invoke(&namespace(), &name, payload, content_type).await?;
     Ok(response.map(axum::body::Body::new))
+}
+
+/// The header naming the invocation type (`event` or `request-response`).
+pub const INVOCATION_TYPE_HEADER: &str = "x-wisp-invocation-type";
+/// The header carrying how many event hops led to a request (see the loop guard).
+pub const CHAIN_DEPTH_HEADER: &str = "x-wisp-chain-depth";
+
+/// Whether the invoke asks to be async: `X-Wisp-Invocation-Type: event`, or
+/// `Prefer: respond-async` (RFC 7240).
+fn is_async(headers: &HeaderMap) -> Result<bool, ApiError> {
+    if let Some(value) = headers.get(INVOCATION_TYPE_HEADER) {
+        return match value.to_str().unwrap_or_default().to_ascii_lowercase().as_str() {
+            "event" => Ok(true),
+            "request-response" | "requestresponse" => Ok(false),
+            other => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "`X-Wisp-Invocation-Type: {other}` is not an invocation type; use `event` or `request-response`"
+                ),
+            )),
+        };
+    }
+    Ok(headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async")))
+}
+
+/// Reads the async options an invoke request carries.
+pub(super) fn async_options(headers: &HeaderMap) -> Result<AsyncOptions, ApiError> {
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(|s| Some(s.to_string())).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("the `{name}` header is not visible ASCII"),
+                )
+            }),
+        }
+    };
+    let chain_depth = match text(CHAIN_DEPTH_HEADER)? {
+        None => 0,
+        Some(v) => v.trim().parse::<u32>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("`X-Wisp-Chain-Depth: {v}` is not a number of hops"),
+            )
+        })?,
+    };
+    Ok(AsyncOptions {
+        idempotency_key: text("idempotency-key")?,
+        chain_depth,
+        source: String::new(),
+    })
+}
+
+/// `202 Accepted` once the event is durable: its id in the body, the
+/// `X-Wisp-Invocation-Id` header and `Location`.
+async fn accept_async(
+    engine: &Engine,
+    name: &FunctionName,
+    payload: Bytes,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let options = async_options(headers)?;
+    let accepted = engine.enqueue(&namespace(), name, payload, options).await?;
+    let location = format!("/v1/invocations/{}", accepted.id);
+    let body = serde_json::json!({
+        "id": accepted.id,
+        "status": "accepted",
+        "duplicate": accepted.duplicate,
+        "location": location,
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = header::HeaderValue::from_str(&accepted.id) {
+        headers.insert(wisp_engine::INVOCATION_ID_HEADER, v);
+    }
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, v);
+    }
+    if accepted.duplicate {
+        headers.insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -263,7 +354,7 @@ struct LogView {
 }
 
 /// A query string that did not parse, answered with what the endpoint takes.
-fn query_params<T>(
+pub(super) fn query_params<T>(
     params: Result<Query<T>, axum::extract::rejection::QueryRejection>,
     takes: &str,
 ) -> Result<Query<T>, ApiError> {
@@ -276,7 +367,7 @@ fn query_params<T>(
 }
 
 /// A `limit` query parameter: 100 when absent, else 1 to `kept` (what the store keeps).
-fn limit_param(limit: Option<usize>, kept: usize) -> Result<usize, ApiError> {
+pub(super) fn limit_param(limit: Option<usize>, kept: usize) -> Result<usize, ApiError> {
     match limit.unwrap_or(100) {
         limit @ 1.. if limit <= kept => Ok(limit),
         _ => Err(ApiError::new(

@@ -3,6 +3,8 @@
 //! `docs/api.md` is the reference.
 
 mod functions;
+mod invocations;
+mod queues;
 
 use crate::problem::ApiError;
 use axum::Router;
@@ -31,6 +33,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/functions/{name}/invoke", post(functions::invoke))
         .route("/v1/functions/{name}/logs", get(functions::logs))
         .route("/v1/functions/{name}/invocations", get(functions::invocations))
+        .route(
+            "/v1/functions/{name}/dlq",
+            get(invocations::dead_letters).delete(invocations::purge),
+        )
+        .route("/v1/functions/{name}/dlq/redrive", post(invocations::redrive))
+        .route("/v1/invocations/{id}", get(invocations::get))
+        .merge(queues::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)
