@@ -150,6 +150,9 @@ pub fn problem_error(response: &RawResponse) -> CliError {
     let err = CliError::new(exit, message);
     match problem.code.as_str() {
         "function_not_found" => err.hint("run `wisp ls` to see the deployed functions"),
+        "queue_not_found" => err.hint("run `wisp queue ls` to see the queues; create one with `wisp queue create NAME`"),
+        "queue_in_use" => err.hint("a queue stays while a function's trigger or destination, or another queue's dead_letter_queue, names it"),
+        "invocation_not_found" => err.hint("async invocation ids come from `wisp invoke --async` and `wisp dlq ls FUNCTION`"),
         "function_error" | "timeout" | "out_of_memory" => match &problem.invocation_id {
             Some(_) => err.hint("the function's output is in `wisp logs NAME --invocation ID`"),
             None => err,

@@ -26,6 +26,8 @@ enum Command {
     Rm(commands::rm::RmArgs),
     Logs(commands::logs::LogsArgs),
     Invocations(commands::invocations::InvocationsArgs),
+    Dlq(commands::dlq::DlqArgs),
+    Queue(commands::queue::QueueArgs),
 }
 
 impl Command {
@@ -39,6 +41,8 @@ impl Command {
             Command::Rm(args) => commands::rm::run(args).await,
             Command::Logs(args) => commands::logs::run(args).await,
             Command::Invocations(args) => commands::invocations::run(args).await,
+            Command::Dlq(args) => commands::dlq::run(args).await,
+            Command::Queue(args) => commands::queue::run(args).await,
         }
     }
 }

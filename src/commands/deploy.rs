@@ -1,4 +1,5 @@
-//! `wisp deploy`: deploy every function of the app in a `wisp.toml`.
+//! `wisp deploy`: create or update the queues of the app in a `wisp.toml`, then
+//! deploy its functions (whose triggers and destinations may name those queues).
 
 use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
@@ -8,9 +9,9 @@ use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use std::path::PathBuf;
-use wisp_manifest::{FunctionManifest, Manifest};
+use wisp_manifest::{FunctionManifest, Manifest, QueueManifest};
 
-/// Deploy the functions of an app (its wisp.toml) and say what changed.
+/// Deploy an app (its wisp.toml): its queues, then its functions; say what changed.
 #[derive(Args, Debug)]
 pub struct DeployArgs {
     /// The app's directory, or its wisp.toml.
@@ -35,7 +36,8 @@ pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
     })
 }
 
-/// Deploys every function of `manifest`, printing one line per function.
+/// Deploys `manifest`: its queues (each dead-letter queue before the queues that
+/// use it), then every function, printing one line per queue and function.
 pub async fn deploy_app(client: &Client, manifest: &Manifest) -> anyhow::Result<()> {
     println!("Deploying app `{}` to {}", manifest.app, client.base());
     // Read every source first: a missing build fails before anything changes.
@@ -44,6 +46,20 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest) -> anyhow::Result<
         sources.push(read_source(function)?);
     }
     let mut done: Vec<String> = Vec::new();
+    for queue in queue_order(&manifest.queues) {
+        let request = client
+            .request(Method::PUT, &format!("/v1/queues/{}", queue.name))
+            .json(&queue.config);
+        let (_, answer) = client.json(request).await.map_err(|e| {
+            e.context(format!(
+                "creating queue `{}` failed ({})",
+                queue.name,
+                so_far(&done)
+            ))
+        })?;
+        println!("  {}", super::queue::describe_put(&answer));
+        done.push(format!("queue {}", queue.name));
+    }
     for (function, code) in manifest.functions.iter().zip(sources) {
         let config = serde_json::to_vec(&function.config).context("cannot encode the configuration")?;
         let (file_name, mime) = if function.config.runtime.is_process() {
@@ -59,18 +75,51 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest) -> anyhow::Result<
             .request(Method::PUT, &format!("/v1/functions/{}", function.name))
             .multipart(form);
         let (_, answer) = client.json(request).await.map_err(|e| {
-            let deployed = if done.is_empty() {
-                "nothing was deployed".to_string()
-            } else {
-                format!("already deployed: {}", done.join(", "))
-            };
-            e.context(format!("deploying `{}` failed ({deployed})", function.name))
+            e.context(format!(
+                "deploying `{}` failed ({})",
+                function.name,
+                so_far(&done)
+            ))
         })?;
         println!("  {}", describe(&answer));
         done.push(function.name.to_string());
     }
     report_strays(client, manifest).await;
     Ok(())
+}
+
+/// What a failed deploy had done before it failed.
+fn so_far(done: &[String]) -> String {
+    if done.is_empty() {
+        "nothing was deployed".to_string()
+    } else {
+        format!("already deployed: {}", done.join(", "))
+    }
+}
+
+/// The manifest's queues in an order the server accepts: a queue whose
+/// `dead_letter_queue` is another queue of the manifest comes after it; otherwise
+/// the file's order. (A cycle of dead-letter queues keeps the file's order, and the
+/// server says what is wrong.)
+fn queue_order(queues: &[QueueManifest]) -> Vec<&QueueManifest> {
+    let mut placed: Vec<&QueueManifest> = Vec::with_capacity(queues.len());
+    let mut left: Vec<&QueueManifest> = queues.iter().collect();
+    while !left.is_empty() {
+        let ready = |q: &&QueueManifest| match &q.config.dead_letter_queue {
+            None => true,
+            Some(dlq) => {
+                placed.iter().any(|p| &p.name == dlq) || !queues.iter().any(|other| &other.name == dlq)
+            }
+        };
+        let (now, later): (Vec<_>, Vec<_>) = left.iter().partition(|q| ready(q));
+        if now.is_empty() {
+            placed.extend(later);
+            break;
+        }
+        placed.extend(now);
+        left = later;
+    }
+    placed
 }
 
 /// The code to upload for `function`: a `.wasm` file as it is; for process
@@ -150,5 +199,39 @@ async fn report_strays(client: &Client, manifest: &Manifest) {
             strays.join(", "),
             strays.join(" ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wisp_core::{QueueConfig, QueueName};
+
+    fn queue(name: &str, dlq: Option<&str>) -> QueueManifest {
+        QueueManifest {
+            name: QueueName::new(name).unwrap(),
+            config: QueueConfig {
+                max_receive_count: dlq.map(|_| 3),
+                dead_letter_queue: dlq.map(|d| QueueName::new(d).unwrap()),
+                ..QueueConfig::default()
+            },
+        }
+    }
+
+    fn names(queues: &[QueueManifest]) -> Vec<&str> {
+        queue_order(queues).iter().map(|q| q.name.as_str()).collect()
+    }
+
+    #[test]
+    fn dead_letter_queues_are_created_first() {
+        let queues = [
+            queue("orders", Some("orders-dlq")),
+            queue("retry", Some("orders")),
+            queue("orders-dlq", None),
+            queue("elsewhere", Some("made-by-hand")),
+        ];
+        assert_eq!(names(&queues), ["orders-dlq", "elsewhere", "orders", "retry"]);
+        let cycle = [queue("a", Some("b")), queue("b", Some("a")), queue("c", None)];
+        assert_eq!(names(&cycle), ["c", "a", "b"]);
     }
 }

@@ -1,4 +1,5 @@
-//! `wisp invoke`: run a function once and print its result.
+//! `wisp invoke`: run a function once and print its result, or (`--async`) queue
+//! an async invocation and print its id.
 
 use super::function_name;
 use crate::client::{Client, ServerArg, problem_error};
@@ -7,7 +8,8 @@ use clap::Args;
 use reqwest::Method;
 use std::io::Write;
 
-/// Invoke a function synchronously and print what it returns.
+/// Invoke a function and print what it returns; with --async, queue the invocation
+/// and print its id.
 #[derive(Args, Debug)]
 pub struct InvokeArgs {
     /// The function's name.
@@ -15,6 +17,14 @@ pub struct InvokeArgs {
     /// The payload: inline JSON, or @FILE to send a file's bytes as they are.
     #[arg(long, short = 'd', value_name = "JSON|@FILE")]
     pub data: Option<String>,
+    /// Do not wait for the function: queue the invocation (retried on failure) and
+    /// print its id; follow it with `wisp dlq show ID`.
+    #[arg(long = "async")]
+    pub is_async: bool,
+    /// With --async: a key that makes a repeated invoke (within 24h) return the first
+    /// one's id instead of running again.
+    #[arg(long, value_name = "KEY", requires = "is_async")]
+    pub idempotency_key: Option<String>,
     #[command(flatten)]
     pub server: ServerArg,
 }
@@ -41,10 +51,24 @@ pub async fn run(args: InvokeArgs) -> anyhow::Result<()> {
     let name = function_name(&args.name)?;
     let body = payload(args.data.as_deref())?;
     let client = Client::new(&args.server)?;
-    let request = client
+    let mut request = client
         .request(Method::POST, &format!("/v1/functions/{name}/invoke"))
         .header("content-type", "application/json")
         .body(body);
+    if args.is_async {
+        request = request.header("x-wisp-invocation-type", "event");
+        if let Some(key) = &args.idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let (_, answer) = client.json(request).await?;
+        println!("{}", answer["id"].as_str().unwrap_or_default());
+        if answer["duplicate"] == serde_json::Value::Bool(true) {
+            eprintln!(
+                "note: an earlier invoke had the same idempotency key; this is its id and nothing new runs"
+            );
+        }
+        return Ok(());
+    }
     let response = client.send(request).await?;
     let is_problem = response
         .headers

@@ -1,10 +1,12 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod deploy;
+pub mod dlq;
 pub mod invocations;
 pub mod invoke;
 pub mod logs;
 pub mod ls;
+pub mod queue;
 pub mod rm;
 pub mod serve;
 pub mod up;

@@ -6,9 +6,12 @@
 //! (bounded by a drain timeout), and returns. [`App`] is the service each connection
 //! runs: it sends `/v1/` to the axum control API ([`api::router`]) and everything
 //! else not reserved straight to [`wisp_engine::Engine::handle`], without a router in
-//! between — that is the hot path.
+//! between — that is the hot path. Lambda's `Invoke`
+//! (`POST /2015-03-31/functions/{name}/invocations`) goes to the Lambda-compatible
+//! invoke ([`lambda::router`]); the rest of that reserved prefix is not served.
 
 pub mod api;
+pub mod lambda;
 pub mod node;
 pub mod problem;
 
@@ -34,6 +37,7 @@ use wisp_runtime::{Body, BoxError};
 pub struct App {
     engine: Arc<Engine>,
     api: axum::Router,
+    lambda: axum::Router,
 }
 
 fn is_under(path: &str, prefix: &str) -> bool {
@@ -45,6 +49,7 @@ impl App {
     pub fn new(engine: Arc<Engine>) -> App {
         App {
             api: api::router(engine.clone()),
+            lambda: lambda::router(engine.clone()),
             engine,
         }
     }
@@ -55,6 +60,13 @@ impl App {
         if is_under(path, "/v1") {
             let request = request.map(axum::body::Body::new);
             return match self.api.clone().oneshot(request).await {
+                Ok(response) => response.map(|b| b.map_err(box_axum_error).boxed_unsync()),
+                Err(never) => match never {},
+            };
+        }
+        if lambda::is_invoke(request.method(), path) {
+            let request = request.map(axum::body::Body::new);
+            return match self.lambda.clone().oneshot(request).await {
                 Ok(response) => response.map(|b| b.map_err(box_axum_error).boxed_unsync()),
                 Err(never) => match never {},
             };

@@ -1,0 +1,502 @@
+//! The Lambda-compatible invoke: `POST /2015-03-31/functions/{name}/invocations`,
+//! Lambda's own `Invoke` operation, so the AWS CLI and SDKs (`--endpoint-url`) can
+//! invoke Wisp functions unchanged.
+//!
+//! [`App::handle`](crate::App::handle) sends the requests [`is_invoke`] picks here;
+//! the rest of Lambda's prefix stays a reserved path Wisp does not serve (a
+//! `not_found` problem document). The function is named as Lambda allows: a bare name,
+//! `name:qualifier`, `ACCOUNT:function:NAME[:QUALIFIER]` or a whole ARN
+//! (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`), or with `?Qualifier=`.
+//! Wisp serves each function's latest version only, so the one qualifier taken is
+//! `$LATEST`.
+//!
+//! `X-Amz-Invocation-Type` picks the call: `RequestResponse` (the default) runs the
+//! function and answers `200` with its output — or, when the function failed, `200`
+//! with `X-Amz-Function-Error: Unhandled` and the error document, as Lambda does;
+//! `Event` answers `202` once the event is durable (the async pipeline runs it);
+//! `DryRun` answers `204` when the function exists. Errors of the call itself are in
+//! Lambda's shape, `{"Type", "Message"}` with the exception's name in
+//! `x-amzn-ErrorType`, which is what the SDKs read.
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wisp_core::{ErrorCode, FunctionName, Limits, Namespace};
+use wisp_engine::{AsyncOptions, Engine, EngineError, INVOCATION_ID_HEADER};
+use wisp_runtime::ErrorReport;
+use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
+
+/// The path prefix of Lambda's API (its version date).
+pub const PREFIX: &str = "/2015-03-31";
+
+/// The request id header of every answer (the invocation id when one ran).
+const REQUEST_ID: &str = "x-amzn-requestid";
+const ERROR_TYPE: &str = "x-amzn-errortype";
+const FUNCTION_ERROR: &str = "x-amz-function-error";
+const EXECUTED_VERSION: &str = "x-amz-executed-version";
+const INVOCATION_TYPE: &str = "x-amz-invocation-type";
+
+/// The only qualifier Wisp serves.
+const LATEST: &str = "$LATEST";
+/// The region and account of ARNs Wisp makes up (as in its SQS events).
+const LOCAL_REGION: &str = "local";
+const LOCAL_ACCOUNT: &str = "000000000000";
+
+/// Whether a request is Lambda's `Invoke`: `POST {PREFIX}/functions/{name}/invocations`.
+pub fn is_invoke(method: &http::Method, path: &str) -> bool {
+    *method == http::Method::POST
+        && path
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.strip_prefix("/functions/"))
+            .and_then(|rest| rest.strip_suffix("/invocations"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// The Lambda API router: `Invoke`, and Lambda's `UnknownOperationException` for
+/// anything else routed to it.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation)
+        .with_state(engine)
+}
+
+/// An error of the call, in Lambda's shape.
+struct LambdaError {
+    status: StatusCode,
+    /// The exception's name (`x-amzn-ErrorType`).
+    kind: &'static str,
+    /// `User` (the caller's fault) or `Service`.
+    blame: &'static str,
+    message: String,
+    request_id: String,
+    retry_after: Option<u32>,
+}
+
+impl LambdaError {
+    fn user(status: StatusCode, kind: &'static str, message: impl Into<String>) -> LambdaError {
+        LambdaError {
+            status,
+            kind,
+            blame: "User",
+            message: message.into(),
+            request_id: request_id(),
+            retry_after: None,
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> LambdaError {
+        LambdaError::user(StatusCode::BAD_REQUEST, "InvalidParameterValueException", message)
+    }
+
+    fn not_found(target: &Target) -> LambdaError {
+        LambdaError::user(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("Function not found: {}", target.arn()),
+        )
+    }
+
+    fn too_large(limit: usize, operation: &str) -> LambdaError {
+        LambdaError::user(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLargeException",
+            format!("Request must be smaller than {limit} bytes for the {operation} operation"),
+        )
+    }
+
+    /// An engine error that is not the function's own failure.
+    fn from_engine(e: EngineError, target: &Target) -> LambdaError {
+        let mut error = match e.code {
+            ErrorCode::FunctionNotFound => LambdaError::not_found(target),
+            ErrorCode::Throttled => {
+                let mut error = LambdaError::user(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequestsException",
+                    e.detail,
+                );
+                error.retry_after = e.retry_after;
+                error
+            }
+            ErrorCode::PayloadTooLarge => LambdaError::user(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLargeException",
+                e.detail,
+            ),
+            code if code.status() < 500 => LambdaError::user(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                e.detail,
+            ),
+            _ => LambdaError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                kind: "ServiceException",
+                blame: "Service",
+                // Internal details stay in the server's log.
+                message: if e.code == ErrorCode::Internal {
+                    "the service failed; see the Wisp server's log".to_string()
+                } else {
+                    e.detail
+                },
+                request_id: request_id(),
+                retry_after: None,
+            },
+        };
+        if let Some(id) = e.invocation_id {
+            error.request_id = id;
+        }
+        error
+    }
+}
+
+impl IntoResponse for LambdaError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "Type": self.blame, "Message": self.message });
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            body["Reason"] = json!("ConcurrentInvocationLimitExceeded");
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(ERROR_TYPE, HeaderValue::from_static(self.kind));
+        set_request_id(headers, &self.request_id);
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+async fn unknown_operation(method: http::Method, uri: http::Uri) -> LambdaError {
+    LambdaError::user(
+        StatusCode::NOT_FOUND,
+        "UnknownOperationException",
+        format!(
+            "Wisp serves only Lambda's Invoke (POST {PREFIX}/functions/NAME/invocations), not `{method} {}`",
+            uri.path()
+        ),
+    )
+}
+
+fn set_request_id(headers: &mut HeaderMap, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        headers.insert(REQUEST_ID, value);
+    }
+}
+
+/// A request id for an answer that ran nothing: UUID-shaped, unique in the process.
+fn request_id() -> String {
+    use std::hash::BuildHasher;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let state = std::collections::hash_map::RandomState::new();
+    let (a, b) = (state.hash_one(n), state.hash_one(!n));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// The function a request names.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    name: String,
+    qualifier: Option<String>,
+    region: String,
+    account: String,
+}
+
+impl Target {
+    /// Reads a bare name, `NAME:QUALIFIER`, a partial ARN or a whole one.
+    fn parse(text: &str) -> Result<Target, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let local = |name: &str, qualifier: Option<&&str>| Target {
+            name: name.to_string(),
+            qualifier: qualifier.map(|q| q.to_string()),
+            region: LOCAL_REGION.to_string(),
+            account: LOCAL_ACCOUNT.to_string(),
+        };
+        let target = match parts.as_slice() {
+            [name] | [name, _] => local(name, parts.get(1)),
+            [account, "function", name] | [account, "function", name, _] => Target {
+                account: account.to_string(),
+                ..local(name, parts.get(3))
+            },
+            ["arn", _partition, "lambda", region, account, "function", name]
+            | ["arn", _partition, "lambda", region, account, "function", name, _] => Target {
+                region: region.to_string(),
+                account: account.to_string(),
+                ..local(name, parts.get(7))
+            },
+            _ => {
+                return Err(format!(
+                    "`{text}` is not a function name or ARN: use NAME, NAME:QUALIFIER or \
+                     arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]"
+                ));
+            }
+        };
+        if target.name.is_empty() || target.qualifier.as_deref() == Some("") {
+            return Err(format!("`{text}` has an empty part"));
+        }
+        Ok(target)
+    }
+
+    fn arn(&self) -> String {
+        let mut arn = format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.region, self.account, self.name
+        );
+        if let Some(q) = &self.qualifier {
+            arn.push(':');
+            arn.push_str(q);
+        }
+        arn
+    }
+}
+
+#[derive(Deserialize)]
+struct InvokeParams {
+    #[serde(rename = "Qualifier")]
+    qualifier: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+fn invocation_type(headers: &HeaderMap) -> Result<InvocationType, LambdaError> {
+    let Some(value) = headers.get(INVOCATION_TYPE) else {
+        return Ok(InvocationType::RequestResponse);
+    };
+    match value.to_str().unwrap_or_default() {
+        "RequestResponse" => Ok(InvocationType::RequestResponse),
+        "Event" => Ok(InvocationType::Event),
+        "DryRun" => Ok(InvocationType::DryRun),
+        other => Err(LambdaError::invalid(format!(
+            "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: \
+             Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+        ))),
+    }
+}
+
+/// Which function to run, checked: the qualifier is `$LATEST` or none, and the name
+/// is one Wisp could have.
+fn resolve(raw: &str, query_qualifier: Option<String>) -> Result<(Target, FunctionName), LambdaError> {
+    let mut target = Target::parse(raw).map_err(LambdaError::invalid)?;
+    match (&target.qualifier, query_qualifier) {
+        (Some(derived), Some(given)) if *derived != given => {
+            return Err(LambdaError::invalid(format!(
+                "The derived qualifier from the function name (`{derived}`) does not match the specified qualifier (`{given}`)."
+            )));
+        }
+        (None, Some(given)) => target.qualifier = Some(given),
+        _ => {}
+    }
+    if let Some(q) = target.qualifier.as_deref()
+        && q != LATEST
+    {
+        return Err(LambdaError::invalid(format!(
+            "qualifier `{q}` is not supported: Wisp serves the latest version of `{}` only; \
+             leave the qualifier out or use $LATEST",
+            target.name
+        )));
+    }
+    let name = FunctionName::new(target.name.as_str()).map_err(|e| {
+        LambdaError::invalid(format!(
+            "{e} (Wisp function names are DNS labels, so no function of this name can exist)"
+        ))
+    })?;
+    Ok((target, name))
+}
+
+async fn invoke(
+    State(engine): State<Arc<Engine>>,
+    Path(raw): Path<String>,
+    params: Result<Query<InvokeParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, LambdaError> {
+    let qualifier = params
+        .map_err(|e| LambdaError::invalid(format!("the query string is malformed: {}", e.body_text())))?
+        .0
+        .qualifier;
+    let (target, name) = resolve(&raw, qualifier)?;
+    let kind = invocation_type(&headers)?;
+    let namespace = Namespace::default_namespace();
+    if engine.function(&namespace, &name).is_none() {
+        return Err(LambdaError::not_found(&target));
+    }
+    let (limit, operation) = match kind {
+        InvocationType::Event => (Limits::MAX_ASYNC_PAYLOAD, "InvokeAsync"),
+        _ => (engine.limits().max_request_body, "InvokeFunction"),
+    };
+    let body = body
+        .map_err(|e| -> wisp_runtime::BoxError { Box::new(e) })
+        .boxed_unsync();
+    let payload: Bytes = match read_to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.is::<BodyTooLarge>() => return Err(LambdaError::too_large(limit, operation)),
+        Err(e) => {
+            return Err(LambdaError::user(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                format!("cannot read the request body: {e}"),
+            ));
+        }
+    };
+    match kind {
+        InvocationType::DryRun => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            set_request_id(response.headers_mut(), &request_id());
+            Ok(response)
+        }
+        InvocationType::Event => {
+            let accepted = engine
+                .enqueue(&namespace, &name, payload, AsyncOptions::default())
+                .await
+                .map_err(|e| LambdaError::from_engine(e, &target))?;
+            let mut response = StatusCode::ACCEPTED.into_response();
+            let headers = response.headers_mut();
+            set_request_id(headers, &accepted.id);
+            if let Ok(id) = HeaderValue::from_str(&accepted.id) {
+                headers.insert(INVOCATION_ID_HEADER, id);
+            }
+            Ok(response)
+        }
+        InvocationType::RequestResponse => match engine.invoke(&namespace, &name, payload, None).await {
+            Ok(response) => {
+                let mut response = response.map(axum::body::Body::new);
+                let headers = response.headers_mut();
+                let id = headers
+                    .get(INVOCATION_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map_or_else(request_id, str::to_string);
+                set_request_id(headers, &id);
+                headers.insert(EXECUTED_VERSION, HeaderValue::from_static(LATEST));
+                Ok(response)
+            }
+            Err(e) => match function_failure(&e) {
+                Some(report) => Ok(failed(&e, &report)),
+                None => Err(LambdaError::from_engine(e, &target)),
+            },
+        },
+    }
+}
+
+/// The error document of a function's own failure (Lambda answers those `200`), or
+/// `None` when the call failed some other way.
+fn function_failure(e: &EngineError) -> Option<ErrorReport> {
+    let error_type = match e.code {
+        ErrorCode::FunctionError => "Runtime.ExitError",
+        ErrorCode::Timeout => "Sandbox.Timedout",
+        ErrorCode::OutOfMemory => "Runtime.OutOfMemory",
+        ErrorCode::InvalidResponse => "Runtime.InvalidResponse",
+        ErrorCode::ResponseTooLarge => "Function.ResponseSizeTooLarge",
+        _ => return None,
+    };
+    Some(match &e.report {
+        Some(report) => (**report).clone(),
+        None => ErrorReport::new(error_type, e.detail.clone()),
+    })
+}
+
+fn failed(e: &EngineError, report: &ErrorReport) -> Response {
+    let mut response = (StatusCode::OK, axum::Json(report)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(FUNCTION_ERROR, HeaderValue::from_static("Unhandled"));
+    headers.insert(EXECUTED_VERSION, HeaderValue::from_static(LATEST));
+    let id = e.invocation_id.clone().unwrap_or_else(request_id);
+    set_request_id(headers, &id);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(INVOCATION_ID_HEADER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_qualifiers_and_arns_are_read() {
+        let t = Target::parse("hello").unwrap();
+        assert_eq!((t.name.as_str(), t.qualifier.as_deref()), ("hello", None));
+        assert_eq!(t.arn(), "arn:aws:lambda:local:000000000000:function:hello");
+        let t = Target::parse("hello:$LATEST").unwrap();
+        assert_eq!(t.qualifier.as_deref(), Some("$LATEST"));
+        let t = Target::parse("arn:aws:lambda:eu-west-1:123456789012:function:hello").unwrap();
+        assert_eq!(
+            (t.region.as_str(), t.account.as_str()),
+            ("eu-west-1", "123456789012")
+        );
+        assert_eq!(t.arn(), "arn:aws:lambda:eu-west-1:123456789012:function:hello");
+        let t = Target::parse("arn:aws:lambda:eu-west-1:123456789012:function:hello:prod").unwrap();
+        assert_eq!(t.qualifier.as_deref(), Some("prod"));
+        let t = Target::parse("123456789012:function:hello").unwrap();
+        assert_eq!((t.account.as_str(), t.name.as_str()), ("123456789012", "hello"));
+        for bad in ["a:b:c", "arn:aws:lambda:r:a:layer:x", "hello:", ":x", "a:b:c:d:e"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_latest_is_served() {
+        assert!(resolve("hello", None).is_ok());
+        assert!(resolve("hello:$LATEST", None).is_ok());
+        assert!(resolve("hello", Some("$LATEST".into())).is_ok());
+        let e = resolve("hello:prod", None).unwrap_err();
+        assert!(
+            e.message.contains("qualifier `prod` is not supported"),
+            "{}",
+            e.message
+        );
+        let e = resolve("hello", Some("7".into())).unwrap_err();
+        assert!(e.message.contains("qualifier `7`"), "{}", e.message);
+        let e = resolve("hello:$LATEST", Some("prod".into())).unwrap_err();
+        assert!(e.message.contains("does not match"), "{}", e.message);
+        let e = resolve("My_Function", None).unwrap_err();
+        assert_eq!(e.kind, "InvalidParameterValueException");
+    }
+
+    #[test]
+    fn only_invoke_is_routed_here() {
+        let post = http::Method::POST;
+        assert!(is_invoke(&post, "/2015-03-31/functions/kit/invocations"));
+        assert!(is_invoke(
+            &post,
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Ax/invocations"
+        ));
+        assert!(!is_invoke(
+            &http::Method::GET,
+            "/2015-03-31/functions/kit/invocations"
+        ));
+        assert!(!is_invoke(&post, "/2015-03-31/functions//invocations"));
+        assert!(!is_invoke(&post, "/2015-03-31/functions/a/b/invocations"));
+        assert!(!is_invoke(&post, "/2015-03-31/functions/kit"));
+        assert!(!is_invoke(&post, "/2015-03-31/functions/kit/invocations/x"));
+    }
+
+    #[test]
+    fn request_ids_are_uuid_shaped_and_differ() {
+        let (a, b) = (request_id(), request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+}
