@@ -161,7 +161,22 @@ def concurrent(event, context):
     return {"ran": True}
 
 
+def record(event, context):
+    """Reports its invocation id and the event's `seq` to the test's recorder, and
+    waits for the recorder's answer: once it returns, the report has arrived, so a run
+    that completes is never missing from the recorder's count."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", event["port"]), timeout=10) as recorder:
+        replies = recorder.makefile("r")
+        recorder.sendall(("%s %s\n" % (context.aws_request_id, event.get("seq", "-"))).encode())
+        if replies.readline().strip() != "ok":
+            raise ConnectionError("the recorder did not answer")
+    return {"recorded": context.aws_request_id}
+
+
 ACTIONS = {
+    "record": record,
     "concurrent": concurrent,
     "steal": steal,
     "big": big,
@@ -181,3 +196,21 @@ ACTIONS = {
     "tmp_list": tmp_list,
     "write_code": write_code,
 }
+
+
+def sqs_batch(event, context):
+    """A queue trigger's handler (Lambda's ReportBatchItemFailures): every record
+    whose body contains `fail` is reported failed, the rest succeed. Prints each
+    body, so the test can count deliveries in the function's log."""
+    failures = []
+    for record in event["Records"]:
+        print("got %s" % record["body"])
+        if "fail" in record["body"]:
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+
+def ack(event, context):
+    """Answers a small constant whatever the event (a destination's records nest
+    their request, so echoing them back would double them at every hop)."""
+    return {"ok": True}

@@ -1,0 +1,355 @@
+//! The Lambda-compatible invoke (`POST /2015-03-31/functions/{name}/invocations`),
+//! called as the AWS CLI calls it: its headers, its percent-encoded ARNs, its
+//! `Qualifier` query.
+
+use crate::util::{client, deploy_fixture, expect_problem, get_json, server};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use wisp_test_support::TestServer;
+
+/// The path of Lambda's Invoke for `function` as botocore writes it: every
+/// character but unreserved ones and '/' percent-encoded.
+fn invoke_path(function: &str) -> String {
+    let mut path = String::from("/2015-03-31/functions/");
+    for b in function.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            path.push(b as char);
+        } else {
+            path.push_str(&format!("%{b:02X}"));
+        }
+    }
+    path.push_str("/invocations");
+    path
+}
+
+/// A request with the headers the AWS CLI (botocore) sends for `lambda invoke`.
+fn aws_cli(server: &TestServer, path_and_query: &str) -> reqwest::RequestBuilder {
+    client()
+        .post(server.at(path_and_query))
+        .header(
+            "user-agent",
+            "aws-cli/1.45.11 md/Botocore#1.43.11 ua/2.1 os/linux lang/python#3.11.7 botocore/1.43.11",
+        )
+        .header("x-amz-date", "20260101T000000Z")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/lambda/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=0000",
+        )
+        .header("amz-sdk-invocation-id", "516996a8-5457-4094-ac1e-df75a82b49ff")
+        .header("amz-sdk-request", "attempt=1")
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+/// Asserts a Lambda-shaped error; returns its `Message`.
+async fn expect_lambda_error(r: reqwest::Response, status: u16, kind: &str) -> String {
+    assert_eq!(r.status(), status);
+    assert_eq!(header(&r, "x-amzn-errortype"), Some(kind));
+    assert_eq!(header(&r, "content-type"), Some("application/json"));
+    assert!(header(&r, "x-amzn-requestid").is_some_and(|id| id.len() == 36));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["Type"], "User", "{body}");
+    body["Message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn request_response_runs_the_function_under_every_name_form() {
+    let server = server();
+    deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
+    let names = [
+        invoke_path("kit"),
+        invoke_path("kit:$LATEST"),
+        invoke_path("arn:aws:lambda:us-east-1:123456789012:function:kit"),
+        invoke_path("arn:aws:lambda:us-east-1:123456789012:function:kit:$LATEST"),
+        invoke_path("123456789012:function:kit"),
+        format!("{}?Qualifier=%24LATEST", invoke_path("kit")),
+        format!(
+            "{}?Qualifier=%24LATEST",
+            invoke_path("arn:aws:lambda:eu-west-1:123456789012:function:kit")
+        ),
+    ];
+    for path in names {
+        let r = aws_cli(&server, &path)
+            .body(r#"{"action":"hello","name":"Ada"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(header(&r, "x-amz-executed-version"), Some("$LATEST"));
+        assert_eq!(header(&r, "x-amz-function-error"), None);
+        assert_eq!(header(&r, "content-type"), Some("application/json"));
+        let id = header(&r, "x-amzn-requestid").unwrap().to_string();
+        assert_eq!(header(&r, "x-wisp-invocation-id"), Some(id.as_str()));
+        assert_eq!(r.text().await.unwrap(), r#"{"message":"Hello, Ada!"}"#, "{path}");
+    }
+    // The explicit type is the default.
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .header("x-amz-invocation-type", "RequestResponse")
+        .body(r#"{"action":"hello"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"message":"Hello, world!"}"#);
+}
+
+#[tokio::test]
+async fn a_failing_function_answers_200_with_lambdas_error_document() {
+    let server = server();
+    deploy_fixture(
+        &server,
+        "kit",
+        "event-kit",
+        json!({"kind": "event", "timeout": "300ms"}),
+    )
+    .await;
+    for (event, error_type, message) in [
+        (r#"{"action":"trap"}"#, "Runtime.ExitError", "trapped"),
+        (r#"{"action":"exit","code":7}"#, "Runtime.ExitError", "status 7"),
+        (r#"{"action":"loop"}"#, "Sandbox.Timedout", ""),
+    ] {
+        let r = aws_cli(&server, &invoke_path("kit"))
+            .body(event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{event}");
+        assert_eq!(header(&r, "x-amz-function-error"), Some("Unhandled"));
+        assert_eq!(header(&r, "x-amz-executed-version"), Some("$LATEST"));
+        let id = header(&r, "x-amzn-requestid").unwrap().to_string();
+        let doc: Value = r.json().await.unwrap();
+        assert_eq!(doc["errorType"], error_type, "{doc}");
+        assert!(doc["errorMessage"].as_str().unwrap().contains(message), "{doc}");
+        // The request id is the invocation id: its records carry it.
+        let started = Instant::now();
+        loop {
+            let records = get_json(&server, "/v1/functions/kit/invocations").await;
+            let ids: Vec<&str> = records["invocations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap())
+                .collect();
+            if ids.contains(&id.as_str()) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{id} never recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn event_invocations_are_accepted_then_run() {
+    let server = server();
+    deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
+    let r = aws_cli(
+        &server,
+        &invoke_path("arn:aws:lambda:us-east-1:123456789012:function:kit"),
+    )
+    .header("x-amz-invocation-type", "Event")
+    .body(r#"{"action":"hello","name":"Eve"}"#)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = header(&r, "x-amzn-requestid").unwrap().to_string();
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+    let started = Instant::now();
+    let event = loop {
+        let event = get_json(&server, &format!("/v1/invocations/{id}")).await;
+        if event["status"] == "succeeded" {
+            break event;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{event}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(event["function"], "kit");
+    assert_eq!(event["payload"], json!({"action": "hello", "name": "Eve"}));
+    assert_eq!(event["result"], json!({"message": "Hello, Eve!"}));
+
+    // An event is at most 1 MiB (a sync invoke takes 6 MiB).
+    let big = format!(r#"{{"action":"echo","pad":"{}"}}"#, "x".repeat(1024 * 1024));
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .header("x-amz-invocation-type", "Event")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let message = expect_lambda_error(r, 413, "RequestEntityTooLargeException").await;
+    assert!(message.contains("1048576 bytes"), "{message}");
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .body(vec![b' '; 6 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    expect_lambda_error(r, 413, "RequestEntityTooLargeException").await;
+}
+
+#[tokio::test]
+async fn dry_runs_unknown_functions_and_bad_requests_answer_in_lambdas_shape() {
+    let server = server();
+    deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .header("x-amz-invocation-type", "DryRun")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(header(&r, "x-amzn-requestid").is_some());
+
+    for (name, arn) in [
+        ("ghost", "arn:aws:lambda:local:000000000000:function:ghost"),
+        (
+            "arn:aws:lambda:eu-west-1:123456789012:function:ghost",
+            "arn:aws:lambda:eu-west-1:123456789012:function:ghost",
+        ),
+    ] {
+        for kind in ["RequestResponse", "Event", "DryRun"] {
+            let r = aws_cli(&server, &invoke_path(name))
+                .header("x-amz-invocation-type", kind)
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let message = expect_lambda_error(r, 404, "ResourceNotFoundException").await;
+            assert_eq!(message, format!("Function not found: {arn}"));
+        }
+    }
+
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .header("x-amz-invocation-type", "event")
+        .send()
+        .await
+        .unwrap();
+    let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
+    assert!(message.contains("[Event, RequestResponse, DryRun]"), "{message}");
+
+    for (path, needle) in [
+        (invoke_path("kit:prod"), "qualifier `prod` is not supported"),
+        (
+            format!("{}?Qualifier=3", invoke_path("kit")),
+            "qualifier `3` is not supported",
+        ),
+        (
+            format!("{}?Qualifier=prod", invoke_path("kit:$LATEST")),
+            "does not match the specified qualifier",
+        ),
+        (
+            invoke_path("arn:aws:lambda:us-east-1:1:layer:kit"),
+            "not a function name or ARN",
+        ),
+        (invoke_path("My_Function"), "invalid function name `My_Function`"),
+    ] {
+        let r = aws_cli(&server, &path).body("{}").send().await.unwrap();
+        let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
+        assert!(message.contains(needle), "{path}: {message}");
+    }
+
+    // Other Lambda operations are reserved paths Wisp does not serve.
+    for (method, path) in [
+        (reqwest::Method::GET, "/2015-03-31/functions/kit"),
+        (reqwest::Method::GET, "/2015-03-31/functions/kit/invocations"),
+        (
+            reqwest::Method::POST,
+            "/2015-03-31/functions/kit/invocations/extra",
+        ),
+    ] {
+        let r = client().request(method, server.at(path)).send().await.unwrap();
+        expect_problem(r, 404, "not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_function_is_throttled_with_429() {
+    let server = server();
+    deploy_fixture(
+        &server,
+        "kit",
+        "event-kit",
+        json!({"kind": "event", "timeout": "10s", "max_concurrency": 1, "max_queue": 0}),
+    )
+    .await;
+    let busy = tokio::spawn({
+        let request = aws_cli(&server, &invoke_path("kit")).body(r#"{"action":"loop"}"#);
+        async move { request.send().await }
+    });
+    // Once the one slot is taken, the next invoke is refused at once.
+    let started = Instant::now();
+    while get_json(&server, "/v1/functions/kit").await["instances"]["busy"] != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the loop never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .body(r#"{"action":"hello"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&r, "retry-after").is_some());
+    let message = expect_lambda_error(r, 429, "TooManyRequestsException").await;
+    assert!(!message.is_empty());
+    busy.abort();
+}
+
+/// The same calls through boto3, when this machine has it (CI does not need it).
+#[tokio::test]
+async fn boto3_invokes_when_installed() {
+    let has_boto3 = std::process::Command::new("python3")
+        .args(["-c", "import boto3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_boto3 {
+        println!("skipped: boto3 is not installed (pip install boto3 to run this test)");
+        return;
+    }
+    let server = server();
+    deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
+    let script = r#"
+import json, sys, boto3, botocore
+lam = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="x", aws_secret_access_key="x",
+                   config=botocore.config.Config(retries={"max_attempts": 0}))
+out = {}
+r = lam.invoke(FunctionName="kit", Payload=json.dumps({"action": "hello", "name": "Ada"}))
+out["sync"] = [r["StatusCode"], r["ExecutedVersion"], json.loads(r["Payload"].read())]
+r = lam.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:kit", Qualifier="$LATEST",
+               Payload=b'{"action":"trap"}')
+out["failed"] = [r["StatusCode"], r.get("FunctionError"), json.loads(r["Payload"].read())["errorType"]]
+r = lam.invoke(FunctionName="kit", InvocationType="Event", Payload=b'{"action":"hello"}')
+out["event"] = [r["StatusCode"], len(r["ResponseMetadata"]["RequestId"])]
+r = lam.invoke(FunctionName="kit", InvocationType="DryRun")
+out["dry"] = r["StatusCode"]
+try:
+    lam.invoke(FunctionName="ghost", Payload=b"{}")
+except lam.exceptions.ResourceNotFoundException as e:
+    out["missing"] = e.response["Error"]["Message"]
+print(json.dumps(out))
+"#;
+    let output = tokio::process::Command::new("python3")
+        .args(["-c", script, &server.at("")])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["sync"], json!([200, "$LATEST", {"message": "Hello, Ada!"}]));
+    assert_eq!(out["failed"], json!([200, "Unhandled", "Runtime.ExitError"]));
+    assert_eq!(out["event"], json!([202, 36]));
+    assert_eq!(out["dry"], 204);
+    assert_eq!(
+        out["missing"],
+        "Function not found: arn:aws:lambda:local:000000000000:function:ghost"
+    );
+}
