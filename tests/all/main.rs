@@ -6,11 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod api;
+mod async_crash;
+mod async_events;
 mod cli;
+mod cli_queues;
 mod event;
 mod gateway;
+mod lambda_api;
 mod lifecycle;
 mod limits;
 mod native;
+mod queues_api;
 mod scaling;
 mod util;

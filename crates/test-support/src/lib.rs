@@ -42,6 +42,9 @@ pub struct TestServer {
     _temp: Option<tempfile::TempDir>,
     stderr: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
+    /// How it was started, to start it again ([`TestServer::crash_and_restart`]).
+    bin: PathBuf,
+    args: Vec<String>,
 }
 
 /// How long a server may take to print its address (a debug build deploying an app
@@ -75,6 +78,18 @@ impl TestServer {
 
     /// `wisp ARGS… --listen 127.0.0.1:0 --data-dir DIR`, waiting for the address line.
     pub fn spawn(bin: &Path, args: &[&str], data_dir: &Path) -> TestServer {
+        TestServer::try_spawn(bin, args, data_dir, STARTUP)
+            .unwrap_or_else(|stderr| panic!("wisp did not print its address; stderr:\n{stderr}"))
+    }
+
+    /// Like [`TestServer::spawn`], but a server that exits or stays silent for
+    /// `startup` is an error carrying its stderr.
+    fn try_spawn(
+        bin: &Path,
+        args: &[&str],
+        data_dir: &Path,
+        startup: Duration,
+    ) -> Result<TestServer, String> {
         let mut child = Command::new(bin)
             .args(args)
             .arg("--listen")
@@ -126,25 +141,59 @@ impl TestServer {
                 }
             });
         }
-        let url = match rx.recv_timeout(STARTUP) {
+        let url = match rx.recv_timeout(startup) {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "wisp did not print its address; stderr:\n{}",
-                    stderr.lock().unwrap()
-                );
+                // The pipe closes a moment after the exit: let the reader catch up.
+                std::thread::sleep(Duration::from_millis(20));
+                return Err(stderr.lock().unwrap().clone());
             }
         };
-        TestServer {
+        Ok(TestServer {
             child: Some(child),
             url,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             stderr,
             stdout,
+            bin: bin.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        })
+    }
+
+    /// A crash and a restart: kills the server with SIGKILL (no drain, nothing
+    /// flushed), waits for it to exit, and starts it again with the same arguments on
+    /// the same data directory, on a fresh port (`url` changes; `stderr` starts over).
+    /// Returns how long the restart took, from the kill to the address line.
+    ///
+    /// A start that fails because the killed process's lock on the data directory is
+    /// not released yet is retried for up to 10 s.
+    pub fn crash_and_restart(&mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
         }
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut tries = 0;
+        let mut fresh = loop {
+            tries += 1;
+            match TestServer::try_spawn(&self.bin, &args, &self.data_dir, STARTUP) {
+                Ok(server) => break server,
+                Err(stderr)
+                    if stderr.contains("in use by another Wisp server")
+                        && started.elapsed() < Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(stderr) => panic!("wisp did not restart (try {tries}); stderr:\n{stderr}"),
+            }
+        };
+        fresh._temp = self._temp.take();
+        *self = fresh; // the old value holds no process any more: its drop does nothing
+        started.elapsed()
     }
 
     /// `url` + `path`.
