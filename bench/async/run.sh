@@ -54,10 +54,12 @@ drain() {
     started="$(date +%s.%N)"
     read -r queued running succeeded failed < <(counts)
     before=$((queued + running))
-    while [ $((queued + running)) -gt 0 ]; do
+    for _ in $(seq 1 600); do   # 2 minutes at most
+        [ $((queued + running)) -eq 0 ] && break
         sleep 0.2
         read -r queued running succeeded failed < <(counts)
     done
+    [ $((queued + running)) -eq 0 ] || echo "  $((queued + running)) events still queued or running after 2 minutes" >&2
     [ "$failed" -eq 0 ] || echo "  $failed events failed" >&2
     echo "$before $(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')"
 }
