@@ -231,6 +231,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // power loss can drop the last commits, and it never corrupts the file.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // One plan per statement, whatever its parameters: without it SQLite re-prepares a
+    // cached statement whenever a bound `LIMIT`/`OFFSET` value changes (the event
+    // claim, every trim), which perf measured at a fifth of the server's CPU.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
