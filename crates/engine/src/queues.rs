@@ -490,8 +490,7 @@ async fn receive_batch(
 }
 
 /// The SQS event Lambda gives a function for a batch.
-fn sqs_event(namespace: &Namespace, queue: &QueueName, batch: &[ReceivedMessage]) -> Value {
-    let _ = namespace;
+fn sqs_event(queue: &QueueName, batch: &[ReceivedMessage]) -> Value {
     let arn = format!("arn:aws:sqs:local:000000000000:{queue}");
     let records: Vec<Value> = batch
         .iter()
@@ -553,7 +552,7 @@ async fn run_batch(
 ) {
     let namespace = &deployed.record.namespace;
     let function = &deployed.record.name;
-    let event = serde_json::to_vec(&sqs_event(namespace, queue, &batch)).unwrap_or_default();
+    let event = serde_json::to_vec(&sqs_event(queue, &batch)).unwrap_or_default();
     let depth = batch.iter().map(|m| m.chain_depth).max().unwrap_or(0);
     let receipts = |keep: &[String]| -> Vec<String> {
         batch
@@ -662,9 +661,8 @@ mod tests {
 
     #[test]
     fn the_event_has_sqs_shape() {
-        let ns = Namespace::default_namespace();
         let q = QueueName::new("jobs").unwrap();
-        let v = sqs_event(&ns, &q, &[message("a")]);
+        let v = sqs_event(&q, &[message("a")]);
         let r = &v["Records"][0];
         assert_eq!(r["messageId"], "a");
         assert_eq!(r["receiptHandle"], "r-a");

@@ -496,7 +496,6 @@ impl Engine {
                 );
                 if let Some(destination) = &config.on_success {
                     let record = Record {
-                        namespace: &event.namespace,
                         function: &event.function,
                         event_id: &event.id,
                         condition: Condition::Success,
@@ -590,7 +589,6 @@ impl Engine {
         let mut follow_ups = Vec::new();
         if let Some(destination) = &deployed.record.version.config.on_failure {
             let record = Record {
-                namespace: &event.namespace,
                 function: &event.function,
                 event_id: &event.id,
                 condition,

@@ -3,7 +3,7 @@
 //! `requestPayload`, `responseContext`, `responsePayload`).
 
 use serde_json::{Value, json};
-use wisp_core::{FunctionName, Namespace};
+use wisp_core::FunctionName;
 
 /// Why the record was sent: Lambda's `requestContext.condition`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,8 +28,7 @@ impl Condition {
 
 /// The ARN a function is known by in Lambda-shaped documents (the same one the
 /// process runtime gives its instances).
-pub(crate) fn function_arn(namespace: &Namespace, name: &FunctionName) -> String {
-    let _ = namespace;
+pub(crate) fn function_arn(name: &FunctionName) -> String {
     format!("arn:aws:lambda:local:000000000000:function:{name}")
 }
 
@@ -41,7 +40,6 @@ pub(crate) fn payload_value(bytes: &[u8]) -> Value {
 
 /// What a destination is told about one event.
 pub(crate) struct Record<'a> {
-    pub namespace: &'a Namespace,
     pub function: &'a FunctionName,
     pub event_id: &'a str,
     pub condition: Condition,
@@ -74,7 +72,7 @@ impl Record<'_> {
             "timestamp": timestamp,
             "requestContext": {
                 "requestId": self.event_id,
-                "functionArn": format!("{}:$LATEST", function_arn(self.namespace, self.function)),
+                "functionArn": format!("{}:$LATEST", function_arn(self.function)),
                 "condition": self.condition.as_str(),
                 "approximateInvokeCount": self.attempts,
             },
@@ -95,10 +93,8 @@ mod tests {
 
     #[test]
     fn a_failure_record_has_lambdas_shape() {
-        let ns = Namespace::default_namespace();
         let f = FunctionName::new("orders").unwrap();
         let record = Record {
-            namespace: &ns,
             function: &f,
             event_id: "e-1",
             condition: Condition::RetriesExhausted,
