@@ -132,7 +132,7 @@ impl Engine {
             RouteTable::default()
         });
         let (sink, writer) = logs::start(store.clone());
-        let (events, outcomes) = events::Events::start(store.clone(), retry);
+        let (events, inboxes) = events::Events::new(retry);
         let engine = Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             store,
@@ -150,7 +150,7 @@ impl Engine {
         });
         // Prewarms functions with `min_instances` now, and releases idle pools later.
         scaler::start(&engine);
-        events::start_dispatcher(&engine, outcomes);
+        events::start(&engine, inboxes);
         engine.sync_triggers();
         Ok(engine)
     }

@@ -130,6 +130,7 @@ impl Engine {
                 source: format!("schedule:{schedule}"),
                 created_us: now,
                 run_at: now / 1000,
+                lease: None,
             }
         });
         match self

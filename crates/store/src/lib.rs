@@ -17,15 +17,16 @@
 //! capped per function ([`LOG_LINES_KEPT_PER_FUNCTION`],
 //! [`INVOCATIONS_KEPT_PER_FUNCTION`]), the oldest dropped. The one exception is a
 //! durable async invoke, which answers `202` only once its event is recorded; the
-//! engine groups those into batches too ([`Store::enqueue_events`]), so that path
-//! costs one transaction per batch, not per request.
+//! engine groups those into batches too ([`Store::write_events`], which also applies the
+//! outcomes of finished runs), so that path costs one transaction per batch, not per
+//! request.
 
 mod sqlite;
 mod work;
 
 pub use sqlite::SqliteStore;
 pub use work::{
-    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, NewEvent, NewMessage,
+    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, Lease, NewEvent, NewMessage,
     QueueRecord, QueueStats, Received, ReceivedMessage, Resolution, UnixMicros,
 };
 
@@ -246,18 +247,42 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- async invocation events ----
 
-    /// Records a batch of events in one transaction (the engine's group commit) and
-    /// says, per event and in order, whether it is new or a duplicate; a duplicate
-    /// writes nothing. An event is a duplicate when an event with its id exists (ids
-    /// are unique across namespaces; an earlier event of the same batch counts), or
-    /// when an event of the same namespace and function holds its idempotency key and
-    /// was created at or after `idempotent_since`. A holder created before then gives
-    /// the key up to the new event.
+    /// The async pipeline's group commit: records new events and applies the outcomes
+    /// of finished runs, all in one transaction. Outcomes are applied first: each
+    /// releases its event's lease and writes its follow-ups; one for an event that is
+    /// gone (purged, its function deleted) or no longer pending (resolved already: the
+    /// same batch written twice) is skipped with its follow-ups; a follow-up event
+    /// whose id exists is skipped; a follow-up message to a queue that does not exist
+    /// is dropped with a warning.
+    ///
+    /// Then each new event is recorded (with its [`NewEvent::lease`], if any), and the
+    /// answer says, per event and in order, whether it is new or a duplicate; a
+    /// duplicate writes nothing. An event is a duplicate when an event with its id
+    /// exists (ids are unique across namespaces; an earlier event of the same batch
+    /// counts), or when an event of the same namespace and function holds its
+    /// idempotency key and was created at or after `idempotent_since`. A holder
+    /// created before then gives the key up to the new event.
+    async fn write_events(
+        &self,
+        events: &[NewEvent],
+        idempotent_since: UnixMicros,
+        outcomes: &[EventOutcome],
+        now: UnixMillis,
+    ) -> Result<Vec<Enqueued>>;
+
+    /// [`Store::write_events`] with new events only.
     async fn enqueue_events(
         &self,
         events: &[NewEvent],
         idempotent_since: UnixMicros,
-    ) -> Result<Vec<Enqueued>>;
+    ) -> Result<Vec<Enqueued>> {
+        self.write_events(events, idempotent_since, &[], 0).await
+    }
+
+    /// [`Store::write_events`] with outcomes only.
+    async fn complete_events(&self, outcomes: &[EventOutcome], now: UnixMillis) -> Result<()> {
+        self.write_events(&[], 0, outcomes, now).await.map(drop)
+    }
 
     /// Claims up to `limit` pending, unleased events whose `run_at <= now`, oldest
     /// `run_at` first (then oldest `created_us`): leases them until `lease_until` and
@@ -271,13 +296,6 @@ pub trait Store: Send + Sync + 'static {
         lease_until: UnixMillis,
         limit: usize,
     ) -> Result<Vec<EventRecord>>;
-
-    /// Applies outcomes (releasing their leases) and writes their follow-ups, all in
-    /// one transaction. An outcome for an event that is gone (purged, its function
-    /// deleted) or no longer pending (resolved already: the same batch written twice)
-    /// is skipped with its follow-ups. A follow-up event whose id exists is skipped; a
-    /// follow-up message to a queue that does not exist is dropped with a warning.
-    async fn complete_events(&self, outcomes: &[EventOutcome], now: UnixMillis) -> Result<()>;
 
     /// Releases every lease (at start-up: the process that held them is gone).
     /// Returns how many were released.

@@ -363,18 +363,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn enqueue_events(
+    async fn write_events(
         &self,
         events: &[NewEvent],
         idempotent_since: UnixMicros,
+        outcomes: &[EventOutcome],
+        now: UnixMillis,
     ) -> Result<Vec<Enqueued>> {
-        if events.is_empty() {
+        if events.is_empty() && outcomes.is_empty() {
             return Ok(Vec::new());
         }
-        let events = events.to_vec();
-        let what = format!("recording async events (a batch of {})", events.len());
+        let (events, outcomes) = (events.to_vec(), outcomes.to_vec());
+        let what = match (events.len(), outcomes.len()) {
+            (n, 0) => format!("recording async events (a batch of {n})"),
+            (0, n) => format!("recording async outcomes (a batch of {n})"),
+            (n, m) => format!("recording async events and outcomes (batches of {n} and {m})"),
+        };
         self.run(Access::Write, what, move |conn| {
-            events::enqueue(conn, &events, idempotent_since)
+            events::write(conn, &events, idempotent_since, &outcomes, now)
         })
         .await
     }
@@ -389,18 +395,6 @@ impl Store for SqliteStore {
         let what = format!("claiming up to {limit} due async events");
         self.run(Access::Write, what, move |conn| {
             events::claim(conn, now, now_us, lease_until, limit)
-        })
-        .await
-    }
-
-    async fn complete_events(&self, outcomes: &[EventOutcome], now: UnixMillis) -> Result<()> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let outcomes = outcomes.to_vec();
-        let what = format!("recording async outcomes (a batch of {})", outcomes.len());
-        self.run(Access::Write, what, move |conn| {
-            events::complete(conn, &outcomes, now)
         })
         .await
     }

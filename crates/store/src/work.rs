@@ -32,6 +32,19 @@ pub struct NewEvent {
     pub created_us: UnixMicros,
     /// When it may first run (normally its creation time).
     pub run_at: UnixMillis,
+    /// Written as already claimed: the engine hands a fresh event straight to a
+    /// runner when it has room, so the event needs no claim of its own. Ignored when
+    /// the event turns out to be a duplicate.
+    pub lease: Option<Lease>,
+}
+
+/// A claim written with a new event (see [`NewEvent::lease`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// `leased_until`: as a claim's.
+    pub until: UnixMillis,
+    /// `first_run_us`: when the claim was taken.
+    pub started_us: UnixMicros,
 }
 
 /// What [`crate::Store::enqueue_events`] did with one event.
@@ -97,6 +110,32 @@ pub struct EventRecord {
     pub failure: Option<String>,
     /// What the function answered, on success (and on a handled error, its error document).
     pub result: Option<Vec<u8>>,
+}
+
+impl EventRecord {
+    /// `event` as [`crate::Store::write_events`] records it when it is new: pending,
+    /// not yet attempted, and claimed if it came with a lease.
+    pub fn fresh(event: NewEvent) -> EventRecord {
+        EventRecord {
+            namespace: event.namespace,
+            function: event.function,
+            id: event.id,
+            payload: event.payload,
+            status: EventStatus::Pending,
+            leased_until: event.lease.map(|l| l.until),
+            attempts: 0,
+            chain_depth: event.chain_depth,
+            source: event.source,
+            idempotency_key: event.idempotency_key,
+            created_us: event.created_us,
+            first_run_us: event.lease.map(|l| l.started_us),
+            run_at: event.run_at,
+            updated_at: event.created_us.div_euclid(1000),
+            last_error: None,
+            failure: None,
+            result: None,
+        }
+    }
 }
 
 /// How an attempt at an event ended, and what follows from it, applied in one

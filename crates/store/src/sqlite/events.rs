@@ -1,6 +1,7 @@
-//! Async invocation events: the SQL behind `enqueue_events` (the hot path of a
-//! durable async invoke), claiming due events under a lease, completing them with
-//! their follow-ups, and the dead-letter and status queries.
+//! Async invocation events: the SQL behind `write_events` (the hot path of a durable
+//! async invoke: new events, and the outcomes of finished runs with their
+//! follow-ups), claiming due events under a lease, and the dead-letter and status
+//! queries.
 //!
 //! An event is `pending` (due at `run_at`; running while `leased_until` is set),
 //! `succeeded` (kept until swept, to answer status queries and idempotency keys) or
@@ -16,12 +17,13 @@ use crate::{
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use wisp_core::{FunctionName, Namespace};
 
-/// Inserts one new event; a conflict on the id or on the idempotency key inserts
-/// nothing (`changes() == 0`), and the caller finds out which.
+/// Inserts one new event, claimed already when it comes with a lease; a conflict on
+/// the id or on the idempotency key inserts nothing (`changes() == 0`), and the
+/// caller finds out which.
 const INSERT: &str = "
     INSERT INTO events (id, namespace, function, payload, status, attempts, chain_depth, source,
-                        idempotency_key, created_us, run_at, updated_at)
-    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10)
+                        idempotency_key, created_us, run_at, updated_at, leased_until, first_run_us)
+    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
     ON CONFLICT DO NOTHING";
 
 /// The columns [`Row::read`] reads, in its order.
@@ -58,14 +60,18 @@ pub(super) const RELEASE: &str = "UPDATE events SET leased_until = NULL WHERE le
 /// Old successes (`events_succeeded`).
 pub(super) const SWEEP: &str = "DELETE FROM events WHERE status = 'succeeded' AND created_us < ?1";
 
-/// Records `events` in one transaction. The common case (a fresh id, and a fresh key
-/// or none) is one insert per event and no read; only a conflict costs a lookup.
-pub(super) fn enqueue(
+/// Applies `outcomes`, then records `events`, in one transaction. The common case
+/// of an event (a fresh id, and a fresh key or none) is one insert and no read; only
+/// a conflict costs a lookup.
+pub(super) fn write(
     conn: &mut Connection,
     events: &[NewEvent],
     idempotent_since: UnixMicros,
+    outcomes: &[EventOutcome],
+    now: UnixMillis,
 ) -> Result<Vec<Enqueued>, OpError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    complete(&tx, outcomes, now)?;
     let mut results = Vec::with_capacity(events.len());
     {
         let mut insert = tx.prepare_cached(INSERT)?;
@@ -99,6 +105,8 @@ fn insert_with(insert: &mut CachedStatement<'_>, e: &NewEvent) -> Result<bool, O
         e.created_us,
         e.run_at,
         e.created_us.div_euclid(1000),
+        e.lease.map(|l| l.until),
+        e.lease.map(|l| l.started_us),
     ])?;
     Ok(inserted > 0)
 }
@@ -177,13 +185,8 @@ pub(super) fn claim(
 }
 
 /// Applies each outcome to its event, if the event is still pending, and then writes
-/// the outcome's follow-ups; all in one transaction.
-pub(super) fn complete(
-    conn: &mut Connection,
-    outcomes: &[EventOutcome],
-    now: UnixMillis,
-) -> Result<(), OpError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+/// the outcome's follow-ups (inside [`write`]'s transaction).
+fn complete(tx: &Transaction<'_>, outcomes: &[EventOutcome], now: UnixMillis) -> Result<(), OpError> {
     for outcome in outcomes {
         let (ns, id, attempts) = (outcome.namespace.as_str(), outcome.id.as_str(), outcome.attempts);
         // `status = 'pending'` makes a repeated outcome (a batch written again after an
@@ -226,15 +229,15 @@ pub(super) fn complete(
         for follow_up in &outcome.follow_ups {
             match follow_up {
                 FollowUp::Event(event) => {
-                    insert(&tx, event)?;
+                    insert(tx, event)?;
                 }
                 FollowUp::Message {
                     namespace,
                     queue,
                     message,
                 } => {
-                    if queues::config(&tx, namespace, queue)?.is_some() {
-                        queues::insert_message(&tx, namespace, queue, message, now)?;
+                    if queues::config(tx, namespace, queue)?.is_some() {
+                        queues::insert_message(tx, namespace, queue, message, now)?;
                     } else {
                         tracing::warn!(
                             namespace = namespace.as_str(),
@@ -247,7 +250,6 @@ pub(super) fn complete(
             }
         }
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -487,6 +487,7 @@ fn new_event(id: &str, function: &str, payload: Vec<u8>) -> TestResult<NewEvent>
         source: "api".to_owned(),
         created_us: 1_000_000,
         run_at: 1_000,
+        lease: None,
     })
 }
 
@@ -623,21 +624,23 @@ async fn a_queue_config_that_does_not_parse_is_corrupt() -> TestResult {
     Ok(())
 }
 
-/// Enqueue throughput through the trait, as the engine's enqueuer drives it: one
-/// batch at a time, each a transaction, on a two-worker runtime. Not a check (timing
-/// depends on the machine); run it with
-/// `cargo test --release -p wisp-store --lib enqueue_throughput -- --ignored --nocapture`.
+/// Write throughput through the trait, as the engine's writer drives it: each
+/// transaction records a batch of new events, claimed as they are written (as fresh
+/// events are when there is room to run them), and the outcomes of the previous
+/// batch, on a two-worker runtime. Not a check (timing depends on the machine); run
+/// it with
+/// `cargo test --release -p wisp-store --lib write_throughput -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a check"]
-fn enqueue_throughput() -> TestResult {
-    const EVENTS: usize = 256 * 1_000;
+fn write_throughput() -> TestResult {
+    const EVENTS: usize = 64 * 1_000;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async {
         for keyed in [false, true] {
-            for batch in [64, 256] {
+            for batch in [1, 8, 64, 256] {
                 let (_dir, store) = open()?;
                 let events = (0..EVENTS)
                     .map(|n| {
@@ -645,21 +648,38 @@ fn enqueue_throughput() -> TestResult {
                             new_event(&uuid::Uuid::now_v7().to_string(), "hello", vec![b'x'; 100])?;
                         event.created_us += i64::try_from(n)?;
                         event.idempotency_key = keyed.then(|| format!("key-{n}"));
+                        event.lease = Some(crate::Lease {
+                            until: 10_000_000,
+                            started_us: event.created_us,
+                        });
                         Ok(event)
                     })
                     .collect::<TestResult<Vec<_>>>()?;
+                let outcome = |event: &NewEvent| EventOutcome {
+                    namespace: event.namespace.clone(),
+                    id: event.id.clone(),
+                    attempts: 1,
+                    resolution: Resolution::Succeeded {
+                        result: b"{\"ok\":true}".to_vec(),
+                    },
+                    follow_ups: Vec::new(),
+                };
                 let (start, cpu_start) = (std::time::Instant::now(), cpu_seconds());
+                let mut previous: &[NewEvent] = &[];
                 for chunk in events.chunks(batch) {
-                    store.enqueue_events(chunk, 0).await?;
+                    let outcomes: Vec<_> = previous.iter().map(outcome).collect();
+                    store.write_events(chunk, 0, &outcomes, 2_000).await?;
+                    previous = chunk;
                 }
                 let elapsed = start.elapsed().as_secs_f64();
                 let cpu = cpu_seconds().zip(cpu_start).map(|(end, start)| end - start);
                 println!(
-                    "batches of {batch:>3}{}: {:>6.0} events/s of wall time, {:>6.0} per CPU second \
-                     ({EVENTS} events in {elapsed:.2}s, {:.2} CPU seconds)",
+                    "batches of {batch:>3}{}: {:>6.0} events/s of wall time, {:>6.0} per CPU second, \
+                     {:>4.0} µs per transaction ({EVENTS} events in {elapsed:.2}s, {:.2} CPU seconds)",
                     if keyed { ", every event keyed" } else { "" },
                     EVENTS as f64 / elapsed,
                     cpu.map_or(f64::NAN, |cpu| EVENTS as f64 / cpu),
+                    elapsed * 1e6 / (EVENTS / batch) as f64,
                     cpu.unwrap_or(f64::NAN),
                 );
             }

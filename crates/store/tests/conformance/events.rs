@@ -7,7 +7,8 @@
 use super::*;
 use wisp_core::QueueConfig;
 use wisp_store::{
-    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, NewEvent, NewMessage, Resolution,
+    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, Lease, NewEvent, NewMessage,
+    Resolution,
 };
 
 /// The fake clock's start, in milliseconds.
@@ -35,6 +36,7 @@ pub fn event(
         source: "api".to_owned(),
         created_us,
         run_at,
+        lease: None,
     }
 }
 
@@ -254,6 +256,70 @@ pub async fn events_claim_respects_run_at_leases_and_limit(store: &dyn Store) ->
             .await?
             .is_empty()
     );
+    Ok(())
+}
+
+/// The writer's transaction: the outcomes of finished runs and new events together,
+/// some new events claimed as they are written.
+pub async fn events_write_records_leased_events_with_outcomes(store: &dyn Store) -> TestResult {
+    let default = ns("default")?;
+    let hello = func("hello")?;
+    assert!(store.write_events(&[], T_US, &[], T).await?.is_empty());
+    let lease = Lease {
+        until: T + 1_000,
+        started_us: T_US + 40,
+    };
+    let running = NewEvent {
+        lease: Some(lease),
+        ..event(&default, &hello, "running", T_US, T)
+    };
+    let waiting = event(&default, &hello, "waiting", T_US + 1, T);
+    let results = store
+        .write_events(&[running.clone(), waiting.clone()], T_US, &[], T)
+        .await?;
+    assert_eq!(results, [Enqueued::New, Enqueued::New]);
+    // Written as the engine runs it, with no claim of its own.
+    let stored = get(store, &default, "running").await?;
+    assert_eq!(stored, EventRecord::fresh(running.clone()));
+    assert_eq!(stored.leased_until, Some(T + 1_000));
+    assert_eq!(stored.first_run_us, Some(T_US + 40));
+    assert_eq!(
+        get(store, &default, "waiting").await?,
+        EventRecord::fresh(waiting.clone())
+    );
+    let claimed = store.claim_events(T + 10, T_US + 10_000, LEASE, 10).await?;
+    assert_eq!(ids(&claimed), ["waiting"], "a leased event is not claimed again");
+
+    // Its outcome goes with the next batch; a duplicate in that batch takes no lease.
+    let next = NewEvent {
+        lease: Some(lease),
+        ..event(&default, &hello, "next", T_US + 2, T + 5)
+    };
+    let again = NewEvent {
+        lease: Some(lease),
+        ..running.clone()
+    };
+    let done = outcome(
+        &stored,
+        Resolution::Succeeded {
+            result: b"ok".to_vec(),
+        },
+        vec![],
+    );
+    let results = store
+        .write_events(&[next.clone(), again], T_US, &[done], T + 20)
+        .await?;
+    assert_eq!(results, [Enqueued::New, dup("running")]);
+    let finished = get(store, &default, "running").await?;
+    assert_eq!(finished.status, EventStatus::Succeeded);
+    assert_eq!(finished.leased_until, None);
+    assert_eq!(finished.result.as_deref(), Some(&b"ok"[..]));
+    assert_eq!(get(store, &default, "next").await?, EventRecord::fresh(next));
+
+    // A restart releases the leases written with events, like a claim's.
+    assert_eq!(store.release_event_leases().await?, 2);
+    let claimed = store.claim_events(T + 30, T_US + 30_000, LEASE, 10).await?;
+    assert_eq!(ids(&claimed), ["waiting", "next"]);
     Ok(())
 }
 

@@ -776,6 +776,7 @@ macro_rules! conformance {
             invocation_summary_totals_and_percentiles,
             events_enqueue_dedupes_ids_and_idempotency_keys,
             events_claim_respects_run_at_leases_and_limit,
+            events_write_records_leased_events_with_outcomes,
             events_complete_applies_each_resolution_with_follow_ups,
             events_release_leases_and_next_due,
             events_get_list_and_counts,
