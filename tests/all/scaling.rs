@@ -287,6 +287,50 @@ async fn idle_process_instances_are_stopped_and_the_next_invocation_starts_one()
 }
 
 #[tokio::test]
+async fn a_burst_on_a_cold_process_function_starts_instances_a_few_at_a_time() {
+    // Forty short invocations at once, with room for a hundred: instances start a
+    // few at a time (one per core, at least two), and the waiting invocations take
+    // the first instances given back, instead of forty processes starting at once.
+    let server = TestServer::serve_with(bin(), &[]);
+    deploy_kit(&server, "burst", json!({})).await;
+    let burst: Vec<_> = (0..40)
+        .map(|n| {
+            let (client, url) = (client(), server.at("/v1/functions/burst/invoke"));
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .json(&json!({ "action": "echo", "n": n }))
+                    .send()
+                    .await
+                    .unwrap();
+                response.status()
+            })
+        })
+        .collect();
+    let mut most_starting = 0;
+    while !burst.iter().all(|task| task.is_finished()) {
+        let view = function(&server, "burst").await;
+        most_starting = most_starting.max(view["instances"]["starting"].as_u64().unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for task in burst {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let turns = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    assert!(
+        most_starting <= turns as u64,
+        "{most_starting} instances were starting at once (at most {turns})"
+    );
+    let view = function(&server, "burst").await;
+    let started = view["cold_starts"].as_u64().unwrap();
+    assert!(
+        (1..20).contains(&started),
+        "forty short invocations started {started} instances: {view}"
+    );
+    assert_eq!(view["invocations"], 40, "{view}");
+}
+
+#[tokio::test]
 async fn min_instances_are_prewarmed_at_deploy_and_at_start_up_and_kept() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("data");

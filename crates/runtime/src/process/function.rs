@@ -3,7 +3,11 @@
 //!
 //! An invocation takes an idle instance or starts one (a cold start, whose init time
 //! is reported apart from the run time), runs on it, and gives it back if it is
-//! still healthy. Invocations run in their own task, so a caller that goes away
+//! still healthy. Starts ramp: at most [`concurrent_starts`] instances start at once
+//! (starting is CPU-bound, so more at once would not start sooner), and an
+//! invocation waiting for its turn takes the first instance given back instead. A
+//! burst of short invocations is served by a few instances rather than one process
+//! per invocation. Invocations run in their own task, so a caller that goes away
 //! does not kill a warm instance mid-invocation. The engine's autoscaler prewarms
 //! instances and stops those idle past their keep-alive; dropping the function stops
 //! every idle instance.
@@ -18,6 +22,13 @@ use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+
+/// Instances of one function starting at once at most: one per core, and two on a
+/// single core (so that a start waiting on I/O does not hold the others up).
+fn concurrent_starts() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+}
 
 pub(crate) struct ProcessFunction {
     inner: Arc<Inner>,
@@ -30,6 +41,10 @@ struct Inner {
     idle: Mutex<Vec<Idle>>,
     busy: AtomicUsize,
     starting: AtomicUsize,
+    /// Turns to start an instance: a permit per instance starting.
+    starts: Semaphore,
+    /// Told when an instance is given back, for an invocation waiting for one.
+    returned: Notify,
     /// Keeps the unpacked code; dropped last, after the instances.
     _code: CodeLease,
 }
@@ -42,6 +57,8 @@ impl ProcessFunction {
                 idle: Mutex::new(Vec::new()),
                 busy: AtomicUsize::new(0),
                 starting: AtomicUsize::new(0),
+                starts: Semaphore::new(concurrent_starts()),
+                returned: Notify::new(),
                 _code: code,
             }),
         }
@@ -55,6 +72,13 @@ struct Idle {
     /// What a prewarmed instance wrote while starting: its first invocation's logs
     /// begin with it.
     init_logs: Logs,
+}
+
+/// What an invocation runs on: an idle instance, or a new one it has the turn to
+/// start.
+enum Ready<'a> {
+    Idle(Idle),
+    Start(Option<SemaphorePermit<'a>>),
 }
 
 /// Counts one instance in a state for as long as it lives.
@@ -110,13 +134,10 @@ impl Function for ProcessFunction {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             while inner.total() < count {
-                let starting = Count::new(&inner.starting);
-                let (instance, init, init_logs) = Instance::start(&inner.ctx)
-                    .await
-                    .map_err(|failure| failure.error)?;
+                let (instance, init, init_logs) =
+                    inner.start_instance().await.map_err(|failure| failure.error)?;
                 tracing::debug!(function = %inner.ctx.name, instance = instance.id(), "prewarmed an instance in {init:?}");
                 inner.give_back(instance, init_logs);
-                drop(starting);
             }
             Ok(())
         })
@@ -145,6 +166,8 @@ impl Inner {
         let Input::Event(payload) = input else {
             return Err(InvokeError::WrongInput("process functions take events"));
         };
+        let ready = self.ready().await;
+        // Billed from here: waiting for a turn to start an instance is queueing.
         let started = Instant::now();
         let finish = |logs: Logs, error: Option<&InvokeError>, init| {
             if let Some(on_finish) = on_finish {
@@ -157,10 +180,9 @@ impl Inner {
             }
         };
         let _busy = Count::new(&self.busy);
-        let idle = self.take_idle();
-        let (mut instance, init, init_logs) = match idle {
-            Some(idle) => (idle.instance, None, idle.init_logs),
-            None => match self.start_instance().await {
+        let (mut instance, init, init_logs) = match ready {
+            Ready::Idle(idle) => (idle.instance, None, idle.init_logs),
+            Ready::Start(turn) => match self.start_with(turn).await {
                 Ok((instance, init, logs)) => {
                     tracing::debug!(function = %self.ctx.name, instance = instance.id(), "started an instance in {init:?}");
                     (instance, Some(init), logs)
@@ -186,7 +208,43 @@ impl Inner {
         result.map(Output::Event)
     }
 
+    /// An idle instance, or a turn to start one: whichever comes first.
+    async fn ready(&self) -> Ready<'_> {
+        loop {
+            // Registered before looking, so an instance given back in between is
+            // not missed.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(idle) = self.take_idle() {
+                return Ready::Idle(idle);
+            }
+            tokio::select! {
+                biased;
+                () = &mut returned => {}
+                turn = self.starts.acquire() => {
+                    // One may have come back while we waited for the turn.
+                    if let Some(idle) = self.take_idle() {
+                        return Ready::Idle(idle);
+                    }
+                    // The semaphore is never closed; if it were, start anyway.
+                    return Ready::Start(turn.ok());
+                }
+            }
+        }
+    }
+
+    /// Starts an instance once it has a turn (prewarming).
     async fn start_instance(&self) -> Result<(Instance, Duration, Logs), StartFailure> {
+        let turn = self.starts.acquire().await.ok();
+        self.start_with(turn).await
+    }
+
+    /// Starts an instance, holding `_turn` until it is up.
+    async fn start_with(
+        &self,
+        _turn: Option<SemaphorePermit<'_>>,
+    ) -> Result<(Instance, Duration, Logs), StartFailure> {
         let _starting = Count::new(&self.starting);
         Instance::start(&self.ctx).await
     }
@@ -197,7 +255,8 @@ impl Inner {
         idle + self.busy.load(Ordering::Relaxed) + self.starting.load(Ordering::Relaxed)
     }
 
-    /// Keeps `instance` for the next invocation if it is still healthy.
+    /// Keeps `instance` for the next invocation if it is still healthy, and tells an
+    /// invocation waiting for one.
     fn give_back(&self, mut instance: Instance, init_logs: Logs) {
         if instance.reusable() {
             self.idle
@@ -208,6 +267,7 @@ impl Inner {
                     since: Instant::now(),
                     init_logs,
                 });
+            self.returned.notify_one();
         }
     }
 
