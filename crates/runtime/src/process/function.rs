@@ -77,7 +77,7 @@ struct Idle {
 /// What an invocation runs on: an idle instance, or a new one it has the turn to
 /// start.
 enum Ready<'a> {
-    Idle(Idle),
+    Idle(Box<Idle>),
     Start(Option<SemaphorePermit<'a>>),
 }
 
@@ -217,7 +217,7 @@ impl Inner {
             tokio::pin!(returned);
             returned.as_mut().enable();
             if let Some(idle) = self.take_idle() {
-                return Ready::Idle(idle);
+                return Ready::Idle(Box::new(idle));
             }
             tokio::select! {
                 biased;
@@ -225,7 +225,7 @@ impl Inner {
                 turn = self.starts.acquire() => {
                     // One may have come back while we waited for the turn.
                     if let Some(idle) = self.take_idle() {
-                        return Ready::Idle(idle);
+                        return Ready::Idle(Box::new(idle));
                     }
                     // The semaphore is never closed; if it were, start anyway.
                     return Ready::Start(turn.ok());
