@@ -499,3 +499,46 @@ async fn a_schedule_fires_each_slot_once_across_a_restart() {
     assert_eq!(distinct.len(), slots.len(), "a slot fired twice: {slots:?}");
     assert!(slots.len() >= 3, "{slots:?}");
 }
+
+#[tokio::test]
+async fn an_outcome_the_store_refuses_is_retried_and_holds_up_nothing_else() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let server = TestServer::spawn(bin(), &["serve"], &dir);
+    deploy_fixture(&server, "stuck", "event-kit", json!({ "kind": "event" })).await;
+    deploy_fixture(&server, "fine", "event-kit", json!({ "kind": "event" })).await;
+    // The database refuses every outcome of `stuck`, as a failing disk or a bug would
+    // refuse one write in a batch (the server's connections see the new trigger).
+    let db = rusqlite::Connection::open(dir.join("wisp.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_stuck BEFORE UPDATE OF status ON events
+         WHEN OLD.function = 'stuck' AND NEW.status <> 'pending'
+         BEGIN SELECT RAISE(ABORT, 'the test refuses this outcome'); END;",
+    )
+    .unwrap();
+    let hello = json!({ "action": "hello", "name": "events" });
+    let stuck = invoke_async(&server, "stuck", &hello, None).await;
+    let stuck_id = stuck["id"].as_str().unwrap().to_owned();
+    // Outcomes written in the same batches as the refused one, and new events after
+    // it, all go through.
+    let mut fine = Vec::new();
+    for _ in 0..20 {
+        fine.push(invoke_async(&server, "fine", &hello, None).await);
+    }
+    for accepted in &fine {
+        let v = invocation_when(&server, accepted["id"].as_str().unwrap(), finished).await;
+        assert_eq!(v["status"], "succeeded", "{v}");
+    }
+    // The refused outcome is kept, not dropped: the event shows as running until the
+    // store takes it, and is not run again meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = get_json(&server, &format!("/v1/invocations/{stuck_id}")).await;
+    assert_eq!(v["status"], "running", "{v}");
+    db.execute_batch("DROP TRIGGER refuse_stuck").unwrap();
+    let v = invocation_when(&server, &stuck_id, finished).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["attempts"], 1, "the event ran once: {v}");
+    let records = get_json(&server, "/v1/functions/stuck/invocations").await;
+    assert_eq!(records["invocations"].as_array().unwrap().len(), 1, "{records}");
+}

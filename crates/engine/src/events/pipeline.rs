@@ -78,9 +78,13 @@ impl Writer {
         let mut waiting: Vec<Waiting> = Vec::with_capacity(ENQUEUE_BATCH);
         let mut outcomes: Vec<EventOutcome> = Vec::new();
         // When the outcomes gathered so far are written even if no event comes to
-        // share the transaction: the first one's arrival plus the linger, or after a
-        // failed write, the end of a growing wait.
+        // share the transaction.
         let mut outcomes_by: Option<Instant> = None;
+        // Outcomes the store refused, tried again after a growing wait, apart from
+        // the others: they are the only record of runs that happened (dropping them
+        // would run the events again after a restart).
+        let mut stuck: Vec<EventOutcome> = Vec::new();
+        let mut stuck_by = Instant::now();
         let mut failures = 0u32;
         let mut last_write = Instant::now();
         let (mut enqueue_open, mut complete_open) = (true, true);
@@ -93,17 +97,20 @@ impl Writer {
                 outcomes_by = Some(if busy { now + OUTCOME_LINGER } else { now });
             }
             let closing = !enqueue_open && !complete_open;
-            let outcomes_due = !outcomes.is_empty()
-                && ((closing && failures == 0)
-                    || outcomes.len() >= COMPLETE_BATCH
-                    || outcomes_by.is_some_and(|by| by <= Instant::now())
-                    // Events are being written anyway: the outcomes go with them,
-                    // unless they are waiting out a failure.
-                    || (!waiting.is_empty() && failures == 0));
+            let now = Instant::now();
+            let stuck_due = !stuck.is_empty() && stuck_by <= now;
+            let outcomes_due = stuck_due
+                || (!outcomes.is_empty()
+                    && (closing
+                        || outcomes.len() >= COMPLETE_BATCH
+                        || outcomes_by.is_some_and(|by| by <= now)
+                        // Events are being written anyway: the outcomes go with them.
+                        || !waiting.is_empty()));
             if waiting.is_empty() && !outcomes_due {
-                if closing {
+                if closing && outcomes.is_empty() {
                     break;
                 }
+                let retry_at = (!stuck.is_empty()).then_some(stuck_by);
                 tokio::select! {
                     n = inboxes.enqueue.recv_many(&mut waiting, ENQUEUE_BATCH), if enqueue_open => {
                         enqueue_open = n > 0;
@@ -112,6 +119,7 @@ impl Writer {
                         complete_open = n > 0;
                     }
                     () = sleep_until(outcomes_by), if outcomes_by.is_some() => {}
+                    () = sleep_until(retry_at), if retry_at.is_some() => {}
                 }
                 continue;
             }
@@ -121,32 +129,29 @@ impl Writer {
             {
                 waiting.push(w);
             }
-            let due = if outcomes_due {
+            let mut due = Vec::new();
+            if outcomes_due {
                 while outcomes.len() < COMPLETE_BATCH
                     && let Ok(o) = inboxes.complete.try_recv()
                 {
                     outcomes.push(o);
                 }
                 outcomes_by = None;
-                std::mem::take(&mut outcomes)
-            } else {
-                Vec::new()
-            };
-            let wrote_outcomes = !due.is_empty();
+                due = std::mem::take(&mut outcomes);
+                if stuck_due {
+                    due.append(&mut stuck);
+                }
+            }
             let written = self.write(std::mem::take(&mut waiting), due).await;
             last_write = Instant::now();
             match written {
-                Ok(()) if wrote_outcomes => failures = 0,
+                Ok(()) if stuck_due => failures = 0,
                 Ok(()) => {}
-                Err(mut failed) => {
-                    // Kept, and tried again after a growing wait: they are the only
-                    // record of runs that happened (dropping them would run the
-                    // events again after a restart).
-                    failed.append(&mut outcomes);
-                    outcomes = failed;
-                    let wait = OUTCOME_RETRY * 2u32.pow(failures.min(7));
-                    outcomes_by = Some(Instant::now() + wait.min(Duration::from_secs(5)));
-                    failures += 1;
+                Err(mut refused) => {
+                    stuck.append(&mut refused);
+                    failures = if stuck_due { failures + 1 } else { failures.max(1) };
+                    let wait = OUTCOME_RETRY * 2u32.pow(failures.min(7) - 1);
+                    stuck_by = Instant::now() + wait.min(Duration::from_secs(5));
                 }
             }
         }
@@ -154,7 +159,8 @@ impl Writer {
 
     /// Writes one batch; on failure, gives back the outcomes still to write. A
     /// failed combined write is split, so that neither half holds the other up: the
-    /// waiters hear about their events, and the outcomes are tried alone.
+    /// waiters hear about their events, and the outcomes are tried alone (and then
+    /// each alone).
     async fn write(
         &self,
         waiting: Vec<Waiting>,
@@ -217,13 +223,40 @@ impl Writer {
                 }
             }
         }
-        if let Some(e) = outcomes_failed {
-            tracing::error!(
-                "recording {} async outcomes failed (retrying): {e}",
-                outcomes.len()
-            );
-            return Err(outcomes);
-        }
+        // Failed outcomes are tried one by one, so that one that cannot be written
+        // does not hold up the rest; those that still fail are kept for later.
+        let mut stuck = Vec::new();
+        let outcomes = match outcomes_failed {
+            None => outcomes,
+            Some(e) if outcomes.len() == 1 => {
+                tracing::error!(
+                    "recording the outcome of async event {} failed (retrying): {e}",
+                    outcomes[0].id
+                );
+                stuck = outcomes;
+                Vec::new()
+            }
+            Some(e) => {
+                tracing::warn!(
+                    "recording {} async outcomes failed ({e}); recording each alone",
+                    outcomes.len()
+                );
+                let mut written = Vec::with_capacity(outcomes.len());
+                for outcome in outcomes {
+                    match store.complete_events(std::slice::from_ref(&outcome), now).await {
+                        Ok(()) => written.push(outcome),
+                        Err(e) => {
+                            tracing::error!(
+                                "recording the outcome of async event {} failed (retrying): {e}",
+                                outcome.id
+                            );
+                            stuck.push(outcome);
+                        }
+                    }
+                }
+                written
+            }
+        };
         // Retries and destination events are the dispatcher's to claim; messages wake
         // the pollers of their queues.
         let scheduled = outcomes.iter().any(|o| {
@@ -246,7 +279,7 @@ impl Writer {
                 engine.queue_sent(namespace, queue);
             }
         }
-        Ok(())
+        if stuck.is_empty() { Ok(()) } else { Err(stuck) }
     }
 }
 
