@@ -30,6 +30,7 @@ mod routes;
 mod scaler;
 mod schedules;
 pub mod version;
+mod wall;
 
 pub use apigw::ClientAddr;
 pub use dispatch::INVOCATION_ID_HEADER;
@@ -228,7 +229,7 @@ impl Engine {
             });
         }
 
-        let now = logs::now_millis();
+        let now = wall::now_ms();
         let version = VersionRecord {
             id: version_id.clone(),
             code_hash: code_hash.clone(),

@@ -10,12 +10,13 @@
 //! server log. The writer drains whatever is queued into one transaction per batch, then
 //! lets the next batch gather for a moment (see [`LINGER`]).
 
+use crate::wall::now_ms;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use wisp_core::{FunctionName, Namespace};
 use wisp_runtime::Logs;
-use wisp_store::{InvocationRecord, LogLine, LogStream, Store, UnixMillis};
+use wisp_store::{InvocationRecord, LogLine, LogStream, Store};
 
 /// Lines queued at most before new ones are dropped.
 const QUEUE_LINES: usize = 65_536;
@@ -100,7 +101,7 @@ impl LogSink {
         invocation_id: &str,
         logs: Logs,
     ) {
-        let time = now_millis();
+        let time = now_ms();
         let push = |stream: LogStream, line: String| {
             let line = LogLine {
                 namespace: namespace.clone(),
@@ -168,13 +169,6 @@ pub(crate) fn split_lines(bytes: &[u8]) -> Vec<String> {
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
         .collect()
-}
-
-pub(crate) fn now_millis() -> UnixMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as UnixMillis)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@
 //! ends are applied at once; the rest wait for the engine's scaler task, which wakes
 //! at the earliest deadline of any pool.
 
+use crate::EngineError;
 use crate::gate::{Gate, Refusal};
-use crate::{EngineError, logs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -146,7 +146,7 @@ impl Pool {
     /// Admits an invocation through this version's gate and then its namespace's,
     /// waiting in line up to the function's `queue_timeout`.
     pub(crate) async fn admit(self: &Arc<Self>, namespace_gate: &Gate) -> Result<Ticket, EngineError> {
-        let arrived = logs::now_millis();
+        let arrived = crate::wall::now_ms();
         let started = tokio::time::Instant::now();
         let config = self.config();
         let deadline = started + config.queue_timeout;

@@ -14,7 +14,8 @@
 //! deletes nothing. A send wakes the queue's pollers at once; otherwise they look
 //! when the next message becomes visible, and at least every second.
 
-use crate::events::{AsyncOptions, now_ms};
+use crate::events::AsyncOptions;
+use crate::wall::{millis, now_ms};
 use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -80,10 +81,6 @@ fn store_error(e: StoreError) -> EngineError {
         StoreError::QueueNotFound(name) => queue_not_found(&name),
         e => EngineError::from(e),
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Engine {

@@ -14,7 +14,7 @@
 //! so even two writers could not record it twice.
 
 use crate::Engine;
-use crate::events::now_ms;
+use crate::wall::{now_ms, now_us};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -119,7 +119,7 @@ impl Engine {
         let (namespace, function, schedule) = key;
         let event = fire.then(|| {
             let id = slot_event_id(namespace, function, schedule, slot);
-            let now = crate::events::now_us();
+            let now = now_us();
             NewEvent {
                 namespace: namespace.clone(),
                 function: function.clone(),

@@ -32,14 +32,14 @@ mod record;
 pub mod retry;
 mod run;
 
+use crate::wall::now_us;
 use crate::{Engine, EngineError};
 use bytes::Bytes;
 use retry::RetrySettings;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use wisp_core::{ErrorCode, FunctionName, Limits, Namespace};
-use wisp_store::{Enqueued, EventOutcome, EventRecord, NewEvent, StoreError, UnixMicros, UnixMillis};
+use wisp_store::{Enqueued, EventOutcome, EventRecord, NewEvent, StoreError};
 
 pub(crate) use pipeline::start;
 
@@ -88,24 +88,6 @@ pub(crate) struct Events {
 pub(crate) struct Inboxes {
     enqueue: mpsc::Receiver<Waiting>,
     complete: mpsc::UnboundedReceiver<EventOutcome>,
-}
-
-pub(crate) fn now_us() -> UnixMicros {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-pub(crate) fn now_ms() -> UnixMillis {
-    now_us() / 1000
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl Events {

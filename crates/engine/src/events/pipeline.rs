@@ -2,8 +2,9 @@
 //! batch, fresh events handed straight to runners) and the dispatcher (claims the
 //! due events nobody runs yet).
 
-use super::{Inboxes, Waiting, micros, millis, now_ms, now_us};
+use super::{Inboxes, Waiting};
 use crate::Engine;
+use crate::wall::{micros, millis, now_ms, now_us};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};

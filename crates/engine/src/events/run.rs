@@ -4,7 +4,7 @@
 
 use super::record::{Condition, Record};
 use super::retry::Next;
-use super::{millis, now_ms, now_us};
+use crate::wall::{millis, now_ms, now_us};
 use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use std::sync::Arc;
