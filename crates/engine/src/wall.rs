@@ -6,9 +6,7 @@ use wisp_store::{UnixMicros, UnixMillis};
 
 /// Now, in Unix microseconds (0 before 1970, which a clock set that far back means).
 pub(crate) fn now_us() -> UnixMicros {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, micros)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, micros)
 }
 
 /// Now, in Unix milliseconds.
