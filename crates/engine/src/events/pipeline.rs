@@ -10,7 +10,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use wisp_core::{Limits, Namespace, QueueName};
-use wisp_store::{Enqueued, EventOutcome, EventRecord, FollowUp, Lease, Resolution, Store, StoreError};
+use wisp_store::{
+    Enqueued, EventOutcome, EventRecord, FollowUp, Lease, Resolution, Store, StoreError, UnixMillis,
+};
 
 /// New events written per transaction at most.
 const ENQUEUE_BATCH: usize = 1024;
@@ -226,36 +228,14 @@ impl Writer {
         }
         // Failed outcomes are tried one by one, so that one that cannot be written
         // does not hold up the rest; those that still fail are kept for later.
-        let mut stuck = Vec::new();
-        let outcomes = match outcomes_failed {
-            None => outcomes,
-            Some(e) if outcomes.len() == 1 => {
-                tracing::error!(
-                    "recording the outcome of async event {} failed (retrying): {e}",
-                    outcomes[0].id
-                );
-                stuck = outcomes;
-                Vec::new()
-            }
+        let (outcomes, stuck) = match outcomes_failed {
+            None => (outcomes, Vec::new()),
             Some(e) => {
                 tracing::warn!(
                     "recording {} async outcomes failed ({e}); recording each alone",
                     outcomes.len()
                 );
-                let mut written = Vec::with_capacity(outcomes.len());
-                for outcome in outcomes {
-                    match store.complete_events(std::slice::from_ref(&outcome), now).await {
-                        Ok(()) => written.push(outcome),
-                        Err(e) => {
-                            tracing::error!(
-                                "recording the outcome of async event {} failed (retrying): {e}",
-                                outcome.id
-                            );
-                            stuck.push(outcome);
-                        }
-                    }
-                }
-                written
+                write_each(store.as_ref(), outcomes, now).await
             }
         };
         // Retries and destination events are the dispatcher's to claim; messages wake
@@ -282,6 +262,28 @@ impl Writer {
         }
         if stuck.is_empty() { Ok(()) } else { Err(stuck) }
     }
+}
+
+/// Writes each outcome in its own transaction: the written ones, then the refused.
+async fn write_each(
+    store: &dyn Store,
+    outcomes: Vec<EventOutcome>,
+    now: UnixMillis,
+) -> (Vec<EventOutcome>, Vec<EventOutcome>) {
+    let (mut written, mut refused) = (Vec::with_capacity(outcomes.len()), Vec::new());
+    for outcome in outcomes {
+        match store.complete_events(std::slice::from_ref(&outcome), now).await {
+            Ok(()) => written.push(outcome),
+            Err(e) => {
+                tracing::error!(
+                    "recording the outcome of async event {} failed (retrying): {e}",
+                    outcome.id
+                );
+                refused.push(outcome);
+            }
+        }
+    }
+    (written, refused)
 }
 
 async fn sleep_until(at: Option<Instant>) {

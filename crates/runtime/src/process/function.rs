@@ -210,6 +210,10 @@ impl Inner {
 
     /// An idle instance, or a turn to start one: whichever comes first.
     async fn ready(&self) -> Ready<'_> {
+        // A warm function's common case, without registering as a waiter.
+        if let Some(idle) = self.take_idle() {
+            return Ready::Idle(Box::new(idle));
+        }
         loop {
             // Registered before looking, so an instance given back in between is
             // not missed.
