@@ -109,7 +109,7 @@ fn queue_name(name: &str) -> anyhow::Result<QueueName> {
 
 /// A duration flag, checked as the server will read it.
 fn duration(flag: &str, text: &str) -> anyhow::Result<String> {
-    wisp_core::spec::duration_text::parse(text)
+    wisp_core::duration_text::parse(text)
         .map(|_| text.to_string())
         .map_err(|e| CliError::new(Exit::Usage, format!("--{flag}: {e}")).into())
 }

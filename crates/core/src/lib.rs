@@ -1,21 +1,30 @@
-//! The vocabulary of Wisp: names, function configuration, limits, routes and the
-//! table of error codes that every layer (API, CLI, runtimes) speaks.
+//! The vocabulary of Wisp: names, function configuration, limits, routes, the
+//! triggers and destinations a function declares, queue settings, the wall clock's
+//! units, and the table of error codes that every layer (API, CLI, runtimes) speaks.
 //!
-//! This crate does no I/O and depends on nothing heavy, so every other crate can
-//! use it without pulling in wasmtime, SQLite or an HTTP stack.
+//! This crate does no I/O (beyond reading the clock, in [`wall`]) and depends on
+//! nothing heavy, so every other crate can use it without pulling in wasmtime, SQLite
+//! or an HTTP stack.
 
+pub mod destination;
+pub mod duration_text;
 pub mod error;
-pub mod events;
 pub mod limits;
 pub mod name;
+pub mod queue;
 pub mod route;
 pub mod schedule;
 pub mod spec;
+pub mod trigger;
+pub mod wall;
 
+pub use destination::Destination;
 pub use error::ErrorCode;
-pub use events::{Destination, QueueConfig, QueueConfigError, QueueTrigger, Schedule};
 pub use limits::Limits;
 pub use name::{FunctionName, NameError, Namespace, QueueName};
+pub use queue::{QueueConfig, QueueConfigError};
 pub use route::{RESERVED_PREFIXES, Route, RouteError, RoutePattern};
 pub use schedule::{ParsedSchedule, ScheduleError};
 pub use spec::{ConfigError, ConfigField, FunctionConfig, FunctionRuntime, Kind, VersionId};
+pub use trigger::{QueueTrigger, Schedule};
+pub use wall::{UnixMicros, UnixMillis};

@@ -4,7 +4,7 @@
 //! ([`ParsedSchedule::plan`]).
 //!
 //! Everything here is pure: no I/O and no clock. Every instant is an argument in Unix
-//! milliseconds ([`UnixMillis`]), so the scheduler in the engine owns time and the
+//! milliseconds ([`UnixMillis`](crate::wall::UnixMillis)), so the scheduler in the engine owns time and the
 //! tests below use fixed instants.
 //!
 //! # Expressions
@@ -56,16 +56,14 @@
 //! [`COUNT_LIMIT`] and [`Skipped::exact`] says the count is a lower bound; the first and
 //! last skipped slots are always exact.
 
-use crate::events::Schedule;
 use crate::limits::Limits;
+use crate::trigger::Schedule;
+use crate::wall::UnixMillis;
 use chrono::DateTime;
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::errors::CronError;
 use croner::parser::{CronParser, Seconds, Year};
-
-/// An instant: milliseconds since the Unix epoch, UTC.
-pub type UnixMillis = i64;
 
 /// How many missed cron slots [`ParsedSchedule::plan`] counts one by one before it
 /// reports a lower bound.

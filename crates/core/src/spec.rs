@@ -1,10 +1,12 @@
 //! A function's configuration: what the manifest declares and the API accepts.
 
-use crate::events::{Destination, QueueTrigger, Schedule};
+use crate::destination::Destination;
+use crate::duration_text;
 use crate::limits::Limits;
 use crate::name::FunctionName;
 use crate::route::{Route, RouteError, RoutePattern};
 use crate::schedule::ParsedSchedule;
+use crate::trigger::{QueueTrigger, Schedule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -698,27 +700,6 @@ impl VersionId {
 impl fmt::Display for VersionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Serde for durations as human text (`"30s"`, `"500ms"`).
-pub mod duration_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(serde::de::Error::custom)
-    }
-
-    /// Parses `"3s"`, `"500ms"`, `"1m 30s"`, with an error that says what is accepted.
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        humantime::parse_duration(text.trim())
-            .map_err(|e| format!("invalid duration `{text}`: {e}; write it like \"3s\", \"500ms\" or \"2m\""))
     }
 }
 

@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use wisp_core::wall::micros_u64;
 use wisp_core::{ErrorCode, FunctionName, Kind, Namespace};
 use wisp_runtime::body::{BodyTooLarge, Limited};
 use wisp_runtime::{Body, Function, Input, Invocation, Output, body};
@@ -48,10 +49,6 @@ impl Admitted {
         }
         HeaderValue::from_str(&value).ok()
     }
-}
-
-fn micros(d: Duration) -> u64 {
-    d.as_micros().try_into().unwrap_or(u64::MAX)
 }
 
 fn new_invocation_id() -> String {
@@ -115,8 +112,8 @@ impl Engine {
             version: deployed.record.version.id.clone(),
             started_at: ticket.arrived,
             cold: admitted.load.is_some(),
-            init_us: admitted.load.map(micros),
-            queue_us: micros(ticket.queued),
+            init_us: admitted.load.map(micros_u64),
+            queue_us: micros_u64(ticket.queued),
             run_us: 0,
             error: None,
         };
@@ -134,9 +131,9 @@ impl Engine {
                         pool.count_cold_start();
                     }
                     record.cold = true;
-                    record.init_us = Some(record.init_us.unwrap_or(0) + micros(init));
+                    record.init_us = Some(record.init_us.unwrap_or(0) + micros_u64(init));
                 }
-                record.run_us = micros(finished.duration);
+                record.run_us = micros_u64(finished.duration);
                 record.error = finished.error.map(|code| code.as_str().to_string());
                 if let Some(code) = finished.error {
                     tracing::debug!(function = %record.function, invocation = %record.id, %code, "invocation failed");

@@ -30,7 +30,6 @@ mod routes;
 mod scaler;
 mod schedules;
 pub mod version;
-mod wall;
 
 pub use apigw::ClientAddr;
 pub use dispatch::INVOCATION_ID_HEADER;
@@ -229,7 +228,7 @@ impl Engine {
             });
         }
 
-        let now = wall::now_ms();
+        let now = wisp_core::wall::now_ms();
         let version = VersionRecord {
             id: version_id.clone(),
             code_hash: code_hash.clone(),

@@ -10,10 +10,10 @@
 //! server log. The writer drains whatever is queued into one transaction per batch, then
 //! lets the next batch gather for a moment (see [`LINGER`]).
 
-use crate::wall::now_ms;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
+use wisp_core::wall::now_ms;
 use wisp_core::{FunctionName, Namespace};
 use wisp_runtime::Logs;
 use wisp_store::{InvocationRecord, LogLine, LogStream, Store};

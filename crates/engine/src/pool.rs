@@ -146,7 +146,7 @@ impl Pool {
     /// Admits an invocation through this version's gate and then its namespace's,
     /// waiting in line up to the function's `queue_timeout`.
     pub(crate) async fn admit(self: &Arc<Self>, namespace_gate: &Gate) -> Result<Ticket, EngineError> {
-        let arrived = crate::wall::now_ms();
+        let arrived = wisp_core::wall::now_ms();
         let started = tokio::time::Instant::now();
         let config = self.config();
         let deadline = started + config.queue_timeout;

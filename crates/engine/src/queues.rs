@@ -15,7 +15,6 @@
 //! when the next message becomes visible, and at least every second.
 
 use crate::events::AsyncOptions;
-use crate::wall::{millis, now_ms};
 use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -23,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
+use wisp_core::wall::{millis, now_ms};
 use wisp_core::{ErrorCode, FunctionName, Limits, Namespace, QueueConfig, QueueName, QueueTrigger};
 use wisp_store::{NewMessage, QueueRecord, QueueStats, Received, ReceivedMessage, StoreError};
 

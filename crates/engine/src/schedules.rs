@@ -14,13 +14,13 @@
 //! so even two writers could not record it twice.
 
 use crate::Engine;
-use crate::wall::{now_ms, now_us};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{PoisonError, Weak};
 use std::time::Duration;
 use wisp_core::schedule::ParsedSchedule;
+use wisp_core::wall::{now_ms, now_us, rfc3339_s};
 use wisp_core::{FunctionName, Namespace, Schedule};
 use wisp_store::NewEvent;
 
@@ -33,13 +33,6 @@ type ScheduleKey = (Namespace, FunctionName, String);
 #[derive(Default)]
 pub(crate) struct Schedules {
     tasks: std::sync::Mutex<HashMap<ScheduleKey, (usize, tokio::task::AbortHandle)>>,
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// The id of a slot's event: the same for the same function, schedule and slot.
@@ -58,7 +51,7 @@ fn scheduled_event(id: &str, function: &FunctionName, index: usize, slot: i64) -
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": "000000000000",
-        "time": rfc3339(slot),
+        "time": rfc3339_s(slot),
         "region": "local",
         "resources": [format!("arn:aws:events:local:000000000000:rule/{function}-schedule-{index}")],
         "detail": {},
@@ -145,7 +138,7 @@ impl Engine {
                 advanced
             }
             Err(e) => {
-                tracing::error!(%function, "recording schedule `{schedule}` at {} failed: {e}", rfc3339(slot));
+                tracing::error!(%function, "recording schedule `{schedule}` at {} failed: {e}", rfc3339_s(slot));
                 false
             }
         }
@@ -184,8 +177,8 @@ async fn run(engine: Weak<Engine>, key: ScheduleKey, index: usize, parsed: Parse
                     "wisp: schedule `{schedule}` skipped {}{} missed slot(s) from {} to {} while Wisp was down{}",
                     if skipped.exact { "" } else { "at least " },
                     skipped.count,
-                    rfc3339(skipped.first),
-                    rfc3339(skipped.last),
+                    rfc3339_s(skipped.first),
+                    rfc3339_s(skipped.last),
                     if catch_up {
                         " (past the catch-up limit)"
                     } else {

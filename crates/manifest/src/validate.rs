@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use toml::Spanned;
+use wisp_core::duration_text;
 use wisp_core::route::normalize_methods;
-use wisp_core::spec::duration_text;
 use wisp_core::{
     ConfigError, ConfigField, Destination, FunctionConfig, FunctionName, FunctionRuntime, Kind, Limits,
     NameError, ParsedSchedule, QueueConfig, QueueName, QueueTrigger, Route, RoutePattern, Schedule,

@@ -27,15 +27,14 @@ mod work;
 pub use sqlite::SqliteStore;
 pub use work::{
     Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, Lease, NewEvent, NewMessage,
-    QueueRecord, QueueStats, Received, ReceivedMessage, Resolution, UnixMicros,
+    QueueRecord, QueueStats, Received, ReceivedMessage, Resolution,
 };
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use wisp_core::{FunctionConfig, FunctionName, Namespace, QueueConfig, QueueName, VersionId};
 
-/// Milliseconds since the Unix epoch.
-pub type UnixMillis = i64;
+pub use wisp_core::wall::{UnixMicros, UnixMillis};
 
 /// An immutable version of a function: code (by hash) plus configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,7 +46,7 @@ use rusqlite::Connection;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use wisp_core::wall::now_ms as now;
 use wisp_core::{FunctionName, Namespace, QueueConfig, QueueName};
 
 /// The SQLite [`Store`]. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -175,7 +175,6 @@ impl From<StoreError> for OpError {
     }
 }
 
-/// The wall clock in Unix milliseconds.
 /// Tables whose rows each function keeps only its newest of: log lines and invocation
 /// records. Both have an autoincrement `id` and `namespace`, `function` columns.
 #[derive(Clone, Copy)]
@@ -211,12 +210,6 @@ fn trim_to_newest<'a>(
         trim.execute(rusqlite::params![namespace, function, keep])?;
     }
     Ok(())
-}
-
-fn now() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[async_trait]

@@ -5,12 +5,9 @@
 //! Every operation that depends on the time takes it as an argument (`now`), so the
 //! store's behaviour over time is tested with a fake clock.
 
-use crate::UnixMillis;
+use crate::{UnixMicros, UnixMillis};
 use serde::{Deserialize, Serialize};
 use wisp_core::{FunctionName, Namespace, QueueConfig, QueueName};
-
-/// Microseconds since the Unix epoch.
-pub type UnixMicros = i64;
 
 /// An async invocation to record, durably, before it is answered `202`.
 #[derive(Clone, Debug, PartialEq, Eq)]

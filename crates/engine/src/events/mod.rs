@@ -32,12 +32,12 @@ mod record;
 pub mod retry;
 mod run;
 
-use crate::wall::now_us;
 use crate::{Engine, EngineError};
 use bytes::Bytes;
 use retry::RetrySettings;
 use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use wisp_core::wall::now_us;
 use wisp_core::{ErrorCode, FunctionName, Limits, Namespace};
 use wisp_store::{Enqueued, EventOutcome, EventRecord, NewEvent, StoreError};
 

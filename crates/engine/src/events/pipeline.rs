@@ -4,11 +4,11 @@
 
 use super::{Inboxes, Waiting};
 use crate::Engine;
-use crate::wall::{micros, millis, now_ms, now_us};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use wisp_core::wall::{micros, millis, now_ms, now_us};
 use wisp_core::{Limits, Namespace, QueueName};
 use wisp_store::{
     Enqueued, EventOutcome, EventRecord, FollowUp, Lease, Resolution, Store, StoreError, UnixMillis,

@@ -56,10 +56,7 @@ pub(crate) struct Record<'a> {
 
 impl Record<'_> {
     pub(crate) fn to_json(&self) -> Vec<u8> {
-        let timestamp = chrono::DateTime::from_timestamp_millis(self.timestamp_ms)
-            .unwrap_or_default()
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
+        let timestamp = wisp_core::wall::rfc3339_ms(self.timestamp_ms);
         let mut response_context = json!({
             "statusCode": 200,
             "executedVersion": self.version,

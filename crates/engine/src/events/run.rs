@@ -4,11 +4,11 @@
 
 use super::record::{Condition, Record};
 use super::retry::Next;
-use crate::wall::{millis, now_ms, now_us};
 use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
+use wisp_core::wall::{millis, now_ms, now_us};
 use wisp_core::{Destination, ErrorCode, Limits};
 use wisp_store::{EventOutcome, EventRecord, FollowUp, NewEvent, NewMessage, Resolution};
 

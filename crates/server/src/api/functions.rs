@@ -13,7 +13,7 @@ use std::sync::Arc;
 use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Namespace};
 use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, PoolStatus};
 use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
-use wisp_store::{DeployOutcome, FunctionRecord, LogQuery, UnixMillis};
+use wisp_store::{DeployOutcome, FunctionRecord, LogQuery};
 
 pub(super) type EngineState = State<Arc<Engine>>;
 
@@ -25,11 +25,7 @@ pub(super) fn parse_name(name: &str) -> Result<FunctionName, ApiError> {
     FunctionName::new(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
 }
 
-pub(super) fn rfc3339(ms: UnixMillis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+pub(super) use wisp_core::wall::rfc3339_ms as rfc3339;
 
 /// A function as the API shows it.
 #[derive(Serialize)]

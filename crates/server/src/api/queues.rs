@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use wisp_core::spec::duration_text;
+use wisp_core::duration_text;
 use wisp_core::{ErrorCode, Limits, QueueConfig, QueueName};
 use wisp_engine::{Engine, Outgoing};
 use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
@@ -345,7 +345,7 @@ mod optional_duration {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
-            Some(text) => wisp_core::spec::duration_text::parse(&text)
+            Some(text) => wisp_core::duration_text::parse(&text)
                 .map(Some)
                 .map_err(serde::de::Error::custom),
         }

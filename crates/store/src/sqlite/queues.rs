@@ -17,7 +17,7 @@ use super::OpError;
 use crate::{NewMessage, QueueRecord, QueueStats, Received, ReceivedMessage, StoreError, UnixMillis};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashSet;
-use std::time::Duration;
+use wisp_core::wall::millis;
 use wisp_core::{Namespace, QueueConfig, QueueName};
 
 /// The visible messages of a queue in receiving order; `?4` is how many to read.
@@ -87,10 +87,6 @@ pub(super) fn insert_message(
 /// Milliseconds as SQLite stores them; past `i64::MAX` only "never" makes sense.
 fn clamp(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Creates or updates a queue; whether it created it. An update that changes
