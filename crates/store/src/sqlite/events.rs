@@ -356,7 +356,8 @@ fn claim(
 }
 
 /// Applies each outcome to its event, if the event is still pending, and then writes
-/// the outcome's follow-ups (inside [`write`]'s transaction).
+/// the outcome's follow-ups (inside [`write()`]'s transaction, which makes the order of
+/// the two irrelevant: a backend without one writes the follow-ups first).
 fn complete(tx: &Transaction<'_>, outcomes: &[EventOutcome], now: UnixMillis) -> Result<(), OpError> {
     for outcome in outcomes {
         let (ns, id, attempts) = (outcome.namespace.as_str(), outcome.id.as_str(), outcome.attempts);

@@ -164,8 +164,11 @@ impl Deploy<'_> {
     /// Records the version (and its code) unless stored, then points the function at
     /// it, in one transaction.
     fn run(&self, conn: &mut Connection) -> Result<DeployOutcome, OpError> {
-        let d = self;
-        let (ns, name, id) = (d.namespace.as_str(), d.name.as_str(), d.version.id.0.as_str());
+        let (ns, name, id) = (
+            self.namespace.as_str(),
+            self.name.as_str(),
+            self.version.id.0.as_str(),
+        );
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
 
         let stored_code_hash: Option<String> = tx
@@ -177,20 +180,20 @@ impl Deploy<'_> {
         match stored_code_hash {
             // Versions are immutable: the stored one wins, and its code is already there.
             Some(stored) => {
-                if stored != d.version.code_hash {
+                if stored != self.version.code_hash {
                     tracing::warn!(
                         namespace = ns,
                         function = name,
                         version = id,
                         stored,
-                        given = d.version.code_hash,
+                        given = self.version.code_hash,
                         "deploy of a stored version named other code; keeping the stored version"
                     );
                 }
             }
             None => {
-                insert_code_if_absent(&tx, d)?;
-                let config = serde_json::to_string(&d.version.config)
+                insert_code_if_absent(&tx, self)?;
+                let config = serde_json::to_string(&self.version.config)
                     .map_err(|e| OpError::Failed(format!("encoding the config of version `{id}`: {e}")))?;
                 tx.prepare_cached(
                     "INSERT INTO versions (namespace, function, id, code_hash, config, created_at)
@@ -200,9 +203,9 @@ impl Deploy<'_> {
                     ns,
                     name,
                     id,
-                    d.version.code_hash,
+                    self.version.code_hash,
                     config,
-                    d.version.created_at
+                    self.version.created_at
                 ])?;
             }
         }
@@ -217,15 +220,15 @@ impl Deploy<'_> {
                     "INSERT INTO functions (namespace, name, app, version, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 )?
-                .execute(params![ns, name, d.app, id, d.now])?;
+                .execute(params![ns, name, self.app, id, self.now])?;
                 DeployOutcome::Created
             }
             Some((serving, app)) if serving == id => {
                 // Same code and config: only the app that deployed it may have changed,
                 // which is not a new deployment, so `updated_at` stays.
-                if app.as_deref() != d.app {
+                if app.as_deref() != self.app {
                     tx.prepare_cached("UPDATE functions SET app = ?3 WHERE namespace = ?1 AND name = ?2")?
-                        .execute(params![ns, name, d.app])?;
+                        .execute(params![ns, name, self.app])?;
                 }
                 DeployOutcome::Unchanged
             }
@@ -234,7 +237,7 @@ impl Deploy<'_> {
                     "UPDATE functions SET version = ?3, app = ?4, updated_at = ?5
                  WHERE namespace = ?1 AND name = ?2",
                 )?
-                .execute(params![ns, name, id, d.app, d.now])?;
+                .execute(params![ns, name, id, self.app, self.now])?;
                 DeployOutcome::Updated {
                     previous: VersionId(previous),
                 }
