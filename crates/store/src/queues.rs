@@ -115,10 +115,11 @@ pub trait Queues: Send + Sync + 'static {
     /// sending order is receiving order. [`crate::StoreError::QueueNotFound`], sending
     /// nothing, if the queue does not exist.
     ///
-    /// Each message is recorded whole. Messages are not deduplicated by id, as in SQS: a
-    /// failed call may have sent part of the batch (SQLite: none of it, one transaction),
-    /// and a caller that sends again may deliver those twice, which at-least-once delivery
-    /// allows.
+    /// Called by the API (a client's send); an outcome's follow-up messages go through
+    /// [`crate::Events::write_events`] instead. Each message is recorded whole. Messages
+    /// are not deduplicated by id, as in SQS: a failed call may have sent part of the batch
+    /// (SQLite: none of it, one transaction), and a caller that sends again may deliver
+    /// those twice, which at-least-once delivery allows.
     async fn send_messages(
         &self,
         namespace: &Namespace,
@@ -138,10 +139,12 @@ pub trait Queues: Send + Sync + 'static {
     /// receive count reset) and the receive goes on to fill `max`; when that queue does not
     /// exist the message is delivered again, with a warning.
     ///
-    /// Each delivery changes the message whole (count, visibility and handle), and a
-    /// message is delivered to one receive at a time: no two receives within its
-    /// visibility timeout both get it. A moved message is never lost (SQLite moves it
-    /// within the receive's one transaction, so it is in exactly one queue at any time).
+    /// Called by the API (a client's receive) and by the pollers of queue-triggered
+    /// functions whenever messages may be visible. Each delivery changes the message whole
+    /// (count, visibility and handle), and a message is delivered to one receive at a
+    /// time: no two receives within its visibility timeout both get it. A moved message is
+    /// never lost (SQLite moves it within the receive's one transaction, so it is in
+    /// exactly one queue at any time).
     async fn receive_messages(
         &self,
         namespace: &Namespace,
@@ -154,6 +157,10 @@ pub trait Queues: Send + Sync + 'static {
     /// Deletes received messages by receipt handle. Per handle: whether it deleted one (a
     /// stale or unknown handle, or one of another queue, deletes nothing). A handle stays
     /// current until the message is received again, even after its visibility timeout.
+    ///
+    /// Called when a receiver is done with messages: by the API, and by a poller once its
+    /// function handled a batch. Each message is deleted whole (SQLite: the call in one
+    /// transaction).
     async fn delete_messages(
         &self,
         namespace: &Namespace,
@@ -163,6 +170,8 @@ pub trait Queues: Send + Sync + 'static {
 
     /// Makes a received message visible at `visible_at` instead (sooner, to give it back;
     /// later, to keep it longer). Whether the handle was current; the handle stays current.
+    ///
+    /// Called by a poller to let a throttled batch come back soon.
     async fn change_visibility(
         &self,
         namespace: &Namespace,

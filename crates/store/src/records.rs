@@ -118,7 +118,7 @@ pub trait Records: Send + Sync + 'static {
     async fn append_logs(&self, lines: &[LogLine]) -> Result<()>;
 
     /// Log lines of a function (optionally of one invocation), oldest first: at most
-    /// `query.limit` of the newest.
+    /// `query.limit` of the newest. Called by the API.
     async fn logs(
         &self,
         namespace: &Namespace,
@@ -135,7 +135,7 @@ pub trait Records: Send + Sync + 'static {
     async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<()>;
 
     /// Invocation records of a function (optionally only cold starts), oldest first: at
-    /// most `query.limit` of the newest.
+    /// most `query.limit` of the newest. Called by the API.
     async fn invocations(
         &self,
         namespace: &Namespace,
