@@ -1,6 +1,6 @@
-//! Async invocation events: the SQL behind `write_events` (the hot path of a durable
-//! async invoke: new events, and the outcomes of finished runs with their
-//! follow-ups), claiming due events under a lease, and the dead-letter and status
+//! The SQLite [`Events`]: async invocation events (the `events` table). Writing them (the
+//! hot path of a durable async invoke: new events, and the outcomes of finished runs with
+//! their follow-ups), claiming due events under a lease, and the dead-letter and status
 //! queries.
 //!
 //! An event is `pending` (due at `run_at`; running while `leased_until` is set),
@@ -9,11 +9,12 @@
 //! holds exactly the pending, unleased events, so its cost does not grow with the
 //! succeeded and dead events the table keeps.
 
-use super::{OpError, queues};
+use super::{OpError, SqliteStore, queues};
 use crate::{
-    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, NewEvent, Resolution,
-    StoreError, UnixMicros, UnixMillis,
+    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, NewEvent,
+    Resolution, Result, StoreError, UnixMicros, UnixMillis,
 };
+use async_trait::async_trait;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use wisp_core::{FunctionName, Namespace};
 
@@ -60,10 +61,180 @@ pub(super) const RELEASE: &str = "UPDATE events SET leased_until = NULL WHERE le
 /// Old successes (`events_succeeded`).
 pub(super) const SWEEP: &str = "DELETE FROM events WHERE status = 'succeeded' AND created_us < ?1";
 
+#[async_trait]
+impl Events for SqliteStore {
+    async fn write_events(
+        &self,
+        events: &[NewEvent],
+        idempotent_since: UnixMicros,
+        outcomes: &[EventOutcome],
+        now: UnixMillis,
+    ) -> Result<Vec<Enqueued>> {
+        if events.is_empty() && outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (events, outcomes) = (events.to_vec(), outcomes.to_vec());
+        let what = match (events.len(), outcomes.len()) {
+            (n, 0) => format!("recording async events (a batch of {n})"),
+            (0, n) => format!("recording async outcomes (a batch of {n})"),
+            (n, m) => format!("recording async events and outcomes (batches of {n} and {m})"),
+        };
+        self.write(what, move |conn| {
+            write(conn, &events, idempotent_since, &outcomes, now)
+        })
+        .await
+    }
+
+    async fn claim_events(
+        &self,
+        now: UnixMillis,
+        now_us: UnixMicros,
+        lease_until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let what = format!("claiming up to {limit} due async events");
+        self.write(what, move |conn| claim(conn, now, now_us, lease_until, limit))
+            .await
+    }
+
+    async fn release_event_leases(&self) -> Result<u64> {
+        let what = "releasing the leases of async events".to_owned();
+        self.write(what, |conn| {
+            let released = conn.prepare_cached(RELEASE)?.execute([])?;
+            Ok(released as u64)
+        })
+        .await
+    }
+
+    async fn next_event_due(&self) -> Result<Option<UnixMillis>> {
+        let what = "reading when the next async event is due".to_owned();
+        self.read(what, |conn| {
+            let due = conn.prepare_cached(NEXT_DUE)?.query_row([], |row| row.get(0))?;
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn get_event(&self, namespace: &Namespace, id: &str) -> Result<Option<EventRecord>> {
+        let (namespace, id) = (namespace.clone(), id.to_owned());
+        let what = format!("reading async event `{id}` in `{namespace}`");
+        self.read(what, move |conn| {
+            let row = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM events WHERE id = ?2 AND namespace = ?1"
+                ))?
+                .query_row(params![namespace.as_str(), id], Row::read)
+                .optional()?;
+            row.map(Row::into_record).transpose()
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        status: EventStatus,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!(
+            "listing the {} async events of `{namespace}/{function}`",
+            status.as_str()
+        );
+        self.read(what, move |conn| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM events WHERE namespace = ?1 AND function = ?2 AND status = ?3
+                      ORDER BY created_us DESC LIMIT ?4"
+                ))?
+                .query_map(
+                    params![namespace.as_str(), function.as_str(), status.as_str(), limit],
+                    Row::read,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter().map(Row::into_record).collect()
+        })
+        .await
+    }
+
+    async fn event_counts(&self, namespace: &Namespace, function: &FunctionName) -> Result<EventCounts> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!("counting the async events of `{namespace}/{function}`");
+        self.read(what, move |conn| counts(conn, &namespace, &function))
+            .await
+    }
+
+    async fn redrive_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        ids: Option<&[String]>,
+        now: UnixMillis,
+        now_us: UnixMicros,
+    ) -> Result<Vec<String>> {
+        let (namespace, function, ids) = (namespace.clone(), function.clone(), ids.map(<[String]>::to_vec));
+        let what = format!("redriving the dead letters of `{namespace}/{function}`");
+        self.write(what, move |conn| {
+            let dead = DeadLetters {
+                namespace: &namespace,
+                function: &function,
+                ids: ids.as_deref(),
+            };
+            redrive(conn, dead, now, now_us)
+        })
+        .await
+    }
+
+    async fn purge_events(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        ids: Option<&[String]>,
+    ) -> Result<u64> {
+        let (namespace, function, ids) = (namespace.clone(), function.clone(), ids.map(<[String]>::to_vec));
+        let what = format!("purging the dead letters of `{namespace}/{function}`");
+        self.write(what, move |conn| {
+            let dead = DeadLetters {
+                namespace: &namespace,
+                function: &function,
+                ids: ids.as_deref(),
+            };
+            purge(conn, dead)
+        })
+        .await
+    }
+
+    async fn sweep_events(&self, before_us: UnixMicros) -> Result<u64> {
+        let what = "sweeping old succeeded async events".to_owned();
+        self.write(what, move |conn| {
+            let swept = conn.prepare_cached(SWEEP)?.execute([before_us])?;
+            Ok(swept as u64)
+        })
+        .await
+    }
+
+    async fn forget_function(&self, namespace: &Namespace, function: &FunctionName) -> Result<()> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!("forgetting the async events of `{namespace}/{function}`");
+        self.write(what, move |conn| {
+            conn.prepare_cached("DELETE FROM events WHERE namespace = ?1 AND function = ?2")?
+                .execute(params![namespace.as_str(), function.as_str()])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 /// Applies `outcomes`, then records `events`, in one transaction. The common case
 /// of an event (a fresh id, and a fresh key or none) is one insert and no read; only
 /// a conflict costs a lookup.
-pub(super) fn write(
+fn write(
     conn: &mut Connection,
     events: &[NewEvent],
     idempotent_since: UnixMicros,
@@ -158,7 +329,7 @@ fn resolve_conflict(
 }
 
 /// Leases up to `limit` due events until `lease_until`, oldest `run_at` first.
-pub(super) fn claim(
+fn claim(
     conn: &mut Connection,
     now: UnixMillis,
     now_us: UnixMicros,
@@ -185,7 +356,8 @@ pub(super) fn claim(
 }
 
 /// Applies each outcome to its event, if the event is still pending, and then writes
-/// the outcome's follow-ups (inside [`write`]'s transaction).
+/// the outcome's follow-ups (inside [`write()`]'s transaction, which makes the order of
+/// the two irrelevant: a backend without one writes the follow-ups first).
 fn complete(tx: &Transaction<'_>, outcomes: &[EventOutcome], now: UnixMillis) -> Result<(), OpError> {
     for outcome in outcomes {
         let (ns, id, attempts) = (outcome.namespace.as_str(), outcome.id.as_str(), outcome.attempts);
@@ -216,7 +388,7 @@ fn complete(tx: &Transaction<'_>, outcomes: &[EventOutcome], now: UnixMillis) ->
                                        failure = ?4, result = ?5, attempts = ?6, updated_at = ?7
                      WHERE id = ?2 AND namespace = ?1 AND status = 'pending'",
                 )?
-                .execute(params![ns, id, error, failure, result, attempts, now])?,
+                .execute(params![ns, id, error, failure.as_str(), result, attempts, now])?,
         };
         if applied == 0 {
             tracing::debug!(
@@ -253,58 +425,9 @@ fn complete(tx: &Transaction<'_>, outcomes: &[EventOutcome], now: UnixMillis) ->
     Ok(())
 }
 
-pub(super) fn release_leases(conn: &mut Connection) -> Result<u64, OpError> {
-    let released = conn.prepare_cached(RELEASE)?.execute([])?;
-    Ok(released as u64)
-}
-
-pub(super) fn next_due(conn: &Connection) -> Result<Option<UnixMillis>, OpError> {
-    let due = conn.prepare_cached(NEXT_DUE)?.query_row([], |row| row.get(0))?;
-    Ok(due)
-}
-
-pub(super) fn get(
-    conn: &Connection,
-    namespace: &Namespace,
-    id: &str,
-) -> Result<Option<EventRecord>, OpError> {
-    let row = conn
-        .prepare_cached(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM events WHERE id = ?2 AND namespace = ?1"
-        ))?
-        .query_row(params![namespace.as_str(), id], Row::read)
-        .optional()?;
-    row.map(Row::into_record).transpose()
-}
-
-pub(super) fn list(
-    conn: &Connection,
-    namespace: &Namespace,
-    function: &FunctionName,
-    status: EventStatus,
-    limit: usize,
-) -> Result<Vec<EventRecord>, OpError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = conn
-        .prepare_cached(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM events WHERE namespace = ?1 AND function = ?2 AND status = ?3
-              ORDER BY created_us DESC LIMIT ?4"
-        ))?
-        .query_map(
-            params![namespace.as_str(), function.as_str(), status.as_str(), limit],
-            Row::read,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(Row::into_record).collect()
-}
-
 /// Counts by status from the index alone, then the running ones (pending under a
 /// lease: few) from their rows; one read transaction, so one snapshot.
-pub(super) fn counts(
+fn counts(
     conn: &mut Connection,
     namespace: &Namespace,
     function: &FunctionName,
@@ -344,13 +467,13 @@ pub(super) fn counts(
 
 /// The dead letters of a function a redrive or purge touches: all, or those in `ids`.
 #[derive(Clone, Copy)]
-pub(super) struct DeadLetters<'a> {
-    pub namespace: &'a Namespace,
-    pub function: &'a FunctionName,
-    pub ids: Option<&'a [String]>,
+struct DeadLetters<'a> {
+    namespace: &'a Namespace,
+    function: &'a FunctionName,
+    ids: Option<&'a [String]>,
 }
 
-pub(super) fn redrive(
+fn redrive(
     conn: &mut Connection,
     dead: DeadLetters<'_>,
     now: UnixMillis,
@@ -389,7 +512,7 @@ pub(super) fn redrive(
     Ok(redriven)
 }
 
-pub(super) fn purge(conn: &mut Connection, dead: DeadLetters<'_>) -> Result<u64, OpError> {
+fn purge(conn: &mut Connection, dead: DeadLetters<'_>) -> Result<u64, OpError> {
     const PURGE: &str = "DELETE FROM events WHERE namespace = ?1 AND function = ?2 AND status = 'failed'";
     let (ns, name) = (dead.namespace.as_str(), dead.function.as_str());
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -406,18 +529,6 @@ pub(super) fn purge(conn: &mut Connection, dead: DeadLetters<'_>) -> Result<u64,
     };
     tx.commit()?;
     Ok(purged as u64)
-}
-
-pub(super) fn sweep(conn: &mut Connection, before_us: UnixMicros) -> Result<u64, OpError> {
-    let swept = conn.prepare_cached(SWEEP)?.execute([before_us])?;
-    Ok(swept as u64)
-}
-
-/// Deletes every event of a function (inside `delete_function`'s transaction).
-pub(super) fn delete_function(tx: &Transaction<'_>, namespace: &str, function: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM events WHERE namespace = ?1 AND function = ?2")?
-        .execute(params![namespace, function])?;
-    Ok(())
 }
 
 fn parse_status(status: &str, whose: impl FnOnce() -> String) -> Result<EventStatus, OpError> {
@@ -484,6 +595,13 @@ impl Row {
         let function = FunctionName::new(self.function.as_str())
             .map_err(|e| corrupt(format!("has a bad function name: {e}")))?;
         let status = parse_status(&self.status, || at.clone())?;
+        let failure = self
+            .failure
+            .map(|failure| {
+                Failure::parse(&failure)
+                    .ok_or_else(|| corrupt(format!("has the unknown failure `{failure}`")))
+            })
+            .transpose()?;
         let count = |what: &str, n: i64| {
             u32::try_from(n).map_err(|_| corrupt(format!("has an out-of-range {what} `{n}`")))
         };
@@ -503,7 +621,7 @@ impl Row {
             run_at: self.run_at,
             updated_at: self.updated_at,
             last_error: self.last_error,
-            failure: self.failure,
+            failure,
             result: self.result,
         })
     }

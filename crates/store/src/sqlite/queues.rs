@@ -1,20 +1,24 @@
-//! Platform queues and their messages: the SQL behind the queue methods of
-//! [`crate::Store`], SQS's model on one table.
+//! The SQLite [`Queues`]: platform queues and their messages (the `queues` and `messages`
+//! tables), SQS's model on one table of messages.
 //!
 //! A message is visible when `visible_at <= now`. Receiving one makes it invisible
 //! until the visibility timeout is over and gives it a fresh `receipt_handle`, which
 //! deleting it or changing its visibility needs; the next receive replaces the
 //! handle, so the previous receiver's goes stale. A message with no handle has not
 //! been received in the queue it is in (sent, or moved there by a dead-letter move or
-//! a redrive), which is how [`stats`] tells delayed messages from in-flight ones.
+//! a redrive), which is how [`Queues::queue_stats`] tells delayed messages from
+//! in-flight ones.
 //!
 //! Receiving walks `messages_by_visibility` (namespace, queue, visible_at, and the
 //! rowid `seq` after them): the message visible the longest first, and among those
 //! visible since the same millisecond, the one sent first. For messages sent without
 //! a delay and not received yet that is sending order.
 
-use super::OpError;
-use crate::{NewMessage, QueueRecord, QueueStats, Received, ReceivedMessage, StoreError, UnixMillis};
+use super::{OpError, SqliteStore};
+use crate::{
+    NewMessage, QueueRecord, QueueStats, Queues, Received, ReceivedMessage, Result, StoreError, UnixMillis,
+};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashSet;
 use wisp_core::wall::millis;
@@ -28,6 +32,266 @@ pub(super) const VISIBLE: &str = "
 
 /// Drops a queue's messages sent before `?3` (`messages_by_age`).
 pub(super) const EXPIRE: &str = "DELETE FROM messages WHERE namespace = ?1 AND queue = ?2 AND sent_at < ?3";
+
+#[async_trait]
+impl Queues for SqliteStore {
+    async fn put_queue(
+        &self,
+        namespace: &Namespace,
+        name: &QueueName,
+        config: &QueueConfig,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        let (namespace, name, config) = (namespace.clone(), name.clone(), config.clone());
+        let what = format!("saving queue `{namespace}/{name}`");
+        self.write(what, move |conn| put(conn, &namespace, &name, &config, now))
+            .await
+    }
+
+    async fn get_queue(&self, namespace: &Namespace, name: &QueueName) -> Result<Option<QueueRecord>> {
+        let (namespace, name) = (namespace.clone(), name.clone());
+        let what = format!("reading queue `{namespace}/{name}`");
+        self.read(what, move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT namespace, name, config, created_at, updated_at FROM queues
+                     WHERE namespace = ?1 AND name = ?2",
+                )?
+                .query_row(params![namespace.as_str(), name.as_str()], QueueRow::read)
+                .optional()?;
+            row.map(QueueRow::into_record).transpose()
+        })
+        .await
+    }
+
+    async fn list_queues(&self, namespace: Option<&Namespace>) -> Result<Vec<QueueRecord>> {
+        const SELECT: &str = "SELECT namespace, name, config, created_at, updated_at FROM queues";
+        let namespace = namespace.cloned();
+        let what = match &namespace {
+            Some(ns) => format!("listing the queues of `{ns}`"),
+            None => "listing the queues of every namespace".to_owned(),
+        };
+        self.read(what, move |conn| {
+            let rows = match &namespace {
+                Some(ns) => conn
+                    .prepare_cached(&format!("{SELECT} WHERE namespace = ?1 ORDER BY namespace, name"))?
+                    .query_map([ns.as_str()], QueueRow::read)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                None => conn
+                    .prepare_cached(&format!("{SELECT} ORDER BY namespace, name"))?
+                    .query_map([], QueueRow::read)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            rows.into_iter().map(QueueRow::into_record).collect()
+        })
+        .await
+    }
+
+    /// Deletes the queue and its messages in one transaction. Messages it dead-lettered
+    /// elsewhere keep its name as their source; a redrive skips them while it does not
+    /// exist.
+    async fn delete_queue(&self, namespace: &Namespace, name: &QueueName) -> Result<bool> {
+        let (namespace, name) = (namespace.clone(), name.clone());
+        let what = format!("deleting queue `{namespace}/{name}`");
+        self.write(what, move |conn| {
+            let (ns, name) = (namespace.as_str(), name.as_str());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existed = tx
+                .prepare_cached("DELETE FROM queues WHERE namespace = ?1 AND name = ?2")?
+                .execute(params![ns, name])?
+                > 0;
+            tx.prepare_cached("DELETE FROM messages WHERE namespace = ?1 AND queue = ?2")?
+                .execute(params![ns, name])?;
+            tx.commit()?;
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn send_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        messages: &[NewMessage],
+        now: UnixMillis,
+    ) -> Result<()> {
+        let (namespace, queue, messages) = (namespace.clone(), queue.clone(), messages.to_vec());
+        let what = format!(
+            "sending {} messages to queue `{namespace}/{queue}`",
+            messages.len()
+        );
+        self.write(what, move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            config_or_not_found(&tx, &namespace, &queue)?;
+            for message in &messages {
+                insert_message(&tx, &namespace, &queue, message, now)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn receive_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        max: usize,
+        visibility_ms: u64,
+        now: UnixMillis,
+    ) -> Result<Received> {
+        let (namespace, queue) = (namespace.clone(), queue.clone());
+        let what = format!("receiving messages from queue `{namespace}/{queue}`");
+        self.write(what, move |conn| {
+            receive(conn, &namespace, &queue, max, visibility_ms, now)
+        })
+        .await
+    }
+
+    async fn delete_messages(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        receipts: &[String],
+    ) -> Result<Vec<bool>> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (namespace, queue, receipts) = (namespace.clone(), queue.clone(), receipts.to_vec());
+        let what = format!("deleting messages from queue `{namespace}/{queue}`");
+        self.write(what, move |conn| {
+            let (ns, name) = (namespace.as_str(), queue.as_str());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut deleted = Vec::with_capacity(receipts.len());
+            {
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM messages WHERE receipt_handle = ?3 AND namespace = ?1 AND queue = ?2",
+                )?;
+                for receipt in &receipts {
+                    deleted.push(delete.execute(params![ns, name, receipt])? > 0);
+                }
+            }
+            tx.commit()?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn change_visibility(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        receipt: &str,
+        visible_at: UnixMillis,
+    ) -> Result<bool> {
+        let (namespace, queue, receipt) = (namespace.clone(), queue.clone(), receipt.to_owned());
+        let what = format!("changing the visibility of a message of queue `{namespace}/{queue}`");
+        self.write(what, move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE messages SET visible_at = ?4
+                     WHERE receipt_handle = ?3 AND namespace = ?1 AND queue = ?2",
+                )?
+                .execute(params![namespace.as_str(), queue.as_str(), receipt, visible_at])?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    /// Counts the queue's messages by where they are, in one read transaction.
+    async fn queue_stats(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+        now: UnixMillis,
+    ) -> Result<QueueStats> {
+        let (namespace, queue) = (namespace.clone(), queue.clone());
+        let what = format!("counting the messages of queue `{namespace}/{queue}`");
+        self.read(what, move |conn| {
+            let tx = conn.transaction()?;
+            config_or_not_found(&tx, &namespace, &queue)?;
+            let (visible, in_flight, delayed): (i64, i64, i64) = tx
+                .prepare_cached(
+                    "SELECT count(*) FILTER (WHERE visible_at <= ?3),
+                            count(*) FILTER (WHERE visible_at > ?3 AND receipt_handle IS NOT NULL),
+                            count(*) FILTER (WHERE visible_at > ?3 AND receipt_handle IS NULL)
+                     FROM messages WHERE namespace = ?1 AND queue = ?2",
+                )?
+                .query_row(params![namespace.as_str(), queue.as_str(), now], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+            tx.commit()?;
+            // count(*) is never negative.
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            Ok(QueueStats {
+                visible: count(visible),
+                in_flight: count(in_flight),
+                delayed: count(delayed),
+            })
+        })
+        .await
+    }
+
+    async fn purge_queue(&self, namespace: &Namespace, queue: &QueueName) -> Result<u64> {
+        let (namespace, queue) = (namespace.clone(), queue.clone());
+        let what = format!("purging queue `{namespace}/{queue}`");
+        self.write(what, move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            config_or_not_found(&tx, &namespace, &queue)?;
+            let purged = tx
+                .prepare_cached("DELETE FROM messages WHERE namespace = ?1 AND queue = ?2")?
+                .execute(params![namespace.as_str(), queue.as_str()])?;
+            tx.commit()?;
+            Ok(purged as u64)
+        })
+        .await
+    }
+
+    /// Moves the dead-letter queue's messages back to the queues they came from, where
+    /// those still exist, in one transaction.
+    async fn redrive_queue(
+        &self,
+        namespace: &Namespace,
+        dead_letter_queue: &QueueName,
+        now: UnixMillis,
+    ) -> Result<u64> {
+        let (namespace, queue) = (namespace.clone(), dead_letter_queue.clone());
+        let what = format!("redriving dead-letter queue `{namespace}/{queue}`");
+        self.write(what, move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            config_or_not_found(&tx, &namespace, &queue)?;
+            let moved = tx
+                .prepare_cached(
+                    "UPDATE messages SET queue = source_queue, source_queue = NULL, receive_count = 0,
+                                         first_received_at = NULL, visible_at = ?3, receipt_handle = NULL
+                     WHERE namespace = ?1 AND queue = ?2 AND source_queue IS NOT NULL
+                       AND EXISTS (SELECT 1 FROM queues
+                                   WHERE queues.namespace = messages.namespace
+                                     AND queues.name = messages.source_queue)",
+                )?
+                .execute(params![namespace.as_str(), queue.as_str(), now])?;
+            tx.commit()?;
+            Ok(moved as u64)
+        })
+        .await
+    }
+
+    async fn next_message_visible(
+        &self,
+        namespace: &Namespace,
+        queue: &QueueName,
+    ) -> Result<Option<UnixMillis>> {
+        let (namespace, queue) = (namespace.clone(), queue.clone());
+        let what = format!("reading when a message of queue `{namespace}/{queue}` is next visible");
+        self.read(what, move |conn| {
+            let next = conn
+                .prepare_cached("SELECT min(visible_at) FROM messages WHERE namespace = ?1 AND queue = ?2")?
+                .query_row(params![namespace.as_str(), queue.as_str()], |row| row.get(0))?;
+            Ok(next)
+        })
+        .await
+    }
+}
 
 /// The config of a queue, if it exists.
 pub(super) fn config(
@@ -91,7 +355,7 @@ fn clamp(ms: u64) -> i64 {
 
 /// Creates or updates a queue; whether it created it. An update that changes
 /// nothing leaves `updated_at` alone.
-pub(super) fn put(
+fn put(
     conn: &mut Connection,
     namespace: &Namespace,
     name: &QueueName,
@@ -114,71 +378,6 @@ pub(super) fn put(
     .execute(params![ns, name, config, now])?;
     tx.commit()?;
     Ok(!existed)
-}
-
-pub(super) fn get(
-    conn: &Connection,
-    namespace: &Namespace,
-    name: &QueueName,
-) -> Result<Option<QueueRecord>, OpError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT namespace, name, config, created_at, updated_at FROM queues
-             WHERE namespace = ?1 AND name = ?2",
-        )?
-        .query_row(params![namespace.as_str(), name.as_str()], QueueRow::read)
-        .optional()?;
-    row.map(QueueRow::into_record).transpose()
-}
-
-pub(super) fn list(conn: &Connection, namespace: Option<&Namespace>) -> Result<Vec<QueueRecord>, OpError> {
-    const SELECT: &str = "SELECT namespace, name, config, created_at, updated_at FROM queues";
-    let rows = match namespace {
-        Some(ns) => conn
-            .prepare_cached(&format!("{SELECT} WHERE namespace = ?1 ORDER BY namespace, name"))?
-            .query_map([ns.as_str()], QueueRow::read)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-        None => conn
-            .prepare_cached(&format!("{SELECT} ORDER BY namespace, name"))?
-            .query_map([], QueueRow::read)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-    };
-    rows.into_iter().map(QueueRow::into_record).collect()
-}
-
-/// Deletes a queue and its messages. Messages it dead-lettered elsewhere keep its
-/// name as their source; a redrive skips them while it does not exist.
-pub(super) fn delete(
-    conn: &mut Connection,
-    namespace: &Namespace,
-    name: &QueueName,
-) -> Result<bool, OpError> {
-    let (ns, name) = (namespace.as_str(), name.as_str());
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let existed = tx
-        .prepare_cached("DELETE FROM queues WHERE namespace = ?1 AND name = ?2")?
-        .execute(params![ns, name])?
-        > 0;
-    tx.prepare_cached("DELETE FROM messages WHERE namespace = ?1 AND queue = ?2")?
-        .execute(params![ns, name])?;
-    tx.commit()?;
-    Ok(existed)
-}
-
-pub(super) fn send(
-    conn: &mut Connection,
-    namespace: &Namespace,
-    queue: &QueueName,
-    messages: &[NewMessage],
-    now: UnixMillis,
-) -> Result<(), OpError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    config_or_not_found(&tx, namespace, queue)?;
-    for message in messages {
-        insert_message(&tx, namespace, queue, message, now)?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 /// What a receive needs to know about the queue's dead-letter queue.
@@ -218,7 +417,7 @@ impl Visible {
 /// received `max_receive_count` times to the dead-letter queue instead; one
 /// transaction. A move frees a slot, so the read repeats until `max` are delivered or
 /// no visible message is left.
-pub(super) fn receive(
+fn receive(
     conn: &mut Connection,
     namespace: &Namespace,
     queue: &QueueName,
@@ -349,118 +548,6 @@ fn received_message(
         chain_depth,
         id: message.id,
     })
-}
-
-/// Deletes messages by receipt handle; per handle, whether it deleted one.
-pub(super) fn delete_messages(
-    conn: &mut Connection,
-    namespace: &Namespace,
-    queue: &QueueName,
-    receipts: &[String],
-) -> Result<Vec<bool>, OpError> {
-    let (ns, name) = (namespace.as_str(), queue.as_str());
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut deleted = Vec::with_capacity(receipts.len());
-    {
-        let mut delete = tx.prepare_cached(
-            "DELETE FROM messages WHERE receipt_handle = ?3 AND namespace = ?1 AND queue = ?2",
-        )?;
-        for receipt in receipts {
-            deleted.push(delete.execute(params![ns, name, receipt])? > 0);
-        }
-    }
-    tx.commit()?;
-    Ok(deleted)
-}
-
-pub(super) fn change_visibility(
-    conn: &mut Connection,
-    namespace: &Namespace,
-    queue: &QueueName,
-    receipt: &str,
-    visible_at: UnixMillis,
-) -> Result<bool, OpError> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE messages SET visible_at = ?4
-             WHERE receipt_handle = ?3 AND namespace = ?1 AND queue = ?2",
-        )?
-        .execute(params![namespace.as_str(), queue.as_str(), receipt, visible_at])?;
-    Ok(changed > 0)
-}
-
-/// Counts a queue's messages by where they are; one read transaction.
-pub(super) fn stats(
-    conn: &mut Connection,
-    namespace: &Namespace,
-    queue: &QueueName,
-    now: UnixMillis,
-) -> Result<QueueStats, OpError> {
-    let tx = conn.transaction()?;
-    config_or_not_found(&tx, namespace, queue)?;
-    let (visible, in_flight, delayed): (i64, i64, i64) = tx
-        .prepare_cached(
-            "SELECT count(*) FILTER (WHERE visible_at <= ?3),
-                    count(*) FILTER (WHERE visible_at > ?3 AND receipt_handle IS NOT NULL),
-                    count(*) FILTER (WHERE visible_at > ?3 AND receipt_handle IS NULL)
-             FROM messages WHERE namespace = ?1 AND queue = ?2",
-        )?
-        .query_row(params![namespace.as_str(), queue.as_str(), now], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })?;
-    tx.commit()?;
-    // count(*) is never negative.
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    Ok(QueueStats {
-        visible: count(visible),
-        in_flight: count(in_flight),
-        delayed: count(delayed),
-    })
-}
-
-pub(super) fn purge(conn: &mut Connection, namespace: &Namespace, queue: &QueueName) -> Result<u64, OpError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    config_or_not_found(&tx, namespace, queue)?;
-    let purged = tx
-        .prepare_cached("DELETE FROM messages WHERE namespace = ?1 AND queue = ?2")?
-        .execute(params![namespace.as_str(), queue.as_str()])?;
-    tx.commit()?;
-    Ok(purged as u64)
-}
-
-/// Moves a dead-letter queue's messages back to the queues they came from, where
-/// those still exist.
-pub(super) fn redrive(
-    conn: &mut Connection,
-    namespace: &Namespace,
-    dead_letter_queue: &QueueName,
-    now: UnixMillis,
-) -> Result<u64, OpError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    config_or_not_found(&tx, namespace, dead_letter_queue)?;
-    let moved = tx
-        .prepare_cached(
-            "UPDATE messages SET queue = source_queue, source_queue = NULL, receive_count = 0,
-                                 first_received_at = NULL, visible_at = ?3, receipt_handle = NULL
-             WHERE namespace = ?1 AND queue = ?2 AND source_queue IS NOT NULL
-               AND EXISTS (SELECT 1 FROM queues
-                           WHERE queues.namespace = messages.namespace
-                             AND queues.name = messages.source_queue)",
-        )?
-        .execute(params![namespace.as_str(), dead_letter_queue.as_str(), now])?;
-    tx.commit()?;
-    Ok(moved as u64)
-}
-
-pub(super) fn next_visible(
-    conn: &Connection,
-    namespace: &Namespace,
-    queue: &QueueName,
-) -> Result<Option<UnixMillis>, OpError> {
-    let next = conn
-        .prepare_cached("SELECT min(visible_at) FROM messages WHERE namespace = ?1 AND queue = ?2")?
-        .query_row(params![namespace.as_str(), queue.as_str()], |row| row.get(0))?;
-    Ok(next)
 }
 
 /// One row of the `queues` table, as stored.

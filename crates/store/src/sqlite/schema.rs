@@ -98,7 +98,7 @@ CREATE INDEX invocations_by_function ON invocations (namespace, function, id);
 ///
 /// No foreign keys to `functions` or `queues`, as for `logs`: an event or a message
 /// written while its function or queue goes away must not fail the batch it is in;
-/// `delete_function` and `delete_queue` remove what belongs to them.
+/// `remove_function` and `delete_queue` remove what belongs to them.
 ///
 /// `events.id` (the event id, UUID v7 text) is unique across namespaces; lookups still
 /// name the namespace. Times are Unix milliseconds except the `_us` columns

@@ -3,12 +3,14 @@
 //! migrating a database an older Wisp wrote.
 
 use super::*;
+use crate::{
+    DeployOutcome, EventOutcome, EventStatus, Events, Failure, FollowUp, InvocationQuery, InvocationRecord,
+    LogLine, LogQuery, NewEvent, Queues, Records, Registry, Resolution, Schedules, Store, VersionRecord,
+};
 use rusqlite::params;
 use std::error::Error;
 use tempfile::TempDir;
-use wisp_core::{FunctionConfig, Kind, VersionId};
-
-use crate::{FollowUp, InvocationQuery, InvocationRecord, Resolution};
+use wisp_core::{FunctionConfig, FunctionName, Kind, Namespace, QueueConfig, QueueName, VersionId};
 
 type TestResult<T = ()> = Result<T, Box<dyn Error>>;
 
@@ -333,7 +335,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
     for table in ["events", "queues", "messages", "schedules"] {
         assert_eq!(count(&store, table)?, 0, "migration 3 left rows in `{table}`");
     }
-    assert!(store.delete_function(&ns, &name).await?);
+    assert!(store.remove_function(&ns, &name).await?);
     assert_eq!(count(&store, "invocations")?, 0);
     assert_eq!(count(&store, "logs")?, 0);
     Ok(())
@@ -540,7 +542,7 @@ async fn a_failing_follow_up_undoes_the_whole_batch_of_outcomes() -> TestResult 
             attempts: 1,
             resolution: Resolution::Failed {
                 error: "function_error: boom".to_owned(),
-                failure: "retries_exhausted".to_owned(),
+                failure: Failure::RetriesExhausted,
                 result: None,
             },
             follow_ups: vec![],
@@ -621,6 +623,98 @@ async fn a_queue_config_that_does_not_parse_is_corrupt() -> TestResult {
             "{err}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failure_that_does_not_parse_is_corrupt() -> TestResult {
+    let (_dir, store) = open()?;
+    let (ns, name) = names()?;
+    store
+        .enqueue_events(&[new_event("dead", "hello", vec![])?], 0)
+        .await?;
+    store.claim_events(1_000, 1_000_000, 9_000, 10).await?;
+    let outcome = EventOutcome {
+        namespace: ns.clone(),
+        id: "dead".to_owned(),
+        attempts: 1,
+        resolution: Resolution::Failed {
+            error: "function_error: boom".to_owned(),
+            failure: Failure::LoopDetected,
+            result: None,
+        },
+        follow_ups: vec![],
+    };
+    store.complete_events(&[outcome], 2_000).await?;
+    // Stored as its stable string, in the column that held strings before the type.
+    let stored: String = {
+        let conn = store.conns.reader.lock().map_err(|e| e.to_string())?;
+        conn.query_row("SELECT failure FROM events", [], |row| row.get(0))?
+    };
+    assert_eq!(stored, "loop_detected");
+
+    tamper(&store, "UPDATE events SET failure = 'gremlins'")?;
+    let err = store
+        .get_event(&ns, "dead")
+        .await
+        .err()
+        .ok_or("read an unknown failure")?;
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("event `dead` of `default/hello` has the unknown failure `gremlins`"),
+        "{err}"
+    );
+    let listed = store.list_events(&ns, &name, EventStatus::Failed, 10).await;
+    assert!(matches!(listed, Err(StoreError::Corrupt(_))), "{listed:?}");
+    Ok(())
+}
+
+/// `remove_function` is one call per concern, the registry last: a failure midway
+/// leaves the function registered, and calling it again finishes the job.
+#[tokio::test]
+async fn a_remove_that_fails_midway_can_be_retried() -> TestResult {
+    let (_dir, store) = open()?;
+    let (ns, name) = names()?;
+    store
+        .deploy(&ns, &name, None, &version("v1", "abc", 3), b"abc")
+        .await?;
+    store
+        .enqueue_events(&[new_event("e", "hello", vec![])?], 0)
+        .await?;
+    store
+        .advance_schedule(&ns, &name, "* * * * *", 60_000, None)
+        .await?;
+    store
+        .append_invocations(&[invocation(&ns, &name, "inv-1")])
+        .await?;
+    tamper(
+        &store,
+        "CREATE TRIGGER keep_invocations BEFORE DELETE ON invocations
+         BEGIN SELECT RAISE(ABORT, 'invocations are kept'); END;",
+    )?;
+    let err = store
+        .remove_function(&ns, &name)
+        .await
+        .err()
+        .ok_or("removed despite the trigger")?;
+    assert!(
+        err.to_string()
+            .contains("forgetting the logs and invocation records of `default/hello`: invocations are kept"),
+        "{err}"
+    );
+    // The concerns before the failing one are done; the registry still has it.
+    assert_eq!(count(&store, "schedules")?, 0);
+    assert_eq!(count(&store, "events")?, 0);
+    assert_eq!(count(&store, "invocations")?, 1);
+    assert!(store.get_function(&ns, &name).await?.is_some());
+
+    tamper(&store, "DROP TRIGGER keep_invocations")?;
+    assert!(store.remove_function(&ns, &name).await?);
+    assert_eq!(count(&store, "invocations")?, 0);
+    assert_eq!(store.get_function(&ns, &name).await?, None);
+    assert!(!store.has_code(&ns, "abc").await?);
+    assert!(!store.remove_function(&ns, &name).await?);
     Ok(())
 }
 

@@ -1,44 +1,18 @@
 //! Checks of async invocation events: enqueueing (ids and idempotency keys),
-//! claiming, completing, leases, the dead-letter operations and the sweep.
+//! claiming, completing (with each [`Failure`]), leases, the dead-letter operations, the
+//! sweep and forgetting a function's events.
 //!
 //! Every time is explicit (a fake clock starting at [`T`]), so the store's behaviour
 //! over time is tested without sleeping.
 
 use super::*;
-use wisp_core::QueueConfig;
 use wisp_store::{
-    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, FollowUp, Lease, NewEvent, NewMessage,
-    Resolution,
+    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, Lease,
+    NewEvent, Resolution,
 };
 
-/// The fake clock's start, in milliseconds.
-pub const T: i64 = 1_700_000_000_000;
-/// The same instant in microseconds.
-pub const T_US: i64 = T * 1_000;
 /// A lease long enough never to matter.
-const LEASE: i64 = T + 3_600_000;
-
-/// Event `id` of a function, created at `created_us`, due at `run_at`.
-pub fn event(
-    namespace: &Namespace,
-    function: &FunctionName,
-    id: &str,
-    created_us: i64,
-    run_at: i64,
-) -> NewEvent {
-    NewEvent {
-        namespace: namespace.clone(),
-        function: function.clone(),
-        id: id.to_owned(),
-        payload: format!("payload of {id}").into_bytes(),
-        idempotency_key: None,
-        chain_depth: 0,
-        source: "api".to_owned(),
-        created_us,
-        run_at,
-        lease: None,
-    }
-}
+pub const LEASE: i64 = T + 3_600_000;
 
 fn keyed(event: NewEvent, key: &str) -> NewEvent {
     NewEvent {
@@ -60,7 +34,7 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
-fn outcome(record: &EventRecord, resolution: Resolution, follow_ups: Vec<FollowUp>) -> EventOutcome {
+pub fn outcome(record: &EventRecord, resolution: Resolution, follow_ups: Vec<FollowUp>) -> EventOutcome {
     EventOutcome {
         namespace: record.namespace.clone(),
         id: record.id.clone(),
@@ -73,12 +47,12 @@ fn outcome(record: &EventRecord, resolution: Resolution, follow_ups: Vec<FollowU
 fn failed(why: &str) -> Resolution {
     Resolution::Failed {
         error: format!("function_error: {why}"),
-        failure: "retries_exhausted".to_owned(),
+        failure: Failure::RetriesExhausted,
         result: None,
     }
 }
 
-async fn get(store: &dyn Store, namespace: &Namespace, id: &str) -> TestResult<EventRecord> {
+pub async fn get(store: &dyn Events, namespace: &Namespace, id: &str) -> TestResult<EventRecord> {
     Ok(store
         .get_event(namespace, id)
         .await?
@@ -86,7 +60,7 @@ async fn get(store: &dyn Store, namespace: &Namespace, id: &str) -> TestResult<E
 }
 
 /// Claims everything due at `now` and fails it for good: dead letters to work with.
-async fn fail_all_due(store: &dyn Store, now: i64) -> TestResult<Vec<EventRecord>> {
+pub async fn fail_all_due(store: &dyn Events, now: i64) -> TestResult<Vec<EventRecord>> {
     let claimed = store.claim_events(now, now * 1_000, LEASE, 100).await?;
     let outcomes: Vec<EventOutcome> = claimed
         .iter()
@@ -96,7 +70,7 @@ async fn fail_all_due(store: &dyn Store, now: i64) -> TestResult<Vec<EventRecord
     Ok(claimed)
 }
 
-pub async fn events_enqueue_dedupes_ids_and_idempotency_keys(store: &dyn Store) -> TestResult {
+pub async fn events_enqueue_dedupes_ids_and_idempotency_keys(store: &dyn Events) -> TestResult {
     let (default, other) = (ns("default")?, ns("other")?);
     let (hello, world) = (func("hello")?, func("world")?);
     assert!(store.enqueue_events(&[], T_US).await?.is_empty());
@@ -198,7 +172,7 @@ pub async fn events_enqueue_dedupes_ids_and_idempotency_keys(store: &dyn Store) 
     Ok(())
 }
 
-pub async fn events_claim_respects_run_at_leases_and_limit(store: &dyn Store) -> TestResult {
+pub async fn events_claim_respects_run_at_leases_and_limit(store: &dyn Events) -> TestResult {
     let (default, other) = (ns("default")?, ns("other")?);
     let hello = func("hello")?;
     assert!(store.claim_events(T, T_US, LEASE, 10).await?.is_empty());
@@ -261,7 +235,7 @@ pub async fn events_claim_respects_run_at_leases_and_limit(store: &dyn Store) ->
 
 /// The writer's transaction: the outcomes of finished runs and new events together,
 /// some new events claimed as they are written.
-pub async fn events_write_records_leased_events_with_outcomes(store: &dyn Store) -> TestResult {
+pub async fn events_write_records_leased_events_with_outcomes(store: &dyn Events) -> TestResult {
     let default = ns("default")?;
     let hello = func("hello")?;
     assert!(store.write_events(&[], T_US, &[], T).await?.is_empty());
@@ -323,14 +297,11 @@ pub async fn events_write_records_leased_events_with_outcomes(store: &dyn Store)
     Ok(())
 }
 
-pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn Store) -> TestResult {
+/// Each resolution, and follow-up events. (Follow-up messages, which land in queues, are
+/// checked in `store`.)
+pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn Events) -> TestResult {
     let default = ns("default")?;
     let (hello, audit) = (func("hello")?, func("audit")?);
-    let results = wisp_core::QueueName::new("results")?;
-    let missing = wisp_core::QueueName::new("missing")?;
-    store
-        .put_queue(&default, &results, &QueueConfig::default(), T)
-        .await?;
     store
         .enqueue_events(
             &[
@@ -347,12 +318,6 @@ pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn
     };
 
     let on_success = event(&default, &audit, "audit-ok", T_US + 2_000, T + 2);
-    let note = NewMessage {
-        id: "msg-ok".to_owned(),
-        body: r#"{"ok":true}"#.to_owned(),
-        delay_ms: 0,
-        chain_depth: 1,
-    };
     let now = T + 2;
     let outcomes = [
         outcome(
@@ -360,20 +325,7 @@ pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn
             Resolution::Succeeded {
                 result: b"200 OK".to_vec(),
             },
-            vec![
-                FollowUp::Event(on_success.clone()),
-                FollowUp::Message {
-                    namespace: default.clone(),
-                    queue: results.clone(),
-                    message: note.clone(),
-                },
-                // A destination queue that is gone: dropped, not an error.
-                FollowUp::Message {
-                    namespace: default.clone(),
-                    queue: missing.clone(),
-                    message: note.clone(),
-                },
-            ],
+            vec![FollowUp::Event(on_success.clone())],
         ),
         outcome(
             again,
@@ -387,7 +339,7 @@ pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn
             dead,
             Resolution::Failed {
                 error: "function_error: boom".to_owned(),
-                failure: "retries_exhausted".to_owned(),
+                failure: Failure::RetriesExhausted,
                 result: Some(br#"{"errorMessage":"boom"}"#.to_vec()),
             },
             vec![],
@@ -413,14 +365,6 @@ pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn
         (follow.function, follow.status, follow.payload),
         (audit.clone(), EventStatus::Pending, on_success.payload)
     );
-    let received = store.receive_messages(&default, &results, 10, 1_000, now).await?;
-    assert_eq!(received.messages.len(), 1);
-    let message = &received.messages[0];
-    assert_eq!(
-        (message.id.as_str(), message.body.as_str()),
-        ("msg-ok", note.body.as_str())
-    );
-    assert_eq!((message.sent_at, message.chain_depth), (now, 1));
     assert_eq!(store.get_event(&default, "audit-purged").await?, None);
     assert_eq!(store.get_event(&default, "purged").await?, None);
 
@@ -437,7 +381,7 @@ pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn
     assert_eq!(dead.status, EventStatus::Failed);
     assert_eq!(dead.leased_until, None);
     assert_eq!(dead.last_error.as_deref(), Some("function_error: boom"));
-    assert_eq!(dead.failure.as_deref(), Some("retries_exhausted"));
+    assert_eq!(dead.failure, Some(Failure::RetriesExhausted));
     assert_eq!(dead.result.as_deref(), Some(&br#"{"errorMessage":"boom"}"#[..]));
 
     // The retry runs again when due, keeping the time it first ran.
@@ -451,29 +395,27 @@ pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn
     // An outcome repeated for an event already resolved changes nothing and sends
     // nothing (a batch written again after an error).
     let repeat = EventOutcome {
-        follow_ups: vec![FollowUp::Message {
-            namespace: default.clone(),
-            queue: results.clone(),
-            message: NewMessage {
-                id: "msg-twice".to_owned(),
-                ..note
-            },
-        }],
+        follow_ups: vec![FollowUp::Event(event(
+            &default,
+            &audit,
+            "audit-twice",
+            T_US + 600_000,
+            T + 600,
+        ))],
         ..outcomes[0].clone()
     };
     store.complete_events(&[repeat], T + 600).await?;
     assert_eq!(get(store, &default, "ok").await?.updated_at, now);
-    let stats = store.queue_stats(&default, &results, T + 600).await?;
     assert_eq!(
-        (stats.visible, stats.in_flight),
-        (0, 1),
+        store.get_event(&default, "audit-twice").await?,
+        None,
         "a repeated outcome sent again"
     );
     store.complete_events(&[], T + 600).await?;
     Ok(())
 }
 
-pub async fn events_release_leases_and_next_due(store: &dyn Store) -> TestResult {
+pub async fn events_release_leases_and_next_due(store: &dyn Events) -> TestResult {
     let (default, hello) = (ns("default")?, func("hello")?);
     assert_eq!(store.next_event_due().await?, None);
     assert_eq!(store.release_event_leases().await?, 0);
@@ -520,7 +462,7 @@ pub async fn events_release_leases_and_next_due(store: &dyn Store) -> TestResult
     Ok(())
 }
 
-pub async fn events_get_list_and_counts(store: &dyn Store) -> TestResult {
+pub async fn events_get_list_and_counts(store: &dyn Events) -> TestResult {
     let (default, other) = (ns("default")?, ns("other")?);
     let (hello, world) = (func("hello")?, func("world")?);
     assert_eq!(
@@ -614,7 +556,7 @@ pub async fn events_get_list_and_counts(store: &dyn Store) -> TestResult {
     Ok(())
 }
 
-pub async fn events_redrive_and_purge_touch_only_dead_letters(store: &dyn Store) -> TestResult {
+pub async fn events_redrive_and_purge_touch_only_dead_letters(store: &dyn Events) -> TestResult {
     let default = ns("default")?;
     let (hello, world) = (func("hello")?, func("world")?);
     store
@@ -722,7 +664,7 @@ pub async fn events_redrive_and_purge_touch_only_dead_letters(store: &dyn Store)
     Ok(())
 }
 
-pub async fn events_sweep_drops_only_old_successes(store: &dyn Store) -> TestResult {
+pub async fn events_sweep_drops_only_old_successes(store: &dyn Events) -> TestResult {
     let (default, hello) = (ns("default")?, func("hello")?);
     store
         .enqueue_events(
@@ -767,38 +709,104 @@ pub async fn events_sweep_drops_only_old_successes(store: &dyn Store) -> TestRes
     Ok(())
 }
 
-pub async fn delete_function_removes_events_and_schedules(store: &dyn Store) -> TestResult {
-    let default = ns("default")?;
-    let (one, two) = (func("one")?, func("two")?);
-    for (name, code) in [(&one, &b"one"[..]), (&two, b"two")] {
-        let v = version(&format!("{name}-1"), code, 128, 1);
-        store.deploy(&default, name, None, &v, code).await?;
+/// Every [`Failure`] is written with its outcome and read back by `get_event` and
+/// `list_events`; a redrive clears it.
+pub async fn events_failure_round_trips(store: &dyn Events) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    let batch: Vec<NewEvent> = Failure::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, failure)| -> TestResult<NewEvent> {
+            Ok(event(
+                &default,
+                &hello,
+                failure.as_str(),
+                T_US + i64::try_from(n)?,
+                T,
+            ))
+        })
+        .collect::<TestResult<_>>()?;
+    store.enqueue_events(&batch, T_US).await?;
+    let claimed = store.claim_events(T, T_US, LEASE, 10).await?;
+    assert_eq!(claimed.len(), Failure::ALL.len());
+    let outcomes: Vec<EventOutcome> = claimed
+        .iter()
+        .map(|record| -> TestResult<EventOutcome> {
+            let failure = Failure::parse(&record.id).ok_or("an event id that names no failure")?;
+            let resolution = Resolution::Failed {
+                error: format!("function_error: {failure}"),
+                failure,
+                result: None,
+            };
+            Ok(outcome(record, resolution, vec![]))
+        })
+        .collect::<TestResult<_>>()?;
+    store.complete_events(&outcomes, T + 1).await?;
+
+    for failure in Failure::ALL {
+        let record = get(store, &default, failure.as_str()).await?;
+        assert_eq!(record.failure, Some(failure), "{failure} did not round-trip");
     }
+    let listed = store
+        .list_events(&default, &hello, EventStatus::Failed, 10)
+        .await?;
+    assert_eq!(listed.len(), Failure::ALL.len());
+    for record in &listed {
+        assert_eq!(record.failure.map(Failure::as_str), Some(record.id.as_str()));
+    }
+    let redriven = store
+        .redrive_events(&default, &hello, None, T + 2, T_US + 2_000)
+        .await?;
+    assert_eq!(redriven.len(), Failure::ALL.len());
+    for failure in Failure::ALL {
+        assert_eq!(get(store, &default, failure.as_str()).await?.failure, None);
+    }
+    Ok(())
+}
+
+/// Forgetting a function's events drops every one of them, whatever its status, and
+/// nothing of another function or namespace; the outcome of a run that was in flight is
+/// skipped afterwards, with its follow-ups.
+pub async fn events_forget_function_touches_only_that_function(store: &dyn Events) -> TestResult {
+    let (default, other) = (ns("default")?, ns("other")?);
+    let (one, two) = (func("one")?, func("two")?);
     store
         .enqueue_events(
             &[
                 event(&default, &one, "one-dead", T_US, T),
-                event(&default, &one, "one-waiting", T_US + 1, T + 60_000),
-                event(&default, &two, "two-waiting", T_US + 2, T + 60_000),
+                event(&default, &one, "one-ok", T_US + 1, T),
+                event(&default, &one, "one-running", T_US + 2, T),
+                event(&default, &one, "one-waiting", T_US + 3, T + 60_000),
+                event(&default, &two, "two-waiting", T_US + 4, T + 60_000),
+                event(&other, &one, "other-one-waiting", T_US + 5, T + 30_000),
             ],
             T_US,
         )
         .await?;
-    fail_all_due(store, T).await?;
-    let fired = event(&default, &one, "one-cron", T_US + 3, T + 60_000);
-    assert!(
-        store
-            .advance_schedule(&default, &one, "* * * * *", T, Some(&fired))
-            .await?
-    );
-    assert!(
-        store
-            .advance_schedule(&default, &two, "* * * * *", T, None)
-            .await?
+    let claimed = store.claim_events(T, T_US, LEASE, 10).await?;
+    assert_eq!(ids(&claimed), ["one-dead", "one-ok", "one-running"]);
+    let running = claimed[2].clone();
+    store
+        .complete_events(
+            &[
+                outcome(&claimed[0], failed("one-dead"), vec![]),
+                outcome(&claimed[1], Resolution::Succeeded { result: vec![] }, vec![]),
+            ],
+            T + 1,
+        )
+        .await?;
+    assert_eq!(
+        store.event_counts(&default, &one).await?,
+        EventCounts {
+            queued: 1,
+            running: 1,
+            succeeded: 1,
+            failed: 1,
+        }
     );
 
-    assert!(store.delete_function(&default, &one).await?);
-    for gone in ["one-dead", "one-waiting", "one-cron"] {
+    store.forget_function(&default, &one).await?;
+    for gone in ["one-dead", "one-ok", "one-running", "one-waiting"] {
         assert_eq!(
             store.get_event(&default, gone).await?,
             None,
@@ -806,13 +814,41 @@ pub async fn delete_function_removes_events_and_schedules(store: &dyn Store) -> 
         );
     }
     assert_eq!(store.event_counts(&default, &one).await?, EventCounts::default());
-    assert_eq!(store.schedule_last_slot(&default, &one, "* * * * *").await?, None);
-    assert_eq!(store.next_event_due().await?, Some(T + 60_000));
+    for status in [EventStatus::Pending, EventStatus::Succeeded, EventStatus::Failed] {
+        assert!(store.list_events(&default, &one, status, 10).await?.is_empty());
+    }
     get(store, &default, "two-waiting").await?;
+    get(store, &other, "other-one-waiting").await?;
     assert_eq!(
-        store.schedule_last_slot(&default, &two, "* * * * *").await?,
-        Some(T),
-        "delete took another function's schedule"
+        store.next_event_due().await?,
+        Some(T + 30_000),
+        "forgetting crossed namespaces"
+    );
+
+    // The run that was in flight ends: its outcome finds no event, and sends nothing.
+    let late = outcome(
+        &running,
+        Resolution::Succeeded { result: vec![] },
+        vec![FollowUp::Event(event(
+            &default,
+            &two,
+            "two-late",
+            T_US + 6,
+            T + 2,
+        ))],
+    );
+    store.complete_events(&[late], T + 2).await?;
+    assert_eq!(store.get_event(&default, "one-running").await?, None);
+    assert_eq!(store.get_event(&default, "two-late").await?, None);
+
+    // Idempotent.
+    store.forget_function(&default, &one).await?;
+    assert_eq!(
+        store.event_counts(&default, &two).await?,
+        EventCounts {
+            queued: 1,
+            ..EventCounts::default()
+        }
     );
     Ok(())
 }

@@ -3,16 +3,15 @@
 //! stats, purges, and what each operation does with a queue that does not exist.
 
 use super::*;
-use crate::events::T;
 use std::time::Duration;
 use wisp_core::{QueueConfig, QueueName};
-use wisp_store::{NewMessage, QueueStats, ReceivedMessage, StoreError};
+use wisp_store::{NewMessage, QueueStats, Queues, ReceivedMessage, StoreError};
 
-fn queue(name: &str) -> TestResult<QueueName> {
+pub fn queue(name: &str) -> TestResult<QueueName> {
     Ok(QueueName::new(name)?)
 }
 
-fn message(id: &str) -> NewMessage {
+pub fn message(id: &str) -> NewMessage {
     NewMessage {
         id: id.to_owned(),
         body: format!("body of {id}"),
@@ -32,7 +31,7 @@ fn ids(messages: &[ReceivedMessage]) -> Vec<&str> {
     messages.iter().map(|m| m.id.as_str()).collect()
 }
 
-fn stats(visible: u64, in_flight: u64, delayed: u64) -> QueueStats {
+pub fn stats(visible: u64, in_flight: u64, delayed: u64) -> QueueStats {
     QueueStats {
         visible,
         in_flight,
@@ -53,7 +52,7 @@ fn is_not_found(result: Result<impl std::fmt::Debug, StoreError>, name: &QueueNa
     matches!(result, Err(StoreError::QueueNotFound(ref q)) if q == name)
 }
 
-pub async fn queues_put_get_list_delete(store: &dyn Store) -> TestResult {
+pub async fn queues_put_get_list_delete(store: &dyn Queues) -> TestResult {
     let (alpha, beta) = (ns("alpha")?, ns("beta")?);
     let jobs = queue("jobs")?;
     assert_eq!(store.get_queue(&alpha, &jobs).await?, None);
@@ -121,7 +120,7 @@ pub async fn queues_put_get_list_delete(store: &dyn Store) -> TestResult {
     Ok(())
 }
 
-pub async fn queues_receive_hides_messages_until_the_visibility_timeout(store: &dyn Store) -> TestResult {
+pub async fn queues_receive_hides_messages_until_the_visibility_timeout(store: &dyn Queues) -> TestResult {
     let (default, other) = (ns("default")?, ns("other")?);
     let jobs = queue("jobs")?;
     store
@@ -236,7 +235,7 @@ pub async fn queues_receive_hides_messages_until_the_visibility_timeout(store: &
     Ok(())
 }
 
-pub async fn queues_change_visibility_by_receipt(store: &dyn Store) -> TestResult {
+pub async fn queues_change_visibility_by_receipt(store: &dyn Queues) -> TestResult {
     let default = ns("default")?;
     let jobs = queue("jobs")?;
     store
@@ -300,7 +299,7 @@ pub async fn queues_change_visibility_by_receipt(store: &dyn Store) -> TestResul
     Ok(())
 }
 
-pub async fn queues_dead_letter_after_max_receives_and_redrive(store: &dyn Store) -> TestResult {
+pub async fn queues_dead_letter_after_max_receives_and_redrive(store: &dyn Queues) -> TestResult {
     let default = ns("default")?;
     let (jobs, dlq) = (queue("jobs")?, queue("jobs-dlq")?);
     store
@@ -394,7 +393,7 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
-pub async fn queues_without_their_dead_letter_queue_deliver_again(store: &dyn Store) -> TestResult {
+pub async fn queues_without_their_dead_letter_queue_deliver_again(store: &dyn Queues) -> TestResult {
     let default = ns("default")?;
     let (jobs, dlq) = (queue("jobs")?, queue("never-made")?);
     store
@@ -410,7 +409,7 @@ pub async fn queues_without_their_dead_letter_queue_deliver_again(store: &dyn St
     Ok(())
 }
 
-pub async fn queues_retention_delay_stats_and_purge(store: &dyn Store) -> TestResult {
+pub async fn queues_retention_delay_stats_and_purge(store: &dyn Queues) -> TestResult {
     let default = ns("default")?;
     let jobs = queue("jobs")?;
     let config = QueueConfig {
@@ -491,7 +490,7 @@ pub async fn queues_retention_delay_stats_and_purge(store: &dyn Store) -> TestRe
     Ok(())
 }
 
-pub async fn queue_operations_on_a_missing_queue(store: &dyn Store) -> TestResult {
+pub async fn queue_operations_on_a_missing_queue(store: &dyn Queues) -> TestResult {
     let (default, other) = (ns("default")?, ns("other")?);
     let jobs = queue("jobs")?;
     // The same name in another namespace does not count.

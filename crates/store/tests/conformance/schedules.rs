@@ -1,11 +1,11 @@
-//! Checks of cron schedule state: a schedule's last slot only moves forward, and
-//! moves together with the event its slot fires.
+//! Checks of cron schedule state on its own: a schedule's last slot only moves forward,
+//! each schedule of each function of each namespace apart, and forgetting a function's
+//! schedules. (Advancing together with the event a slot fires is checked in `store`.)
 
 use super::*;
-use crate::events::{T, T_US, event};
-use wisp_store::EventStatus;
+use wisp_store::Schedules;
 
-pub async fn schedules_advance_monotonically_with_their_event(store: &dyn Store) -> TestResult {
+pub async fn schedules_advance_monotonically(store: &dyn Schedules) -> TestResult {
     let (default, other) = (ns("default")?, ns("other")?);
     let (hello, world) = (func("hello")?, func("world")?);
     let (every_minute, hourly) = ("* * * * *", "0 * * * * @ Europe/Berlin");
@@ -14,58 +14,42 @@ pub async fn schedules_advance_monotonically_with_their_event(store: &dyn Store)
         None
     );
 
-    let fired = wisp_store::NewEvent {
-        source: format!("schedule:{every_minute}"),
-        ..event(&default, &hello, "slot-1", T_US, T)
-    };
     assert!(
         store
-            .advance_schedule(&default, &hello, every_minute, T, Some(&fired))
+            .advance_schedule(&default, &hello, every_minute, T, None)
             .await?
     );
     assert_eq!(
         store.schedule_last_slot(&default, &hello, every_minute).await?,
         Some(T)
     );
-    let recorded = store
-        .get_event(&default, "slot-1")
-        .await?
-        .ok_or("the slot's event is missing")?;
-    assert_eq!(recorded.status, EventStatus::Pending);
-    assert_eq!(recorded.source, fired.source);
-
-    // The same slot again, or an earlier one, records nothing: not even its event.
+    // The same slot again, or an earlier one, records nothing.
     for slot in [T, T - 60_000] {
-        let again = event(&default, &hello, &format!("again-{slot}"), T_US, slot);
         assert!(
             !store
-                .advance_schedule(&default, &hello, every_minute, slot, Some(&again))
+                .advance_schedule(&default, &hello, every_minute, slot, None)
                 .await?
         );
-        assert_eq!(store.get_event(&default, &again.id).await?, None);
     }
     assert_eq!(
         store.schedule_last_slot(&default, &hello, every_minute).await?,
         Some(T)
     );
-
-    // A skipped slot moves the schedule without an event.
+    // Slots may be skipped: any later slot is a step forward.
     assert!(
         store
-            .advance_schedule(&default, &hello, every_minute, T + 60_000, None)
+            .advance_schedule(&default, &hello, every_minute, T + 180_000, None)
+            .await?
+    );
+    assert!(
+        !store
+            .advance_schedule(&default, &hello, every_minute, T + 120_000, None)
             .await?
     );
     assert_eq!(
         store.schedule_last_slot(&default, &hello, every_minute).await?,
-        Some(T + 60_000)
+        Some(T + 180_000)
     );
-    let next = event(&default, &hello, "slot-3", T_US + 120_000_000, T + 120_000);
-    assert!(
-        store
-            .advance_schedule(&default, &hello, every_minute, T + 120_000, Some(&next))
-            .await?
-    );
-    assert!(store.get_event(&default, "slot-3").await?.is_some());
 
     // Each schedule of each function of each namespace has its own state.
     assert_eq!(store.schedule_last_slot(&default, &hello, hourly).await?, None);
@@ -85,8 +69,58 @@ pub async fn schedules_advance_monotonically_with_their_event(store: &dyn Store)
     );
     assert_eq!(store.schedule_last_slot(&default, &hello, hourly).await?, Some(T));
     assert_eq!(
+        store.schedule_last_slot(&other, &hello, every_minute).await?,
+        Some(T)
+    );
+    assert_eq!(
         store.schedule_last_slot(&default, &hello, every_minute).await?,
-        Some(T + 120_000)
+        Some(T + 180_000)
+    );
+    Ok(())
+}
+
+pub async fn schedules_forget_function_touches_only_that_function(store: &dyn Schedules) -> TestResult {
+    let (default, other) = (ns("default")?, ns("other")?);
+    let (one, two) = (func("one")?, func("two")?);
+    let (every_minute, hourly) = ("* * * * *", "0 * * * *");
+    for (namespace, function, key) in [
+        (&default, &one, every_minute),
+        (&default, &one, hourly),
+        (&default, &two, every_minute),
+        (&other, &one, every_minute),
+    ] {
+        assert!(store.advance_schedule(namespace, function, key, T, None).await?);
+    }
+
+    store.forget_function(&default, &one).await?;
+    for key in [every_minute, hourly] {
+        assert_eq!(
+            store.schedule_last_slot(&default, &one, key).await?,
+            None,
+            "schedule `{key}` outlived its function"
+        );
+    }
+    assert_eq!(
+        store.schedule_last_slot(&default, &two, every_minute).await?,
+        Some(T),
+        "forgetting took another function's schedule"
+    );
+    assert_eq!(
+        store.schedule_last_slot(&other, &one, every_minute).await?,
+        Some(T),
+        "forgetting crossed namespaces"
+    );
+
+    // Idempotent; a schedule advanced afterwards starts afresh, from any slot.
+    store.forget_function(&default, &one).await?;
+    assert!(
+        store
+            .advance_schedule(&default, &one, every_minute, T - 60_000, None)
+            .await?
+    );
+    assert_eq!(
+        store.schedule_last_slot(&default, &one, every_minute).await?,
+        Some(T - 60_000)
     );
     Ok(())
 }

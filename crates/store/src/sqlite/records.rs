@@ -1,0 +1,404 @@
+//! The SQLite [`Records`]: log lines (the `logs` table) and invocation records (the
+//! `invocations` table), each appended in batches, trimmed to the newest per function and
+//! read back newest last.
+//!
+//! Order is insertion order (the autoincrement `id`), not the `time` or `started_at`
+//! column: the engine appends lines in the order they were written and a record when its
+//! invocation ends, and clocks of different instances need not agree.
+
+use super::{OpError, PerFunction, SqliteStore, trim_to_newest};
+use crate::{
+    InvocationQuery, InvocationRecord, InvocationSummary, LogLine, LogQuery, LogStream, Records, Result,
+    StoreError,
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, TransactionBehavior, params};
+use std::collections::BTreeSet;
+use wisp_core::{FunctionName, Namespace, VersionId};
+
+/// How many lines or records a query returns when its limit is `0`.
+const DEFAULT_LIMIT: usize = 100;
+
+#[async_trait]
+impl Records for SqliteStore {
+    async fn append_logs(&self, lines: &[LogLine]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let lines = lines.to_vec();
+        let keep = self.log_lines_kept;
+        let what = format!("appending log lines (a batch of {})", lines.len());
+        self.write(what, move |conn| insert_logs(conn, &lines, keep))
+            .await
+    }
+
+    async fn logs(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        query: &LogQuery,
+    ) -> Result<Vec<LogLine>> {
+        let (namespace, function, query) = (namespace.clone(), function.clone(), query.clone());
+        let what = format!("reading the logs of `{namespace}/{function}`");
+        self.read(what, move |conn| query_logs(conn, &namespace, &function, &query))
+            .await
+    }
+
+    async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = records.to_vec();
+        let keep = self.invocations_kept;
+        let what = format!("appending invocation records (a batch of {})", records.len());
+        self.write(what, move |conn| insert_invocations(conn, &records, keep))
+            .await
+    }
+
+    async fn invocations(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        query: &InvocationQuery,
+    ) -> Result<Vec<InvocationRecord>> {
+        let (namespace, function, query) = (namespace.clone(), function.clone(), query.clone());
+        let what = format!("reading the invocations of `{namespace}/{function}`");
+        self.read(what, move |conn| {
+            query_invocations(conn, &namespace, &function, &query)
+        })
+        .await
+    }
+
+    async fn invocation_summary(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+    ) -> Result<InvocationSummary> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!("summarising the invocations of `{namespace}/{function}`");
+        self.read(what, move |conn| summary(conn, &namespace, &function))
+            .await
+    }
+
+    /// Deletes the function's log lines and invocation records in one transaction.
+    async fn forget_function(&self, namespace: &Namespace, function: &FunctionName) -> Result<()> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!("forgetting the logs and invocation records of `{namespace}/{function}`");
+        self.write(what, move |conn| {
+            let (ns, name) = (namespace.as_str(), function.as_str());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.prepare_cached("DELETE FROM logs WHERE namespace = ?1 AND function = ?2")?
+                .execute(params![ns, name])?;
+            tx.prepare_cached("DELETE FROM invocations WHERE namespace = ?1 AND function = ?2")?
+                .execute(params![ns, name])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A query's limit as SQLite binds it: `0` means [`DEFAULT_LIMIT`].
+fn limit(limit: usize) -> i64 {
+    let limit = match limit {
+        0 => DEFAULT_LIMIT,
+        n => n,
+    };
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+// ---- log lines ----
+
+/// Inserts `lines` in one transaction, then drops all but the newest `keep` lines
+/// of every function the batch touched.
+fn insert_logs(conn: &mut Connection, lines: &[LogLine], keep: usize) -> Result<(), OpError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut touched = BTreeSet::new();
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO logs (namespace, function, invocation_id, time, stream, line)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for line in lines {
+            insert.execute(params![
+                line.namespace.as_str(),
+                line.function.as_str(),
+                line.invocation_id,
+                line.time,
+                line.stream.as_str(),
+                line.line,
+            ])?;
+            touched.insert((line.namespace.as_str(), line.function.as_str()));
+        }
+    }
+    trim_to_newest(&tx, PerFunction::Logs, touched, keep)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The newest `query.limit` lines of a function (optionally of one invocation),
+/// oldest first.
+fn query_logs(
+    conn: &Connection,
+    namespace: &Namespace,
+    function: &FunctionName,
+    query: &LogQuery,
+) -> Result<Vec<LogLine>, OpError> {
+    let limit = limit(query.limit);
+    let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<(String, i64, String, String)> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    };
+    let (ns, name) = (namespace.as_str(), function.as_str());
+    let rows = match &query.invocation_id {
+        Some(invocation) => conn
+            .prepare_cached(
+                "SELECT invocation_id, time, stream, line FROM (
+                     SELECT id, invocation_id, time, stream, line FROM logs
+                     WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3
+                     ORDER BY id DESC LIMIT ?4)
+                 ORDER BY id",
+            )?
+            .query_map(params![ns, name, invocation, limit], read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        None => conn
+            .prepare_cached(
+                "SELECT invocation_id, time, stream, line FROM (
+                     SELECT id, invocation_id, time, stream, line FROM logs
+                     WHERE namespace = ?1 AND function = ?2
+                     ORDER BY id DESC LIMIT ?3)
+                 ORDER BY id",
+            )?
+            .query_map(params![ns, name, limit], read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    rows.into_iter()
+        .map(|(invocation_id, time, stream, line)| {
+            let stream = match stream.as_str() {
+                "stdout" => LogStream::Stdout,
+                "stderr" => LogStream::Stderr,
+                other => {
+                    return Err(OpError::Store(StoreError::Corrupt(format!(
+                        "a log line of `{namespace}/{function}` names the unknown stream `{other}`"
+                    ))));
+                }
+            };
+            Ok(LogLine {
+                namespace: namespace.clone(),
+                function: function.clone(),
+                invocation_id,
+                time,
+                stream,
+                line,
+            })
+        })
+        .collect()
+}
+
+// ---- invocation records ----
+
+/// Inserts `records` in one transaction, then drops all but the newest `keep`
+/// records of every function the batch touched.
+fn insert_invocations(
+    conn: &mut Connection,
+    records: &[InvocationRecord],
+    keep: usize,
+) -> Result<(), OpError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut touched = BTreeSet::new();
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO invocations
+                 (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
+                  run_us, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for r in records {
+            insert.execute(params![
+                r.namespace.as_str(),
+                r.function.as_str(),
+                r.id,
+                r.version.0,
+                r.started_at,
+                r.cold,
+                r.init_us.map(clamp),
+                clamp(r.queue_us),
+                clamp(r.run_us),
+                r.error,
+            ])?;
+            touched.insert((r.namespace.as_str(), r.function.as_str()));
+        }
+    }
+    trim_to_newest(&tx, PerFunction::Invocations, touched, keep)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A duration as SQLite stores it. Past `i64::MAX` microseconds (292 millennia) the
+/// value is nonsense anyway; failing the whole batch over it would lose the others.
+fn clamp(us: u64) -> i64 {
+    i64::try_from(us).unwrap_or(i64::MAX)
+}
+
+/// One stored row, before its integers are checked.
+struct InvocationRow {
+    invocation_id: String,
+    version: String,
+    started_at: i64,
+    cold: bool,
+    init_us: Option<i64>,
+    queue_us: i64,
+    run_us: i64,
+    error: Option<String>,
+}
+
+impl InvocationRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<InvocationRow> {
+        Ok(InvocationRow {
+            invocation_id: row.get(0)?,
+            version: row.get(1)?,
+            started_at: row.get(2)?,
+            cold: row.get(3)?,
+            init_us: row.get(4)?,
+            queue_us: row.get(5)?,
+            run_us: row.get(6)?,
+            error: row.get(7)?,
+        })
+    }
+
+    fn into_record(
+        self,
+        namespace: &Namespace,
+        function: &FunctionName,
+    ) -> Result<InvocationRecord, OpError> {
+        let duration = |what: &str, value: i64| {
+            u64::try_from(value).map_err(|_| {
+                OpError::Store(StoreError::Corrupt(format!(
+                    "invocation `{}` of `{namespace}/{function}` has a negative {what} `{value}`",
+                    self.invocation_id
+                )))
+            })
+        };
+        let init_us = self.init_us.map(|v| duration("init_us", v)).transpose()?;
+        let queue_us = duration("queue_us", self.queue_us)?;
+        let run_us = duration("run_us", self.run_us)?;
+        Ok(InvocationRecord {
+            namespace: namespace.clone(),
+            function: function.clone(),
+            id: self.invocation_id,
+            version: VersionId(self.version),
+            started_at: self.started_at,
+            cold: self.cold,
+            init_us,
+            queue_us,
+            run_us,
+            error: self.error,
+        })
+    }
+}
+
+/// The newest `query.limit` records of a function (optionally only cold starts),
+/// oldest first.
+fn query_invocations(
+    conn: &Connection,
+    namespace: &Namespace,
+    function: &FunctionName,
+    query: &InvocationQuery,
+) -> Result<Vec<InvocationRecord>, OpError> {
+    let limit = limit(query.limit);
+    // `cold_only` is a parameter rather than a second statement: `?3 = 0 OR cold = 1`.
+    // The scan walks the (namespace, function, id) index newest first either way, and
+    // the per-function cap bounds it.
+    let rows = conn
+        .prepare_cached(
+            "SELECT invocation_id, version, started_at, cold, init_us, queue_us, run_us, error FROM (
+                 SELECT id, invocation_id, version, started_at, cold, init_us, queue_us, run_us, error
+                 FROM invocations
+                 WHERE namespace = ?1 AND function = ?2 AND (?3 = 0 OR cold = 1)
+                 ORDER BY id DESC LIMIT ?4)
+             ORDER BY id",
+        )?
+        .query_map(
+            params![namespace.as_str(), function.as_str(), query.cold_only, limit],
+            InvocationRow::read,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|row| row.into_record(namespace, function))
+        .collect()
+}
+
+/// Counts and init-time percentiles over a function's kept records.
+///
+/// Two statements in one read transaction, so both see the same snapshot even while
+/// the writer appends. The percentiles are computed here from the sorted init times:
+/// there are at most as many as the function keeps records.
+fn summary(
+    conn: &mut Connection,
+    namespace: &Namespace,
+    function: &FunctionName,
+) -> Result<InvocationSummary, OpError> {
+    let (ns, name) = (namespace.as_str(), function.as_str());
+    let tx = conn.transaction()?;
+    let (invocations, cold_starts, errors): (i64, i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(cold), 0), count(error)
+             FROM invocations WHERE namespace = ?1 AND function = ?2",
+        )?
+        .query_row(params![ns, name], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    let inits = tx
+        .prepare_cached(
+            "SELECT init_us FROM invocations
+             WHERE namespace = ?1 AND function = ?2 AND init_us IS NOT NULL
+             ORDER BY init_us",
+        )?
+        .query_map(params![ns, name], |row| row.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.commit()?;
+    let inits = inits
+        .into_iter()
+        .map(|v| {
+            u64::try_from(v).map_err(|_| {
+                OpError::Store(StoreError::Corrupt(format!(
+                    "an invocation of `{namespace}/{function}` has a negative init_us `{v}`"
+                )))
+            })
+        })
+        .collect::<Result<Vec<u64>, OpError>>()?;
+    // count(*) and sum() of a 0/1 column are never negative.
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(InvocationSummary {
+        invocations: count(invocations),
+        cold_starts: count(cold_starts),
+        errors: count(errors),
+        init_p50_us: percentile(&inits, 50),
+        init_p99_us: percentile(&inits, 99),
+    })
+}
+
+/// The nearest-rank `p`th percentile of `sorted` (ascending): the smallest value
+/// with at least `p`% of the values at or below it.
+fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 50), Some(7));
+        assert_eq!(percentile(&[7], 99), Some(7));
+        assert_eq!(percentile(&[1, 2], 50), Some(1));
+        assert_eq!(percentile(&[1, 2, 3, 4], 50), Some(2));
+        let hundred: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&hundred, 50), Some(50));
+        assert_eq!(percentile(&hundred, 99), Some(99));
+        let thousand: Vec<u64> = (1..=1_000).collect();
+        assert_eq!(percentile(&thousand, 99), Some(990));
+    }
+}
