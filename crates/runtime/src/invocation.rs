@@ -1,5 +1,6 @@
 //! The invocation contract shared by all runtimes: input, output, errors, logs.
 
+use crate::Services;
 use crate::body::Body;
 use bytes::Bytes;
 use serde::Serialize;
@@ -11,6 +12,8 @@ pub struct Invocation {
     /// Unique id of this invocation (logs carry it).
     pub id: String,
     pub input: Input,
+    /// What the guest may call beyond its own code, as its function version is granted.
+    pub services: Services,
     /// Called once when the guest has finished, with its logs and outcome.
     pub on_finish: Option<Box<dyn FnOnce(Finished) + Send>>,
 }

@@ -4,7 +4,8 @@
 //! compiled artifact from its on-disk cache), and a [`Function`] runs one
 //! [`Invocation`] at a time per call, enforcing the function's limits (memory, time,
 //! payload size). The engine's dispatcher is the only caller; runtimes know nothing of
-//! the store or of HTTP listeners.
+//! the store or of HTTP listeners. What a guest may call beyond its own code comes
+//! with each invocation as its [`Services`], which the engine implements.
 //!
 //! The wasm runtime ([`wasm::WasmRuntime`]) runs `wasi:http/proxy` components for
 //! `http` functions and WASI command programs (p1 modules and p2 components) for
@@ -15,10 +16,12 @@
 pub mod body;
 mod invocation;
 pub mod process;
+pub mod services;
 pub mod wasm;
 
 pub use body::{Body, BoxError};
 pub use invocation::{ErrorReport, Finished, Input, Invocation, InvokeError, LoadError, Logs, Output};
+pub use services::Services;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -40,8 +43,10 @@ pub struct FunctionSpec {
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {
     /// Checks and compiles `code` for `spec`, saves the compiled artifact in the
-    /// cache and returns the function ready to run. Called at deploy, and on a cold
-    /// start whose artifact is missing or unusable. CPU-heavy: runs on the blocking pool.
+    /// cache and returns the function ready to run; code whose artifact the cache
+    /// holds already (by `spec.code_hash`) is loaded from it instead. Called at
+    /// deploy, and on a cold start whose artifact is missing or unusable. CPU-heavy:
+    /// runs on the blocking pool.
     async fn compile(&self, spec: FunctionSpec, code: Bytes) -> Result<Arc<dyn Function>, LoadError>;
 
     /// Loads the compiled artifact of `spec` from the cache without compiling.

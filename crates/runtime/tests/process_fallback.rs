@@ -60,6 +60,7 @@ async fn invoke(function: &Arc<dyn Function>, event: Value) -> (Result<Value, In
     let invocation = Invocation {
         id: uuid_like(),
         input: Input::Event(Bytes::from(event.to_string())),
+        services: wisp_runtime::Services::none(),
         on_finish: Some(Box::new(move |finished| {
             *sink.lock().unwrap() = Some(finished.logs)
         })),

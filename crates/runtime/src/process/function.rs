@@ -162,7 +162,10 @@ impl Function for ProcessFunction {
 
 impl Inner {
     async fn run(self: Arc<Self>, invocation: Invocation) -> Result<Output, InvokeError> {
-        let Invocation { id, input, on_finish } = invocation;
+        // Native functions reach platform services over HTTP, not through host calls.
+        let Invocation {
+            id, input, on_finish, ..
+        } = invocation;
         let Input::Event(payload) = input else {
             return Err(InvokeError::WrongInput("process functions take events"));
         };

@@ -7,7 +7,7 @@ use super::capture::Capture;
 use super::failure::{RunEnd, classify};
 use super::limits::{MemoryLimiter, set_deadline};
 use super::state::{ComponentState, ModuleState, wasi_builder};
-use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output};
+use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output, Services};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -94,6 +94,7 @@ impl EventFunction {
     async fn run(
         &self,
         event: Bytes,
+        services: Services,
         stdout: &Capture,
         stderr: &Capture,
         deadline: Instant,
@@ -121,7 +122,10 @@ impl EventFunction {
                 (end, store.data().limiter.exceeded)
             }
             Program::Command(pre) => {
-                let mut store = Store::new(&self.inner.engine, ComponentState::new(builder.build(), limiter));
+                let mut store = Store::new(
+                    &self.inner.engine,
+                    ComponentState::new(builder.build(), limiter, services),
+                );
                 store.limiter(|s| &mut s.limiter);
                 set_deadline(&mut store, deadline);
                 let run = async {
@@ -153,7 +157,15 @@ impl crate::Function for EventFunction {
         let limits = &self.inner.limits;
         let stdout = Capture::new(limits.max_response_body);
         let stderr = Capture::new(limits.max_log_bytes_per_invocation);
-        let mut error = self.run(event, &stdout, &stderr, started + self.timeout).await;
+        let mut error = self
+            .run(
+                event,
+                invocation.services,
+                &stdout,
+                &stderr,
+                started + self.timeout,
+            )
+            .await;
         if error.is_none() && stdout.overflowed() {
             error = Some(InvokeError::ResponseTooLarge(limits.max_response_body));
         }

@@ -91,7 +91,7 @@ impl crate::Function for HttpFunction {
         let wasi = wasi_builder(&self.name, &self.env, &stdout, &stderr).build();
         let mut store = Store::new(
             &self.inner.engine,
-            ComponentState::new(wasi, MemoryLimiter::new(self.memory_mb)),
+            ComponentState::new(wasi, MemoryLimiter::new(self.memory_mb), invocation.services),
         );
         store.limiter(|s| &mut s.limiter);
         set_deadline(&mut store, deadline);

@@ -6,12 +6,15 @@
 //! creates a fresh store and instance per invocation ([`http`], [`event`]).
 //! Limits ([`limits`]): memory through a `ResourceLimiter`, time through epoch
 //! deadlines plus a wall-clock timer that also covers time spent in host calls.
+//! What guests may call beyond WASI goes through the invocation's services
+//! ([`host`]).
 
 mod cache;
 mod capture;
 mod event;
 mod failure;
 mod guest_body;
+mod host;
 mod http;
 mod limits;
 mod state;
@@ -236,6 +239,12 @@ impl Runtime for WasmRuntime {
     async fn compile(&self, spec: FunctionSpec, code: Bytes) -> Result<Arc<dyn Function>, LoadError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            // The cache is keyed by the code's hash: an artifact there was compiled
+            // from these very bytes (by another function, or an earlier deploy), so
+            // deploying known code loads it instead of compiling again.
+            if let Some(artifact) = inner.cache.load(&inner.engine, &spec.code_hash) {
+                return inner.prepare(&spec, artifact);
+            }
             let (artifact, bytes) = inner.compile_artifact(&code)?;
             let function = inner.prepare(&spec, artifact)?;
             if let Err(e) = inner.cache.save(&spec.code_hash, &bytes) {

@@ -1,28 +1,31 @@
 //! Per-invocation host state: the `T` of each `wasmtime::Store<T>`.
 
 use super::capture::Capture;
+use super::host::http::OutboundHooks;
 use super::limits::MemoryLimiter;
+use crate::Services;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// State of a store running a component (http functions, p2 command programs).
 pub(crate) struct ComponentState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    hooks: DenyOutgoingHttp,
+    /// Outgoing requests go to the invocation's services.
+    hooks: OutboundHooks,
     pub(crate) limiter: MemoryLimiter,
 }
 
 impl ComponentState {
-    pub(crate) fn new(wasi: WasiCtx, limiter: MemoryLimiter) -> ComponentState {
+    pub(crate) fn new(wasi: WasiCtx, limiter: MemoryLimiter, services: Services) -> ComponentState {
         ComponentState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: DenyOutgoingHttp,
+            hooks: OutboundHooks::new(services),
             limiter,
         }
     }
@@ -51,31 +54,6 @@ impl WasiHttpView for ComponentState {
 pub(crate) struct ModuleState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: MemoryLimiter,
-}
-
-/// Functions are granted nothing by default: outgoing HTTP requests are refused
-/// (with `wasi:http`'s `HTTP-request-denied`) until a capability grants hosts.
-struct DenyOutgoingHttp;
-
-impl WasiHttpHooks for DenyOutgoingHttp {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
 }
 
 /// A WASI context for one invocation: the function's environment and the given stdio,

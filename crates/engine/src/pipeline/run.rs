@@ -1,0 +1,269 @@
+//! One run of an event: the attempt through the function's pool, and the outcome it
+//! leads to (success, a retry, or a dead letter), with the destination records it
+//! sends.
+
+use super::destination::{Condition, Record};
+use super::retry::Next;
+use crate::{Deployed, Engine, EngineError};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use wisp_core::wall::{millis, now_ms, now_us};
+use wisp_core::{Destination, ErrorCode, Limits};
+use wisp_store::{EventOutcome, EventRecord, FollowUp, NewEvent, NewMessage, Resolution};
+
+/// How one attempt ended, before it is turned into an outcome.
+enum Attempt {
+    Succeeded(Bytes),
+    /// Not the function's fault: back to the queue, not counted.
+    Throttled(EngineError),
+    Failed(EngineError),
+}
+
+impl Engine {
+    /// Runs one claimed event and decides what follows.
+    pub(super) async fn run_event(&self, event: EventRecord) -> EventOutcome {
+        let outcome = |attempts, resolution| EventOutcome {
+            namespace: event.namespace.clone(),
+            id: event.id.clone(),
+            attempts,
+            resolution,
+            follow_ups: Vec::new(),
+        };
+        let Some(deployed) = self.function(&event.namespace, &event.function) else {
+            return outcome(
+                event.attempts,
+                Resolution::Failed {
+                    error: format!("function_not_found: `{}` is not deployed", event.function),
+                    failure: "function_not_found".to_string(),
+                    result: None,
+                },
+            );
+        };
+        let config = &deployed.record.version.config;
+        let age = Duration::from_micros(u64::try_from(now_us() - event.created_us).unwrap_or(0));
+        if event.chain_depth >= Limits::MAX_CHAIN_DEPTH {
+            let why = format!(
+                "wisp: event {} was not run: its chain of events has taken {} hops (the limit is {}); \
+                 a function is triggering itself in a loop (for example through a queue or a destination)",
+                event.id,
+                event.chain_depth,
+                Limits::MAX_CHAIN_DEPTH
+            );
+            tracing::warn!(function = %event.function, "{why}");
+            self.logs.note(&event.namespace, &event.function, &event.id, &why);
+            return self.give_up(
+                &deployed,
+                &event,
+                event.attempts,
+                Condition::RecursiveLoop,
+                None,
+                why,
+            );
+        }
+        if age > config.max_event_age {
+            let why = format!(
+                "event_age_exceeded: the event is {} old; max_event_age is {}",
+                humantime::format_duration(Duration::from_secs(age.as_secs())),
+                humantime::format_duration(config.max_event_age)
+            );
+            return self.give_up(
+                &deployed,
+                &event,
+                event.attempts,
+                Condition::EventAgeExceeded,
+                None,
+                why,
+            );
+        }
+        let attempt = self.try_once(&deployed, &event).await;
+        let settings = self.pipeline.settings;
+        match attempt {
+            Attempt::Succeeded(result) => {
+                let attempts = event.attempts + 1;
+                let mut done = outcome(
+                    attempts,
+                    Resolution::Succeeded {
+                        result: result.to_vec(),
+                    },
+                );
+                if let Some(destination) = &config.on_success {
+                    let record = Record {
+                        function: &event.function,
+                        event_id: &event.id,
+                        condition: Condition::Success,
+                        attempts,
+                        request: &event.payload,
+                        response: Some(&result),
+                        function_error: None,
+                        version: deployed.record.version.id.short(),
+                        timestamp_ms: now_ms(),
+                    };
+                    done.follow_ups
+                        .push(follow_up(&event, destination, record.to_json()));
+                }
+                done
+            }
+            Attempt::Throttled(error) => {
+                let delay = settings.throttled(fastrand::f64());
+                if age + delay > config.max_event_age {
+                    let why = format!("event_age_exceeded: still throttled ({error})");
+                    return self.give_up(
+                        &deployed,
+                        &event,
+                        event.attempts,
+                        Condition::EventAgeExceeded,
+                        None,
+                        why,
+                    );
+                }
+                outcome(
+                    event.attempts,
+                    Resolution::Retry {
+                        run_at: now_ms() + millis(delay),
+                        error: format!("{}: {}", error.code.as_str(), error.detail),
+                    },
+                )
+            }
+            Attempt::Failed(error) => {
+                let attempts = event.attempts + 1;
+                let document = error_document(&error);
+                let message = format!("{}: {}", error.code.as_str(), error.detail);
+                match settings.after_failure(
+                    attempts,
+                    config.max_retries,
+                    age,
+                    config.max_event_age,
+                    fastrand::f64(),
+                ) {
+                    Next::RetryAfter(delay) => outcome(
+                        attempts,
+                        Resolution::Retry {
+                            run_at: now_ms() + millis(delay),
+                            error: message,
+                        },
+                    ),
+                    Next::RetriesExhausted => self.give_up(
+                        &deployed,
+                        &event,
+                        attempts,
+                        Condition::RetriesExhausted,
+                        Some(document),
+                        message,
+                    ),
+                    Next::AgeExceeded => self.give_up(
+                        &deployed,
+                        &event,
+                        attempts,
+                        Condition::EventAgeExceeded,
+                        Some(document),
+                        message,
+                    ),
+                }
+            }
+        }
+    }
+
+    /// A dead letter, with its `on_failure` record.
+    fn give_up(
+        &self,
+        deployed: &Deployed,
+        event: &EventRecord,
+        attempts: u32,
+        condition: Condition,
+        response: Option<Vec<u8>>,
+        error: String,
+    ) -> EventOutcome {
+        let failure = match condition {
+            Condition::Success | Condition::RetriesExhausted => "retries_exhausted",
+            Condition::EventAgeExceeded => "event_age_exceeded",
+            Condition::RecursiveLoop => "loop_detected",
+        };
+        let mut follow_ups = Vec::new();
+        if let Some(destination) = &deployed.record.version.config.on_failure {
+            let record = Record {
+                function: &event.function,
+                event_id: &event.id,
+                condition,
+                attempts,
+                request: &event.payload,
+                response: response.as_deref(),
+                function_error: response.as_ref().map(|_| "Unhandled"),
+                version: deployed.record.version.id.short(),
+                timestamp_ms: now_ms(),
+            };
+            follow_ups.push(follow_up(event, destination, record.to_json()));
+        }
+        EventOutcome {
+            namespace: event.namespace.clone(),
+            id: event.id.clone(),
+            attempts,
+            resolution: Resolution::Failed {
+                error,
+                failure: failure.to_string(),
+                result: response,
+            },
+            follow_ups,
+        }
+    }
+
+    /// One run of an event through the function's pool, classified.
+    async fn try_once(&self, deployed: &Arc<Deployed>, event: &EventRecord) -> Attempt {
+        let payload = Bytes::from(event.payload.clone());
+        match self.attempt(deployed, &event.id, payload).await {
+            Ok(answer) => Attempt::Succeeded(answer),
+            Err(e) if matches!(e.code, ErrorCode::Throttled | ErrorCode::Internal) => {
+                // Answered here: the event goes back to the queue with this error.
+                e.log();
+                Attempt::Throttled(e)
+            }
+            Err(e) => Attempt::Failed(e),
+        }
+    }
+}
+
+/// The error document kept as a failed event's result: Lambda's shape for a process
+/// function's report, else Wisp's code and message.
+fn error_document(error: &EngineError) -> Vec<u8> {
+    let value = match &error.report {
+        Some(report) => serde_json::to_value(report.as_ref()).unwrap_or_default(),
+        None => serde_json::json!({
+            "errorType": error.code.as_str(),
+            "errorMessage": error.detail,
+        }),
+    };
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// The record a destination receives, as the store will write it.
+fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) -> FollowUp {
+    let chain_depth = event.chain_depth + 1;
+    let id = uuid::Uuid::now_v7().to_string();
+    match destination {
+        Destination::Queue(queue) => FollowUp::Message {
+            namespace: event.namespace.clone(),
+            queue: queue.clone(),
+            message: NewMessage {
+                id,
+                body: String::from_utf8_lossy(&record).into_owned(),
+                delay_ms: 0,
+                chain_depth,
+            },
+        },
+        Destination::Function(function) => {
+            let now = now_us();
+            FollowUp::Event(NewEvent {
+                namespace: event.namespace.clone(),
+                function: function.clone(),
+                id,
+                payload: record,
+                idempotency_key: None,
+                chain_depth,
+                source: format!("destination:{}", event.function),
+                created_us: now,
+                run_at: now / 1000,
+                lease: None,
+            })
+        }
+    }
+}
