@@ -1,20 +1,17 @@
-//! Invocations: the sync invoke API and requests to user routes, admitted by the
-//! function's pool and dispatched to its loaded code. Every invocation is recorded:
-//! cold or warm, init, queue wait and run time.
+//! Running invocations: admission by the function's pool, the run itself with the
+//! function's services, and its record (cold or warm, init, queue wait and run
+//! time), for every way in: the sync invoke API ([`Engine::invoke`]), HTTP routes
+//! (the http trigger) and the one attempt path of the async pipeline and the queue
+//! triggers ([`Engine::attempt`]), which gets a function's answer as bytes.
 
-use crate::apigw::{self, RequestInfo};
 use crate::pool::Ticket;
-use crate::routes::Lookup;
 use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
-use http_body_util::BodyExt;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use wisp_core::wall::micros_u64;
 use wisp_core::{ErrorCode, FunctionName, Kind, Namespace};
-use wisp_runtime::body::{BodyTooLarge, Limited};
 use wisp_runtime::{Body, Function, Input, Invocation, Output, body};
 use wisp_store::InvocationRecord;
 
@@ -22,7 +19,7 @@ use wisp_store::InvocationRecord;
 pub const INVOCATION_ID_HEADER: &str = "x-wisp-invocation-id";
 
 /// An admitted invocation whose code is loaded, ready to run.
-struct Admitted {
+pub(crate) struct Admitted {
     function: Arc<dyn Function>,
     /// How long it waited for a slot.
     queued: Duration,
@@ -49,33 +46,34 @@ impl Admitted {
         }
         HeaderValue::from_str(&value).ok()
     }
+
+    /// Adds the invocation id and `Server-Timing` to a response.
+    pub(crate) fn tag(&self, mut response: Response<Body>, id: &str) -> Response<Body> {
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(id) {
+            headers.insert(INVOCATION_ID_HEADER, value);
+        }
+        if let Some(timing) = self.server_timing() {
+            headers.append("server-timing", timing);
+        }
+        response
+    }
 }
 
-fn new_invocation_id() -> String {
+pub(crate) fn new_invocation_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn too_large(limit: usize) -> EngineError {
+pub(crate) fn too_large(limit: usize) -> EngineError {
     EngineError::new(
         ErrorCode::PayloadTooLarge,
         format!("the request body is larger than the limit of {limit} bytes"),
     )
 }
 
-fn tag(mut response: Response<Body>, id: &str, admitted: &Admitted) -> Response<Body> {
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(id) {
-        headers.insert(INVOCATION_ID_HEADER, value);
-    }
-    if let Some(timing) = admitted.server_timing() {
-        headers.append("server-timing", timing);
-    }
-    response
-}
-
 impl Engine {
     /// Admits an invocation (a slot, or a bounded wait for one) and loads the code.
-    async fn admit(&self, deployed: &Arc<Deployed>) -> Result<(Admitted, Ticket), EngineError> {
+    pub(crate) async fn admit(&self, deployed: &Arc<Deployed>) -> Result<(Admitted, Ticket), EngineError> {
         let gate = self.namespace_gate(&deployed.record.namespace);
         let ticket = deployed.pool.admit(&gate).await?;
         let (function, load) = deployed.pool.function().await?;
@@ -95,7 +93,7 @@ impl Engine {
     /// Runs an admitted invocation. Its slot is held until the guest has finished
     /// (for a streaming response, until the body is done), then its logs and record
     /// are queued for the store.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         deployed: &Arc<Deployed>,
         id: &str,
@@ -121,6 +119,7 @@ impl Engine {
         let invocation = Invocation {
             id: id.to_string(),
             input,
+            services: deployed.services.clone(),
             on_finish: Some(Box::new(move |finished| {
                 let mut record = record;
                 if let Some(init) = finished.init {
@@ -169,40 +168,11 @@ impl Engine {
             return Err(too_large(limit));
         }
         let id = new_invocation_id();
-        self.invoke_deployed(&deployed, &id, payload, content_type).await
-    }
-
-    /// Invokes a deployed function as invocation `id` (an async event's attempts all
-    /// carry the event's id).
-    pub(crate) async fn invoke_deployed(
-        &self,
-        deployed: &Arc<Deployed>,
-        id: &str,
-        payload: Bytes,
-        content_type: Option<HeaderValue>,
-    ) -> Result<Response<Body>, EngineError> {
-        let fail = |e: EngineError| e.with_invocation(id);
-        let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
-        let input = match deployed.record.version.config.kind {
-            Kind::Event => Input::Event(payload),
-            Kind::Http => {
-                let mut request = Request::new(body::full(payload));
-                *request.method_mut() = Method::POST;
-                *request.uri_mut() = http::Uri::from_static("/");
-                let headers = request.headers_mut();
-                headers.insert(header::HOST, HeaderValue::from_static("localhost"));
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    content_type.unwrap_or(HeaderValue::from_static("application/json")),
-                );
-                if let Ok(value) = HeaderValue::from_str(id) {
-                    headers.insert(INVOCATION_ID_HEADER, value);
-                }
-                Input::Http(request)
-            }
-        };
+        let fail = |e: EngineError| e.with_invocation(&id);
+        let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
+        let input = payload_input(&deployed, &id, payload, content_type);
         let output = self
-            .run(deployed, id, input, &admitted, ticket)
+            .run(&deployed, &id, input, &admitted, ticket)
             .await
             .map_err(fail)?;
         let response = match output {
@@ -215,124 +185,77 @@ impl Engine {
                 response
             }
         };
-        Ok(tag(response, id, &admitted))
+        Ok(admitted.tag(response, &id))
     }
 
-    /// Serves a request to a user route.
-    pub async fn handle(&self, request: Request<Body>) -> Result<Response<Body>, EngineError> {
-        let (mut parts, body) = request.into_parts();
-        let state = self.state.load_full();
-        let (target, params) = match state.routes.lookup(parts.method.as_str(), parts.uri.path()) {
-            Lookup::Found { target, params } => (target, params),
-            Lookup::MethodNotAllowed { allow } => {
-                let mut err = EngineError::new(
-                    ErrorCode::MethodNotAllowed,
-                    format!(
-                        "`{}` is not allowed on `{}`; allowed: {allow}",
-                        parts.method,
-                        parts.uri.path()
-                    ),
-                );
-                err.allow = Some(allow);
-                return Err(err);
-            }
-            Lookup::NotFound => {
-                let hint = if state.routes.is_empty() {
-                    " (no function has routes yet)"
-                } else {
-                    ""
-                };
-                return Err(EngineError::new(
-                    ErrorCode::RouteNotFound,
-                    format!("no route matches `{}`{hint}", parts.uri.path()),
-                ));
-            }
-        };
-        let deployed: Arc<Deployed> = target.function.clone();
-        let limit = self.limits.max_request_body;
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            body::drain(body);
-            return Err(too_large(limit));
-        }
-        let id = new_invocation_id();
-        let fail = |e: EngineError| e.with_invocation(&id);
-        match deployed.record.version.config.kind {
-            Kind::Http => {
-                // The body streams into the guest, so the slot is taken first.
-                let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
-                let (limited, exceeded) = Limited::new(body, limit);
-                if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
-                    parts
-                        .headers
-                        .insert(header::HOST, HeaderValue::from_static("localhost"));
-                }
-                let request = Request::from_parts(parts, limited.boxed_unsync());
-                let result = self
-                    .run(&deployed, &id, Input::Http(request), &admitted, ticket)
-                    .await;
-                if exceeded.load(Ordering::Acquire) {
-                    return Err(fail(too_large(limit)));
-                }
-                match result.map_err(fail)? {
-                    Output::Http(response) => Ok(tag(response, &id, &admitted)),
-                    Output::Event(_) => Err(fail(EngineError::new(
-                        ErrorCode::Internal,
-                        "http function answered an event",
-                    ))),
-                }
-            }
-            Kind::Event => {
-                // The body is read before taking a slot: a slow client holds none.
-                let bytes: Bytes = match body::read_to_bytes(body, limit).await {
-                    Ok(bytes) => bytes,
-                    Err(e) if e.is::<BodyTooLarge>() => return Err(fail(too_large(limit))),
-                    Err(e) => {
-                        return Err(fail(EngineError::new(
-                            ErrorCode::InvalidRequest,
-                            format!("cannot read the request body: {e}"),
-                        )));
-                    }
-                };
-                let method = match target.methods.as_slice() {
-                    [] => None,
-                    [only] => Some(only.as_str()),
-                    _ => Some(parts.method.as_str()),
-                };
-                let route_key = apigw::route_key(method, &target.pattern);
-                let info = RequestInfo {
-                    parts: &parts,
-                    route_key: &route_key,
-                    path_parameters: params,
-                    request_id: &id,
-                    namespace: deployed.record.namespace.as_str(),
-                };
-                let event = apigw::event(&info, &bytes);
-                let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
-                let output = self
-                    .run(&deployed, &id, Input::Event(event.into()), &admitted, ticket)
+    /// Runs `payload` once on a deployed function as invocation `id` (an async
+    /// event's attempts all carry the event's id) and returns what it answered: an
+    /// event function's stdout as it is, an http function's response body (an answer
+    /// with a 5xx status is the function's failure, `function_error`). The one path
+    /// by which the async pipeline and the queue triggers run work; the error's code
+    /// tells a throttle or Wisp's own failure (`throttled`, `internal`) from the
+    /// function's.
+    pub(crate) async fn attempt(
+        &self,
+        deployed: &Arc<Deployed>,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<Bytes, EngineError> {
+        let (admitted, ticket) = self.admit(deployed).await?;
+        let input = payload_input(deployed, id, payload, None);
+        match self.run(deployed, id, input, &admitted, ticket).await? {
+            Output::Event(bytes) => Ok(bytes),
+            Output::Http(response) => {
+                let status = response.status();
+                let limit = self.limits.max_response_body;
+                let answer = body::read_to_bytes(response.into_body(), limit)
                     .await
-                    .map_err(fail)?;
-                match output {
-                    Output::Event(bytes) => apigw::response(bytes)
-                        .map(|r| tag(r, &id, &admitted))
-                        .map_err(fail),
-                    Output::Http(_) => Err(fail(EngineError::new(
-                        ErrorCode::Internal,
-                        "event function answered HTTP",
-                    ))),
+                    .map_err(|e| {
+                        EngineError::new(
+                            ErrorCode::ResponseTooLarge,
+                            format!("reading the function's response failed: {e}"),
+                        )
+                    })?;
+                if status.is_server_error() {
+                    return Err(EngineError::new(
+                        ErrorCode::FunctionError,
+                        format!(
+                            "the function answered {status}: {}",
+                            String::from_utf8_lossy(&answer[..answer.len().min(512)])
+                        ),
+                    ));
                 }
+                Ok(answer)
             }
         }
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send(e: &Engine, r: Request<Body>, n: &Namespace, f: &FunctionName) {
+/// A payload as a function of its kind takes it: an event function's stdin, or the
+/// body of a `POST /` to an http function (with `content_type`, JSON by default).
+fn payload_input(deployed: &Deployed, id: &str, payload: Bytes, content_type: Option<HeaderValue>) -> Input {
+    match deployed.record.version.config.kind {
+        Kind::Event => Input::Event(payload),
+        Kind::Http => {
+            let mut request = Request::new(body::full(payload));
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = http::Uri::from_static("/");
+            let headers = request.headers_mut();
+            headers.insert(header::HOST, HeaderValue::from_static("localhost"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or(HeaderValue::from_static("application/json")),
+            );
+            if let Ok(value) = HeaderValue::from_str(id) {
+                headers.insert(INVOCATION_ID_HEADER, value);
+            }
+            Input::Http(request)
+        }
+    }
+}
+
+#[expect(dead_code, reason = "compiles only if the futures the server awaits are Send")]
+fn assert_send(e: &Engine, r: Request<Body>, n: &Namespace, f: &FunctionName) {
     fn s<T: Send>(_: T) {}
     s(e.handle(r));
     s(e.invoke(n, f, Bytes::new(), None));

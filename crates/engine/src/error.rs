@@ -1,4 +1,9 @@
 //! The engine's error: an API error code with a human detail.
+//!
+//! An `internal` error keeps what went wrong inside Wisp apart from what a client is
+//! told: the [`EngineError::cause`] is for the server's log, written once where the
+//! error is answered (the server's problem document, the Lambda-shaped error, or the
+//! async pipeline's outcome), never sent.
 
 use wisp_core::ErrorCode;
 use wisp_runtime::{ErrorReport, InvokeError, LoadError};
@@ -10,7 +15,10 @@ use wisp_store::StoreError;
 #[error("{detail}")]
 pub struct EngineError {
     pub code: ErrorCode,
+    /// What the caller is told.
     pub detail: String,
+    /// For `internal`: what failed inside Wisp, for the server's log only.
+    pub cause: Option<String>,
     /// The invocation that failed, when there was one (its logs carry the same id).
     pub invocation_id: Option<String>,
     /// For `method_not_allowed`: the methods the route does take.
@@ -26,11 +34,26 @@ impl EngineError {
         EngineError {
             code,
             detail: detail.into(),
+            cause: None,
             invocation_id: None,
             allow: None,
             report: None,
             retry_after: None,
         }
+    }
+
+    /// Wisp itself failed: the caller is told only that, and `cause` goes to the
+    /// server's log where the error is answered.
+    pub fn internal(cause: impl Into<String>) -> EngineError {
+        EngineError::internal_as("Wisp failed to serve this; the server's log says why", cause)
+    }
+
+    /// [`EngineError::internal`], telling the caller `detail` (which must not reveal
+    /// the cause).
+    pub fn internal_as(detail: impl Into<String>, cause: impl Into<String>) -> EngineError {
+        let mut error = EngineError::new(ErrorCode::Internal, detail);
+        error.cause = Some(cause.into());
+        error
     }
 
     /// 429 `throttled`, to be retried after a second.
@@ -51,14 +74,28 @@ impl EngineError {
             format!("no function named `{name}` is deployed"),
         )
     }
+
+    /// Writes an internal error to the server's log: call it once, where the error
+    /// is answered. Other errors are the caller's business and are not logged.
+    pub fn log(&self) {
+        if self.code == ErrorCode::Internal {
+            let cause = self.cause.as_deref().unwrap_or("no cause recorded");
+            match &self.invocation_id {
+                Some(id) => tracing::error!(invocation = %id, "internal error: {}: {cause}", self.detail),
+                None => tracing::error!("internal error: {}: {cause}", self.detail),
+            }
+        }
+    }
 }
 
 impl From<InvokeError> for EngineError {
     fn from(e: InvokeError) -> Self {
-        if let InvokeError::Internal(_) | InvokeError::WrongInput(_) = e {
-            tracing::error!("invocation failed inside Wisp: {e}");
-        }
-        let mut error = EngineError::new(e.code(), e.to_string());
+        let mut error = match e {
+            InvokeError::Internal(_) | InvokeError::WrongInput(_) => {
+                EngineError::internal(format!("the invocation failed inside Wisp: {e}"))
+            }
+            _ => EngineError::new(e.code(), e.to_string()),
+        };
         if let InvokeError::Reported { report, .. } = e {
             error.report = Some(Box::new(report));
         }
@@ -70,17 +107,16 @@ impl From<LoadError> for EngineError {
     fn from(e: LoadError) -> Self {
         match e {
             LoadError::InvalidCode(detail) => EngineError::new(ErrorCode::InvalidCode, detail),
-            LoadError::Internal(detail) => {
-                tracing::error!("loading code failed: {detail}");
-                EngineError::new(ErrorCode::Internal, "loading the function's code failed")
-            }
+            LoadError::Internal(cause) => EngineError::internal_as(
+                "loading the function's code failed",
+                format!("loading code: {cause}"),
+            ),
         }
     }
 }
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
-        tracing::error!("store error: {e}");
-        EngineError::new(ErrorCode::Internal, "the store failed; see the server log")
+        EngineError::internal_as("the store failed; see the server log", format!("store: {e}"))
     }
 }

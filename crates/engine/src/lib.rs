@@ -1,10 +1,12 @@
 //! The engine: everything between the HTTP server and the runtimes.
 //!
-//! It keeps the registry of deployed functions and the route table in memory (swapped
-//! whole on every change, so the request path takes no lock), deploys code (validate,
-//! compile, record), dispatches invocations to runtimes, turns route requests into
-//! invocations (HTTP functions get the request as it is; event functions get an API
-//! Gateway v2 event), and sends every invocation's logs to the store in batches.
+//! It keeps the registry of deployed functions in memory (swapped whole on every
+//! change, so the request path takes no lock), deploys code (validate, compile,
+//! record), dispatches invocations to runtimes ([`dispatch`]), runs the triggers that
+//! turn routes, queue messages and schedules into invocations ([`triggers`]) and the
+//! async pipeline ([`pipeline`]), offers guests the services they are granted
+//! ([`services`]), and sends every invocation's logs and record to the store in
+//! batches.
 //!
 //! # Design
 //!
@@ -13,60 +15,58 @@
 //! cap, or a bounded wait for one, else 429 → its loaded code (loaded on a cold start
 //! from the artifact cache, or by compiling) → the runtime. Nothing on it touches the
 //! store: logs and invocation records leave through a channel. Deploys and deletes
-//! are serialised by one async mutex and publish a new [`State`] when they are done.
-//! One background task, the scaler, wakes at the pools' autoscaler deadlines to
-//! release idle pools (scale to zero) and prewarm others.
+//! are serialised by one async mutex and publish a new registry when they are done,
+//! which every trigger then follows ([`triggers::Triggers::sync`]). One background
+//! task, the scaler, wakes at the pools' autoscaler deadlines to release idle pools
+//! (scale to zero) and prewarm others.
+//!
+//! The server reaches the runtimes only through the engine: the body and error types
+//! it needs are re-exported here.
 
-mod apigw;
+mod deploy;
 mod dispatch;
 mod error;
-pub mod events;
 mod gate;
 mod logs;
+pub mod pipeline;
 mod pool;
 mod queues;
 mod registry;
-mod routes;
 mod scaler;
-mod schedules;
+mod services;
+mod triggers;
 pub mod version;
 
-pub use apigw::ClientAddr;
+pub use deploy::{DeployReport, DeployRequest};
 pub use dispatch::INVOCATION_ID_HEADER;
 pub use error::EngineError;
-pub use events::retry::RetrySettings;
-pub use events::{Accepted, AsyncOptions};
+pub use pipeline::retry::RetrySettings;
+pub use pipeline::{Accepted, AsyncOptions};
 pub use pool::PoolStatus;
 pub use queues::Outgoing;
 pub use registry::Deployed;
+pub use triggers::http::apigw::ClientAddr;
+pub use wisp_runtime::{Body, BoxError, ErrorReport, body};
 pub use wisp_scaling::KeepAlivePolicy;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Limits, Namespace};
-use wisp_runtime::{FunctionSpec, Runtime};
-use wisp_store::{
-    DeployOutcome, FunctionRecord, InvocationQuery, InvocationRecord, InvocationSummary, LogLine, LogQuery,
-    Store, VersionRecord,
-};
+use wisp_core::{FunctionName, Limits, Namespace};
+use wisp_runtime::Runtime;
+use wisp_store::{InvocationQuery, InvocationRecord, InvocationSummary, LogLine, LogQuery, Store};
 
 use gate::Gate;
 use pool::{Clock, PoolContext};
-use routes::RouteTable;
-
-/// What the request path reads: every deployed function and the route table.
-struct State {
-    functions: HashMap<(Namespace, FunctionName), Arc<Deployed>>,
-    routes: RouteTable,
-}
+use registry::Functions;
 
 /// See the crate docs.
 pub struct Engine {
     store: Arc<dyn Store>,
     runtime: Arc<dyn Runtime>,
-    state: ArcSwap<State>,
+    /// Every deployed function; what the invoke API and the triggers read.
+    functions: ArcSwap<Functions>,
+    /// Held by deploys and deletes, one at a time.
     changes: tokio::sync::Mutex<()>,
     logs: logs::LogSink,
     log_writer: Mutex<Option<logs::LogWriter>>,
@@ -77,33 +77,17 @@ pub struct Engine {
     /// The engine itself, for the background tasks it starts.
     me: std::sync::Weak<Engine>,
     /// The async pipeline.
-    events: events::Events,
-    /// Queue triggers and the wake-ups of their pollers.
-    queues: queues::Queues,
-    /// Cron triggers.
-    schedules: schedules::Schedules,
-}
-
-/// A request to deploy one function.
-#[derive(Debug, Clone)]
-pub struct DeployRequest {
-    pub namespace: Namespace,
-    pub name: FunctionName,
-    pub app: Option<String>,
-    pub config: FunctionConfig,
-    pub code: Bytes,
-}
-
-/// What a deploy did.
-#[derive(Debug, Clone)]
-pub struct DeployReport {
-    pub outcome: DeployOutcome,
-    pub record: FunctionRecord,
+    pipeline: pipeline::Pipeline,
+    /// Wake-ups of whoever waits on a queue's messages.
+    queue_wakes: queues::QueueWakes,
+    /// HTTP routes, queue pollers, schedule timers.
+    triggers: triggers::Triggers,
 }
 
 impl Engine {
     /// Starts the engine over `store`: loads the registry (not the code: that loads on
-    /// first use) and starts the log writer. Must run inside a tokio runtime.
+    /// first use), starts the log writer, the scaler, the async pipeline and the
+    /// triggers. Must run inside a tokio runtime.
     pub async fn start(
         store: Arc<dyn Store>,
         runtime: Arc<dyn Runtime>,
@@ -118,41 +102,42 @@ impl Engine {
             policy: keep_alive,
         };
         let records = store.list_functions(None).await?;
-        let functions: HashMap<_, _> = records
+        let functions: Functions = records
             .into_iter()
             .map(|r| {
                 let key = (r.namespace.clone(), r.name.clone());
                 (key, Arc::new(Deployed::new(r, &pools)))
             })
             .collect();
-        let routes = RouteTable::build(functions.values()).unwrap_or_else(|conflict| {
-            // Conflicts are refused at deploy; a store that holds one anyway keeps
-            // serving what it can rather than refusing to start.
-            tracing::error!("stored routes conflict ({conflict:?}); serving without routes");
-            RouteTable::default()
-        });
         let (sink, writer) = logs::start(store.clone());
-        let (events, inboxes) = events::Events::new(retry);
+        let (pipeline, inboxes) = pipeline::Pipeline::new(retry);
         let engine = Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             store,
             runtime,
-            state: ArcSwap::from_pointee(State { functions, routes }),
+            functions: ArcSwap::from_pointee(functions),
             changes: tokio::sync::Mutex::new(()),
             logs: sink,
             log_writer: Mutex::new(Some(writer)),
             limits,
             pools,
             namespace_gates: Mutex::new(HashMap::new()),
-            events,
-            queues: queues::Queues::default(),
-            schedules: schedules::Schedules::default(),
+            pipeline,
+            queue_wakes: queues::QueueWakes::default(),
+            triggers: triggers::Triggers::default(),
         });
         // Prewarms functions with `min_instances` now, and releases idle pools later.
         scaler::start(&engine);
-        events::start(&engine, inboxes);
-        engine.sync_triggers();
+        pipeline::start(&engine, inboxes);
+        engine.triggers.sync(&engine, &engine.functions.load());
         Ok(engine)
+    }
+
+    /// Makes `functions` the registry and brings every trigger in line with it. Call
+    /// with the lock on changes held.
+    fn publish(&self, functions: Functions) {
+        self.functions.store(Arc::new(functions));
+        self.triggers.sync(self, &self.functions.load());
     }
 
     /// The gate holding a namespace to its cap on concurrent invocations.
@@ -185,154 +170,18 @@ impl Engine {
         }
     }
 
-    /// Validates, compiles and records a function version, and makes it serve.
-    pub async fn deploy(&self, request: DeployRequest) -> Result<DeployReport, EngineError> {
-        let DeployRequest {
-            namespace,
-            name,
-            app,
-            config,
-            code,
-        } = request;
-        let config = config.validate_named(&name).map_err(|e| {
-            let code = match e.route_error {
-                Some(wisp_core::RouteError::Reserved { .. }) => ErrorCode::ReservedRoute,
-                _ => ErrorCode::InvalidConfig,
-            };
-            EngineError::new(code, format!("{}: {}", e.field, e.message))
-        })?;
-        if code.len() > self.limits.max_code_size {
-            return Err(EngineError::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "the code is {} bytes; the limit is {} bytes",
-                    code.len(),
-                    self.limits.max_code_size
-                ),
-            ));
-        }
-        let code_hash = version::code_hash(&code);
-        let version_id = version::version_id(&code_hash, &config);
-
-        let _guard = self.changes.lock().await;
-        let state = self.state.load_full();
-        let key = (namespace.clone(), name.clone());
-        let current = state.functions.get(&key);
-        if let Some(current) = current
-            && current.record.version.id == version_id
-            && current.record.app == app
-        {
-            return Ok(DeployReport {
-                outcome: DeployOutcome::Unchanged,
-                record: current.record.clone(),
-            });
-        }
-
-        let now = wisp_core::wall::now_ms();
-        let version = VersionRecord {
-            id: version_id.clone(),
-            code_hash: code_hash.clone(),
-            code_size: code.len() as u64,
-            config: config.clone(),
-            created_at: now,
-        };
-        // Check the routes before the (slow) compile, against everything else serving.
-        let candidate = FunctionRecord {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            app: app.clone(),
-            version: version.clone(),
-            created_at: current.map_or(now, |c| c.record.created_at),
-            updated_at: now,
-        };
-        let probe = Arc::new(Deployed::new(candidate, &self.pools));
-        self.build_routes(&state, &key, Some(&probe))?;
-
-        let spec = FunctionSpec {
-            name: name.to_string(),
-            code_hash,
-            config,
-        };
-        // Only the app changed: the loaded code serves on, nothing to compile.
-        let loaded = current
-            .filter(|c| c.record.version.id == version_id)
-            .and_then(|c| c.loaded());
-        let function = match loaded {
-            Some(function) => function,
-            None => self.runtime.compile(spec, code.clone()).await?,
-        };
-        let outcome = self
-            .store
-            .deploy(&namespace, &name, app.as_deref(), &version, &code)
-            .await?;
-        let record = self.store.get_function(&namespace, &name).await?.ok_or_else(|| {
-            EngineError::new(
-                ErrorCode::Internal,
-                format!("`{name}` vanished from the store while deploying"),
-            )
-        })?;
-        let deployed = Arc::new(Deployed::with_code(record.clone(), &self.pools, Some(function)));
-        let routes = self.build_routes(&state, &key, Some(&deployed))?;
-        let mut functions = state.functions.clone();
-        functions.insert(key, deployed.clone());
-        self.state.store(Arc::new(State { functions, routes }));
-        self.sync_triggers();
-        // `min_instances` are started now, not at the scaler's next wake-up.
-        deployed.pool.drive(self.pools.clock.now());
-        Ok(DeployReport { outcome, record })
-    }
-
-    /// The route table with `key` replaced by `replacement` (or removed).
-    fn build_routes(
-        &self,
-        state: &State,
-        key: &(Namespace, FunctionName),
-        replacement: Option<&Arc<Deployed>>,
-    ) -> Result<RouteTable, EngineError> {
-        let others = state.functions.iter().filter(|(k, _)| *k != key).map(|(_, v)| v);
-        RouteTable::build(others.chain(replacement)).map_err(|c| {
-            let detail = if c.other_function.is_empty() {
-                format!("route `{}` conflicts with a deployed route: {}", c.route, c.other_route)
-            } else {
-                format!(
-                    "route `{}` conflicts with route `{}` of function `{}`; change one of them or remove `{}` first",
-                    c.route, c.other_route, c.other_function, c.other_function
-                )
-            };
-            EngineError::new(ErrorCode::RouteConflict, detail)
-        })
-    }
-
-    /// Removes a function, its versions and logs. Returns whether it existed.
-    pub async fn delete(&self, namespace: &Namespace, name: &FunctionName) -> Result<bool, EngineError> {
-        let _guard = self.changes.lock().await;
-        let existed = self.store.delete_function(namespace, name).await?;
-        let state = self.state.load_full();
-        let key = (namespace.clone(), name.clone());
-        if state.functions.contains_key(&key) {
-            let routes = self.build_routes(&state, &key, None)?;
-            let mut functions = state.functions.clone();
-            functions.remove(&key);
-            self.state.store(Arc::new(State { functions, routes }));
-            self.sync_triggers();
-        }
-        Ok(existed)
-    }
-
     /// A deployed function.
     pub fn function(&self, namespace: &Namespace, name: &FunctionName) -> Option<Arc<Deployed>> {
-        self.state
+        self.functions
             .load()
-            .functions
             .get(&(namespace.clone(), name.clone()))
             .cloned()
     }
 
     /// Every deployed function of a namespace, by name.
     pub fn functions(&self, namespace: &Namespace) -> Vec<Arc<Deployed>> {
-        let state = self.state.load();
-        let mut list: Vec<_> = state
-            .functions
+        let functions = self.functions.load();
+        let mut list: Vec<_> = functions
             .iter()
             .filter(|((ns, _), _)| ns == namespace)
             .map(|(_, d)| d.clone())

@@ -1,15 +1,26 @@
-//! Deployed functions as the request path sees them: the store's record plus the
-//! version's pool (its loaded code, concurrency gate and autoscaler).
+//! Deployed functions as the request path sees them: the store's record, the
+//! version's pool (its loaded code, concurrency gate and autoscaler) and the
+//! services its guests may call.
 
 use crate::pool::{Pool, PoolContext, PoolStatus};
+use crate::services;
+use std::collections::HashMap;
 use std::sync::Arc;
-use wisp_runtime::{Function, FunctionSpec};
+use wisp_core::{FunctionName, Namespace};
+use wisp_runtime::{Function, FunctionSpec, Services};
 use wisp_store::FunctionRecord;
+
+/// Every deployed function, by namespace and name: the snapshot the engine swaps
+/// whole on every deploy and delete, and what triggers follow.
+pub(crate) type Functions = HashMap<(Namespace, FunctionName), Arc<Deployed>>;
 
 /// A function version that is serving.
 pub struct Deployed {
     pub record: FunctionRecord,
     pub(crate) pool: Arc<Pool>,
+    /// What its guests may call, as its configuration grants; every invocation
+    /// carries a clone.
+    pub(crate) services: Services,
 }
 
 impl Deployed {
@@ -30,8 +41,13 @@ impl Deployed {
             code_hash: record.version.code_hash.clone(),
             config: record.version.config.clone(),
         };
+        let services = services::for_function(&spec.config);
         let pool = Pool::new(ctx.clone(), record.namespace.clone(), spec, loaded);
-        Deployed { record, pool }
+        Deployed {
+            record,
+            pool,
+            services,
+        }
     }
 
     /// The loaded code, if it is loaded.

@@ -26,7 +26,7 @@ pub(crate) fn start(engine: &Arc<Engine>) {
                 let clock = engine.pools.clock;
                 let now = clock.now();
                 let mut next = now + MAX_SLEEP;
-                for deployed in engine.state.load().functions.values() {
+                for deployed in engine.functions.load().values() {
                     deployed.pool.drive(now);
                     deployed.pool.trim();
                     if let Some(deadline) = deployed.pool.next_deadline() {

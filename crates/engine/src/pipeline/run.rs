@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wisp_core::wall::{millis, now_ms, now_us};
 use wisp_core::{Destination, ErrorCode, Limits};
-use wisp_store::{EventOutcome, EventRecord, FollowUp, NewEvent, NewMessage, Resolution};
+use wisp_store::{EventOutcome, EventRecord, Failure, FollowUp, NewEvent, NewMessage, Resolution};
 
 /// How one attempt ended, before it is turned into an outcome.
 enum Attempt {
@@ -35,7 +35,7 @@ impl Engine {
                 event.attempts,
                 Resolution::Failed {
                     error: format!("function_not_found: `{}` is not deployed", event.function),
-                    failure: "function_not_found".to_string(),
+                    failure: Failure::FunctionNotFound,
                     result: None,
                 },
             );
@@ -175,9 +175,9 @@ impl Engine {
         error: String,
     ) -> EventOutcome {
         let failure = match condition {
-            Condition::Success | Condition::RetriesExhausted => "retries_exhausted",
-            Condition::EventAgeExceeded => "event_age_exceeded",
-            Condition::RecursiveLoop => "loop_detected",
+            Condition::Success | Condition::RetriesExhausted => Failure::RetriesExhausted,
+            Condition::EventAgeExceeded => Failure::EventAgeExceeded,
+            Condition::RecursiveLoop => Failure::LoopDetected,
         };
         let mut follow_ups = Vec::new();
         if let Some(destination) = &deployed.record.version.config.on_failure {
@@ -200,7 +200,7 @@ impl Engine {
             attempts,
             resolution: Resolution::Failed {
                 error,
-                failure: failure.to_string(),
+                failure,
                 result: response,
             },
             follow_ups,
