@@ -4,6 +4,7 @@
 mod client;
 mod commands;
 mod exit;
+mod node;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,12 +1,12 @@
 //! `wisp serve`: run a node.
 
+use crate::node::{Node, NodeConfig, shutdown_signal};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use wisp_core::Limits;
 use wisp_engine::{KeepAlivePolicy, RetrySettings};
 use wisp_runtime::process::UserChoice;
-use wisp_server::node::{Node, NodeConfig, shutdown_signal};
 
 /// Run a Wisp server.
 #[derive(Args, Clone, Debug)]

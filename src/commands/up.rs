@@ -3,9 +3,9 @@
 use super::deploy::{deploy_app, load_manifest};
 use super::serve::{ServeArgs, init_logging};
 use crate::client::{Client, ServerArg};
+use crate::node::{Node, shutdown_signal};
 use clap::Args;
 use std::path::PathBuf;
-use wisp_server::node::{Node, shutdown_signal};
 
 /// Run a server and deploy the app in DIR to it.
 #[derive(Args, Debug)]

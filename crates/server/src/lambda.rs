@@ -2,9 +2,9 @@
 //! Lambda's own `Invoke` operation, so the AWS CLI and SDKs (`--endpoint-url`) can
 //! invoke Wisp functions unchanged.
 //!
-//! [`App::handle`](crate::App::handle) sends the requests [`is_invoke`] picks here;
-//! the rest of Lambda's prefix stays a reserved path Wisp does not serve (a
-//! `not_found` problem document). The function is named as Lambda allows: a bare name,
+//! It is one route of the control router ([`crate::router`]); the rest of Lambda's
+//! prefix stays a reserved path Wisp does not serve (a `not_found` problem
+//! document). The function is named as Lambda allows: a bare name,
 //! `name:qualifier`, `ACCOUNT:function:NAME[:QUALIFIER]` or a whole ARN
 //! (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`), or with `?Qualifier=`.
 //! Wisp serves each function's latest version only, so the one qualifier taken is
@@ -18,6 +18,7 @@
 //! Lambda's shape, `{"Type", "Message"}` with the exception's name in
 //! `x-amzn-ErrorType`, which is what the SDKs read.
 
+use crate::body::{BodyError, read_limited};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -25,15 +26,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wisp_core::{ErrorCode, FunctionName, Limits, Namespace};
-use wisp_engine::{AsyncOptions, Engine, EngineError, INVOCATION_ID_HEADER};
-use wisp_runtime::ErrorReport;
-use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
+use wisp_engine::{AsyncOptions, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER};
 
 /// The path prefix of Lambda's API (its version date).
 pub const PREFIX: &str = "/2015-03-31";
@@ -51,24 +49,10 @@ const LATEST: &str = "$LATEST";
 const LOCAL_REGION: &str = "local";
 const LOCAL_ACCOUNT: &str = "000000000000";
 
-/// Whether a request is Lambda's `Invoke`: `POST {PREFIX}/functions/{name}/invocations`.
-pub fn is_invoke(method: &http::Method, path: &str) -> bool {
-    *method == http::Method::POST
-        && path
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.strip_prefix("/functions/"))
-            .and_then(|rest| rest.strip_suffix("/invocations"))
-            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
-}
-
-/// The Lambda API router: `Invoke`, and Lambda's `UnknownOperationException` for
-/// anything else routed to it.
-pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
-        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
-        .fallback(unknown_operation)
-        .method_not_allowed_fallback(unknown_operation)
-        .with_state(engine)
+/// The Lambda API's routes: `Invoke`. Every other path under [`PREFIX`] is a
+/// reserved path this server does not serve (the control router's fallback).
+pub(crate) fn routes() -> Router<Arc<Engine>> {
+    Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke))
 }
 
 /// An error of the call, in Lambda's shape.
@@ -117,6 +101,8 @@ impl LambdaError {
 
     /// An engine error that is not the function's own failure.
     fn from_engine(e: EngineError, target: &Target) -> LambdaError {
+        // Answered here: an internal error's cause goes to the server's log.
+        e.log();
         let mut error = match e.code {
             ErrorCode::FunctionNotFound => LambdaError::not_found(target),
             ErrorCode::Throttled => {
@@ -174,17 +160,6 @@ impl IntoResponse for LambdaError {
         }
         response
     }
-}
-
-async fn unknown_operation(method: http::Method, uri: http::Uri) -> LambdaError {
-    LambdaError::user(
-        StatusCode::NOT_FOUND,
-        "UnknownOperationException",
-        format!(
-            "Wisp serves only Lambda's Invoke (POST {PREFIX}/functions/NAME/invocations), not `{method} {}`",
-            uri.path()
-        ),
-    )
 }
 
 fn set_request_id(headers: &mut HeaderMap, id: &str) {
@@ -346,13 +321,10 @@ async fn invoke(
         InvocationType::Event => (Limits::MAX_ASYNC_PAYLOAD, "InvokeAsync"),
         _ => (engine.limits().max_request_body, "InvokeFunction"),
     };
-    let body = body
-        .map_err(|e| -> wisp_runtime::BoxError { Box::new(e) })
-        .boxed_unsync();
-    let payload: Bytes = match read_to_bytes(body, limit).await {
+    let payload: Bytes = match read_limited(body, limit).await {
         Ok(bytes) => bytes,
-        Err(e) if e.is::<BodyTooLarge>() => return Err(LambdaError::too_large(limit, operation)),
-        Err(e) => {
+        Err(BodyError::TooLarge { limit }) => return Err(LambdaError::too_large(limit, operation)),
+        Err(BodyError::Unreadable(e)) => {
             return Err(LambdaError::user(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",
@@ -472,24 +444,6 @@ mod tests {
         assert!(e.message.contains("does not match"), "{}", e.message);
         let e = resolve("My_Function", None).unwrap_err();
         assert_eq!(e.kind, "InvalidParameterValueException");
-    }
-
-    #[test]
-    fn only_invoke_is_routed_here() {
-        let post = http::Method::POST;
-        assert!(is_invoke(&post, "/2015-03-31/functions/kit/invocations"));
-        assert!(is_invoke(
-            &post,
-            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Ax/invocations"
-        ));
-        assert!(!is_invoke(
-            &http::Method::GET,
-            "/2015-03-31/functions/kit/invocations"
-        ));
-        assert!(!is_invoke(&post, "/2015-03-31/functions//invocations"));
-        assert!(!is_invoke(&post, "/2015-03-31/functions/a/b/invocations"));
-        assert!(!is_invoke(&post, "/2015-03-31/functions/kit"));
-        assert!(!is_invoke(&post, "/2015-03-31/functions/kit/invocations/x"));
     }
 
     #[test]

@@ -1,21 +1,23 @@
-//! The HTTP server: one listener for the control API (`/v1/…`), the paths Wisp
-//! reserves for itself, and user routes (the gateway into the engine).
+//! The HTTP server: one listener for the control router (every path Wisp reserves:
+//! `/v1`, Lambda's `Invoke`, …) and user routes (the gateway into the engine).
 //!
 //! [`serve`] is the accept loop (hyper, HTTP/1.1 and HTTP/2 cleartext) with graceful
 //! shutdown: on the shutdown signal it stops accepting, lets in-flight requests finish
 //! (bounded by a drain timeout), and returns. [`App`] is the service each connection
-//! runs: it sends `/v1/` to the axum control API ([`api::router`]) and everything
-//! else not reserved straight to [`wisp_engine::Engine::handle`], without a router in
-//! between — that is the hot path. Lambda's `Invoke`
-//! (`POST /2015-03-31/functions/{name}/invocations`) goes to the Lambda-compatible
-//! invoke ([`lambda::router`]); the rest of that reserved prefix is not served.
+//! runs: a request under a reserved prefix goes to the control router
+//! ([`router::control`]), one axum `Router` behind which every control concern is a
+//! layer; everything else goes straight to [`wisp_engine::Engine::handle`], without a
+//! router in between — that is the hot path.
+//!
+//! The server builds nothing: the binary wires the store, runtimes and engine (it is
+//! the composition root) and hands the engine in.
 
 pub mod api;
+mod body;
 pub mod lambda;
-pub mod node;
 pub mod problem;
+pub mod router;
 
-use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -28,55 +30,31 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use wisp_core::{ErrorCode, RESERVED_PREFIXES};
-use wisp_engine::{ClientAddr, Engine};
-use wisp_runtime::{Body, BoxError};
+use wisp_engine::{Body, BoxError, ClientAddr, Engine};
 
 /// The service every connection runs.
 #[derive(Clone)]
 pub struct App {
     engine: Arc<Engine>,
-    api: axum::Router,
-    lambda: axum::Router,
-}
-
-fn is_under(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    control: axum::Router,
 }
 
 impl App {
     pub fn new(engine: Arc<Engine>) -> App {
         App {
-            api: api::router(engine.clone()),
-            lambda: lambda::router(engine.clone()),
+            control: router::control(engine.clone()),
             engine,
         }
     }
 
     /// Answers one request.
     pub async fn handle(&self, mut request: Request<Body>) -> Response<Body> {
-        let path = request.uri().path();
-        if is_under(path, "/v1") {
+        if router::is_reserved(request.uri().path()) {
             let request = request.map(axum::body::Body::new);
-            return match self.api.clone().oneshot(request).await {
+            return match self.control.clone().oneshot(request).await {
                 Ok(response) => response.map(|b| b.map_err(box_axum_error).boxed_unsync()),
                 Err(never) => match never {},
             };
-        }
-        if lambda::is_invoke(request.method(), path) {
-            let request = request.map(axum::body::Body::new);
-            return match self.lambda.clone().oneshot(request).await {
-                Ok(response) => response.map(|b| b.map_err(box_axum_error).boxed_unsync()),
-                Err(never) => match never {},
-            };
-        }
-        if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| is_under(path, p)) {
-            return problem::problem(
-                ErrorCode::NotFound,
-                &format!("`{prefix}` is reserved by Wisp and this server does not serve `{path}`"),
-                None,
-            );
         }
         if request.extensions().get::<ClientAddr>().is_none() {
             request
@@ -147,9 +125,4 @@ fn box_hyper_error(e: hyper::Error) -> BoxError {
 
 fn box_axum_error(e: axum::Error) -> BoxError {
     Box::new(e)
-}
-
-/// A body from bytes (re-exported for the binary's in-process use).
-pub fn full_body(bytes: impl Into<Bytes>) -> Body {
-    wisp_runtime::body::full(bytes)
 }

@@ -5,7 +5,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 use wisp_core::ErrorCode;
 use wisp_engine::EngineError;
-use wisp_runtime::{Body, ErrorReport, body};
+use wisp_engine::{Body, ErrorReport, body};
 
 /// The media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -25,8 +25,10 @@ struct Problem<'a> {
     error: Option<&'a ErrorReport>,
 }
 
-/// Renders an engine error.
+/// Renders an engine error (and writes an internal one's cause to the log: this is
+/// where it is answered).
 pub fn problem_response(err: &EngineError) -> Response<Body> {
+    err.log();
     let mut response = render(
         err.code,
         &err.detail,
@@ -64,9 +66,6 @@ fn render(
     invocation_id: Option<&str>,
     error: Option<&ErrorReport>,
 ) -> Response<Body> {
-    if code == ErrorCode::Internal {
-        tracing::error!("answering 500: {detail}");
-    }
     let doc = Problem {
         kind: code.type_uri(),
         title: code.title(),

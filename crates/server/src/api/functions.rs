@@ -1,5 +1,6 @@
 //! `/v1/functions`: the function resources.
 
+use crate::body::{BodyError, read_limited};
 use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartRejection};
@@ -7,12 +8,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Namespace};
 use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, PoolStatus};
-use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
 use wisp_store::{DeployOutcome, FunctionRecord, LogQuery};
 
 pub(super) type EngineState = State<Arc<Engine>>;
@@ -220,18 +219,15 @@ pub(super) async fn invoke(
 ) -> Result<Response, ApiError> {
     let name = parse_name(&name)?;
     let limit = engine.limits().max_request_body;
-    let body = body
-        .map_err(|e| -> wisp_runtime::BoxError { Box::new(e) })
-        .boxed_unsync();
-    let payload: Bytes = match read_to_bytes(body, limit).await {
+    let payload: Bytes = match read_limited(body, limit).await {
         Ok(bytes) => bytes,
-        Err(e) if e.is::<BodyTooLarge>() => {
+        Err(BodyError::TooLarge { limit }) => {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("the payload is larger than the limit of {limit} bytes"),
             ));
         }
-        Err(e) => {
+        Err(BodyError::Unreadable(e)) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 format!("cannot read the payload: {e}"),

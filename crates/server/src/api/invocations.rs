@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wisp_core::ErrorCode;
-use wisp_store::{EventRecord, EventStatus};
+use wisp_store::{EventRecord, EventStatus, Failure};
 
 /// An async invocation as the API shows it.
 #[derive(Serialize)]
@@ -38,7 +38,7 @@ pub struct EventView {
     last_error: Option<String>,
     /// Why a dead letter failed for good.
     #[serde(skip_serializing_if = "Option::is_none")]
-    failure: Option<String>,
+    failure: Option<Failure>,
     /// The event as sent (JSON when it is JSON, else text; `payload_base64` when not UTF-8).
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<Value>,
@@ -96,7 +96,7 @@ impl EventView {
             next_attempt_at: (event.status == EventStatus::Pending && event.leased_until.is_none())
                 .then(|| rfc3339(event.run_at)),
             last_error: event.last_error.clone(),
-            failure: event.failure.clone(),
+            failure: event.failure,
             payload,
             payload_base64,
             result,

@@ -1,25 +1,24 @@
 //! The control API under `/v1`: deploy, inspect, invoke and delete functions, read
-//! their logs. Every error is a problem document (see [`crate::problem`]);
-//! `docs/api.md` is the reference.
+//! their logs and invocations, manage async invocations and queues. Every error is a
+//! problem document (see [`crate::problem`]); `docs/api.md` is the reference.
 
 mod functions;
 mod invocations;
 mod queues;
 
-use crate::problem::ApiError;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use std::sync::Arc;
-use wisp_core::ErrorCode;
+use wisp_core::Limits;
 use wisp_engine::Engine;
 
 /// Room for the multipart framing and the config part around the code.
 const DEPLOY_OVERHEAD: usize = 1024 * 1024;
 
-/// The `/v1` router.
-pub fn router(engine: Arc<Engine>) -> Router {
-    let deploy_limit = engine.limits().max_code_size + DEPLOY_OVERHEAD;
+/// The `/v1` routes. `limits` sizes the deploy body.
+pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
+    let deploy_limit = limits.max_code_size + DEPLOY_OVERHEAD;
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/functions", get(functions::list))
@@ -40,25 +39,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/functions/{name}/dlq/redrive", post(invocations::redrive))
         .route("/v1/invocations/{id}", get(invocations::get))
         .merge(queues::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(engine)
 }
 
 async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
-}
-
-async fn not_found(uri: http::Uri) -> ApiError {
-    ApiError::new(
-        ErrorCode::NotFound,
-        format!("there is no API resource at `{}`", uri.path()),
-    )
-}
-
-async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("`{method}` is not allowed on `{}`", uri.path()),
-    )
 }

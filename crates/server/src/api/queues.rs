@@ -6,6 +6,7 @@
 //! that names the field at fault.
 
 use super::functions::{EngineState, namespace, rfc3339};
+use crate::body::{BodyError, read_limited};
 use crate::problem::ApiError;
 use axum::Json;
 use axum::Router;
@@ -14,7 +15,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -22,7 +22,6 @@ use std::time::Duration;
 use wisp_core::duration_text;
 use wisp_core::{ErrorCode, Limits, QueueConfig, QueueName};
 use wisp_engine::{Engine, Outgoing};
-use wisp_runtime::body::{BodyTooLarge, read_to_bytes};
 use wisp_store::{QueueRecord, QueueStats, ReceivedMessage};
 
 /// The queue routes.
@@ -96,18 +95,15 @@ impl MessageView {
 /// `None`, so endpoints whose fields are all optional take no body at all.
 async fn read_json(engine: &Engine, body: axum::body::Body, takes: &str) -> Result<Option<Value>, ApiError> {
     let limit = engine.limits().max_request_body;
-    let body = body
-        .map_err(|e| -> wisp_runtime::BoxError { Box::new(e) })
-        .boxed_unsync();
-    let bytes: Bytes = match read_to_bytes(body, limit).await {
+    let bytes: Bytes = match read_limited(body, limit).await {
         Ok(bytes) => bytes,
-        Err(e) if e.is::<BodyTooLarge>() => {
+        Err(BodyError::TooLarge { limit }) => {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("the request body is larger than the limit of {limit} bytes"),
             ));
         }
-        Err(e) => {
+        Err(BodyError::Unreadable(e)) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 format!("cannot read the request body: {e}"),

@@ -1,7 +1,7 @@
-//! A Wisp node: the data directory, the store, the wasm runtime, the engine and the
-//! listener, wired together. `wisp serve` and `wisp up` start one.
-
-use crate::{App, serve};
+//! The composition root: a Wisp node is the data directory, the store, the runtimes,
+//! the engine and the server, built and wired together here (as wasmtime's
+//! `src/commands/serve.rs` wires its parts), so that no library crate builds another.
+//! `wisp serve` and `wisp up` start one.
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use wisp_engine::{Engine, KeepAlivePolicy, RetrySettings};
 use wisp_runtime::Runtimes;
 use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, ShimCommand, UserChoice};
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
+use wisp_server::{App, serve};
 use wisp_store::SqliteStore;
 
 /// How to start a node.
@@ -134,11 +135,6 @@ impl Node {
     /// The address the node listens on (the real port when asked for port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// The engine, to deploy in-process (`wisp up`).
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
     }
 
     /// Serves until `shutdown` resolves, drains, and writes out queued logs.

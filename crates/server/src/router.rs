@@ -1,0 +1,82 @@
+//! The control router: one axum `Router` for every path Wisp reserves for itself —
+//! the control API under `/v1` ([`crate::api`]), Lambda's `Invoke` under
+//! `/2015-03-31` ([`crate::lambda`]), and the prefixes kept for later (`/ui`,
+//! `/metrics`, the Runtime API's `/2018-06-01`), which answer `not_found`. Anything
+//! that applies to every control request (authentication, limits) is one layer here.
+//! User routes never pass through it: [`crate::App`] sends them straight to the
+//! engine.
+
+use crate::problem::ApiError;
+use crate::{api, lambda};
+use axum::Router;
+use std::sync::Arc;
+use wisp_core::{ErrorCode, RESERVED_PREFIXES};
+use wisp_engine::Engine;
+
+/// Whether `path` is `prefix` or below it (whole segments: `/v1x` is not under `/v1`).
+pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether `path` belongs to the control router rather than to user routes.
+pub(crate) fn is_reserved(path: &str) -> bool {
+    RESERVED_PREFIXES.iter().any(|prefix| is_under(path, prefix))
+}
+
+/// The control router over `engine`.
+pub fn control(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .merge(api::routes(engine.limits()))
+        .merge(lambda::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(engine)
+}
+
+async fn not_found(uri: http::Uri) -> ApiError {
+    let path = uri.path();
+    if is_under(path, "/v1") {
+        return ApiError::new(
+            ErrorCode::NotFound,
+            format!("there is no API resource at `{path}`"),
+        );
+    }
+    let prefix = RESERVED_PREFIXES
+        .iter()
+        .find(|p| is_under(path, p))
+        .copied()
+        .unwrap_or(path);
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("`{prefix}` is reserved by Wisp and this server does not serve `{path}`"),
+    )
+}
+
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiError {
+    if !is_under(uri.path(), "/v1") {
+        // Only Lambda's `Invoke` is served under its prefix, and only as a POST: any
+        // other method is an operation Wisp does not serve.
+        return not_found(uri).await;
+    }
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("`{method}` is not allowed on `{}`", uri.path()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_whole_segments() {
+        assert!(is_reserved("/v1"));
+        assert!(is_reserved("/v1/functions"));
+        assert!(is_reserved("/2015-03-31/functions/x/invocations"));
+        assert!(is_reserved("/ui/x"));
+        assert!(!is_reserved("/v1x"));
+        assert!(!is_reserved("/"));
+        assert!(!is_reserved("/hello"));
+    }
+}
