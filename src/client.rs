@@ -5,6 +5,7 @@ use bytes::Bytes;
 use clap::Args;
 use reqwest::StatusCode;
 use serde_json::Value;
+use wisp_core::ErrorCode;
 
 /// The `--server` flag shared by client subcommands.
 #[derive(Args, Clone, Debug)]
@@ -148,17 +149,26 @@ pub fn problem_error(response: &RawResponse) -> CliError {
         message.push_str(&format!("\n  invocation: {id}"));
     }
     let err = CliError::new(exit, message);
-    match problem.code.as_str() {
-        "function_not_found" => err.hint("run `wisp ls` to see the deployed functions"),
-        "queue_not_found" => err.hint("run `wisp queue ls` to see the queues; create one with `wisp queue create NAME`"),
-        "queue_in_use" => err.hint("a queue stays while a function's trigger or destination, or another queue's dead_letter_queue, names it"),
-        "invocation_not_found" => err.hint("async invocation ids come from `wisp invoke --async` and `wisp dlq ls FUNCTION`"),
-        "function_error" | "timeout" | "out_of_memory" => match &problem.invocation_id {
-            Some(_) => err.hint("the function's output is in `wisp logs NAME --invocation ID`"),
-            None => err,
-        },
-        "route_conflict" => err.hint("routes must be unique across functions"),
-        "invalid_code" => {
+    // Unknown codes (a newer server) get no hint, only their detail.
+    match ErrorCode::parse(&problem.code) {
+        Some(ErrorCode::FunctionNotFound) => err.hint("run `wisp ls` to see the deployed functions"),
+        Some(ErrorCode::QueueNotFound) => {
+            err.hint("run `wisp queue ls` to see the queues; create one with `wisp queue create NAME`")
+        }
+        Some(ErrorCode::QueueInUse) => err.hint(
+            "a queue stays while a function's trigger or destination, or another queue's dead_letter_queue, names it",
+        ),
+        Some(ErrorCode::InvocationNotFound) => {
+            err.hint("async invocation ids come from `wisp invoke --async` and `wisp dlq ls FUNCTION`")
+        }
+        Some(ErrorCode::FunctionError | ErrorCode::Timeout | ErrorCode::OutOfMemory) => {
+            match &problem.invocation_id {
+                Some(_) => err.hint("the function's output is in `wisp logs NAME --invocation ID`"),
+                None => err,
+            }
+        }
+        Some(ErrorCode::RouteConflict) => err.hint("routes must be unique across functions"),
+        Some(ErrorCode::InvalidCode) => {
             err.hint("check the source's `kind` in wisp.toml and that the .wasm is built for it")
         }
         _ => err,

@@ -352,3 +352,45 @@ async fn conflicting_routes_across_functions_are_refused() {
         .unwrap();
     assert_eq!(info["method"], "POST");
 }
+
+/// Issue 12: a store failure is answered `500 internal` without its cause, and the
+/// cause is in the server's log exactly once (it used to be logged where the error
+/// was made and again where the 500 was rendered).
+#[tokio::test]
+async fn issue_12_an_internal_error_is_logged_once_and_not_leaked() {
+    let server = server();
+    // The database refuses one queue, as a failing disk would refuse a write.
+    let db = rusqlite::Connection::open(server.data_dir.join("wisp.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_doomed BEFORE INSERT ON queues
+         WHEN NEW.name = 'doomed'
+         BEGIN SELECT RAISE(ABORT, 'the test refuses queue doomed'); END;",
+    )
+    .unwrap();
+    let r = client()
+        .put(server.at("/v1/queues/doomed"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let doc = expect_problem(r, 500, "internal").await;
+    let detail = doc["detail"].as_str().unwrap();
+    assert!(!detail.contains("the test refuses"), "the cause leaked: {detail}");
+    let log = server.stderr_containing("the test refuses queue doomed");
+    assert_eq!(
+        log.matches("the test refuses queue doomed").count(),
+        1,
+        "the cause is logged once:\n{log}"
+    );
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert_eq!(errors.len(), 1, "one error, one log line: {errors:#?}");
+    // Other queues are stored as ever.
+    let r = client()
+        .put(server.at("/v1/queues/fine"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}

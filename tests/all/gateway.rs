@@ -147,3 +147,45 @@ async fn guest_output_becomes_logs_with_the_invocation_id() {
     assert!(!server.stdout().contains("hello from"), "{}", server.stdout());
     assert!(!server.stderr().contains("hello from"), "{}", server.stderr());
 }
+
+/// Issue 12: a third-party wasi:http component deployed with `routes = ["/*"]`
+/// answered `route_not_found` at `/`, where `wasmtime serve` runs it.
+#[tokio::test]
+async fn issue_12_a_wildcard_route_answers_its_prefix_too() {
+    let server = server();
+    deploy_fixture(&server, "site", "http-kit", http_config(json!(["/*"]))).await;
+    deploy_fixture(&server, "files", "http-kit", http_config(json!(["/files/*"]))).await;
+    let c = client();
+    for (path, action_path) in [("/", "/"), ("/files", "/files"), ("/files/", "/files/")] {
+        let r = c.get(server.at(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let info: Value = r.json().await.unwrap();
+        assert_eq!(info["path"], action_path, "{path}");
+    }
+    let r = c.get(server.at("/files/hello")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "Hello, world!\n");
+    let r = c.get(server.at("/any/where/hello")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "Hello, world!\n");
+}
+
+/// A guest's outgoing HTTP request goes through the services seam and is refused
+/// with wasi:http's `HTTP-request-denied` before anything is connected: nothing is
+/// granted by default.
+#[tokio::test]
+async fn outgoing_http_is_denied_by_default() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    upstream.set_nonblocking(true).unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    let server = server();
+    deploy_fixture(&server, "kit", "http-kit", http_config(json!(["/kit/*"]))).await;
+    let url = format!("/kit/fetch?url=http%3A%2F%2F127.0.0.1%3A{port}%2Fsecret");
+    let r = client().get(server.at(&url)).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let answer: Value = r.json().await.unwrap();
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(error.contains("HttpRequestDenied"), "{answer}");
+    match upstream.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the denied request reached the upstream: {other:?}"),
+    }
+}

@@ -150,3 +150,39 @@ async fn listening_on_a_taken_port_says_so() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("cannot listen on `{addr}`")), "{stderr}");
 }
+
+/// Issue 12: every deploy compiled its code, even when the artifact cache held that
+/// code's artifact already (300 functions sharing one .wasm took 82 s to deploy).
+/// Deploying known code now loads the artifact: it is not written again.
+#[tokio::test]
+async fn issue_12_deploying_known_code_loads_it_from_the_cache() {
+    use std::os::unix::fs::MetadataExt;
+    let server = TestServer::serve(bin());
+    deploy_fixture(&server, "one", "http-kit", http_config(json!(["/one/*"]))).await;
+    let written = artifacts(&server.data_dir);
+    assert_eq!(written.len(), 1);
+    let identity = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.ino(), m.modified().unwrap())
+    };
+    let before = identity(&written[0]);
+    // Another function with the same code, and a new version of the first (a config
+    // change) load the artifact instead of compiling.
+    deploy_fixture(&server, "two", "http-kit", http_config(json!(["/two/*"]))).await;
+    let r = wisp_test_support::deploy(
+        &client(),
+        &server,
+        "one",
+        json!({"kind": "http", "routes": ["/one/*"], "memory_mb": 64}),
+        wisp_test_support::fixture_bytes("http-kit"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(artifacts(&server.data_dir), written);
+    assert_eq!(identity(&written[0]), before, "the artifact was compiled again");
+    let c = client();
+    for path in ["/one/hello", "/two/hello"] {
+        let r = c.get(server.at(path)).send().await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "Hello, world!\n", "{path}");
+    }
+}

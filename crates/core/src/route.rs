@@ -243,6 +243,29 @@ impl RoutePattern {
     }
 }
 
+impl RoutePattern {
+    /// For a pattern ending in a wildcard, the router paths (as
+    /// [`RoutePattern::router_path`] writes them) of the requests where the
+    /// wildcard takes nothing: `/files/*` also answers `/files` and `/files/`, and
+    /// `/*` answers `/`, as `wasmtime serve` and Spin's `/...` do. Empty for any other
+    /// pattern.
+    pub fn router_paths_without_rest(&self) -> Vec<String> {
+        let Some((Segment::Wildcard(_), before)) = self.segments.split_last() else {
+            return Vec::new();
+        };
+        let prefix = RoutePattern {
+            source: String::new(),
+            segments: before.to_vec(),
+        }
+        .router_path();
+        if prefix == "/" {
+            vec![prefix]
+        } else {
+            vec![format!("{prefix}/"), prefix]
+        }
+    }
+}
+
 impl fmt::Display for RoutePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
@@ -296,6 +319,16 @@ mod tests {
             RoutePattern::parse("/a/*rest").unwrap().param_names(),
             vec!["rest"]
         );
+    }
+
+    #[test]
+    fn a_wildcard_also_answers_an_empty_rest() {
+        let paths = |p: &str| RoutePattern::parse(p).unwrap().router_paths_without_rest();
+        assert_eq!(paths("/*"), vec!["/"]);
+        assert_eq!(paths("/files/*"), vec!["/files/", "/files"]);
+        assert_eq!(paths("/u/:id/*rest"), vec!["/u/{p0}/", "/u/{p0}"]);
+        assert!(paths("/files").is_empty());
+        assert!(paths("/").is_empty());
     }
 
     #[test]

@@ -429,7 +429,6 @@ fn reword(message: &str, path: &[Seg], value: Option<&DeValue<'_>>) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn path_at(text: &str, needle: &str) -> String {

@@ -136,7 +136,6 @@ fn locate(text: &str, span: Range<usize>) -> (usize, usize, Option<Excerpt>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -124,7 +124,6 @@ pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::time::Duration;
     use wisp_core::Kind;

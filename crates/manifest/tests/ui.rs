@@ -9,7 +9,12 @@
 //! `BLESS=1 cargo test -p wisp-manifest --test ui` (re)writes the expectations;
 //! review the diff before committing it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failure is a test failure"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -344,7 +344,6 @@ async fn run_batch(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn message(id: &str) -> ReceivedMessage {

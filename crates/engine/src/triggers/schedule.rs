@@ -209,7 +209,6 @@ async fn run(engine: Weak<Engine>, key: ScheduleKey, index: usize, parsed: Parse
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -165,7 +165,10 @@ fn namespaces(mounts: &super::sandbox::Mounts) -> Result<(), String> {
 /// the init (PID 1 inside) forks the runtime and reaps every process of the instance,
 /// orphans included, until the runtime ends; its end ends the namespace, which kills
 /// whatever is left. Only the runtime's process returns.
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "fork in the single-threaded shim, before it execs the runtime"
+)]
 fn become_pid_namespace_init() -> Result<(), String> {
     // SAFETY: the shim is single-threaded, so the child of `fork` may do anything.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {

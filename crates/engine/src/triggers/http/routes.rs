@@ -3,9 +3,13 @@
 //!
 //! Routes of the same shape (`/users/:id`, `/users/:name`) share one router entry;
 //! each entry lists its targets by method, so `GET /items` and `POST /items` may go
-//! to different functions.
+//! to different functions. A trailing wildcard also answers the path without a rest
+//! (`/*` answers `/`; `/files/*` answers `/files` and `/files/`): those paths are
+//! added after every declared route, unless a route declares the very same path, so
+//! an explicit `/files` wins over `/files/*`, which wins over `/*`.
 
 use crate::registry::Deployed;
+use std::collections::HashMap;
 use std::sync::Arc;
 use wisp_core::{Route, RoutePattern};
 
@@ -21,8 +25,19 @@ pub(crate) struct Target {
 
 #[derive(Default)]
 pub(crate) struct RouteTable {
-    router: matchit::Router<usize>,
+    router: matchit::Router<Slot>,
+    /// What the router holds, by router path (the router itself only matches).
+    slots: HashMap<String, Slot>,
     entries: Vec<Vec<Target>>,
+}
+
+/// What a router path leads to.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The entry of the routes of this shape.
+    entry: usize,
+    /// The path is a wildcard route's prefix: the wildcard takes nothing.
+    rest_is_empty: bool,
 }
 
 /// The outcome of a lookup.
@@ -51,6 +66,7 @@ impl RouteTable {
         functions: impl IntoIterator<Item = &'a Arc<Deployed>>,
     ) -> Result<RouteTable, Conflict> {
         let mut table = RouteTable::default();
+        let mut without_rest = Vec::new();
         for function in functions {
             for route in &function.record.version.config.routes {
                 // Configs were validated at deploy; a route failing now is skipped, not fatal.
@@ -58,7 +74,29 @@ impl RouteTable {
                     tracing::warn!(function = %function.record.name, path = %route.path, "skipping invalid route");
                     continue;
                 };
-                table.insert(function, pattern, methods)?;
+                let paths = pattern.router_paths_without_rest();
+                let entry = table.insert(function, pattern, methods)?;
+                without_rest.extend(paths.into_iter().map(|path| (path, entry)));
+            }
+        }
+        // After every declared route, so a declared path wins over a wildcard's prefix.
+        for (path, entry) in without_rest {
+            if table.slots.contains_key(&path) {
+                continue;
+            }
+            let slot = Slot {
+                entry,
+                rest_is_empty: true,
+            };
+            // A wildcard's prefix belongs to one shape, so it can only meet itself
+            // (routes of that shape in other functions) or a declared route, both
+            // skipped above; if the router refuses it anyway, the route serves on
+            // without it.
+            match table.router.insert(path.clone(), slot) {
+                Ok(()) => {
+                    table.slots.insert(path, slot);
+                }
+                Err(e) => tracing::debug!("a wildcard route does not answer its prefix: {e}"),
             }
         }
         Ok(table)
@@ -69,7 +107,7 @@ impl RouteTable {
         function: &Arc<Deployed>,
         pattern: RoutePattern,
         methods: Vec<String>,
-    ) -> Result<(), Conflict> {
+    ) -> Result<usize, Conflict> {
         let describe = |p: &RoutePattern, m: &[String]| {
             if m.is_empty() {
                 p.to_string()
@@ -78,16 +116,23 @@ impl RouteTable {
             }
         };
         let router_path = pattern.router_path();
-        let index = match self.router.at(&router_path) {
-            // `at` with a router path finds the entry of the same shape when one exists.
-            Ok(found) if self.entries[*found.value][0].pattern.shape() == pattern.shape() => *found.value,
-            _ => {
+        let index = match self.slots.get(&router_path) {
+            // Routes of the same shape share one entry.
+            Some(slot) => slot.entry,
+            None => {
                 let index = self.entries.len();
-                self.router.insert(router_path, index).map_err(|e| Conflict {
-                    route: describe(&pattern, &methods),
-                    other_function: String::new(),
-                    other_route: e.to_string(),
-                })?;
+                let slot = Slot {
+                    entry: index,
+                    rest_is_empty: false,
+                };
+                self.router
+                    .insert(router_path.clone(), slot)
+                    .map_err(|e| Conflict {
+                        route: describe(&pattern, &methods),
+                        other_function: String::new(),
+                        other_route: e.to_string(),
+                    })?;
+                self.slots.insert(router_path, slot);
                 self.entries.push(Vec::new());
                 index
             }
@@ -110,7 +155,7 @@ impl RouteTable {
             methods,
             params,
         });
-        Ok(())
+        Ok(index)
     }
 
     /// Finds the target for a request.
@@ -118,7 +163,8 @@ impl RouteTable {
         let Ok(found) = self.router.at(path) else {
             return Lookup::NotFound;
         };
-        let entry = &self.entries[*found.value];
+        let Slot { entry, rest_is_empty } = *found.value;
+        let entry = &self.entries[entry];
         let Some(target) = entry
             .iter()
             .find(|t| t.methods.is_empty() || t.methods.iter().any(|m| m == method))
@@ -134,12 +180,15 @@ impl RouteTable {
             };
         };
         // The router names parameters p0, p1, … in order; give them the target's names.
-        let params = found
+        let mut params: Vec<(String, String)> = found
             .params
             .iter()
             .zip(&target.params)
             .map(|((_, value), name)| (name.clone(), value.to_string()))
             .collect();
+        if rest_is_empty && let Some(wildcard) = target.params.last() {
+            params.push((wildcard.clone(), String::new()));
+        }
         Lookup::Found { target, params }
     }
 
@@ -216,6 +265,36 @@ mod tests {
             matches!(table.lookup("DELETE", "/users/7"), Lookup::MethodNotAllowed { allow } if allow == "GET, POST, PUT")
         );
         assert!(matches!(table.lookup("GET", "/nothing"), Lookup::NotFound));
+    }
+
+    /// Regression: a component deployed with `routes = ["/*"]` answered
+    /// `route_not_found` at `/`, where `wasmtime serve` runs it.
+    #[test]
+    fn a_wildcard_answers_its_prefix_unless_a_route_names_it() {
+        let table = RouteTable::build(&[
+            function("site", &[("/*", &[])]),
+            function("files", &[("/files/*", &["GET"])]),
+            function("index", &[("/docs", &[])]),
+            function("docs", &[("/docs/*", &[])]),
+        ])
+        .unwrap();
+        let (name, params) = found(&table, "GET", "/").unwrap();
+        assert_eq!(
+            (name.as_str(), params),
+            ("site", vec![("proxy".into(), "".into())])
+        );
+        assert_eq!(found(&table, "GET", "/anything/else").unwrap().0, "site");
+        for path in ["/files", "/files/", "/files/a.txt"] {
+            assert_eq!(found(&table, "GET", path).unwrap().0, "files", "{path}");
+        }
+        assert!(matches!(
+            table.lookup("POST", "/files"),
+            Lookup::MethodNotAllowed { allow } if allow == "GET"
+        ));
+        // An explicit route wins over a wildcard's empty rest.
+        assert_eq!(found(&table, "GET", "/docs").unwrap().0, "index");
+        assert_eq!(found(&table, "GET", "/docs/").unwrap().0, "docs");
+        assert_eq!(found(&table, "GET", "/docs/x").unwrap().0, "docs");
     }
 
     #[test]
