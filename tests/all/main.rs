@@ -10,6 +10,7 @@ mod async_crash;
 mod async_events;
 mod cli;
 mod cli_queues;
+mod docs;
 mod event;
 mod gateway;
 mod lambda_api;

@@ -624,33 +624,7 @@ async fn node_handlers_sync_async_and_throwing() {
 /// AWS's own Python runtime interface client, installed from PyPI once per target
 /// directory (the tests need the registry the first time).
 fn awslambdaric() -> PathBuf {
-    let dir = bin().parent().unwrap().join("test-deps/awslambdaric-4.2.2");
-    let done = dir.join(".installed");
-    if done.exists() {
-        return dir;
-    }
-    let lock = bin().parent().unwrap().join("test-deps/.lock");
-    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
-    let lock = std::fs::File::create(lock).unwrap();
-    lock.lock().unwrap();
-    if !done.exists() {
-        let status = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .arg("awslambdaric==4.2.2")
-            .status()
-            .expect("python3 -m pip must be available to install awslambdaric");
-        assert!(status.success(), "pip could not install awslambdaric 4.2.2");
-        std::fs::write(&done, "").unwrap();
-    }
-    dir
+    crate::util::python_package("awslambdaric==4.2.2")
 }
 
 #[tokio::test]

@@ -82,3 +82,37 @@ pub async fn logs_when(server: &TestServer, query: &str, ready: impl Fn(&[Value]
 pub fn line_text(line: &Value) -> &str {
     line["line"].as_str().unwrap()
 }
+
+/// A Python package from PyPI (`name==version`), installed with pip into
+/// `target/…/test-deps/NAME-VERSION` once per target directory, for tests that drive a
+/// real client; returns the directory to put on `PYTHONPATH`. The first use needs the
+/// registry; a machine without pip fails the test, it never skips it.
+pub fn python_package(requirement: &str) -> std::path::PathBuf {
+    let deps = bin().parent().unwrap().join("test-deps");
+    let dir = deps.join(requirement.replace("==", "-"));
+    let done = dir.join(".installed");
+    if done.exists() {
+        return dir;
+    }
+    std::fs::create_dir_all(&deps).unwrap();
+    let lock = std::fs::File::create(deps.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    if !done.exists() {
+        let status = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(requirement)
+            .status()
+            .unwrap_or_else(|e| panic!("python3 -m pip must be available to install {requirement}: {e}"));
+        assert!(status.success(), "pip could not install {requirement}");
+        std::fs::write(&done, "").unwrap();
+    }
+    dir
+}

@@ -52,12 +52,12 @@ error_codes! {
     NotFound => ("not_found", 404, "No such resource"),
     QueueNotFound => ("queue_not_found", 404, "No such queue"),
     InvocationNotFound => ("invocation_not_found", 404, "No such invocation"),
-    QueueInUse => ("queue_in_use", 409, "The queue is still used"),
     MethodNotAllowed => ("method_not_allowed", 405, "The method is not allowed here"),
     RouteConflict => ("route_conflict", 409, "The route is already taken"),
+    QueueInUse => ("queue_in_use", 409, "The queue is still used"),
     PayloadTooLarge => ("payload_too_large", 413, "The request body is too large"),
-    Throttled => ("throttled", 429, "Too many invocations are running or waiting; retry later"),
     UnsupportedMediaType => ("unsupported_media_type", 415, "The content type is not supported"),
+    Throttled => ("throttled", 429, "Too many invocations are running or waiting; retry later"),
     InvalidResponse => ("invalid_response", 502, "The function returned an invalid response"),
     FunctionError => ("function_error", 502, "The function failed"),
     OutOfMemory => ("out_of_memory", 502, "The function ran out of memory"),
@@ -83,6 +83,31 @@ impl std::fmt::Display for ErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `docs/api.md`'s table of codes is the one users read: it must list every code
+    /// with its status, and nothing else.
+    #[test]
+    fn the_api_reference_lists_every_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let listed: Vec<(String, u16)> = doc
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let code = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                let status = cells.next()?.parse().ok()?;
+                Some((code.to_string(), status))
+            })
+            .collect();
+        let expected: Vec<(String, u16)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.as_str().to_string(), c.status()))
+            .collect();
+        assert_eq!(
+            listed, expected,
+            "docs/api.md's table of error codes is out of date"
+        );
+    }
 
     #[test]
     fn codes_round_trip_and_are_unique() {

@@ -145,3 +145,27 @@ fn every_expectation_has_a_fixture() {
         }
     }
 }
+
+/// `docs/manifest.md` shows an error as the loader writes it; the quote is the
+/// fixture's expectation (a quoted list of keys once drifted to 6 of 18), so a change
+/// to the message must change the docs too.
+#[test]
+fn the_docs_quote_a_real_error() {
+    let expected = fs::read_to_string("tests/ui/invalid/unknown_function_key.err")
+        .unwrap()
+        .replace("unknown_function_key.toml", "wisp.toml");
+    let docs = fs::read_to_string("../../docs/manifest.md").unwrap();
+    let section = docs
+        .split("## Errors")
+        .nth(1)
+        .expect("docs/manifest.md has an `## Errors` section");
+    let quoted = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the Errors section quotes an error in a ```text block");
+    assert_eq!(
+        quoted, expected,
+        "docs/manifest.md quotes an error the loader no longer writes; copy tests/ui/invalid/unknown_function_key.err"
+    );
+}

@@ -303,10 +303,16 @@ fn resolve(raw: &str, query_qualifier: Option<String>) -> Result<(Target, Functi
 async fn invoke(
     State(engine): State<Arc<Engine>>,
     Path(raw): Path<String>,
+    uri: http::Uri,
     params: Result<Query<InvokeParams>, QueryRejection>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, LambdaError> {
+    if raw.is_empty() {
+        // `functions//invocations` names no function: not an Invoke at all, but a
+        // path under the reserved prefix that Wisp does not serve.
+        return Ok(crate::router::not_served(uri.path()).into_response());
+    }
     let qualifier = params
         .map_err(|e| LambdaError::invalid(format!("the query string is malformed: {}", e.body_text())))?
         .0

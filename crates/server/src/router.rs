@@ -35,7 +35,11 @@ pub fn control(engine: Arc<Engine>) -> Router {
 }
 
 async fn not_found(uri: http::Uri) -> ApiError {
-    let path = uri.path();
+    not_served(uri.path())
+}
+
+/// A reserved path this server has nothing at: a `not_found` problem.
+pub(crate) fn not_served(path: &str) -> ApiError {
     if is_under(path, "/v1") {
         return ApiError::new(
             ErrorCode::NotFound,
@@ -57,7 +61,7 @@ async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiError {
     if !is_under(uri.path(), "/v1") {
         // Only Lambda's `Invoke` is served under its prefix, and only as a POST: any
         // other method is an operation Wisp does not serve.
-        return not_found(uri).await;
+        return not_served(uri.path());
     }
     ApiError::new(
         ErrorCode::MethodNotAllowed,

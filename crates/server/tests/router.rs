@@ -159,3 +159,38 @@ async fn deploy_route_and_invoke_in_process() {
     let (status, _, answer) = json(h.app.handle(multipart(&config, &fixture("event-kit"))).await).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("unchanged")));
 }
+
+/// Which requests the control router sends to Lambda's `Invoke` (they answer in
+/// Lambda's error shape); every other path under its prefix is reserved and not
+/// served (a `not_found` problem document).
+#[tokio::test]
+async fn only_lambdas_invoke_is_routed_to_it() {
+    let h = harness().await;
+    for path in [
+        "/2015-03-31/functions/kit/invocations",
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Ax/invocations",
+    ] {
+        let response = h.app.handle(request("POST", path, "{}")).await;
+        let kind = response.headers().get("x-amzn-errortype").cloned();
+        assert!(kind.is_some(), "{path} did not reach Invoke");
+    }
+    for (method, path) in [
+        ("GET", "/2015-03-31/functions/kit/invocations"),
+        ("POST", "/2015-03-31/functions//invocations"),
+        ("POST", "/2015-03-31/functions/a/b/invocations"),
+        ("POST", "/2015-03-31/functions/kit"),
+        ("POST", "/2015-03-31/functions/kit/invocations/x"),
+    ] {
+        let response = h.app.handle(request(method, path, "")).await;
+        assert!(
+            !response.headers().contains_key("x-amzn-errortype"),
+            "{method} {path} reached Invoke"
+        );
+        let (status, ct, doc) = json(response).await;
+        assert_eq!(
+            (status, ct.as_str(), doc["code"].as_str()),
+            (404, "application/problem+json", Some("not_found")),
+            "{method} {path}"
+        );
+    }
+}
