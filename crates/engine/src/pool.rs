@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
-use wisp_core::{ErrorCode, FunctionConfig, Namespace};
+use wisp_core::{FunctionConfig, Namespace};
 use wisp_runtime::{Function, FunctionSpec, Instances, Runtime};
 use wisp_scaling::{Action, Autoscaler, KeepAlivePolicy};
 use wisp_store::{Store, UnixMillis};
@@ -235,10 +235,7 @@ impl Pool {
             .get_code(&self.namespace, &self.spec.code_hash)
             .await?
             .ok_or_else(|| {
-                EngineError::new(
-                    ErrorCode::Internal,
-                    format!("the code of `{name}` is missing from the store"),
-                )
+                EngineError::internal(format!("the code of `{name}` is missing from the store"))
             })?;
         let function = self.ctx.runtime.compile(self.spec.clone(), code.into()).await?;
         tracing::info!(function = %name, "compiled `{name}` in {:?}", started.elapsed());

@@ -237,7 +237,7 @@ impl Engine {
     pub(crate) async fn record_event(&self, event: NewEvent) -> Result<Accepted, EngineError> {
         let id = event.id.clone();
         let (reply, answer) = oneshot::channel();
-        let unavailable = || EngineError::new(ErrorCode::Internal, "the async pipeline has stopped");
+        let unavailable = || EngineError::internal("the async pipeline's writer has stopped");
         self.pipeline
             .enqueue
             .send(Waiting { event, reply })

@@ -337,9 +337,7 @@ fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
 /// from the invocation id, so the same invocation always has the same trace.
 fn trace_id(invocation_id: &str) -> String {
     let hex: String = invocation_id.chars().filter(char::is_ascii_hexdigit).collect();
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let epoch = wisp_core::wall::now_ms() / 1000;
     let tail = if hex.len() >= 24 {
         &hex[hex.len() - 24..]
     } else {

@@ -21,9 +21,10 @@ use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::process::Child;
 use wisp_core::ErrorCode;
+use wisp_core::wall;
 
 /// How long a runtime may take to start (spawn to its first `next`), as on Lambda.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -235,10 +236,7 @@ impl Instance {
         timeout: Duration,
     ) -> (Result<Bytes, InvokeError>, Logs) {
         let deadline = Instant::now() + timeout;
-        let deadline_ms = SystemTime::now()
-            .checked_add(timeout)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as u64);
+        let deadline_ms = u64::try_from(wall::now_ms().saturating_add(wall::millis(timeout))).unwrap_or(0);
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
         let pending = Pending {
             id: request_id.to_string(),
