@@ -88,7 +88,7 @@ impl Engine {
         };
         let mut next = (*functions).clone();
         next.insert(key.clone(), Arc::new(Deployed::new(candidate, &self.pools)));
-        self.triggers.http.check(&next)?;
+        self.triggers.http.check(&next, &key)?;
 
         let spec = FunctionSpec {
             name: name.to_string(),

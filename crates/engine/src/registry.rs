@@ -10,9 +10,12 @@ use wisp_core::{FunctionName, Namespace};
 use wisp_runtime::{Function, FunctionSpec, Services};
 use wisp_store::FunctionRecord;
 
+/// A deployed function's namespace and name.
+pub(crate) type FunctionKey = (Namespace, FunctionName);
+
 /// Every deployed function, by namespace and name: the snapshot the engine swaps
 /// whole on every deploy and delete, and what triggers follow.
-pub(crate) type Functions = HashMap<(Namespace, FunctionName), Arc<Deployed>>;
+pub(crate) type Functions = HashMap<FunctionKey, Arc<Deployed>>;
 
 /// A function version that is serving.
 pub struct Deployed {

@@ -11,6 +11,7 @@ pub(crate) mod routes;
 
 use super::{Functions, Trigger};
 use crate::dispatch::{new_invocation_id, too_large};
+use crate::registry::FunctionKey;
 use crate::{Deployed, Engine, EngineError};
 use apigw::RequestInfo;
 use arc_swap::ArcSwap;
@@ -32,9 +33,16 @@ pub(crate) struct HttpRoutes {
 
 impl HttpRoutes {
     /// The table `functions` would serve, or the conflict that makes it impossible,
-    /// as an error to refuse a deploy with.
-    pub(crate) fn check(&self, functions: &Functions) -> Result<RouteTable, EngineError> {
-        RouteTable::build(functions.values()).map_err(|c| {
+    /// as an error to refuse a deploy with. The routes of `changed` (the function being
+    /// deployed) go in last, so a conflict names that function's route as the one in
+    /// the way of a route already serving.
+    pub(crate) fn check(
+        &self,
+        functions: &Functions,
+        changed: &FunctionKey,
+    ) -> Result<RouteTable, EngineError> {
+        let others = functions.iter().filter(|(k, _)| *k != changed).map(|(_, v)| v);
+        RouteTable::build(others.chain(functions.get(changed))).map_err(|c| {
             let detail = if c.other_function.is_empty() {
                 format!("route `{}` conflicts with a deployed route: {}", c.route, c.other_route)
             } else {
@@ -54,13 +62,10 @@ impl Trigger for HttpRoutes {
     }
 
     fn sync(&self, _engine: &Engine, functions: &Functions) {
-        let table = self.check(functions).unwrap_or_else(|conflict| {
+        let table = RouteTable::build(functions.values()).unwrap_or_else(|conflict| {
             // Deploys refuse conflicts; a store that holds one anyway keeps serving
             // what it can rather than refusing to start.
-            tracing::error!(
-                "stored routes conflict ({}); serving without routes",
-                conflict.detail
-            );
+            tracing::error!("stored routes conflict ({conflict:?}); serving without routes");
             RouteTable::default()
         });
         self.table.store(Arc::new(table));
