@@ -170,7 +170,9 @@ async fn issue_12_a_wildcard_route_answers_its_prefix_too() {
 
 /// A guest's outgoing HTTP request goes through the services seam and is refused
 /// with wasi:http's `HTTP-request-denied` before anything is connected: nothing is
-/// granted by default.
+/// granted by default. The fixture sends its GET with wstd's `Body::empty()`, as
+/// guests usually do; the host used to drop that body at once, and the guest saw
+/// `connection reset` instead of the refusal.
 #[tokio::test]
 async fn outgoing_http_is_denied_by_default() {
     let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -3,8 +3,8 @@
 //! before anything is resolved or connected.
 
 use std::sync::Arc;
-use wisp_runtime::Body;
 use wisp_runtime::services::{OutboundError, OutboundHttp, OutboundRequest, ServiceFuture};
+use wisp_runtime::{Body, body};
 
 /// The hosts one function version may reach.
 pub(crate) struct OutboundPolicy {
@@ -23,6 +23,10 @@ impl OutboundPolicy {
 impl OutboundHttp for OutboundPolicy {
     fn send(&self, request: OutboundRequest) -> ServiceFuture<Result<http::Response<Body>, OutboundError>> {
         tracing::debug!(uri = %request.request.uri(), "refused an outgoing request: no host is granted");
+        // A guest writes its request body after it has sent the request (wstd does, even
+        // for an empty body); dropping the body now would fail those writes, and the
+        // guest would see `connection reset` instead of the refusal. Read it away.
+        body::drain(request.request.into_body());
         Box::pin(async { Err(OutboundError::Denied) })
     }
 }
