@@ -42,6 +42,9 @@ impl Engine {
         };
         let config = &deployed.record.version.config;
         let age = Duration::from_micros(u64::try_from(now_us() - event.created_us).unwrap_or(0));
+        // A dead letter without running it (this time): no attempt counted, no answer.
+        let give_up_unrun =
+            |condition, why| self.give_up(&deployed, &event, event.attempts, condition, None, why);
         if event.chain_depth >= Limits::MAX_CHAIN_DEPTH {
             let why = format!(
                 "wisp: event {} was not run: its chain of events has taken {} hops (the limit is {}); \
@@ -52,14 +55,7 @@ impl Engine {
             );
             tracing::warn!(function = %event.function, "{why}");
             self.logs.note(&event.namespace, &event.function, &event.id, &why);
-            return self.give_up(
-                &deployed,
-                &event,
-                event.attempts,
-                Condition::RecursiveLoop,
-                None,
-                why,
-            );
+            return give_up_unrun(Condition::RecursiveLoop, why);
         }
         if age > config.max_event_age {
             let why = format!(
@@ -67,14 +63,7 @@ impl Engine {
                 humantime::format_duration(Duration::from_secs(age.as_secs())),
                 humantime::format_duration(config.max_event_age)
             );
-            return self.give_up(
-                &deployed,
-                &event,
-                event.attempts,
-                Condition::EventAgeExceeded,
-                None,
-                why,
-            );
+            return give_up_unrun(Condition::EventAgeExceeded, why);
         }
         let attempt = self.try_once(&deployed, &event).await;
         let settings = self.pipeline.settings;
@@ -108,14 +97,7 @@ impl Engine {
                 let delay = settings.throttled(fastrand::f64());
                 if age + delay > config.max_event_age {
                     let why = format!("event_age_exceeded: still throttled ({error})");
-                    return self.give_up(
-                        &deployed,
-                        &event,
-                        event.attempts,
-                        Condition::EventAgeExceeded,
-                        None,
-                        why,
-                    );
+                    return give_up_unrun(Condition::EventAgeExceeded, why);
                 }
                 outcome(
                     event.attempts,

@@ -6,17 +6,14 @@ use std::sync::Arc;
 use wisp_runtime::services::{OutboundError, OutboundHttp, OutboundRequest, ServiceFuture};
 use wisp_runtime::{Body, body};
 
-/// The hosts one function version may reach.
-pub(crate) struct OutboundPolicy {
-    // Granted hosts come with the capabilities issue; until then the policy is
-    // empty and the type says only that.
-    _granted: (),
-}
+/// The hosts one function version may reach. No configuration grants a host yet, so
+/// there is one policy, which grants none; grants come with capabilities.
+pub(crate) struct OutboundPolicy;
 
 impl OutboundPolicy {
     /// A policy granting nothing.
     pub(crate) fn deny_all() -> Arc<OutboundPolicy> {
-        Arc::new(OutboundPolicy { _granted: () })
+        Arc::new(OutboundPolicy)
     }
 }
 

@@ -18,6 +18,10 @@ pub(crate) mod schedule;
 
 use crate::Engine;
 use crate::registry::Functions;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
+use tokio::task::AbortHandle;
 
 /// A kind of trigger. See the module docs.
 pub(crate) trait Trigger: Send + Sync {
@@ -47,5 +51,86 @@ impl Triggers {
             tracing::trace!(trigger = trigger.kind(), "syncing");
             trigger.sync(engine, functions);
         }
+    }
+}
+
+/// The tasks of a trigger that runs one per declaration (a queue poller, a schedule
+/// timer), each keyed by what it serves and started from a spec.
+pub(crate) struct Tasks<K, S> {
+    running: Mutex<HashMap<K, (S, AbortHandle)>>,
+}
+
+impl<K, S> Default for Tasks<K, S> {
+    fn default() -> Self {
+        Tasks {
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash, S: PartialEq> Tasks<K, S> {
+    /// Makes the running tasks match `wanted`: stops those whose key is gone or whose
+    /// spec changed, and starts one for each key not running with `start`, which may
+    /// decline (`None`: nothing runs for that key).
+    pub(crate) fn sync(&self, wanted: HashMap<K, S>, mut start: impl FnMut(&K, &S) -> Option<AbortHandle>) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.retain(|key, (spec, task)| {
+            let keep = wanted.get(key) == Some(spec);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (key, spec) in wanted {
+            if running.contains_key(&key) {
+                continue;
+            }
+            if let Some(task) = start(&key, &spec) {
+                running.insert(key, (spec, task));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> Option<AbortHandle> {
+        Some(tokio::spawn(std::future::pending::<()>()).abort_handle())
+    }
+
+    #[tokio::test]
+    async fn tasks_follow_what_is_wanted_and_restart_when_their_spec_changes() {
+        let tasks: Tasks<&str, u32> = Tasks::default();
+        let mut started = Vec::new();
+        tasks.sync(HashMap::from([("a", 1), ("b", 1)]), |k, _| {
+            started.push(*k);
+            pending()
+        });
+        started.sort();
+        assert_eq!(started, ["a", "b"]);
+        let handle = |key| tasks.running.lock().unwrap()[key].1.clone();
+        let (a, b) = (handle("a"), handle("b"));
+
+        // `a` unchanged stays; `b` changed restarts; `c` is new; a declined key runs nothing.
+        let mut started = Vec::new();
+        tasks.sync(HashMap::from([("a", 1), ("b", 2), ("c", 1), ("d", 1)]), |k, _| {
+            started.push(*k);
+            if *k == "d" { None } else { pending() }
+        });
+        started.sort();
+        assert_eq!(started, ["b", "c", "d"]);
+        tokio::task::yield_now().await;
+        assert!(!a.is_finished(), "an unchanged task was stopped");
+        assert!(b.is_finished(), "a changed task kept running");
+        assert!(!tasks.running.lock().unwrap().contains_key("d"));
+
+        // What is no longer wanted stops.
+        let c = handle("c");
+        tasks.sync(HashMap::from([("a", 1)]), |_, _| pending());
+        tokio::task::yield_now().await;
+        assert!(c.is_finished() && !a.is_finished());
+        assert_eq!(tasks.running.lock().unwrap().len(), 1);
     }
 }

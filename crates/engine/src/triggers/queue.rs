@@ -14,14 +14,14 @@
 //! queue's pollers at once; otherwise they look when the next message becomes
 //! visible, and at least every second.
 
-use super::{Functions, Trigger};
+use super::{Functions, Tasks, Trigger};
 use crate::pipeline::AsyncOptions;
 use crate::queues::{queue_not_found, store_error};
 use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use wisp_core::wall::{millis, now_ms};
@@ -38,16 +38,11 @@ const THROTTLED_DELAY: Duration = Duration::from_secs(1);
 
 type TriggerKey = (Namespace, FunctionName, QueueName);
 
-struct Poller {
-    trigger: QueueTrigger,
-    max_concurrency: u32,
-    task: tokio::task::AbortHandle,
-}
-
-/// The running pollers.
+/// The running pollers, each with the trigger and the function's `max_concurrency`
+/// it was started with.
 #[derive(Default)]
 pub(crate) struct QueuePollers {
-    pollers: Mutex<HashMap<TriggerKey, Poller>>,
+    pollers: Tasks<TriggerKey, (QueueTrigger, u32)>,
 }
 
 impl Trigger for QueuePollers {
@@ -61,7 +56,7 @@ impl Trigger for QueuePollers {
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
-        let mut wanted: HashMap<TriggerKey, (QueueTrigger, u32)> = HashMap::new();
+        let mut wanted = HashMap::new();
         for ((namespace, name), deployed) in functions {
             let config = &deployed.record.version.config;
             for trigger in &config.queue {
@@ -69,37 +64,17 @@ impl Trigger for QueuePollers {
                 wanted.insert(key, (trigger.clone(), config.max_concurrency));
             }
         }
-        let mut pollers = self.pollers.lock().unwrap_or_else(PoisonError::into_inner);
-        pollers.retain(|key, poller| {
-            let keep = wanted
-                .get(key)
-                .is_some_and(|(t, c)| *t == poller.trigger && *c == poller.max_concurrency);
-            if !keep {
-                poller.task.abort();
-            }
-            keep
-        });
-        for (key, (trigger, max_concurrency)) in wanted {
-            if pollers.contains_key(&key) {
-                continue;
-            }
+        self.pollers.sync(wanted, |key, (trigger, max_concurrency)| {
             let wake = engine.queue_wake(&key.0, &key.2);
             let task = tokio::spawn(poll(
                 engine.me.clone(),
                 key.clone(),
                 trigger.clone(),
-                max_concurrency,
+                *max_concurrency,
                 wake,
             ));
-            pollers.insert(
-                key,
-                Poller {
-                    trigger,
-                    max_concurrency,
-                    task: task.abort_handle(),
-                },
-            );
-        }
+            Some(task.abort_handle())
+        });
     }
 }
 

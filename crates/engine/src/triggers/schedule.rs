@@ -13,12 +13,12 @@
 //! still noticed. A slot's event id is derived from the function, schedule and slot,
 //! so even two writers could not record it twice.
 
-use super::{Functions, Trigger};
+use super::{Functions, Tasks, Trigger};
 use crate::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{PoisonError, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 use wisp_core::schedule::ParsedSchedule;
 use wisp_core::wall::{now_ms, now_us, rfc3339_s};
@@ -30,10 +30,11 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 type ScheduleKey = (Namespace, FunctionName, String);
 
-/// A timer task per schedule.
+/// A timer task per schedule, with the schedule's place in its function's list (its
+/// events name it) and the schedule it was started with.
 #[derive(Default)]
 pub(crate) struct ScheduleTimers {
-    tasks: std::sync::Mutex<HashMap<ScheduleKey, (usize, tokio::task::AbortHandle)>>,
+    timers: Tasks<ScheduleKey, (usize, Schedule)>,
 }
 
 /// The id of a slot's event: the same for the same function, schedule and slot.
@@ -79,35 +80,24 @@ impl Trigger for ScheduleTimers {
                 );
             }
         }
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-        tasks.retain(|key, (index, task)| {
-            let keep = wanted.get(key).is_some_and(|(i, _)| i == index);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        for (key, (index, schedule)) in wanted {
-            if tasks.contains_key(&key) {
-                continue;
-            }
-            let parsed = match ParsedSchedule::parse(&schedule) {
+        self.timers.sync(wanted, |key, (index, schedule)| {
+            let parsed = match ParsedSchedule::parse(schedule) {
                 Ok(parsed) => parsed,
                 Err(e) => {
                     // Refused at deploy; a stored one that no longer parses is skipped.
                     tracing::error!(function = %key.1, "schedule `{}` cannot run: {e}", key.2);
-                    continue;
+                    return None;
                 }
             };
             let task = tokio::spawn(run(
                 engine.me.clone(),
                 key.clone(),
-                index,
+                *index,
                 parsed,
                 schedule.catch_up,
             ));
-            tasks.insert(key, (index, task.abort_handle()));
-        }
+            Some(task.abort_handle())
+        });
     }
 }
 

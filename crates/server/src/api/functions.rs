@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use wisp_core::wall::rfc3339_ms;
 use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Namespace};
 use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, PoolStatus};
 use wisp_store::{DeployOutcome, FunctionRecord, LogQuery};
@@ -23,8 +24,6 @@ pub(super) fn namespace() -> Namespace {
 pub(super) fn parse_name(name: &str) -> Result<FunctionName, ApiError> {
     FunctionName::new(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
 }
-
-pub(super) use wisp_core::wall::rfc3339_ms as rfc3339;
 
 /// A function as the API shows it.
 #[derive(Serialize)]
@@ -55,8 +54,8 @@ impl FunctionView {
             code_hash: record.version.code_hash.clone(),
             code_size: record.version.code_size,
             config: record.version.config.clone(),
-            created_at: rfc3339(record.created_at),
-            updated_at: rfc3339(record.updated_at),
+            created_at: rfc3339_ms(record.created_at),
+            updated_at: rfc3339_ms(record.updated_at),
             status,
         }
     }
@@ -386,7 +385,7 @@ pub(super) async fn logs(
         .await?
         .into_iter()
         .map(|l| LogView {
-            time: rfc3339(l.time),
+            time: rfc3339_ms(l.time),
             invocation_id: l.invocation_id,
             stream: l.stream.as_str(),
             line: l.line,
@@ -435,7 +434,7 @@ pub(super) async fn invocations(
         .map(|r| InvocationView {
             id: r.id,
             version: r.version.to_string(),
-            started_at: rfc3339(r.started_at),
+            started_at: rfc3339_ms(r.started_at),
             cold: r.cold,
             init_us: r.init_us,
             queue_us: r.queue_us,

@@ -1,7 +1,7 @@
 //! Async invocations: `GET /v1/invocations/{id}` (status, attempts, result) and a
 //! function's dead letters under `/v1/functions/{name}/dlq`.
 
-use super::functions::{EngineState, namespace, parse_name, rfc3339};
+use super::functions::{EngineState, namespace, parse_name};
 use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -9,6 +9,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wisp_core::ErrorCode;
+use wisp_core::wall::rfc3339_ms;
 use wisp_store::{EventRecord, EventStatus, Failure};
 
 /// An async invocation as the API shows it.
@@ -87,14 +88,14 @@ impl EventView {
             source: event.source.clone(),
             chain_depth: event.chain_depth,
             idempotency_key: event.idempotency_key.clone(),
-            created_at: rfc3339(event.created_us / 1000),
-            started_at: event.first_run_us.map(|us| rfc3339(us / 1000)),
+            created_at: rfc3339_ms(event.created_us / 1000),
+            started_at: event.first_run_us.map(|us| rfc3339_ms(us / 1000)),
             start_delay_ms: event
                 .first_run_us
                 .map(|us| (us - event.created_us).max(0) as f64 / 1000.0),
-            updated_at: rfc3339(event.updated_at),
+            updated_at: rfc3339_ms(event.updated_at),
             next_attempt_at: (event.status == EventStatus::Pending && event.leased_until.is_none())
-                .then(|| rfc3339(event.run_at)),
+                .then(|| rfc3339_ms(event.run_at)),
             last_error: event.last_error.clone(),
             failure: event.failure,
             payload,

@@ -5,7 +5,7 @@
 //! no `Content-Type` is served too, and every malformed body is a problem document
 //! that names the field at fault.
 
-use super::functions::{EngineState, namespace, rfc3339};
+use super::functions::{EngineState, namespace};
 use crate::body::{BodyError, read_limited};
 use crate::problem::ApiError;
 use axum::Json;
@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use wisp_core::duration_text;
+use wisp_core::wall::rfc3339_ms;
 use wisp_core::{ErrorCode, Limits, QueueConfig, QueueName};
 use wisp_engine::{Engine, Outgoing};
 use wisp_store::{QueueRecord, QueueStats, ReceivedMessage};
@@ -59,8 +60,8 @@ impl QueueView {
             namespace: record.namespace.to_string(),
             config: record.config,
             messages: stats,
-            created_at: rfc3339(record.created_at),
-            updated_at: rfc3339(record.updated_at),
+            created_at: rfc3339_ms(record.created_at),
+            updated_at: rfc3339_ms(record.updated_at),
         }
     }
 }
@@ -85,8 +86,8 @@ impl MessageView {
             receipt_handle: m.receipt_handle,
             body: m.body,
             receive_count: m.receive_count,
-            sent_at: rfc3339(m.sent_at),
-            first_received_at: rfc3339(m.first_received_at),
+            sent_at: rfc3339_ms(m.sent_at),
+            first_received_at: rfc3339_ms(m.first_received_at),
         }
     }
 }
