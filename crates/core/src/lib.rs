@@ -1,4 +1,4 @@
-//! The vocabulary of Wisp: names, function configuration, limits, routes, the
+//! The vocabulary of Wisp: names, roles, function configuration, limits, routes, the
 //! triggers and destinations a function declares, queue settings, the wall clock's
 //! units, and the table of error codes that every layer (API, CLI, runtimes) speaks.
 //!
@@ -12,6 +12,7 @@ pub mod error;
 pub mod limits;
 pub mod name;
 pub mod queue;
+pub mod role;
 pub mod route;
 pub mod schedule;
 pub mod spec;
@@ -23,6 +24,7 @@ pub use error::ErrorCode;
 pub use limits::Limits;
 pub use name::{FunctionName, NameError, Namespace, QueueName};
 pub use queue::{QueueConfig, QueueConfigError};
+pub use role::{Permission, Role, UnknownRole};
 pub use route::{RESERVED_PREFIXES, Route, RouteError, RoutePattern};
 pub use schedule::{ParsedSchedule, ScheduleError};
 pub use spec::{ConfigError, ConfigField, FunctionConfig, FunctionRuntime, Kind, VersionId};
