@@ -1,7 +1,7 @@
 //! The persistence boundary of Wisp: one trait per concern, [`Store`] over all of them, and
 //! the backends.
 //!
-//! Everything Wisp must remember across a restart goes through five traits, each with its
+//! Everything Wisp must remember across a restart goes through eight traits, each with its
 //! own records, in its own module:
 //!
 //! - [`Registry`]: functions, their immutable versions and code blobs.
@@ -13,10 +13,17 @@
 //!   [`Failure`]), with their idempotency keys.
 //! - [`Queues`]: platform queues ([`QueueRecord`]) and their messages.
 //! - [`Schedules`]: the last slot each cron schedule reached.
+//! - [`Namespaces`]: which namespaces exist ([`NamespaceRecord`]) and their
+//!   [`NamespaceSettings`], changed by compare-and-set on a revision.
+//! - [`ApiKeys`]: API keys ([`ApiKeyRecord`]: namespace, role, the secret's hash and sealed
+//!   form, revocation and last use).
+//! - [`Audit`]: the audit log of changes made through the control plane ([`AuditEntry`]),
+//!   which outlives what it describes.
 //!
-//! Every record belongs to a namespace. [`Store`] is all five together, so the engine holds
-//! one `Arc<dyn Store>`; it has one method of its own, [`Store::remove_function`], which
-//! removes a function from every concern. A caller names the traits it calls through
+//! Every record belongs to a namespace. [`Store`] is all eight together, so the engine
+//! holds one `Arc<dyn Store>`; it has two methods of its own, [`Store::remove_function`]
+//! and [`Store::remove_namespace`], which remove a function, or everything a namespace
+//! holds, from every concern. A caller names the traits it calls through
 //! (`use wisp_store::{Store, Registry, Events}`).
 //!
 //! # Contracts
@@ -34,7 +41,10 @@
 //!   (whose ids the caller derives from the slot). Callers that retry pass the same ids.
 //! - A write that spans records of several concerns is ordered so that a failure midway
 //!   loses nothing and a retry finishes it (see [`Events::write_events`],
-//!   [`Schedules::advance_schedule`], [`Store::remove_function`]).
+//!   [`Schedules::advance_schedule`], [`Store::remove_function`],
+//!   [`Store::remove_namespace`]).
+//! - A record that two writers may change at once is changed by compare-and-set where a
+//!   lost update would matter ([`Namespaces::update_namespace`], [`ApiKeys::revoke_key`]).
 //!
 //! Where the SQLite backend gives more (a whole batch, or records of several concerns, in
 //! one transaction), the method says so; callers must not rely on it. Every backend passes
@@ -47,19 +57,28 @@
 //! [`INVOCATIONS_KEPT_PER_FUNCTION`]), the oldest dropped. The one exception is a durable
 //! async invoke, which answers `202` only once its event is recorded; the engine groups
 //! those into batches too ([`Events::write_events`], which also applies the outcomes of
-//! finished runs), so that path costs one write per batch, not per request.
+//! finished runs), so that path costs one write per batch, not per request. API keys are
+//! checked on every request from a copy in memory, refreshed about once a second
+//! ([`ApiKeys`]); their uses and the audit log are written in batches too, the audit
+//! capped at [`AUDIT_ENTRIES_KEPT`].
 
+mod api_keys;
+mod audit;
 mod events;
+mod namespaces;
 mod queues;
 mod records;
 mod registry;
 mod schedules;
 mod sqlite;
 
+pub use api_keys::{ApiKeyRecord, ApiKeys};
+pub use audit::{AUDIT_ENTRIES_KEPT, Audit, AuditEntry, AuditQuery};
 pub use events::{
     Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, Lease,
     NewEvent, Resolution,
 };
+pub use namespaces::{NamespaceRecord, NamespaceSettings, Namespaces};
 pub use queues::{NewMessage, QueueRecord, QueueStats, Queues, Received, ReceivedMessage};
 pub use records::{
     INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
@@ -90,11 +109,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Every concern of the store together: what the engine holds (`Arc<dyn Store>`).
 ///
-/// Implemented for every type that implements the five concern traits; a backend
-/// implements those, never this. Its one method is provided, so that every backend removes
-/// a function the same way.
+/// Implemented for every type that implements the eight concern traits; a backend
+/// implements those, never this. Its methods are provided, so that every backend removes
+/// a function, or a namespace, the same way.
 #[async_trait]
-pub trait Store: Registry + Records + Events + Queues + Schedules {
+pub trait Store: Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit {
     /// Removes a function from every concern: its schedule state, its events (pending,
     /// running, succeeded and dead letters), its log lines and invocation records, and
     /// last its registry data (the function, its versions, and the code no other version
@@ -116,6 +135,33 @@ pub trait Store: Registry + Records + Events + Queues + Schedules {
         Records::forget_function(self, namespace, name).await?;
         self.delete_function(namespace, name).await
     }
+
+    /// Removes everything a namespace holds from every concern: each of its functions (as
+    /// [`Store::remove_function`] does), each of its queues with their messages, its API
+    /// keys, and last its record. Returns whether the record existed, as
+    /// [`Namespaces::delete_namespace`] says; the contents go either way (a namespace used
+    /// before it had a record loses them too). Its audit entries stay: the audit log
+    /// outlives what it describes.
+    ///
+    /// Called by the control plane when a namespace is deleted; rare. Each function, each
+    /// queue, the keys and the record go in calls of their own, so this is not atomic: a
+    /// failure midway returns the error and leaves the namespace's record (it goes last),
+    /// with part of its contents gone, and calling this again finishes the job (every
+    /// step is idempotent, and each listing reads what is left).
+    ///
+    /// Whatever is made in the namespace while this runs (a deploy, a queue, a key) may
+    /// survive it, so the control plane refuses changes to a namespace it is removing and
+    /// the engine stops its functions first, as for [`Store::remove_function`].
+    async fn remove_namespace(&self, namespace: &Namespace) -> Result<bool> {
+        for function in self.list_functions(Some(namespace)).await? {
+            self.remove_function(namespace, &function.name).await?;
+        }
+        for queue in self.list_queues(Some(namespace)).await? {
+            self.delete_queue(namespace, &queue.name).await?;
+        }
+        self.forget_namespace_keys(namespace).await?;
+        self.delete_namespace(namespace).await
+    }
 }
 
-impl<S: Registry + Records + Events + Queues + Schedules> Store for S {}
+impl<S: Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit> Store for S {}

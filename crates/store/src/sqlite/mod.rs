@@ -18,8 +18,9 @@
 //! Each concern's trait is implemented, with its SQL, in its own module: [`registry`]
 //! (functions, versions, code), [`records`] (log lines and invocation records),
 //! [`events`] (async invocation events, the `events` table), [`queues`] (the `queues`
-//! and `messages` tables) and [`schedules`] (the `schedules` table); the schema and
-//! connection pragmas are in [`schema`]. A method clones its arguments (the blocking
+//! and `messages` tables), [`schedules`] (the `schedules` table), [`namespaces`] (the
+//! `namespaces` table and its revision counter), [`api_keys`] (the `api_keys` table) and
+//! [`audit`] (the `audit` table); the schema and connection pragmas are in [`schema`]. A method clones its arguments (the blocking
 //! task needs owned data), names itself for error messages, and runs its SQL on
 //! [`SqliteStore::read`] or [`SqliteStore::write`].
 //!
@@ -36,7 +37,10 @@
 //! rows in the order of an index and stop at the limit; the unit tests check the
 //! query plans.
 
+mod api_keys;
+mod audit;
 mod events;
+mod namespaces;
 mod queues;
 mod records;
 mod registry;
@@ -45,7 +49,9 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-use crate::{INVOCATIONS_KEPT_PER_FUNCTION, LOG_LINES_KEPT_PER_FUNCTION, Result, StoreError};
+use crate::{
+    AUDIT_ENTRIES_KEPT, INVOCATIONS_KEPT_PER_FUNCTION, LOG_LINES_KEPT_PER_FUNCTION, Result, StoreError,
+};
 use rusqlite::Connection;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -57,6 +63,7 @@ pub struct SqliteStore {
     path: PathBuf,
     log_lines_kept: usize,
     invocations_kept: usize,
+    audit_entries_kept: usize,
 }
 
 struct Connections {
@@ -91,6 +98,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             log_lines_kept: LOG_LINES_KEPT_PER_FUNCTION,
             invocations_kept: INVOCATIONS_KEPT_PER_FUNCTION,
+            audit_entries_kept: AUDIT_ENTRIES_KEPT,
         })
     }
 
@@ -107,6 +115,14 @@ impl SqliteStore {
     #[doc(hidden)]
     pub fn with_invocations_kept(mut self, records: usize) -> SqliteStore {
         self.invocations_kept = records;
+        self
+    }
+
+    /// Keeps `entries` audit entries instead of [`AUDIT_ENTRIES_KEPT`], for the same
+    /// reason.
+    #[doc(hidden)]
+    pub fn with_audit_entries_kept(mut self, entries: usize) -> SqliteStore {
+        self.audit_entries_kept = entries;
         self
     }
 
@@ -159,6 +175,7 @@ impl fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .field("log_lines_kept", &self.log_lines_kept)
             .field("invocations_kept", &self.invocations_kept)
+            .field("audit_entries_kept", &self.audit_entries_kept)
             .finish_non_exhaustive()
     }
 }

@@ -185,8 +185,72 @@ CREATE TABLE schedules (
 ) STRICT;
 ";
 
+/// Migration 4: identity and tenancy. Namespaces and their settings, API keys, and the
+/// audit log.
+///
+/// No foreign keys between these or to the other tables, as elsewhere: a key or an
+/// audit entry may name a namespace without a record (`default` before namespaces were
+/// made, a namespace since removed), and audit entries outlive what they describe.
+///
+/// `revisions` holds the last revision handed out per table (only `namespaces` so far):
+/// a namespace's revision comes from it, so a namespace made again under a name never
+/// gets back a revision it had, and a compare-and-set with a revision read before the
+/// delete fails, as with a JetStream KV bucket's revisions.
+///
+/// `api_keys.role` has no CHECK, so a role added later needs no migration; a row whose
+/// role does not parse is corrupt. `audit.seq` is the order of appending, which the cap
+/// drops the first of (`AUTOINCREMENT`, as for `logs`); reading orders by `at`, then `id`.
+const SCHEMA_4: &str = "
+CREATE TABLE namespaces (
+    name       TEXT    NOT NULL PRIMARY KEY,
+    settings   TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    revision   INTEGER NOT NULL CHECK (revision > 0)
+) STRICT;
+
+CREATE TABLE revisions (
+    name TEXT    NOT NULL PRIMARY KEY,
+    last INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE api_keys (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    namespace     TEXT    NOT NULL,
+    role          TEXT    NOT NULL,
+    name          TEXT,
+    secret_hash   BLOB    NOT NULL,
+    sealed_secret BLOB    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    created_by    TEXT,
+    expires_at    INTEGER,
+    revoked_at    INTEGER,
+    last_used_at  INTEGER
+) STRICT;
+
+-- Listing keys, all or of one namespace, in (created_at, id) order; forgetting a
+-- namespace's keys.
+CREATE INDEX api_keys_by_age ON api_keys (created_at, id);
+CREATE INDEX api_keys_by_namespace ON api_keys (namespace, created_at, id);
+
+CREATE TABLE audit (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id        TEXT    NOT NULL UNIQUE,
+    at        INTEGER NOT NULL,
+    namespace TEXT    NOT NULL,
+    key_id    TEXT,
+    action    TEXT    NOT NULL,
+    target    TEXT    NOT NULL,
+    source    TEXT,
+    detail    TEXT
+) STRICT;
+
+-- Reading newest first, all or of one namespace.
+CREATE INDEX audit_by_time ON audit (at, id);
+CREATE INDEX audit_by_namespace ON audit (namespace, at, id);
+";
+
 /// Every migration, oldest first.
-const MIGRATION_LIST: &[M<'static>] = &[M::up(SCHEMA_1), M::up(SCHEMA_2), M::up(SCHEMA_3)];
+const MIGRATION_LIST: &[M<'static>] = &[M::up(SCHEMA_1), M::up(SCHEMA_2), M::up(SCHEMA_3), M::up(SCHEMA_4)];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

@@ -308,7 +308,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 3, "not migrated to the latest schema");
+    assert_eq!(user_version, 4, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)
@@ -334,6 +334,9 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
     assert_eq!(count(&store, "invocations")?, 1);
     for table in ["events", "queues", "messages", "schedules"] {
         assert_eq!(count(&store, table)?, 0, "migration 3 left rows in `{table}`");
+    }
+    for table in ["namespaces", "revisions", "api_keys", "audit"] {
+        assert_eq!(count(&store, table)?, 0, "migration 4 left rows in `{table}`");
     }
     assert!(store.remove_function(&ns, &name).await?);
     assert_eq!(count(&store, "invocations")?, 0);
@@ -473,6 +476,43 @@ fn work_queries_use_their_indexes() -> TestResult {
         assert!(!plan.contains("SCAN"), "the {what} query scans a table:\n{plan}");
         // The claim and the receive read their rows in the index's order and stop at
         // the limit, instead of sorting every due event or visible message first.
+        assert!(!plan.contains("TEMP B-TREE"), "the {what} query sorts:\n{plan}");
+    }
+    Ok(())
+}
+
+#[test]
+fn identity_reads_use_their_indexes() -> TestResult {
+    let mut cases = vec![
+        (
+            "the keys".to_owned(),
+            api_keys::list_sql(false),
+            "api_keys_by_age",
+        ),
+        (
+            "a namespace's keys".to_owned(),
+            api_keys::list_sql(true),
+            "api_keys_by_namespace",
+        ),
+    ];
+    for namespace in [false, true] {
+        for (before, before_id) in [(false, false), (true, false), (true, true)] {
+            let what = format!("audit (namespace {namespace}, before {before}, before_id {before_id})");
+            let index = if namespace {
+                "audit_by_namespace"
+            } else {
+                "audit_by_time"
+            };
+            cases.push((what, audit::query_sql(namespace, before, before_id), index));
+        }
+    }
+    for (what, sql, index) in cases {
+        let plan = plan(&sql)?;
+        assert!(
+            plan.contains(&format!("USING INDEX {index}")),
+            "the {what} query does not use {index}:\n{plan}"
+        );
+        // Listed in the index's order, stopping at the limit, rather than sorted whole.
         assert!(!plan.contains("TEMP B-TREE"), "the {what} query sorts:\n{plan}");
     }
     Ok(())

@@ -2,10 +2,11 @@
 //!
 //! Each check is a plain async function over one concern's trait, in that concern's
 //! module: [`registry`] (`&dyn Registry`), [`records`] (`&dyn Records`), [`events`]
-//! (`&dyn Events`), [`queues`] (`&dyn Queues`) and [`schedules`] (`&dyn Schedules`).
-//! Checks that need several concerns together take `&dyn Store` and live in [`store`]:
-//! removing a function from every concern, outcomes whose follow-ups land in queues,
-//! schedules that fire events. Durable work runs on a fake clock (every time is passed
+//! (`&dyn Events`), [`queues`] (`&dyn Queues`), [`schedules`] (`&dyn Schedules`),
+//! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`) and [`audit`]
+//! (`&dyn Audit`). Checks that need several concerns together take `&dyn Store` and live
+//! in [`store`]: removing a function, or a namespace, from every concern, outcomes whose
+//! follow-ups land in queues, schedules that fire events. Durable work runs on a fake clock (every time is passed
 //! explicitly, from [`T`]).
 //!
 //! # How a backend joins
@@ -76,7 +77,10 @@ fn event(namespace: &Namespace, function: &FunctionName, id: &str, created_us: i
     }
 }
 
+mod api_keys;
+mod audit;
 mod events;
+mod namespaces;
 mod queues;
 mod records;
 mod registry;
@@ -86,8 +90,8 @@ mod store;
 /// Declares, for a backend, one module per concern it names and in each one
 /// `#[tokio::test]` per check of that concern. `$open` is a function returning
 /// `TestResult<(guard, store)>`; the guard (a temp dir, a server) lives as long as the
-/// test. Concerns: `registry`, `records`, `events`, `queues`, `schedules`, and `store`
-/// (the checks across concerns).
+/// test. Concerns: `registry`, `records`, `events`, `queues`, `schedules`, `namespaces`,
+/// `api_keys`, `audit`, and `store` (the checks across concerns).
 macro_rules! conformance {
     ($backend:ident, $open:path, [$($concern:ident),* $(,)?]) => {
         mod $backend {
@@ -145,6 +149,27 @@ macro_rules! conformance {
             schedules_forget_function_touches_only_that_function,
         ]);
     };
+    (@concern namespaces, $open:path) => {
+        conformance!(@checks namespaces, $open, [
+            namespaces_create_once_and_list_by_name,
+            namespaces_update_is_compare_and_set,
+            namespaces_delete_and_create_again,
+        ]);
+    };
+    (@concern api_keys, $open:path) => {
+        conformance!(@checks api_keys, $open, [
+            api_keys_create_once_and_list,
+            api_keys_revoke_keeps_the_first_time,
+            api_keys_touch_only_moves_forward,
+            api_keys_forget_namespace_keys_leaves_others,
+        ]);
+    };
+    (@concern audit, $open:path) => {
+        conformance!(@checks audit, $open, [
+            audit_skips_duplicate_ids,
+            audit_is_newest_first_paged_and_filtered,
+        ]);
+    };
     (@concern store, $open:path) => {
         conformance!(@checks store, $open, [
             remove_function_removes_unused_code_and_keeps_shared,
@@ -152,6 +177,7 @@ macro_rules! conformance {
             delete_function_touches_only_the_registry,
             outcome_follow_up_messages_land_in_queues,
             schedules_advance_monotonically_with_their_event,
+            remove_namespace_removes_only_its_contents_and_keeps_the_audit,
         ]);
     };
     (@checks $concern:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -171,7 +197,9 @@ macro_rules! conformance {
 conformance!(
     sqlite_conformance,
     sqlite::open,
-    [registry, records, events, queues, schedules, store]
+    [
+        registry, records, events, queues, schedules, namespaces, api_keys, audit, store
+    ]
 );
 
 mod sqlite {
@@ -328,6 +356,43 @@ mod sqlite {
         let summary = store.invocation_summary(&default, &a).await?;
         assert_eq!((summary.invocations, summary.cold_starts), (3, 0));
         assert_eq!(summary.init_p50_us, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn audit_trim_count_is_configurable() -> TestResult {
+        use wisp_store::{Audit, AuditEntry, AuditQuery};
+        let (_dir, store) = open()?;
+        let store = store.with_audit_entries_kept(3);
+        let (default, other) = (ns("default")?, ns("other")?);
+        let entry = |namespace: &Namespace, n: i64| AuditEntry {
+            id: format!("e{n}"),
+            at: T + n,
+            namespace: namespace.clone(),
+            key_id: None,
+            action: "queue.create".to_owned(),
+            target: "jobs".to_owned(),
+            source: None,
+            detail: None,
+        };
+        // The cap is over every namespace, and drops the first appended.
+        store
+            .append_audit(&[entry(&default, 0), entry(&other, 1), entry(&default, 2)])
+            .await?;
+        store
+            .append_audit(&[entry(&other, 3), entry(&default, 4)])
+            .await?;
+        let ids = |entries: Vec<AuditEntry>| entries.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.audit(&AuditQuery::default()).await?),
+            ["e4", "e3", "e2"]
+        );
+        // A trimmed id is no longer kept, so it is appended again (and trims another).
+        store.append_audit(&[entry(&default, 0)]).await?;
+        assert_eq!(
+            ids(store.audit(&AuditQuery::default()).await?),
+            ["e4", "e3", "e0"]
+        );
         Ok(())
     }
 

@@ -1,18 +1,21 @@
 //! Checks that need several concerns together: removing a function from every concern
-//! ([`Store::remove_function`]), outcomes whose follow-up messages land in queues, and
+//! ([`Store::remove_function`]), removing everything a namespace holds
+//! ([`Store::remove_namespace`]), outcomes whose follow-up messages land in queues, and
 //! schedules that advance with the event their slot fires. A backend passes these once it
 //! implements every concern.
 
 use super::*;
+use crate::api_keys::{api_key, key_ids};
+use crate::audit::{audit_entry, audit_ids};
 use crate::events::{LEASE, fail_all_due, get, outcome};
 use crate::queues::{message, queue, stats};
 use crate::records::{ids, invocation, log_line, texts};
-use wisp_core::QueueConfig;
+use wisp_core::{QueueConfig, Role};
 // Methods of every concern are called through `&dyn Store`, whose supertraits need no
 // import.
 use wisp_store::{
-    DeployOutcome, EventCounts, EventOutcome, EventStatus, FollowUp, InvocationQuery, InvocationSummary,
-    LogQuery, NewMessage, Resolution, Store,
+    AuditQuery, DeployOutcome, EventCounts, EventOutcome, EventStatus, FollowUp, InvocationQuery,
+    InvocationSummary, LogQuery, NamespaceSettings, NewMessage, Resolution, Store,
 };
 
 /// Removing a function drops its registry data, as `delete_function` does, and its logs
@@ -371,5 +374,87 @@ pub async fn schedules_advance_monotonically_with_their_event(store: &dyn Store)
         store.schedule_last_slot(&default, &hello, every_minute).await?,
         Some(T + 120_000)
     );
+    Ok(())
+}
+
+/// Removing a namespace drops its functions (with their events and records), its queues
+/// (with their messages), its keys and its record; another namespace keeps all of its, and
+/// the audit log keeps the entries of both.
+pub async fn remove_namespace_removes_only_its_contents_and_keeps_the_audit(store: &dyn Store) -> TestResult {
+    let (gone, kept) = (ns("gone")?, ns("kept")?);
+    let (hello, jobs) = (func("hello")?, queue("jobs")?);
+    for namespace in [&gone, &kept] {
+        assert!(
+            store
+                .create_namespace(namespace, &NamespaceSettings::default(), T)
+                .await?
+        );
+        for name in [&hello, &func("other")?] {
+            let v = version(&format!("{name}-1"), name.as_str().as_bytes(), 128, 1);
+            store
+                .deploy(namespace, name, None, &v, name.as_str().as_bytes())
+                .await?;
+        }
+        store
+            .append_invocations(&[invocation(namespace, &hello, 0)?])
+            .await?;
+        let id = format!("{namespace}-event");
+        store
+            .enqueue_events(&[event(namespace, &hello, &id, T_US, T)], T_US)
+            .await?;
+        for name in [&jobs, &queue("more")?] {
+            store
+                .put_queue(namespace, name, &QueueConfig::default(), T)
+                .await?;
+        }
+        store
+            .send_messages(namespace, &jobs, &[message(&format!("{namespace}-m"))], T)
+            .await?;
+        let key = api_key(namespace, &format!("WK{namespace}"), Role::Deploy, T);
+        assert!(store.create_key(&key).await?);
+        store
+            .append_audit(&[audit_entry(namespace, &format!("{namespace}-deploy"), T)])
+            .await?;
+    }
+
+    assert!(store.remove_namespace(&gone).await?);
+    assert_eq!(store.namespace(&gone).await?, None);
+    assert!(store.list_functions(Some(&gone)).await?.is_empty());
+    assert!(store.list_queues(Some(&gone)).await?.is_empty());
+    assert!(store.list_keys(Some(&gone)).await?.is_empty());
+    assert_eq!(store.get_event(&gone, "gone-event").await?, None);
+    let left = store
+        .invocations(&gone, &hello, &InvocationQuery::default())
+        .await?;
+    assert!(left.is_empty(), "invocations outlived their namespace: {left:?}");
+
+    // The other namespace keeps everything.
+    assert!(store.namespace(&kept).await?.is_some());
+    assert_eq!(store.list_functions(Some(&kept)).await?.len(), 2);
+    assert_eq!(store.list_queues(Some(&kept)).await?.len(), 2);
+    assert_eq!(store.queue_stats(&kept, &jobs, T).await?, stats(1, 0, 0));
+    assert_eq!(key_ids(&store.list_keys(None).await?), ["WKkept"]);
+    assert!(store.get_event(&kept, "kept-event").await?.is_some());
+    assert_eq!(
+        ids(&store
+            .invocations(&kept, &hello, &InvocationQuery::default())
+            .await?),
+        ["inv-0"]
+    );
+    // The audit log keeps the entries of both.
+    assert_eq!(
+        audit_ids(&store.audit(&AuditQuery::default()).await?),
+        ["kept-deploy", "gone-deploy"]
+    );
+
+    // Again: nothing left to remove and no record, so `false`.
+    assert!(!store.remove_namespace(&gone).await?);
+    // A namespace used without a record loses its contents all the same.
+    let unrecorded = ns("unrecorded")?;
+    store
+        .put_queue(&unrecorded, &jobs, &QueueConfig::default(), T)
+        .await?;
+    assert!(!store.remove_namespace(&unrecorded).await?);
+    assert!(store.list_queues(Some(&unrecorded)).await?.is_empty());
     Ok(())
 }
