@@ -17,6 +17,7 @@ mod body;
 pub mod lambda;
 pub mod problem;
 pub mod router;
+pub mod sigv4;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
