@@ -5,9 +5,14 @@ use bytes::Bytes;
 use clap::Args;
 use reqwest::StatusCode;
 use serde_json::Value;
+use std::path::PathBuf;
 use wisp_core::ErrorCode;
 
-/// The `--server` flag shared by client subcommands.
+/// The file a local server writes its first admin key to (in its data directory).
+const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// The flags every client subcommand shares: which server, with which key, in which
+/// namespace.
 #[derive(Args, Clone, Debug)]
 pub struct ServerArg {
     /// The Wisp server to talk to.
@@ -18,6 +23,47 @@ pub struct ServerArg {
         value_name = "URL"
     )]
     pub server: String,
+    /// The API key (`<key id>.<secret>`). Without it, the admin key a local server
+    /// wrote to its data directory is used.
+    #[arg(long, env = "WISP_KEY", value_name = "TOKEN", hide_env_values = true)]
+    pub key: Option<String>,
+    /// The data directory of a server on this machine, whose `admin.key` is used
+    /// when no --key is given.
+    #[arg(long, env = "WISP_DATA_DIR", default_value = ".wisp", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The namespace to act in (an admin key may name any; other keys act in their own).
+    #[arg(long, env = "WISP_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+impl ServerArg {
+    /// A server on `url` with the key of the data directory `data_dir`.
+    pub fn local(url: String, data_dir: PathBuf) -> ServerArg {
+        ServerArg {
+            server: url,
+            key: None,
+            data_dir,
+            namespace: None,
+        }
+    }
+
+    /// The key to send: --key, else the data directory's admin key, else none.
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(key) = &self.key {
+            return Ok(Some(key.trim().to_string()));
+        }
+        let path = self.data_dir.join(ADMIN_KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CliError::new(
+                Exit::Usage,
+                format!("cannot read the admin key `{}`: {e}", path.display()),
+            )
+            .hint("give a key with --key or WISP_KEY, or run as the user that runs the server")
+            .into()),
+        }
+    }
 }
 
 /// A problem document from the API.
@@ -32,6 +78,8 @@ pub struct Problem {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Whether a key is sent (to say what to do about a 401).
+    has_key: bool,
 }
 
 /// A raw response: status, content type, body.
@@ -49,10 +97,34 @@ impl Client {
                 .hint("give a URL such as http://127.0.0.1:8080 to --server or WISP_SERVER")
                 .into());
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        let token = server.token()?;
+        if let Some(token) = &token {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                    CliError::new(
+                        Exit::Usage,
+                        "the API key holds characters no HTTP header can carry",
+                    )
+                    .hint("a key looks like WKABCDEFGHIJKLMNOP.<40 characters>")
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        if let Some(namespace) = &server.namespace {
+            let value = reqwest::header::HeaderValue::from_str(namespace)
+                .map_err(|_| CliError::new(Exit::Usage, format!("invalid namespace `{namespace}`")))?;
+            headers.insert("wisp-namespace", value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .build()
             .map_err(|e| CliError::new(Exit::Failure, format!("cannot build the HTTP client: {e}")))?;
-        Ok(Client { base, http })
+        Ok(Client {
+            base,
+            http,
+            has_key: token.is_some(),
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -102,7 +174,7 @@ impl Client {
     pub async fn json(&self, request: reqwest::RequestBuilder) -> anyhow::Result<(StatusCode, Value)> {
         let response = self.send(request).await?;
         if !response.status.is_success() {
-            return Err(problem_error(&response).into());
+            return Err(self.problem(&response).into());
         }
         if response.body.is_empty() {
             return Ok((response.status, Value::Null));
@@ -115,6 +187,19 @@ impl Client {
             .hint("is --server pointing at a Wisp server?")
         })?;
         Ok((response.status, value))
+    }
+}
+
+impl Client {
+    /// The error for a non-success response, with what to do about a missing key.
+    pub fn problem(&self, response: &RawResponse) -> CliError {
+        let err = problem_error(response);
+        if response.status == StatusCode::UNAUTHORIZED && !self.has_key {
+            return err.hint(
+                "give an API key with --key or WISP_KEY, or point --data-dir (WISP_DATA_DIR) at the local server's data directory, whose admin.key is used",
+            );
+        }
+        err
     }
 }
 
@@ -167,7 +252,12 @@ pub fn problem_error(response: &RawResponse) -> CliError {
                 None => err,
             }
         }
-        Some(ErrorCode::RouteConflict) => err.hint("routes must be unique across functions"),
+        Some(ErrorCode::RouteConflict) => err.hint("routes must be unique across a namespace's functions"),
+        Some(ErrorCode::Unauthorized) => {
+            err.hint("check the key given with --key or WISP_KEY (or the data directory's admin.key); it may be revoked or expired")
+        }
+        Some(ErrorCode::Forbidden) => err.hint("run `wisp keys ls` with an admin key to see the roles of keys"),
+        Some(ErrorCode::NamespaceNotFound) => err.hint("run `wisp ns ls` with an admin key to see the namespaces"),
         Some(ErrorCode::InvalidCode) => {
             err.hint("check the source's `kind` in wisp.toml and that the .wasm is built for it")
         }

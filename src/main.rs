@@ -29,6 +29,9 @@ enum Command {
     Invocations(commands::invocations::InvocationsArgs),
     Dlq(commands::dlq::DlqArgs),
     Queue(commands::queue::QueueArgs),
+    Keys(commands::keys::KeysArgs),
+    Ns(commands::ns::NsArgs),
+    Audit(commands::audit::AuditArgs),
 }
 
 impl Command {
@@ -44,6 +47,9 @@ impl Command {
             Command::Invocations(args) => commands::invocations::run(args).await,
             Command::Dlq(args) => commands::dlq::run(args).await,
             Command::Queue(args) => commands::queue::run(args).await,
+            Command::Keys(args) => commands::keys::run(args).await,
+            Command::Ns(args) => commands::ns::run(args).await,
+            Command::Audit(args) => commands::audit::run(args).await,
         }
     }
 }

@@ -16,6 +16,8 @@ use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
 use wisp_server::{App, serve};
 use wisp_store::SqliteStore;
 
+mod keys;
+
 /// How to start a node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -29,6 +31,8 @@ pub struct NodeConfig {
     pub retry: RetrySettings,
     /// The user process functions run as.
     pub sandbox_user: UserChoice,
+    /// The admin key a first start creates, instead of a random one (`<id>.<secret>`).
+    pub bootstrap_key: Option<String>,
 }
 
 /// Why a node could not start.
@@ -46,6 +50,8 @@ pub enum NodeError {
     Runtime(String),
     #[error("cannot start the process runtime: {0}")]
     ProcessRuntime(String),
+    #[error("cannot set up API keys: {0}")]
+    Identity(String),
     #[error("cannot listen on `{addr}`: {source}; pick another address with --listen (or WISP_LISTEN)")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -101,18 +107,21 @@ impl Node {
             wasm: Arc::new(wasm),
             process: Some(Arc::new(process)),
         };
+        let master_key = keys::master_key(&dir)?;
         let engine = Engine::start(
             Arc::new(store),
             Arc::new(runtime),
             config.limits.clone(),
             config.keep_alive.clone(),
             config.retry,
+            master_key,
         )
         .await
         .map_err(|e| NodeError::Store {
             dir: dir.clone(),
             message: e.to_string(),
         })?;
+        keys::bootstrap(&engine, &dir, config.bootstrap_key.as_deref()).await?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|source| NodeError::Listen {

@@ -2,7 +2,7 @@
 //! an async invocation and print its id.
 
 use super::function_name;
-use crate::client::{Client, ServerArg, problem_error};
+use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
 use clap::Args;
 use reqwest::Method;
@@ -76,7 +76,7 @@ pub async fn run(args: InvokeArgs) -> anyhow::Result<()> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/problem+json"));
     if is_problem {
-        return Err(problem_error(&response).into());
+        return Err(client.problem(&response).into());
     }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&response.body)?;

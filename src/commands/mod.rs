@@ -1,11 +1,14 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod audit;
 pub mod deploy;
 pub mod dlq;
 pub mod invocations;
 pub mod invoke;
+pub mod keys;
 pub mod logs;
 pub mod ls;
+pub mod ns;
 pub mod queue;
 pub mod rm;
 pub mod serve;

@@ -44,6 +44,16 @@ pub struct ServeArgs {
     /// it (with jitter), up to --async-retry-max.
     #[arg(long, env = "WISP_ASYNC_RETRY_BASE", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub async_retry_base: Duration,
+    /// The admin API key the first start creates (`<key id>.<secret>`), instead of a
+    /// random one; ignored once the store holds any key. For provisioning: the token
+    /// is written to DATA_DIR/admin.key either way.
+    #[arg(
+        long,
+        env = "WISP_BOOTSTRAP_KEY",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub bootstrap_key: Option<String>,
     /// The longest delay between two attempts of an async invocation.
     #[arg(long, env = "WISP_ASYNC_RETRY_MAX", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub async_retry_max: Duration,
@@ -65,6 +75,7 @@ impl ServeArgs {
                 base: self.async_retry_base.max(Duration::from_millis(1)),
                 max: self.async_retry_max.max(self.async_retry_base),
             },
+            bootstrap_key: self.bootstrap_key.clone(),
             sandbox_user: match self.sandbox_user.as_deref() {
                 None | Some("") => UserChoice::Default,
                 Some("same") => UserChoice::Same,

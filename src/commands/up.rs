@@ -31,9 +31,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             _ = stopped => {}
         }
     }));
-    let client = Client::new(&ServerArg {
-        server: format!("http://{addr}"),
-    })?;
+    let client = Client::new(&ServerArg::local(
+        format!("http://{addr}"),
+        args.serve.data_dir.clone(),
+    ))?;
     if let Err(e) = deploy_app(&client, &manifest).await {
         let _ = stop.send(());
         let _ = server.await;

@@ -91,6 +91,8 @@ impl Limits {
     pub const MAX_RATE_PERIOD: Duration = Duration::from_secs(365 * 86_400);
     /// `namespace_max_concurrency` of a fresh server.
     pub const DEFAULT_NAMESPACE_MAX_CONCURRENCY: u32 = 1000;
+    /// Largest cap on a namespace's concurrent invocations accepted.
+    pub const MAX_NAMESPACE_MAX_CONCURRENCY: u32 = 100_000;
 
     /// The defaults.
     pub const DEFAULT: Limits = Limits {

@@ -23,10 +23,12 @@
 //! The server reaches the runtimes only through the engine: the body and error types
 //! it needs are re-exported here.
 
+mod audit;
 mod deploy;
 mod dispatch;
 mod error;
 mod gate;
+pub mod identity;
 mod logs;
 pub mod pipeline;
 mod pool;
@@ -37,9 +39,12 @@ mod services;
 mod triggers;
 pub mod version;
 
+pub use audit::AuditRecord;
 pub use deploy::{DeployReport, DeployRequest};
 pub use dispatch::INVOCATION_ID_HEADER;
 pub use error::EngineError;
+pub use identity::secret::MasterKey;
+pub use identity::{Caller, NewKey};
 pub use pipeline::retry::RetrySettings;
 pub use pipeline::{Accepted, AsyncOptions};
 pub use pool::PoolStatus;
@@ -82,6 +87,8 @@ pub struct Engine {
     queue_wakes: queues::QueueWakes,
     /// HTTP routes, queue pollers, schedule timers.
     triggers: triggers::Triggers,
+    /// API keys and namespaces, as checks read them.
+    identity: identity::Identity,
 }
 
 impl Engine {
@@ -94,6 +101,7 @@ impl Engine {
         limits: Limits,
         keep_alive: KeepAlivePolicy,
         retry: RetrySettings,
+        master_key: MasterKey,
     ) -> Result<Arc<Engine>, EngineError> {
         let pools = PoolContext {
             runtime: runtime.clone(),
@@ -111,6 +119,8 @@ impl Engine {
             .collect();
         let (sink, writer) = logs::start(store.clone());
         let (pipeline, inboxes) = pipeline::Pipeline::new(retry);
+        let identity = identity::Identity::new(master_key);
+        identity.reload(store.as_ref()).await?;
         let engine = Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             store,
@@ -125,7 +135,9 @@ impl Engine {
             pipeline,
             queue_wakes: queues::QueueWakes::default(),
             triggers: triggers::Triggers::default(),
+            identity,
         });
+        identity::start(&engine);
         // Prewarms functions with `min_instances` now, and releases idle pools later.
         scaler::start(&engine);
         pipeline::start(&engine, inboxes);
@@ -150,9 +162,22 @@ impl Engine {
         if let Some(gate) = gates.get(namespace) {
             return gate.clone();
         }
-        let gate = Arc::new(Gate::new(self.limits.namespace_max_concurrency as usize));
+        let limit = self
+            .identity
+            .max_concurrency(namespace)
+            .unwrap_or(self.limits.namespace_max_concurrency);
+        let gate = Arc::new(Gate::new(limit as usize));
         gates.insert(namespace.clone(), gate.clone());
         gate
+    }
+
+    /// Drops a namespace's gate, so the next invocation makes one with its current
+    /// cap (invocations inside the old one finish there).
+    fn forget_namespace_gate(&self, namespace: &Namespace) {
+        self.namespace_gates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(namespace);
     }
 
     /// The limits in force.

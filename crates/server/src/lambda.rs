@@ -18,6 +18,7 @@
 //! Lambda's shape, `{"Type", "Message"}` with the exception's name in
 //! `x-amzn-ErrorType`, which is what the SDKs read.
 
+use crate::auth::Scope;
 use crate::body::{BodyError, read_limited};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -30,7 +31,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use wisp_core::{ErrorCode, FunctionName, Limits, Namespace};
+use wisp_core::{ErrorCode, FunctionName, Limits};
 use wisp_engine::{AsyncOptions, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER};
 
 /// The path prefix of Lambda's API (its version date).
@@ -160,6 +161,13 @@ impl IntoResponse for LambdaError {
         }
         response
     }
+}
+
+/// A request the auth layer refused, in Lambda's shape (`kind` is the exception AWS
+/// clients know: `UnrecognizedClientException`, `InvalidSignatureException`, …).
+pub(crate) fn refusal(status: u16, kind: &'static str, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    LambdaError::user(status, kind, message).into_response()
 }
 
 fn set_request_id(headers: &mut HeaderMap, id: &str) {
@@ -301,6 +309,7 @@ fn resolve(raw: &str, query_qualifier: Option<String>) -> Result<(Target, Functi
 }
 
 async fn invoke(
+    scope: Scope,
     State(engine): State<Arc<Engine>>,
     Path(raw): Path<String>,
     uri: http::Uri,
@@ -319,7 +328,7 @@ async fn invoke(
         .qualifier;
     let (target, name) = resolve(&raw, qualifier)?;
     let kind = invocation_type(&headers)?;
-    let namespace = Namespace::default_namespace();
+    let namespace = scope.namespace;
     if engine.function(&namespace, &name).is_none() {
         return Err(LambdaError::not_found(&target));
     }

@@ -13,10 +13,12 @@
 //! the composition root) and hands the engine in.
 
 pub mod api;
+pub mod auth;
 mod body;
 pub mod lambda;
 pub mod problem;
 pub mod router;
+mod signed;
 pub mod sigv4;
 
 use http::{Request, Response};

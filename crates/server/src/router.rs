@@ -2,12 +2,13 @@
 //! the control API under `/v1` ([`crate::api`]), Lambda's `Invoke` under
 //! `/2015-03-31` ([`crate::lambda`]), and the prefixes kept for later (`/ui`,
 //! `/metrics`, the Runtime API's `/2018-06-01`), which answer `not_found`. Anything
-//! that applies to every control request (authentication, limits) is one layer here.
+//! that applies to every control request is one layer here: authentication and
+//! authorization ([`crate::auth`]).
 //! User routes never pass through it: [`crate::App`] sends them straight to the
 //! engine.
 
 use crate::problem::ApiError;
-use crate::{api, lambda};
+use crate::{api, auth, lambda};
 use axum::Router;
 use std::sync::Arc;
 use wisp_core::{ErrorCode, RESERVED_PREFIXES};
@@ -31,6 +32,7 @@ pub fn control(engine: Arc<Engine>) -> Router {
         .merge(lambda::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(engine.clone(), auth::check))
         .with_state(engine)
 }
 

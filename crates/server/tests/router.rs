@@ -30,9 +30,11 @@ async fn harness() -> Harness {
         Limits::DEFAULT,
         wisp_engine::KeepAlivePolicy::fixed_default(),
         wisp_engine::RetrySettings::default(),
+        wisp_engine::MasterKey::generate().unwrap(),
     )
     .await
     .unwrap();
+    engine.bootstrap(Some(ADMIN)).await.unwrap();
     Harness {
         app: App::new(engine),
         _dir: dir,
@@ -45,10 +47,14 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
+/// The admin key the harness's engine starts with; every request carries it.
+const ADMIN: &str = "WKROUTERTESTADMIN2.router-test-admin-secret-0123456789abcde";
+
 fn request(method: &str, uri: &str, body: impl Into<Bytes>) -> Request<Body> {
     Request::builder()
         .method(method)
         .uri(uri)
+        .header("authorization", format!("Bearer {ADMIN}"))
         .body(body::full(body))
         .unwrap()
 }
@@ -69,6 +75,7 @@ fn multipart(config: &Value, code: &[u8]) -> Request<Body> {
     Request::builder()
         .method("PUT")
         .uri("/v1/functions/kit")
+        .header("authorization", format!("Bearer {ADMIN}"))
         .header(
             "content-type",
             format!("multipart/form-data; boundary={BOUNDARY}"),

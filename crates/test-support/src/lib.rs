@@ -32,6 +32,10 @@ pub fn fixture_bytes(name: &str) -> Vec<u8> {
     std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("cannot read fixture {name}: {e}"))
 }
 
+/// The admin key every [`TestServer`] starts with (`--bootstrap-key`), which
+/// [`http_client`] sends: tests act as the operator unless they say otherwise.
+pub const TEST_ADMIN_KEY: &str = "WKTESTADMINKEY2345.test-admin-secret-0123456789-abcdefghijk";
+
 /// A running `wisp` process that printed `Serving HTTP on http://ADDR/`.
 pub struct TestServer {
     child: Option<Child>,
@@ -45,6 +49,8 @@ pub struct TestServer {
     /// How it was started, to start it again ([`TestServer::crash_and_restart`]).
     bin: PathBuf,
     args: Vec<String>,
+    /// Whether it starts with [`TEST_ADMIN_KEY`] (else it makes its own admin key).
+    seeded: bool,
 }
 
 /// How long a server may take to print its address (a debug build deploying an app
@@ -71,6 +77,17 @@ impl TestServer {
         server
     }
 
+    /// `wisp serve` on port 0 with a fresh data directory, making its own admin key
+    /// (into `DATA_DIR/admin.key`) as a first start does, not [`TEST_ADMIN_KEY`].
+    pub fn serve_unseeded(bin: &Path) -> TestServer {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        let mut server = TestServer::try_spawn(bin, &["serve"], &dir, STARTUP, false)
+            .unwrap_or_else(|stderr| panic!("wisp did not print its address; stderr:\n{stderr}"));
+        server._temp = Some(temp);
+        server
+    }
+
     /// `wisp serve` on port 0 with the given data directory (to restart on it).
     pub fn serve_in(bin: &Path, data_dir: &Path) -> TestServer {
         TestServer::spawn(bin, &["serve"], data_dir)
@@ -78,7 +95,7 @@ impl TestServer {
 
     /// `wisp ARGS… --listen 127.0.0.1:0 --data-dir DIR`, waiting for the address line.
     pub fn spawn(bin: &Path, args: &[&str], data_dir: &Path) -> TestServer {
-        TestServer::try_spawn(bin, args, data_dir, STARTUP)
+        TestServer::try_spawn(bin, args, data_dir, STARTUP, true)
             .unwrap_or_else(|stderr| panic!("wisp did not print its address; stderr:\n{stderr}"))
     }
 
@@ -89,8 +106,15 @@ impl TestServer {
         args: &[&str],
         data_dir: &Path,
         startup: Duration,
+        seeded: bool,
     ) -> Result<TestServer, String> {
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if seeded {
+            command.env("WISP_BOOTSTRAP_KEY", TEST_ADMIN_KEY);
+        } else {
+            command.env_remove("WISP_BOOTSTRAP_KEY");
+        }
+        let mut child = command
             .args(args)
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -160,6 +184,7 @@ impl TestServer {
             stdout,
             bin: bin.to_path_buf(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            seeded,
         })
     }
 
@@ -180,7 +205,7 @@ impl TestServer {
         let mut tries = 0;
         let mut fresh = loop {
             tries += 1;
-            match TestServer::try_spawn(&self.bin, &args, &self.data_dir, STARTUP) {
+            match TestServer::try_spawn(&self.bin, &args, &self.data_dir, STARTUP, self.seeded) {
                 Ok(server) => break server,
                 Err(stderr)
                     if stderr.contains("in use by another Wisp server")
@@ -255,10 +280,24 @@ impl TestServer {
         }
     }
 
-    /// A `wisp` command pointed at this server (`WISP_SERVER`).
+    /// A `wisp` command pointed at this server (`WISP_SERVER`), with the test admin
+    /// key (`WISP_KEY`) for a seeded server, and for an unseeded one its data directory
+    /// (`WISP_DATA_DIR`), whose `admin.key` the CLI reads.
     pub fn cli(&self, bin: &Path) -> Command {
         let mut command = Command::new(bin);
-        command.env("WISP_SERVER", &self.url).stdin(Stdio::null());
+        command
+            .env("WISP_SERVER", &self.url)
+            .env_remove("WISP_NAMESPACE")
+            .stdin(Stdio::null());
+        if self.seeded {
+            command
+                .env("WISP_KEY", TEST_ADMIN_KEY)
+                .env_remove("WISP_DATA_DIR");
+        } else {
+            command
+                .env_remove("WISP_KEY")
+                .env("WISP_DATA_DIR", &self.data_dir);
+        }
         command
     }
 }
@@ -310,9 +349,29 @@ pub async fn deploy(
         .unwrap()
 }
 
-/// An HTTP client for tests (installs the process's TLS crypto provider first:
-/// reqwest is built without one of its own).
+/// An HTTP client for tests that sends [`TEST_ADMIN_KEY`] with every request (and
+/// installs the process's TLS crypto provider first: reqwest is built without one of
+/// its own).
 pub fn http_client() -> reqwest::Client {
+    keyed_client(TEST_ADMIN_KEY)
+}
+
+/// An HTTP client that sends `token` as its bearer key with every request.
+pub fn keyed_client(token: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// An HTTP client that sends no credentials.
+pub fn anonymous_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }

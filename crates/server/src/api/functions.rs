@@ -1,5 +1,6 @@
 //! `/v1/functions`: the function resources.
 
+use crate::auth::Scope;
 use crate::body::{BodyError, read_limited};
 use crate::problem::ApiError;
 use axum::Json;
@@ -16,10 +17,6 @@ use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, PoolStatus};
 use wisp_store::{DeployOutcome, FunctionRecord, LogQuery};
 
 pub(super) type EngineState = State<Arc<Engine>>;
-
-pub(super) fn namespace() -> Namespace {
-    Namespace::default_namespace()
-}
 
 pub(super) fn parse_name(name: &str) -> Result<FunctionName, ApiError> {
     FunctionName::new(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
@@ -65,9 +62,9 @@ impl FunctionView {
     }
 }
 
-pub(super) async fn list(State(engine): EngineState) -> Json<serde_json::Value> {
+pub(super) async fn list(scope: Scope, State(engine): EngineState) -> Json<serde_json::Value> {
     let functions: Vec<FunctionView> = engine
-        .functions(&namespace())
+        .functions(&scope.namespace)
         .iter()
         .map(|d| FunctionView::of(d))
         .collect();
@@ -75,11 +72,12 @@ pub(super) async fn list(State(engine): EngineState) -> Json<serde_json::Value> 
 }
 
 pub(super) async fn get(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
 ) -> Result<Json<FunctionView>, ApiError> {
     let name = parse_name(&name)?;
-    let deployed = engine.function(&namespace(), &name).ok_or_else(|| {
+    let deployed = engine.function(&scope.namespace, &name).ok_or_else(|| {
         ApiError::new(
             ErrorCode::FunctionNotFound,
             format!("no function named `{name}` is deployed"),
@@ -89,11 +87,13 @@ pub(super) async fn get(
 }
 
 pub(super) async fn delete(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_name(&name)?;
-    if engine.delete(&namespace(), &name).await? {
+    if engine.delete(&scope.namespace, &name).await? {
+        scope.audit(&engine, "function.delete", name.as_str(), None).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
@@ -129,6 +129,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 pub(super) async fn deploy(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -185,7 +186,7 @@ pub(super) async fn deploy(
     }
     let report = engine
         .deploy(DeployRequest {
-            namespace: namespace(),
+            namespace: scope.namespace.clone(),
             name,
             app,
             config,
@@ -197,6 +198,17 @@ pub(super) async fn deploy(
         DeployOutcome::Updated { previous } => (StatusCode::OK, "updated", Some(previous.to_string())),
         DeployOutcome::Unchanged => (StatusCode::OK, "unchanged", None),
     };
+    if text != "unchanged" {
+        let detail = format!("{text} version {}", report.record.version.id);
+        scope
+            .audit(
+                &engine,
+                "function.deploy",
+                report.record.name.as_str(),
+                Some(detail),
+            )
+            .await;
+    }
     let body = DeployResponse {
         status: text,
         previous_version: previous,
@@ -211,6 +223,7 @@ pub(super) async fn deploy(
 }
 
 pub(super) async fn invoke(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -234,10 +247,12 @@ pub(super) async fn invoke(
         }
     };
     if is_async(&headers)? {
-        return accept_async(&engine, &name, payload, &headers).await;
+        return accept_async(&engine, &scope.namespace, &name, payload, &headers).await;
     }
     let content_type = headers.get(header::CONTENT_TYPE).cloned();
-    let response = engine.invoke(&namespace(), &name, payload, content_type).await?;
+    let response = engine
+        .invoke(&scope.namespace, &name, payload, content_type)
+        .await?;
     Ok(response.map(axum::body::Body::new))
 }
 
@@ -302,12 +317,13 @@ pub(super) fn async_options(headers: &HeaderMap) -> Result<AsyncOptions, ApiErro
 /// `X-Wisp-Invocation-Id` header and `Location`.
 async fn accept_async(
     engine: &Engine,
+    namespace: &Namespace,
     name: &FunctionName,
     payload: Bytes,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let options = async_options(headers)?;
-    let accepted = engine.enqueue(&namespace(), name, payload, options).await?;
+    let accepted = engine.enqueue(namespace, name, payload, options).await?;
     let location = format!("/v1/invocations/{}", accepted.id);
     let body = serde_json::json!({
         "id": accepted.id,
@@ -369,6 +385,7 @@ pub(super) fn limit_param(limit: Option<usize>, kept: usize) -> Result<usize, Ap
 }
 
 pub(super) async fn logs(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
@@ -381,7 +398,7 @@ pub(super) async fn logs(
         limit,
     };
     let lines: Vec<LogView> = engine
-        .logs(&namespace(), &name, &query)
+        .logs(&scope.namespace, &name, &query)
         .await?
         .into_iter()
         .map(|l| LogView {
@@ -417,6 +434,7 @@ struct InvocationView {
 /// `GET /v1/functions/{name}/invocations`: recent invocations, oldest first (cold or
 /// warm, init, queue and run times, how each ended), with totals over those kept.
 pub(super) async fn invocations(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     params: Result<Query<InvocationParams>, axum::extract::rejection::QueryRejection>,
@@ -428,7 +446,7 @@ pub(super) async fn invocations(
         limit,
         cold_only: params.cold.unwrap_or(false),
     };
-    let (records, summary) = engine.invocations(&namespace(), &name, &query).await?;
+    let (records, summary) = engine.invocations(&scope.namespace, &name, &query).await?;
     let invocations: Vec<InvocationView> = records
         .into_iter()
         .map(|r| InvocationView {

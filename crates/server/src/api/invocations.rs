@@ -1,7 +1,8 @@
 //! Async invocations: `GET /v1/invocations/{id}` (status, attempts, result) and a
 //! function's dead letters under `/v1/functions/{name}/dlq`.
 
-use super::functions::{EngineState, namespace, parse_name};
+use super::functions::{EngineState, parse_name};
+use crate::auth::Scope;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -107,6 +108,7 @@ impl EventView {
 }
 
 pub(super) async fn get(
+    scope: Scope,
     State(engine): EngineState,
     Path(id): Path<String>,
 ) -> Result<Json<EventView>, ApiError> {
@@ -116,7 +118,7 @@ pub(super) async fn get(
             format!("`{id}` is not an invocation id"),
         ));
     }
-    let event = engine.event(&namespace(), &id).await?;
+    let event = engine.event(&scope.namespace, &id).await?;
     Ok(Json(EventView::new(&event, true)))
 }
 
@@ -130,6 +132,7 @@ pub(super) struct DlqParams {
 const DLQ_LIST_MAX: usize = 1000;
 
 pub(super) async fn dead_letters(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     params: Result<Query<DlqParams>, axum::extract::rejection::QueryRejection>,
@@ -138,9 +141,9 @@ pub(super) async fn dead_letters(
     let Query(params) = super::functions::query_params(params, "`limit` (a number)")?;
     let limit = super::functions::limit_param(params.limit, DLQ_LIST_MAX)?;
     let events = engine
-        .events_of(&namespace(), &name, EventStatus::Failed, limit)
+        .events_of(&scope.namespace, &name, EventStatus::Failed, limit)
         .await?;
-    let counts = engine.event_counts(&namespace(), &name).await?;
+    let counts = engine.event_counts(&scope.namespace, &name).await?;
     let views: Vec<EventView> = events.iter().map(|e| EventView::new(e, true)).collect();
     Ok(Json(
         serde_json::json!({ "dead_letters": views, "counts": counts }),
@@ -168,25 +171,27 @@ fn selection(body: Option<Json<Selection>>) -> Result<Option<Vec<String>>, ApiEr
 }
 
 pub(super) async fn redrive(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     body: Option<Json<Selection>>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_name(&name)?;
     let ids = selection(body)?;
-    let redriven = engine.redrive(&namespace(), &name, ids.as_deref()).await?;
+    let redriven = engine.redrive(&scope.namespace, &name, ids.as_deref()).await?;
     Ok(Json(
         serde_json::json!({ "redriven": redriven.len(), "ids": redriven }),
     ))
 }
 
 pub(super) async fn purge(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     body: Option<Json<Selection>>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_name(&name)?;
     let ids = selection(body)?;
-    let purged = engine.purge(&namespace(), &name, ids.as_deref()).await?;
+    let purged = engine.purge(&scope.namespace, &name, ids.as_deref()).await?;
     Ok(Json(serde_json::json!({ "purged": purged })))
 }

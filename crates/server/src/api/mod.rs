@@ -1,9 +1,14 @@
 //! The control API under `/v1`: deploy, inspect, invoke and delete functions, read
-//! their logs and invocations, manage async invocations and queues. Every error is a
+//! their logs and invocations, manage async invocations and queues; and for admin
+//! keys, namespaces and API keys; the audit trail. Every error is a
 //! problem document (see [`crate::problem`]); `docs/api.md` is the reference.
 
+mod audit;
 mod functions;
 mod invocations;
+mod json;
+mod keys;
+mod namespaces;
 mod queues;
 
 use axum::Router;
@@ -39,6 +44,16 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .route("/v1/functions/{name}/dlq/redrive", post(invocations::redrive))
         .route("/v1/invocations/{id}", get(invocations::get))
         .merge(queues::router())
+        .route("/v1/namespaces", get(namespaces::list).post(namespaces::create))
+        .route(
+            "/v1/namespaces/{name}",
+            get(namespaces::show)
+                .patch(namespaces::update)
+                .delete(namespaces::delete),
+        )
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", get(keys::show).delete(keys::revoke))
+        .route("/v1/audit", get(audit::list))
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

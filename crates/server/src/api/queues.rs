@@ -5,8 +5,9 @@
 //! no `Content-Type` is served too, and every malformed body is a problem document
 //! that names the field at fault.
 
-use super::functions::{EngineState, namespace};
-use crate::body::{BodyError, read_limited};
+use super::functions::EngineState;
+use super::json::{read_fields, read_json};
+use crate::auth::Scope;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::Router;
@@ -14,9 +15,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use wisp_core::duration_text;
@@ -92,77 +92,9 @@ impl MessageView {
     }
 }
 
-/// Reads a request body of at most the engine's request limit. An empty body is
-/// `None`, so endpoints whose fields are all optional take no body at all.
-async fn read_json(engine: &Engine, body: axum::body::Body, takes: &str) -> Result<Option<Value>, ApiError> {
-    let limit = engine.limits().max_request_body;
-    let bytes: Bytes = match read_limited(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge { limit }) => {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the request body is larger than the limit of {limit} bytes"),
-            ));
-        }
-        Err(BodyError::Unreadable(e)) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("cannot read the request body: {e}"),
-            ));
-        }
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("the request body is not JSON: {e}; send {takes}"),
-        )
-    })
-}
-
-/// A serde error without serde_json's position (the body was re-read in parts, so
-/// the position would mislead).
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rsplit_once(" at line ") {
-        Some((message, _)) => message.to_string(),
-        None => text,
-    }
-}
-
-/// Reads `value` as a `T`; when it does not read, finds the key at fault by reading
-/// each key alone, so the error names the field.
-fn read_fields<T: serde::de::DeserializeOwned>(value: Value, takes: &str) -> Result<T, String> {
-    let Value::Object(map) = value else {
-        return Err(format!("the body must be a JSON object: {takes}"));
-    };
-    match serde_json::from_value::<T>(Value::Object(map.clone())) {
-        Ok(parsed) => Ok(parsed),
-        Err(whole) => {
-            for (key, field) in map {
-                let alone = Value::Object(Map::from_iter([(key.clone(), field)]));
-                if let Err(e) = serde_json::from_value::<T>(alone) {
-                    let message = without_position(&e);
-                    if message.starts_with("missing field") {
-                        continue;
-                    }
-                    return Err(if message.contains(&format!("`{key}`")) {
-                        message
-                    } else {
-                        format!("{key}: {message}")
-                    });
-                }
-            }
-            Err(without_position(&whole))
-        }
-    }
-}
-
-async fn list(State(engine): EngineState) -> Result<Json<Value>, ApiError> {
+async fn list(scope: Scope, State(engine): EngineState) -> Result<Json<Value>, ApiError> {
     let queues: Vec<QueueView> = engine
-        .queues(&namespace())
+        .queues(&scope.namespace)
         .await?
         .into_iter()
         .map(QueueView::new)
@@ -170,15 +102,20 @@ async fn list(State(engine): EngineState) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "queues": queues })))
 }
 
-async fn show(State(engine): EngineState, Path(name): Path<String>) -> Result<Json<QueueView>, ApiError> {
+async fn show(
+    scope: Scope,
+    State(engine): EngineState,
+    Path(name): Path<String>,
+) -> Result<Json<QueueView>, ApiError> {
     let name = parse_queue(&name)?;
-    Ok(Json(QueueView::new(engine.queue(&namespace(), &name).await?)))
+    Ok(Json(QueueView::new(engine.queue(&scope.namespace, &name).await?)))
 }
 
 const CONFIG_TAKES: &str = "a queue configuration: `visibility_timeout` (\"30s\"), `retention` (\"4d\"), \
                             `max_receive_count` (a number) with `dead_letter_queue` (a queue's name), all optional";
 
 async fn put(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     body: axum::body::Body,
@@ -193,25 +130,34 @@ async fn put(
             )
         })?,
     };
-    let before = match engine.queue(&namespace(), &name).await {
+    let before = match engine.queue(&scope.namespace, &name).await {
         Ok((record, _)) => Some(record.config),
         Err(e) if e.code == ErrorCode::QueueNotFound => None,
         Err(e) => return Err(e.into()),
     };
     let unchanged = before.as_ref() == Some(&config);
-    let created = engine.put_queue(&namespace(), &name, config).await?;
-    let queue = QueueView::new(engine.queue(&namespace(), &name).await?);
+    let created = engine.put_queue(&scope.namespace, &name, config).await?;
+    let queue = QueueView::new(engine.queue(&scope.namespace, &name).await?);
     let (status, text) = match (created, unchanged) {
         (true, _) => (StatusCode::CREATED, "created"),
         (false, true) => (StatusCode::OK, "unchanged"),
         (false, false) => (StatusCode::OK, "updated"),
     };
+    if !unchanged {
+        let action = if created { "queue.create" } else { "queue.update" };
+        scope.audit(&engine, action, name.as_str(), None).await;
+    }
     Ok((status, Json(json!({ "status": text, "queue": queue }))).into_response())
 }
 
-async fn delete(State(engine): EngineState, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete(
+    scope: Scope,
+    State(engine): EngineState,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let name = parse_queue(&name)?;
-    if engine.delete_queue(&namespace(), &name).await? {
+    if engine.delete_queue(&scope.namespace, &name).await? {
+        scope.audit(&engine, "queue.delete", name.as_str(), None).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
@@ -297,6 +243,7 @@ fn outgoing(value: Value) -> Result<(Vec<Outgoing>, bool), ApiError> {
 }
 
 async fn send(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -311,7 +258,9 @@ async fn send(
         )
     })?;
     let (messages, batch) = outgoing(value)?;
-    let ids = engine.send_messages(&namespace(), &name, messages, depth).await?;
+    let ids = engine
+        .send_messages(&scope.namespace, &name, messages, depth)
+        .await?;
     let body = match (batch, ids.as_slice()) {
         (false, [id]) => json!({ "id": id }),
         _ => json!({ "ids": ids }),
@@ -352,6 +301,7 @@ mod optional_duration {
 const RECEIVE_TAKES: &str = "`{\"max\": 10, \"visibility_timeout\": \"30s\"}` (both optional)";
 
 async fn receive(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     body: axum::body::Body,
@@ -366,7 +316,7 @@ async fn receive(
             .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e))?,
     };
     let received = engine
-        .receive_messages(&namespace(), &name, params.max, params.visibility_timeout)
+        .receive_messages(&scope.namespace, &name, params.max, params.visibility_timeout)
         .await?;
     let messages: Vec<MessageView> = received.messages.into_iter().map(MessageView::new).collect();
     Ok(Json(json!({
@@ -384,6 +334,7 @@ struct DeleteIn {
 const DELETE_TAKES: &str = "`{\"receipts\": [\"…\"]}`: the `receipt_handle`s of received messages";
 
 async fn delete_messages(
+    scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
     body: axum::body::Body,
@@ -408,8 +359,8 @@ async fn delete_messages(
         ));
     }
     // The store deletes by receipt alone; a missing queue must still be a 404.
-    engine.queue(&namespace(), &name).await?;
-    let deleted = engine.delete_messages(&namespace(), &name, &receipts).await?;
+    engine.queue(&scope.namespace, &name).await?;
+    let deleted = engine.delete_messages(&scope.namespace, &name, &receipts).await?;
     let stale: Vec<&String> = receipts
         .iter()
         .zip(&deleted)
@@ -422,15 +373,23 @@ async fn delete_messages(
     })))
 }
 
-async fn purge(State(engine): EngineState, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn purge(
+    scope: Scope,
+    State(engine): EngineState,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let name = parse_queue(&name)?;
-    let purged = engine.purge_queue(&namespace(), &name).await?;
+    let purged = engine.purge_queue(&scope.namespace, &name).await?;
     Ok(Json(json!({ "purged": purged })))
 }
 
-async fn redrive(State(engine): EngineState, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn redrive(
+    scope: Scope,
+    State(engine): EngineState,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let name = parse_queue(&name)?;
-    let redriven = engine.redrive_queue(&namespace(), &name).await?;
+    let redriven = engine.redrive_queue(&scope.namespace, &name).await?;
     Ok(Json(json!({ "redriven": redriven })))
 }
 

@@ -1,0 +1,303 @@
+//! Who calls the control router, in which namespace, and whether their key's role
+//! allows the request: the one layer every control request passes ([`check`]),
+//! which leaves a [`Scope`] for the handlers.
+//!
+//! Credentials are an API key, sent as `Authorization: Bearer <key id>.<secret>`, or
+//! on the Lambda-compatible paths also as an AWS Signature V4 made with the key id as
+//! access key and the secret as secret key ([`crate::sigv4`]). `GET /v1/health` alone
+//! needs none. A key acts in its own namespace; an admin key may name another with
+//! the `Wisp-Namespace` header. A namespace the key may not see is answered as one
+//! that does not exist (`404`), so no tenant learns of another. What each request
+//! needs of the role is one table, [`permission`].
+
+use crate::lambda;
+use crate::problem::ApiError;
+use crate::router::is_under;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, Method, header};
+use std::sync::Arc;
+use wisp_core::{ErrorCode, Namespace, Permission, Role};
+use wisp_engine::{AuditRecord, Caller, ClientAddr, Engine, EngineError};
+
+/// The header an admin names another namespace with.
+pub const NAMESPACE_HEADER: &str = "wisp-namespace";
+
+/// Who called and where they act: what the auth layer leaves for handlers.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub caller: Caller,
+    /// The namespace the request acts in (it exists, and the caller may act there).
+    pub namespace: Namespace,
+    /// The client's address, for the audit trail.
+    pub source: Option<String>,
+}
+
+impl Scope {
+    /// Records a change this caller made in the scope's namespace.
+    pub(crate) async fn audit(
+        &self,
+        engine: &Engine,
+        action: &'static str,
+        target: &str,
+        detail: Option<String>,
+    ) {
+        self.audit_in(engine, &self.namespace, action, target, detail)
+            .await;
+    }
+
+    /// Records a change this caller made in `namespace`.
+    pub(crate) async fn audit_in(
+        &self,
+        engine: &Engine,
+        namespace: &Namespace,
+        action: &'static str,
+        target: &str,
+        detail: Option<String>,
+    ) {
+        engine
+            .audit(AuditRecord {
+                by: Some(&self.caller),
+                namespace,
+                action,
+                target,
+                detail,
+                source: self.source.clone(),
+            })
+            .await;
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Scope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Scope, ApiError> {
+        parts.extensions.get::<Scope>().cloned().ok_or_else(|| {
+            ApiError(EngineError::internal(format!(
+                "{} {} reached a handler without passing the auth layer",
+                parts.method,
+                parts.uri.path()
+            )))
+        })
+    }
+}
+
+/// What a request needs its key's role to allow.
+pub fn permission(method: &Method, path: &str) -> Permission {
+    if ["/v1/namespaces", "/v1/keys"].iter().any(|p| is_under(path, p)) {
+        return Permission::Admin;
+    }
+    if is_under(path, "/v1/audit") {
+        return Permission::Deploy;
+    }
+    if is_under(path, lambda::PREFIX) {
+        return Permission::Invoke;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Permission::Read;
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", "functions", _, "invoke"] | ["v1", "queues", _, "messages"] => Permission::Invoke,
+        _ => Permission::Deploy,
+    }
+}
+
+/// Paths that need no key.
+fn is_public(method: &Method, path: &str) -> bool {
+    method == Method::GET && path == "/v1/health"
+}
+
+/// A refused request, answered in the shape its path speaks.
+pub(crate) struct Refusal {
+    error: Box<EngineError>,
+    /// For `unauthorized` on the Lambda paths: the exception AWS clients know.
+    aws_kind: &'static str,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: ErrorCode, detail: impl Into<String>, aws_kind: &'static str) -> Refusal {
+        Refusal {
+            error: Box::new(EngineError::new(code, detail)),
+            aws_kind,
+        }
+    }
+
+    fn respond(self, path: &str) -> Response {
+        let mut response = if is_under(path, lambda::PREFIX) {
+            let kind = match self.error.code {
+                ErrorCode::Forbidden => "AccessDeniedException",
+                ErrorCode::NamespaceNotFound => "ResourceNotFoundException",
+                ErrorCode::Unauthorized => self.aws_kind,
+                _ => "InvalidRequestContentException",
+            };
+            lambda::refusal(self.error.code.status(), kind, &self.error.detail)
+        } else {
+            ApiError(*self.error.clone()).into_response()
+        };
+        if self.error.code == ErrorCode::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"wisp\""),
+            );
+        }
+        response
+    }
+}
+
+fn unauthorized(e: EngineError, aws_kind: &'static str) -> Refusal {
+    Refusal {
+        error: Box::new(e),
+        aws_kind,
+    }
+}
+
+/// The auth layer: checks the caller, the namespace and the role, then runs the
+/// request with its [`Scope`].
+pub(crate) async fn check(State(engine): State<Arc<Engine>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    if is_public(request.method(), &path) {
+        return next.run(request).await;
+    }
+    match scope(&engine, request).await {
+        Ok(request) => next.run(request).await,
+        Err(refusal) => refusal.respond(&path),
+    }
+}
+
+async fn scope(engine: &Engine, request: Request) -> Result<Request, Refusal> {
+    let (caller, mut request) = caller(engine, request).await?;
+    let namespace = namespace(engine, &caller, request.headers())?;
+    let needed = permission(request.method(), request.uri().path());
+    if !caller.role.allows(needed) {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "API key `{}` has role `{}`, which may not {}",
+                caller.key_id,
+                caller.role,
+                match needed {
+                    Permission::Read => "read",
+                    Permission::Invoke => "invoke functions or send messages",
+                    Permission::Deploy => "change (or read the audit of) a namespace",
+                    Permission::Admin => "manage namespaces and keys (an admin key may)",
+                }
+            ),
+            "AccessDeniedException",
+        ));
+    }
+    let source = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|a| a.0.ip().to_string());
+    request.extensions_mut().insert(Scope {
+        caller,
+        namespace,
+        source,
+    });
+    Ok(request)
+}
+
+/// The caller the request's credentials name.
+async fn caller(engine: &Engine, request: Request) -> Result<(Caller, Request), Refusal> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Err(Refusal::new(
+            ErrorCode::Unauthorized,
+            "this request needs an API key: send `Authorization: Bearer <key id>.<secret>` (a local server's admin key is in its data directory's `admin.key`)",
+            "MissingAuthenticationTokenException",
+        ));
+    };
+    let Ok(text) = value.to_str() else {
+        return Err(Refusal::new(
+            ErrorCode::Unauthorized,
+            "the Authorization header is not visible ASCII",
+            "IncompleteSignatureException",
+        ));
+    };
+    if let Some(token) = strip_scheme(text, "Bearer") {
+        let caller = engine
+            .authenticate(token.trim())
+            .map_err(|e| unauthorized(e, "UnrecognizedClientException"))?;
+        return Ok((caller, request));
+    }
+    if crate::sigv4::is_sigv4(request.headers()) {
+        if !is_under(request.uri().path(), lambda::PREFIX) {
+            return Err(Refusal::new(
+                ErrorCode::Unauthorized,
+                "AWS Signature V4 is accepted on the Lambda-compatible paths only; send `Authorization: Bearer <key id>.<secret>`",
+                "IncompleteSignatureException",
+            ));
+        }
+        return crate::signed::caller(engine, request).await;
+    }
+    let scheme = text.split_whitespace().next().unwrap_or_default();
+    Err(Refusal::new(
+        ErrorCode::Unauthorized,
+        format!(
+            "`Authorization: {scheme} …` is not a scheme Wisp takes; send `Authorization: Bearer <key id>.<secret>`"
+        ),
+        "IncompleteSignatureException",
+    ))
+}
+
+/// `text` without its scheme, when the scheme is `scheme` (case-insensitive).
+fn strip_scheme<'a>(text: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = text.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+/// The namespace a request acts in: the key's own, or for an admin the one its
+/// `Wisp-Namespace` header names.
+fn namespace(engine: &Engine, caller: &Caller, headers: &http::HeaderMap) -> Result<Namespace, Refusal> {
+    let Some(value) = headers.get(NAMESPACE_HEADER) else {
+        return Ok(caller.namespace.clone());
+    };
+    let text = value.to_str().unwrap_or_default();
+    let named = Namespace::new(text).map_err(|e| {
+        Refusal::new(
+            ErrorCode::InvalidName,
+            e.to_string(),
+            "InvalidParameterValueException",
+        )
+    })?;
+    let visible = caller.role == Role::Admin || named == caller.namespace;
+    if !visible || !engine.namespace_exists(&named) {
+        return Err(Refusal::new(
+            ErrorCode::NamespaceNotFound,
+            format!("there is no namespace `{named}`"),
+            "ResourceNotFoundException",
+        ));
+    }
+    Ok(named)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_request_needs_what_the_table_says() {
+        let get = Method::GET;
+        let post = Method::POST;
+        let put = Method::PUT;
+        let delete = Method::DELETE;
+        let cases = [
+            (&get, "/v1/functions", Permission::Read),
+            (&get, "/v1/functions/f/logs", Permission::Read),
+            (&put, "/v1/functions/f", Permission::Deploy),
+            (&delete, "/v1/functions/f", Permission::Deploy),
+            (&post, "/v1/functions/f/invoke", Permission::Invoke),
+            (&post, "/v1/queues/q/messages", Permission::Invoke),
+            (&post, "/v1/queues/q/receive", Permission::Deploy),
+            (&post, "/2015-03-31/functions/f/invocations", Permission::Invoke),
+            (&get, "/v1/keys", Permission::Admin),
+            (&post, "/v1/namespaces", Permission::Admin),
+            (&get, "/v1/audit", Permission::Deploy),
+        ];
+        for (method, path, needed) in cases {
+            assert_eq!(permission(method, path), needed, "{method} {path}");
+        }
+    }
+}

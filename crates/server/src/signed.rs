@@ -1,0 +1,71 @@
+//! Requests signed with AWS Signature V4, on the Lambda-compatible paths: the body is
+//! read whole (it is part of what is signed), the signature is checked with the
+//! secret of the key whose id is the access key id ([`crate::sigv4`]), and the body
+//! is put back for the handler.
+
+use crate::auth::Refusal;
+use crate::body::{BodyError, read_limited};
+use crate::sigv4;
+use axum::extract::Request;
+use std::time::SystemTime;
+use wisp_core::ErrorCode;
+use wisp_engine::{Caller, Engine, EngineError};
+
+/// The caller a signed request names, and the request with its body put back.
+pub(crate) async fn caller(engine: &Engine, request: Request) -> Result<(Caller, Request), Refusal> {
+    let (parts, body) = request.into_parts();
+    let limit = engine.limits().max_request_body;
+    let bytes = match read_limited(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge { limit }) => {
+            return Err(Refusal::new(
+                ErrorCode::PayloadTooLarge,
+                format!("Request must be smaller than {limit} bytes for the InvokeFunction operation"),
+                "RequestEntityTooLargeException",
+            ));
+        }
+        Err(BodyError::Unreadable(e)) => {
+            return Err(Refusal::new(
+                ErrorCode::InvalidRequest,
+                format!("cannot read the request body: {e}"),
+                "InvalidRequestContentException",
+            ));
+        }
+    };
+    let mut found: Option<Result<Caller, EngineError>> = None;
+    let verified = sigv4::verify(&parts, &bytes, SystemTime::now(), |credential| {
+        match engine.signing_secret(&credential.access_key_id) {
+            Ok((caller, secret)) => {
+                found = Some(Ok(caller));
+                Some(secret)
+            }
+            Err(e) => {
+                found = Some(Err(e));
+                None
+            }
+        }
+    });
+    match (verified, found) {
+        (Ok(_), Some(Ok(caller))) => Ok((caller, Request::from_parts(parts, axum::body::Body::from(bytes)))),
+        // The key is unknown, revoked or expired: say which.
+        (_, Some(Err(e))) if e.code == ErrorCode::Unauthorized => Err(Refusal::new(
+            ErrorCode::Unauthorized,
+            e.detail,
+            "UnrecognizedClientException",
+        )),
+        (_, Some(Err(e))) => {
+            e.log();
+            Err(Refusal::new(e.code, e.detail, "ServiceException"))
+        }
+        (Err(e), _) => Err(Refusal::new(
+            ErrorCode::Unauthorized,
+            e.to_string(),
+            e.aws_error_type(),
+        )),
+        (Ok(_), None) => Err(Refusal::new(
+            ErrorCode::Internal,
+            "the signature was checked without a key",
+            "ServiceException",
+        )),
+    }
+}
