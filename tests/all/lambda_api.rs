@@ -5,7 +5,7 @@
 use crate::util::{client, deploy_fixture, expect_problem, get_json, server};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use wisp_test_support::TestServer;
+use wisp_test_support::{TEST_ADMIN_KEY, TestServer};
 
 /// The path of Lambda's Invoke for `function` as botocore writes it: every
 /// character but unreserved ones and '/' percent-encoded.
@@ -22,7 +22,8 @@ fn invoke_path(function: &str) -> String {
     path
 }
 
-/// A request with the headers the AWS CLI (botocore) sends for `lambda invoke`.
+/// A request with the headers the AWS CLI (botocore) sends for `lambda invoke`, but
+/// its signature.
 fn aws_cli(server: &TestServer, path_and_query: &str) -> reqwest::RequestBuilder {
     client()
         .post(server.at(path_and_query))
@@ -30,12 +31,8 @@ fn aws_cli(server: &TestServer, path_and_query: &str) -> reqwest::RequestBuilder
             "user-agent",
             "aws-cli/1.45.11 md/Botocore#1.43.11 ua/2.1 os/linux lang/python#3.11.7 botocore/1.43.11",
         )
-        .header("x-amz-date", "20260101T000000Z")
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/lambda/aws4_request, \
-             SignedHeaders=host;x-amz-date, Signature=0000",
-        )
+        // Signed by the test admin key as a bearer token (`client()`), not SigV4:
+        // these tests are about Lambda's paths and headers; `sigv4.rs` signs for real.
         .header("amz-sdk-invocation-id", "516996a8-5457-4094-ac1e-df75a82b49ff")
         .header("amz-sdk-request", "attempt=1")
 }
@@ -313,9 +310,12 @@ async fn boto3_invokes() {
     deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
     let script = r#"
 import json, sys, boto3, botocore
-lam = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
-                   aws_access_key_id="x", aws_secret_access_key="x",
-                   config=botocore.config.Config(retries={"max_attempts": 0}))
+key_id, secret = sys.argv[2].split(".", 1)
+def client(key_id, secret):
+    return boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                        aws_access_key_id=key_id, aws_secret_access_key=secret,
+                        config=botocore.config.Config(retries={"max_attempts": 0}))
+lam = client(key_id, secret)
 out = {}
 r = lam.invoke(FunctionName="kit", Payload=json.dumps({"action": "hello", "name": "Ada"}))
 out["sync"] = [r["StatusCode"], r["ExecutedVersion"], json.loads(r["Payload"].read())]
@@ -330,10 +330,17 @@ try:
     lam.invoke(FunctionName="ghost", Payload=b"{}")
 except lam.exceptions.ResourceNotFoundException as e:
     out["missing"] = e.response["Error"]["Message"]
+def refusal(key_id, secret):
+    try:
+        client(key_id, secret).invoke(FunctionName="kit", Payload=b"{}")
+    except botocore.exceptions.ClientError as e:
+        return [e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]]
+out["wrong_secret"] = refusal(key_id, "x" * 40)
+out["unknown_key"] = refusal("WKAAAAAAAAAAAAAAAA", secret)
 print(json.dumps(out))
 "#;
     let output = tokio::process::Command::new("python3")
-        .args(["-c", script, &server.at("")])
+        .args(["-c", script, &server.at(""), TEST_ADMIN_KEY])
         .env("PYTHONPATH", &boto3)
         .output()
         .await
@@ -349,4 +356,49 @@ print(json.dumps(out))
         out["missing"],
         "Function not found: arn:aws:lambda:local:000000000000:function:ghost"
     );
+    assert_eq!(out["wrong_secret"], json!([401, "InvalidSignatureException"]));
+    assert_eq!(out["unknown_key"], json!([401, "UnrecognizedClientException"]));
+}
+
+/// The AWS CLI invokes with a Wisp key as ordinary AWS credentials (SigV4), and a
+/// wrong secret is refused.
+#[tokio::test]
+async fn aws_cli_invokes_with_a_wisp_key() {
+    let awscli = crate::util::python_package("awscli==1.46.3");
+    let server = server();
+    deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
+    let (key_id, secret) = TEST_ADMIN_KEY.split_once('.').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let aws = |secret: &str| {
+        let mut command = std::process::Command::new("python3");
+        command
+            .args([
+                "-m",
+                "awscli",
+                "lambda",
+                "invoke",
+                "--endpoint-url",
+                &server.at(""),
+            ])
+            .args(["--function-name", "kit"])
+            .args(["--payload", r#"{"action":"hello","name":"Ada"}"#])
+            .arg(&out)
+            .env("PYTHONPATH", &awscli)
+            .env("AWS_ACCESS_KEY_ID", key_id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "eu-west-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_MAX_ATTEMPTS", "1");
+        command.output().unwrap()
+    };
+    let good = aws(secret);
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    let answer: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(answer, json!({"message": "Hello, Ada!"}));
+    let bad = aws(&"x".repeat(40));
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("InvalidSignatureException"), "{stderr}");
 }

@@ -19,4 +19,5 @@ mod limits;
 mod native;
 mod queues_api;
 mod scaling;
+mod tenancy;
 mod util;

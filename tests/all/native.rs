@@ -139,7 +139,7 @@ async fn assert_no_process_with(marker: &str) {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()

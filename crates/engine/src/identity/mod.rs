@@ -106,6 +106,9 @@ fn unauthorized(detail: String) -> EngineError {
 /// The snapshot of keys and namespaces, and the master key.
 pub(crate) struct Identity {
     master: MasterKey,
+    /// Held by a reload from its read to its swap, so a reload that read earlier never
+    /// replaces the snapshot of one that read later.
+    reloading: tokio::sync::Mutex<()>,
     keys: ArcSwap<HashMap<String, Arc<KeyEntry>>>,
     namespaces: ArcSwap<HashMap<Namespace, NamespaceRecord>>,
 }
@@ -114,6 +117,7 @@ impl Identity {
     pub(crate) fn new(master: MasterKey) -> Identity {
         Identity {
             master,
+            reloading: tokio::sync::Mutex::new(()),
             keys: ArcSwap::default(),
             namespaces: ArcSwap::default(),
         }
@@ -121,6 +125,7 @@ impl Identity {
 
     /// Reloads keys and namespaces from the store.
     pub(crate) async fn reload(&self, store: &dyn Store) -> Result<(), EngineError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let records = store.list_keys(None).await?;
         let old = self.keys.load();
         let keys = records
