@@ -2,7 +2,7 @@
 //! prewarming `min_instances`, and the cold-start telemetry every invocation records.
 
 use crate::native::{deploy_kit, invoke, invoke_ok};
-use crate::util::{bin, client, deploy_fixture, expect_problem, get_json};
+use crate::util::{bin, client, deploy_fixture, expect_problem, get_json, server};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -458,4 +458,64 @@ async fn the_namespace_cap_holds_across_functions() {
     }
     let after = client().get(server.at("/b/hello")).send().await.unwrap();
     assert_eq!(after.status(), 200, "slots free again");
+}
+
+/// A namespace's own `max_concurrency` replaces the server's default, takes effect for
+/// invocations admitted after the change, and `null` gives the default back.
+#[tokio::test]
+async fn a_namespaces_own_cap_replaces_the_servers_default() {
+    let server = server();
+    let config = json!({ "kind": "http", "routes": ["/a/:action"], "queue_timeout": "200ms" });
+    deploy_fixture(&server, "a", "http-kit", config).await;
+    let set = |cap: Value| {
+        let url = server.at("/v1/namespaces/default");
+        async move {
+            let r = client()
+                .patch(url)
+                .json(&json!({ "max_concurrency": cap }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let view = set(json!(1)).await;
+    assert_eq!(
+        (
+            view["max_concurrency"].as_u64(),
+            view["max_concurrency_is_default"].as_bool()
+        ),
+        (Some(1), Some(false))
+    );
+    let slow = {
+        let url = server.at("/a/sleep?ms=1500");
+        tokio::spawn(async move { client().get(url).send().await.unwrap().status() })
+    };
+    function_when(&server, "a", |f| f["instances"]["busy"] == 1).await;
+    let refused = client().get(server.at("/a/hello")).send().await.unwrap();
+    let doc = expect_problem(refused, 429, "throttled").await;
+    assert!(
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("namespace `default` is running its limit of 1"),
+        "{doc}"
+    );
+    let view = set(Value::Null).await;
+    assert_eq!(view["max_concurrency_is_default"], true);
+    let served = client().get(server.at("/a/hello")).send().await.unwrap();
+    assert_eq!(
+        served.status(),
+        200,
+        "the default cap (1000) is back while one still runs"
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+    let r = client()
+        .patch(server.at("/v1/namespaces/default"))
+        .json(&json!({ "max_concurrency": 0 }))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 400, "invalid_config").await;
 }
