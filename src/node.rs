@@ -6,7 +6,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use wisp_core::Limits;
 use wisp_engine::{Engine, KeepAlivePolicy, RetrySettings};
@@ -135,12 +135,10 @@ impl Node {
             dir: dir.clone(),
             message: e.to_string(),
         })?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| NodeError::Listen {
-                addr: config.listen.clone(),
-                source,
-            })?;
+        let listener = bind(&config.listen).await.map_err(|source| NodeError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| NodeError::Listen {
             addr: config.listen.clone(),
             source,
@@ -206,6 +204,35 @@ async fn reload_on_sighup(tls: Arc<Tls>, mut hangup: Signal) {
             Err(e) => tracing::error!("SIGHUP: kept the TLS certificate in use: {e}"),
         }
     }
+}
+
+/// How many connections the kernel may queue for `accept` (capped by the system's
+/// `net.core.somaxconn`): a burst of connections that overflows the queue has its
+/// handshakes dropped and retried a second later, ordinary clients' with them.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the first address `addr` resolves to that can be bound.
+async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut failed = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restart may bind while old connections linger.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => failed = Some(e),
+        }
+    }
+    Err(failed.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,

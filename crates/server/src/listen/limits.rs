@@ -176,6 +176,14 @@ impl ConnectionLimits {
         self.log_refusal(ip, why);
         let Ok(permit) = self.answering.clone().try_acquire_owned() else {
             if tls.is_none() {
+                // What the client sent already is read away, so that the close is a FIN
+                // behind the answer rather than a reset that may destroy it.
+                let mut sink = [0u8; 4096];
+                for _ in 0..4 {
+                    if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
                 let _ = stream.try_write(&self.answer);
             }
             return;
