@@ -43,7 +43,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use wisp_engine::ClientAddr;
 
 /// How long an idle HTTP/1 connection is kept in a drain for a request its client may
@@ -90,7 +89,8 @@ where
             async move {
                 let http1 = request.version() < Version::HTTP_2;
                 let mut response = shared.app.handle(request).await;
-                if http1 && shared.drain.is_cancelled() {
+                let upgrade = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+                if http1 && !upgrade && shared.drain.is_cancelled() {
                     response
                         .headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -106,13 +106,8 @@ where
     tokio::pin!(connection);
     let mut draining = false;
     loop {
-        let deadline = activity.deadline(&shared, draining);
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let (close_at, check_at) = activity.deadline(&shared, draining);
+        let wake_at = close_at.map_or(check_at, |close| close.min(check_at));
         tokio::select! {
             done = connection.as_mut() => {
                 if let Err(e) = done {
@@ -126,9 +121,8 @@ where
                     connection.as_mut().graceful_shutdown();
                 }
             }
-            () = activity.changed.notified() => {}
-            () = sleep => {
-                if activity.deadline(&shared, draining).is_some_and(|at| at <= Instant::now()) {
+            () = tokio::time::sleep_until(wake_at.into()) => {
+                if activity.deadline(&shared, draining).0.is_some_and(|at| at <= Instant::now()) {
                     tracing::debug!(%peer, draining, "closing a connection that is idle or slow to send a request");
                     return;
                 }
@@ -151,8 +145,6 @@ struct Activity {
     served: AtomicBool,
     /// Whether the connection speaks HTTP/2.
     h2: AtomicBool,
-    /// Wakes the watchdog when a deadline may have moved closer.
-    changed: Notify,
 }
 
 impl Activity {
@@ -164,7 +156,6 @@ impl Activity {
             reading_since: AtomicU64::new(0),
             served: AtomicBool::new(false),
             h2: AtomicBool::new(h2),
-            changed: Notify::new(),
         }
     }
 
@@ -176,35 +167,43 @@ impl Activity {
         self.start + Duration::from_millis(ms)
     }
 
-    /// When the connection is to be closed unless something happens first.
-    fn deadline(&self, shared: &Shared, draining: bool) -> Option<Instant> {
+    /// When the connection is to be closed unless something happens first, and when to
+    /// look again at the latest.
+    ///
+    /// The watchdog is not woken when a request starts or ends or a byte arrives (that
+    /// would cost the hot path a wake-up per request); it looks again before any of
+    /// those could have brought the close closer: a deadline set from now on is at
+    /// least the shorter of the timeouts away.
+    fn deadline(&self, shared: &Shared, draining: bool) -> (Option<Instant>, Instant) {
+        let idle_timeout = if draining {
+            DRAIN_GRACE
+        } else {
+            shared.idle_timeout
+        };
+        let recheck = Instant::now() + idle_timeout.min(shared.header_timeout);
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
+            return (None, recheck);
         }
-        let idle_since = self.at(self.idle_since.load(Ordering::Acquire));
-        let idle = idle_since
-            + if draining {
-                DRAIN_GRACE
-            } else {
-                shared.idle_timeout
-            };
+        let idle = self.at(self.idle_since.load(Ordering::Acquire)) + idle_timeout;
         if self.h2.load(Ordering::Relaxed) {
-            return Some(idle);
+            return (Some(idle), recheck);
         }
-        if !self.served.load(Ordering::Relaxed) {
+        let reading = self.reading_since.load(Ordering::Acquire);
+        let close = if !self.served.load(Ordering::Relaxed) {
             let first = self.start + shared.header_timeout;
-            return Some(if draining { first.min(idle) } else { first });
-        }
-        match self.reading_since.load(Ordering::Acquire) {
-            0 => Some(idle),
-            since => Some(self.at(since - 1) + shared.header_timeout),
-        }
+            if reading == 0 { first.min(idle) } else { first }
+        } else {
+            match reading {
+                0 => idle,
+                since => self.at(since - 1) + shared.header_timeout,
+            }
+        };
+        (Some(close), recheck)
     }
 
     fn on_read(&self) {
         if self.in_flight.load(Ordering::Relaxed) == 0 && self.reading_since.load(Ordering::Relaxed) == 0 {
             self.reading_since.store(self.now() + 1, Ordering::Release);
-            self.changed.notify_one();
         }
     }
 }
@@ -229,9 +228,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let activity = &self.0;
         activity.idle_since.store(activity.now(), Ordering::Release);
-        if activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            activity.changed.notify_one();
-        }
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -127,16 +127,19 @@ pub async fn serve(
     // Take what the kernel has queued (those clients may have sent a request already),
     // then stop listening, so that a client told to reconnect is refused cleanly; only
     // then tell the connections to drain.
-    let listener = listener.into_std()?;
-    while let Ok((stream, peer)) = listener.accept() {
-        if let Ok(stream) = stream
-            .set_nonblocking(true)
-            .and_then(|()| TcpStream::from_std(stream))
-        {
-            admit(stream, peer, &limits, &shared, &tracker);
+    match listener.into_std() {
+        Ok(listener) => {
+            while let Ok((stream, peer)) = listener.accept() {
+                if let Ok(stream) = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(stream))
+                {
+                    admit(stream, peer, &limits, &shared, &tracker);
+                }
+            }
         }
+        Err(e) => tracing::warn!("cannot take the queued connections: {e}"),
     }
-    drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
     shared.drain.cancel();
     tracker.close();
