@@ -6,14 +6,15 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use wisp_core::Limits;
 use wisp_engine::{Engine, KeepAlivePolicy, RetrySettings};
 use wisp_runtime::Runtimes;
 use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, ShimCommand, UserChoice};
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
-use wisp_server::{App, serve};
+use wisp_server::listen::tls::{Tls, TlsError, TlsFiles};
+use wisp_server::{App, ListenConfig, serve};
 use wisp_store::SqliteStore;
 
 mod keys;
@@ -22,8 +23,11 @@ mod keys;
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub listen: String,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// Connection caps and timeouts, and the drain timeout.
+    pub connections: ListenConfig,
     pub data_dir: PathBuf,
-    pub drain_timeout: Duration,
     pub limits: Limits,
     /// How idle functions are kept warm and scaled to zero.
     pub keep_alive: KeepAlivePolicy,
@@ -54,6 +58,8 @@ pub enum NodeError {
     Identity(String),
     #[error("cannot listen on `{addr}`: {source}; pick another address with --listen (or WISP_LISTEN)")]
     Listen { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A started node, bound and ready to serve.
@@ -61,7 +67,11 @@ pub struct Node {
     engine: Arc<Engine>,
     listener: TcpListener,
     addr: SocketAddr,
-    drain_timeout: Duration,
+    tls: Option<Arc<Tls>>,
+    /// SIGHUP, with TLS: installed at start, so that a SIGHUP sent once the node has
+    /// announced itself reloads rather than ends it.
+    hangup: Option<Signal>,
+    connections: ListenConfig,
     _lock: File,
 }
 
@@ -88,6 +98,18 @@ impl Node {
     /// Opens the data directory (locking it), the store and the runtime, loads the
     /// registry, and binds the listener.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        // Bad certificate files fail before anything else is opened.
+        let tls = config.tls.clone().map(Tls::load).transpose()?.map(Arc::new);
+        let hangup = match &tls {
+            Some(_) => match signal(SignalKind::hangup()) {
+                Ok(hangup) => Some(hangup),
+                Err(e) => {
+                    tracing::error!("cannot install the SIGHUP handler; TLS files will not be reloaded: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         let dir = config.data_dir.clone();
         let lock = lock_data_dir(&dir)?;
         let store = SqliteStore::open(&dir.join("wisp.db")).map_err(|e| NodeError::Store {
@@ -122,12 +144,10 @@ impl Node {
             message: e.to_string(),
         })?;
         keys::bootstrap(&engine, &dir, config.bootstrap_key.as_deref()).await?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| NodeError::Listen {
-                addr: config.listen.clone(),
-                source,
-            })?;
+        let listener = bind(&config.listen).await.map_err(|source| NodeError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| NodeError::Listen {
             addr: config.listen.clone(),
             source,
@@ -136,7 +156,9 @@ impl Node {
             engine,
             listener,
             addr,
-            drain_timeout: config.drain_timeout,
+            tls,
+            hangup,
+            connections: config.connections,
             _lock: lock,
         })
     }
@@ -146,20 +168,86 @@ impl Node {
         self.addr
     }
 
-    /// Serves until `shutdown` resolves, drains, and writes out queued logs.
+    /// The base URL clients reach the node at: `http://ADDR/`, or `https://ADDR/` with TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/", self.addr)
+    }
+
+    /// The line that says the node serves (test harnesses read it): `Serving HTTP on
+    /// http://ADDR/` or `Serving HTTPS on https://ADDR/`.
+    pub fn serving_line(&self) -> String {
+        let protocol = if self.tls.is_some() { "HTTPS" } else { "HTTP" };
+        format!("Serving {protocol} on {}", self.url())
+    }
+
+    /// Serves until `shutdown` resolves, drains, and writes out queued logs. With TLS,
+    /// SIGHUP reads the certificate and key files again.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let app = App::new(self.engine.clone());
-        serve(self.listener, app, shutdown, self.drain_timeout).await?;
+        let reloader = match (self.tls.clone(), self.hangup) {
+            (Some(tls), Some(hangup)) => Some(tokio::spawn(reload_on_sighup(tls, hangup))),
+            _ => None,
+        };
+        let served = serve(self.listener, app, self.connections, self.tls, shutdown).await;
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
+        served?;
         self.engine.shutdown().await;
         Ok(())
     }
+}
+
+/// Reads the TLS files again on each SIGHUP; a bad new pair is logged and the old one
+/// kept.
+async fn reload_on_sighup(tls: Arc<Tls>, mut hangup: Signal) {
+    while hangup.recv().await.is_some() {
+        let files = tls.files();
+        match tls.reload() {
+            Ok(()) => tracing::info!(
+                "SIGHUP: reloaded the TLS certificate `{}` and key `{}`",
+                files.cert.display(),
+                files.key.display()
+            ),
+            Err(e) => tracing::error!("SIGHUP: kept the TLS certificate in use: {e}"),
+        }
+    }
+}
+
+/// How many connections the kernel may queue for `accept` (capped by the system's
+/// `net.core.somaxconn`): a burst of connections that overflows the queue has its
+/// handshakes dropped and retried a second later, ordinary clients' with them.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the first address `addr` resolves to that can be bound.
+async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut failed = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restart may bind while old connections linger.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => failed = Some(e),
+        }
+    }
+    Err(failed.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
 /// not when the future is first polled: call it before announcing the server, so a
 /// signal sent right after the announcement is not lost.
 pub fn shutdown_signal() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
     let signals = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
     async move {
         let (Ok(mut term), Ok(mut int)) = signals else {

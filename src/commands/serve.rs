@@ -7,6 +7,8 @@ use std::time::Duration;
 use wisp_core::Limits;
 use wisp_engine::{KeepAlivePolicy, RetrySettings};
 use wisp_runtime::process::UserChoice;
+use wisp_server::ListenConfig;
+use wisp_server::listen::tls::TlsFiles;
 
 /// Run a Wisp server.
 #[derive(Args, Clone, Debug)]
@@ -19,6 +21,32 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub listen: String,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. SIGHUP reads
+    /// both files again.
+    #[arg(long, env = "WISP_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert; needs --tls-cert.
+    #[arg(long, env = "WISP_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How long a client has to send a request's header (and to finish a TLS
+    /// handshake) before its connection is closed.
+    #[arg(long, env = "WISP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// How long a connection with no request in flight is kept open.
+    #[arg(long, env = "WISP_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+    /// The most connections open at once (lowered to fit the open-file limit); more
+    /// are answered 503 `overloaded`.
+    #[arg(long, env = "WISP_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections: u32,
+    /// The most connections open at once from one client address (an IPv6 /64);
+    /// by default a quarter of --max-connections.
+    #[arg(long, env = "WISP_MAX_CONNECTIONS_PER_IP", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections_per_ip: Option<u32>,
+    /// The largest request line and headers a client may send, in bytes (`64KiB`,
+    /// `16384`; at least 8KiB); larger ones are answered 431.
+    #[arg(long, env = "WISP_MAX_HEADER_BYTES", default_value = "64KiB", value_parser = parse_bytes, value_name = "BYTES")]
+    pub max_header_bytes: usize,
     /// Where Wisp keeps its data (functions, code, compiled artifacts, logs).
     #[arg(long, env = "WISP_DATA_DIR", default_value = ".wisp", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -63,8 +91,22 @@ impl ServeArgs {
     pub fn node_config(&self) -> NodeConfig {
         NodeConfig {
             listen: self.listen.clone(),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            connections: ListenConfig {
+                header_timeout: self.header_timeout,
+                idle_timeout: self.idle_timeout,
+                max_connections: self.max_connections as usize,
+                max_connections_per_ip: self.max_connections_per_ip.map(|n| n as usize),
+                max_header_bytes: self.max_header_bytes,
+                drain_timeout: self.drain_timeout,
+            },
             data_dir: self.data_dir.clone(),
-            drain_timeout: self.drain_timeout,
             limits: Limits {
                 namespace_max_concurrency: self.namespace_max_concurrency,
                 ..Limits::DEFAULT
@@ -102,7 +144,63 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let node = Node::start(args.node_config()).await?;
     let shutdown = shutdown_signal();
-    eprintln!("Serving HTTP on http://{}/", node.addr());
+    eprintln!("{}", node.serving_line());
     node.serve(shutdown).await?;
     Ok(())
+}
+
+/// A size in bytes: a number, optionally followed by `KiB`/`K` or `MiB`/`M`.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let unit_bytes: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1024,
+        "m" | "mib" => 1024 * 1024,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}`: use a number of bytes, KiB or MiB"
+            ));
+        }
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_bytes))
+        .filter(|n| (wisp_server::listen::MIN_HEADER_BYTES..=16 * 1024 * 1024).contains(n))
+        .ok_or_else(|| format!("`{text}` is not a size from 8KiB to 16MiB"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn the_flag_defaults_are_the_listener_defaults() {
+        let config = Cli::parse_from(["wisp"]).serve.node_config().connections;
+        let defaults = ListenConfig::default();
+        assert_eq!(config.header_timeout, defaults.header_timeout);
+        assert_eq!(config.idle_timeout, defaults.idle_timeout);
+        assert_eq!(config.max_connections, defaults.max_connections);
+        assert_eq!(config.max_connections_per_ip, defaults.max_connections_per_ip);
+        assert_eq!(config.max_header_bytes, defaults.max_header_bytes);
+        assert_eq!(config.drain_timeout, defaults.drain_timeout);
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_bytes("64KiB"), Ok(65536));
+        assert_eq!(parse_bytes("16384"), Ok(16384));
+        assert_eq!(parse_bytes("1M"), Ok(1 << 20));
+        assert!(parse_bytes("4KiB").is_err());
+        assert!(parse_bytes("3 parsecs").is_err());
+    }
 }

@@ -20,6 +20,11 @@ pub struct UpArgs {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // A broken manifest fails before the server starts.
     let manifest = load_manifest(&args.dir)?;
+    if args.serve.tls_cert.is_some() {
+        anyhow::bail!(
+            "`wisp up` serves plain HTTP for local work; for HTTPS run `wisp serve --tls-cert FILE --tls-key FILE` and `wisp deploy`"
+        );
+    }
     init_logging();
     let node = Node::start(args.serve.node_config()).await?;
     let addr = node.addr();

@@ -16,6 +16,7 @@ mod gateway;
 mod lambda_api;
 mod lifecycle;
 mod limits;
+mod listener;
 mod native;
 mod queues_api;
 mod scaling;

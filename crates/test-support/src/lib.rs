@@ -36,10 +36,11 @@ pub fn fixture_bytes(name: &str) -> Vec<u8> {
 /// [`http_client`] sends: tests act as the operator unless they say otherwise.
 pub const TEST_ADMIN_KEY: &str = "WKTESTADMINKEY2345.test-admin-secret-0123456789-abcdefghijk";
 
-/// A running `wisp` process that printed `Serving HTTP on http://ADDR/`.
+/// A running `wisp` process that printed `Serving HTTP on http://ADDR/` (or `Serving
+/// HTTPS on https://ADDR/`).
 pub struct TestServer {
     child: Option<Child>,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://…` when it serves TLS)
     pub url: String,
     /// The data directory (owned by the server unless given).
     pub data_dir: PathBuf,
@@ -139,7 +140,10 @@ impl TestServer {
                 let mut line = String::new();
                 let mut tx = Some(tx);
                 while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                    if let Some(rest) = line.trim().strip_prefix("Serving HTTP on ")
+                    let line_trimmed = line.trim();
+                    if let Some(rest) = line_trimmed
+                        .strip_prefix("Serving HTTP on ")
+                        .or_else(|| line_trimmed.strip_prefix("Serving HTTPS on "))
                         && let Some(tx) = tx.take()
                     {
                         let _ = tx.send(rest.trim_end_matches('/').to_string());
@@ -224,6 +228,12 @@ impl TestServer {
     /// `url` + `path`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let authority = self.url.split_once("://").map_or(self.url.as_str(), |(_, a)| a);
+        authority.parse().unwrap()
     }
 
     /// What the server wrote to stderr so far.
