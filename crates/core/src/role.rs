@@ -53,13 +53,16 @@ impl Role {
     /// Whether this role allows `permission` (in the key's own namespace; an admin's
     /// reach over other namespaces is the caller's to check).
     pub const fn allows(self, permission: Permission) -> bool {
-        match (self, permission) {
-            (Role::Admin, _) => true,
-            (Role::Deploy, Permission::Read | Permission::Invoke | Permission::Deploy) => true,
-            (Role::Invoke, Permission::Invoke) => true,
-            (Role::Read, Permission::Read) => true,
-            _ => false,
-        }
+        matches!(
+            (self, permission),
+            (Role::Admin, _)
+                | (
+                    Role::Deploy,
+                    Permission::Read | Permission::Invoke | Permission::Deploy
+                )
+                | (Role::Invoke, Permission::Invoke)
+                | (Role::Read, Permission::Read)
+        )
     }
 }
 
