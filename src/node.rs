@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub retry: RetrySettings,
     /// The user process functions run as.
     pub sandbox_user: UserChoice,
+    /// `--domain`: namespace `N` is served at `N.<domain>` too.
+    pub domain: Option<String>,
 }
 
 /// Why a node could not start.
@@ -113,6 +115,9 @@ impl Node {
             dir: dir.clone(),
             message: e.to_string(),
         })?;
+        if let Some(domain) = &config.domain {
+            engine.set_domain(domain);
+        }
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|source| NodeError::Listen {
