@@ -18,5 +18,7 @@ mod lifecycle;
 mod limits;
 mod native;
 mod queues_api;
+mod rate_limit;
+mod route_auth;
 mod scaling;
 mod util;
