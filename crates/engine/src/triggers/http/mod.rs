@@ -161,8 +161,9 @@ impl Engine {
     /// Serves a request to a user route.
     pub async fn handle(&self, request: Request<Body>) -> Result<Response<Body>, EngineError> {
         let (mut parts, body) = request.into_parts();
-        // Only the gateway writes this header.
-        parts.headers.remove(JWT_CLAIMS_HEADER);
+        // Only the gateway writes this header (a static name: no parsing per request).
+        const CLAIMS: HeaderName = HeaderName::from_static(JWT_CLAIMS_HEADER);
+        parts.headers.remove(&CLAIMS);
         let tables = self.triggers.http.table.load();
         let resolved = tables.resolve(self.triggers.http.domain.get().map(String::as_str), &parts);
         let Some(routes) = resolved.table else {
@@ -232,7 +233,7 @@ impl Engine {
         let is_key = matches!(caller, Caller::Key(_));
         drop(caller);
         if let Some(claims) = claims {
-            parts.headers.insert(JWT_CLAIMS_HEADER, claims);
+            parts.headers.insert(CLAIMS, claims);
         }
         if is_key {
             // A Wisp API key is the caller's credential, not the function's.
