@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub sandbox_user: UserChoice,
     /// The admin key a first start creates, instead of a random one (`<id>.<secret>`).
     pub bootstrap_key: Option<String>,
+    /// `--domain`: namespace `N` is served at `N.<domain>` too.
+    pub domain: Option<String>,
 }
 
 /// Why a node could not start.
@@ -144,6 +146,9 @@ impl Node {
             message: e.to_string(),
         })?;
         keys::bootstrap(&engine, &dir, config.bootstrap_key.as_deref()).await?;
+        if let Some(domain) = &config.domain {
+            engine.set_domain(domain);
+        }
         let listener = bind(&config.listen).await.map_err(|source| NodeError::Listen {
             addr: config.listen.clone(),
             source,

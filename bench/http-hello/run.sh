@@ -4,12 +4,18 @@
 # then Wisp's first-request latency after a deploy and after a restart (cold starts).
 #
 # Run with: bench/http-hello/run.sh            (DURATION=10s by default; e.g. DURATION=5s)
+#           ROUTE_AUTH=key bench/http-hello/run.sh   (Wisp's /hello route takes `auth = "key"`:
+#           wrk sends `Authorization: Bearer $KEY`, an invoke key made through `POST /v1/keys`
+#           with the data dir's admin key, or $KEY when set; the reference runs are the same)
 # Needs: wrk (apt-get install wrk). Optional: wasmtime 48.x on PATH
 #        (cargo install wasmtime-cli --version 48.0.8 --locked, ~15 min).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 duration="${DURATION:-10s}"
+route_auth="${ROUTE_AUTH:-public}"
+case "$route_auth" in public|key) ;; *) echo "ROUTE_AUTH is public or key, not $route_auth" >&2; exit 2;; esac
+wrk_args=()   # extra wrk arguments for the Wisp runs (the key's header)
 threads="${THREADS:-1}"
 restarts="${RESTARTS:-7}"
 component="examples/hello/wasm/hello.wasm"
@@ -26,9 +32,9 @@ hyper="$root/target/release/wisp-bench-hyper-hello"
 # wrk URL CONNECTIONS → "rps p50_us p99_us"
 measure() {
     local url="$1" c="$2"
-    wrk -t"$threads" -c"$c" -d1s "$url" >/dev/null 2>&1 || true   # warm-up
+    wrk -t"$threads" -c"$c" -d1s "${wrk_args[@]}" "$url" >/dev/null 2>&1 || true   # warm-up
     local out
-    out="$(wrk -t"$threads" -c"$c" -d"$duration" --latency "$url")"
+    out="$(wrk -t"$threads" -c"$c" -d"$duration" --latency "${wrk_args[@]}" "$url")"
     local rps p50 p99
     rps="$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")"
     p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
@@ -78,11 +84,33 @@ else
     echo "wasmtime serve: skipped (wasmtime 48.x not on PATH; cargo install wasmtime-cli --version 48.0.8 --locked)" >&2
 fi
 
-echo "wisp" >&2
+echo "wisp (route auth: $route_auth)" >&2
 data="$work/wisp-data"
 port="$(free_port)"
-start wisp "$wisp" up examples/hello --listen "127.0.0.1:$port" --data-dir "$data"
+app=examples/hello
+if [ "$route_auth" = key ]; then
+    # The same app, its route behind `auth = "key"`.
+    app="$work/hello-key"
+    mkdir -p "$app/wasm"
+    cp "$component" "$app/wasm/hello.wasm"
+    printf '[app]\nname = "hello"\n\n[functions.hello]\nsource = "wasm/hello.wasm"\nkind = "http"\nroutes = [{ path = "/hello", auth = "key" }]\n' >"$app/wisp.toml"
+fi
+start wisp "$wisp" up "$app" --listen "127.0.0.1:$port" --data-dir "$data"
+if [ "$route_auth" = key ]; then
+    key="${KEY:-}"
+    if [ -z "$key" ]; then
+        admin="$(cat "$data/admin.key")"
+        key="$(curl -sf -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
+            -d '{"namespace": "default", "role": "invoke"}' "http://$addr/v1/keys" |
+            sed -n 's/.*"token" *: *"\([^"]*\)".*/\1/p')"
+        [ -n "$key" ] || key="$admin"   # no POST /v1/keys: the admin key invokes too
+    fi
+    status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" "http://$addr/hello")"
+    [ "$status" = 200 ] || { echo "the key route answered $status with the key; stopping" >&2; exit 1; }
+    wrk_args=(-H "Authorization: Bearer $key")
+fi
 run_all wisp "http://$addr/hello"
+wrk_args=()
 
 # Cold starts. After a deploy: a new function (the code is loaded at deploy; its
 # first request is its first instance). After a restart: the code is loaded from the
@@ -111,7 +139,7 @@ cold_restart="$(printf '%s\n' "${restart_samples[@]}" | median)"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
-echo "http-hello: $component, wrk -t$threads -d$duration, median of $restarts cold starts"
+echo "http-hello: $component, wrk -t$threads -d$duration, median of $restarts cold starts, wisp route auth: $route_auth"
 printf '%-22s %10s %10s %10s %10s %10s %10s\n' "" "rps c=1" "p50 us" "p99 us" "rps c=16" "p50 us" "p99 us"
 for name in hyper wasmtime wisp; do
     [ -z "${rps[$name,16]:-}" ] && continue

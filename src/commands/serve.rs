@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// The longest delay between two attempts of an async invocation.
     #[arg(long, env = "WISP_ASYNC_RETRY_MAX", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub async_retry_max: Duration,
+    /// The domain user routes are served under: `N.<DOMAIN>` reaches namespace `N`
+    /// (the bare domain and every other host reach `default`). Without it,
+    /// namespaces are reached by the path prefix `/@N/` only.
+    #[arg(long, env = "WISP_DOMAIN", value_name = "DOMAIN")]
+    pub domain: Option<String>,
 }
 
 impl ServeArgs {
@@ -123,6 +128,7 @@ impl ServeArgs {
                 Some("same") => UserChoice::Same,
                 Some(user) => UserChoice::Named(user.to_string()),
             },
+            domain: self.domain.clone().filter(|d| !d.trim().is_empty()),
         }
     }
 }

@@ -191,3 +191,143 @@ async fn outgoing_http_is_denied_by_default() {
         other => panic!("the denied request reached the upstream: {other:?}"),
     }
 }
+
+/// Creates namespace `name` and deploys `event-kit` into it as `hello` on
+/// `/hello/:action`, with `NS` in its environment to tell the copies apart.
+/// (Needs the identity layer: an admin key and `Wisp-Namespace`.)
+async fn deploy_hello_in(server: &wisp_test_support::TestServer, namespace: &str) {
+    let c = client();
+    if namespace != "default" {
+        let r = c
+            .post(server.at("/v1/namespaces"))
+            .json(&json!({"name": namespace}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "creating namespace {namespace}: {}",
+            r.status()
+        );
+    }
+    let config = json!({"kind": "event", "env": {"NS": namespace}, "routes": ["/hello/:action"]});
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "config",
+            reqwest::multipart::Part::bytes(serde_json::to_vec(&config).unwrap())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part(
+            "code",
+            reqwest::multipart::Part::bytes(wisp_test_support::fixture_bytes("event-kit"))
+                .file_name("code.wasm"),
+        );
+    let r = c
+        .put(server.at("/v1/functions/hello"))
+        .header("wisp-namespace", namespace)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(
+        status,
+        201,
+        "deploying hello in {namespace}: {}",
+        r.text().await.unwrap()
+    );
+}
+
+/// Which namespace's `hello` answered a request.
+async fn answered_by(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 200);
+    let env: Value = response.json().await.unwrap();
+    env["NS"].as_str().unwrap_or_default().to_string()
+}
+
+/// Two namespaces each serve `/hello`: `default` at the root, others under `/@N/` and
+/// at `N.<domain>`; an unknown namespace is "no route" like any unknown path.
+#[tokio::test]
+async fn namespaces_each_have_their_routes_by_path_prefix_and_by_host() {
+    let server = crate::util::server_with(&["--domain", "example.com"]);
+    for namespace in ["default", "team", "other"] {
+        deploy_hello_in(&server, namespace).await;
+    }
+    let c = client();
+    // The default namespace at the root, as ever; the bare domain is the default too.
+    assert_eq!(
+        answered_by(c.get(server.at("/hello/env")).send().await.unwrap()).await,
+        "default"
+    );
+    let r = c
+        .get(server.at("/hello/env"))
+        .header("host", "example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered_by(r).await, "default");
+    for namespace in ["team", "other"] {
+        // By the path prefix, which the function does not see.
+        let r = c
+            .get(server.at(&format!("/@{namespace}/hello/echo?x=1")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let event: Value = r.json().await.unwrap();
+        assert_eq!(event["rawPath"], "/hello/echo");
+        assert_eq!(event["rawQueryString"], "x=1");
+        assert_eq!(event["headers"]["x-forwarded-prefix"], format!("/@{namespace}"));
+        let r = c
+            .get(server.at(&format!("/@{namespace}/hello/env")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answered_by(r).await, namespace);
+        // By the host.
+        let r = c
+            .get(server.at("/hello/env"))
+            .header("host", format!("{namespace}.example.com"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answered_by(r).await, namespace);
+    }
+    // An unknown namespace is just an unknown route.
+    let r = c.get(server.at("/@nobody/hello/env")).send().await.unwrap();
+    let doc = expect_problem(r, 404, "route_not_found").await;
+    assert_eq!(doc["detail"], "no route matches `/@nobody/hello/env`");
+    let r = c
+        .get(server.at("/hello/env"))
+        .header("host", "nobody.example.com")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 404, "route_not_found").await;
+}
+
+/// Without a domain, hosts mean nothing, and a namespace with no routes is "no route"
+/// like any other path.
+#[tokio::test]
+async fn without_a_domain_hosts_reach_the_default_namespace() {
+    let server = server();
+    deploy_fixture(&server, "kit", "http-kit", http_config(json!(["/kit/*"]))).await;
+    let c = client();
+    let r = c
+        .get(server.at("/kit/info"))
+        .header("host", "team.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.get(server.at("/@team/kit/info")).send().await.unwrap();
+    let doc = expect_problem(r, 404, "route_not_found").await;
+    assert_eq!(doc["detail"], "no route matches `/@team/kit/info`");
+    // The default namespace by name.
+    let r = c.get(server.at("/@default/kit/info")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["path"], "/kit/info");
+    assert_eq!(info["headers"]["x-forwarded-prefix"], "/@default");
+}

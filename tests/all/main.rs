@@ -19,6 +19,8 @@ mod limits;
 mod listener;
 mod native;
 mod queues_api;
+mod rate_limit;
+mod route_auth;
 mod scaling;
 mod tenancy;
 mod util;

@@ -19,6 +19,11 @@ pub fn server() -> TestServer {
     TestServer::serve(bin())
 }
 
+/// A fresh server started with `wisp serve EXTRA…`.
+pub fn server_with(extra: &[&str]) -> TestServer {
+    TestServer::serve_with(bin(), extra)
+}
+
 /// Deploys a fixture and asserts it was created.
 pub async fn deploy_fixture(server: &TestServer, name: &str, fixture: &str, config: Value) {
     let response = deploy(&client(), server, name, config, fixture_bytes(fixture)).await;

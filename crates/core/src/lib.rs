@@ -1,6 +1,7 @@
-//! The vocabulary of Wisp: names, roles, function configuration, limits, routes, the
-//! triggers and destinations a function declares, queue settings, the wall clock's
-//! units, and the table of error codes that every layer (API, CLI, runtimes) speaks.
+//! The vocabulary of Wisp: names, roles, function configuration, limits, routes
+//! (with their auth and rate limits), the triggers and destinations a function
+//! declares, queue settings, the wall clock's units, and the table of error codes
+//! that every layer (API, CLI, runtimes) speaks.
 //!
 //! This crate does no I/O (beyond reading the clock, in [`wall`]) and depends on
 //! nothing heavy, so every other crate can use it without pulling in wasmtime, SQLite
@@ -12,8 +13,10 @@ pub mod error;
 pub mod limits;
 pub mod name;
 pub mod queue;
+pub mod rate_limit;
 pub mod role;
 pub mod route;
+pub mod route_auth;
 pub mod schedule;
 pub mod spec;
 pub mod trigger;
@@ -24,8 +27,10 @@ pub use error::ErrorCode;
 pub use limits::Limits;
 pub use name::{FunctionName, NameError, Namespace, QueueName};
 pub use queue::{QueueConfig, QueueConfigError};
+pub use rate_limit::{Rate, RateLimit, RateLimitBy};
 pub use role::{Permission, Role, UnknownRole};
 pub use route::{RESERVED_PREFIXES, Route, RouteError, RoutePattern};
+pub use route_auth::{AuthMode, JwtConfig};
 pub use schedule::{ParsedSchedule, ScheduleError};
 pub use spec::{ConfigError, ConfigField, FunctionConfig, FunctionRuntime, Kind, VersionId};
 pub use trigger::{QueueTrigger, Schedule};

@@ -4,6 +4,8 @@
 //! grammar: a path starts with `/`; a segment is literal text, a parameter
 //! `:name`, or — last only — a wildcard `*` (or `*name`) taking the rest of the path.
 
+use crate::rate_limit::{RateLimit, RateLimitError};
+use crate::route_auth::{AuthMode, JwtConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -14,13 +16,28 @@ pub const RESERVED_PREFIXES: &[&str] = &["/v1", "/ui", "/metrics", "/2015-03-31"
 pub const DEFAULT_WILDCARD_NAME: &str = "proxy";
 
 /// A route of an HTTP trigger: a path pattern and the methods it answers
-/// (empty means every method). Deserialises from a table `{path, methods}` or, as
-/// a shorthand for every method, from the path string alone.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+/// (empty means every method), who may call it and how often. Deserialises from a
+/// table `{path, methods, auth, jwt, rate_limit, burst, rate_limit_by}` or, as a
+/// shorthand for a public route of every method, from the path string alone. The
+/// fields after `methods` are left out of the serialised form when unset, so
+/// versions made before they existed keep their ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Route {
     pub path: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "AuthMode::is_public")]
+    pub auth: AuthMode,
+    /// How tokens are verified when `auth` is `jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtConfig>,
+    /// This route's own rate limit (`"100/s"`), in place of the function's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_by: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Route {
@@ -31,6 +48,16 @@ impl<'de> Deserialize<'de> for Route {
             path: String,
             #[serde(default)]
             methods: Vec<String>,
+            #[serde(default)]
+            auth: AuthMode,
+            #[serde(default)]
+            jwt: Option<JwtConfig>,
+            #[serde(default)]
+            rate_limit: Option<String>,
+            #[serde(default)]
+            burst: Option<u32>,
+            #[serde(default)]
+            rate_limit_by: Option<String>,
         }
 
         struct RouteVisitor;
@@ -39,13 +66,15 @@ impl<'de> Deserialize<'de> for Route {
             type Value = Route;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a route: a path string, or a table with `path` and optional `methods`")
+                f.write_str(
+                    "a route: a path string, or a table with `path` and optional `methods`, `auth`, `jwt`, `rate_limit`, `burst` and `rate_limit_by`",
+                )
             }
 
             fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<Route, E> {
                 Ok(Route {
                     path: path.to_string(),
-                    methods: Vec::new(),
+                    ..Route::default()
                 })
             }
 
@@ -54,6 +83,11 @@ impl<'de> Deserialize<'de> for Route {
                 Ok(Route {
                     path: table.path,
                     methods: table.methods,
+                    auth: table.auth,
+                    jwt: table.jwt,
+                    rate_limit: table.rate_limit,
+                    burst: table.burst,
+                    rate_limit_by: table.rate_limit_by,
                 })
             }
         }
@@ -280,6 +314,15 @@ impl Route {
         Ok((pattern, methods))
     }
 
+    /// The route's own rate limit, checked.
+    pub fn rate_limit(&self) -> Result<Option<RateLimit>, RateLimitError> {
+        RateLimit::from_parts(
+            self.rate_limit.as_deref(),
+            self.burst,
+            self.rate_limit_by.as_deref(),
+        )
+    }
+
     /// Whether two routes could answer the same request: same shape and a method in common.
     pub fn overlaps(a: (&RoutePattern, &[String]), b: (&RoutePattern, &[String])) -> bool {
         a.0.shape() == b.0.shape()
@@ -381,7 +424,7 @@ mod tests {
             routes[0],
             Route {
                 path: "/a".into(),
-                methods: vec![]
+                ..Route::default()
             }
         );
         assert_eq!(routes[1].methods, vec!["GET"]);

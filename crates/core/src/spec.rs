@@ -4,7 +4,9 @@ use crate::destination::Destination;
 use crate::duration_text;
 use crate::limits::Limits;
 use crate::name::FunctionName;
+use crate::rate_limit::{RateKey, RateLimit, RateLimitError};
 use crate::route::{Route, RouteError, RoutePattern};
+use crate::route_auth::{AuthMode, JwtConfig};
 use crate::schedule::ParsedSchedule;
 use crate::trigger::{QueueTrigger, Schedule};
 use serde::{Deserialize, Serialize};
@@ -175,6 +177,14 @@ pub struct FunctionConfig {
         deserialize_with = "one_or_many"
     )]
     pub queue: Vec<QueueTrigger>,
+    /// A rate limit shared by all the function's routes (`"100/s"`); a route's own
+    /// `rate_limit` replaces it for that route. See [`crate::rate_limit`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_by: Option<String>,
 }
 
 /// A value or a list of values.
@@ -282,6 +292,14 @@ pub enum ConfigField {
     Schedule(usize),
     /// `queue[i]` (its batch size or batching window).
     Queue(usize),
+    /// `routes[i].auth`.
+    RouteAuth(usize),
+    /// `routes[i].jwt`, or one key of it (`issuer`, `audience`, `secret`, `jwks`).
+    RouteJwt(usize, &'static str),
+    /// `routes[i].rate_limit`, `.burst` or `.rate_limit_by`.
+    RouteRate(usize, RateKey),
+    /// The function's `rate_limit`, `burst` or `rate_limit_by`.
+    Rate(RateKey),
 }
 
 impl fmt::Display for ConfigField {
@@ -305,6 +323,11 @@ impl fmt::Display for ConfigField {
             ConfigField::OnFailure => f.write_str("on_failure"),
             ConfigField::Schedule(i) => write!(f, "schedule[{i}]"),
             ConfigField::Queue(i) => write!(f, "queue[{i}]"),
+            ConfigField::RouteAuth(i) => write!(f, "routes[{i}].auth"),
+            ConfigField::RouteJwt(i, "") => write!(f, "routes[{i}].jwt"),
+            ConfigField::RouteJwt(i, key) => write!(f, "routes[{i}].jwt.{key}"),
+            ConfigField::RouteRate(i, key) => write!(f, "routes[{i}].{}", key.as_str()),
+            ConfigField::Rate(key) => f.write_str(key.as_str()),
         }
     }
 }
@@ -330,6 +353,9 @@ impl FunctionConfig {
             on_failure: None,
             schedule: Vec::new(),
             queue: Vec::new(),
+            rate_limit: None,
+            burst: None,
+            rate_limit_by: None,
         }
     }
 
@@ -406,8 +432,33 @@ impl FunctionConfig {
             }
             route.methods = methods.clone();
             checked.push((pattern, methods));
+            validate_access(i, route)?;
         }
+        self.rate_limit().map_err(|e| ConfigError {
+            field: ConfigField::Rate(e.key),
+            message: e.message,
+            route_error: None,
+        })?;
         Ok(self)
+    }
+
+    /// The function's rate limit, shared by its routes, checked.
+    pub fn rate_limit(&self) -> Result<Option<RateLimit>, RateLimitError> {
+        RateLimit::from_parts(
+            self.rate_limit.as_deref(),
+            self.burst,
+            self.rate_limit_by.as_deref(),
+        )
+    }
+
+    /// The configuration as the API shows it: HS256 secrets replaced by
+    /// [`crate::route_auth::REDACTED`].
+    pub fn redacted(&self) -> FunctionConfig {
+        let mut shown = self.clone();
+        for route in &mut shown.routes {
+            route.jwt = route.jwt.as_ref().map(JwtConfig::redacted);
+        }
+        shown
     }
 
     /// [`FunctionConfig::validate`], and what needs the function's own name: a
@@ -641,6 +692,53 @@ impl FunctionConfig {
             _ => Ok(()),
         }
     }
+}
+
+/// A route's `auth`, `jwt` table and rate limit.
+fn validate_access(i: usize, route: &Route) -> Result<(), ConfigError> {
+    let fail = |field, message: String| {
+        Err(ConfigError {
+            field,
+            message,
+            route_error: None,
+        })
+    };
+    match (&route.auth, &route.jwt) {
+        (AuthMode::Unknown(other), _) => {
+            return fail(
+                ConfigField::RouteAuth(i),
+                format!("unknown value \"{other}\"; use \"public\", \"key\" or \"jwt\""),
+            );
+        }
+        (AuthMode::Jwt, None) => {
+            return fail(
+                ConfigField::RouteAuth(i),
+                "`auth = \"jwt\"` needs a `jwt` table with `issuer`, `audience` and the keys that sign tokens"
+                    .to_string(),
+            );
+        }
+        (AuthMode::Jwt, Some(jwt)) => {
+            if let Err(e) = jwt.check() {
+                return fail(ConfigField::RouteJwt(i, e.key), e.message);
+            }
+        }
+        (mode, Some(_)) => {
+            return fail(
+                ConfigField::RouteJwt(i, ""),
+                format!(
+                    "a `jwt` table is only read when `auth = \"jwt\"`; this route's auth is \"{}\"",
+                    mode.as_str()
+                ),
+            );
+        }
+        (AuthMode::Public | AuthMode::Key, None) => {}
+    }
+    route.rate_limit().map_err(|e| ConfigError {
+        field: ConfigField::RouteRate(i, e.key),
+        message: e.message,
+        route_error: None,
+    })?;
+    Ok(())
 }
 
 fn example_handler(runtime: FunctionRuntime) -> &'static str {
@@ -1046,13 +1144,14 @@ mod tests {
         c.routes = vec![Route {
             path: "/a".into(),
             methods: vec!["post".into(), "get".into()],
+            ..Route::default()
         }];
         let c = c.validate().unwrap();
         assert_eq!(c.routes[0].methods, vec!["GET", "POST"]);
         let mut d = c.clone();
         d.routes.push(Route {
             path: "/a".into(),
-            methods: vec![],
+            ..Route::default()
         });
         let err = d.validate().unwrap_err();
         assert_eq!(err.field, ConfigField::RoutePath(1));

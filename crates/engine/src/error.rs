@@ -21,12 +21,16 @@ pub struct EngineError {
     pub cause: Option<String>,
     /// The invocation that failed, when there was one (its logs carry the same id).
     pub invocation_id: Option<String>,
-    /// For `method_not_allowed`: the methods the route does take.
-    pub allow: Option<String>,
     /// For process functions: the error in Lambda's shape (`errorType`, ...).
     pub report: Option<Box<ErrorReport>>,
-    /// For `throttled`: when to try again (the `Retry-After` header), in seconds.
+    /// For `throttled` and `rate_limited`: when to try again (the `Retry-After`
+    /// header), in seconds.
     pub retry_after: Option<u32>,
+    /// More headers to answer with: `Allow` on `method_not_allowed`,
+    /// `WWW-Authenticate` on `unauthorized`, the `RateLimit-*` headers on
+    /// `rate_limited`.
+    /// Boxed: most errors have none, and a result's error stays small.
+    pub headers: Option<Box<http::HeaderMap>>,
 }
 
 impl EngineError {
@@ -36,9 +40,9 @@ impl EngineError {
             detail: detail.into(),
             cause: None,
             invocation_id: None,
-            allow: None,
             report: None,
             retry_after: None,
+            headers: None,
         }
     }
 
@@ -61,6 +65,11 @@ impl EngineError {
         let mut e = EngineError::new(ErrorCode::Throttled, detail);
         e.retry_after = Some(1);
         e
+    }
+
+    /// The extra headers, to add to.
+    pub fn headers_mut(&mut self) -> &mut http::HeaderMap {
+        self.headers.get_or_insert_default()
     }
 
     pub(crate) fn with_invocation(mut self, id: &str) -> EngineError {

@@ -1,7 +1,8 @@
 //! `wisp.toml`: the declarative manifest of an app — its name, its functions, each
 //! with its source (a `.wasm` file, or for native runtimes a directory or `.zip`), a
-//! kind, a runtime, limits, environment, HTTP routes, async settings and triggers
-//! (schedules, queues), and the queues it declares.
+//! kind, a runtime, limits, environment, HTTP routes (with their auth and rate
+//! limits), async settings and triggers (schedules, queues), and the queues it
+//! declares.
 //!
 //! [`load`] reads a manifest from disk, [`parse`] reads one from text; both return
 //! a [`Manifest`] whose functions carry a [`FunctionConfig`] already checked by
@@ -14,6 +15,7 @@
 //! spans, unknown keys refused), and values (`validate`). `error` owns
 //! [`ManifestError`] and its rendering.
 
+mod access;
 mod diagnose;
 mod error;
 mod schema;
@@ -114,12 +116,43 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
 }
 
 /// Checks the manifest `text`, read from `file` (used for error locations and as
-/// the base of relative sources: [`Manifest::dir`] is `file`'s parent). No I/O.
+/// the base of relative paths: [`Manifest::dir`] is `file`'s parent). The only I/O
+/// is what the manifest asks for: the JWKS files and environment variables its
+/// routes' `jwt` tables name ([`parse_with`] takes them from elsewhere).
 pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+    parse_with(text, file, &System)
+}
+
+/// [`parse`], reading what the manifest names through `inputs`.
+pub fn parse_with(text: &str, file: &Path, inputs: &dyn Inputs) -> Result<Manifest, ManifestError> {
     let doc = toml::de::DeTable::parse(text).map_err(|e| diagnose::syntax_error(&e, file, text))?;
     let raw = schema::RawManifest::deserialize(toml::de::Deserializer::from(doc.clone()))
         .map_err(|e| diagnose::schema_error(&e, doc.get_ref(), file, text))?;
-    validate::manifest(raw, text, file)
+    validate::manifest(raw, text, file, inputs)
+}
+
+/// What a manifest may name outside itself: a route's `jwt.secret_env` (an
+/// environment variable) and `jwt.jwks` (a file, resolved against the manifest's
+/// directory). Read when the manifest is loaded, so the values go to the server
+/// inline, as the API takes them.
+pub trait Inputs {
+    /// The environment variable `name`, if set (and UTF-8).
+    fn env(&self, name: &str) -> Option<String>;
+    /// The text of the file at `path`.
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+}
+
+/// The process's environment and file system.
+pub struct System;
+
+impl Inputs for System {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
 }
 
 #[cfg(test)]
@@ -202,5 +235,45 @@ kind = "event"
         assert_eq!(missing.kind, ErrorKind::NotFound);
         assert!(missing.message.contains("nope.toml` does not exist"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Inputs from a table, for the keys a manifest reads from outside itself.
+    struct Fake;
+
+    impl Inputs for Fake {
+        fn env(&self, name: &str) -> Option<String> {
+            (name == "JWT_SECRET").then(|| "s".repeat(32))
+        }
+
+        fn read(&self, path: &Path) -> std::io::Result<String> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no {}", path.display()),
+            ))
+        }
+    }
+
+    #[test]
+    fn jwt_secrets_come_from_the_environment() {
+        let text = HELLO.replace(
+            "routes = [\"/hello\"]",
+            "routes = [{ path = \"/hello\", auth = \"jwt\", jwt = { issuer = \"i\", audience = \"a\", secret_env = \"JWT_SECRET\" } }]",
+        );
+        let m = parse_with(&text, Path::new("app/wisp.toml"), &Fake).unwrap();
+        let jwt = m.functions[0].config.routes[0].jwt.as_ref().unwrap();
+        assert_eq!(jwt.secret.as_deref(), Some("s".repeat(32).as_str()));
+        assert_eq!(jwt.audience, vec!["a"]);
+        let text = text.replace("JWT_SECRET", "OTHER");
+        let err = parse_with(&text, Path::new("app/wisp.toml"), &Fake).unwrap_err();
+        assert!(err.message.contains("`OTHER` is not set"), "{err}");
+        let text = HELLO.replace(
+            "routes = [\"/hello\"]",
+            "routes = [{ path = \"/hello\", auth = \"jwt\", jwt = { issuer = \"i\", audience = \"a\", jwks = \"k.json\" } }]",
+        );
+        let err = parse_with(&text, Path::new("app/wisp.toml"), &Fake).unwrap_err();
+        assert!(
+            err.message.contains("cannot read the JWKS file `app/k.json`"),
+            "{err}"
+        );
     }
 }

@@ -58,6 +58,9 @@ pub(crate) struct RawFunction {
     pub on_failure: Option<Spanned<TextOrTable<RawDestination>>>,
     pub schedule: Option<Spanned<OneOrMany<RawSchedule>>>,
     pub queue: Option<Spanned<OneOrMany<RawQueueTrigger>>>,
+    pub rate_limit: Option<Spanned<String>>,
+    pub burst: Option<Spanned<i128>>,
+    pub rate_limit_by: Option<Spanned<String>>,
 }
 
 /// `[queues.NAME]`: core's `QueueConfig`, by the same keys.
@@ -201,14 +204,53 @@ impl<'de, T: Deserialize<'de> + Expected> Deserialize<'de> for OneOrMany<T> {
     }
 }
 
-/// One item of `routes`: a path string, or a table with `path` and optional `methods`.
+/// One item of `routes`: a path string, or a table with `path` and optional keys.
 #[derive(Debug)]
 pub(crate) enum RawRoute {
     Path(String),
-    Table {
-        path: Spanned<String>,
-        methods: Option<Spanned<Vec<Spanned<String>>>>,
-    },
+    Table(Box<RawRouteTable>),
+}
+
+/// The table form of a route.
+#[derive(Debug)]
+pub(crate) struct RawRouteTable {
+    pub path: Spanned<String>,
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    pub auth: Option<Spanned<String>>,
+    pub jwt: Option<Spanned<RawJwt>>,
+    pub rate_limit: Option<Spanned<String>>,
+    pub burst: Option<Spanned<i128>>,
+    pub rate_limit_by: Option<Spanned<String>>,
+}
+
+/// A route's `jwt` table. The keys come from files and the environment, read when
+/// the manifest is loaded: `secret_env` names the variable holding an HS256 secret,
+/// `jwks` the file holding a JWKS. `secret` is read only to refuse it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJwt {
+    pub issuer: Spanned<String>,
+    pub audience: Spanned<StringOrList>,
+    pub secret_env: Option<Spanned<String>>,
+    pub jwks: Option<Spanned<String>>,
+    pub secret: Option<Spanned<String>>,
+}
+
+/// A string or a list of strings (`audience`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            StringOrList::One(one) => vec![one.clone()],
+            StringOrList::Many(many) => many.clone(),
+        }
+    }
 }
 
 impl RawRoute {
@@ -216,44 +258,47 @@ impl RawRoute {
     pub fn path(&self, item: &Range<usize>) -> (&str, Range<usize>) {
         match self {
             RawRoute::Path(path) => (path, item.clone()),
-            RawRoute::Table { path, .. } => (path.get_ref(), path.span()),
+            RawRoute::Table(table) => (table.path.get_ref(), table.path.span()),
         }
     }
 
     /// The methods as written, each with its span.
     pub fn methods(&self) -> &[Spanned<String>] {
+        match self.table().and_then(|t| t.methods.as_ref()) {
+            Some(methods) => methods.get_ref(),
+            None => &[],
+        }
+    }
+
+    /// The table form, if the route is written as one.
+    pub fn table(&self) -> Option<&RawRouteTable> {
         match self {
-            RawRoute::Table {
-                methods: Some(methods),
-                ..
-            } => methods.get_ref(),
-            _ => &[],
+            RawRoute::Table(table) => Some(table),
+            RawRoute::Path(_) => None,
         }
     }
 
     /// Where the methods array is written, if it is.
     pub fn methods_span(&self) -> Option<Range<usize>> {
-        match self {
-            RawRoute::Table {
-                methods: Some(methods),
-                ..
-            } => Some(methods.span()),
-            _ => None,
-        }
+        self.table()?.methods.as_ref().map(Spanned::span)
     }
 }
 
 /// The keys of a route table; an unknown one fails in the key's own span.
 #[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
+#[serde(field_identifier, rename_all = "snake_case")]
 enum RouteKey {
     Path,
     Methods,
+    Auth,
+    Jwt,
+    RateLimit,
+    Burst,
+    RateLimitBy,
 }
 
 /// The text serde shows for what a route item should be.
-pub(crate) const ROUTE_EXPECTED: &str =
-    "a route: a path string such as \"/hello\" or a table with `path` and optional `methods`";
+pub(crate) const ROUTE_EXPECTED: &str = "a route: a path string such as \"/hello\" or a table with `path` and optional `methods`, `auth`, `jwt`, `rate_limit`, `burst` and `rate_limit_by`";
 
 impl<'de> Deserialize<'de> for RawRoute {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -275,22 +320,45 @@ impl<'de> Deserialize<'de> for RawRoute {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRoute, A::Error> {
+                fn set<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+                    map: &mut A,
+                    slot: &mut Option<T>,
+                    name: &'static str,
+                ) -> Result<(), A::Error> {
+                    if slot.is_some() {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    *slot = Some(map.next_value()?);
+                    Ok(())
+                }
                 let mut path = None;
                 let mut methods = None;
+                let mut auth = None;
+                let mut jwt = None;
+                let mut rate_limit = None;
+                let mut burst = None;
+                let mut rate_limit_by = None;
                 while let Some(key) = map.next_key::<RouteKey>()? {
                     match key {
-                        RouteKey::Path if path.is_some() => {
-                            return Err(de::Error::duplicate_field("path"));
-                        }
-                        RouteKey::Path => path = Some(map.next_value()?),
-                        RouteKey::Methods if methods.is_some() => {
-                            return Err(de::Error::duplicate_field("methods"));
-                        }
-                        RouteKey::Methods => methods = Some(map.next_value()?),
+                        RouteKey::Path => set(&mut map, &mut path, "path")?,
+                        RouteKey::Methods => set(&mut map, &mut methods, "methods")?,
+                        RouteKey::Auth => set(&mut map, &mut auth, "auth")?,
+                        RouteKey::Jwt => set(&mut map, &mut jwt, "jwt")?,
+                        RouteKey::RateLimit => set(&mut map, &mut rate_limit, "rate_limit")?,
+                        RouteKey::Burst => set(&mut map, &mut burst, "burst")?,
+                        RouteKey::RateLimitBy => set(&mut map, &mut rate_limit_by, "rate_limit_by")?,
                     }
                 }
                 let path = path.ok_or_else(|| de::Error::missing_field("path"))?;
-                Ok(RawRoute::Table { path, methods })
+                Ok(RawRoute::Table(Box::new(RawRouteTable {
+                    path,
+                    methods,
+                    auth,
+                    jwt,
+                    rate_limit,
+                    burst,
+                    rate_limit_by,
+                })))
             }
         }
 

@@ -11,11 +11,12 @@
 //! queue, a dead-letter queue, a destination function) are not refused: queues and
 //! functions of the namespace are shared between apps, so they may exist already.
 
+use crate::access;
 use crate::error::{ErrorKind, ManifestError};
 use crate::schema::{
     RawDestination, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute, RawSchedule, TextOrTable,
 };
-use crate::{FunctionManifest, Manifest, QueueManifest};
+use crate::{FunctionManifest, Inputs, Manifest, QueueManifest};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -27,15 +28,21 @@ use wisp_core::{
     NameError, ParsedSchedule, QueueConfig, QueueName, QueueTrigger, Route, RoutePattern, Schedule,
 };
 
-/// Builds errors located in one file.
-struct At<'a> {
+/// Builds errors located in one file, and reads what the file names.
+pub(crate) struct At<'a> {
     file: &'a Path,
     text: &'a str,
+    pub(crate) inputs: &'a dyn Inputs,
 }
 
 impl At<'_> {
-    fn err(&self, span: Range<usize>, kind: ErrorKind, message: String) -> ManifestError {
+    pub(crate) fn err(&self, span: Range<usize>, kind: ErrorKind, message: String) -> ManifestError {
         ManifestError::at(self.file, self.text, span, kind, message)
+    }
+
+    /// The manifest's directory, which relative paths in it are resolved against.
+    pub(crate) fn dir(&self) -> PathBuf {
+        dir_of(self.file)
     }
 }
 
@@ -46,8 +53,13 @@ struct Taken {
     methods: Vec<String>,
 }
 
-pub(crate) fn manifest(raw: RawManifest, text: &str, file: &Path) -> Result<Manifest, ManifestError> {
-    let at = At { file, text };
+pub(crate) fn manifest(
+    raw: RawManifest,
+    text: &str,
+    file: &Path,
+    inputs: &dyn Inputs,
+) -> Result<Manifest, ManifestError> {
+    let at = At { file, text, inputs };
     let Some(app) = raw.app else {
         return Err(at.err(
             0..0,
@@ -391,10 +403,10 @@ fn function_config(
         .iter()
         .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
         .collect();
-    config.routes = raw
-        .routes
-        .iter()
-        .map(|item| Route {
+    access::function_rate_limit(at, name, raw, &mut config)?;
+    config.routes = Vec::with_capacity(raw.routes.len());
+    for (i, item) in raw.routes.iter().enumerate() {
+        let mut route = Route {
             path: item.get_ref().path(&item.span()).0.to_string(),
             methods: item
                 .get_ref()
@@ -402,8 +414,13 @@ fn function_config(
                 .iter()
                 .map(|m| m.get_ref().clone())
                 .collect(),
-        })
-        .collect();
+            ..Route::default()
+        };
+        if let Some(table) = item.get_ref().table() {
+            access::route_access(at, name, i, table, &mut route)?;
+        }
+        config.routes.push(route);
+    }
     config
         .validate_named(name)
         .map_err(|e| config_error(at, name, raw, header, e))
@@ -583,6 +600,18 @@ fn config_error(
         ConfigField::OnFailure => raw.on_failure.as_ref().map(Spanned::span),
         ConfigField::Schedule(i) => schedule_span(raw, *i),
         ConfigField::Queue(i) => trigger_span(raw, *i),
+        ConfigField::RouteAuth(_)
+        | ConfigField::RouteJwt(..)
+        | ConfigField::RouteRate(..)
+        | ConfigField::Rate(_) => {
+            // These messages do not name their key: say which.
+            let span = access::span(raw, &e.field).unwrap_or(header);
+            return at.err(
+                span,
+                kind,
+                format!("function `{name}`: {}: {}", e.field, e.message),
+            );
+        }
     }
     .unwrap_or(header);
     at.err(span, kind, format!("function `{name}`: {}", e.message))

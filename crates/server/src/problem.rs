@@ -35,13 +35,13 @@ pub fn problem_response(err: &EngineError) -> Response<Body> {
         err.invocation_id.as_deref(),
         err.report.as_deref(),
     );
-    if let Some(allow) = err.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
-        response.headers_mut().insert(header::ALLOW, allow);
-    }
     if let Some(seconds) = err.retry_after {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    for (name, value) in err.headers.iter().flat_map(|h| h.iter()) {
+        response.headers_mut().append(name, value.clone());
     }
     if let Some(id) = err
         .invocation_id

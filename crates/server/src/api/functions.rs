@@ -50,7 +50,7 @@ impl FunctionView {
             version: record.version.id.to_string(),
             code_hash: record.version.code_hash.clone(),
             code_size: record.version.code_size,
-            config: record.version.config.clone(),
+            config: record.version.config.redacted(),
             created_at: rfc3339_ms(record.created_at),
             updated_at: rfc3339_ms(record.updated_at),
             status,

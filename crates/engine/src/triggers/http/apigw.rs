@@ -57,6 +57,9 @@ struct RequestContext<'a> {
     stage: &'static str,
     time: String,
     time_epoch: i64,
+    /// A JWT route's verified claims, as API Gateway's JWT authorizer passes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer: Option<&'a Value>,
 }
 
 #[derive(Serialize)]
@@ -77,6 +80,8 @@ pub(crate) struct RequestInfo<'a> {
     pub(crate) path_parameters: Vec<(String, String)>,
     pub(crate) request_id: &'a str,
     pub(crate) namespace: &'a str,
+    /// `{"jwt": {"claims": …, "scopes": …}}` on a JWT route.
+    pub(crate) authorizer: Option<&'a Value>,
 }
 
 /// API Gateway's route key for a pattern: `:id` → `{id}`, trailing `*` → `{proxy+}`.
@@ -200,6 +205,7 @@ pub(crate) fn event(info: &RequestInfo<'_>, body: &Bytes) -> Vec<u8> {
             stage: "$default",
             time: now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
             time_epoch: now.timestamp_millis(),
+            authorizer: info.authorizer,
         },
         headers,
         body,
@@ -380,6 +386,7 @@ mod tests {
             path_parameters: vec![("id".into(), "a%20b".into())],
             request_id: "req-1",
             namespace: "default",
+            authorizer: None,
         };
         let event: Value = serde_json::from_slice(&event(&info, &Bytes::from_static(b"{\"k\":1}"))).unwrap();
         assert_eq!(event["version"], "2.0");

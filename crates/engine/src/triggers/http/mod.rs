@@ -2,47 +2,67 @@
 //!
 //! An http function gets the request as it is, its body streaming in and its answer
 //! streaming out; an event function gets Lambda's API Gateway HTTP API v2 event
-//! ([`apigw`]) and answers with the proxy response shape. The route table
-//! ([`routes`]) is rebuilt on every change to what is deployed and swapped in whole,
-//! so a request takes no lock: one `ArcSwap` load and one `matchit` match.
+//! ([`apigw`]) and answers with the proxy response shape. Routes are per namespace
+//! ([`namespaces`]); each namespace's route table ([`routes`]) is rebuilt on every
+//! change to what is deployed and all are swapped in whole, so a request takes no
+//! lock: one `ArcSwap` load and one `matchit` match. Before the function is admitted
+//! the route's [`access`] is checked: its auth ([`jwt`], API keys) and its rate
+//! limit ([`rate`]).
 
+pub(crate) mod access;
 pub(crate) mod apigw;
+pub(crate) mod jwt;
+pub(crate) mod namespaces;
+pub(crate) mod rate;
 pub(crate) mod routes;
 
 use super::{Functions, Trigger};
 use crate::dispatch::{new_invocation_id, too_large};
 use crate::registry::FunctionKey;
 use crate::{Deployed, Engine, EngineError};
-use apigw::RequestInfo;
+use access::{Caller, JWT_CLAIMS_HEADER};
+use apigw::{ClientAddr, RequestInfo};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use http::HeaderName;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
-use routes::{Lookup, RouteTable};
-use std::sync::Arc;
+use namespaces::Tables;
+use rate::{Client, Decision};
+use routes::Lookup;
 use std::sync::atomic::Ordering;
-use wisp_core::{ErrorCode, Kind};
+use std::sync::{Arc, OnceLock};
+use wisp_core::{ErrorCode, Kind, RateLimitBy};
 use wisp_runtime::body::{self, BodyTooLarge, Limited};
 use wisp_runtime::{Body, Input, Output};
+
+/// The header telling a function reached by `/@N/…` the prefix that was stripped.
+const FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// The routes being served.
 #[derive(Default)]
 pub(crate) struct HttpRoutes {
-    table: ArcSwap<RouteTable>,
+    table: ArcSwap<Tables>,
+    /// `--domain`: `N.<domain>` reaches namespace `N`.
+    domain: OnceLock<String>,
+    /// Whether the sweeper of idle rate-limit clients runs.
+    sweeper: OnceLock<()>,
 }
 
 impl HttpRoutes {
-    /// The table `functions` would serve, or the conflict that makes it impossible,
-    /// as an error to refuse a deploy with. The routes of `changed` (the function being
-    /// deployed) go in last, so a conflict names that function's route as the one in
-    /// the way of a route already serving.
-    pub(crate) fn check(
-        &self,
-        functions: &Functions,
-        changed: &FunctionKey,
-    ) -> Result<RouteTable, EngineError> {
-        let others = functions.iter().filter(|(k, _)| *k != changed).map(|(_, v)| v);
-        RouteTable::build(others.chain(functions.get(changed))).map_err(|c| {
+    /// Checks that `functions` can serve: the routes of `changed`'s namespace do not
+    /// conflict. The routes of `changed` (the function being deployed) go in last, so
+    /// a conflict names that function's route as the one in the way of a route
+    /// already serving. Other namespaces are not looked at: each has its own routes.
+    pub(crate) fn check(&self, functions: &Functions, changed: &FunctionKey) -> Result<(), EngineError> {
+        let others = functions
+            .iter()
+            .filter(|(k, _)| *k != changed && k.0 == changed.0)
+            .map(|(_, v)| v);
+        let mut limiters = routes::Limiters::default();
+        routes::RouteTable::build(others.chain(functions.get(changed)), &mut limiters)
+            .map(drop)
+            .map_err(|c| {
             let detail = if c.other_function.is_empty() {
                 format!("route `{}` conflicts with a deployed route: {}", c.route, c.other_route)
             } else {
@@ -54,6 +74,27 @@ impl HttpRoutes {
             EngineError::new(ErrorCode::RouteConflict, detail)
         })
     }
+
+    /// Starts the task that sweeps idle clients from the rate limiters, once.
+    fn start_sweeper(&self, engine: &Engine) {
+        if self.sweeper.set(()).is_err() {
+            return;
+        }
+        let me = engine.me.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(rate::SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(engine) = me.upgrade() else { return };
+                let tables = engine.triggers.http.table.load_full();
+                drop(engine);
+                for limiter in tables.limiters() {
+                    limiter.sweep();
+                }
+            }
+        });
+    }
 }
 
 impl Trigger for HttpRoutes {
@@ -61,22 +102,76 @@ impl Trigger for HttpRoutes {
         "http"
     }
 
-    fn sync(&self, _engine: &Engine, functions: &Functions) {
-        let table = RouteTable::build(functions.values()).unwrap_or_else(|conflict| {
+    fn sync(&self, engine: &Engine, functions: &Functions) {
+        let previous = self.table.load();
+        let tables = Tables::build(functions.values(), &previous).unwrap_or_else(|(namespace, conflict)| {
             // Deploys refuse conflicts; a store that holds one anyway keeps serving
             // what it can rather than refusing to start.
-            tracing::error!("stored routes conflict ({conflict:?}); serving without routes");
-            RouteTable::default()
+            tracing::error!(
+                "stored routes of namespace `{namespace}` conflict ({conflict:?}); serving without routes"
+            );
+            Tables::default()
         });
-        self.table.store(Arc::new(table));
+        if !tables.limiters.is_empty() {
+            self.start_sweeper(engine);
+        }
+        self.table.store(Arc::new(tables));
     }
+}
+
+impl Engine {
+    /// Serves namespace `N` at `N.<domain>` as well as at `/@N/`. Call once, before
+    /// serving; later calls are ignored.
+    pub fn set_domain(&self, domain: &str) {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !domain.is_empty() {
+            let _ = self.triggers.http.domain.set(domain);
+        }
+    }
+}
+
+/// The `route_not_found` error for `path`; `hint` only where it reveals nothing.
+fn no_route(path: &str, hint: bool) -> EngineError {
+    let hint = if hint { " (no function has routes yet)" } else { "" };
+    EngineError::new(
+        ErrorCode::RouteNotFound,
+        format!("no route matches `{path}`{hint}"),
+    )
+}
+
+/// `parts` with the `/@N` prefix (`len` bytes) cut from the path, and the
+/// `X-Forwarded-Prefix` header saying so.
+fn strip_prefix(parts: &mut http::request::Parts, len: usize) {
+    let path = parts.uri.path();
+    let (prefix, rest) = path.split_at(len.min(path.len()));
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_string(),
+    };
+    if let Ok(prefix) = HeaderValue::from_str(prefix) {
+        parts.headers.insert(FORWARDED_PREFIX, prefix);
+    }
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = path_and_query.parse().ok();
+    parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
 }
 
 impl Engine {
     /// Serves a request to a user route.
     pub async fn handle(&self, request: Request<Body>) -> Result<Response<Body>, EngineError> {
         let (mut parts, body) = request.into_parts();
-        let routes = self.triggers.http.table.load();
+        // Only the gateway writes this header (a static name: no parsing per request).
+        const CLAIMS: HeaderName = HeaderName::from_static(JWT_CLAIMS_HEADER);
+        parts.headers.remove(&CLAIMS);
+        let tables = self.triggers.http.table.load();
+        let resolved = tables.resolve(self.triggers.http.domain.get().map(String::as_str), &parts);
+        let Some(routes) = resolved.table else {
+            return Err(no_route(parts.uri.path(), false));
+        };
+        if let Some(len) = resolved.prefix {
+            strip_prefix(&mut parts, len);
+        }
         let (target, params) = match routes.lookup(parts.method.as_str(), parts.uri.path()) {
             Lookup::Found { target, params } => (target, params),
             Lookup::MethodNotAllowed { allow } => {
@@ -88,20 +183,67 @@ impl Engine {
                         parts.uri.path()
                     ),
                 );
-                err.allow = Some(allow);
+                if let Ok(allow) = HeaderValue::from_str(&allow) {
+                    err.headers_mut().insert(header::ALLOW, allow);
+                }
                 return Err(err);
             }
             Lookup::NotFound => {
-                let hint = if routes.is_empty() {
-                    " (no function has routes yet)"
-                } else {
-                    ""
-                };
-                return Err(EngineError::new(
-                    ErrorCode::RouteNotFound,
-                    format!("no route matches `{}`{hint}", parts.uri.path()),
+                return Err(no_route(
+                    parts.uri.path(),
+                    resolved.is_default && routes.is_empty(),
                 ));
             }
+        };
+        // Who calls and how often, before anything is admitted or read.
+        let access = &target.access;
+        let client_ip = || {
+            let ip = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+            Client::ip(ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()))
+        };
+        let limit = |limiter: &rate::Limiter, client: Client| -> Result<Decision, EngineError> {
+            limiter
+                .check(&client)
+                .map_err(|refused| refused.error(limiter.limit))
+        };
+        let mut decision = None;
+        if let Some(limiter) = access.limiter.as_deref()
+            && limiter.limit.by == RateLimitBy::Ip
+        {
+            decision = Some(limit(limiter, client_ip())?);
+        }
+        let namespace = &target.function.record.namespace;
+        let caller = access.authenticate(self, &parts.headers, namespace)?;
+        if let Some(limiter) = access.limiter.as_deref()
+            && limiter.limit.by == RateLimitBy::Key
+        {
+            let client = match caller.identity() {
+                Some(id) => Client::Caller(id.into()),
+                None => client_ip(),
+            };
+            decision = Some(limit(limiter, client)?);
+        }
+        let (claims, authorizer) = match &caller {
+            Caller::Jwt(verified) => (
+                HeaderValue::from_str(verified.payload).ok(),
+                Some(jwt::authorizer(&verified.claims)),
+            ),
+            _ => (None, None),
+        };
+        let is_key = matches!(caller, Caller::Key(_));
+        drop(caller);
+        if let Some(claims) = claims {
+            parts.headers.insert(CLAIMS, claims);
+        }
+        if is_key {
+            // A Wisp API key is the caller's credential, not the function's.
+            parts.headers.remove(header::AUTHORIZATION);
+        }
+        let finish = |mut response: Response<Body>| {
+            if let Some(decision) = &decision {
+                decision.write(response.headers_mut());
+            }
+            response
         };
         let deployed: Arc<Deployed> = target.function.clone();
         let limit = self.limits.max_request_body;
@@ -134,7 +276,7 @@ impl Engine {
                     return Err(fail(too_large(limit)));
                 }
                 match result.map_err(fail)? {
-                    Output::Http(response) => Ok(admitted.tag(response, &id)),
+                    Output::Http(response) => Ok(finish(admitted.tag(response, &id))),
                     Output::Event(_) => {
                         Err(fail(EngineError::internal("an http function answered an event")))
                     }
@@ -164,6 +306,7 @@ impl Engine {
                     path_parameters: params,
                     request_id: &id,
                     namespace: deployed.record.namespace.as_str(),
+                    authorizer: authorizer.as_ref(),
                 };
                 let event = apigw::event(&info, &bytes);
                 let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
@@ -172,9 +315,9 @@ impl Engine {
                     .await
                     .map_err(fail)?;
                 match output {
-                    Output::Event(bytes) => {
-                        apigw::response(bytes).map(|r| admitted.tag(r, &id)).map_err(fail)
-                    }
+                    Output::Event(bytes) => apigw::response(bytes)
+                        .map(|r| finish(admitted.tag(r, &id)))
+                        .map_err(fail),
                     Output::Http(_) => Err(fail(EngineError::internal("an event function answered HTTP"))),
                 }
             }

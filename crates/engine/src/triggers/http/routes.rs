@@ -1,5 +1,7 @@
-//! The table of HTTP routes of all deployed functions, rebuilt on every deploy and
-//! swapped in whole, so lookups on the request path take no lock.
+//! The table of HTTP routes of one namespace's functions, rebuilt on every deploy
+//! and swapped in whole (with the other namespaces' tables, [`super::namespaces`]),
+//! so lookups on the request path take no lock. Each route carries its [`Access`]:
+//! its auth, built into a verifier here, and its rate limiter.
 //!
 //! Routes of the same shape (`/users/:id`, `/users/:name`) share one router entry;
 //! each entry lists its targets by method, so `GET /items` and `POST /items` may go
@@ -8,10 +10,13 @@
 //! added after every declared route, unless a route declares the very same path, so
 //! an explicit `/files` wins over `/files/*`, which wins over `/*`.
 
+use super::access::{Access, Auth};
+use super::jwt::Verifier;
+use super::rate::Limiter;
 use crate::registry::Deployed;
 use std::collections::HashMap;
 use std::sync::Arc;
-use wisp_core::{Route, RoutePattern};
+use wisp_core::{AuthMode, FunctionName, Namespace, Route, RoutePattern, VersionId};
 
 /// One function's route.
 pub(crate) struct Target {
@@ -21,6 +26,45 @@ pub(crate) struct Target {
     pub(crate) methods: Vec<String>,
     /// Parameter names, in the order the router numbers them.
     pub(crate) params: Vec<String>,
+    pub(crate) access: Access,
+}
+
+/// A limiter's owner: a version of a function, and the route whose own limit it
+/// enforces (`None`: the function's limit, shared by its routes).
+pub(crate) type LimiterKey = (Namespace, FunctionName, VersionId, Option<usize>);
+
+/// The limiters of the tables being built, taking over those of the tables they
+/// replace for versions that are still deployed.
+#[derive(Default)]
+pub(crate) struct Limiters {
+    pub(crate) previous: HashMap<LimiterKey, Arc<Limiter>>,
+    pub(crate) built: HashMap<LimiterKey, Arc<Limiter>>,
+}
+
+impl Limiters {
+    /// The limiter of route `index` of `function`, if it or the function has a limit.
+    fn of(&mut self, function: &Deployed, index: usize, route: &Route) -> Option<Arc<Limiter>> {
+        let config = &function.record.version.config;
+        let (limit, scope) = match route.rate_limit() {
+            Ok(Some(limit)) => (limit, Some(index)),
+            _ => (config.rate_limit().ok().flatten()?, None),
+        };
+        let record = &function.record;
+        let key = (
+            record.namespace.clone(),
+            record.name.clone(),
+            record.version.id.clone(),
+            scope,
+        );
+        let limiter = self
+            .built
+            .get(&key)
+            .or_else(|| self.previous.get(&key))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Limiter::new(limit)));
+        self.built.insert(key, limiter.clone());
+        Some(limiter)
+    }
 }
 
 #[derive(Default)]
@@ -64,18 +108,38 @@ impl RouteTable {
     /// Builds the table for `functions`, refusing overlapping routes.
     pub(crate) fn build<'a>(
         functions: impl IntoIterator<Item = &'a Arc<Deployed>>,
+        limiters: &mut Limiters,
     ) -> Result<RouteTable, Conflict> {
         let mut table = RouteTable::default();
         let mut without_rest = Vec::new();
         for function in functions {
-            for route in &function.record.version.config.routes {
+            for (index, route) in function.record.version.config.routes.iter().enumerate() {
                 // Configs were validated at deploy; a route failing now is skipped, not fatal.
                 let Ok((pattern, methods)) = route.validate() else {
                     tracing::warn!(function = %function.record.name, path = %route.path, "skipping invalid route");
                     continue;
                 };
+                let auth = match (&route.auth, &route.jwt) {
+                    (AuthMode::Public, _) => Auth::Public,
+                    (AuthMode::Key, _) => Auth::Key,
+                    (AuthMode::Jwt, Some(jwt)) => match Verifier::new(jwt) {
+                        Ok(verifier) => Auth::Jwt(Arc::new(verifier)),
+                        Err(e) => {
+                            tracing::warn!(function = %function.record.name, path = %route.path, "skipping a route whose keys do not load: {e}");
+                            continue;
+                        }
+                    },
+                    _ => {
+                        tracing::warn!(function = %function.record.name, path = %route.path, "skipping a route of unknown auth");
+                        continue;
+                    }
+                };
+                let access = Access {
+                    auth,
+                    limiter: limiters.of(function, index, route),
+                };
                 let paths = pattern.router_paths_without_rest();
-                let entry = table.insert(function, pattern, methods)?;
+                let entry = table.insert(function, pattern, methods, access)?;
                 without_rest.extend(paths.into_iter().map(|path| (path, entry)));
             }
         }
@@ -107,6 +171,7 @@ impl RouteTable {
         function: &Arc<Deployed>,
         pattern: RoutePattern,
         methods: Vec<String>,
+        access: Access,
     ) -> Result<usize, Conflict> {
         let describe = |p: &RoutePattern, m: &[String]| {
             if m.is_empty() {
@@ -154,6 +219,7 @@ impl RouteTable {
             pattern,
             methods,
             params,
+            access,
         });
         Ok(index)
     }
@@ -199,23 +265,34 @@ impl RouteTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use wisp_core::{FunctionConfig, FunctionName, Kind, Namespace, VersionId};
+    use wisp_core::{FunctionConfig, Kind};
     use wisp_store::{FunctionRecord, VersionRecord};
 
     fn function(name: &str, routes: &[(&str, &[&str])]) -> Arc<Deployed> {
+        function_in(Namespace::DEFAULT, name, routes, None)
+    }
+
+    pub(crate) fn function_in(
+        namespace: &str,
+        name: &str,
+        routes: &[(&str, &[&str])],
+        rate_limit: Option<&str>,
+    ) -> Arc<Deployed> {
         let mut config = FunctionConfig::new(Kind::Http);
+        config.rate_limit = rate_limit.map(str::to_string);
         config.routes = routes
             .iter()
             .map(|(path, methods)| Route {
                 path: path.to_string(),
                 methods: methods.iter().map(|m| m.to_string()).collect(),
+                ..Route::default()
             })
             .collect();
         Arc::new(Deployed::new(
             FunctionRecord {
-                namespace: Namespace::default_namespace(),
+                namespace: Namespace::new(namespace).unwrap(),
                 name: FunctionName::new(name).unwrap(),
                 app: None,
                 version: VersionRecord {
@@ -232,6 +309,10 @@ mod tests {
         ))
     }
 
+    fn build(functions: &[Arc<Deployed>]) -> Result<RouteTable, Conflict> {
+        RouteTable::build(functions, &mut Limiters::default())
+    }
+
     fn found(table: &RouteTable, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
         match table.lookup(method, path) {
             Lookup::Found { target, params } => Some((target.function.record.name.to_string(), params)),
@@ -241,7 +322,7 @@ mod tests {
 
     #[test]
     fn lookups_pick_by_path_then_method_and_name_parameters() {
-        let table = RouteTable::build(&[
+        let table = build(&[
             function("reader", &[("/users/:id", &["GET"])]),
             function("writer", &[("/users/:uid", &["POST", "PUT"])]),
             function("me", &[("/users/me", &[])]),
@@ -271,7 +352,7 @@ mod tests {
     /// `route_not_found` at `/`, where `wasmtime serve` runs it.
     #[test]
     fn a_wildcard_answers_its_prefix_unless_a_route_names_it() {
-        let table = RouteTable::build(&[
+        let table = build(&[
             function("site", &[("/*", &[])]),
             function("files", &[("/files/*", &["GET"])]),
             function("index", &[("/docs", &[])]),
@@ -299,7 +380,7 @@ mod tests {
 
     #[test]
     fn overlapping_routes_of_different_functions_conflict() {
-        let conflict = RouteTable::build(&[
+        let conflict = build(&[
             function("a", &[("/users/:id", &["GET"])]),
             function("b", &[("/users/:name", &[])]),
         ])
@@ -307,7 +388,7 @@ mod tests {
         .unwrap();
         assert_eq!(conflict.other_function, "a");
         assert!(
-            RouteTable::build(&[
+            build(&[
                 function("a", &[("/x", &["GET"])]),
                 function("b", &[("/x", &["POST"])])
             ])
