@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use wisp_test_support::{TestServer, repo_root};
+use wisp_test_support::{TestServer, anonymous_client, repo_root};
 
 const SECRET: &str = "a shared secret of at least 32 bytes";
 const ISSUER: &str = "https://auth.example.com/";
@@ -90,7 +90,8 @@ async fn expect_unauthorized(response: reqwest::Response, error: Option<&str>) -
 async fn jwt_routes_pass_good_tokens_with_their_claims_and_refuse_the_rest() {
     let server = server();
     deploy_kit(&server).await;
-    let c = client();
+    // User routes are called without the admin key the test client sends by default.
+    let c = anonymous_client();
     let get = |path: &str, token: Option<String>| {
         let mut r = c.get(server.at(path));
         if let Some(token) = token {
@@ -188,7 +189,8 @@ async fn jwt_routes_pass_good_tokens_with_their_claims_and_refuse_the_rest() {
 async fn jwks_routes_take_rs256_and_es256_and_refuse_algorithm_confusion() {
     let server = server();
     deploy_kit(&server).await;
-    let c = client();
+    // User routes are called without the admin key the test client sends by default.
+    let c = anonymous_client();
     let get = |token: String| {
         c.get(server.at("/rs/info"))
             .header("authorization", format!("Bearer {token}"))
@@ -338,7 +340,7 @@ async fn key_routes_take_keys_that_may_invoke_in_the_namespace() {
     let read = make_key(&server, "default", "read").await;
     let other = make_key(&server, "elsewhere", "invoke").await;
     let get = |token: &str| {
-        client()
+        anonymous_client()
             .get(server.at("/private/info"))
             .header("authorization", format!("Bearer {token}"))
             .send()
@@ -356,6 +358,10 @@ async fn key_routes_take_keys_that_may_invoke_in_the_namespace() {
     for bad in [other.as_str(), "nokey.nosecret"] {
         expect_unauthorized(get(bad).await.unwrap(), Some("invalid_token")).await;
     }
-    let r = client().get(server.at("/private/info")).send().await.unwrap();
+    let r = anonymous_client()
+        .get(server.at("/private/info"))
+        .send()
+        .await
+        .unwrap();
     expect_unauthorized(r, None).await;
 }
