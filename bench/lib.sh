@@ -2,6 +2,13 @@
 # and $pids, the background servers; at exit the servers are killed and $work removed.
 
 work="$(mktemp -d)"
+
+# The admin key of every server a benchmark starts (`--bootstrap-key` on its first start),
+# which the `wisp` CLI (WISP_KEY) and the benchmarks' requests to the API send:
+# `curl "${auth[@]}" …`, `wrk "${auth[@]}" …`.
+bench_key="WKBENCHKEYBENCHKEY.bench-admin-secret-0123456789-abcdefghij"
+export WISP_BOOTSTRAP_KEY="$bench_key" WISP_KEY="$bench_key"
+auth=(-H "Authorization: Bearer $bench_key")
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -5,18 +5,21 @@ GAP_MS (on a fixed schedule, one keep-alive connection), then reads each event's
 
 import http.client
 import json
+import os
 import sys
 import time
 
 addr, name = sys.argv[1], sys.argv[2]
 count, gap = int(sys.argv[3]), float(sys.argv[4]) / 1000
 body = json.dumps({"action": "hello", "name": "latency"}).encode()
-headers = {"Content-Type": "application/json", "X-Wisp-Invocation-Type": "event"}
+# The benchmark server's admin key (bench/lib.sh exports it).
+auth = {"Authorization": "Bearer " + os.environ["WISP_KEY"]}
+headers = {"Content-Type": "application/json", "X-Wisp-Invocation-Type": "event", **auth}
 conn = http.client.HTTPConnection(addr)
 
 
 def call(method, path, data=None, extra=None):
-    conn.request(method, path, data, extra or {})
+    conn.request(method, path, data, extra or auth)
     response = conn.getresponse()
     return response.status, response.read()
 

@@ -31,9 +31,9 @@ hyper="$root/target/release/wisp-bench-hyper-hello"
 # per second under wrk, and how many answers had another status.
 rate() {
     local url="$1" c="$2"; shift 2
-    wrk -t1 -c"$c" -d1s -s "$here/count.lua" "$url" -- "$@" >/dev/null 2>&1 || true   # warm-up
+    wrk -t1 -c"$c" -d1s "${auth[@]}" -s "$here/count.lua" "$url" -- "$@" >/dev/null 2>&1 || true   # warm-up
     local out
-    out="$(wrk -t1 -c"$c" -d"$duration" -s "$here/count.lua" "$url" -- "$@")"
+    out="$(wrk -t1 -c"$c" -d"$duration" "${auth[@]}" -s "$here/count.lua" "$url" -- "$@")"
     awk '/^COUNTED/ {
         split($2, e, "="); split($3, o, "="); split($4, s, "=")
         printf "%d %d\n", e[2] / s[2], o[2]
@@ -42,7 +42,7 @@ rate() {
 
 # counts → "queued running succeeded failed" of the function's async events
 counts() {
-    curl -sf "http://$addr/v1/functions/kit/dlq?limit=1" | python3 -c '
+    curl -sf "${auth[@]}" "http://$addr/v1/functions/kit/dlq?limit=1" | python3 -c '
 import json, sys
 c = json.load(sys.stdin)["counts"]
 print(c["queued"], c["running"], c["succeeded"], c["failed"])'
@@ -70,18 +70,18 @@ read -r hyper_rps _ < <(rate "http://$addr/hello" 16 200 GET sync)
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 start wisp "$wisp" serve --listen "127.0.0.1:$(free_port)" --data-dir "$work/data"
-status="$(curl -s -o "$work/deploy.json" -w '%{http_code}' -X PUT "http://$addr/v1/functions/kit" \
+status="$(curl -s "${auth[@]}" -o "$work/deploy.json" -w '%{http_code}' -X PUT "http://$addr/v1/functions/kit" \
     -F 'config={"kind":"event"};type=application/json' -F "code=@tests/fixtures/event-kit.wasm")"
 [ "$status" = 201 ] || { echo "deploy answered $status: $(cat "$work/deploy.json")" >&2; exit 1; }
 invoke="http://$addr/v1/functions/kit/invoke"
 
 # The answers are what the counts assume: 202 with an event id, and 200 when sync.
-check="$(curl -s -D "$work/headers" -X POST "$invoke" -H 'X-Wisp-Invocation-Type: event' \
+check="$(curl -s "${auth[@]}" -D "$work/headers" -X POST "$invoke" -H 'X-Wisp-Invocation-Type: event' \
     -H 'Content-Type: application/json' -d '{"action":"hello","name":"bench"}')"
 grep -q '^HTTP/1.1 202' "$work/headers" || { echo "an async invoke did not answer 202: $(head -n1 "$work/headers") $check" >&2; exit 1; }
 id="$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["status"] == "accepted"; print(d["id"])' "$check")"
-curl -sf "http://$addr/v1/invocations/$id" >/dev/null || { echo "GET /v1/invocations/$id failed" >&2; exit 1; }
-sync_status="$(curl -s -o /dev/null -w '%{http_code}' -X POST "$invoke" -d '{"action":"hello","name":"bench"}')"
+curl -sf "${auth[@]}" "http://$addr/v1/invocations/$id" >/dev/null || { echo "GET /v1/invocations/$id failed" >&2; exit 1; }
+sync_status="$(curl -s "${auth[@]}" -o /dev/null -w '%{http_code}' -X POST "$invoke" -d '{"action":"hello","name":"bench"}')"
 [ "$sync_status" = 200 ] || { echo "a sync invoke answered $sync_status" >&2; exit 1; }
 
 echo "wisp: sync invoke…" >&2

@@ -26,8 +26,9 @@ need wrk
 
 echo "building (release)…" >&2
 cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
-wisp="$root/target/release/wisp"
-hyper="$root/target/release/wisp-bench-hyper-hello"
+target="${CARGO_TARGET_DIR:-$root/target}"
+wisp="$target/release/wisp"
+hyper="$target/release/wisp-bench-hyper-hello"
 
 # wrk URL CONNECTIONS → "rps p50_us p99_us"
 measure() {
@@ -122,7 +123,7 @@ for i in $(seq 1 "$restarts"); do
     mkdir -p "$work/app$i/wasm"
     cp "$component" "$work/app$i/wasm/hello.wasm"
     printf '[app]\nname = "cold%s"\n\n[functions.cold%s]\nsource = "wasm/hello.wasm"\nkind = "http"\nenv = { RUN = "%s" }\nroutes = ["/cold%s"]\n' "$i" "$i" "$i" "$i" >"$work/app$i/wisp.toml"
-    WISP_SERVER="http://$addr" "$wisp" deploy "$work/app$i" >/dev/null
+    WISP_SERVER="http://$addr" WISP_DATA_DIR="$data" "$wisp" deploy "$work/app$i" >/dev/null
     deploy_samples+=("$(ttfb_ms "http://$addr/cold$i")")
 done
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true

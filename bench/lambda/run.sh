@@ -37,8 +37,8 @@ wrk_p50() {
     else
         : >"$script"
     fi
-    wrk -t1 -c1 -d1s -s "$script" "$url" >/dev/null 2>&1 || true   # warm-up
-    wrk -t1 -c1 -d"$duration" --latency -s "$script" "$url" | python3 -c '
+    wrk -t1 -c1 -d1s "${auth[@]}" -s "$script" "$url" >/dev/null 2>&1 || true   # warm-up
+    wrk -t1 -c1 -d"$duration" --latency "${auth[@]}" -s "$script" "$url" | python3 -c '
 import re, sys
 text = sys.stdin.read()
 m = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
@@ -106,7 +106,8 @@ echo "wisp: $sandbox" >&2
 # cold NAME CONFIG_JSON ZIP → median ms of the first invocation of $cold_runs new versions
 cold() {
     python3 - "$addr" "$1" "$2" "$3" "$cold_runs" <<'PY'
-import http.client, json, statistics, sys, time, uuid
+import http.client, json, os, statistics, sys, time, uuid
+auth = {"Authorization": "Bearer " + os.environ["WISP_KEY"]}
 addr, name, config, zip_path, runs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 code = open(zip_path, "rb").read()
 def deploy(config):
@@ -118,7 +119,7 @@ def deploy(config):
                  f"Content-Type: {mime}\r\n\r\n").encode() + data + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
     c = http.client.HTTPConnection(addr)
-    c.request("PUT", f"/v1/functions/{name}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    c.request("PUT", f"/v1/functions/{name}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}", **auth})
     r = c.getresponse(); r.read()
     if r.status not in (200, 201):
         sys.exit(f"deploy failed: {r.status}")
@@ -129,7 +130,7 @@ for i in range(runs + 2):
     deploy(config)
     time.sleep(0.05)
     started = time.perf_counter()
-    c.request("POST", f"/v1/functions/{name}/invoke", b'{"action":"echo"}', {"Content-Type": "application/json"})
+    c.request("POST", f"/v1/functions/{name}/invoke", b'{"action":"echo"}', {"Content-Type": "application/json", **auth})
     r = c.getresponse(); r.read()
     elapsed = time.perf_counter() - started
     if r.status != 200:
