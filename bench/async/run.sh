@@ -24,8 +24,9 @@ need wrk curl python3
 
 echo "building (release)…" >&2
 cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
-wisp="$root/target/release/wisp"
-hyper="$root/target/release/wisp-bench-hyper-hello"
+target="${CARGO_TARGET_DIR:-$root/target}"
+wisp="$target/release/wisp"
+hyper="$target/release/wisp-bench-hyper-hello"
 
 # rate URL CONNECTIONS EXPECT METHOD ASYNC → "per_s other": answers with status EXPECT
 # per second under wrk, and how many answers had another status.

@@ -24,9 +24,10 @@ need wrk hyperfine
 
 echo "building (release)…" >&2
 cargo build --release --locked -q -p wisp --bin wisp --example lambda-rust-fixture -p wisp-bench-hyper-hello
-wisp="$root/target/release/wisp"
-fixture="$root/target/release/examples/lambda-rust-fixture"
-hyper="$root/target/release/wisp-bench-hyper-hello"
+target="${CARGO_TARGET_DIR:-$root/target}"
+wisp="$target/release/wisp"
+fixture="$target/release/examples/lambda-rust-fixture"
+hyper="$target/release/wisp-bench-hyper-hello"
 
 # wrk_p50 URL [BODY] → p50 latency in µs at one connection
 wrk_p50() {

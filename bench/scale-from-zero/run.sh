@@ -20,8 +20,9 @@ need python3
 
 echo "building (release)…" >&2
 cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
-wisp="$root/target/release/wisp"
-hyper="$root/target/release/wisp-bench-hyper-hello"
+target="${CARGO_TARGET_DIR:-$root/target}"
+wisp="$target/release/wisp"
+hyper="$target/release/wisp-bench-hyper-hello"
 client="$root/bench/scale-from-zero/client.py"
 
 # sample NAME URL → writes "ms cold|warm" lines to $work/NAME

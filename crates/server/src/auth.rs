@@ -32,7 +32,7 @@ pub struct Scope {
     /// The namespace the request acts in (it exists, and the caller may act there).
     pub namespace: Namespace,
     /// The client's address, for the audit trail.
-    pub source: Option<String>,
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Scope {
@@ -64,7 +64,7 @@ impl Scope {
                 action,
                 target,
                 detail,
-                source: self.source.clone(),
+                source: self.source.map(|ip| ip.to_string()),
             })
             .await;
     }
@@ -74,7 +74,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Scope, ApiError> {
-        parts.extensions.get::<Scope>().cloned().ok_or_else(|| {
+        // Taken, not cloned: a handler has one Scope.
+        parts.extensions.remove::<Scope>().ok_or_else(|| {
             ApiError(EngineError::internal(format!(
                 "{} {} reached a handler without passing the auth layer",
                 parts.method,
@@ -98,9 +99,16 @@ pub fn permission(method: &Method, path: &str) -> Permission {
     if method == Method::GET || method == Method::HEAD {
         return Permission::Read;
     }
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["v1", "functions", _, "invoke"] | ["v1", "queues", _, "messages"] => Permission::Invoke,
+    let mut segments = path.trim_matches('/').split('/');
+    match (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) {
+        (Some("v1"), Some("functions"), Some(_), Some("invoke"), None)
+        | (Some("v1"), Some("queues"), Some(_), Some("messages"), None) => Permission::Invoke,
         _ => Permission::Deploy,
     }
 }
@@ -188,10 +196,7 @@ async fn scope(engine: &Engine, request: Request) -> Result<Request, Refusal> {
             "AccessDeniedException",
         ));
     }
-    let source = request
-        .extensions()
-        .get::<ClientAddr>()
-        .map(|a| a.0.ip().to_string());
+    let source = request.extensions().get::<ClientAddr>().map(|a| a.0.ip());
     request.extensions_mut().insert(Scope {
         caller,
         namespace,
