@@ -251,7 +251,11 @@ async fn tls_serves_https_and_h2_and_takes_a_new_certificate_on_sighup() {
         ],
     );
     assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
-    assert!(server.stderr().contains("Serving HTTPS on https://"));
+    assert!(
+        server
+            .stderr_containing("Serving HTTPS on https://")
+            .contains("Serving HTTPS on https://")
+    );
 
     let response = trusting(&first).get(server.at(SERVED)).send().await.unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2, "h2 by ALPN");
