@@ -7,6 +7,7 @@
 //! nothing heavy, so every other crate can use it without pulling in wasmtime, SQLite
 //! or an HTTP stack.
 
+pub mod billing;
 pub mod destination;
 pub mod duration_text;
 pub mod error;

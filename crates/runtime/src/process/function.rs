@@ -297,7 +297,7 @@ fn report_line(id: &str, run: Duration, memory_mb: u32, peak: Option<u64>, init:
     let mut line = format!(
         "REPORT RequestId: {id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB",
         ms(run),
-        run.as_millis() + u128::from(!run.subsec_nanos().is_multiple_of(1_000_000)),
+        wisp_core::billing::billed_ms(run),
     );
     if let Some(peak) = peak {
         line.push_str(&format!("\tMax Memory Used: {} MB", peak.div_ceil(1024 * 1024)));
