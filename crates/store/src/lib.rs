@@ -1,13 +1,17 @@
 //! The persistence boundary of Wisp: one trait per concern, [`Store`] over all of them, and
 //! the backends.
 //!
-//! Everything Wisp must remember across a restart goes through eight traits, each with its
+//! Everything Wisp must remember across a restart goes through nine traits, each with its
 //! own records, in its own module:
 //!
 //! - [`Registry`]: functions, their immutable versions and code blobs.
 //! - [`Records`]: what invocations leave behind: log lines and one [`InvocationRecord`] per
 //!   invocation (when it arrived, how long it queued and ran, whether it was a cold start,
-//!   how it ended).
+//!   how it ended, its memory and billed duration).
+//! - [`Usage`]: the rollup of invocation records per namespace, function, version and
+//!   hour ([`UsageRow`]: requests, errors, billed milliseconds and MB-milliseconds), which
+//!   [`Records::append_invocations`] writes and nothing removes: what was used stays
+//!   billable.
 //! - [`Events`]: async invocation events, the async pipeline's durable queue
 //!   ([`EventRecord`]: pending, running under a lease, succeeded, or a dead letter, with its
 //!   [`Failure`]), with their idempotency keys.
@@ -20,7 +24,7 @@
 //! - [`Audit`]: the audit log of changes made through the control plane ([`AuditEntry`]),
 //!   which outlives what it describes.
 //!
-//! Every record belongs to a namespace. [`Store`] is all eight together, so the engine
+//! Every record belongs to a namespace. [`Store`] is all nine together, so the engine
 //! holds one `Arc<dyn Store>`; it has two methods of its own, [`Store::remove_function`]
 //! and [`Store::remove_namespace`], which remove a function, or everything a namespace
 //! holds, from every concern. A caller names the traits it calls through
@@ -38,7 +42,8 @@
 //!   whole or not at all.
 //! - What may be written twice carries an id, and a second write with the same id is a
 //!   duplicate, not a second record: event ids, message ids of follow-ups, schedule events
-//!   (whose ids the caller derives from the slot). Callers that retry pass the same ids.
+//!   (whose ids the caller derives from the slot), invocation records (counted into
+//!   usage once per invocation id). Callers that retry pass the same ids.
 //! - A write that spans records of several concerns is ordered so that a failure midway
 //!   loses nothing and a retry finishes it (see [`Events::write_events`],
 //!   [`Schedules::advance_schedule`], [`Store::remove_function`],
@@ -71,6 +76,7 @@ mod records;
 mod registry;
 mod schedules;
 mod sqlite;
+mod usage;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys};
 pub use audit::{AUDIT_ENTRIES_KEPT, Audit, AuditEntry, AuditQuery};
@@ -87,6 +93,7 @@ pub use records::{
 pub use registry::{DeployOutcome, FunctionRecord, Registry, VersionRecord};
 pub use schedules::Schedules;
 pub use sqlite::SqliteStore;
+pub use usage::{DAY_MS, HOUR_MS, Usage, UsageGrouping, UsageQuery, UsageRow, hour_of};
 
 pub use wisp_core::wall::{UnixMicros, UnixMillis};
 
@@ -109,15 +116,18 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Every concern of the store together: what the engine holds (`Arc<dyn Store>`).
 ///
-/// Implemented for every type that implements the eight concern traits; a backend
+/// Implemented for every type that implements the nine concern traits; a backend
 /// implements those, never this. Its methods are provided, so that every backend removes
 /// a function, or a namespace, the same way.
 #[async_trait]
-pub trait Store: Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit {
+pub trait Store:
+    Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage
+{
     /// Removes a function from every concern: its schedule state, its events (pending,
     /// running, succeeded and dead letters), its log lines and invocation records, and
     /// last its registry data (the function, its versions, and the code no other version
     /// uses). Returns whether the function existed, as [`Registry::delete_function`] says.
+    /// Its [`Usage`] stays: what was used stays billable.
     ///
     /// Called by the control plane when a function is deleted; rare. Each concern's data
     /// goes in its own call, so this is not atomic: a failure midway returns the error
@@ -141,7 +151,7 @@ pub trait Store: Registry + Records + Events + Queues + Schedules + Namespaces +
     /// keys, and last its record. Returns whether the record existed, as
     /// [`Namespaces::delete_namespace`] says; the contents go either way (a namespace used
     /// before it had a record loses them too). Its audit entries stay: the audit log
-    /// outlives what it describes.
+    /// outlives what it describes. So does its [`Usage`]: what was used stays billable.
     ///
     /// Called by the control plane when a namespace is deleted; rare. Each function, each
     /// queue, the keys and the record go in calls of their own, so this is not atomic: a
@@ -164,4 +174,4 @@ pub trait Store: Registry + Records + Events + Queues + Schedules + Namespaces +
     }
 }
 
-impl<S: Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit> Store for S {}
+impl<S: Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage> Store for S {}

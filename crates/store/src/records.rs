@@ -1,5 +1,6 @@
 //! What invocations leave behind: log lines and invocation records ([`Records`] and its
-//! records), each capped per function.
+//! records), each capped per function. Appending a record also counts it into
+//! [`crate::Usage`], which is neither capped nor forgotten with the function.
 
 use crate::{Result, UnixMillis};
 use async_trait::async_trait;
@@ -70,6 +71,13 @@ pub struct InvocationRecord {
     pub run_us: u64,
     /// The error code (`ErrorCode::as_str()`), `None` on success.
     pub error: Option<String>,
+    /// The configured memory of the version that ran it, in MB; what usage bills
+    /// `billed_ms` at. `0` in records written before Wisp recorded it.
+    pub memory_mb: u32,
+    /// The billed duration in milliseconds: the run time rounded up to the next
+    /// millisecond, at least 1 (the engine computes it). `0` in records written before
+    /// Wisp recorded it.
+    pub billed_ms: u64,
 }
 
 /// A query for invocation records, newest last.
@@ -105,8 +113,10 @@ pub struct InvocationSummary {
 ///
 /// Order is the order of appending (earlier calls first, then the order within a call), not
 /// the `time` or `started_at` a record carries: clocks of different instances need not
-/// agree, and a record is appended when its invocation ends. Lines and records carry no
-/// id the store dedupes on: appending a batch twice records it twice.
+/// agree, and a record is appended when its invocation ends. Log lines carry no id the
+/// store dedupes on: appending a batch of lines twice records it twice. Invocation records
+/// are deduped on their invocation id, because each is also counted into [`crate::Usage`],
+/// which is billed (see [`Records::append_invocations`]).
 #[async_trait]
 pub trait Records: Send + Sync + 'static {
     /// Appends log lines. After it returns, each function the batch touched keeps at most
@@ -126,12 +136,30 @@ pub trait Records: Send + Sync + 'static {
         query: &LogQuery,
     ) -> Result<Vec<LogLine>>;
 
-    /// Appends invocation records. After it returns, each function the batch touched keeps
-    /// at most [`INVOCATIONS_KEPT_PER_FUNCTION`] records, the oldest dropped.
+    /// Appends invocation records and counts each into [`crate::Usage`]: one request (and
+    /// one error when it has an error code), its `billed_ms`, and `memory_mb × billed_ms`,
+    /// into the row of its namespace, function, version and hour (`started_at` floored to
+    /// the UTC hour). After it returns, each function the batch touched keeps at most
+    /// [`INVOCATIONS_KEPT_PER_FUNCTION`] records, the oldest dropped; trimming does not
+    /// touch usage.
     ///
-    /// Atomic per record, like [`Records::append_logs`] (SQLite: the batch in one
-    /// transaction). Durations past `i64::MAX` microseconds may be clamped rather than
-    /// failing the batch. An empty batch writes nothing.
+    /// Each invocation is counted exactly once: a record whose (namespace, function,
+    /// invocation id) the store already keeps (a retried batch, appended again soon after
+    /// the first try) is skipped, neither a second record nor counted twice. So a failed
+    /// call may be retried with the same batch. A backend keeps that dedupe at least as
+    /// long as it keeps the first copy (a JetStream backend: records published on a stream
+    /// with the invocation id as message id, within the stream's duplicate window, and a
+    /// consumer rolling them up into a KV bucket by compare-and-set, acknowledging a record
+    /// only once its rollup is written, and remembering the last sequence it rolled up so a
+    /// redelivery is not counted again); a record appended again after its first copy was
+    /// trimmed or forgotten may be counted again.
+    ///
+    /// Atomic per record: a record and its count land together or not at all, though a
+    /// backend may make a record readable a moment before its count (JetStream: the
+    /// consumer lags the stream). A failed call may have recorded part of the batch
+    /// (SQLite: none of it; the records and their counts are one transaction). Durations
+    /// and sums past `i64::MAX` may be clamped rather than failing the batch. An empty
+    /// batch writes nothing.
     async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<()>;
 
     /// Invocation records of a function (optionally only cold starts), oldest first: at
@@ -154,7 +182,8 @@ pub trait Records: Send + Sync + 'static {
     ) -> Result<InvocationSummary>;
 
     /// Drops every log line and invocation record of one function; other functions, and
-    /// the same name in other namespaces, keep theirs.
+    /// the same name in other namespaces, keep theirs. The function's [`crate::Usage`]
+    /// stays: what was used stays billable.
     ///
     /// Called by [`crate::Store::remove_function`]. Idempotent. Lines and records appended
     /// afterwards (a batch that was in flight) are kept, as for any function. (SQLite drops

@@ -20,15 +20,16 @@
 //! [`events`] (async invocation events, the `events` table), [`queues`] (the `queues`
 //! and `messages` tables), [`schedules`] (the `schedules` table), [`namespaces`] (the
 //! `namespaces` table and its revision counter), [`api_keys`] (the `api_keys` table) and
-//! [`audit`] (the `audit` table); the schema and connection pragmas are in [`schema`]. A method clones its arguments (the blocking
+//! [`audit`] (the `audit` table) and [`usage`] (reading the `usage` table, which
+//! [`records`] writes with the invocation records); the schema and connection pragmas are in [`schema`]. A method clones its arguments (the blocking
 //! task needs owned data), names itself for error messages, and runs its SQL on
 //! [`SqliteStore::read`] or [`SqliteStore::write`].
 //!
 //! The traits' contracts are written for backends without transactions across
 //! concerns; this one gives more where a transaction makes it free: every call is one
 //! transaction, so a batch is all or nothing, an outcome's follow-ups (events and queue
-//! messages) are written in the same transaction as the outcome, and a schedule's slot
-//! with its event.
+//! messages) are written in the same transaction as the outcome, a schedule's slot
+//! with its event, and an invocation record with its count in `usage`.
 //!
 //! Enqueueing events is the one write on a request's path (a durable async invoke
 //! answers only once its event is recorded), so it is built for throughput: one
@@ -48,6 +49,7 @@ mod schedules;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use crate::{
     AUDIT_ENTRIES_KEPT, INVOCATIONS_KEPT_PER_FUNCTION, LOG_LINES_KEPT_PER_FUNCTION, Result, StoreError,

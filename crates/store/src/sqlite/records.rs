@@ -7,6 +7,7 @@
 //! invocation ends, and clocks of different instances need not agree.
 
 use super::{OpError, PerFunction, SqliteStore, trim_to_newest};
+use crate::usage::hour_of;
 use crate::{
     InvocationQuery, InvocationRecord, InvocationSummary, LogLine, LogQuery, LogStream, Records, Result,
     StoreError,
@@ -80,7 +81,8 @@ impl Records for SqliteStore {
             .await
     }
 
-    /// Deletes the function's log lines and invocation records in one transaction.
+    /// Deletes the function's log lines and invocation records in one transaction;
+    /// its `usage` rows stay.
     async fn forget_function(&self, namespace: &Namespace, function: &FunctionName) -> Result<()> {
         let (namespace, function) = (namespace.clone(), function.clone());
         let what = format!("forgetting the logs and invocation records of `{namespace}/{function}`");
@@ -196,8 +198,9 @@ fn query_logs(
 
 // ---- invocation records ----
 
-/// Inserts `records` in one transaction, then drops all but the newest `keep`
-/// records of every function the batch touched.
+/// Inserts each record the function does not already keep (by invocation id) and
+/// counts it into `usage`, in one transaction, then drops all but the newest `keep`
+/// records of every function the batch touched (usage stays).
 fn insert_invocations(
     conn: &mut Connection,
     records: &[InvocationRecord],
@@ -206,14 +209,32 @@ fn insert_invocations(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut touched = BTreeSet::new();
     {
+        // One statement that skips a kept invocation id, so a retried batch costs no
+        // extra read; `execute` says whether the row went in, and only then is it counted.
         let mut insert = tx.prepare_cached(
             "INSERT INTO invocations
                  (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
-                  run_us, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                  run_us, error, memory_mb, billed_ms)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+             WHERE NOT EXISTS (
+                 SELECT 1 FROM invocations
+                 WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3)",
+        )?;
+        // Sums saturate at i64::MAX rather than overflow (SQLite would turn the sum into
+        // a REAL, which the STRICT column refuses, failing the batch).
+        let mut count = tx.prepare_cached(
+            "INSERT INTO usage (namespace, function, version, hour, requests, errors, billed_ms, mb_ms)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7)
+             ON CONFLICT (namespace, function, version, hour) DO UPDATE SET
+                 requests = requests + 1,
+                 errors = errors + excluded.errors,
+                 billed_ms = CASE WHEN billed_ms > 9223372036854775807 - excluded.billed_ms
+                     THEN 9223372036854775807 ELSE billed_ms + excluded.billed_ms END,
+                 mb_ms = CASE WHEN mb_ms > 9223372036854775807 - excluded.mb_ms
+                     THEN 9223372036854775807 ELSE mb_ms + excluded.mb_ms END",
         )?;
         for r in records {
-            insert.execute(params![
+            let inserted = insert.execute(params![
                 r.namespace.as_str(),
                 r.function.as_str(),
                 r.id,
@@ -224,6 +245,20 @@ fn insert_invocations(
                 clamp(r.queue_us),
                 clamp(r.run_us),
                 r.error,
+                r.memory_mb,
+                clamp(r.billed_ms),
+            ])?;
+            if inserted == 0 {
+                continue;
+            }
+            count.execute(params![
+                r.namespace.as_str(),
+                r.function.as_str(),
+                r.version.0,
+                hour_of(r.started_at),
+                r.error.is_some(),
+                clamp(r.billed_ms),
+                clamp(u64::from(r.memory_mb).saturating_mul(r.billed_ms)),
             ])?;
             touched.insert((r.namespace.as_str(), r.function.as_str()));
         }
@@ -249,6 +284,8 @@ struct InvocationRow {
     queue_us: i64,
     run_us: i64,
     error: Option<String>,
+    memory_mb: i64,
+    billed_ms: i64,
 }
 
 impl InvocationRow {
@@ -262,6 +299,8 @@ impl InvocationRow {
             queue_us: row.get(5)?,
             run_us: row.get(6)?,
             error: row.get(7)?,
+            memory_mb: row.get(8)?,
+            billed_ms: row.get(9)?,
         })
     }
 
@@ -281,6 +320,13 @@ impl InvocationRow {
         let init_us = self.init_us.map(|v| duration("init_us", v)).transpose()?;
         let queue_us = duration("queue_us", self.queue_us)?;
         let run_us = duration("run_us", self.run_us)?;
+        let billed_ms = duration("billed_ms", self.billed_ms)?;
+        let memory_mb = u32::try_from(self.memory_mb).map_err(|_| {
+            OpError::Store(StoreError::Corrupt(format!(
+                "invocation `{}` of `{namespace}/{function}` has an invalid memory_mb `{}`",
+                self.invocation_id, self.memory_mb
+            )))
+        })?;
         Ok(InvocationRecord {
             namespace: namespace.clone(),
             function: function.clone(),
@@ -292,6 +338,8 @@ impl InvocationRow {
             queue_us,
             run_us,
             error: self.error,
+            memory_mb,
+            billed_ms,
         })
     }
 }
@@ -310,8 +358,10 @@ fn query_invocations(
     // the per-function cap bounds it.
     let rows = conn
         .prepare_cached(
-            "SELECT invocation_id, version, started_at, cold, init_us, queue_us, run_us, error FROM (
-                 SELECT id, invocation_id, version, started_at, cold, init_us, queue_us, run_us, error
+            "SELECT invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
+                    memory_mb, billed_ms FROM (
+                 SELECT id, invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
+                        memory_mb, billed_ms
                  FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND (?3 = 0 OR cold = 1)
                  ORDER BY id DESC LIMIT ?4)

@@ -249,8 +249,48 @@ CREATE INDEX audit_by_time ON audit (at, id);
 CREATE INDEX audit_by_namespace ON audit (namespace, at, id);
 ";
 
+/// Migration 5: metering. Each invocation record's memory and billed duration (`0` in
+/// the rows written before), and the `usage` rollup.
+///
+/// `invocations_by_invocation` finds a record appended again (a retried batch), which
+/// is skipped; not `UNIQUE`, since older Wisps recorded a batch twice when it was
+/// appended twice, and a migration must not fail on a file they wrote.
+///
+/// `usage` has one row per namespace, function, version and hour (the start of the UTC
+/// hour, Unix milliseconds), added to as records are appended and never deleted: what
+/// was used stays billable after its records are trimmed or forgotten. It starts empty:
+/// the records kept before this migration are not counted (they carry no billed
+/// duration, and the trimmed ones are gone). `usage_by_hour` serves queries that name no
+/// namespace.
+const SCHEMA_5: &str = "
+ALTER TABLE invocations ADD COLUMN memory_mb INTEGER NOT NULL DEFAULT 0 CHECK (memory_mb >= 0);
+ALTER TABLE invocations ADD COLUMN billed_ms INTEGER NOT NULL DEFAULT 0 CHECK (billed_ms >= 0);
+
+CREATE INDEX invocations_by_invocation ON invocations (namespace, function, invocation_id);
+
+CREATE TABLE usage (
+    namespace TEXT    NOT NULL,
+    function  TEXT    NOT NULL,
+    version   TEXT    NOT NULL,
+    hour      INTEGER NOT NULL,
+    requests  INTEGER NOT NULL CHECK (requests >= 0),
+    errors    INTEGER NOT NULL CHECK (errors >= 0),
+    billed_ms INTEGER NOT NULL CHECK (billed_ms >= 0),
+    mb_ms     INTEGER NOT NULL CHECK (mb_ms >= 0),
+    PRIMARY KEY (namespace, function, version, hour)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX usage_by_hour ON usage (hour);
+";
+
 /// Every migration, oldest first.
-const MIGRATION_LIST: &[M<'static>] = &[M::up(SCHEMA_1), M::up(SCHEMA_2), M::up(SCHEMA_3), M::up(SCHEMA_4)];
+const MIGRATION_LIST: &[M<'static>] = &[
+    M::up(SCHEMA_1),
+    M::up(SCHEMA_2),
+    M::up(SCHEMA_3),
+    M::up(SCHEMA_4),
+    M::up(SCHEMA_5),
+];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

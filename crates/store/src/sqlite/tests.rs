@@ -271,6 +271,8 @@ fn invocation(ns: &Namespace, name: &FunctionName, id: &str) -> InvocationRecord
         queue_us: 10,
         run_us: 300,
         error: None,
+        memory_mb: 128,
+        billed_ms: 1,
     }
 }
 
@@ -308,7 +310,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 4, "not migrated to the latest schema");
+    assert_eq!(user_version, 5, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)
@@ -438,6 +440,93 @@ async fn invocation_errors_name_the_operation() -> TestResult {
     );
     // An empty batch never reaches the database, so the missing table cannot fail it.
     store.append_invocations(&[]).await?;
+    Ok(())
+}
+
+/// Records an older Wisp wrote (before migration 5) read back with no memory and no
+/// billed duration, are not in usage, and still dedupe a retried batch.
+#[tokio::test]
+async fn a_version_4_database_reads_old_records_as_unbilled() -> TestResult {
+    use crate::{Usage, UsageGrouping, UsageQuery};
+    let dir = TempDir::new()?;
+    let path = dir.path().join("wisp.db");
+    {
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::MIGRATIONS.to_version(&mut conn, 4)?;
+        conn.execute_batch(
+            "INSERT INTO invocations
+                 (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
+                  run_us, error)
+             VALUES ('default', 'hello', 'inv-old', 'v1', 1700000000000, 1, 2500, 10, 300, NULL);",
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    let (ns, name) = names()?;
+    let old = InvocationRecord {
+        memory_mb: 0,
+        billed_ms: 0,
+        ..invocation(&ns, &name, "inv-old")
+    };
+    assert_eq!(
+        store.invocations(&ns, &name, &InvocationQuery::default()).await?,
+        [old]
+    );
+    let query = UsageQuery {
+        namespace: None,
+        function: None,
+        from: 0,
+        to: i64::MAX,
+        group_by: UsageGrouping::Version,
+    };
+    assert!(store.usage(&query).await?.is_empty(), "old records were counted");
+    // The old record is kept, so appending it again (now billed) is a duplicate.
+    store
+        .append_invocations(&[invocation(&ns, &name, "inv-old")])
+        .await?;
+    assert_eq!(count(&store, "invocations")?, 1);
+    assert!(store.usage(&query).await?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn usage_queries_use_their_indexes() -> TestResult {
+    use crate::UsageGrouping;
+    for namespace in [false, true] {
+        for function in [false, true] {
+            for group_by in [
+                UsageGrouping::Namespace,
+                UsageGrouping::Function,
+                UsageGrouping::Version,
+                UsageGrouping::Day,
+                UsageGrouping::Hour,
+            ] {
+                let sql = usage::query_sql(namespace, function, group_by);
+                let plan = plan(&sql)?;
+                let what = format!("usage (namespace {namespace}, function {function}, {group_by:?})");
+                let index = if namespace {
+                    "USING PRIMARY KEY"
+                } else {
+                    "USING INDEX usage_by_hour"
+                };
+                assert!(
+                    plan.contains(index),
+                    "the {what} query does not search {index}:\n{plan}"
+                );
+                assert!(
+                    !plan.contains("SCAN usage"),
+                    "the {what} query scans usage:\n{plan}"
+                );
+            }
+        }
+    }
+    // A retried batch finds its records by index, not by reading the function's.
+    let plan =
+        plan("SELECT 1 FROM invocations WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3")?;
+    assert!(
+        plan.contains("USING COVERING INDEX invocations_by_invocation"),
+        "{plan}"
+    );
     Ok(())
 }
 

@@ -3,10 +3,12 @@
 //! Each check is a plain async function over one concern's trait, in that concern's
 //! module: [`registry`] (`&dyn Registry`), [`records`] (`&dyn Records`), [`events`]
 //! (`&dyn Events`), [`queues`] (`&dyn Queues`), [`schedules`] (`&dyn Schedules`),
-//! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`) and [`audit`]
-//! (`&dyn Audit`). Checks that need several concerns together take `&dyn Store` and live
+//! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`), [`audit`]
+//! (`&dyn Audit`) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
+//! invocation records, and survives forgetting and trimming them). Checks that need several concerns together take `&dyn Store` and live
 //! in [`store`]: removing a function, or a namespace, from every concern, outcomes whose
-//! follow-ups land in queues, schedules that fire events. Durable work runs on a fake clock (every time is passed
+//! follow-ups land in queues, schedules that fire events, usage that outlives a removed
+//! function and namespace. Durable work runs on a fake clock (every time is passed
 //! explicitly, from [`T`]).
 //!
 //! # How a backend joins
@@ -86,12 +88,14 @@ mod records;
 mod registry;
 mod schedules;
 mod store;
+mod usage;
 
 /// Declares, for a backend, one module per concern it names and in each one
 /// `#[tokio::test]` per check of that concern. `$open` is a function returning
 /// `TestResult<(guard, store)>`; the guard (a temp dir, a server) lives as long as the
 /// test. Concerns: `registry`, `records`, `events`, `queues`, `schedules`, `namespaces`,
-/// `api_keys`, `audit`, and `store` (the checks across concerns).
+/// `api_keys`, `audit`, `usage` (needs `Records` too), and `store` (the checks across
+/// concerns).
 macro_rules! conformance {
     ($backend:ident, $open:path, [$($concern:ident),* $(,)?]) => {
         mod $backend {
@@ -170,6 +174,14 @@ macro_rules! conformance {
             audit_is_newest_first_paged_and_filtered,
         ]);
     };
+    (@concern usage, $open:path) => {
+        conformance!(@checks usage, $open, [
+            usage_sums_every_grouping,
+            usage_counts_each_invocation_once,
+            usage_filters_and_bounds,
+            usage_survives_forget_function_and_trimming,
+        ]);
+    };
     (@concern store, $open:path) => {
         conformance!(@checks store, $open, [
             remove_function_removes_unused_code_and_keeps_shared,
@@ -178,6 +190,7 @@ macro_rules! conformance {
             outcome_follow_up_messages_land_in_queues,
             schedules_advance_monotonically_with_their_event,
             remove_namespace_removes_only_its_contents_and_keeps_the_audit,
+            usage_survives_remove_function_and_remove_namespace,
         ]);
     };
     (@checks $concern:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -198,7 +211,7 @@ conformance!(
     sqlite_conformance,
     sqlite::open,
     [
-        registry, records, events, queues, schedules, namespaces, api_keys, audit, store
+        registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, store
     ]
 );
 
@@ -238,6 +251,8 @@ mod sqlite {
             queue_us: 0,
             run_us: 10,
             error: None,
+            memory_mb: 128,
+            billed_ms: 1,
         })
     }
 

@@ -187,6 +187,8 @@ pub fn invocation(namespace: &Namespace, function: &FunctionName, n: usize) -> T
         queue_us: n64 % 7,
         run_us: 100 + n64,
         error: n.is_multiple_of(5).then(|| "timeout".to_owned()),
+        memory_mb: 128 * (1 + u32::try_from(n % 2)?),
+        billed_ms: (100 + n64).div_ceil(1_000),
     })
 }
 

@@ -458,3 +458,41 @@ pub async fn remove_namespace_removes_only_its_contents_and_keeps_the_audit(stor
     assert!(store.list_queues(Some(&unrecorded)).await?.is_empty());
     Ok(())
 }
+
+/// Usage is billable after what it counted is gone: removing a function, or its whole
+/// namespace, keeps it (unlike the records it was counted from).
+pub async fn usage_survives_remove_function_and_remove_namespace(store: &dyn Store) -> TestResult {
+    use crate::usage::{H, query, sample};
+    use wisp_store::{HOUR_MS, UsageGrouping};
+    let (default, other, hello) = (ns("default")?, ns("other")?, func("hello")?);
+    let code = &b"metered"[..];
+    for namespace in [&default, &other] {
+        store
+            .deploy(namespace, &hello, None, &version("v1", code, 128, 1), code)
+            .await?;
+    }
+    store.append_invocations(&sample()?).await?;
+    let all = query(None, None, H, H + 3 * HOUR_MS, UsageGrouping::Version)?;
+    let before = store.usage(&all).await?;
+    assert_eq!(before.len(), 4);
+
+    assert!(store.remove_function(&default, &hello).await?);
+    assert!(
+        store
+            .invocations(&default, &hello, &InvocationQuery::default())
+            .await?
+            .is_empty()
+    );
+    store
+        .create_namespace(&other, &NamespaceSettings::default(), T)
+        .await?;
+    store.remove_namespace(&other).await?;
+    assert!(
+        store
+            .invocations(&other, &hello, &InvocationQuery::default())
+            .await?
+            .is_empty()
+    );
+    assert_eq!(store.usage(&all).await?, before, "removing forgot usage");
+    Ok(())
+}
