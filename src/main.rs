@@ -32,6 +32,7 @@ enum Command {
     Keys(commands::keys::KeysArgs),
     Ns(commands::ns::NsArgs),
     Audit(commands::audit::AuditArgs),
+    Usage(commands::usage::UsageArgs),
 }
 
 impl Command {
@@ -50,6 +51,7 @@ impl Command {
             Command::Keys(args) => commands::keys::run(args).await,
             Command::Ns(args) => commands::ns::run(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Usage(args) => commands::usage::run(args).await,
         }
     }
 }

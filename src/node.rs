@@ -39,6 +39,8 @@ pub struct NodeConfig {
     pub bootstrap_key: Option<String>,
     /// `--domain`: namespace `N` is served at `N.<domain>` too.
     pub domain: Option<String>,
+    /// What usage is costed at.
+    pub prices: wisp_core::billing::Prices,
 }
 
 /// Why a node could not start.
@@ -146,6 +148,7 @@ impl Node {
             message: e.to_string(),
         })?;
         keys::bootstrap(&engine, &dir, config.bootstrap_key.as_deref()).await?;
+        engine.set_prices(config.prices);
         if let Some(domain) = &config.domain {
             engine.set_domain(domain);
         }

@@ -13,6 +13,7 @@ pub mod queue;
 pub mod rm;
 pub mod serve;
 pub mod up;
+pub mod usage;
 
 use crate::exit::{CliError, Exit};
 

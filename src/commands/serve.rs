@@ -5,6 +5,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use wisp_core::Limits;
+use wisp_core::billing::{Money, Prices};
 use wisp_engine::{KeepAlivePolicy, RetrySettings};
 use wisp_runtime::process::UserChoice;
 use wisp_server::ListenConfig;
@@ -90,6 +91,12 @@ pub struct ServeArgs {
     /// namespaces are reached by the path prefix `/@N/` only.
     #[arg(long, env = "WISP_DOMAIN", value_name = "DOMAIN")]
     pub domain: Option<String>,
+    /// The price of a million requests, in dollars (usage reports cost usage at it).
+    #[arg(long, env = "WISP_PRICE_PER_MILLION_REQUESTS", default_value = "0.20", value_parser = Money::parse, value_name = "DOLLARS")]
+    pub price_per_million_requests: Money,
+    /// The price of a GB-second (configured memory × billed time), in dollars.
+    #[arg(long, env = "WISP_PRICE_PER_GB_SECOND", default_value = "0.0000166667", value_parser = Money::parse, value_name = "DOLLARS")]
+    pub price_per_gb_second: Money,
 }
 
 impl ServeArgs {
@@ -129,6 +136,7 @@ impl ServeArgs {
                 Some(user) => UserChoice::Named(user.to_string()),
             },
             domain: self.domain.clone().filter(|d| !d.trim().is_empty()),
+            prices: Prices::new(self.price_per_million_requests, self.price_per_gb_second),
         }
     }
 }

@@ -23,4 +23,5 @@ mod rate_limit;
 mod route_auth;
 mod scaling;
 mod tenancy;
+mod usage;
 mod util;

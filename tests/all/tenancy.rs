@@ -110,6 +110,7 @@ fn endpoints() -> Vec<Endpoint> {
         },
         endpoint("POST", "/v1/queues/jobs/purge", Deploy, 200),
         endpoint("GET", "/v1/audit", Deploy, 200),
+        endpoint("GET", "/v1/usage", Read, 200),
         endpoint("GET", "/v1/namespaces", Admin, 200),
         endpoint("GET", "/v1/namespaces/alpha", Admin, 200),
         Endpoint {
@@ -325,6 +326,25 @@ async fn malformed_credentials_and_bad_input_get_specific_errors() {
         let doc = expect_problem(r, 401, "unauthorized").await;
         assert!(doc["detail"].as_str().unwrap().contains(says), "{header}: {doc}");
     }
+    // A refusal that leaves the request's body unread closes the connection, and says so,
+    // so a keep-alive client does not send its next request into a closing connection.
+    let r = anonymous_client()
+        .post(server.at("/v1/functions/x/invoke"))
+        .body(vec![b'x'; 300_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    expect_problem(r, 401, "unauthorized").await;
+    let r = client().get(server.at("/v1/functions")).send().await.unwrap();
+    assert_eq!(
+        r.headers().get("connection"),
+        None,
+        "a request without a body keeps it open"
+    );
     let r = client()
         .get(server.at("/v1/functions"))
         .header("wisp-namespace", "Not_A_Name")

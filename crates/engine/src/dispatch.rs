@@ -114,6 +114,8 @@ impl Engine {
             queue_us: micros_u64(ticket.queued),
             run_us: 0,
             error: None,
+            memory_mb: deployed.record.version.config.memory_mb,
+            billed_ms: 0,
         };
         let instance_init = admitted.instance_init.clone();
         let invocation = Invocation {
@@ -133,6 +135,12 @@ impl Engine {
                     record.init_us = Some(record.init_us.unwrap_or(0) + micros_u64(init));
                 }
                 record.run_us = micros_u64(finished.duration);
+                // Billed: the run, not a native instance's start (a cold start is the
+                // platform's doing, as scaling to zero is).
+                let run = finished
+                    .duration
+                    .saturating_sub(finished.init.unwrap_or_default());
+                record.billed_ms = wisp_core::billing::billed_ms(run);
                 record.error = finished.error.map(|code| code.as_str().to_string());
                 if let Some(code) = finished.error {
                     tracing::debug!(function = %record.function, invocation = %record.id, %code, "invocation failed");

@@ -37,6 +37,7 @@ mod registry;
 mod scaler;
 mod services;
 mod triggers;
+mod usage;
 pub mod version;
 
 pub use audit::AuditRecord;
@@ -89,6 +90,8 @@ pub struct Engine {
     triggers: triggers::Triggers,
     /// API keys and namespaces, as checks read them.
     identity: identity::Identity,
+    /// What usage is costed at.
+    prices: ArcSwap<wisp_core::billing::Prices>,
 }
 
 impl Engine {
@@ -136,6 +139,7 @@ impl Engine {
             queue_wakes: queues::QueueWakes::default(),
             triggers: triggers::Triggers::default(),
             identity,
+            prices: ArcSwap::from_pointee(wisp_core::billing::Prices::default()),
         });
         identity::start(&engine);
         // Prewarms functions with `min_instances` now, and releases idle pools later.

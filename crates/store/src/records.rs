@@ -115,8 +115,8 @@ pub struct InvocationSummary {
 /// the `time` or `started_at` a record carries: clocks of different instances need not
 /// agree, and a record is appended when its invocation ends. Log lines carry no id the
 /// store dedupes on: appending a batch of lines twice records it twice. Invocation records
-/// are deduped on their invocation id, because each is also counted into [`crate::Usage`],
-/// which is billed (see [`Records::append_invocations`]).
+/// are deduped on their run (invocation id and start), because each is also counted into
+/// [`crate::Usage`], which is billed (see [`Records::append_invocations`]).
 #[async_trait]
 pub trait Records: Send + Sync + 'static {
     /// Appends log lines. After it returns, each function the batch touched keeps at most
@@ -143,12 +143,14 @@ pub trait Records: Send + Sync + 'static {
     /// [`INVOCATIONS_KEPT_PER_FUNCTION`] records, the oldest dropped; trimming does not
     /// touch usage.
     ///
-    /// Each invocation is counted exactly once: a record whose (namespace, function,
-    /// invocation id) the store already keeps (a retried batch, appended again soon after
-    /// the first try) is skipped, neither a second record nor counted twice. So a failed
-    /// call may be retried with the same batch. A backend keeps that dedupe at least as
-    /// long as it keeps the first copy (a JetStream backend: records published on a stream
-    /// with the invocation id as message id, within the stream's duplicate window, and a
+    /// Each run is counted exactly once. A run is an invocation id with its `started_at`:
+    /// the attempts of one async invocation share its id, and each is a run (and billed,
+    /// as Lambda bills every retry). A record whose (namespace, function, invocation id,
+    /// started_at) the store already keeps (a retried batch, appended again soon after the
+    /// first try) is skipped, neither a second record nor counted twice. So a failed call
+    /// may be retried with the same batch. A backend keeps that dedupe at least as long as
+    /// it keeps the first copy (a JetStream backend: records published on a stream with
+    /// the invocation id and start as message id, within the stream's duplicate window, and a
     /// consumer rolling them up into a KV bucket by compare-and-set, acknowledging a record
     /// only once its rollup is written, and remembering the last sequence it rolled up so a
     /// redelivery is not counted again); a record appended again after its first copy was

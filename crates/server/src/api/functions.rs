@@ -428,6 +428,9 @@ struct InvocationView {
     init_us: Option<u64>,
     queue_us: u64,
     run_us: u64,
+    /// The run rounded up to the next millisecond (at least 1), as usage bills it.
+    billed_ms: u64,
+    memory_mb: u32,
     error: Option<String>,
 }
 
@@ -457,6 +460,8 @@ pub(super) async fn invocations(
             init_us: r.init_us,
             queue_us: r.queue_us,
             run_us: r.run_us,
+            billed_ms: r.billed_ms,
+            memory_mb: r.memory_mb,
             error: r.error,
         })
         .collect();

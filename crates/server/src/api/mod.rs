@@ -10,6 +10,7 @@ mod json;
 mod keys;
 mod namespaces;
 mod queues;
+mod usage;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -54,6 +55,7 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", get(keys::show).delete(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/usage", get(usage::report))
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

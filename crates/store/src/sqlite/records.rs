@@ -209,8 +209,9 @@ fn insert_invocations(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut touched = BTreeSet::new();
     {
-        // One statement that skips a kept invocation id, so a retried batch costs no
-        // extra read; `execute` says whether the row went in, and only then is it counted.
+        // One statement that skips a kept run (an invocation id and its start: attempts
+        // of one async invocation share the id), so a retried batch costs no extra
+        // read; `execute` says whether the row went in, and only then is it counted.
         let mut insert = tx.prepare_cached(
             "INSERT INTO invocations
                  (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
@@ -218,7 +219,7 @@ fn insert_invocations(
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
              WHERE NOT EXISTS (
                  SELECT 1 FROM invocations
-                 WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3)",
+                 WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3 AND started_at = ?5)",
         )?;
         // Sums saturate at i64::MAX rather than overflow (SQLite would turn the sum into
         // a REAL, which the STRICT column refuses, failing the batch).

@@ -163,10 +163,11 @@ pub async fn usage_counts_each_invocation_once(store: &dyn RecordsAndUsage) -> T
     let (default, hello) = (ns("default")?, func("hello")?);
     let batch = sample()?;
     store.append_invocations(&batch).await?;
-    // The retry of a batch whose first try succeeded, and the same id twice in one batch
-    // (whatever else the copy says): neither a second record nor counted twice.
+    // The retry of a batch whose first try succeeded, and the same run (invocation id
+    // and start) twice in one batch, whatever else the copy says: neither a second
+    // record nor counted twice.
     store.append_invocations(&batch).await?;
-    let changed = billed(&default, &hello, "v1", "inv-1", H + 11, 4_096, 900, true);
+    let changed = billed(&default, &hello, "v1", "inv-1", H + 10, 4_096, 900, true);
     let new = billed(&default, &hello, "v1", "inv-6", H + 40, 128, 2, false);
     store.append_invocations(&[changed, new.clone(), new]).await?;
     let total = query(
@@ -186,6 +187,13 @@ pub async fn usage_counts_each_invocation_once(store: &dyn RecordsAndUsage) -> T
     assert_eq!(records.len(), 4, "a re-appended record was recorded again");
     // What was appended reads back, with its memory and billed duration.
     assert_eq!(records[0], batch[0]);
+    // Another attempt of the same invocation (same id, a later start) is another run.
+    let retry = billed(&default, &hello, "v1", "inv-1", H + 20, 128, 5, true);
+    store.append_invocations(&[retry]).await?;
+    assert_eq!(
+        store.usage(&total).await?,
+        [row("default", None, None, None, [5, 2, 29, 4_992])?]
+    );
     Ok(())
 }
 
