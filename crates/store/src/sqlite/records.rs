@@ -208,6 +208,7 @@ fn insert_invocations(
 ) -> Result<(), OpError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut touched = BTreeSet::new();
+    let mut rows = std::collections::BTreeMap::new();
     {
         // One statement that skips a kept run (an invocation id and its start: attempts
         // of one async invocation share the id), so a retried batch costs no extra
@@ -223,11 +224,13 @@ fn insert_invocations(
         )?;
         // Sums saturate at i64::MAX rather than overflow (SQLite would turn the sum into
         // a REAL, which the STRICT column refuses, failing the batch).
+        // The batch's counts are summed per row first: one upsert per row it touches,
+        // not one per record (the writer runs beside the request path, on its cores).
         let mut count = tx.prepare_cached(
             "INSERT INTO usage (namespace, function, version, hour, requests, errors, billed_ms, mb_ms)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (namespace, function, version, hour) DO UPDATE SET
-                 requests = requests + 1,
+                 requests = requests + excluded.requests,
                  errors = errors + excluded.errors,
                  billed_ms = CASE WHEN billed_ms > 9223372036854775807 - excluded.billed_ms
                      THEN 9223372036854775807 ELSE billed_ms + excluded.billed_ms END,
@@ -252,16 +255,31 @@ fn insert_invocations(
             if inserted == 0 {
                 continue;
             }
-            count.execute(params![
-                r.namespace.as_str(),
-                r.function.as_str(),
-                r.version.0,
-                hour_of(r.started_at),
-                r.error.is_some(),
-                clamp(r.billed_ms),
-                clamp(u64::from(r.memory_mb).saturating_mul(r.billed_ms)),
-            ])?;
+            let sums = rows
+                .entry((
+                    r.namespace.as_str(),
+                    r.function.as_str(),
+                    r.version.0.as_str(),
+                    hour_of(r.started_at),
+                ))
+                .or_insert([0u64; 4]);
+            sums[0] += 1;
+            sums[1] += u64::from(r.error.is_some());
+            sums[2] = sums[2].saturating_add(r.billed_ms);
+            sums[3] = sums[3].saturating_add(u64::from(r.memory_mb).saturating_mul(r.billed_ms));
             touched.insert((r.namespace.as_str(), r.function.as_str()));
+        }
+        for ((namespace, function, version, hour), [requests, errors, billed_ms, mb_ms]) in rows {
+            count.execute(params![
+                namespace,
+                function,
+                version,
+                hour,
+                clamp(requests),
+                clamp(errors),
+                clamp(billed_ms),
+                clamp(mb_ms),
+            ])?;
         }
     }
     trim_to_newest(&tx, PerFunction::Invocations, touched, keep)?;
