@@ -339,6 +339,20 @@ async fn malformed_credentials_and_bad_input_get_specific_errors() {
         Some("close")
     );
     expect_problem(r, 401, "unauthorized").await;
+    // The same on a user route whose auth refuses the request before its body is read.
+    let config = json!({"kind": "http", "routes": [{"path": "/private", "auth": "key"}]});
+    crate::util::deploy_fixture(&server, "private", "http-kit", config).await;
+    let r = anonymous_client()
+        .post(server.at("/private"))
+        .body(vec![b'x'; 300_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    expect_problem(r, 401, "unauthorized").await;
     let r = client().get(server.at("/v1/functions")).send().await.unwrap();
     assert_eq!(
         r.headers().get("connection"),

@@ -20,7 +20,6 @@ pub mod problem;
 pub mod router;
 mod signed;
 pub mod sigv4;
-mod unread;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -49,14 +48,11 @@ impl App {
     /// Answers one request.
     pub async fn handle(&self, mut request: Request<Body>) -> Response<Body> {
         if router::is_reserved(request.uri().path()) {
-            let (request, ended) = unread::watch(request);
             let request = request.map(axum::body::Body::new);
-            let mut response = match self.control.clone().oneshot(request).await {
+            return match self.control.clone().oneshot(request).await {
                 Ok(response) => response.map(|b| b.map_err(box_axum_error).boxed_unsync()),
                 Err(never) => match never {},
             };
-            ended.close_if_unread(&mut response);
-            return response;
         }
         if request.extensions().get::<ClientAddr>().is_none() {
             request

@@ -28,6 +28,7 @@
 
 use super::Shared;
 use super::limits::Permit;
+use super::unread;
 use http::{HeaderValue, Request, Version, header};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -84,13 +85,16 @@ where
         hyper::service::service_fn(move |request: Request<Incoming>| {
             let in_flight = InFlight::start(&activity, request.version());
             let shared = shared.clone();
+            let (request, unread) = unread::watch(request);
             let mut request = request.map(|b| b.map_err(box_hyper_error).boxed_unsync());
             request.extensions_mut().insert(ClientAddr(peer));
             async move {
                 let http1 = request.version() < Version::HTTP_2;
                 let mut response = shared.app.handle(request).await;
                 let upgrade = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-                if http1 && !upgrade && shared.drain.is_cancelled() {
+                // Close (and say so) when draining, or when the handler left the body
+                // unread (hyper closes such a connection anyway).
+                if http1 && !upgrade && (shared.drain.is_cancelled() || unread.left()) {
                     response
                         .headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -13,6 +13,7 @@
 mod conn;
 pub mod limits;
 pub mod tls;
+mod unread;
 
 use crate::App;
 use hyper_util::rt::TokioExecutor;
