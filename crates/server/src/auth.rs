@@ -36,6 +36,14 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The namespace a read across namespaces covers: an admin key that names none
+    /// (no `Wisp-Namespace`) reads every namespace (`None`); any other key, or an admin
+    /// naming one, reads the scope's.
+    pub(crate) fn namespace_or_all(&self, headers: &http::HeaderMap) -> Option<Namespace> {
+        let all = self.caller.role == Role::Admin && !headers.contains_key(NAMESPACE_HEADER);
+        (!all).then(|| self.namespace.clone())
+    }
+
     /// Records a change this caller made in the scope's namespace.
     pub(crate) async fn audit(
         &self,
@@ -99,17 +107,16 @@ pub fn permission(method: &Method, path: &str) -> Permission {
     if method == Method::GET || method == Method::HEAD {
         return Permission::Read;
     }
-    let mut segments = path.trim_matches('/').split('/');
-    match (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) {
-        (Some("v1"), Some("functions"), Some(_), Some("invoke"), None)
-        | (Some("v1"), Some("queues"), Some(_), Some("messages"), None) => Permission::Invoke,
-        _ => Permission::Deploy,
+    // `PREFIX{name}SUFFIX`, one name segment between them.
+    let action = |prefix: &str, suffix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+    };
+    if action("/v1/functions/", "/invoke") || action("/v1/queues/", "/messages") {
+        Permission::Invoke
+    } else {
+        Permission::Deploy
     }
 }
 
@@ -296,6 +303,8 @@ mod tests {
             (&post, "/v1/functions/f/invoke", Permission::Invoke),
             (&post, "/v1/queues/q/messages", Permission::Invoke),
             (&post, "/v1/queues/q/receive", Permission::Deploy),
+            (&post, "/v1/functions/f/invoke/x", Permission::Deploy),
+            (&post, "/v1/functions//invoke", Permission::Deploy),
             (&post, "/2015-03-31/functions/f/invocations", Permission::Invoke),
             (&get, "/v1/keys", Permission::Admin),
             (&post, "/v1/namespaces", Permission::Admin),

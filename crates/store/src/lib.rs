@@ -43,7 +43,7 @@
 //! - What may be written twice carries an id, and a second write with the same id is a
 //!   duplicate, not a second record: event ids, message ids of follow-ups, schedule events
 //!   (whose ids the caller derives from the slot), invocation records (counted into
-//!   usage once per invocation id). Callers that retry pass the same ids.
+//!   usage once per run: the invocation id and its start). Callers that retry pass the same ids.
 //! - A write that spans records of several concerns is ordered so that a failure midway
 //!   loses nothing and a retry finishes it (see [`Events::write_events`],
 //!   [`Schedules::advance_schedule`], [`Store::remove_function`],

@@ -3,7 +3,7 @@
 //! (`Wisp-Namespace`, or `?namespace=`).
 
 use super::functions::EngineState;
-use crate::auth::{NAMESPACE_HEADER, Scope};
+use crate::auth::Scope;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -95,12 +95,8 @@ pub(super) async fn list(
             }
             _ => Some(scope.namespace.clone()),
         }
-    } else if named.is_some() {
-        named
-    } else if headers.contains_key(NAMESPACE_HEADER) {
-        Some(scope.namespace.clone())
     } else {
-        None
+        named.or_else(|| scope.namespace_or_all(&headers))
     };
     let entries = engine
         .audit_entries(&AuditQuery {

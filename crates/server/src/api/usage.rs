@@ -4,7 +4,7 @@
 //! every namespace's unless it names one (`Wisp-Namespace`).
 
 use super::functions::{EngineState, parse_name};
-use crate::auth::{NAMESPACE_HEADER, Scope};
+use crate::auth::Scope;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -12,9 +12,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use wisp_core::ErrorCode;
 use wisp_core::billing::{Money, gb_seconds_text, month_of};
 use wisp_core::wall::{now_ms, rfc3339_s};
-use wisp_core::{ErrorCode, Role};
 use wisp_store::{UsageGrouping, UsageQuery, UsageRow};
 
 const TAKES: &str = "from and to (RFC 3339 times or YYYY-MM-DD dates, UTC; by default this calendar month), \
@@ -109,8 +109,7 @@ pub(super) async fn report(
     }
     let group_by = grouping(params.group_by.as_deref().unwrap_or("function"))?;
     let function = params.function.as_deref().map(parse_name).transpose()?;
-    let all = scope.caller.role == Role::Admin && !headers.contains_key(NAMESPACE_HEADER);
-    let namespace = (!all).then(|| scope.namespace.clone());
+    let namespace = scope.namespace_or_all(&headers);
     let rows = engine
         .usage(&UsageQuery {
             namespace,
