@@ -3,22 +3,14 @@
 
 use crate::util::{bin, client, deploy_fixture, expect_problem, get_json, server};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 
-/// The usage report once `ready` accepts it: records reach the store in batches.
+/// The usage report at `query` once `ready` accepts it.
 async fn usage_when(
     server: &wisp_test_support::TestServer,
     query: &str,
     ready: impl Fn(&Value) -> bool,
 ) -> Value {
-    let started = Instant::now();
-    loop {
-        let usage = get_json(server, &format!("/v1/usage?{query}")).await;
-        if ready(&usage) || started.elapsed() > Duration::from_secs(10) {
-            return usage;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::util::json_when(server, &format!("/v1/usage?{query}"), ready).await
 }
 
 #[tokio::test]

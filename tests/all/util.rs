@@ -69,18 +69,27 @@ pub async fn get_json(server: &TestServer, path: &str) -> Value {
         .unwrap()
 }
 
-/// The log lines at `query` (`/v1/functions/NAME/logs?...`) once `ready` accepts them:
-/// logs reach the store in batches, a moment after the invocation answers.
-pub async fn logs_when(server: &TestServer, query: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+/// `GET path` as JSON once `ready` accepts it (or after 10 s, as it is then): logs,
+/// invocation records and usage reach the store in batches, a moment after the
+/// invocation answers.
+pub async fn json_when(server: &TestServer, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
-        let logs = get_json(server, query).await;
-        let lines = logs["lines"].as_array().cloned().unwrap_or_default();
-        if ready(&lines) || started.elapsed() > Duration::from_secs(10) {
-            return lines;
+        let json = get_json(server, path).await;
+        if ready(&json) || started.elapsed() > Duration::from_secs(10) {
+            return json;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The log lines at `query` (`/v1/functions/NAME/logs?...`) once `ready` accepts them.
+pub async fn logs_when(server: &TestServer, query: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let logs = json_when(server, query, |logs| {
+        ready(logs["lines"].as_array().map(Vec::as_slice).unwrap_or_default())
+    })
+    .await;
+    logs["lines"].as_array().cloned().unwrap_or_default()
 }
 
 /// The text of a log line.
