@@ -39,8 +39,8 @@ pub struct NodeConfig {
     pub bootstrap_key: Option<String>,
     /// `--domain`: namespace `N` is served at `N.<domain>` too.
     pub domain: Option<String>,
-    /// What usage is costed at.
-    pub prices: wisp_core::billing::Prices,
+    /// What usage is costed at and what is free: the server's plan.
+    pub plan: wisp_core::billing::Plan,
 }
 
 /// Why a node could not start.
@@ -148,7 +148,13 @@ impl Node {
             message: e.to_string(),
         })?;
         keys::bootstrap(&engine, &dir, config.bootstrap_key.as_deref()).await?;
-        engine.set_prices(config.prices);
+        engine
+            .set_server_plan(config.plan)
+            .await
+            .map_err(|e| NodeError::Store {
+                dir: dir.clone(),
+                message: e.detail,
+            })?;
         if let Some(domain) = &config.domain {
             engine.set_domain(domain);
         }

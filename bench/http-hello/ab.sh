@@ -8,6 +8,8 @@
 #   e.g. git worktree add /work/before <rev> && (cd /work/before && cargo build --release -p wisp)
 #        bench/http-hello/ab.sh /work/before/target/release/wisp target/release/wisp
 #   KEY_ROUTE=0 leaves out the key route (for a BEFORE and AFTER that both lack route auth).
+#   AFTER_PATCH='{"quota": {...}}' sets the AFTER server's `default` namespace with that
+#   merge patch first (e.g. BEFORE = AFTER = one build, to measure admission under a quota).
 # Needs: wrk (apt-get install wrk).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -32,6 +34,11 @@ start before "$before" up examples/hello --listen "127.0.0.1:$(free_port)" --dat
 url[before]="http://$addr/hello"
 start after "$after" up examples/hello --listen "127.0.0.1:$(free_port)" --data-dir "$work/after"
 url[after]="http://$addr/hello"
+if [ -n "${AFTER_PATCH:-}" ]; then
+    curl -sf -X PATCH "${auth[@]}" -H 'content-type: application/json' -d "$AFTER_PATCH" \
+        "http://$addr/v1/namespaces/default" >/dev/null \
+        || { echo "AFTER_PATCH was refused" >&2; exit 1; }
+fi
 variants=(before after)
 if [ "$key_route" = 1 ]; then
     start after-key "$after" up "$keyed" --listen "127.0.0.1:$(free_port)" --data-dir "$work/after-key"

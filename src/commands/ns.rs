@@ -43,12 +43,12 @@ pub enum NsCommand {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Change a namespace's settings.
+    /// Change a namespace's settings: its concurrency cap, monthly quota and budget,
+    /// free tier and prices. Settings not given stay as they are.
     Set {
         name: String,
-        /// Its cap on concurrent invocations; `default` for the server's.
-        #[arg(long, value_name = "N|default")]
-        max_concurrency: String,
+        #[command(flatten)]
+        settings: Box<SettingArgs>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -62,6 +62,147 @@ pub enum NsCommand {
         #[command(flatten)]
         server: ServerArg,
     },
+}
+
+/// `wisp ns set`'s settings; `none` removes a limit, `default` gives back the server's.
+#[derive(Args, Debug)]
+pub struct SettingArgs {
+    /// Its cap on concurrent invocations; `default` for the server's.
+    #[arg(long, value_name = "N|default")]
+    max_concurrency: Option<String>,
+    /// Invocations it may start per calendar month (UTC); `none` for no limit.
+    #[arg(long, value_name = "N|none")]
+    quota_requests: Option<String>,
+    /// GB-seconds it may use per month; `none` for no limit.
+    #[arg(long, value_name = "N|none")]
+    quota_gb_seconds: Option<String>,
+    /// Dollars it may spend per month past its free tier; `none` for no budget.
+    #[arg(long, value_name = "DOLLARS|none")]
+    budget: Option<String>,
+    /// Record a warning when usage passes this percent of a limit; `none` for none.
+    #[arg(long, value_name = "PERCENT|none")]
+    warn_percent: Option<String>,
+    /// Free requests per month; `default` for the server's.
+    #[arg(long, value_name = "N|default")]
+    free_requests: Option<String>,
+    /// Free GB-seconds per month; `default` for the server's.
+    #[arg(long, value_name = "N|default")]
+    free_gb_seconds: Option<String>,
+    /// Its price per million requests; `default` for the server's.
+    #[arg(long, value_name = "DOLLARS|default")]
+    price_per_million_requests: Option<String>,
+    /// Its price per GB-second; `default` for the server's.
+    #[arg(long, value_name = "DOLLARS|default")]
+    price_per_gb_second: Option<String>,
+}
+
+impl SettingArgs {
+    /// The settings as a JSON merge patch; a usage error when none is given or a number
+    /// does not read (amounts of dollars are the server's to check).
+    fn patch(&self) -> anyhow::Result<Value> {
+        fn number(flag: &str, text: &str, unset: &str) -> anyhow::Result<Value> {
+            if text == unset {
+                return Ok(Value::Null);
+            }
+            text.parse::<u64>().map(Value::from).map_err(|_| {
+                CliError::new(
+                    Exit::Usage,
+                    format!("--{flag}: `{text}` is not a whole number (or `{unset}`)"),
+                )
+                .into()
+            })
+        }
+        fn dollars(text: &str, unset: &str) -> Value {
+            if text == unset {
+                Value::Null
+            } else {
+                Value::from(text)
+            }
+        }
+        let mut patch = Map::new();
+        let given = [
+            (
+                &self.max_concurrency,
+                ["", "max_concurrency"],
+                "max-concurrency",
+                "default",
+                true,
+            ),
+            (
+                &self.quota_requests,
+                ["quota", "requests"],
+                "quota-requests",
+                "none",
+                true,
+            ),
+            (
+                &self.quota_gb_seconds,
+                ["quota", "gb_seconds"],
+                "quota-gb-seconds",
+                "none",
+                true,
+            ),
+            (&self.budget, ["quota", "budget"], "budget", "none", false),
+            (
+                &self.warn_percent,
+                ["quota", "warn_percent"],
+                "warn-percent",
+                "none",
+                true,
+            ),
+            (
+                &self.free_requests,
+                ["free_tier", "requests"],
+                "free-requests",
+                "default",
+                true,
+            ),
+            (
+                &self.free_gb_seconds,
+                ["free_tier", "gb_seconds"],
+                "free-gb-seconds",
+                "default",
+                true,
+            ),
+            (
+                &self.price_per_million_requests,
+                ["prices", "per_million_requests"],
+                "price-per-million-requests",
+                "default",
+                false,
+            ),
+            (
+                &self.price_per_gb_second,
+                ["prices", "per_gb_second"],
+                "price-per-gb-second",
+                "default",
+                false,
+            ),
+        ];
+        let mut any = false;
+        for (value, path, flag, unset, whole) in given {
+            let Some(text) = value else { continue };
+            any = true;
+            let value = if whole {
+                number(flag, text, unset)?
+            } else {
+                dollars(text, unset)
+            };
+            if path[0].is_empty() {
+                patch.insert(path[1].to_owned(), value);
+            } else if let Some(group) = patch.entry(path[0]).or_insert_with(|| json!({})).as_object_mut() {
+                group.insert(path[1].to_owned(), value);
+            }
+        }
+        if !any {
+            return Err(CliError::new(
+                Exit::Usage,
+                "give at least one setting to change (see `wisp ns set --help`)",
+            )
+            .into());
+        }
+        Ok(Value::Object(patch))
+    }
 }
 
 fn check(name: &str) -> anyhow::Result<()> {
@@ -81,6 +222,21 @@ fn describe(ns: &Value) -> String {
             ""
         },
         ns["functions"]
+    )
+}
+
+/// The month's usage and what stops work, in a line.
+fn describe_month(ns: &Value) -> String {
+    let month = &ns["month"];
+    let stopped = match month["stopped_by"].as_str() {
+        Some(limit) => format!("; STOPPED: its monthly {limit} limit is reached"),
+        None => String::new(),
+    };
+    format!(
+        "this month: {} requests, {} GB-s, ${} past the free tier{stopped}",
+        month["requests"],
+        month["gb_seconds"].as_str().unwrap_or("?"),
+        month["cost"].as_str().unwrap_or("?"),
     )
 }
 
@@ -142,28 +298,21 @@ pub async fn run(args: NsArgs) -> anyhow::Result<()> {
         }
         NsCommand::Set {
             name,
-            max_concurrency,
+            settings,
             server,
         } => {
             check(&name)?;
-            let cap = match max_concurrency.as_str() {
-                "default" => Value::Null,
-                n => n.parse::<u32>().map(Value::from).map_err(|_| {
-                    CliError::new(
-                        Exit::Usage,
-                        format!("--max-concurrency: `{n}` is not a number (or `default`)"),
-                    )
-                })?,
-            };
+            let patch = settings.patch()?;
             let client = Client::new(&server)?;
             let (_, ns) = client
                 .json(
                     client
                         .request(Method::PATCH, &format!("/v1/namespaces/{name}"))
-                        .json(&json!({ "max_concurrency": cap })),
+                        .json(&patch),
                 )
                 .await?;
             println!("updated   namespace {}", describe(&ns));
+            println!("          {}", describe_month(&ns));
             Ok(())
         }
         NsCommand::Rm { name, force, server } => {

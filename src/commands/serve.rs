@@ -5,7 +5,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use wisp_core::Limits;
-use wisp_core::billing::{Money, Prices};
+use wisp_core::billing::{Money, Plan, Prices};
 use wisp_engine::{KeepAlivePolicy, RetrySettings};
 use wisp_runtime::process::UserChoice;
 use wisp_server::ListenConfig;
@@ -97,6 +97,13 @@ pub struct ServeArgs {
     /// The price of a GB-second (configured memory × billed time), in dollars.
     #[arg(long, env = "WISP_PRICE_PER_GB_SECOND", default_value = "0.0000166667", value_parser = Money::parse, value_name = "DOLLARS")]
     pub price_per_gb_second: Money,
+    /// Requests each namespace makes free each month before it pays (a namespace's own
+    /// `free_tier` overrides it).
+    #[arg(long, env = "WISP_FREE_REQUESTS", default_value_t = wisp_engine::FREE_REQUESTS, value_name = "N")]
+    pub free_requests: u64,
+    /// GB-seconds each namespace uses free each month before it pays.
+    #[arg(long, env = "WISP_FREE_GB_SECONDS", default_value_t = wisp_engine::FREE_GB_SECONDS, value_name = "N")]
+    pub free_gb_seconds: u64,
 }
 
 impl ServeArgs {
@@ -136,7 +143,11 @@ impl ServeArgs {
                 Some(user) => UserChoice::Named(user.to_string()),
             },
             domain: self.domain.clone().filter(|d| !d.trim().is_empty()),
-            prices: Prices::new(self.price_per_million_requests, self.price_per_gb_second),
+            plan: Plan::new(
+                Prices::new(self.price_per_million_requests, self.price_per_gb_second),
+                self.free_requests,
+                self.free_gb_seconds,
+            ),
         }
     }
 }

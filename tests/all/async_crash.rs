@@ -371,4 +371,38 @@ async fn accepted_async_events_run_at_least_once_across_repeated_sigkills() {
         duplicates * 20 <= accepted,
         "{duplicates} duplicate runs of {accepted} events (more than 5%)"
     );
+    metering_matches_the_records(&server).await;
+}
+
+/// Metering through the kills: the usage rollup equals the invocation records (each run
+/// once, however often its batch was written), and so does the month's count that
+/// admission reloaded at the last start and counted since.
+async fn metering_matches_the_records(server: &TestServer) {
+    let started = Instant::now();
+    loop {
+        let records = get_json(server, "/v1/functions/crash/invocations?limit=10000").await;
+        let records = records["invocations"].as_array().cloned().unwrap_or_default();
+        let billed: u64 = records.iter().map(|r| r["billed_ms"].as_u64().unwrap()).sum();
+        let usage = get_json(server, "/v1/usage?function=crash").await;
+        let month = get_json(server, "/v1/namespaces/default").await;
+        let counted = (
+            usage["total"]["requests"].as_u64(),
+            usage["total"]["billed_ms"].as_u64(),
+            month["month"]["requests"].as_u64(),
+        );
+        let expected = (
+            Some(records.len() as u64),
+            Some(billed),
+            Some(records.len() as u64),
+        );
+        if counted == expected {
+            assert!(records.len() >= 300, "{} records", records.len());
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "usage (requests, billed ms) and the month's count {counted:?} != the records' {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

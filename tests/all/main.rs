@@ -19,6 +19,7 @@ mod limits;
 mod listener;
 mod native;
 mod queues_api;
+mod quota;
 mod rate_limit;
 mod route_auth;
 mod scaling;

@@ -127,6 +127,35 @@ impl serde::Serialize for Money {
     }
 }
 
+/// Reads a string of dollars (`"10.50"`) or a whole number of them (`10`); a JSON
+/// fraction (`10.5`) is refused, because a float is not exact.
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        struct Dollars;
+        impl serde::de::Visitor<'_> for Dollars {
+            type Value = Money;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an amount of dollars as a string, e.g. \"10.50\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Money, E> {
+                Money::parse(text).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Money, E> {
+                Money::parse(&n.to_string()).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Money, E> {
+                Money::parse(&n.to_string()).map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Money, E> {
+                Err(E::custom(format!(
+                    "invalid amount {n}: write an amount with decimals as a string, e.g. \"{n}\", so it stays exact"
+                )))
+            }
+        }
+        d.deserialize_any(Dollars)
+    }
+}
+
 /// The billed duration of a run, as Lambda bills: rounded up to the next millisecond,
 /// and at least one.
 pub fn billed_ms(run: Duration) -> u64 {
@@ -184,6 +213,210 @@ impl Prices {
 impl Default for Prices {
     fn default() -> Prices {
         Prices::LAMBDA
+    }
+}
+
+/// A namespace's own prices, each over the server's when set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriceSettings {
+    pub per_million_requests: Option<Money>,
+    pub per_gb_second: Option<Money>,
+}
+
+/// What a namespace uses free each month before it pays, each over the server's
+/// default when set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FreeTier {
+    pub requests: Option<u64>,
+    pub gb_seconds: Option<u64>,
+}
+
+/// A namespace's limits per calendar month (UTC); `None`: no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quota {
+    /// Invocations started.
+    pub requests: Option<u64>,
+    /// GB-seconds of billed time × memory.
+    pub gb_seconds: Option<u64>,
+    /// Spend: the month's cost past the free tier.
+    pub budget: Option<Money>,
+    /// A soft threshold, in percent of each limit, past which a warning is recorded
+    /// once a month.
+    pub warn_percent: Option<u8>,
+}
+
+/// The most a quota's `requests` may be.
+pub const MAX_QUOTA_REQUESTS: u64 = 1_000_000_000_000;
+/// The most a quota's or a free tier's `gb_seconds` may be.
+pub const MAX_QUOTA_GB_SECONDS: u64 = 1_000_000_000_000;
+
+impl Quota {
+    /// Checks the limits are in bounds; the error says which is not and why.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(n) = self.requests
+            && n > MAX_QUOTA_REQUESTS
+        {
+            return Err(format!(
+                "quota.requests: {n} is out of bounds; use 0 to {MAX_QUOTA_REQUESTS}, or null for no limit"
+            ));
+        }
+        if let Some(n) = self.gb_seconds
+            && n > MAX_QUOTA_GB_SECONDS
+        {
+            return Err(format!(
+                "quota.gb_seconds: {n} is out of bounds; use 0 to {MAX_QUOTA_GB_SECONDS}, or null for no limit"
+            ));
+        }
+        if let Some(p) = self.warn_percent
+            && !(1..=99).contains(&p)
+        {
+            return Err(format!(
+                "quota.warn_percent: {p} is out of bounds; use 1 to 99, or null for no warning"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FreeTier {
+    /// Checks the amounts are in bounds.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, n) in [("requests", self.requests), ("gb_seconds", self.gb_seconds)] {
+            if let Some(n) = n
+                && n > MAX_QUOTA_GB_SECONDS
+            {
+                return Err(format!(
+                    "free_tier.{name}: {n} is out of bounds; use 0 to {MAX_QUOTA_GB_SECONDS}, or null for the server's default"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a namespace has used in a month.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Used {
+    pub requests: u64,
+    pub mb_ms: u64,
+}
+
+/// A limit of a [`Quota`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    Requests,
+    GbSeconds,
+    Budget,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 3] = [Limit::Requests, Limit::GbSeconds, Limit::Budget];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Requests => "requests",
+            Limit::GbSeconds => "gb_seconds",
+            Limit::Budget => "budget",
+        }
+    }
+}
+
+/// What a namespace pays and may use: prices, free tier and quota in force (its own
+/// settings over the server's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Plan {
+    pub prices: Prices,
+    pub free_requests: u64,
+    pub free_gb_seconds: u64,
+    pub quota: Quota,
+}
+
+impl Plan {
+    /// The server's plan: its prices and free tier, no quota.
+    pub const fn new(prices: Prices, free_requests: u64, free_gb_seconds: u64) -> Plan {
+        Plan {
+            prices,
+            free_requests,
+            free_gb_seconds,
+            quota: Quota {
+                requests: None,
+                gb_seconds: None,
+                budget: None,
+                warn_percent: None,
+            },
+        }
+    }
+
+    /// This plan with a namespace's own settings over it.
+    pub fn with(&self, prices: &PriceSettings, free: &FreeTier, quota: &Quota) -> Plan {
+        let per_million = prices
+            .per_million_requests
+            .unwrap_or(Money(self.prices.per_request.0 * 1_000_000));
+        Plan {
+            prices: Prices::new(
+                per_million,
+                prices.per_gb_second.unwrap_or(self.prices.per_gb_second),
+            ),
+            free_requests: free.requests.unwrap_or(self.free_requests),
+            free_gb_seconds: free.gb_seconds.unwrap_or(self.free_gb_seconds),
+            quota: *quota,
+        }
+    }
+
+    /// What a month's usage costs past the free tier.
+    pub fn cost(&self, used: Used) -> Money {
+        let free_mb_ms = self.free_gb_seconds.saturating_mul(MB_MS_PER_GB_SECOND);
+        self.prices.cost(
+            used.requests.saturating_sub(self.free_requests),
+            used.mb_ms.saturating_sub(free_mb_ms),
+        )
+    }
+
+    /// How much of `limit` the usage has taken, in per mille (1000: all of it), or
+    /// `None` when the quota sets no such limit.
+    pub fn taken(&self, limit: Limit, used: Used) -> Option<u64> {
+        let per_mille = |used: u128, limit: u128| -> u64 {
+            if limit == 0 {
+                return 1000;
+            }
+            u64::try_from((used * 1000 / limit).min(1_000_000)).unwrap_or(1_000_000)
+        };
+        match limit {
+            Limit::Requests => self
+                .quota
+                .requests
+                .map(|n| per_mille(u128::from(used.requests), u128::from(n))),
+            Limit::GbSeconds => self.quota.gb_seconds.map(|n| {
+                per_mille(
+                    u128::from(used.mb_ms),
+                    u128::from(n) * u128::from(MB_MS_PER_GB_SECOND),
+                )
+            }),
+            // A budget of 0 allows the free tier and nothing past it.
+            Limit::Budget => self.quota.budget.map(|budget| {
+                let cost = self.cost(used).0.max(0).unsigned_abs();
+                match budget.0.max(0).unsigned_abs() {
+                    0 if cost == 0 => 0,
+                    budget => per_mille(cost, budget),
+                }
+            }),
+        }
+    }
+
+    /// The first limit the usage has reached, if any: work stops at admission.
+    pub fn exceeded(&self, used: Used) -> Option<Limit> {
+        Limit::ALL
+            .into_iter()
+            .find(|&limit| self.taken(limit, used).is_some_and(|t| t >= 1000))
+    }
+
+    /// Whether the quota sets any limit at all.
+    pub fn limits_anything(&self) -> bool {
+        self.quota.requests.is_some() || self.quota.gb_seconds.is_some() || self.quota.budget.is_some()
     }
 }
 

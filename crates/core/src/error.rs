@@ -65,6 +65,7 @@ error_codes! {
     UnsupportedMediaType => ("unsupported_media_type", 415, "The content type is not supported"),
     Throttled => ("throttled", 429, "Too many invocations are running or waiting; retry later"),
     RateLimited => ("rate_limited", 429, "The route's rate limit is spent; retry later"),
+    QuotaExceeded => ("quota_exceeded", 429, "The namespace's monthly quota or budget is spent"),
     InvalidResponse => ("invalid_response", 502, "The function returned an invalid response"),
     FunctionError => ("function_error", 502, "The function failed"),
     OutOfMemory => ("out_of_memory", 502, "The function ran out of memory"),

@@ -28,6 +28,8 @@ pub(crate) struct Admitted {
     /// For functions that keep instances: an instance's start-up time, set when the
     /// invocation finishes (wasm functions have none, and skip the allocation).
     instance_init: Option<Arc<Mutex<Option<Duration>>>>,
+    /// The request counted against the namespace's quota.
+    charge: Mutex<Option<crate::quota::Charge>>,
 }
 
 impl Admitted {
@@ -72,10 +74,16 @@ pub(crate) fn too_large(limit: usize) -> EngineError {
 }
 
 impl Engine {
-    /// Admits an invocation (a slot, or a bounded wait for one) and loads the code.
+    /// Admits an invocation (a slot, or a bounded wait for one, then a request of the
+    /// namespace's quota) and loads the code.
     pub(crate) async fn admit(&self, deployed: &Arc<Deployed>) -> Result<(Admitted, Ticket), EngineError> {
-        let gate = self.namespace_gate(&deployed.record.namespace);
+        let namespace = &deployed.record.namespace;
+        // A stopped namespace is refused before it waits for a slot; an invocation is
+        // counted only once it has one (a throttled one is not billed).
+        self.refuse_if_stopped(namespace)?;
+        let gate = self.namespace_gate(namespace);
         let ticket = deployed.pool.admit(&gate).await?;
+        let charge = self.quotas.charge(namespace)?;
         let (function, load) = deployed.pool.function().await?;
         if load.is_some() {
             deployed.pool.count_cold_start();
@@ -86,6 +94,7 @@ impl Engine {
             queued: ticket.queued,
             load,
             instance_init,
+            charge: Mutex::new(Some(charge)),
         };
         Ok((admitted, ticket))
     }
@@ -118,6 +127,11 @@ impl Engine {
             billed_ms: 0,
         };
         let instance_init = admitted.instance_init.clone();
+        let charge = admitted
+            .charge
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let invocation = Invocation {
             id: id.to_string(),
             input,
@@ -144,6 +158,9 @@ impl Engine {
                 record.error = finished.error.map(|code| code.as_str().to_string());
                 if let Some(code) = finished.error {
                     tracing::debug!(function = %record.function, invocation = %record.id, %code, "invocation failed");
+                }
+                if let Some(charge) = charge {
+                    charge.finish(&record);
                 }
                 sink.record(&record.namespace, &record.function, &record.id, finished.logs);
                 sink.record_invocation(record);

@@ -33,6 +33,7 @@ mod logs;
 pub mod pipeline;
 mod pool;
 mod queues;
+mod quota;
 mod registry;
 mod scaler;
 mod services;
@@ -50,6 +51,7 @@ pub use pipeline::retry::RetrySettings;
 pub use pipeline::{Accepted, AsyncOptions};
 pub use pool::PoolStatus;
 pub use queues::Outgoing;
+pub use quota::{FREE_GB_SECONDS, FREE_REQUESTS};
 pub use registry::Deployed;
 pub use triggers::http::apigw::ClientAddr;
 pub use wisp_runtime::{Body, BoxError, ErrorReport, body};
@@ -90,8 +92,8 @@ pub struct Engine {
     triggers: triggers::Triggers,
     /// API keys and namespaces, as checks read them.
     identity: identity::Identity,
-    /// What usage is costed at.
-    prices: ArcSwap<wisp_core::billing::Prices>,
+    /// Each namespace's month of usage, and the plans it is held to.
+    quotas: Arc<quota::Quotas>,
 }
 
 impl Engine {
@@ -120,7 +122,12 @@ impl Engine {
                 (key, Arc::new(Deployed::new(r, &pools)))
             })
             .collect();
-        let (sink, writer) = logs::start(store.clone());
+        let quotas = Arc::new(quota::Quotas::new(wisp_core::billing::Plan::new(
+            wisp_core::billing::Prices::LAMBDA,
+            FREE_REQUESTS,
+            FREE_GB_SECONDS,
+        )));
+        let (sink, writer) = logs::start(store.clone(), quotas.clone());
         let (pipeline, inboxes) = pipeline::Pipeline::new(retry);
         let identity = identity::Identity::new(master_key);
         identity.reload(store.as_ref()).await?;
@@ -139,9 +146,11 @@ impl Engine {
             queue_wakes: queues::QueueWakes::default(),
             triggers: triggers::Triggers::default(),
             identity,
-            prices: ArcSwap::from_pointee(wisp_core::billing::Prices::default()),
+            quotas,
         });
         identity::start(&engine);
+        engine.reconcile_quotas().await?;
+        quota::start(&engine);
         // Prewarms functions with `min_instances` now, and releases idle pools later.
         scaler::start(&engine);
         pipeline::start(&engine, inboxes);

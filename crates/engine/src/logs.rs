@@ -18,6 +18,8 @@ use wisp_core::{FunctionName, Namespace};
 use wisp_runtime::Logs;
 use wisp_store::{InvocationRecord, LogLine, LogStream, Store};
 
+use crate::quota::Quotas;
+
 /// Lines queued at most before new ones are dropped.
 const QUEUE_LINES: usize = 65_536;
 /// Lines written per store transaction at most.
@@ -39,6 +41,8 @@ enum Entry {
 pub(crate) struct LogSink {
     tx: mpsc::Sender<Entry>,
     dropped: Arc<AtomicU64>,
+    /// Told which invocation records were written (or lost), for admission's counts.
+    quotas: Arc<Quotas>,
 }
 
 /// Handle on the writer task, to flush at shutdown.
@@ -46,10 +50,15 @@ pub(crate) struct LogWriter {
     task: tokio::task::JoinHandle<()>,
 }
 
-pub(crate) fn start(store: Arc<dyn Store>) -> (LogSink, LogWriter) {
+pub(crate) fn start(store: Arc<dyn Store>, quotas: Arc<Quotas>) -> (LogSink, LogWriter) {
     let (tx, mut rx) = mpsc::channel::<Entry>(QUEUE_LINES);
     let dropped = Arc::new(AtomicU64::new(0));
     let dropped_seen = dropped.clone();
+    let sink = LogSink {
+        tx,
+        dropped,
+        quotas: quotas.clone(),
+    };
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH_LINES);
         let mut lines = Vec::with_capacity(BATCH_LINES);
@@ -66,10 +75,13 @@ pub(crate) fn start(store: Arc<dyn Store>) -> (LogSink, LogWriter) {
             {
                 tracing::warn!("cannot write {} log lines: {e}", lines.len());
             }
-            if !invocations.is_empty()
-                && let Err(e) = store.append_invocations(&invocations).await
-            {
-                tracing::warn!("cannot write {} invocation records: {e}", invocations.len());
+            if !invocations.is_empty() {
+                // Appended and marked written together, apart from a quota reconcile.
+                let _reconcile_held = quotas.sync.lock().await;
+                if let Err(e) = store.append_invocations(&invocations).await {
+                    tracing::warn!("cannot write {} invocation records: {e}", invocations.len());
+                }
+                quotas.written(&invocations);
             }
             lines.clear();
             invocations.clear();
@@ -82,7 +94,7 @@ pub(crate) fn start(store: Arc<dyn Store>) -> (LogSink, LogWriter) {
             }
         }
     });
-    (LogSink { tx, dropped }, LogWriter { task })
+    (sink, LogWriter { task })
 }
 
 impl LogWriter {
@@ -152,8 +164,13 @@ impl LogSink {
 
     /// Queues an invocation's record.
     pub(crate) fn record_invocation(&self, record: InvocationRecord) {
-        if self.tx.try_send(Entry::Invocation(Box::new(record))).is_err() {
+        if let Err(e) = self.tx.try_send(Entry::Invocation(Box::new(record))) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            if let mpsc::error::TrySendError::Full(Entry::Invocation(record))
+            | mpsc::error::TrySendError::Closed(Entry::Invocation(record)) = e
+            {
+                self.quotas.written(std::slice::from_ref(&record));
+            }
         }
     }
 }

@@ -152,6 +152,7 @@ impl Engine {
         messages: Vec<Outgoing>,
         chain_depth: u32,
     ) -> Result<Vec<String>, EngineError> {
+        self.refuse_if_stopped(namespace)?;
         if messages.is_empty() || messages.len() > Limits::MAX_MESSAGES_PER_CALL {
             return Err(EngineError::new(
                 ErrorCode::InvalidRequest,

@@ -106,7 +106,8 @@ impl LambdaError {
         e.log();
         let mut error = match e.code {
             ErrorCode::FunctionNotFound => LambdaError::not_found(target),
-            ErrorCode::Throttled => {
+            // Lambda answers throttles this way; a spent monthly quota is one too.
+            ErrorCode::Throttled | ErrorCode::QuotaExceeded => {
                 let mut error = LambdaError::user(
                     StatusCode::TOO_MANY_REQUESTS,
                     "TooManyRequestsException",

@@ -154,6 +154,9 @@ pub struct EventRecord {
     pub updated_at: UnixMillis,
     /// The last attempt's error, as `code: message`.
     pub last_error: Option<String>,
+    /// How long its namespace's quota has held it back, in all; its age
+    /// (`max_event_age`) does not count this time.
+    pub held_ms: u64,
     /// Why it failed for good (a dead letter's only).
     pub failure: Option<Failure>,
     /// What the function answered, on success (and on a handled error, its error document).
@@ -180,9 +183,17 @@ impl EventRecord {
             run_at: event.run_at,
             updated_at: event.created_us.div_euclid(1000),
             last_error: None,
+            held_ms: 0,
             failure: None,
             result: None,
         }
+    }
+
+    /// How long it has waited to run, in microseconds: since it was created, less the
+    /// time its namespace's quota held it (what `max_event_age` is held to).
+    pub fn age_us(&self, now_us: UnixMicros) -> u64 {
+        let held_us = i64::try_from(self.held_ms.saturating_mul(1000)).unwrap_or(i64::MAX);
+        u64::try_from(now_us.saturating_sub(self.created_us).saturating_sub(held_us)).unwrap_or(0)
     }
 }
 
@@ -208,6 +219,14 @@ pub enum Resolution {
     /// Back to pending, released, to run at `run_at`.
     Retry {
         run_at: UnixMillis,
+        error: String,
+    },
+    /// Back to pending, released, not run: its namespace's quota stops work. Runs at
+    /// `run_at` (when it looks again); `held_ms` is the time held in all, this hold
+    /// included (a total, so that writing the outcome twice changes nothing).
+    Held {
+        run_at: UnixMillis,
+        held_ms: u64,
         error: String,
     },
     /// A dead letter.
@@ -343,6 +362,14 @@ pub trait Events: Send + Sync + 'static {
     /// is gone. That presumes one engine per store; a store shared by several engines
     /// would have to release only the leases of the one that stopped.
     async fn release_event_leases(&self) -> Result<u64>;
+
+    /// Makes every event of the namespace that its quota holds due at `now`: pending,
+    /// not leased, last resolved [`Resolution::Held`] (its `last_error` has the code
+    /// `quota_exceeded`) and due later; the part of its hold not served is taken off its
+    /// `held_ms`. Returns how many. Called when the namespace's
+    /// quota no longer stops work, so that held events run at once rather than at their
+    /// next look.
+    async fn release_held_events(&self, namespace: &Namespace, now: UnixMillis) -> Result<u64>;
 
     /// The earliest `run_at` of a pending, unleased event, if any.
     ///

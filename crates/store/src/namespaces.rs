@@ -9,6 +9,7 @@ use crate::{Result, UnixMillis};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use wisp_core::Namespace;
+use wisp_core::billing::{FreeTier, PriceSettings, Quota};
 
 /// What a namespace may use. Every field is optional, `None` meaning the server's default,
 /// so a setting added later reads as its default from records written before it.
@@ -18,6 +19,12 @@ pub struct NamespaceSettings {
     /// How many invocations of the namespace's functions may run at once; `None`: the
     /// server's default cap.
     pub max_concurrency: Option<u32>,
+    /// Its limits per calendar month (none by default).
+    pub quota: Quota,
+    /// What it uses free each month (each `None`: the server's default).
+    pub free_tier: FreeTier,
+    /// Its own prices (each `None`: the server's).
+    pub prices: PriceSettings,
 }
 
 /// A namespace as stored.

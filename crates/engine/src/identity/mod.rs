@@ -174,6 +174,11 @@ impl Identity {
         self.namespaces.load().get(name).cloned()
     }
 
+    /// Every namespace's record, as loaded last.
+    pub(crate) fn namespaces_snapshot(&self) -> Arc<HashMap<Namespace, NamespaceRecord>> {
+        self.namespaces.load_full()
+    }
+
     /// The namespace's own cap on concurrent invocations, if it sets one.
     pub(crate) fn max_concurrency(&self, name: &Namespace) -> Option<u32> {
         self.namespaces

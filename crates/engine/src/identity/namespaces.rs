@@ -7,6 +7,10 @@ use wisp_core::wall::now_ms;
 use wisp_core::{ErrorCode, Limits, Namespace};
 use wisp_store::{NamespaceRecord, NamespaceSettings};
 
+fn invalid(detail: String) -> EngineError {
+    EngineError::new(ErrorCode::InvalidConfig, detail)
+}
+
 /// How often a settings change retries when another change moved the namespace's
 /// revision under it.
 const CHANGE_TRIES: usize = 8;
@@ -24,6 +28,8 @@ impl Engine {
                 ),
             ));
         }
+        settings.quota.check().map_err(invalid)?;
+        settings.free_tier.check().map_err(invalid)?;
         Ok(())
     }
 
@@ -41,6 +47,7 @@ impl Engine {
             ));
         }
         self.identity.reload(self.store.as_ref()).await?;
+        self.reconcile_quotas().await?;
         self.namespace(name)
     }
 
@@ -80,6 +87,8 @@ impl Engine {
             {
                 self.identity.reload(self.store.as_ref()).await?;
                 self.forget_namespace_gate(name);
+                // A raised quota admits from now on, a lowered one stops from now on.
+                self.reconcile_quotas().await?;
                 return Ok(updated);
             }
         }

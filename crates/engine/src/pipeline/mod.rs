@@ -128,6 +128,8 @@ impl Engine {
         if self.function(namespace, name).is_none() {
             return Err(EngineError::function_not_found(name.as_str()));
         }
+        // Events accepted before the quota stopped work are held; new ones are refused.
+        self.refuse_if_stopped(namespace)?;
         let limit = Limits::MAX_ASYNC_PAYLOAD;
         if payload.len() > limit {
             return Err(EngineError::new(

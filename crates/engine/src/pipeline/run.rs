@@ -8,15 +8,23 @@ use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
+use wisp_core::billing::Limit;
 use wisp_core::wall::{millis, now_ms, now_us};
 use wisp_core::{Destination, ErrorCode, Limits};
 use wisp_store::{EventOutcome, EventRecord, Failure, FollowUp, NewEvent, NewMessage, Resolution};
+
+/// How long an event held by its namespace's quota waits before it is looked at again,
+/// unless released sooner (when the quota stops stopping work, every held event of the
+/// namespace is made due at once).
+const QUOTA_HOLD: Duration = Duration::from_secs(30);
 
 /// How one attempt ended, before it is turned into an outcome.
 enum Attempt {
     Succeeded(Bytes),
     /// Not the function's fault: back to the queue, not counted.
     Throttled(EngineError),
+    /// The namespace's quota stops work: held, not run, its age paused.
+    Held(Limit),
     Failed(EngineError),
 }
 
@@ -41,7 +49,10 @@ impl Engine {
             );
         };
         let config = &deployed.record.version.config;
-        let age = Duration::from_micros(u64::try_from(now_us() - event.created_us).unwrap_or(0));
+        if let Some(limit) = self.quota_stop(&event.namespace) {
+            return self.hold(&event, limit);
+        }
+        let age = Duration::from_micros(event.age_us(now_us()));
         // A dead letter without running it (this time): no attempt counted, no answer.
         let give_up_unrun =
             |condition, why| self.give_up(&deployed, &event, event.attempts, condition, None, why);
@@ -93,6 +104,7 @@ impl Engine {
                 }
                 done
             }
+            Attempt::Held(limit) => self.hold(&event, limit),
             Attempt::Throttled(error) => {
                 let delay = settings.throttled(fastrand::f64());
                 if age + delay > config.max_event_age {
@@ -146,6 +158,28 @@ impl Engine {
         }
     }
 
+    /// Holds an event back while its namespace's quota stops work: not run, no
+    /// attempt counted, not aged (the hold is added to its `held_ms`), looked at again
+    /// after [`QUOTA_HOLD`].
+    fn hold(&self, event: &EventRecord, limit: Limit) -> EventOutcome {
+        let hold = millis(QUOTA_HOLD);
+        EventOutcome {
+            namespace: event.namespace.clone(),
+            id: event.id.clone(),
+            attempts: event.attempts,
+            resolution: Resolution::Held {
+                run_at: now_ms() + hold,
+                held_ms: event.held_ms + u64::try_from(hold).unwrap_or(0),
+                error: format!(
+                    "quota_exceeded: held while namespace `{}` is at its monthly {} limit",
+                    event.namespace,
+                    limit.as_str()
+                ),
+            },
+            follow_ups: Vec::new(),
+        }
+    }
+
     /// A dead letter, with its `on_failure` record.
     fn give_up(
         &self,
@@ -194,6 +228,9 @@ impl Engine {
         let payload = Bytes::from(event.payload.clone());
         match self.attempt(deployed, &event.id, payload).await {
             Ok(answer) => Attempt::Succeeded(answer),
+            Err(e) if e.code == ErrorCode::QuotaExceeded => {
+                Attempt::Held(self.quota_stop(&event.namespace).unwrap_or(Limit::Requests))
+            }
             Err(e) if matches!(e.code, ErrorCode::Throttled | ErrorCode::Internal) => {
                 // Answered here: the event goes back to the queue with this error.
                 e.log();

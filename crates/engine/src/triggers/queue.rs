@@ -33,6 +33,8 @@ use wisp_store::ReceivedMessage;
 const MAX_BATCHES_PER_TRIGGER: u32 = 10;
 /// The longest a poller sleeps without looking at its queue.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// How often a poller whose namespace's quota stops work looks again.
+const QUOTA_RECHECK: Duration = Duration::from_millis(500);
 /// A throttled batch comes back after this long.
 const THROTTLED_DELAY: Duration = Duration::from_secs(1);
 
@@ -101,6 +103,13 @@ async fn poll(
         let Some(deployed) = engine.function(&namespace, &function) else {
             return;
         };
+        if engine.quota_stop(&namespace).is_some() {
+            // The namespace's quota stops work: the messages stay in the queue, not
+            // received (their receive counts do not grow), until it is raised.
+            drop(engine);
+            tokio::time::sleep(QUOTA_RECHECK).await;
+            continue;
+        }
         let batch = match receive_batch(&engine, &namespace, &queue, &trigger, &wake).await {
             Ok(batch) => {
                 missing_reported = false;
@@ -286,7 +295,7 @@ async fn run_batch(
     let id = crate::dispatch::new_invocation_id();
     let answer = match engine.attempt(deployed, &id, Bytes::from(event)).await {
         Ok(answer) => answer,
-        Err(e) if e.code == ErrorCode::Throttled => {
+        Err(e) if matches!(e.code, ErrorCode::Throttled | ErrorCode::QuotaExceeded) => {
             // Not the function's fault: let the messages come back soon.
             let at = now_ms() + millis(THROTTLED_DELAY);
             for m in &batch {

@@ -185,6 +185,17 @@ async fn run(engine: Weak<Engine>, key: ScheduleKey, index: usize, parsed: Parse
                 engine.advance(&key, index, skipped.last, false).await;
             }
             for slot in &plan.fire {
+                if let Some(limit) = engine.quota_stop(namespace) {
+                    let note = format!(
+                        "wisp: schedule `{schedule}` skipped its run at {}: namespace `{namespace}` has reached its monthly {} limit",
+                        rfc3339_s(*slot),
+                        limit.as_str()
+                    );
+                    tracing::warn!(%function, "{note}");
+                    engine.logs.note(namespace, function, "schedule", &note);
+                    engine.advance(&key, index, *slot, false).await;
+                    continue;
+                }
                 engine.advance(&key, index, *slot, true).await;
             }
             plan.next

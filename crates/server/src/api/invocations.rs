@@ -38,6 +38,9 @@ pub struct EventView {
     next_attempt_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+    /// How long its namespace's quota held it back (not counted in its age).
+    #[serde(skip_serializing_if = "is_zero")]
+    held_ms: u64,
     /// Why a dead letter failed for good.
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<Failure>,
@@ -51,6 +54,10 @@ pub struct EventView {
     result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result_base64: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// JSON as it is, UTF-8 text as a string, anything else base64.
@@ -98,6 +105,7 @@ impl EventView {
             next_attempt_at: (event.status == EventStatus::Pending && event.leased_until.is_none())
                 .then(|| rfc3339_ms(event.run_at)),
             last_error: event.last_error.clone(),
+            held_ms: event.held_ms,
             failure: event.failure,
             payload,
             payload_base64,

@@ -1,7 +1,8 @@
 //! `/v1/usage`: what a namespace's invocations used and cost — requests, errors,
-//! billed time, GB-seconds and the cost at the server's prices — over a period, grouped
-//! by function, version, day or hour. A key reads its own namespace's; an admin key
-//! every namespace's unless it names one (`Wisp-Namespace`).
+//! billed time, GB-seconds and the cost at each namespace's prices (before its free
+//! tier) — over a period, grouped by function, version, day or hour. A key reads its
+//! own namespace's; an admin key every namespace's unless it names one
+//! (`Wisp-Namespace`).
 
 use super::functions::{EngineState, parse_name};
 use crate::auth::Scope;
@@ -112,15 +113,24 @@ pub(super) async fn report(
     let namespace = scope.namespace_or_all(&headers);
     let rows = engine
         .usage(&UsageQuery {
-            namespace,
+            namespace: namespace.clone(),
             function,
             from,
             to,
             group_by,
         })
         .await?;
-    let prices = engine.prices();
-    let view = |r: &UsageRow| RowView {
+    // Each row at its namespace's prices; the answer's prices are the namespace's when
+    // it covers one, else the server's.
+    let prices = match &namespace {
+        Some(namespace) => engine.plan(namespace).prices,
+        None => engine.prices(),
+    };
+    let priced: Vec<(&UsageRow, Money)> = rows
+        .iter()
+        .map(|r| (r, engine.plan(&r.namespace).prices.cost(r.requests, r.mb_ms)))
+        .collect();
+    let view = |(r, cost): &(&UsageRow, Money)| RowView {
         namespace: r.namespace.to_string(),
         function: r.function.as_ref().map(ToString::to_string),
         version: r.version.as_ref().map(ToString::to_string),
@@ -129,9 +139,9 @@ pub(super) async fn report(
         errors: r.errors,
         billed_ms: r.billed_ms,
         gb_seconds: gb_seconds_text(r.mb_ms),
-        cost: prices.cost(r.requests, r.mb_ms),
+        cost: *cost,
     };
-    let list: Vec<RowView> = rows.iter().map(view).collect();
+    let list: Vec<RowView> = priced.iter().map(view).collect();
     let requests: u64 = rows.iter().map(|r| r.requests).sum();
     let mb_ms: u64 = rows.iter().map(|r| r.mb_ms).sum();
     Ok(Json(json!({
@@ -144,7 +154,7 @@ pub(super) async fn report(
             "errors": rows.iter().map(|r| r.errors).sum::<u64>(),
             "billed_ms": rows.iter().map(|r| r.billed_ms).sum::<u64>(),
             "gb_seconds": gb_seconds_text(mb_ms),
-            "cost": prices.cost(requests, mb_ms),
+            "cost": priced.iter().map(|(_, cost)| *cost).sum::<Money>(),
         },
     })))
 }

@@ -31,7 +31,8 @@ const INSERT: &str = "
 macro_rules! columns {
     () => {
         "namespace, function, id, payload, status, leased_until, attempts, chain_depth, source,
-         idempotency_key, created_us, first_run_us, run_at, updated_at, last_error, failure, result"
+         idempotency_key, created_us, first_run_us, run_at, updated_at, last_error, failure, result,
+         held_ms"
     };
 }
 
@@ -210,6 +211,22 @@ impl Events for SqliteStore {
         .await
     }
 
+    async fn release_held_events(&self, namespace: &Namespace, now: UnixMillis) -> Result<u64> {
+        let namespace = namespace.clone();
+        let what = format!("releasing the held async events of `{namespace}`");
+        self.write(what, move |conn| {
+            let released = conn
+                .prepare_cached(
+                    "UPDATE events SET run_at = ?2, held_ms = max(0, held_ms - (run_at - ?2))
+                     WHERE namespace = ?1 AND status = 'pending' AND leased_until IS NULL
+                       AND run_at > ?2 AND last_error LIKE 'quota\\_exceeded:%' ESCAPE '\\'",
+                )?
+                .execute(params![namespace.as_str(), now])?;
+            Ok(released as u64)
+        })
+        .await
+    }
+
     async fn sweep_events(&self, before_us: UnixMicros) -> Result<u64> {
         let what = "sweeping old succeeded async events".to_owned();
         self.write(what, move |conn| {
@@ -378,6 +395,24 @@ fn complete(tx: &Transaction<'_>, outcomes: &[EventOutcome], now: UnixMillis) ->
                      WHERE id = ?2 AND namespace = ?1 AND status = 'pending'",
                 )?
                 .execute(params![ns, id, run_at, error, attempts, now])?,
+            Resolution::Held {
+                run_at,
+                held_ms,
+                error,
+            } => tx
+                .prepare_cached(
+                    "UPDATE events SET leased_until = NULL, run_at = ?3, last_error = ?4,
+                                       held_ms = ?5, updated_at = ?6
+                     WHERE id = ?2 AND namespace = ?1 AND status = 'pending'",
+                )?
+                .execute(params![
+                    ns,
+                    id,
+                    run_at,
+                    error,
+                    i64::try_from(*held_ms).unwrap_or(i64::MAX),
+                    now
+                ])?,
             Resolution::Failed {
                 error,
                 failure,
@@ -562,6 +597,7 @@ struct Row {
     last_error: Option<String>,
     failure: Option<String>,
     result: Option<Vec<u8>>,
+    held_ms: i64,
 }
 
 impl Row {
@@ -584,6 +620,7 @@ impl Row {
             last_error: row.get(14)?,
             failure: row.get(15)?,
             result: row.get(16)?,
+            held_ms: row.get(17)?,
         })
     }
 
@@ -621,6 +658,7 @@ impl Row {
             run_at: self.run_at,
             updated_at: self.updated_at,
             last_error: self.last_error,
+            held_ms: u64::try_from(self.held_ms).unwrap_or(0),
             failure,
             result: self.result,
         })

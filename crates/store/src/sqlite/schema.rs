@@ -283,6 +283,11 @@ CREATE TABLE usage (
 CREATE INDEX usage_by_hour ON usage (hour);
 ";
 
+/// Version 6: the time a quota held an event back, which its age does not count.
+const SCHEMA_6: &str = "
+ALTER TABLE events ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0 CHECK (held_ms >= 0);
+";
+
 /// Every migration, oldest first.
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
@@ -290,6 +295,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_3),
     M::up(SCHEMA_4),
     M::up(SCHEMA_5),
+    M::up(SCHEMA_6),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -852,3 +852,83 @@ pub async fn events_forget_function_touches_only_that_function(store: &dyn Event
     );
     Ok(())
 }
+
+/// A held event: released, not run, its attempts unchanged and its hold kept as a
+/// total; releasing the namespace's held events makes only those due now.
+pub async fn events_held_by_a_quota_wait_and_are_released(store: &dyn Events) -> TestResult {
+    let (default, other) = (ns("default")?, ns("other")?);
+    let hello = func("hello")?;
+    store
+        .enqueue_events(
+            &[
+                event(&default, &hello, "held", T_US, T),
+                event(&default, &hello, "retried", T_US + 1, T),
+                event(&other, &hello, "elsewhere", T_US + 2, T),
+            ],
+            T_US,
+        )
+        .await?;
+    let claimed = store.claim_events(T + 1, T_US + 1_000, LEASE, 10).await?;
+    let [held, retried, elsewhere] = &claimed[..] else {
+        return Err(format!("claimed {:?}", ids(&claimed)).into());
+    };
+    let hold = |record: &EventRecord, held_ms| {
+        outcome(
+            record,
+            Resolution::Held {
+                run_at: T + 30_000,
+                held_ms,
+                error: "quota_exceeded: held".to_owned(),
+            },
+            vec![],
+        )
+    };
+    let outcomes = [
+        hold(held, 30_000),
+        outcome(
+            retried,
+            Resolution::Retry {
+                run_at: T + 30_000,
+                error: "timeout: ran past 30s".to_owned(),
+            },
+            vec![],
+        ),
+        hold(elsewhere, 30_000),
+    ];
+    store.complete_events(&outcomes, T + 2).await?;
+    // Written twice (a batch retried after an error): the total stays.
+    store.complete_events(&outcomes[..1], T + 2).await?;
+    let record = get(store, &default, "held").await?;
+    assert_eq!(record.status, EventStatus::Pending);
+    assert_eq!(record.leased_until, None);
+    assert_eq!(record.attempts, held.attempts, "a hold counted an attempt");
+    assert_eq!(record.held_ms, 30_000);
+    assert_eq!(record.run_at, T + 30_000);
+    assert_eq!(record.last_error.as_deref(), Some("quota_exceeded: held"));
+    // Its age leaves the hold out.
+    assert_eq!(record.age_us(T_US + 40_000_000), 10_000_000);
+
+    assert_eq!(store.release_held_events(&default, T + 3).await?, 1);
+    let released = get(store, &default, "held").await?;
+    assert_eq!(released.run_at, T + 3);
+    assert_eq!(released.held_ms, 3, "the hold not served was kept");
+    assert_eq!(
+        get(store, &default, "retried").await?.run_at,
+        T + 30_000,
+        "a retry was released"
+    );
+    assert_eq!(
+        get(store, &other, "elsewhere").await?.run_at,
+        T + 30_000,
+        "another namespace was released"
+    );
+    assert_eq!(
+        store.release_held_events(&default, T + 4).await?,
+        0,
+        "released twice"
+    );
+    let due = store.claim_events(T + 3, T_US + 3_000, LEASE, 10).await?;
+    assert_eq!(ids(&due), ["held"]);
+    assert_eq!(due[0].held_ms, 3, "a claim dropped the hold");
+    Ok(())
+}

@@ -134,6 +134,7 @@ macro_rules! conformance {
             events_sweep_drops_only_old_successes,
             events_failure_round_trips,
             events_forget_function_touches_only_that_function,
+            events_held_by_a_quota_wait_and_are_released,
         ]);
     };
     (@concern queues, $open:path) => {

@@ -2,11 +2,27 @@
 //! compare-and-set on the revision, deleting.
 
 use super::*;
+use wisp_core::billing::{FreeTier, Money, PriceSettings, Quota};
 use wisp_store::{NamespaceSettings, Namespaces};
 
+/// Settings with every kind of field set, so each check round-trips them all.
 fn capped(max_concurrency: u32) -> NamespaceSettings {
     NamespaceSettings {
         max_concurrency: Some(max_concurrency),
+        quota: Quota {
+            requests: Some(u64::from(max_concurrency) * 1_000),
+            gb_seconds: None,
+            budget: Money::parse("12.345678901234").ok(),
+            warn_percent: Some(80),
+        },
+        free_tier: FreeTier {
+            requests: Some(0),
+            gb_seconds: None,
+        },
+        prices: PriceSettings {
+            per_million_requests: None,
+            per_gb_second: Money::parse("0.0000133334").ok(),
+        },
     }
 }
 
