@@ -97,6 +97,13 @@ pub struct ServeArgs {
     /// The price of a GB-second (configured memory × billed time), in dollars.
     #[arg(long, env = "WISP_PRICE_PER_GB_SECOND", default_value = "0.0000166667", value_parser = Money::parse, value_name = "DOLLARS")]
     pub price_per_gb_second: Money,
+    /// The price of a GB-second of reserved capacity held (`min_instances` × memory ×
+    /// time), used or not (Lambda's provisioned concurrency).
+    #[arg(long, env = "WISP_PRICE_PER_RESERVED_GB_SECOND", default_value = "0.0000041667", value_parser = Money::parse, value_name = "DOLLARS")]
+    pub price_per_reserved_gb_second: Money,
+    /// The price of a GB-second of billed time that ran on reserved capacity.
+    #[arg(long, env = "WISP_PRICE_PER_RESERVED_DURATION_GB_SECOND", default_value = "0.0000097222", value_parser = Money::parse, value_name = "DOLLARS")]
+    pub price_per_reserved_duration_gb_second: Money,
     /// Requests each namespace makes free each month before it pays (a namespace's own
     /// `free_tier` overrides it).
     #[arg(long, env = "WISP_FREE_REQUESTS", default_value_t = wisp_engine::FREE_REQUESTS, value_name = "N")]
@@ -144,7 +151,11 @@ impl ServeArgs {
             },
             domain: self.domain.clone().filter(|d| !d.trim().is_empty()),
             plan: Plan::new(
-                Prices::new(self.price_per_million_requests, self.price_per_gb_second),
+                Prices {
+                    per_reserved_gb_second: self.price_per_reserved_gb_second,
+                    per_reserved_duration_gb_second: self.price_per_reserved_duration_gb_second,
+                    ..Prices::new(self.price_per_million_requests, self.price_per_gb_second)
+                },
                 self.free_requests,
                 self.free_gb_seconds,
             ),

@@ -71,6 +71,8 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
             r["billed_ms"].to_string(),
             r["gb_seconds"].as_str().unwrap_or("0").to_string(),
             r["cost"].as_str().map(|c| format!("${c}")).unwrap_or_default(),
+            r["reserved_gb_seconds"].as_str().unwrap_or("0").to_string(),
+            r["capacity_gb_seconds"].as_str().unwrap_or("0").to_string(),
         ]
     };
     let header = [
@@ -80,6 +82,8 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
         "BILLED MS".into(),
         "GB-S".into(),
         "COST".into(),
+        "RESERVED GB-S".into(),
+        "CAPACITY GB-S".into(),
     ];
     if args.csv {
         println!("{}", header.join(",").to_lowercase().replace(' ', "_"));

@@ -62,7 +62,12 @@ async fn every_invocation_is_billed_by_the_millisecond_and_reported_with_its_cos
     assert_eq!(ev["requests"], 3);
     assert_eq!(
         usage["prices"],
-        json!({"per_request": "0.0000002", "per_gb_second": "0.0000166667"})
+        json!({
+            "per_request": "0.0000002",
+            "per_gb_second": "0.0000166667",
+            "per_reserved_gb_second": "0.0000041667",
+            "per_reserved_duration_gb_second": "0.0000097222",
+        })
     );
     assert!(
         usage["total"]["cost"].as_str().unwrap().starts_with("0.0000"),
@@ -152,4 +157,102 @@ async fn each_retry_of_an_async_invocation_is_billed() {
     .await;
     assert_eq!(usage["total"]["requests"], 3, "{usage}");
     assert_eq!(usage["total"]["errors"], 3, "{usage}");
+}
+
+/// Milliseconds since the epoch, now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test]
+async fn reserved_capacity_bills_the_time_held_and_its_runs_at_the_reserved_rate() {
+    let server = server();
+    // Two instances of 256 MB held from the deploy to the delete.
+    let config = json!({"kind": "http", "routes": ["/w/:action"], "memory_mb": 256, "min_instances": 2});
+    let before_deploy = now_ms();
+    deploy_fixture(&server, "warm", "http-kit", config).await;
+    let deployed = now_ms();
+
+    // One at a time: each run is on reserved capacity.
+    for _ in 0..4 {
+        let r = client().get(server.at("/w/sleep?ms=20")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Six at once: two run on the reserved instances, four on demand.
+    let burst = (0..6).map(|_| client().get(server.at("/w/sleep?ms=300")).send());
+    for r in futures::future::join_all(burst).await {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let records = crate::util::json_when(&server, "/v1/functions/warm/invocations", |r| {
+        r["invocations"].as_array().is_some_and(|l| l.len() == 10)
+    })
+    .await;
+    let records = records["invocations"].as_array().unwrap();
+    let reserved: Vec<bool> = records.iter().map(|r| r["reserved"] == true).collect();
+    assert_eq!(reserved.iter().filter(|&&r| r).count(), 6, "{records:?}");
+    assert!(
+        reserved[..4].iter().all(|&r| r),
+        "sequential runs were not on reserved capacity"
+    );
+    let reserved_ms: u64 = records
+        .iter()
+        .filter(|r| r["reserved"] == true)
+        .map(|r| r["billed_ms"].as_u64().unwrap())
+        .sum();
+
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let before_delete = now_ms();
+    let r = client()
+        .delete(server.at("/v1/functions/warm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let deleted = now_ms();
+
+    // Held 2 × 256 MB from the deploy's publish to the delete's: within the requests'
+    // own durations of the measured span.
+    let gb_s = |ms: i64| 2.0 * 256.0 / 1024.0 * ms as f64 / 1000.0;
+    let (least, most) = (gb_s(before_delete - deployed), gb_s(deleted - before_deploy));
+    // Written about once a second: the delete's last part comes with the next write.
+    let usage = crate::util::json_when(&server, "/v1/usage?function=warm", |u| {
+        u["rows"][0]["capacity_gb_seconds"]
+            .as_str()
+            .and_then(|c| c.parse::<f64>().ok())
+            .is_some_and(|c| c >= least - 0.000_001)
+    })
+    .await;
+    let row = &usage["rows"][0];
+    let capacity: f64 = row["capacity_gb_seconds"].as_str().unwrap().parse().unwrap();
+    assert!(
+        least - 0.000_001 <= capacity && capacity <= most + 0.000_001,
+        "capacity {capacity} GB-s outside [{least}, {most}]: {usage}"
+    );
+    // Runs on it: exactly the records' reserved share.
+    let reserved_gb_s: f64 = row["reserved_gb_seconds"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (reserved_gb_s - reserved_ms as f64 * 256.0 / 1024.0 / 1000.0).abs() < 1e-6,
+        "{row}"
+    );
+    // The cost: requests, on-demand and reserved runs and capacity at their prices.
+    let gb_total: f64 = row["gb_seconds"].as_str().unwrap().parse().unwrap();
+    let expected = 10.0 * 0.0000002
+        + (gb_total - reserved_gb_s) * 0.0000166667
+        + reserved_gb_s * 0.0000097222
+        + capacity * 0.0000041667;
+    let cost: f64 = row["cost"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (cost - expected).abs() < 1e-9,
+        "cost {cost}, expected {expected}: {row}"
+    );
+    // Nothing is held after the delete.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let later = get_json(&server, "/v1/usage?function=warm").await;
+    assert_eq!(
+        later["rows"][0]["capacity_gb_seconds"], row["capacity_gb_seconds"],
+        "{later}"
+    );
 }

@@ -177,13 +177,40 @@ pub fn gb_seconds_text(mb_ms: u64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// What requests and GB-seconds cost.
+/// What requests and GB-seconds cost: on demand, and on reserved capacity
+/// (`min_instances`, as Lambda's provisioned concurrency).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Prices {
     /// One request (Lambda: $0.20 per million).
     pub per_request: Money,
-    /// One GB-second of billed time × configured memory (Lambda x86: $0.0000166667).
+    /// One GB-second of billed time × configured memory, on demand (Lambda x86:
+    /// $0.0000166667).
     pub per_gb_second: Money,
+    /// One GB-second of reserved capacity held (`min_instances` × memory × time
+    /// deployed), used or not (Lambda's provisioned concurrency: $0.0000041667).
+    pub per_reserved_gb_second: Money,
+    /// One GB-second of billed time served by reserved capacity (Lambda's provisioned
+    /// duration: $0.0000097222).
+    pub per_reserved_duration_gb_second: Money,
+}
+
+/// Usage in the units prices apply to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Used {
+    pub requests: u64,
+    /// Memory × billed time of every run, in MB-ms.
+    pub mb_ms: u64,
+    /// The part of `mb_ms` served by reserved capacity.
+    pub reserved_mb_ms: u64,
+    /// Reserved capacity held, in MB-ms.
+    pub capacity_mb_ms: u64,
+}
+
+impl Used {
+    /// Memory × billed time of runs on demand.
+    pub fn on_demand_mb_ms(&self) -> u64 {
+        self.mb_ms.saturating_sub(self.reserved_mb_ms)
+    }
 }
 
 impl Prices {
@@ -191,22 +218,39 @@ impl Prices {
     pub const LAMBDA: Prices = Prices {
         per_request: Money(200_000),
         per_gb_second: Money(16_666_700),
+        per_reserved_gb_second: Money(4_166_700),
+        per_reserved_duration_gb_second: Money(9_722_200),
     };
 
-    /// Prices from a price per million requests and a price per GB-second.
+    /// Prices from a price per million requests and a price per GB-second on demand,
+    /// with Lambda's reserved prices.
     pub fn new(per_million_requests: Money, per_gb_second: Money) -> Prices {
         Prices {
             per_request: Money(per_million_requests.0 / 1_000_000),
             per_gb_second,
+            ..Prices::LAMBDA
         }
     }
 
-    /// The cost of `requests` and `mb_ms`, rounded once, half up, to the picodollar.
+    /// The cost of `requests` and `mb_ms` on demand, rounded once, half up, to the
+    /// picodollar.
     pub fn cost(&self, requests: u64, mb_ms: u64) -> Money {
-        let requests = i128::from(requests) * self.per_request.0;
+        self.cost_of(Used {
+            requests,
+            mb_ms,
+            ..Used::default()
+        })
+    }
+
+    /// The cost of `used`: requests, runs on demand and on reserved capacity, and the
+    /// capacity held; the GB-second terms summed exactly and divided once, half up.
+    pub fn cost_of(&self, used: Used) -> Money {
+        let requests = i128::from(used.requests) * self.per_request.0;
+        let scaled = i128::from(used.on_demand_mb_ms()) * self.per_gb_second.0
+            + i128::from(used.reserved_mb_ms) * self.per_reserved_duration_gb_second.0
+            + i128::from(used.capacity_mb_ms) * self.per_reserved_gb_second.0;
         let divisor = i128::from(MB_MS_PER_GB_SECOND);
-        let compute = (i128::from(mb_ms) * self.per_gb_second.0 + divisor / 2).div_euclid(divisor);
-        Money(requests + compute)
+        Money(requests + (scaled + divisor / 2).div_euclid(divisor))
     }
 }
 
@@ -222,6 +266,8 @@ impl Default for Prices {
 pub struct PriceSettings {
     pub per_million_requests: Option<Money>,
     pub per_gb_second: Option<Money>,
+    pub per_reserved_gb_second: Option<Money>,
+    pub per_reserved_duration_gb_second: Option<Money>,
 }
 
 /// What a namespace uses free each month before it pays, each over the server's
@@ -297,13 +343,6 @@ impl FreeTier {
     }
 }
 
-/// What a namespace has used in a month.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Used {
-    pub requests: u64,
-    pub mb_ms: u64,
-}
-
 /// A limit of a [`Quota`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -353,27 +392,37 @@ impl Plan {
 
     /// This plan with a namespace's own settings over it.
     pub fn with(&self, prices: &PriceSettings, free: &FreeTier, quota: &Quota) -> Plan {
-        let per_million = prices
-            .per_million_requests
-            .unwrap_or(Money(self.prices.per_request.0 * 1_000_000));
+        let server = self.prices;
         Plan {
-            prices: Prices::new(
-                per_million,
-                prices.per_gb_second.unwrap_or(self.prices.per_gb_second),
-            ),
+            prices: Prices {
+                per_request: prices
+                    .per_million_requests
+                    .map_or(server.per_request, |m| Money(m.0 / 1_000_000)),
+                per_gb_second: prices.per_gb_second.unwrap_or(server.per_gb_second),
+                per_reserved_gb_second: prices
+                    .per_reserved_gb_second
+                    .unwrap_or(server.per_reserved_gb_second),
+                per_reserved_duration_gb_second: prices
+                    .per_reserved_duration_gb_second
+                    .unwrap_or(server.per_reserved_duration_gb_second),
+            },
             free_requests: free.requests.unwrap_or(self.free_requests),
             free_gb_seconds: free.gb_seconds.unwrap_or(self.free_gb_seconds),
             quota: *quota,
         }
     }
 
-    /// What a month's usage costs past the free tier.
+    /// What a month's usage costs past the free tier. The free tier covers requests and
+    /// on-demand GB-seconds, not reserved capacity or runs on it (as Lambda's).
     pub fn cost(&self, used: Used) -> Money {
         let free_mb_ms = self.free_gb_seconds.saturating_mul(MB_MS_PER_GB_SECOND);
-        self.prices.cost(
-            used.requests.saturating_sub(self.free_requests),
-            used.mb_ms.saturating_sub(free_mb_ms),
-        )
+        let on_demand = used.on_demand_mb_ms().saturating_sub(free_mb_ms);
+        self.prices.cost_of(Used {
+            requests: used.requests.saturating_sub(self.free_requests),
+            mb_ms: on_demand + used.reserved_mb_ms,
+            reserved_mb_ms: used.reserved_mb_ms,
+            capacity_mb_ms: used.capacity_mb_ms,
+        })
     }
 
     /// How much of `limit` the usage has taken, in per mille (1000: all of it), or
@@ -506,6 +555,30 @@ mod tests {
         assert_eq!(gb_seconds_text(total), "1095000");
         assert_eq!(at_once.to_string(), "$20.2500365");
         assert_eq!(at_once.cents(), 2025);
+    }
+
+    #[test]
+    fn reserved_capacity_and_its_runs_cost_lambdas_provisioned_prices() {
+        let prices = Prices::LAMBDA;
+        // 2 instances of 1 GB held an hour: 7,200 GB-s × $0.0000041667 = $0.03000024.
+        let held = Used {
+            capacity_mb_ms: 2 * 1024 * 3_600_000,
+            ..Used::default()
+        };
+        assert_eq!(prices.cost_of(held).to_string(), "$0.03000024");
+        // A million 100 ms runs at 1 GB, all on that capacity: 100,000 GB-s at
+        // $0.0000097222, plus $0.20 of requests.
+        let runs = Used {
+            requests: 1_000_000,
+            mb_ms: 1024 * 100 * 1_000_000,
+            reserved_mb_ms: 1024 * 100 * 1_000_000,
+            capacity_mb_ms: 0,
+        };
+        assert_eq!(prices.cost_of(runs).to_string(), "$1.17222");
+        // The free tier covers the requests, not the runs on reserved capacity.
+        let plan = Plan::new(prices, 1_000_000, 400_000);
+        assert_eq!(plan.cost(runs).to_string(), "$0.97222");
+        assert_eq!(plan.cost(held), prices.cost_of(held));
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl Engine {
             error: None,
             memory_mb: deployed.record.version.config.memory_mb,
             billed_ms: 0,
+            reserved: ticket.reserved(),
         };
         let instance_init = admitted.instance_init.clone();
         let charge = admitted

@@ -24,6 +24,7 @@
 //! it needs are re-exported here.
 
 mod audit;
+mod capacity;
 mod deploy;
 mod dispatch;
 mod error;
@@ -94,6 +95,8 @@ pub struct Engine {
     identity: identity::Identity,
     /// Each namespace's month of usage, and the plans it is held to.
     quotas: Arc<quota::Quotas>,
+    /// The reserved capacity (`min_instances`) each version holds.
+    capacity: capacity::CapacityMeter,
 }
 
 impl Engine {
@@ -147,7 +150,11 @@ impl Engine {
             triggers: triggers::Triggers::default(),
             identity,
             quotas,
+            capacity: capacity::CapacityMeter::default(),
         });
+        engine
+            .capacity
+            .sync(wisp_core::wall::now_ms(), &engine.functions.load());
         identity::start(&engine);
         engine.reconcile_quotas().await?;
         quota::start(&engine);
@@ -161,6 +168,8 @@ impl Engine {
     /// Makes `functions` the registry and brings every trigger in line with it. Call
     /// with the lock on changes held.
     fn publish(&self, functions: Functions) {
+        // Capacity held by the versions replaced or deleted ends now; the new ones' starts.
+        self.capacity.sync(wisp_core::wall::now_ms(), &functions);
         self.functions.store(Arc::new(functions));
         self.triggers.sync(self, &self.functions.load());
     }
@@ -200,6 +209,9 @@ impl Engine {
 
     /// Writes out queued logs. Call once, at shutdown, after the last invocation.
     pub async fn shutdown(self: Arc<Self>) {
+        if let Err(e) = self.flush_capacity().await {
+            tracing::warn!("cannot record the last reserved capacity held: {}", e.detail);
+        }
         let writer = self.log_writer.lock().ok().and_then(|mut w| w.take());
         // The writer ends when every sender is gone: ours goes with the engine.
         drop(self);

@@ -18,7 +18,7 @@ use crate::gate::{Gate, Refusal};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wisp_core::{FunctionConfig, Namespace};
 use wisp_runtime::{Function, FunctionSpec, Instances, Runtime};
 use wisp_scaling::{Action, Autoscaler, KeepAlivePolicy};
@@ -65,6 +65,9 @@ pub struct Pool {
     /// Held while loading, so concurrent cold starts load once.
     loading: tokio::sync::Mutex<()>,
     gate: Gate,
+    /// The reserved capacity (`min_instances`): an invocation that takes one of these
+    /// slots runs on it and bills its duration at the reserved rate. `None` without.
+    reserved: Option<Arc<Semaphore>>,
     scaler: Mutex<Autoscaler>,
     invocations: AtomicU64,
     cold_starts: AtomicU64,
@@ -92,10 +95,19 @@ pub(crate) struct Ticket {
     pool: Arc<Pool>,
     _slot: OwnedSemaphorePermit,
     _namespace_slot: OwnedSemaphorePermit,
+    /// A slot of the reserved capacity, when one was free.
+    reserved: Option<OwnedSemaphorePermit>,
     /// When it arrived (wall clock).
     pub arrived: UnixMillis,
     /// How long it waited for its slots.
     pub queued: Duration,
+}
+
+impl Ticket {
+    /// Whether it runs on the function's reserved capacity.
+    pub(crate) fn reserved(&self) -> bool {
+        self.reserved.is_some()
+    }
 }
 
 impl Drop for Ticket {
@@ -122,6 +134,8 @@ impl Pool {
         }
         Arc::new(Pool {
             gate: Gate::new(config.max_concurrency as usize),
+            reserved: (config.min_instances > 0)
+                .then(|| Arc::new(Semaphore::new(config.min_instances as usize))),
             scaler: Mutex::new(scaler),
             code: Mutex::new(loaded),
             loading: tokio::sync::Mutex::new(()),
@@ -186,10 +200,15 @@ impl Pool {
         })?;
         self.invocations.fetch_add(1, Ordering::Relaxed);
         self.scaler().on_start(self.ctx.clock.now());
+        let reserved = self
+            .reserved
+            .as_ref()
+            .and_then(|r| r.clone().try_acquire_owned().ok());
         Ok(Ticket {
             pool: self.clone(),
             _slot: slot,
             _namespace_slot: namespace_slot,
+            reserved,
             arrived,
             queued: started.elapsed(),
         })

@@ -62,12 +62,17 @@ pub(crate) struct Ledger {
     /// The store's totals at the last reconcile, less what this node had written by then.
     base_requests: AtomicI64,
     base_mb_ms: AtomicI64,
+    base_reserved_mb_ms: AtomicI64,
+    /// Reserved capacity held, as the store has it (the capacity meter writes it there).
+    capacity_mb_ms: AtomicU64,
     /// Counted here: requests at admission (less those refunded), MB-ms at finish.
     counted_requests: AtomicU64,
     counted_mb_ms: AtomicU64,
+    counted_reserved_mb_ms: AtomicU64,
     /// The part of the counts appended to the store (or lost on the way).
     written_requests: AtomicU64,
     written_mb_ms: AtomicU64,
+    written_reserved_mb_ms: AtomicU64,
     /// 0: open; else the [`Limit`] reached, as its index + 1.
     stopped: AtomicU8,
     /// Per limit, this month: warned (bit 0-2), reached (bits 4-6).
@@ -100,10 +105,14 @@ impl Ledger {
             month: AtomicI64::new(month),
             base_requests: AtomicI64::new(0),
             base_mb_ms: AtomicI64::new(0),
+            base_reserved_mb_ms: AtomicI64::new(0),
+            capacity_mb_ms: AtomicU64::new(0),
             counted_requests: AtomicU64::new(0),
             counted_mb_ms: AtomicU64::new(0),
+            counted_reserved_mb_ms: AtomicU64::new(0),
             written_requests: AtomicU64::new(0),
             written_mb_ms: AtomicU64::new(0),
+            written_reserved_mb_ms: AtomicU64::new(0),
             stopped: AtomicU8::new(0),
             noted: AtomicU8::new(0),
             reopened: AtomicBool::new(false),
@@ -120,6 +129,8 @@ impl Ledger {
         Used {
             requests: total(&self.base_requests, &self.counted_requests),
             mb_ms: total(&self.base_mb_ms, &self.counted_mb_ms),
+            reserved_mb_ms: total(&self.base_reserved_mb_ms, &self.counted_reserved_mb_ms),
+            capacity_mb_ms: self.capacity_mb_ms.load(Ordering::Acquire),
         }
     }
 
@@ -153,8 +164,12 @@ impl Ledger {
         Ok(())
     }
 
-    /// A run finished: counts its MB-ms and looks at the limits.
-    fn finished(&self, mb_ms: u64) {
+    /// A run finished: counts its MB-ms (and whether they ran on reserved capacity) and
+    /// looks at the limits.
+    fn finished(&self, mb_ms: u64, reserved: bool) {
+        if reserved {
+            self.counted_reserved_mb_ms.fetch_add(mb_ms, Ordering::AcqRel);
+        }
         self.counted_mb_ms.fetch_add(mb_ms, Ordering::AcqRel);
         if self.limited.load(Ordering::Relaxed) {
             self.judge();
@@ -215,9 +230,12 @@ impl Ledger {
     }
 
     /// Marks usage as appended to the store (or lost).
-    fn written(&self, requests: u64, mb_ms: u64) {
+    fn written(&self, requests: u64, mb_ms: u64, reserved: bool) {
         self.written_requests.fetch_add(requests, Ordering::AcqRel);
         self.written_mb_ms.fetch_add(mb_ms, Ordering::AcqRel);
+        if reserved {
+            self.written_reserved_mb_ms.fetch_add(mb_ms, Ordering::AcqRel);
+        }
     }
 
     /// Takes the store's totals for `month` (read with the writer held off) and the
@@ -234,6 +252,11 @@ impl Ledger {
             .store(base(store.requests, &self.written_requests), Ordering::Release);
         self.base_mb_ms
             .store(base(store.mb_ms, &self.written_mb_ms), Ordering::Release);
+        self.base_reserved_mb_ms.store(
+            base(store.reserved_mb_ms, &self.written_reserved_mb_ms),
+            Ordering::Release,
+        );
+        self.capacity_mb_ms.store(store.capacity_mb_ms, Ordering::Release);
         self.judge();
     }
 }
@@ -249,8 +272,8 @@ impl Charge {
     /// The run finished with this billed figure (its record goes to the writer).
     pub(crate) fn finish(mut self, record: &InvocationRecord) {
         self.ran = true;
-        self.ledger
-            .finished(wisp_core::billing::mb_ms(record.memory_mb, record.billed_ms));
+        let mb_ms = wisp_core::billing::mb_ms(record.memory_mb, record.billed_ms);
+        self.ledger.finished(mb_ms, record.reserved);
     }
 }
 
@@ -308,7 +331,8 @@ impl Quotas {
         let ledgers = self.ledgers.load();
         for record in records {
             if let Some(ledger) = ledgers.get(&record.namespace) {
-                ledger.written(1, wisp_core::billing::mb_ms(record.memory_mb, record.billed_ms));
+                let mb_ms = wisp_core::billing::mb_ms(record.memory_mb, record.billed_ms);
+                ledger.written(1, mb_ms, record.reserved);
             }
         }
     }
@@ -355,6 +379,8 @@ impl Quotas {
                 let used = Used {
                     requests: r.requests,
                     mb_ms: r.mb_ms,
+                    reserved_mb_ms: r.reserved_mb_ms,
+                    capacity_mb_ms: r.capacity_mb_ms,
                 };
                 (&r.namespace, used)
             })
@@ -402,6 +428,10 @@ impl Engine {
     /// Reconciles every namespace's ledger with the store and its settings now, and
     /// records the notices due.
     pub(crate) async fn reconcile_quotas(&self) -> Result<(), EngineError> {
+        // Capacity held counts toward budgets: written first, so the totals include it.
+        if let Err(e) = self.flush_capacity().await {
+            tracing::warn!("cannot record reserved capacity held: {}", e.detail);
+        }
         let namespaces = self.identity.namespaces_snapshot();
         let now = now_ms();
         let done = self
@@ -510,7 +540,7 @@ mod tests {
             DEC_2026,
             Used {
                 requests: 1,
-                mb_ms: 0,
+                ..Used::default()
             },
             plan(quota),
         );
@@ -520,12 +550,12 @@ mod tests {
         assert_eq!(ledger.stopped(), Some(Limit::Requests));
         assert_eq!(ledger.used().requests, 3);
         // Both are written; the store now has 3.
-        ledger.written(2, 0);
+        ledger.written(2, 0, false);
         ledger.reconcile(
             DEC_2026,
             Used {
                 requests: 3,
-                mb_ms: 0,
+                ..Used::default()
             },
             plan(quota),
         );
@@ -562,10 +592,10 @@ mod tests {
         let ledger = Ledger::new(plan(tight), DEC_2026);
         ledger.reconcile(DEC_2026, Used::default(), plan(tight));
         ledger.admit().unwrap();
-        ledger.finished(MB_MS_PER_GB_SECOND * 6 / 10);
+        ledger.finished(MB_MS_PER_GB_SECOND * 6 / 10, false);
         assert_eq!(ledger.stopped(), None, "60% is a warning, not a stop");
         ledger.admit().unwrap();
-        ledger.finished(MB_MS_PER_GB_SECOND / 2);
+        ledger.finished(MB_MS_PER_GB_SECOND / 2, false);
         assert_eq!(ledger.admit(), Err(Limit::GbSeconds));
         let raised = Quota {
             gb_seconds: Some(10),
@@ -587,13 +617,13 @@ mod tests {
         // The free tier's million requests cost nothing; a million more cost $0.20.
         let free = Used {
             requests: FREE_REQUESTS,
-            mb_ms: 0,
+            ..Used::default()
         };
         ledger.reconcile(DEC_2026, free, plan(quota));
         assert_eq!(ledger.stopped(), None);
         let spent = Used {
             requests: 2 * FREE_REQUESTS,
-            mb_ms: 0,
+            ..Used::default()
         };
         ledger.reconcile(DEC_2026, spent, plan(quota));
         assert_eq!(ledger.stopped(), Some(Limit::Budget));

@@ -93,7 +93,7 @@ pub use records::{
 pub use registry::{DeployOutcome, FunctionRecord, Registry, VersionRecord};
 pub use schedules::Schedules;
 pub use sqlite::SqliteStore;
-pub use usage::{DAY_MS, HOUR_MS, Usage, UsageGrouping, UsageQuery, UsageRow, hour_of};
+pub use usage::{CapacityHeld, DAY_MS, HOUR_MS, Usage, UsageGrouping, UsageQuery, UsageRow, hour_of};
 
 pub use wisp_core::wall::{UnixMicros, UnixMillis};
 

@@ -78,6 +78,10 @@ pub struct InvocationRecord {
     /// millisecond, at least 1 (the engine computes it). `0` in records written before
     /// Wisp recorded it.
     pub billed_ms: u64,
+    /// It ran on reserved capacity (one of the version's `min_instances`), which bills
+    /// its duration at the reserved rate.
+    #[serde(default)]
+    pub reserved: bool,
 }
 
 /// A query for invocation records, newest last.

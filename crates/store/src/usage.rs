@@ -40,6 +40,21 @@ pub struct UsageRow {
     pub billed_ms: u64,
     /// Σ `memory_mb × billed_ms` (GB-seconds = `mb_ms / 1024 / 1000`).
     pub mb_ms: u64,
+    /// The part of `mb_ms` that ran on reserved capacity.
+    pub reserved_mb_ms: u64,
+    /// Reserved capacity held (`min_instances × memory × time`), in MB-ms.
+    pub capacity_mb_ms: u64,
+}
+
+/// Reserved capacity held by a function version within one hour, to add to usage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapacityHeld {
+    pub namespace: Namespace,
+    pub function: FunctionName,
+    pub version: VersionId,
+    /// The start of the UTC hour.
+    pub hour: UnixMillis,
+    pub mb_ms: u64,
 }
 
 /// How a [`UsageQuery`] groups its rows.
@@ -89,6 +104,13 @@ pub trait Usage: Send + Sync + 'static {
     /// A backend that rolls up asynchronously (a JetStream consumer) may not yet count
     /// the records appended a moment ago; SQLite counts them when the append returns.
     async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>>;
+
+    /// Adds reserved capacity held to the hours' rows (making rows with no invocations
+    /// yet). Called by the engine's capacity meter, about once a second, with what was
+    /// held since its last call that returned `Ok`: an add, not a set, so a call must
+    /// not be repeated after it succeeded (a JetStream backend would give each call a
+    /// message id to drop a repeat).
+    async fn add_capacity(&self, held: &[CapacityHeld]) -> Result<()>;
 }
 
 #[cfg(test)]

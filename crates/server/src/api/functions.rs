@@ -431,6 +431,8 @@ struct InvocationView {
     /// The run rounded up to the next millisecond (at least 1), as usage bills it.
     billed_ms: u64,
     memory_mb: u32,
+    /// It ran on reserved capacity (`min_instances`), billed at the reserved rate.
+    reserved: bool,
     error: Option<String>,
 }
 
@@ -462,6 +464,7 @@ pub(super) async fn invocations(
             run_us: r.run_us,
             billed_ms: r.billed_ms,
             memory_mb: r.memory_mb,
+            reserved: r.reserved,
             error: r.error,
         })
         .collect();

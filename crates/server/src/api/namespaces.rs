@@ -47,6 +47,8 @@ struct MonthView {
     to: String,
     requests: u64,
     gb_seconds: String,
+    reserved_gb_seconds: String,
+    capacity_gb_seconds: String,
     /// The cost past the free tier at the namespace's prices.
     cost: Money,
     /// `requests`, `gb_seconds` or `budget` when that limit stops work; else null.
@@ -78,6 +80,8 @@ impl NamespaceView {
                 to: rfc3339_s(to),
                 requests: used.requests,
                 gb_seconds: gb_seconds_text(used.mb_ms),
+                reserved_gb_seconds: gb_seconds_text(used.reserved_mb_ms),
+                capacity_gb_seconds: gb_seconds_text(used.capacity_mb_ms),
                 cost: plan.cost(used),
                 stopped_by,
             },
@@ -88,7 +92,8 @@ impl NamespaceView {
 /// The settings a body may set, and how: a JSON merge patch (RFC 7396) of the
 /// namespace's settings, `null` putting a setting back to its default.
 const SETTINGS_TAKE: &str = "max_concurrency (1 to 10000), quota {requests, gb_seconds, budget, warn_percent}, \
-     free_tier {requests, gb_seconds}, prices {per_million_requests, per_gb_second}; \
+     free_tier {requests, gb_seconds}, prices {per_million_requests, per_gb_second, \
+     per_reserved_gb_second, per_reserved_duration_gb_second}; \
      amounts of dollars as strings (\"10.50\"); null puts a setting back to its default";
 
 /// Applies `patch` (a JSON merge patch) to `settings`: the settings it gives replace

@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use wisp_core::ErrorCode;
-use wisp_core::billing::{Money, gb_seconds_text, month_of};
+use wisp_core::billing::{Money, Used, gb_seconds_text, month_of};
 use wisp_core::wall::{now_ms, rfc3339_s};
 use wisp_store::{UsageGrouping, UsageQuery, UsageRow};
 
@@ -43,7 +43,21 @@ struct RowView {
     errors: u64,
     billed_ms: u64,
     gb_seconds: String,
+    /// The part of `gb_seconds` that ran on reserved capacity (`min_instances`).
+    reserved_gb_seconds: String,
+    /// Reserved capacity held, used or not.
+    capacity_gb_seconds: String,
     cost: Money,
+}
+
+/// A row's usage in the units prices apply to.
+fn used(r: &UsageRow) -> Used {
+    Used {
+        requests: r.requests,
+        mb_ms: r.mb_ms,
+        reserved_mb_ms: r.reserved_mb_ms,
+        capacity_mb_ms: r.capacity_mb_ms,
+    }
 }
 
 fn bad(e: impl Into<String>) -> ApiError {
@@ -128,7 +142,7 @@ pub(super) async fn report(
     };
     let priced: Vec<(&UsageRow, Money)> = rows
         .iter()
-        .map(|r| (r, engine.plan(&r.namespace).prices.cost(r.requests, r.mb_ms)))
+        .map(|r| (r, engine.plan(&r.namespace).prices.cost_of(used(r))))
         .collect();
     let view = |(r, cost): &(&UsageRow, Money)| RowView {
         namespace: r.namespace.to_string(),
@@ -139,6 +153,8 @@ pub(super) async fn report(
         errors: r.errors,
         billed_ms: r.billed_ms,
         gb_seconds: gb_seconds_text(r.mb_ms),
+        reserved_gb_seconds: gb_seconds_text(r.reserved_mb_ms),
+        capacity_gb_seconds: gb_seconds_text(r.capacity_mb_ms),
         cost: *cost,
     };
     let list: Vec<RowView> = priced.iter().map(view).collect();
@@ -154,6 +170,8 @@ pub(super) async fn report(
             "errors": rows.iter().map(|r| r.errors).sum::<u64>(),
             "billed_ms": rows.iter().map(|r| r.billed_ms).sum::<u64>(),
             "gb_seconds": gb_seconds_text(mb_ms),
+            "reserved_gb_seconds": gb_seconds_text(rows.iter().map(|r| r.reserved_mb_ms).sum()),
+            "capacity_gb_seconds": gb_seconds_text(rows.iter().map(|r| r.capacity_mb_ms).sum()),
             "cost": priced.iter().map(|(_, cost)| *cost).sum::<Money>(),
         },
     })))

@@ -216,8 +216,8 @@ fn insert_invocations(
         let mut insert = tx.prepare_cached(
             "INSERT INTO invocations
                  (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
-                  run_us, error, memory_mb, billed_ms)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+                  run_us, error, memory_mb, billed_ms, reserved)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
              WHERE NOT EXISTS (
                  SELECT 1 FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3 AND started_at = ?5)",
@@ -227,9 +227,12 @@ fn insert_invocations(
         // The batch's counts are summed per row first: one upsert per row it touches,
         // not one per record (the writer runs beside the request path, on its cores).
         let mut count = tx.prepare_cached(
-            "INSERT INTO usage (namespace, function, version, hour, requests, errors, billed_ms, mb_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO usage (namespace, function, version, hour, requests, errors, billed_ms, mb_ms,
+                                reserved_mb_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (namespace, function, version, hour) DO UPDATE SET
+                 reserved_mb_ms = CASE WHEN reserved_mb_ms > 9223372036854775807 - excluded.reserved_mb_ms
+                     THEN 9223372036854775807 ELSE reserved_mb_ms + excluded.reserved_mb_ms END,
                  requests = requests + excluded.requests,
                  errors = errors + excluded.errors,
                  billed_ms = CASE WHEN billed_ms > 9223372036854775807 - excluded.billed_ms
@@ -251,6 +254,7 @@ fn insert_invocations(
                 r.error,
                 r.memory_mb,
                 clamp(r.billed_ms),
+                r.reserved,
             ])?;
             if inserted == 0 {
                 continue;
@@ -262,14 +266,18 @@ fn insert_invocations(
                     r.version.0.as_str(),
                     hour_of(r.started_at),
                 ))
-                .or_insert([0u64; 4]);
+                .or_insert([0u64; 5]);
+            let mb_ms = u64::from(r.memory_mb).saturating_mul(r.billed_ms);
             sums[0] += 1;
             sums[1] += u64::from(r.error.is_some());
             sums[2] = sums[2].saturating_add(r.billed_ms);
-            sums[3] = sums[3].saturating_add(u64::from(r.memory_mb).saturating_mul(r.billed_ms));
+            sums[3] = sums[3].saturating_add(mb_ms);
+            if r.reserved {
+                sums[4] = sums[4].saturating_add(mb_ms);
+            }
             touched.insert((r.namespace.as_str(), r.function.as_str()));
         }
-        for ((namespace, function, version, hour), [requests, errors, billed_ms, mb_ms]) in rows {
+        for ((namespace, function, version, hour), [requests, errors, billed_ms, mb_ms, reserved]) in rows {
             count.execute(params![
                 namespace,
                 function,
@@ -279,6 +287,7 @@ fn insert_invocations(
                 clamp(errors),
                 clamp(billed_ms),
                 clamp(mb_ms),
+                clamp(reserved),
             ])?;
         }
     }
@@ -305,6 +314,7 @@ struct InvocationRow {
     error: Option<String>,
     memory_mb: i64,
     billed_ms: i64,
+    reserved: bool,
 }
 
 impl InvocationRow {
@@ -320,6 +330,7 @@ impl InvocationRow {
             error: row.get(7)?,
             memory_mb: row.get(8)?,
             billed_ms: row.get(9)?,
+            reserved: row.get(10)?,
         })
     }
 
@@ -359,6 +370,7 @@ impl InvocationRow {
             error: self.error,
             memory_mb,
             billed_ms,
+            reserved: self.reserved,
         })
     }
 }
@@ -378,9 +390,9 @@ fn query_invocations(
     let rows = conn
         .prepare_cached(
             "SELECT invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
-                    memory_mb, billed_ms FROM (
+                    memory_mb, billed_ms, reserved FROM (
                  SELECT id, invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
-                        memory_mb, billed_ms
+                        memory_mb, billed_ms, reserved
                  FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND (?3 = 0 OR cold = 1)
                  ORDER BY id DESC LIMIT ?4)

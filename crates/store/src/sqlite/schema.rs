@@ -288,6 +288,14 @@ const SCHEMA_6: &str = "
 ALTER TABLE events ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0 CHECK (held_ms >= 0);
 ";
 
+/// Version 7: reserved capacity. An invocation record says whether it ran on reserved
+/// capacity; usage counts the MB-ms of those runs, and the capacity held.
+const SCHEMA_7: &str = "
+ALTER TABLE invocations ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved IN (0, 1));
+ALTER TABLE usage ADD COLUMN reserved_mb_ms INTEGER NOT NULL DEFAULT 0 CHECK (reserved_mb_ms >= 0);
+ALTER TABLE usage ADD COLUMN capacity_mb_ms INTEGER NOT NULL DEFAULT 0 CHECK (capacity_mb_ms >= 0);
+";
+
 /// Every migration, oldest first.
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
@@ -296,6 +304,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_4),
     M::up(SCHEMA_5),
     M::up(SCHEMA_6),
+    M::up(SCHEMA_7),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -273,6 +273,7 @@ fn invocation(ns: &Namespace, name: &FunctionName, id: &str) -> InvocationRecord
         error: None,
         memory_mb: 128,
         billed_ms: 1,
+        reserved: false,
     }
 }
 
@@ -310,7 +311,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 6, "not migrated to the latest schema");
+    assert_eq!(user_version, 7, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)

@@ -4,7 +4,7 @@
 
 use super::{OpError, SqliteStore};
 use crate::usage::{DAY_MS, hour_of};
-use crate::{Result, StoreError, Usage, UsageGrouping, UsageQuery, UsageRow};
+use crate::{CapacityHeld, Result, StoreError, Usage, UsageGrouping, UsageQuery, UsageRow};
 use async_trait::async_trait;
 use rusqlite::params;
 use wisp_core::{FunctionName, Namespace, VersionId};
@@ -38,7 +38,8 @@ pub(super) fn query_sql(namespace: bool, function: bool, group_by: UsageGrouping
         .join(", ");
     format!(
         "SELECT namespace, {function}, {version}, {period},
-                sum(requests), sum(errors), sum(billed_ms), sum(mb_ms)
+                sum(requests), sum(errors), sum(billed_ms), sum(mb_ms),
+                sum(reserved_mb_ms), sum(capacity_mb_ms)
          FROM usage WHERE {}
          GROUP BY {groups} ORDER BY {groups}",
         conditions.join(" AND ")
@@ -76,6 +77,39 @@ impl Usage for SqliteStore {
         })
         .await
     }
+
+    async fn add_capacity(&self, held: &[CapacityHeld]) -> Result<()> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let held = held.to_vec();
+        let what = format!("recording reserved capacity of {} versions", held.len());
+        self.write(what, move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut add = tx.prepare_cached(
+                    "INSERT INTO usage (namespace, function, version, hour, requests, errors, billed_ms,
+                                        mb_ms, capacity_mb_ms)
+                     VALUES (?1, ?2, ?3, ?4, 0, 0, 0, 0, ?5)
+                     ON CONFLICT (namespace, function, version, hour) DO UPDATE SET
+                         capacity_mb_ms = CASE WHEN capacity_mb_ms > 9223372036854775807 - excluded.capacity_mb_ms
+                             THEN 9223372036854775807 ELSE capacity_mb_ms + excluded.capacity_mb_ms END",
+                )?;
+                for h in &held {
+                    add.execute(params![
+                        h.namespace.as_str(),
+                        h.function.as_str(),
+                        h.version.0,
+                        hour_of(h.hour),
+                        i64::try_from(h.mb_ms).unwrap_or(i64::MAX),
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// One group as SQLite returns it, before its names and sums are checked.
@@ -84,7 +118,7 @@ struct SumsRow {
     function: Option<String>,
     version: Option<String>,
     period: Option<i64>,
-    sums: [i64; 4],
+    sums: [i64; 6],
 }
 
 impl SumsRow {
@@ -94,7 +128,14 @@ impl SumsRow {
             function: row.get(1)?,
             version: row.get(2)?,
             period: row.get(3)?,
-            sums: [row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?],
+            sums: [
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+                row.get(9)?,
+            ],
         })
     }
 
@@ -107,7 +148,8 @@ impl SumsRow {
             .map(|f| FunctionName::new(f.as_str()))
             .transpose()
             .map_err(|e| corrupt(format!("an invalid function name: {e}")))?;
-        let [requests, errors, billed_ms, mb_ms] = self.sums.map(u64::try_from);
+        let [requests, errors, billed_ms, mb_ms, reserved_mb_ms, capacity_mb_ms] =
+            self.sums.map(u64::try_from);
         let sum = |name: &str, value: Result<u64, std::num::TryFromIntError>| {
             value.map_err(|_| corrupt(format!("a negative {name} in `{namespace}`")))
         };
@@ -116,6 +158,8 @@ impl SumsRow {
             errors: sum("errors", errors)?,
             billed_ms: sum("billed_ms", billed_ms)?,
             mb_ms: sum("mb_ms", mb_ms)?,
+            reserved_mb_ms: sum("reserved_mb_ms", reserved_mb_ms)?,
+            capacity_mb_ms: sum("capacity_mb_ms", capacity_mb_ms)?,
             namespace,
             function,
             version: self.version.map(VersionId),

@@ -181,6 +181,7 @@ macro_rules! conformance {
             usage_counts_each_invocation_once,
             usage_filters_and_bounds,
             usage_survives_forget_function_and_trimming,
+            usage_counts_reserved_runs_and_capacity_held,
         ]);
     };
     (@concern store, $open:path) => {
@@ -254,6 +255,7 @@ mod sqlite {
             error: None,
             memory_mb: 128,
             billed_ms: 1,
+            reserved: false,
         })
     }
 

@@ -22,6 +22,8 @@ fn capped(max_concurrency: u32) -> NamespaceSettings {
         prices: PriceSettings {
             per_million_requests: None,
             per_gb_second: Money::parse("0.0000133334").ok(),
+            per_reserved_gb_second: None,
+            per_reserved_duration_gb_second: Money::parse("0.000005").ok(),
         },
     }
 }

@@ -189,6 +189,7 @@ pub fn invocation(namespace: &Namespace, function: &FunctionName, n: usize) -> T
         error: n.is_multiple_of(5).then(|| "timeout".to_owned()),
         memory_mb: 128 * (1 + u32::try_from(n % 2)?),
         billed_ms: (100 + n64).div_ceil(1_000),
+        reserved: n.is_multiple_of(4),
     })
 }
 

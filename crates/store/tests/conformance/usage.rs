@@ -4,8 +4,8 @@
 
 use super::*;
 use wisp_store::{
-    DAY_MS, HOUR_MS, INVOCATIONS_KEPT_PER_FUNCTION, InvocationRecord, Records, Usage, UsageGrouping,
-    UsageQuery, UsageRow, hour_of,
+    CapacityHeld, DAY_MS, HOUR_MS, INVOCATIONS_KEPT_PER_FUNCTION, InvocationRecord, Records, Usage,
+    UsageGrouping, UsageQuery, UsageRow, hour_of,
 };
 
 /// What the usage checks call: appending records and reading their rollup.
@@ -45,6 +45,7 @@ pub fn billed(
         error: failed.then(|| "function_error".to_owned()),
         memory_mb,
         billed_ms,
+        reserved: false,
     }
 }
 
@@ -65,6 +66,8 @@ pub fn row(
         errors,
         billed_ms,
         mb_ms,
+        reserved_mb_ms: 0,
+        capacity_mb_ms: 0,
     })
 }
 
@@ -304,5 +307,43 @@ pub async fn usage_survives_forget_function_and_trimming(store: &dyn RecordsAndU
         store.usage(&busy_only).await?,
         [row("default", Some("busy"), None, None, [n, 0, 2 * n, 256 * n])?]
     );
+    Ok(())
+}
+
+/// Runs on reserved capacity are counted apart (and in `mb_ms`); capacity held adds to
+/// its hours' rows, making a row for an hour without invocations.
+pub async fn usage_counts_reserved_runs_and_capacity_held(store: &dyn RecordsAndUsage) -> TestResult {
+    let (default, warm) = (ns("default")?, func("warm")?);
+    let mut on_reserved = billed(&default, &warm, "v1", "r1", H + 10, 1024, 100, false);
+    on_reserved.reserved = true;
+    let on_demand = billed(&default, &warm, "v1", "d1", H + 20, 1024, 50, false);
+    store.append_invocations(&[on_reserved, on_demand]).await?;
+    let held = |hour, mb_ms| CapacityHeld {
+        namespace: default.clone(),
+        function: warm.clone(),
+        version: VersionId("v1".to_owned()),
+        hour,
+        mb_ms,
+    };
+    store.add_capacity(&[held(H, 2048 * 1_000)]).await?;
+    store
+        .add_capacity(&[held(H, 2048 * 500), held(H + HOUR_MS, 2048 * 250)])
+        .await?;
+    store.add_capacity(&[]).await?;
+    let rows = store
+        .usage(&query(
+            Some("default"),
+            None,
+            H,
+            H + 2 * HOUR_MS,
+            UsageGrouping::Hour,
+        )?)
+        .await?;
+    let mut first = row("default", None, None, Some(H), [2, 0, 150, 1024 * 150])?;
+    first.reserved_mb_ms = 1024 * 100;
+    first.capacity_mb_ms = 2048 * 1_500;
+    let mut second = row("default", None, None, Some(H + HOUR_MS), [0, 0, 0, 0])?;
+    second.capacity_mb_ms = 2048 * 250;
+    assert_eq!(rows, [first, second]);
     Ok(())
 }
