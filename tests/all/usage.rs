@@ -256,3 +256,81 @@ async fn reserved_capacity_bills_the_time_held_and_its_runs_at_the_reserved_rate
         "{later}"
     );
 }
+
+/// The usage of `function` and its invocation records, once the rollup counts `n`.
+async fn metered(server: &wisp_test_support::TestServer, function: &str, n: u64) -> (Value, Vec<Value>) {
+    let usage = usage_when(server, &format!("function={function}"), |u| {
+        u["total"]["requests"] == n
+    })
+    .await;
+    let records = get_json(server, &format!("/v1/functions/{function}/invocations")).await;
+    (
+        usage,
+        records["invocations"].as_array().cloned().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn every_trigger_kind_is_metered_as_its_records_say() {
+    let server = server();
+    // A native function sleeping 50 ms, called sync and async.
+    crate::native::deploy_kit(&server, "napper", json!({"memory_mb": 128})).await;
+    let nap = json!({"action": "sleep", "ms": 50});
+    for _ in 0..3 {
+        crate::native::invoke_ok(&server, "napper", nap.clone()).await;
+        let r = client()
+            .post(server.at("/v1/functions/napper/invoke"))
+            .header("x-wisp-invocation-type", "event")
+            .json(&nap)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    // A queue consumer, one message per run.
+    let put = client()
+        .put(server.at("/v1/queues/jobs"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let trigger = json!({"queue": "jobs", "batch_size": 1});
+    crate::native::deploy_kit(
+        &server,
+        "consumer",
+        json!({"handler": "app.sqs_batch", "queue": trigger, "memory_mb": 256}),
+    )
+    .await;
+    for m in ["one", "two", "three"] {
+        let r = client()
+            .post(server.at("/v1/queues/jobs/messages"))
+            .json(&json!({"body": m}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    for (function, runs, memory_mb, slept_ms) in [("napper", 6, 128, 50), ("consumer", 3, 256, 0)] {
+        let (usage, records) = metered(&server, function, runs).await;
+        assert_eq!(usage["total"]["requests"], runs, "{function}: {usage}");
+        assert_eq!(records.len() as u64, runs, "{function}: {records:?}");
+        let billed: u64 = records.iter().map(|r| r["billed_ms"].as_u64().unwrap()).sum();
+        for r in &records {
+            let ms = r["billed_ms"].as_u64().unwrap();
+            assert!(
+                ms >= slept_ms.max(1),
+                "{function} billed {ms} ms for a {slept_ms} ms sleep: {r}"
+            );
+            assert_eq!(r["memory_mb"], memory_mb);
+        }
+        assert_eq!(usage["total"]["billed_ms"], billed, "{function}: {usage}");
+        let gb_s: f64 = usage["total"]["gb_seconds"].as_str().unwrap().parse().unwrap();
+        let expected = billed as f64 * f64::from(memory_mb) / 1024.0 / 1000.0;
+        assert!(
+            (gb_s - expected).abs() <= expected * 0.01 + 1e-6,
+            "{function}: {gb_s} vs {expected}"
+        );
+    }
+}
