@@ -372,3 +372,43 @@ async fn bad_quota_settings_are_refused_and_change_nothing() {
     assert_eq!(shown["quota"]["budget"], Value::Null);
     assert_eq!(shown["quota"]["warn_percent"], 80);
 }
+
+#[tokio::test]
+async fn schedules_skip_their_runs_while_the_quota_stops_work_and_resume_after() {
+    let server = server();
+    set_default(&server, json!({"quota": {"requests": 0}})).await;
+    let config = json!({"kind": "event", "schedule": "* * * * * *"});
+    deploy_fixture(&server, "tick", "event-kit", config).await;
+    // Every second's slot is skipped, and the function's log says why.
+    let lines = crate::util::logs_when(&server, "/v1/functions/tick/logs?limit=100", |lines| {
+        lines
+            .iter()
+            .filter(|l| crate::util::line_text(l).contains("skipped its run"))
+            .count()
+            >= 2
+    })
+    .await;
+    let skipped: Vec<&str> = lines
+        .iter()
+        .map(crate::util::line_text)
+        .filter(|l| l.contains("skipped its run"))
+        .collect();
+    assert!(skipped.len() >= 2, "{lines:?}");
+    assert!(skipped[0].contains("monthly requests limit"), "{}", skipped[0]);
+    let records = get_json(&server, "/v1/functions/tick/invocations").await;
+    assert_eq!(records["invocations"], json!([]), "a skipped slot ran");
+    let counts = get_json(&server, "/v1/functions/tick/dlq?limit=1").await["counts"].clone();
+    assert_eq!(counts["succeeded"], 0, "{counts}");
+    assert_eq!(counts["queued"], 0, "a skipped slot was queued: {counts}");
+
+    // No limit: the next slots run.
+    set_default(&server, json!({"quota": {"requests": null}})).await;
+    let records = json_when(&server, "/v1/functions/tick/invocations", |r| {
+        r["invocations"].as_array().is_some_and(|l| !l.is_empty())
+    })
+    .await;
+    assert!(
+        records["invocations"].as_array().is_some_and(|l| !l.is_empty()),
+        "the schedule did not resume: {records}"
+    );
+}
