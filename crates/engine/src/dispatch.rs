@@ -5,6 +5,7 @@
 //! triggers ([`Engine::attempt`]), which gets a function's answer as bytes.
 
 use crate::pool::Ticket;
+use crate::quota::Charge;
 use crate::{Deployed, Engine, EngineError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
@@ -28,8 +29,13 @@ pub(crate) struct Admitted {
     /// For functions that keep instances: an instance's start-up time, set when the
     /// invocation finishes (wasm functions have none, and skip the allocation).
     instance_init: Option<Arc<Mutex<Option<Duration>>>>,
-    /// The request counted against the namespace's quota.
-    charge: Mutex<Option<crate::quota::Charge>>,
+}
+
+/// An admitted invocation's claims, held until it is done: its slots ([`Ticket`]) and
+/// the request counted against its namespace's quota ([`Charge`]).
+pub(crate) struct Slot {
+    ticket: Ticket,
+    charge: Charge,
 }
 
 impl Admitted {
@@ -76,14 +82,15 @@ pub(crate) fn too_large(limit: usize) -> EngineError {
 impl Engine {
     /// Admits an invocation (a slot, or a bounded wait for one, then a request of the
     /// namespace's quota) and loads the code.
-    pub(crate) async fn admit(&self, deployed: &Arc<Deployed>) -> Result<(Admitted, Ticket), EngineError> {
+    pub(crate) async fn admit(&self, deployed: &Arc<Deployed>) -> Result<(Admitted, Slot), EngineError> {
         let namespace = &deployed.record.namespace;
         // A stopped namespace is refused before it waits for a slot; an invocation is
         // counted only once it has one (a throttled one is not billed).
-        self.refuse_if_stopped(namespace)?;
+        let ledger = self.ledger(namespace);
+        ledger.refuse_if_stopped(namespace)?;
         let gate = self.namespace_gate(namespace);
         let ticket = deployed.pool.admit(&gate).await?;
-        let charge = self.quotas.charge(namespace)?;
+        let charge = Charge::take(ledger, namespace)?;
         let (function, load) = deployed.pool.function().await?;
         if load.is_some() {
             deployed.pool.count_cold_start();
@@ -94,9 +101,8 @@ impl Engine {
             queued: ticket.queued,
             load,
             instance_init,
-            charge: Mutex::new(Some(charge)),
         };
-        Ok((admitted, ticket))
+        Ok((admitted, Slot { ticket, charge }))
     }
 
     /// Runs an admitted invocation. Its slot is held until the guest has finished
@@ -108,8 +114,9 @@ impl Engine {
         id: &str,
         input: Input,
         admitted: &Admitted,
-        ticket: Ticket,
+        slot: Slot,
     ) -> Result<Output, EngineError> {
+        let Slot { ticket, charge } = slot;
         let sink = self.logs.clone();
         let pool = deployed.pool.clone();
         let record = InvocationRecord {
@@ -128,11 +135,6 @@ impl Engine {
             reserved: ticket.reserved(),
         };
         let instance_init = admitted.instance_init.clone();
-        let charge = admitted
-            .charge
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
         let invocation = Invocation {
             id: id.to_string(),
             input,
@@ -160,9 +162,7 @@ impl Engine {
                 if let Some(code) = finished.error {
                     tracing::debug!(function = %record.function, invocation = %record.id, %code, "invocation failed");
                 }
-                if let Some(charge) = charge {
-                    charge.finish(&record);
-                }
+                charge.finish(&record);
                 sink.record(&record.namespace, &record.function, &record.id, finished.logs);
                 sink.record_invocation(record);
                 // The slot frees only now that the guest is done.

@@ -139,6 +139,14 @@ impl Ledger {
         code_limit(self.stopped.load(Ordering::Acquire))
     }
 
+    /// `quota_exceeded` when a limit stops the namespace's work now.
+    pub(crate) fn refuse_if_stopped(&self, namespace: &Namespace) -> Result<(), EngineError> {
+        match self.stopped() {
+            Some(limit) => Err(exceeded(namespace, limit)),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn plan(&self) -> Plan {
         **self.plan.load()
     }
@@ -269,6 +277,15 @@ pub(crate) struct Charge {
 }
 
 impl Charge {
+    /// Counts an invocation about to run against `ledger`, or refuses it with
+    /// `quota_exceeded`.
+    pub(crate) fn take(ledger: Arc<Ledger>, namespace: &Namespace) -> Result<Charge, EngineError> {
+        match ledger.admit() {
+            Ok(()) => Ok(Charge { ledger, ran: false }),
+            Err(limit) => Err(exceeded(namespace, limit)),
+        }
+    }
+
     /// The run finished with this billed figure (its record goes to the writer).
     pub(crate) fn finish(mut self, record: &InvocationRecord) {
         self.ran = true;
@@ -315,15 +332,6 @@ impl Quotas {
     /// The limit that stops the namespace's work now, if any (no store read).
     pub(crate) fn stopped(&self, namespace: &Namespace) -> Option<Limit> {
         self.ledgers.load().get(namespace).and_then(|l| l.stopped())
-    }
-
-    /// Counts an invocation about to run, or refuses it with `quota_exceeded`.
-    pub(crate) fn charge(&self, namespace: &Namespace) -> Result<Charge, EngineError> {
-        let ledger = self.ledger(namespace);
-        match ledger.admit() {
-            Ok(()) => Ok(Charge { ledger, ran: false }),
-            Err(limit) => Err(exceeded(namespace, limit)),
-        }
     }
 
     /// Marks invocation records as appended to the store (or lost on the way).
@@ -494,6 +502,11 @@ impl Engine {
             Some(limit) => Err(exceeded(namespace, limit)),
             None => Ok(()),
         }
+    }
+
+    /// The namespace's ledger, for admission.
+    pub(crate) fn ledger(&self, namespace: &Namespace) -> Arc<Ledger> {
+        self.quotas.ledger(namespace)
     }
 }
 
