@@ -25,6 +25,14 @@ enum Command {
     Invoke(commands::invoke::InvokeArgs),
     Ls(commands::ls::LsArgs),
     Rm(commands::rm::RmArgs),
+    Versions(commands::versions::VersionsArgs),
+    Alias(commands::versions::AliasArgs),
+    Rollback(commands::versions::RollbackArgs),
+    /// Disable a function: it runs nothing (calls are refused, async events and queue
+    /// messages wait, schedules skip) until enabled.
+    Disable(commands::versions::SwitchArgs),
+    /// Enable a disabled function: what waited runs at once.
+    Enable(commands::versions::SwitchArgs),
     Logs(commands::logs::LogsArgs),
     Invocations(commands::invocations::InvocationsArgs),
     Dlq(commands::dlq::DlqArgs),
@@ -44,6 +52,11 @@ impl Command {
             Command::Invoke(args) => commands::invoke::run(args).await,
             Command::Ls(args) => commands::ls::run(args).await,
             Command::Rm(args) => commands::rm::run(args).await,
+            Command::Versions(args) => commands::versions::versions(args).await,
+            Command::Alias(args) => commands::versions::alias(args).await,
+            Command::Rollback(args) => commands::versions::rollback(args).await,
+            Command::Disable(args) => commands::versions::switch(args, true).await,
+            Command::Enable(args) => commands::versions::switch(args, false).await,
             Command::Logs(args) => commands::logs::run(args).await,
             Command::Invocations(args) => commands::invocations::run(args).await,
             Command::Dlq(args) => commands::dlq::run(args).await,

@@ -146,17 +146,31 @@ fn read_source(function: &FunctionManifest) -> anyhow::Result<Vec<u8>> {
     std::fs::read(source).map_err(|e| fail(e.to_string()))
 }
 
-/// `created    hello   3fa2c1d9e0b1   /hello, GET /greet/:name`
+/// `published  hello   v3   /hello, GET /greet/:name`
 pub fn describe(answer: &Value) -> String {
     let status = answer["status"].as_str().unwrap_or("deployed");
     let function = &answer["function"];
     let name = function["name"].as_str().unwrap_or("?");
-    let version = function["version"].as_str().unwrap_or("");
+    let version = format!("v{}", answer["version"]);
     format!(
-        "{status:<10} {name:<20} {:<12}  {}",
-        &version[..version.len().min(12)],
+        "{status:<10} {name:<20} {version:<5}  {}",
         routes_text(&function["config"]["routes"])
     )
+}
+
+/// Where `live` points: `7`, or `7 + 8 at 10%` when it splits traffic; `(disabled)`
+/// after it when the function is.
+pub fn live_text(function: &Value) -> String {
+    let live = &function["aliases"]["live"];
+    let mut text = live["version"].to_string();
+    if let Some(additional) = live["additional"].as_object() {
+        let weight = additional["weight"].as_f64().unwrap_or(0.0) * 100.0;
+        text.push_str(&format!(" + {} at {weight}%", additional["version"]));
+    }
+    if function["disabled"] == Value::Bool(true) {
+        text.push_str(" (disabled)");
+    }
+    text
 }
 
 /// Routes as `GET,POST /path`, comma-separated; `-` when there are none.

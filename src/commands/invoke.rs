@@ -12,7 +12,8 @@ use std::io::Write;
 /// and print its id.
 #[derive(Args, Debug)]
 pub struct InvokeArgs {
-    /// The function's name.
+    /// The function's name, optionally with a version or alias: NAME, NAME:7,
+    /// NAME:beta.
     pub name: String,
     /// The payload: inline JSON, or @FILE to send a file's bytes as they are.
     #[arg(long, short = 'd', value_name = "JSON|@FILE")]
@@ -48,7 +49,19 @@ fn payload(data: Option<&str>) -> anyhow::Result<Vec<u8>> {
 }
 
 pub async fn run(args: InvokeArgs) -> anyhow::Result<()> {
-    let name = function_name(&args.name)?;
+    let (name, qualifier) = match args.name.split_once(':') {
+        Some((name, qualifier)) => (function_name(name)?, Some(qualifier)),
+        None => (function_name(&args.name)?, None),
+    };
+    if let Some(qualifier) = qualifier
+        && let Err(e) = qualifier.parse::<wisp_core::Qualifier>()
+    {
+        return Err(CliError::new(Exit::Usage, format!("`{}`: {e}", args.name)).into());
+    }
+    let name = match qualifier {
+        Some(qualifier) => format!("{name}:{qualifier}"),
+        None => name.to_string(),
+    };
     let body = payload(args.data.as_deref())?;
     let client = Client::new(&args.server)?;
     let mut request = client

@@ -31,7 +31,7 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
         "NAME",
         "KIND",
         "RUNTIME",
-        "VERSION",
+        "LIVE",
         "MEMORY",
         "TIMEOUT",
         "ROUTES",
@@ -40,12 +40,11 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
         "UPDATED",
     ]);
     for f in &functions {
-        let version = f["version"].as_str().unwrap_or("");
         table.add_row([
             f["name"].as_str().unwrap_or("?").to_string(),
             f["kind"].as_str().unwrap_or("?").to_string(),
             runtime_text(&f["config"]),
-            version[..version.len().min(12)].to_string(),
+            super::deploy::live_text(f),
             format!("{} MB", f["config"]["memory_mb"]),
             f["config"]["timeout"].as_str().unwrap_or("?").to_string(),
             routes_text(&f["config"]["routes"]),

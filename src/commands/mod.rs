@@ -14,6 +14,7 @@ pub mod rm;
 pub mod serve;
 pub mod up;
 pub mod usage;
+pub mod versions;
 
 use crate::exit::{CliError, Exit};
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use wisp_test_support::{deploy, fixture_bytes};
 
 #[tokio::test]
-async fn deploy_reports_created_updated_unchanged_and_versions_are_content_addressed() {
+async fn deploy_reports_created_published_unchanged_and_versions_are_numbered() {
     let server = server();
     let c = client();
     let code = fixture_bytes("http-kit");
@@ -13,20 +13,26 @@ async fn deploy_reports_created_updated_unchanged_and_versions_are_content_addre
     assert_eq!(r.status(), 201);
     let first: Value = r.json().await.unwrap();
     assert_eq!(first["status"], "created");
-    let v1 = first["function"]["version"].as_str().unwrap().to_string();
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["function"]["version"], 1);
+    assert_eq!(first["function"]["aliases"], json!({ "live": { "version": 1 } }));
+    let v1 = first["function"]["version_id"].as_str().unwrap().to_string();
     assert_eq!(v1.len(), 64);
 
     let r = deploy(&c, &server, "kit", http_config(json!(["/a"])), code.clone()).await;
     assert_eq!(r.status(), 200);
     let again: Value = r.json().await.unwrap();
     assert_eq!(again["status"], "unchanged");
-    assert_eq!(again["function"]["version"], v1.as_str());
+    assert_eq!(again["version"], 1);
+    assert_eq!(again["function"]["version_id"], v1.as_str());
 
     let r = deploy(&c, &server, "kit", http_config(json!(["/b"])), code.clone()).await;
     let updated: Value = r.json().await.unwrap();
-    assert_eq!(updated["status"], "updated");
-    assert_eq!(updated["previous_version"], v1.as_str());
-    assert_ne!(updated["function"]["version"], v1.as_str());
+    assert_eq!(updated["status"], "published");
+    assert_eq!(updated["version"], 2);
+    assert_eq!(updated["previous"], json!({ "version": 1 }));
+    assert_eq!(updated["function"]["latest_version"], 2);
+    assert_ne!(updated["function"]["version_id"], v1.as_str());
     // The old route is gone, the new one serves.
     expect_problem(
         c.get(server.at("/a")).send().await.unwrap(),

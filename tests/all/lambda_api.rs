@@ -75,7 +75,7 @@ async fn request_response_runs_the_function_under_every_name_form() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
-        assert_eq!(header(&r, "x-amz-executed-version"), Some("$LATEST"));
+        assert_eq!(header(&r, "x-amz-executed-version"), Some("1"));
         assert_eq!(header(&r, "x-amz-function-error"), None);
         assert_eq!(header(&r, "content-type"), Some("application/json"));
         let id = header(&r, "x-amzn-requestid").unwrap().to_string();
@@ -114,7 +114,7 @@ async fn a_failing_function_answers_200_with_lambdas_error_document() {
             .unwrap();
         assert_eq!(r.status(), 200, "{event}");
         assert_eq!(header(&r, "x-amz-function-error"), Some("Unhandled"));
-        assert_eq!(header(&r, "x-amz-executed-version"), Some("$LATEST"));
+        assert_eq!(header(&r, "x-amz-executed-version"), Some("1"));
         let id = header(&r, "x-amzn-requestid").unwrap().to_string();
         let doc: Value = r.json().await.unwrap();
         assert_eq!(doc["errorType"], error_type, "{doc}");
@@ -230,11 +230,27 @@ async fn dry_runs_unknown_functions_and_bad_requests_answer_in_lambdas_shape() {
     let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
     assert!(message.contains("[Event, RequestResponse, DryRun]"), "{message}");
 
-    for (path, needle) in [
-        (invoke_path("kit:prod"), "qualifier `prod` is not supported"),
+    // A qualifier naming no alias or kept version: the function is not found.
+    for (path, arn) in [
+        (
+            invoke_path("kit:prod"),
+            "arn:aws:lambda:local:000000000000:function:kit:prod",
+        ),
         (
             format!("{}?Qualifier=3", invoke_path("kit")),
-            "qualifier `3` is not supported",
+            "arn:aws:lambda:local:000000000000:function:kit:3",
+        ),
+    ] {
+        let r = aws_cli(&server, &path).body("{}").send().await.unwrap();
+        let message = expect_lambda_error(r, 404, "ResourceNotFoundException").await;
+        assert_eq!(message, format!("Function not found: {arn}"));
+    }
+
+    for (path, needle) in [
+        (invoke_path("kit:Prod_1"), "invalid qualifier `Prod_1`"),
+        (
+            format!("{}?Qualifier=0", invoke_path("kit")),
+            "invalid qualifier `0`: invalid version `0`: versions are numbered from 1",
         ),
         (
             format!("{}?Qualifier=prod", invoke_path("kit:$LATEST")),
@@ -348,7 +364,7 @@ print(json.dumps(out))
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let out: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(out["sync"], json!([200, "$LATEST", {"message": "Hello, Ada!"}]));
+    assert_eq!(out["sync"], json!([200, "1", {"message": "Hello, Ada!"}]));
     assert_eq!(out["failed"], json!([200, "Unhandled", "Runtime.ExitError"]));
     assert_eq!(out["event"], json!([202, 36]));
     assert_eq!(out["dry"], 204);

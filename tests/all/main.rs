@@ -26,3 +26,4 @@ mod scaling;
 mod tenancy;
 mod usage;
 mod util;
+mod versions;

@@ -18,6 +18,9 @@ pub struct Limits {
     /// Invocations that may run at once across a namespace's functions; past it,
     /// invocations queue behind their function's queue limits.
     pub namespace_max_concurrency: u32,
+    /// Versions each function keeps besides those an alias points to: the newest this
+    /// many (older ones, and the code only they used, are forgotten at the next deploy).
+    pub keep_versions: u32,
 }
 
 impl Limits {
@@ -101,6 +104,7 @@ impl Limits {
         max_code_size: 50 * 1024 * 1024,
         max_log_bytes_per_invocation: 256 * 1024,
         namespace_max_concurrency: Limits::DEFAULT_NAMESPACE_MAX_CONCURRENCY,
+        keep_versions: 10,
     };
 }
 

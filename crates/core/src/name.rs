@@ -1,4 +1,4 @@
-//! Validated names for functions and namespaces (DNS-label rules).
+//! Validated names for functions, queues, aliases and namespaces (DNS-label rules).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
@@ -99,10 +99,23 @@ label_type!(
     "queue name"
 );
 label_type!(
+    /// An alias of a function's versions (`live`, `beta`): the same rules as a
+    /// function's name, so it never reads as a version number.
+    AliasName,
+    "alias name"
+);
+label_type!(
     /// A tenant. Every resource belongs to one; a single node uses [`Namespace::DEFAULT`].
     Namespace,
     "namespace"
 );
+
+impl AliasName {
+    /// `live`: the alias every function has.
+    pub fn live() -> AliasName {
+        AliasName(crate::version::LIVE.to_string())
+    }
+}
 
 impl Namespace {
     /// The namespace of a single-node install.

@@ -1,6 +1,6 @@
-//! Reserved capacity held: a function version with `min_instances` holds
-//! `min_instances × memory_mb` from the moment it is published (deployed, or loaded at
-//! start) until it is replaced or deleted, and is billed for it whether it runs or not,
+//! Reserved capacity held: a function version with `min_instances` that an alias points
+//! at holds `min_instances × memory_mb` from the moment an alias points at it (a deploy,
+//! an alias change, or the engine's start) until none does or the function is deleted, and is billed for it whether it runs or not,
 //! as Lambda bills provisioned concurrency. Measured here against the registry's
 //! changes, and written to the store's usage rollup about once a second.
 
@@ -60,20 +60,21 @@ impl CapacityMeter {
         }
         let wanted: HashMap<Key, u64> = functions
             .values()
-            .filter(|d| d.record.version.config.min_instances > 0)
-            .map(|d| {
-                let config = &d.record.version.config;
-                let key = (
-                    d.record.namespace.clone(),
-                    d.record.name.clone(),
-                    d.record.version.id.clone(),
-                );
-                (key, u64::from(config.min_instances) * u64::from(config.memory_mb))
+            .flat_map(|d| d.versions())
+            .filter(|v| v.min_instances() > 0)
+            .map(|v| {
+                let key = (v.namespace.clone(), v.function.clone(), v.record.id.clone());
+                let mb = u64::from(v.min_instances()) * u64::from(v.config().memory_mb);
+                // Two numbers with one content id hold one key: their capacity adds up.
+                (key, mb)
             })
-            .collect();
+            .fold(HashMap::new(), |mut wanted, (key, mb)| {
+                *wanted.entry(key).or_default() += mb;
+                wanted
+            });
         state.held.retain(|key, _| wanted.contains_key(key));
         for (key, mb) in wanted {
-            state.held.entry(key).or_insert((mb, now)).1 = now;
+            state.held.insert(key, (mb, now));
         }
     }
 

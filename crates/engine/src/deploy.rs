@@ -1,12 +1,15 @@
-//! Deploying and deleting functions: validate, check routes, compile, record, and
-//! publish the new registry to the request path and the triggers.
+//! Deploying and deleting functions: validate, check routes, compile, publish a
+//! numbered version, and publish the new registry to the request path and the triggers.
 
-use crate::{Deployed, Engine, EngineError, version};
+use crate::registry::Deployed;
+use crate::{Engine, EngineError, version};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Namespace};
+use wisp_core::version::live;
+use wisp_core::{AliasTarget, ErrorCode, FunctionConfig, FunctionName, Namespace};
 use wisp_runtime::FunctionSpec;
-use wisp_store::{DeployOutcome, FunctionRecord, VersionRecord};
+use wisp_store::{DeployOutcome, FunctionRecord, PublishOptions, VersionRecord};
 
 /// A request to deploy one function.
 #[derive(Debug, Clone)]
@@ -26,7 +29,9 @@ pub struct DeployReport {
 }
 
 impl Engine {
-    /// Validates, compiles and records a function version, and makes it serve.
+    /// Validates and compiles a function version, publishes it under the next number
+    /// (unless the newest version has the same code and configuration) and points
+    /// `live` at it.
     pub async fn deploy(&self, request: DeployRequest) -> Result<DeployReport, EngineError> {
         let DeployRequest {
             namespace,
@@ -59,62 +64,83 @@ impl Engine {
         let functions = self.functions.load_full();
         let key = (namespace.clone(), name.clone());
         let current = functions.get(&key);
-        if let Some(current) = current
-            && current.record.version.id == version_id
+        let unchanged = current.filter(|c| c.record.latest().id == version_id);
+        if let Some(current) = unchanged
             && current.record.app == app
         {
             return Ok(DeployReport {
-                outcome: DeployOutcome::Unchanged,
+                outcome: DeployOutcome::Unchanged {
+                    version: current.record.latest().number,
+                },
                 record: current.record.clone(),
             });
         }
 
         let now = wisp_core::wall::now_ms();
         let version = VersionRecord {
+            number: current.map_or(1, |c| c.record.latest().number + 1),
             id: version_id.clone(),
             code_hash: code_hash.clone(),
             code_size: code.len() as u64,
             config: config.clone(),
             created_at: now,
         };
-        // Check the routes before the (slow) compile, against everything else serving.
-        let candidate = FunctionRecord {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            app: app.clone(),
-            version: version.clone(),
-            created_at: current.map_or(now, |c| c.record.created_at),
-            updated_at: now,
-        };
         let mut next = (*functions).clone();
-        next.insert(key.clone(), Arc::new(Deployed::new(candidate, &self.pools)));
-        self.triggers.http.check(&next, &key)?;
+        if unchanged.is_none() {
+            // Check the routes before the (slow) compile, against everything else
+            // serving, as they will be once `live` runs this version.
+            let candidate = FunctionRecord {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                app: app.clone(),
+                disabled: false,
+                versions: vec![version.clone()],
+                aliases: BTreeMap::from([(live(), AliasTarget::one(version.number))]),
+                revision: 0,
+                created_at: now,
+                updated_at: now,
+            };
+            next.insert(key.clone(), Arc::new(Deployed::new(candidate, &self.pools, None)));
+            self.triggers.http.check(&next, &key)?;
+        }
 
-        let spec = FunctionSpec {
-            name: name.to_string(),
-            code_hash,
-            config,
-        };
-        // Only the app changed: the loaded code serves on, nothing to compile.
-        let loaded = current
-            .filter(|c| c.record.version.id == version_id)
-            .and_then(|c| c.loaded());
+        // Code loaded for a kept version with this content serves on: nothing to compile.
+        let loaded = current.and_then(|c| {
+            c.versions()
+                .filter(|v| v.record.id == version_id)
+                .find_map(|v| v.loaded())
+        });
         let function = match loaded {
-            Some(function) => function,
-            None => self.runtime.compile(spec, code.clone()).await?,
+            Some(function) => Some(function),
+            // Only the app changed: the version serves on as it is.
+            None if unchanged.is_some() => None,
+            None => {
+                let spec = FunctionSpec {
+                    name: name.to_string(),
+                    code_hash,
+                    config,
+                };
+                Some(self.runtime.compile(spec, code.clone()).await?)
+            }
         };
-        let outcome = self
+        let options = PublishOptions {
+            keep_versions: self.limits.keep_versions,
+            move_live: true,
+        };
+        let (outcome, record) = self
             .store
-            .deploy(&namespace, &name, app.as_deref(), &version, &code)
+            .deploy(&namespace, &name, app.as_deref(), &version, &code, options)
             .await?;
-        let record = self.store.get_function(&namespace, &name).await?.ok_or_else(|| {
-            EngineError::internal(format!("`{name}` vanished from the store while deploying"))
-        })?;
-        let deployed = Arc::new(Deployed::with_code(record.clone(), &self.pools, Some(function)));
+        let deployed = Arc::new(Deployed::with_code(
+            record.clone(),
+            &self.pools,
+            current.map(|c| c.as_ref()),
+            function.map(|f| (outcome.version(), f)),
+        ));
         next.insert(key, deployed.clone());
         self.publish(next);
         // `min_instances` are started now, not at the scaler's next wake-up.
-        deployed.pool.drive(self.pools.clock.now());
+        deployed.live_version().pool.drive(self.pools.clock.now());
         Ok(DeployReport { outcome, record })
     }
 

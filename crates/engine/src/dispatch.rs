@@ -6,22 +6,29 @@
 
 use crate::pool::Ticket;
 use crate::quota::Charge;
-use crate::{Deployed, Engine, EngineError};
+use crate::registry::{Deployed, Version};
+use crate::{Engine, EngineError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use wisp_core::wall::micros_u64;
-use wisp_core::{ErrorCode, FunctionName, Kind, Namespace};
+use wisp_core::{ErrorCode, FunctionName, Kind, Namespace, Qualifier};
 use wisp_runtime::{Body, Function, Input, Invocation, Output, body};
 use wisp_store::InvocationRecord;
 
 /// The response header carrying the invocation id (the logs carry it too).
 pub const INVOCATION_ID_HEADER: &str = "x-wisp-invocation-id";
 
+/// The response header carrying the number of the version that ran (Lambda's path
+/// says it in `X-Amz-Executed-Version`).
+pub const VERSION_HEADER: &str = "x-wisp-version";
+
 /// An admitted invocation whose code is loaded, ready to run.
 pub(crate) struct Admitted {
     function: Arc<dyn Function>,
+    /// The number of the version that runs.
+    pub(crate) version: u32,
     /// How long it waited for a slot.
     queued: Duration,
     /// How long loading the code took, on a cold start.
@@ -55,12 +62,13 @@ impl Admitted {
         HeaderValue::from_str(&value).ok()
     }
 
-    /// Adds the invocation id and `Server-Timing` to a response.
+    /// Adds the invocation id, the version that ran and `Server-Timing` to a response.
     pub(crate) fn tag(&self, mut response: Response<Body>, id: &str) -> Response<Body> {
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(id) {
             headers.insert(INVOCATION_ID_HEADER, value);
         }
+        headers.insert(VERSION_HEADER, HeaderValue::from(self.version));
         if let Some(timing) = self.server_timing() {
             headers.append("server-timing", timing);
         }
@@ -80,10 +88,29 @@ pub(crate) fn too_large(limit: usize) -> EngineError {
 }
 
 impl Engine {
+    /// The version an invocation of `deployed` naming `qualifier` (`live` when it names
+    /// none) runs; a disabled function runs none.
+    pub(crate) fn choose<'a>(
+        &self,
+        deployed: &'a Deployed,
+        qualifier: Option<&Qualifier>,
+    ) -> Result<&'a Arc<Version>, EngineError> {
+        let name = &deployed.record.name;
+        if deployed.record.disabled {
+            return Err(EngineError::disabled(name));
+        }
+        match qualifier {
+            None => Ok(deployed.live()),
+            Some(q) => deployed
+                .resolve(q)
+                .ok_or_else(|| EngineError::no_qualifier(name, q)),
+        }
+    }
+
     /// Admits an invocation (a slot, or a bounded wait for one, then a request of the
     /// namespace's quota) and loads the code.
-    pub(crate) async fn admit(&self, deployed: &Arc<Deployed>) -> Result<(Admitted, Slot), EngineError> {
-        let namespace = &deployed.record.namespace;
+    pub(crate) async fn admit(&self, deployed: &Arc<Version>) -> Result<(Admitted, Slot), EngineError> {
+        let namespace = &deployed.namespace;
         // A stopped namespace is refused before it waits for a slot; an invocation is
         // counted only once it has one (a throttled one is not billed).
         let ledger = self.ledger(namespace);
@@ -98,6 +125,7 @@ impl Engine {
         let instance_init = function.keeps_instances().then(|| Arc::new(Mutex::new(None)));
         let admitted = Admitted {
             function,
+            version: deployed.record.number,
             queued: ticket.queued,
             load,
             instance_init,
@@ -110,7 +138,7 @@ impl Engine {
     /// are queued for the store.
     pub(crate) async fn run(
         &self,
-        deployed: &Arc<Deployed>,
+        deployed: &Arc<Version>,
         id: &str,
         input: Input,
         admitted: &Admitted,
@@ -120,17 +148,18 @@ impl Engine {
         let sink = self.logs.clone();
         let pool = deployed.pool.clone();
         let record = InvocationRecord {
-            namespace: deployed.record.namespace.clone(),
-            function: deployed.record.name.clone(),
+            namespace: deployed.namespace.clone(),
+            function: deployed.function.clone(),
             id: id.to_string(),
-            version: deployed.record.version.id.clone(),
+            version: deployed.record.id.clone(),
+            version_number: deployed.record.number,
             started_at: ticket.arrived,
             cold: admitted.load.is_some(),
             init_us: admitted.load.map(micros_u64),
             queue_us: micros_u64(ticket.queued),
             run_us: 0,
             error: None,
-            memory_mb: deployed.record.version.config.memory_mb,
+            memory_mb: deployed.record.config.memory_mb,
             billed_ms: 0,
             reserved: ticket.reserved(),
         };
@@ -178,27 +207,30 @@ impl Engine {
 
     /// Invokes a function synchronously with `payload`: an event function reads it on
     /// stdin and its stdout is the `200 application/json` answer; an http function gets
-    /// it as the body of a `POST /` and its response comes back as it is.
+    /// it as the body of a `POST /` and its response comes back as it is. `qualifier`
+    /// names the version or alias to run (`live` by default).
     pub async fn invoke(
         &self,
         namespace: &Namespace,
         name: &FunctionName,
+        qualifier: Option<&Qualifier>,
         payload: Bytes,
         content_type: Option<HeaderValue>,
     ) -> Result<Response<Body>, EngineError> {
-        let deployed = self
+        let function = self
             .function(namespace, name)
             .ok_or_else(|| EngineError::function_not_found(name.as_str()))?;
+        let deployed = self.choose(&function, qualifier)?;
         let limit = self.limits.max_request_body;
         if payload.len() > limit {
             return Err(too_large(limit));
         }
         let id = new_invocation_id();
-        let fail = |e: EngineError| e.with_invocation(&id);
-        let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
-        let input = payload_input(&deployed, &id, payload, content_type);
+        let fail = |e: EngineError| e.ran(&id, deployed.record.number);
+        let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
+        let input = payload_input(deployed, &id, payload, content_type);
         let output = self
-            .run(&deployed, &id, input, &admitted, ticket)
+            .run(deployed, &id, input, &admitted, ticket)
             .await
             .map_err(fail)?;
         let response = match output {
@@ -223,7 +255,7 @@ impl Engine {
     /// function's.
     pub(crate) async fn attempt(
         &self,
-        deployed: &Arc<Deployed>,
+        deployed: &Arc<Version>,
         id: &str,
         payload: Bytes,
     ) -> Result<Bytes, EngineError> {
@@ -259,8 +291,8 @@ impl Engine {
 
 /// A payload as a function of its kind takes it: an event function's stdin, or the
 /// body of a `POST /` to an http function (with `content_type`, JSON by default).
-fn payload_input(deployed: &Deployed, id: &str, payload: Bytes, content_type: Option<HeaderValue>) -> Input {
-    match deployed.record.version.config.kind {
+fn payload_input(deployed: &Version, id: &str, payload: Bytes, content_type: Option<HeaderValue>) -> Input {
+    match deployed.record.config.kind {
         Kind::Event => Input::Event(payload),
         Kind::Http => {
             let mut request = Request::new(body::full(payload));
@@ -284,5 +316,5 @@ fn payload_input(deployed: &Deployed, id: &str, payload: Bytes, content_type: Op
 fn assert_send(e: &Engine, r: Request<Body>, n: &Namespace, f: &FunctionName) {
     fn s<T: Send>(_: T) {}
     s(e.handle(r));
-    s(e.invoke(n, f, Bytes::new(), None));
+    s(e.invoke(n, f, None, Bytes::new(), None));
 }

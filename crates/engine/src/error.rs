@@ -5,7 +5,7 @@
 //! error is answered (the server's problem document, the Lambda-shaped error, or the
 //! async pipeline's outcome), never sent.
 
-use wisp_core::ErrorCode;
+use wisp_core::{ErrorCode, FunctionName, Qualifier};
 use wisp_runtime::{ErrorReport, InvokeError, LoadError};
 use wisp_store::StoreError;
 
@@ -77,11 +77,55 @@ impl EngineError {
         self
     }
 
+    /// [`EngineError::with_invocation`], for an invocation that ran `version`: the
+    /// answer says which, as a success's does.
+    pub(crate) fn ran(self, id: &str, version: u32) -> EngineError {
+        let mut e = self.with_invocation(id);
+        e.headers_mut()
+            .insert(crate::VERSION_HEADER, http::HeaderValue::from(version));
+        e
+    }
+
+    /// The version the failed invocation ran, when it ran one.
+    pub fn version(&self) -> Option<u32> {
+        self.headers
+            .as_ref()?
+            .get(crate::VERSION_HEADER)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()
+    }
+
     pub(crate) fn function_not_found(name: &str) -> EngineError {
         EngineError::new(
             ErrorCode::FunctionNotFound,
             format!("no function named `{name}` is deployed"),
         )
+    }
+
+    /// 409 `function_disabled`: the function runs nothing until it is enabled.
+    pub(crate) fn disabled(name: &FunctionName) -> EngineError {
+        EngineError::new(
+            ErrorCode::FunctionDisabled,
+            format!("`{name}` is disabled: it runs nothing until `wisp enable {name}`"),
+        )
+    }
+
+    /// 404: the qualifier names no alias or kept version of the function.
+    pub(crate) fn no_qualifier(name: &FunctionName, qualifier: &Qualifier) -> EngineError {
+        match qualifier {
+            Qualifier::Alias(alias) => EngineError::new(
+                ErrorCode::AliasNotFound,
+                format!("`{name}` has no alias `{alias}`"),
+            ),
+            _ => EngineError::new(
+                ErrorCode::VersionNotFound,
+                format!(
+                    "`{name}` has no version {qualifier} (it keeps the newest and those an alias points to)"
+                ),
+            ),
+        }
     }
 
     /// Writes an internal error to the server's log: call it once, where the error

@@ -30,6 +30,7 @@ mod dispatch;
 mod error;
 mod gate;
 pub mod identity;
+mod lifecycle;
 mod logs;
 pub mod pipeline;
 mod pool;
@@ -44,7 +45,7 @@ pub mod version;
 
 pub use audit::AuditRecord;
 pub use deploy::{DeployReport, DeployRequest};
-pub use dispatch::INVOCATION_ID_HEADER;
+pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};
 pub use error::EngineError;
 pub use identity::secret::MasterKey;
 pub use identity::{Caller, NewKey};
@@ -53,7 +54,7 @@ pub use pipeline::{Accepted, AsyncOptions};
 pub use pool::PoolStatus;
 pub use queues::Outgoing;
 pub use quota::{FREE_GB_SECONDS, FREE_REQUESTS};
-pub use registry::Deployed;
+pub use registry::{Deployed, Version};
 pub use triggers::http::apigw::ClientAddr;
 pub use wisp_runtime::{Body, BoxError, ErrorReport, body};
 pub use wisp_scaling::KeepAlivePolicy;
@@ -122,7 +123,7 @@ impl Engine {
             .into_iter()
             .map(|r| {
                 let key = (r.namespace.clone(), r.name.clone());
-                (key, Arc::new(Deployed::new(r, &pools)))
+                (key, Arc::new(Deployed::new(r, &pools, None)))
             })
             .collect();
         let quotas = Arc::new(quota::Quotas::new(wisp_core::billing::Plan::new(

@@ -68,6 +68,9 @@ pub struct Pool {
     /// The reserved capacity (`min_instances`): an invocation that takes one of these
     /// slots runs on it and bills its duration at the reserved rate. `None` without.
     reserved: Option<Arc<Semaphore>>,
+    /// The instances kept warm: the version's `min_instances` while an alias points at
+    /// it, else none.
+    min_instances: u32,
     scaler: Mutex<Autoscaler>,
     invocations: AtomicU64,
     cold_starts: AtomicU64,
@@ -121,12 +124,13 @@ impl Pool {
         ctx: PoolContext,
         namespace: Namespace,
         spec: FunctionSpec,
+        min_instances: u32,
         loaded: Option<Arc<dyn Function>>,
     ) -> Arc<Pool> {
         let config = &spec.config;
         let now = ctx.clock.now();
-        let mut scaler = Autoscaler::new(ctx.policy.clone(), config.min_instances, now);
-        if loaded.is_some() && config.min_instances == 0 {
+        let mut scaler = Autoscaler::new(ctx.policy.clone(), min_instances, now);
+        if loaded.is_some() && min_instances == 0 {
             // Just deployed: warm, as if an invocation had just ended. (With
             // `min_instances`, the first poll prewarms the instances.)
             scaler.on_start(now);
@@ -134,8 +138,8 @@ impl Pool {
         }
         Arc::new(Pool {
             gate: Gate::new(config.max_concurrency as usize),
-            reserved: (config.min_instances > 0)
-                .then(|| Arc::new(Semaphore::new(config.min_instances as usize))),
+            reserved: (min_instances > 0).then(|| Arc::new(Semaphore::new(min_instances as usize))),
+            min_instances,
             scaler: Mutex::new(scaler),
             code: Mutex::new(loaded),
             loading: tokio::sync::Mutex::new(()),
@@ -303,7 +307,7 @@ impl Pool {
         let mut code = self.code.lock().unwrap_or_else(PoisonError::into_inner);
         match code.as_ref() {
             Some(function) if function.keeps_instances() => {
-                let stopped = function.stop_idle(Duration::ZERO, self.config().min_instances as usize);
+                let stopped = function.stop_idle(Duration::ZERO, self.min_instances as usize);
                 if stopped > 0 {
                     tracing::debug!(function = %self.spec.name, "scaled in: stopped {stopped} idle instances");
                 }
@@ -322,7 +326,7 @@ impl Pool {
     pub(crate) fn trim(&self) {
         let keep_alive = self.scaler().windows().keep_alive;
         if let Some(function) = self.loaded().filter(|f| f.keeps_instances()) {
-            function.stop_idle(keep_alive, self.config().min_instances as usize);
+            function.stop_idle(keep_alive, self.min_instances as usize);
         }
     }
 
@@ -333,7 +337,7 @@ impl Pool {
         };
         let pool = self.clone();
         handle.spawn(async move {
-            let count = pool.config().min_instances.max(1) as usize;
+            let count = pool.min_instances.max(1) as usize;
             let result = match pool.function().await {
                 Ok((function, _)) => function.prewarm(count).await.map_err(EngineError::from),
                 Err(e) => Err(e),

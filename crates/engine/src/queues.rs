@@ -109,7 +109,7 @@ impl Engine {
     /// or another queue, still uses it.
     pub async fn delete_queue(&self, namespace: &Namespace, name: &QueueName) -> Result<bool, EngineError> {
         for deployed in self.functions(namespace) {
-            let config = &deployed.record.version.config;
+            let config = deployed.config();
             let by_trigger = config.queue.iter().any(|t| &t.queue == name);
             let by_destination = [&config.on_success, &config.on_failure]
                 .into_iter()

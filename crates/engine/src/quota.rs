@@ -447,7 +447,10 @@ impl Engine {
             .reconcile(self.store.as_ref(), &namespaces, now)
             .await?;
         for namespace in &done.reopened {
-            let released = self.store.release_held_events(namespace, now).await?;
+            let released = self
+                .store
+                .release_held_events(namespace, None, ErrorCode::QuotaExceeded, now)
+                .await?;
             tracing::info!(%namespace, "the namespace's quota no longer stops work; {released} held async events released");
             self.pipeline.wake();
         }

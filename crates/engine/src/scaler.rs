@@ -26,10 +26,10 @@ pub(crate) fn start(engine: &Arc<Engine>) {
                 let clock = engine.pools.clock;
                 let now = clock.now();
                 let mut next = now + MAX_SLEEP;
-                for deployed in engine.functions.load().values() {
-                    deployed.pool.drive(now);
-                    deployed.pool.trim();
-                    if let Some(deadline) = deployed.pool.next_deadline() {
+                for version in engine.functions.load().values().flat_map(|d| d.versions()) {
+                    version.pool.drive(now);
+                    version.pool.trim();
+                    if let Some(deadline) = version.pool.next_deadline() {
                         next = next.min(deadline);
                     }
                 }

@@ -7,8 +7,8 @@
 //! document). The function is named as Lambda allows: a bare name,
 //! `name:qualifier`, `ACCOUNT:function:NAME[:QUALIFIER]` or a whole ARN
 //! (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`), or with `?Qualifier=`.
-//! Wisp serves each function's latest version only, so the one qualifier taken is
-//! `$LATEST`.
+//! The qualifier is a version number, an alias, or `$LATEST` (the newest version);
+//! without one, `live` runs. `X-Amz-Executed-Version` says which version ran.
 //!
 //! `X-Amz-Invocation-Type` picks the call: `RequestResponse` (the default) runs the
 //! function and answers `200` with its output — or, when the function failed, `200`
@@ -31,8 +31,8 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use wisp_core::{ErrorCode, FunctionName, Limits};
-use wisp_engine::{AsyncOptions, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER};
+use wisp_core::{ErrorCode, FunctionName, Limits, Qualifier};
+use wisp_engine::{AsyncOptions, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, VERSION_HEADER};
 
 /// The path prefix of Lambda's API (its version date).
 pub const PREFIX: &str = "/2015-03-31";
@@ -44,8 +44,6 @@ const FUNCTION_ERROR: &str = "x-amz-function-error";
 const EXECUTED_VERSION: &str = "x-amz-executed-version";
 const INVOCATION_TYPE: &str = "x-amz-invocation-type";
 
-/// The only qualifier Wisp serves.
-const LATEST: &str = "$LATEST";
 /// The region and account of ARNs Wisp makes up (as in its SQS events).
 const LOCAL_REGION: &str = "local";
 const LOCAL_ACCOUNT: &str = "000000000000";
@@ -105,7 +103,13 @@ impl LambdaError {
         // Answered here: an internal error's cause goes to the server's log.
         e.log();
         let mut error = match e.code {
-            ErrorCode::FunctionNotFound => LambdaError::not_found(target),
+            ErrorCode::FunctionNotFound | ErrorCode::VersionNotFound | ErrorCode::AliasNotFound => {
+                LambdaError::not_found(target)
+            }
+            // Lambda's answer to a function in a state that cannot run.
+            ErrorCode::FunctionDisabled => {
+                LambdaError::user(StatusCode::CONFLICT, "ResourceConflictException", e.detail)
+            }
             // Lambda answers throttles this way; a spent monthly quota is one too.
             ErrorCode::Throttled | ErrorCode::QuotaExceeded => {
                 let mut error = LambdaError::user(
@@ -279,9 +283,12 @@ fn invocation_type(headers: &HeaderMap) -> Result<InvocationType, LambdaError> {
     }
 }
 
-/// Which function to run, checked: the qualifier is `$LATEST` or none, and the name
-/// is one Wisp could have.
-fn resolve(raw: &str, query_qualifier: Option<String>) -> Result<(Target, FunctionName), LambdaError> {
+/// Which function to run, checked: the name is one Wisp could have, and the
+/// qualifier, if any, a version number, an alias or `$LATEST`.
+fn resolve(
+    raw: &str,
+    query_qualifier: Option<String>,
+) -> Result<(Target, FunctionName, Option<Qualifier>), LambdaError> {
     let mut target = Target::parse(raw).map_err(LambdaError::invalid)?;
     match (&target.qualifier, query_qualifier) {
         (Some(derived), Some(given)) if *derived != given => {
@@ -292,21 +299,20 @@ fn resolve(raw: &str, query_qualifier: Option<String>) -> Result<(Target, Functi
         (None, Some(given)) => target.qualifier = Some(given),
         _ => {}
     }
-    if let Some(q) = target.qualifier.as_deref()
-        && q != LATEST
-    {
-        return Err(LambdaError::invalid(format!(
-            "qualifier `{q}` is not supported: Wisp serves the latest version of `{}` only; \
-             leave the qualifier out or use $LATEST",
-            target.name
-        )));
-    }
+    let qualifier = match target.qualifier.as_deref() {
+        None => None,
+        Some(q) => Some(q.parse::<Qualifier>().map_err(|e| {
+            LambdaError::invalid(format!(
+                "invalid qualifier `{q}`: {e}; name a version number, an alias or $LATEST"
+            ))
+        })?),
+    };
     let name = FunctionName::new(target.name.as_str()).map_err(|e| {
         LambdaError::invalid(format!(
             "{e} (Wisp function names are DNS labels, so no function of this name can exist)"
         ))
     })?;
-    Ok((target, name))
+    Ok((target, name, qualifier))
 }
 
 async fn invoke(
@@ -327,7 +333,7 @@ async fn invoke(
         .map_err(|e| LambdaError::invalid(format!("the query string is malformed: {}", e.body_text())))?
         .0
         .qualifier;
-    let (target, name) = resolve(&raw, qualifier)?;
+    let (target, name, qualifier) = resolve(&raw, qualifier)?;
     let kind = invocation_type(&headers)?;
     let namespace = scope.namespace;
     if engine.function(&namespace, &name).is_none() {
@@ -355,6 +361,11 @@ async fn invoke(
             Ok(response)
         }
         InvocationType::Event => {
+            if let Some(q) = qualifier.filter(|q| *q != Qualifier::live()) {
+                return Err(LambdaError::invalid(format!(
+                    "async invocations run `live`; invoke `{name}:{q}` with RequestResponse"
+                )));
+            }
             let accepted = engine
                 .enqueue(&namespace, &name, payload, AsyncOptions::default())
                 .await
@@ -367,7 +378,10 @@ async fn invoke(
             }
             Ok(response)
         }
-        InvocationType::RequestResponse => match engine.invoke(&namespace, &name, payload, None).await {
+        InvocationType::RequestResponse => match engine
+            .invoke(&namespace, &name, qualifier.as_ref(), payload, None)
+            .await
+        {
             Ok(response) => {
                 let mut response = response.map(axum::body::Body::new);
                 let headers = response.headers_mut();
@@ -376,7 +390,9 @@ async fn invoke(
                     .and_then(|v| v.to_str().ok())
                     .map_or_else(request_id, str::to_string);
                 set_request_id(headers, &id);
-                headers.insert(EXECUTED_VERSION, HeaderValue::from_static(LATEST));
+                if let Some(version) = headers.get(VERSION_HEADER).cloned() {
+                    headers.insert(EXECUTED_VERSION, version);
+                }
                 Ok(response)
             }
             Err(e) => match function_failure(&e) {
@@ -408,7 +424,9 @@ fn failed(e: &EngineError, report: &ErrorReport) -> Response {
     let mut response = (StatusCode::OK, axum::Json(report)).into_response();
     let headers = response.headers_mut();
     headers.insert(FUNCTION_ERROR, HeaderValue::from_static("Unhandled"));
-    headers.insert(EXECUTED_VERSION, HeaderValue::from_static(LATEST));
+    if let Some(version) = e.version() {
+        headers.insert(EXECUTED_VERSION, HeaderValue::from(version));
+    }
     let id = e.invocation_id.clone().unwrap_or_else(request_id);
     set_request_id(headers, &id);
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -444,18 +462,17 @@ mod tests {
     }
 
     #[test]
-    fn only_latest_is_served() {
-        assert!(resolve("hello", None).is_ok());
-        assert!(resolve("hello:$LATEST", None).is_ok());
-        assert!(resolve("hello", Some("$LATEST".into())).is_ok());
-        let e = resolve("hello:prod", None).unwrap_err();
-        assert!(
-            e.message.contains("qualifier `prod` is not supported"),
-            "{}",
-            e.message
-        );
-        let e = resolve("hello", Some("7".into())).unwrap_err();
-        assert!(e.message.contains("qualifier `7`"), "{}", e.message);
+    fn qualifiers_are_versions_aliases_or_latest() {
+        let qualifier =
+            |raw: &str, query: Option<&str>| resolve(raw, query.map(String::from)).ok().map(|r| r.2);
+        assert_eq!(qualifier("hello", None), Some(None));
+        assert_eq!(qualifier("hello:$LATEST", None), Some(Some(Qualifier::Latest)));
+        assert_eq!(qualifier("hello", Some("7")), Some(Some(Qualifier::Version(7))));
+        assert_eq!(qualifier("hello:prod", None), Some(Some("prod".parse().unwrap())));
+        let e = resolve("hello:Prod_1", None).unwrap_err();
+        assert!(e.message.contains("invalid qualifier `Prod_1`"), "{}", e.message);
+        let e = resolve("hello", Some("0".into())).unwrap_err();
+        assert!(e.message.contains("invalid qualifier `0`"), "{}", e.message);
         let e = resolve("hello:$LATEST", Some("prod".into())).unwrap_err();
         assert!(e.message.contains("does not match"), "{}", e.message);
         let e = resolve("My_Function", None).unwrap_err();

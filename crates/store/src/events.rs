@@ -9,7 +9,7 @@ use crate::{NewMessage, Result, UnixMicros, UnixMillis};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use wisp_core::{FunctionName, Namespace, QueueName};
+use wisp_core::{ErrorCode, FunctionName, Namespace, QueueName};
 
 /// An async invocation to record, durably, before it is answered `202`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -363,13 +363,20 @@ pub trait Events: Send + Sync + 'static {
     /// would have to release only the leases of the one that stopped.
     async fn release_event_leases(&self) -> Result<u64>;
 
-    /// Makes every event of the namespace that its quota holds due at `now`: pending,
-    /// not leased, last resolved [`Resolution::Held`] (its `last_error` has the code
-    /// `quota_exceeded`) and due later; the part of its hold not served is taken off its
-    /// `held_ms`. Returns how many. Called when the namespace's
-    /// quota no longer stops work, so that held events run at once rather than at their
-    /// next look.
-    async fn release_held_events(&self, namespace: &Namespace, now: UnixMillis) -> Result<u64>;
+    /// Makes every event of the namespace (or of one of its functions) held for `code`
+    /// due at `now`: pending, not leased, last resolved [`Resolution::Held`] with
+    /// `last_error` carrying that code (`quota_exceeded`, `function_disabled`), and due
+    /// later; the part of its hold not served is taken off its `held_ms`. Returns how
+    /// many. Called when what held them is gone (the namespace's quota no longer stops
+    /// work, the function is enabled), so that held events run at once rather than at
+    /// their next look.
+    async fn release_held_events(
+        &self,
+        namespace: &Namespace,
+        function: Option<&FunctionName>,
+        code: ErrorCode,
+        now: UnixMillis,
+    ) -> Result<u64>;
 
     /// The earliest `run_at` of a pending, unleased event, if any.
     ///

@@ -4,7 +4,8 @@
 //! Everything Wisp must remember across a restart goes through nine traits, each with its
 //! own records, in its own module:
 //!
-//! - [`Registry`]: functions, their immutable versions and code blobs.
+//! - [`Registry`]: functions, their numbered immutable versions, their aliases, and code
+//!   blobs.
 //! - [`Records`]: what invocations leave behind: log lines and one [`InvocationRecord`] per
 //!   invocation (when it arrived, how long it queued and ran, whether it was a cold start,
 //!   how it ended, its memory and billed duration).
@@ -90,7 +91,9 @@ pub use records::{
     INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
     LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream, Records,
 };
-pub use registry::{DeployOutcome, FunctionRecord, Registry, VersionRecord};
+pub use registry::{
+    DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Updated, VersionRecord,
+};
 pub use schedules::Schedules;
 pub use sqlite::SqliteStore;
 pub use usage::{CapacityHeld, DAY_MS, HOUR_MS, Usage, UsageGrouping, UsageQuery, UsageRow, hour_of};

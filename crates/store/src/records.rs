@@ -57,8 +57,12 @@ pub struct InvocationRecord {
     pub function: FunctionName,
     /// The invocation id (UUID v7 text), as in [`LogLine::invocation_id`].
     pub id: String,
-    /// The version that ran it.
+    /// The content id of the version that ran it.
     pub version: VersionId,
+    /// The number of the version that ran it. `0` in records written before versions
+    /// were numbered.
+    #[serde(default)]
+    pub version_number: u32,
     /// When it arrived.
     pub started_at: UnixMillis,
     /// It had to load code or start an instance.

@@ -1,14 +1,21 @@
-//! The registry: functions, their immutable versions and the code blobs versions point at
-//! ([`Registry`] and its records).
+//! The registry: functions, their numbered immutable versions, their aliases, and the
+//! code blobs versions point at ([`Registry`] and its records).
 
 use crate::{Result, UnixMillis};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use wisp_core::{FunctionConfig, FunctionName, Namespace, VersionId};
+use std::collections::BTreeMap;
+use wisp_core::version::live;
+use wisp_core::{AliasName, AliasTarget, FunctionConfig, FunctionName, Namespace, Qualifier, VersionId};
 
-/// An immutable version of a function: code (by hash) plus configuration.
+/// A published version of a function: code (by hash) plus configuration, immutable,
+/// under the next number of its function.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionRecord {
+    /// Its number: 1 for a function's first version, then one more per publish.
+    pub number: u32,
+    /// Its content id: the same code and configuration make the same id, so two
+    /// numbers may share one (a function deployed back to earlier code).
     pub id: VersionId,
     /// Hex SHA-256 of the code.
     pub code_hash: String,
@@ -17,59 +24,192 @@ pub struct VersionRecord {
     pub created_at: UnixMillis,
 }
 
-/// A function and the version it currently serves.
+/// A function: the versions it keeps, the aliases that point at them, and whether it
+/// is disabled.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionRecord {
     pub namespace: Namespace,
     pub name: FunctionName,
     /// The app (manifest) that last deployed it, if any.
     pub app: Option<String>,
-    pub version: VersionRecord,
+    /// A disabled function runs nothing: sync calls are refused, async events and
+    /// queue messages wait, schedules skip.
+    pub disabled: bool,
+    /// The versions kept, oldest first; never empty. Numbers only grow: a pruned
+    /// number is never reused.
+    pub versions: Vec<VersionRecord>,
+    /// Its aliases by name; `live` is always there.
+    pub aliases: BTreeMap<AliasName, AliasTarget>,
+    /// Moves on every change to the record, for [`Registry::update_function`]'s
+    /// compare-and-set. Opaque otherwise.
+    pub revision: u64,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
+}
+
+impl FunctionRecord {
+    /// The version numbered `number`, if kept.
+    pub fn version(&self, number: u32) -> Option<&VersionRecord> {
+        self.versions
+            .binary_search_by_key(&number, |v| v.number)
+            .ok()
+            .map(|i| &self.versions[i])
+    }
+
+    /// The newest version.
+    #[expect(
+        clippy::expect_used,
+        reason = "the store never yields a function without a version and a `live` alias that points at a kept one; it reports such a record as corrupt"
+    )]
+    pub fn latest(&self) -> &VersionRecord {
+        self.versions
+            .last()
+            .expect("a function keeps at least one version")
+    }
+
+    /// Where `live` points.
+    #[expect(
+        clippy::expect_used,
+        reason = "the store never yields a function without a version and a `live` alias that points at a kept one; it reports such a record as corrupt"
+    )]
+    pub fn live(&self) -> &AliasTarget {
+        self.aliases
+            .get(&live())
+            .expect("every function has a `live` alias")
+    }
+
+    /// The main version of `live`: the configuration routes and triggers follow.
+    #[expect(
+        clippy::expect_used,
+        reason = "the store never yields a function without a version and a `live` alias that points at a kept one; it reports such a record as corrupt"
+    )]
+    pub fn live_version(&self) -> &VersionRecord {
+        self.version(self.live().version)
+            .expect("`live` points at a kept version")
+    }
+
+    /// Where a qualifier points: an alias's target, or the one version it names.
+    pub fn resolve(&self, qualifier: &Qualifier) -> Option<AliasTarget> {
+        match qualifier {
+            Qualifier::Alias(alias) => self.aliases.get(alias).cloned(),
+            Qualifier::Version(n) => self.version(*n).map(|v| AliasTarget::one(v.number)),
+            Qualifier::Latest => Some(AliasTarget::one(self.latest().number)),
+        }
+    }
+
+    /// The aliases pointing at `number`.
+    pub fn aliases_of(&self, number: u32) -> impl Iterator<Item = &AliasName> {
+        self.aliases
+            .iter()
+            .filter(move |(_, target)| target.versions().any(|n| n == number))
+            .map(|(name, _)| name)
+    }
 }
 
 /// What a deploy did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum DeployOutcome {
-    /// The function did not exist.
-    Created,
-    /// The function now serves a different version.
-    Updated { previous: VersionId },
-    /// The function already served exactly this version.
-    Unchanged,
+    /// The function did not exist; `version` (1) is its first.
+    Created { version: u32 },
+    /// The code or configuration changed: `version` is published, and `live` moved to
+    /// it from `previous` (when the deploy moves `live`).
+    Published { version: u32, previous: AliasTarget },
+    /// The newest version has this code and configuration already: nothing was
+    /// published, and no alias moved.
+    Unchanged { version: u32 },
 }
 
-/// Functions, their versions and their code: what the engine serves.
+impl DeployOutcome {
+    /// The version the deploy published or found.
+    pub fn version(&self) -> u32 {
+        match self {
+            DeployOutcome::Created { version }
+            | DeployOutcome::Published { version, .. }
+            | DeployOutcome::Unchanged { version } => *version,
+        }
+    }
+}
+
+/// How a deploy publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// Versions to keep besides those an alias points to: the newest this many.
+    pub keep_versions: u32,
+    /// Whether `live` moves to the version published (a deploy), or stays (publishing
+    /// a version to point an alias at later).
+    pub move_live: bool,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        PublishOptions {
+            keep_versions: 10,
+            move_live: true,
+        }
+    }
+}
+
+/// A change to a function's record other than a deploy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FunctionChange {
+    /// Creates or moves an alias. Its versions must be kept.
+    SetAlias(AliasName, AliasTarget),
+    /// Removes an alias (never `live`).
+    DeleteAlias(AliasName),
+    /// Disables or enables the function.
+    SetDisabled(bool),
+}
+
+/// What [`Registry::update_function`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Updated {
+    /// The change is made: the record as it is now.
+    Done(Box<FunctionRecord>),
+    /// Nothing written: the function's revision moved (read it again and retry).
+    Stale,
+    /// Nothing written: no such function.
+    NoFunction,
+    /// Nothing written: the alias would point at a version not kept.
+    NoVersion(u32),
+    /// Nothing written: no such alias to delete, or `live`, which stays.
+    NoAlias,
+}
+
+/// Functions, their versions, their aliases and their code: what the engine serves.
 ///
-/// A function points at the one version it serves. Versions are immutable, named by
-/// `(namespace, function, id)`. Code blobs are content-addressed, named by
+/// A function keeps numbered, immutable versions and points aliases at them; `live`
+/// is what routes and triggers run. Code blobs are content-addressed, named by
 /// `(namespace, hash)`, and shared by every version of the namespace with that code.
 ///
 /// The engine reads the whole registry at start-up and keeps it in memory, so the request
-/// path never calls this trait: it serves the control plane (deploys, deletes, the API's
-/// listings) and the loading of a version's code. Every method may block on I/O.
+/// path never calls this trait: it serves the control plane (deploys, alias changes,
+/// deletes, the API's listings) and the loading of a version's code. Every method may
+/// block on I/O.
 #[async_trait]
 pub trait Registry: Send + Sync + 'static {
-    /// Records `version` of `name` (saving `code` under `version.code_hash` unless a blob
-    /// with that hash is stored already) and makes it the version the function serves.
+    /// Publishes `version` of `name` unless the function's newest version has the same
+    /// content id (saving `code` under `version.code_hash` unless a blob with that hash
+    /// is stored already), numbers it one past the newest number the function ever had,
+    /// and, with `options.move_live`, points `live` at it alone. Then forgets versions
+    /// beyond the newest `options.keep_versions` that no alias points to, with the code
+    /// no remaining version of the namespace uses. `version.number` is ignored.
     ///
-    /// Called once per deploy, by the control plane; the engine does not deploy one
-    /// function twice at the same time.
+    /// Called once per deploy, by the control plane. Returns the outcome and the record
+    /// as it is after the deploy.
     ///
     /// Guarantees:
     /// - Nothing dangles: the blob is stored before the version that names it, and the
-    ///   version before the function points at it, so no reader ever sees a function whose
-    ///   version or code is missing. The function's record (its version, app and
-    ///   `updated_at`) changes whole. A failure may leave a stored blob or version that
-    ///   nothing serves yet; deploying again uses them. (SQLite does the whole deploy in one
-    ///   transaction.)
-    /// - Versions are immutable: when a version with this id is stored, it wins over
-    ///   `version` (its code, config and `created_at` stay; a different `code_hash` is
-    ///   logged and ignored).
-    /// - Idempotent: deploying the serving version again is [`DeployOutcome::Unchanged`]
-    ///   and leaves `updated_at` alone; only the `app` that deployed it may change.
+    ///   version before an alias points at it, so no reader ever sees a function whose
+    ///   version or code is missing. The function's record changes whole (its revision
+    ///   moves). A failure may leave a stored blob that nothing uses yet; deploying again
+    ///   uses it. (SQLite does the whole deploy in one transaction.)
+    /// - Idempotent: deploying the newest version's content again is
+    ///   [`DeployOutcome::Unchanged`], moves no alias and leaves `updated_at` alone; only
+    ///   the `app` that deployed it may change.
+    /// - Two deploys of one function at once publish two numbers, one after the other;
+    ///   neither is lost (a backend without transactions takes the next number by
+    ///   compare-and-set on the function's revision).
     /// - Refuses, with [`crate::StoreError::Corrupt`] and writing nothing, to store `code`
     ///   whose length is not `version.code_size`: a caller that skipped the upload because
     ///   [`Registry::has_code`] said yes, and raced a delete, must not store empty bytes
@@ -81,7 +221,19 @@ pub trait Registry: Send + Sync + 'static {
         app: Option<&str>,
         version: &VersionRecord,
         code: &[u8],
-    ) -> Result<DeployOutcome>;
+        options: PublishOptions,
+    ) -> Result<(DeployOutcome, FunctionRecord)>;
+
+    /// Makes `change` to a function whose revision is still `revision`. See
+    /// [`Updated`] for what it answers; only [`Updated::Done`] wrote anything, and it
+    /// moved the revision (`updated_at` too).
+    async fn update_function(
+        &self,
+        namespace: &Namespace,
+        name: &FunctionName,
+        revision: u64,
+        change: &FunctionChange,
+    ) -> Result<Updated>;
 
     /// Whether a code blob with this hash is stored in the namespace.
     ///
@@ -96,10 +248,11 @@ pub trait Registry: Send + Sync + 'static {
     /// invocation.
     async fn get_code(&self, namespace: &Namespace, code_hash: &str) -> Result<Option<Vec<u8>>>;
 
-    /// A function and its serving version.
+    /// A function, its kept versions and its aliases.
     ///
-    /// Called after a deploy (to read the record back) and by the API. A function whose
-    /// version or code is missing is [`crate::StoreError::Corrupt`], not absent.
+    /// Called by the control plane and the API. A function whose versions, aliases or
+    /// code do not fit together (an alias to a version not kept, a version whose code
+    /// is missing) is [`crate::StoreError::Corrupt`], not absent.
     async fn get_function(
         &self,
         namespace: &Namespace,
@@ -108,13 +261,13 @@ pub trait Registry: Send + Sync + 'static {
 
     /// Every function of a namespace (or of all namespaces), ordered by namespace and name.
     ///
-    /// Called once at start-up (all namespaces, to build the engine's routes) and by the
-    /// API.
+    /// Called once at start-up (all namespaces, to build the engine's registry) and by
+    /// the API.
     async fn list_functions(&self, namespace: Option<&Namespace>) -> Result<Vec<FunctionRecord>>;
 
-    /// Deletes a function's registry data: the function, its versions, and the code blobs
-    /// no remaining version of the namespace uses (shared code stays). Returns whether the
-    /// function existed.
+    /// Deletes a function's registry data: the function, its aliases, its versions, and
+    /// the code blobs no remaining version of the namespace uses (shared code stays).
+    /// Returns whether the function existed.
     ///
     /// Touches no other concern: a caller deleting a function calls
     /// [`crate::Store::remove_function`], which forgets the function's records, events and

@@ -4,7 +4,8 @@
 
 use super::destination::{Condition, Record};
 use super::retry::Next;
-use crate::{Deployed, Engine, EngineError};
+use crate::registry::Version;
+use crate::{Engine, EngineError};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,10 +49,16 @@ impl Engine {
                 },
             );
         };
-        let config = &deployed.record.version.config;
-        if let Some(limit) = self.quota_stop(&event.namespace) {
-            return self.hold(&event, limit);
+        if deployed.record.disabled {
+            let why = format!("function_disabled: held while `{}` is disabled", event.function);
+            return self.hold(&event, why);
         }
+        if let Some(limit) = self.quota_stop(&event.namespace) {
+            return self.hold(&event, quota_held(&event, limit));
+        }
+        // Async events run `live`: a weighted alias splits them as it splits requests.
+        let deployed = deployed.live().clone();
+        let config = deployed.config();
         let age = Duration::from_micros(event.age_us(now_us()));
         // A dead letter without running it (this time): no attempt counted, no answer.
         let give_up_unrun =
@@ -96,7 +103,7 @@ impl Engine {
                         request: &event.payload,
                         response: Some(&result),
                         function_error: None,
-                        version: deployed.record.version.id.short(),
+                        version: deployed.record.id.short(),
                         timestamp_ms: now_ms(),
                     };
                     done.follow_ups
@@ -104,7 +111,7 @@ impl Engine {
                 }
                 done
             }
-            Attempt::Held(limit) => self.hold(&event, limit),
+            Attempt::Held(limit) => self.hold(&event, quota_held(&event, limit)),
             Attempt::Throttled(error) => {
                 let delay = settings.throttled(fastrand::f64());
                 if age + delay > config.max_event_age {
@@ -161,7 +168,7 @@ impl Engine {
     /// Holds an event back while its namespace's quota stops work: not run, no
     /// attempt counted, not aged (the hold is added to its `held_ms`), looked at again
     /// after [`QUOTA_HOLD`].
-    fn hold(&self, event: &EventRecord, limit: Limit) -> EventOutcome {
+    fn hold(&self, event: &EventRecord, why: String) -> EventOutcome {
         let hold = millis(QUOTA_HOLD);
         EventOutcome {
             namespace: event.namespace.clone(),
@@ -170,11 +177,7 @@ impl Engine {
             resolution: Resolution::Held {
                 run_at: now_ms() + hold,
                 held_ms: event.held_ms + u64::try_from(hold).unwrap_or(0),
-                error: format!(
-                    "quota_exceeded: held while namespace `{}` is at its monthly {} limit",
-                    event.namespace,
-                    limit.as_str()
-                ),
+                error: why,
             },
             follow_ups: Vec::new(),
         }
@@ -183,7 +186,7 @@ impl Engine {
     /// A dead letter, with its `on_failure` record.
     fn give_up(
         &self,
-        deployed: &Deployed,
+        deployed: &Version,
         event: &EventRecord,
         attempts: u32,
         condition: Condition,
@@ -196,7 +199,7 @@ impl Engine {
             Condition::RecursiveLoop => Failure::LoopDetected,
         };
         let mut follow_ups = Vec::new();
-        if let Some(destination) = &deployed.record.version.config.on_failure {
+        if let Some(destination) = &deployed.config().on_failure {
             let record = Record {
                 function: &event.function,
                 event_id: &event.id,
@@ -205,7 +208,7 @@ impl Engine {
                 request: &event.payload,
                 response: response.as_deref(),
                 function_error: response.as_ref().map(|_| "Unhandled"),
-                version: deployed.record.version.id.short(),
+                version: deployed.record.id.short(),
                 timestamp_ms: now_ms(),
             };
             follow_ups.push(follow_up(event, destination, record.to_json()));
@@ -224,7 +227,7 @@ impl Engine {
     }
 
     /// One run of an event through the function's pool, classified.
-    async fn try_once(&self, deployed: &Arc<Deployed>, event: &EventRecord) -> Attempt {
+    async fn try_once(&self, deployed: &Arc<Version>, event: &EventRecord) -> Attempt {
         let payload = Bytes::from(event.payload.clone());
         match self.attempt(deployed, &event.id, payload).await {
             Ok(answer) => Attempt::Succeeded(answer),
@@ -285,4 +288,13 @@ fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) ->
             })
         }
     }
+}
+
+/// Why a quota holds an event.
+fn quota_held(event: &EventRecord, limit: Limit) -> String {
+    format!(
+        "quota_exceeded: held while namespace `{}` is at its monthly {} limit",
+        event.namespace,
+        limit.as_str()
+    )
 }

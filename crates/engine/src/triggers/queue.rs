@@ -60,7 +60,7 @@ impl Trigger for QueuePollers {
         }
         let mut wanted = HashMap::new();
         for ((namespace, name), deployed) in functions {
-            let config = &deployed.record.version.config;
+            let config = deployed.config();
             for trigger in &config.queue {
                 let key = (namespace.clone(), name.clone(), trigger.queue.clone());
                 wanted.insert(key, (trigger.clone(), config.max_concurrency));
@@ -103,9 +103,10 @@ async fn poll(
         let Some(deployed) = engine.function(&namespace, &function) else {
             return;
         };
-        if engine.quota_stop(&namespace).is_some() {
-            // The namespace's quota stops work: the messages stay in the queue, not
-            // received (their receive counts do not grow), until it is raised.
+        if engine.quota_stop(&namespace).is_some() || deployed.record.disabled {
+            // The namespace's quota stops work, or the function is disabled: the
+            // messages stay in the queue, not received (their receive counts do not
+            // grow), until it is raised or the function enabled.
             drop(engine);
             tokio::time::sleep(QUOTA_RECHECK).await;
             continue;
@@ -293,7 +294,7 @@ async fn run_batch(
         return;
     }
     let id = crate::dispatch::new_invocation_id();
-    let answer = match engine.attempt(deployed, &id, Bytes::from(event)).await {
+    let answer = match engine.attempt(deployed.live(), &id, Bytes::from(event)).await {
         Ok(answer) => answer,
         Err(e) if matches!(e.code, ErrorCode::Throttled | ErrorCode::QuotaExceeded) => {
             // Not the function's fault: let the messages come back soon.

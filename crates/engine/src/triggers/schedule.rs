@@ -73,7 +73,7 @@ impl Trigger for ScheduleTimers {
         }
         let mut wanted: HashMap<ScheduleKey, (usize, Schedule)> = HashMap::new();
         for ((namespace, name), deployed) in functions {
-            for (index, schedule) in deployed.record.version.config.schedule.iter().enumerate() {
+            for (index, schedule) in deployed.config().schedule.iter().enumerate() {
                 wanted.insert(
                     (namespace.clone(), name.clone(), schedule.key()),
                     (index, schedule.clone()),
@@ -185,11 +185,23 @@ async fn run(engine: Weak<Engine>, key: ScheduleKey, index: usize, parsed: Parse
                 engine.advance(&key, index, skipped.last, false).await;
             }
             for slot in &plan.fire {
-                if let Some(limit) = engine.quota_stop(namespace) {
+                let disabled = engine
+                    .function(namespace, function)
+                    .is_some_and(|d| d.record.disabled);
+                let why = if disabled {
+                    Some(format!("`{function}` is disabled"))
+                } else {
+                    engine.quota_stop(namespace).map(|limit| {
+                        format!(
+                            "namespace `{namespace}` has reached its monthly {} limit",
+                            limit.as_str()
+                        )
+                    })
+                };
+                if let Some(why) = why {
                     let note = format!(
-                        "wisp: schedule `{schedule}` skipped its run at {}: namespace `{namespace}` has reached its monthly {} limit",
-                        rfc3339_s(*slot),
-                        limit.as_str()
+                        "wisp: schedule `{schedule}` skipped its run at {}: {why}",
+                        rfc3339_s(*slot)
                     );
                     tracing::warn!(%function, "{note}");
                     engine.logs.note(namespace, function, "schedule", &note);

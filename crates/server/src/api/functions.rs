@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use wisp_core::wall::rfc3339_ms;
-use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Namespace};
+use wisp_core::{AliasTarget, ErrorCode, FunctionConfig, FunctionName, Namespace, Qualifier};
 use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, PoolStatus};
 use wisp_store::{DeployOutcome, FunctionRecord, LogQuery};
 
@@ -22,6 +23,38 @@ pub(super) fn parse_name(name: &str) -> Result<FunctionName, ApiError> {
     FunctionName::new(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
 }
 
+/// `NAME` or `NAME:QUALIFIER` (a version number, an alias or `$LATEST`).
+pub(crate) fn parse_qualified(text: &str) -> Result<(FunctionName, Option<Qualifier>), ApiError> {
+    match text.split_once(':') {
+        None => Ok((parse_name(text)?, None)),
+        Some((name, qualifier)) => Ok((parse_name(name)?, Some(parse_qualifier(qualifier)?))),
+    }
+}
+
+/// A version number, an alias or `$LATEST`.
+pub(crate) fn parse_qualifier(text: &str) -> Result<Qualifier, ApiError> {
+    text.parse::<Qualifier>().map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("invalid qualifier `{text}`: {e}; name a version number, an alias or $LATEST"),
+        )
+    })
+}
+
+/// The function named in the path, deployed.
+pub(super) fn deployed(
+    engine: &Engine,
+    namespace: &Namespace,
+    name: &FunctionName,
+) -> Result<Arc<Deployed>, ApiError> {
+    engine.function(namespace, name).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::FunctionNotFound,
+            format!("no function named `{name}` is deployed"),
+        )
+    })
+}
+
 /// A function as the API shows it.
 #[derive(Serialize)]
 pub struct FunctionView {
@@ -29,7 +62,16 @@ pub struct FunctionView {
     namespace: String,
     app: Option<String>,
     kind: wisp_core::Kind,
-    version: String,
+    /// The version `live` runs (its main one, when it splits traffic).
+    version: u32,
+    /// That version's content id.
+    version_id: String,
+    /// The newest version.
+    latest_version: u32,
+    /// A disabled function runs nothing until enabled.
+    disabled: bool,
+    /// Where each alias points.
+    aliases: BTreeMap<String, AliasTarget>,
     code_hash: String,
     code_size: u64,
     config: FunctionConfig,
@@ -41,24 +83,33 @@ pub struct FunctionView {
 }
 
 impl FunctionView {
-    fn new(record: &FunctionRecord, status: Option<PoolStatus>) -> FunctionView {
+    pub(super) fn new(record: &FunctionRecord, status: Option<PoolStatus>) -> FunctionView {
+        let live = record.live_version();
         FunctionView {
             name: record.name.to_string(),
             namespace: record.namespace.to_string(),
             app: record.app.clone(),
-            kind: record.version.config.kind,
-            version: record.version.id.to_string(),
-            code_hash: record.version.code_hash.clone(),
-            code_size: record.version.code_size,
-            config: record.version.config.redacted(),
+            kind: live.config.kind,
+            version: live.number,
+            version_id: live.id.to_string(),
+            latest_version: record.latest().number,
+            disabled: record.disabled,
+            aliases: record
+                .aliases
+                .iter()
+                .map(|(name, target)| (name.to_string(), target.clone()))
+                .collect(),
+            code_hash: live.code_hash.clone(),
+            code_size: live.code_size,
+            config: live.config.redacted(),
             created_at: rfc3339_ms(record.created_at),
             updated_at: rfc3339_ms(record.updated_at),
             status,
         }
     }
 
-    fn of(deployed: &Deployed) -> FunctionView {
-        FunctionView::new(&deployed.record, Some(deployed.status()))
+    pub(super) fn of(deployed: &Deployed) -> FunctionView {
+        FunctionView::new(&deployed.record, Some(deployed.live_version().status()))
     }
 }
 
@@ -77,12 +128,7 @@ pub(super) async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<FunctionView>, ApiError> {
     let name = parse_name(&name)?;
-    let deployed = engine.function(&scope.namespace, &name).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::FunctionNotFound,
-            format!("no function named `{name}` is deployed"),
-        )
-    })?;
+    let deployed = deployed(&engine, &scope.namespace, &name)?;
     Ok(Json(FunctionView::of(&deployed)))
 }
 
@@ -106,8 +152,11 @@ pub(super) async fn delete(
 #[derive(Serialize)]
 struct DeployResponse {
     status: &'static str,
+    /// The version published, or the newest one when nothing changed.
+    version: u32,
+    /// Where `live` pointed before this deploy moved it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    previous_version: Option<String>,
+    previous: Option<AliasTarget>,
     function: FunctionView,
 }
 
@@ -193,13 +242,19 @@ pub(super) async fn deploy(
             code,
         })
         .await?;
+    let version = report.outcome.version();
     let (status, text, previous) = match report.outcome {
-        DeployOutcome::Created => (StatusCode::CREATED, "created", None),
-        DeployOutcome::Updated { previous } => (StatusCode::OK, "updated", Some(previous.to_string())),
-        DeployOutcome::Unchanged => (StatusCode::OK, "unchanged", None),
+        DeployOutcome::Created { .. } => (StatusCode::CREATED, "created", None),
+        DeployOutcome::Published { previous, .. } => (StatusCode::OK, "published", Some(previous)),
+        DeployOutcome::Unchanged { .. } => (StatusCode::OK, "unchanged", None),
     };
     if text != "unchanged" {
-        let detail = format!("{text} version {}", report.record.version.id);
+        let id = report
+            .record
+            .version(version)
+            .map(|v| v.id.short())
+            .unwrap_or_default();
+        let detail = format!("{text} version {version} ({id})");
         scope
             .audit(
                 &engine,
@@ -211,9 +266,10 @@ pub(super) async fn deploy(
     }
     let body = DeployResponse {
         status: text,
-        previous_version: previous,
+        version,
+        previous,
         function: match engine.function(&report.record.namespace, &report.record.name) {
-            Some(deployed) if deployed.record.version.id == report.record.version.id => {
+            Some(deployed) if deployed.record.revision == report.record.revision => {
                 FunctionView::of(&deployed)
             }
             _ => FunctionView::new(&report.record, None),
@@ -222,14 +278,37 @@ pub(super) async fn deploy(
     Ok((status, Json(body)).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InvokeParams {
+    qualifier: Option<String>,
+}
+
+/// `POST /v1/functions/{name}/invoke`: `{name}` may carry a qualifier (`NAME:7`,
+/// `NAME:beta`), or the query may (`?qualifier=7`).
 pub(super) async fn invoke(
     scope: Scope,
     State(engine): EngineState,
     Path(name): Path<String>,
+    params: Result<Query<InvokeParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let name = parse_name(&name)?;
+    let (name, mut qualifier) = parse_qualified(&name)?;
+    let Query(params) = query_params(params, "`qualifier` (a version number or an alias)")?;
+    if let Some(text) = params.qualifier {
+        let from_query = parse_qualifier(&text)?;
+        if qualifier.as_ref().is_some_and(|q| *q != from_query) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the path names `{name}:{}` and the query `qualifier={text}`: name one",
+                    qualifier.unwrap_or(from_query)
+                ),
+            ));
+        }
+        qualifier = Some(from_query);
+    }
     let limit = engine.limits().max_request_body;
     let payload: Bytes = match read_limited(body, limit).await {
         Ok(bytes) => bytes,
@@ -247,11 +326,17 @@ pub(super) async fn invoke(
         }
     };
     if is_async(&headers)? {
+        if let Some(qualifier) = qualifier.filter(|q| *q != Qualifier::live()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("async invocations run `live`; `{name}:{qualifier}` can be invoked synchronously"),
+            ));
+        }
         return accept_async(&engine, &scope.namespace, &name, payload, &headers).await;
     }
     let content_type = headers.get(header::CONTENT_TYPE).cloned();
     let response = engine
-        .invoke(&scope.namespace, &name, payload, content_type)
+        .invoke(&scope.namespace, &name, qualifier.as_ref(), payload, content_type)
         .await?;
     Ok(response.map(axum::body::Body::new))
 }
@@ -422,7 +507,9 @@ pub(super) struct InvocationParams {
 #[derive(Serialize)]
 struct InvocationView {
     id: String,
-    version: String,
+    /// The number of the version that ran it (`0`: recorded before versions were numbered).
+    version: u32,
+    version_id: String,
     started_at: String,
     cold: bool,
     init_us: Option<u64>,
@@ -456,7 +543,8 @@ pub(super) async fn invocations(
         .into_iter()
         .map(|r| InvocationView {
             id: r.id,
-            version: r.version.to_string(),
+            version: r.version_number,
+            version_id: r.version.to_string(),
             started_at: rfc3339_ms(r.started_at),
             cold: r.cold,
             init_us: r.init_us,

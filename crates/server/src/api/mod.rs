@@ -1,4 +1,5 @@
-//! The control API under `/v1`: deploy, inspect, invoke and delete functions, read
+//! The control API under `/v1`: deploy, inspect, invoke and delete functions, manage
+//! their versions and aliases (roll back, disable, enable), read
 //! their logs and invocations, manage async invocations and queues; and for admin
 //! keys, namespaces and API keys; the audit trail. Every error is a
 //! problem document (see [`crate::problem`]); `docs/api.md` is the reference.
@@ -11,10 +12,11 @@ mod keys;
 mod namespaces;
 mod queues;
 mod usage;
+mod versions;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use std::sync::Arc;
 use wisp_core::Limits;
 use wisp_engine::Engine;
@@ -36,6 +38,15 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
                 .layer(DefaultBodyLimit::max(deploy_limit)),
         )
         .route("/v1/functions/{name}/invoke", post(functions::invoke))
+        .route("/v1/functions/{name}/versions", get(versions::list))
+        .route("/v1/functions/{name}/aliases", get(versions::aliases))
+        .route(
+            "/v1/functions/{name}/aliases/{alias}",
+            put(versions::set_alias).delete(versions::delete_alias),
+        )
+        .route("/v1/functions/{name}/rollback", post(versions::rollback))
+        .route("/v1/functions/{name}/disable", post(versions::disable))
+        .route("/v1/functions/{name}/enable", post(versions::enable))
         .route("/v1/functions/{name}/logs", get(functions::logs))
         .route("/v1/functions/{name}/invocations", get(functions::invocations))
         .route(

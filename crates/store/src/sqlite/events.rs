@@ -16,7 +16,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use wisp_core::{FunctionName, Namespace};
+use wisp_core::{ErrorCode, FunctionName, Namespace};
 
 /// Inserts one new event, claimed already when it comes with a lease; a conflict on
 /// the id or on the idempotency key inserts nothing (`changes() == 0`), and the
@@ -211,17 +211,31 @@ impl Events for SqliteStore {
         .await
     }
 
-    async fn release_held_events(&self, namespace: &Namespace, now: UnixMillis) -> Result<u64> {
-        let namespace = namespace.clone();
+    async fn release_held_events(
+        &self,
+        namespace: &Namespace,
+        function: Option<&FunctionName>,
+        code: ErrorCode,
+        now: UnixMillis,
+    ) -> Result<u64> {
+        let (namespace, function) = (namespace.clone(), function.cloned());
         let what = format!("releasing the held async events of `{namespace}`");
+        // The code's `_` is a LIKE wildcard: escaped.
+        let pattern = format!("{}:%", code.as_str().replace('_', "\\_"));
         self.write(what, move |conn| {
             let released = conn
                 .prepare_cached(
                     "UPDATE events SET run_at = ?2, held_ms = max(0, held_ms - (run_at - ?2))
-                     WHERE namespace = ?1 AND status = 'pending' AND leased_until IS NULL
-                       AND run_at > ?2 AND last_error LIKE 'quota\\_exceeded:%' ESCAPE '\\'",
+                     WHERE namespace = ?1 AND (?3 IS NULL OR function = ?3)
+                       AND status = 'pending' AND leased_until IS NULL
+                       AND run_at > ?2 AND last_error LIKE ?4 ESCAPE '\\'",
                 )?
-                .execute(params![namespace.as_str(), now])?;
+                .execute(params![
+                    namespace.as_str(),
+                    now,
+                    function.as_ref().map(FunctionName::as_str),
+                    pattern
+                ])?;
             Ok(released as u64)
         })
         .await

@@ -216,8 +216,8 @@ fn insert_invocations(
         let mut insert = tx.prepare_cached(
             "INSERT INTO invocations
                  (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
-                  run_us, error, memory_mb, billed_ms, reserved)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
+                  run_us, error, memory_mb, billed_ms, reserved, version_number)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
              WHERE NOT EXISTS (
                  SELECT 1 FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3 AND started_at = ?5)",
@@ -255,6 +255,7 @@ fn insert_invocations(
                 r.memory_mb,
                 clamp(r.billed_ms),
                 r.reserved,
+                r.version_number,
             ])?;
             if inserted == 0 {
                 continue;
@@ -315,6 +316,7 @@ struct InvocationRow {
     memory_mb: i64,
     billed_ms: i64,
     reserved: bool,
+    version_number: u32,
 }
 
 impl InvocationRow {
@@ -331,6 +333,7 @@ impl InvocationRow {
             memory_mb: row.get(8)?,
             billed_ms: row.get(9)?,
             reserved: row.get(10)?,
+            version_number: row.get(11)?,
         })
     }
 
@@ -371,6 +374,7 @@ impl InvocationRow {
             memory_mb,
             billed_ms,
             reserved: self.reserved,
+            version_number: self.version_number,
         })
     }
 }
@@ -390,9 +394,9 @@ fn query_invocations(
     let rows = conn
         .prepare_cached(
             "SELECT invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
-                    memory_mb, billed_ms, reserved FROM (
+                    memory_mb, billed_ms, reserved, version_number FROM (
                  SELECT id, invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
-                        memory_mb, billed_ms, reserved
+                        memory_mb, billed_ms, reserved, version_number
                  FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND (?3 = 0 OR cold = 1)
                  ORDER BY id DESC LIMIT ?4)

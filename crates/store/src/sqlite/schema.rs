@@ -297,6 +297,83 @@ ALTER TABLE usage ADD COLUMN capacity_mb_ms INTEGER NOT NULL DEFAULT 0 CHECK (ca
 ";
 
 /// Every migration, oldest first.
+/// Version 8: numbered versions and aliases. A function's versions are numbered 1, 2, …
+/// (their content id stays, and may repeat); aliases point at one version or two with a
+/// weight, `live` being what the function served; a function may be disabled; its
+/// revision moves on every change (compare-and-set). Invocation records say which
+/// number ran. `functions` and `versions` are rebuilt (SQLite cannot change a primary
+/// key): `functions` is copied aside, both dropped, and both made again.
+const SCHEMA_8: &str = "
+CREATE TABLE functions_7 AS SELECT * FROM functions;
+DROP TABLE functions;
+
+CREATE TABLE versions_8 (
+    namespace  TEXT    NOT NULL,
+    function   TEXT    NOT NULL,
+    number     INTEGER NOT NULL CHECK (number > 0),
+    id         TEXT    NOT NULL,
+    code_hash  TEXT    NOT NULL,
+    config     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, function, number),
+    FOREIGN KEY (namespace, code_hash) REFERENCES code (namespace, hash)
+) STRICT;
+INSERT INTO versions_8 (namespace, function, number, id, code_hash, config, created_at)
+    SELECT namespace, function,
+           ROW_NUMBER() OVER (PARTITION BY namespace, function ORDER BY created_at, id),
+           id, code_hash, config, created_at
+    FROM versions;
+DROP TABLE versions;
+ALTER TABLE versions_8 RENAME TO versions;
+CREATE INDEX versions_by_code ON versions (namespace, code_hash);
+
+CREATE TABLE functions (
+    namespace    TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    app          TEXT,
+    disabled     INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+    -- The number the next version gets: numbers are never reused.
+    next_version INTEGER NOT NULL CHECK (next_version > 0),
+    revision     INTEGER NOT NULL CHECK (revision > 0),
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) STRICT;
+INSERT INTO functions (namespace, name, app, disabled, next_version, revision, created_at, updated_at)
+    SELECT f.namespace, f.name, f.app, 0,
+           1 + (SELECT COALESCE(MAX(number), 0) FROM versions v
+                WHERE v.namespace = f.namespace AND v.function = f.name),
+           1, f.created_at, f.updated_at
+    FROM functions_7 f;
+
+CREATE TABLE aliases (
+    namespace          TEXT    NOT NULL,
+    function           TEXT    NOT NULL,
+    name               TEXT    NOT NULL,
+    version            INTEGER NOT NULL,
+    additional_version INTEGER,
+    -- Millionths of the traffic.
+    additional_weight  INTEGER CHECK (additional_weight BETWEEN 0 AND 1000000),
+    PRIMARY KEY (namespace, function, name),
+    CHECK ((additional_version IS NULL) = (additional_weight IS NULL)),
+    FOREIGN KEY (namespace, function) REFERENCES functions (namespace, name),
+    FOREIGN KEY (namespace, function, version) REFERENCES versions (namespace, function, number),
+    FOREIGN KEY (namespace, function, additional_version) REFERENCES versions (namespace, function, number)
+) STRICT;
+INSERT INTO aliases (namespace, function, name, version)
+    SELECT f.namespace, f.name, 'live', MAX(v.number)
+    FROM functions_7 f
+    JOIN versions v ON v.namespace = f.namespace AND v.function = f.name AND v.id = f.version
+    GROUP BY f.namespace, f.name;
+DROP TABLE functions_7;
+
+ALTER TABLE invocations ADD COLUMN version_number INTEGER NOT NULL DEFAULT 0 CHECK (version_number >= 0);
+UPDATE invocations SET version_number = COALESCE(
+    (SELECT MAX(v.number) FROM versions v
+     WHERE v.namespace = invocations.namespace AND v.function = invocations.function
+       AND v.id = invocations.version), 0);
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -305,6 +382,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_5),
     M::up(SCHEMA_6),
     M::up(SCHEMA_7),
+    M::up(SCHEMA_8),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -5,7 +5,8 @@
 use super::*;
 use crate::{
     DeployOutcome, EventOutcome, EventStatus, Events, Failure, FollowUp, InvocationQuery, InvocationRecord,
-    LogLine, LogQuery, NewEvent, Queues, Records, Registry, Resolution, Schedules, Store, VersionRecord,
+    LogLine, LogQuery, NewEvent, PublishOptions, Queues, Records, Registry, Resolution, Schedules, Store,
+    VersionRecord,
 };
 use rusqlite::params;
 use std::error::Error;
@@ -26,6 +27,7 @@ fn names() -> TestResult<(Namespace, FunctionName)> {
 
 fn version(id: &str, code_hash: &str, code_size: u64) -> VersionRecord {
     VersionRecord {
+        number: 0,
         id: VersionId(id.to_owned()),
         code_hash: code_hash.to_owned(),
         code_size,
@@ -83,7 +85,14 @@ async fn a_config_that_does_not_parse_is_corrupt() -> TestResult {
     let (_dir, store) = open()?;
     let (ns, name) = names()?;
     store
-        .deploy(&ns, &name, None, &version("v1", "abc", 3), b"abc")
+        .deploy(
+            &ns,
+            &name,
+            None,
+            &version("v1", "abc", 3),
+            b"abc",
+            PublishOptions::default(),
+        )
         .await?;
     tamper(
         &store,
@@ -99,7 +108,7 @@ async fn a_config_that_does_not_parse_is_corrupt() -> TestResult {
         return Err(format!("expected Corrupt, got {err:?}").into());
     };
     assert!(message.contains("`default/hello`"), "{message}");
-    assert!(message.contains("`v1`"), "{message}");
+    assert!(message.contains("version 1"), "{message}");
     assert!(store.list_functions(None).await.is_err());
     Ok(())
 }
@@ -109,7 +118,14 @@ async fn a_missing_version_is_corrupt_not_absent() -> TestResult {
     let (_dir, store) = open()?;
     let (ns, name) = names()?;
     store
-        .deploy(&ns, &name, None, &version("v1", "abc", 3), b"abc")
+        .deploy(
+            &ns,
+            &name,
+            None,
+            &version("v1", "abc", 3),
+            b"abc",
+            PublishOptions::default(),
+        )
         .await?;
     tamper(
         &store,
@@ -123,7 +139,7 @@ async fn a_missing_version_is_corrupt_not_absent() -> TestResult {
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     assert!(
         err.to_string()
-            .contains("serves version `v1`, which is not stored"),
+            .contains("function `default/hello` has no version"),
         "{err}"
     );
     Ok(())
@@ -171,7 +187,14 @@ async fn deploy_refuses_code_of_the_wrong_size_and_writes_nothing() -> TestResul
     let (ns, name) = names()?;
     // A caller that skipped the upload, but the blob is not there (a delete raced it).
     let err = store
-        .deploy(&ns, &name, Some("app"), &version("v1", "abc", 3), b"")
+        .deploy(
+            &ns,
+            &name,
+            Some("app"),
+            &version("v1", "abc", 3),
+            b"",
+            PublishOptions::default(),
+        )
         .await
         .err()
         .ok_or("stored an empty blob under a hash of 3 bytes")?;
@@ -188,30 +211,24 @@ async fn deploy_refuses_code_of_the_wrong_size_and_writes_nothing() -> TestResul
 }
 
 #[tokio::test]
-async fn redeploying_a_stored_version_ignores_other_code() -> TestResult {
+async fn deploying_back_to_earlier_content_reuses_its_stored_code() -> TestResult {
     let (_dir, store) = open()?;
     let (ns, name) = names()?;
+    let publish = PublishOptions::default();
     store
-        .deploy(&ns, &name, None, &version("v1", "aaa", 3), b"aaa")
+        .deploy(&ns, &name, None, &version("v1", "aaa", 3), b"aaa", publish)
         .await?;
     store
-        .deploy(&ns, &name, None, &version("v2", "bbb", 3), b"bbb")
+        .deploy(&ns, &name, None, &version("v2", "bbb", 3), b"bbb", publish)
         .await?;
-    // Same id, other code: a caller bug. The stored version wins and no orphan
-    // blob is left behind.
-    let outcome = store
-        .deploy(&ns, &name, None, &version("v1", "ccc", 3), b"ccc")
+    // The caller skipped the upload: `has_code` said the blob is stored.
+    let (outcome, record) = store
+        .deploy(&ns, &name, None, &version("v1", "aaa", 3), b"", publish)
         .await?;
-    assert_eq!(
-        outcome,
-        DeployOutcome::Updated {
-            previous: VersionId("v2".into())
-        }
-    );
-    let record = store.get_function(&ns, &name).await?.ok_or("function vanished")?;
-    assert_eq!(record.version.code_hash, "aaa");
-    assert!(!store.has_code(&ns, "ccc").await?);
+    assert_eq!(outcome.version(), 3);
+    assert_eq!(record.live_version().code_hash, "aaa");
     assert_eq!(count(&store, "code")?, 2);
+    assert_eq!(count(&store, "versions")?, 3);
     Ok(())
 }
 
@@ -252,10 +269,17 @@ async fn a_panic_in_an_operation_does_not_break_the_store() -> TestResult {
     // The poisoned writer still works, and the half-done transaction rolled back.
     assert!(store.conns.writer.is_poisoned());
     assert!(!store.has_code(&ns, "half-done").await?);
-    let outcome = store
-        .deploy(&ns, &name, None, &version("v1", "abc", 3), b"abc")
+    let (outcome, _) = store
+        .deploy(
+            &ns,
+            &name,
+            None,
+            &version("v1", "abc", 3),
+            b"abc",
+            PublishOptions::default(),
+        )
         .await?;
-    assert_eq!(outcome, DeployOutcome::Created);
+    assert_eq!(outcome, DeployOutcome::Created { version: 1 });
     Ok(())
 }
 
@@ -265,6 +289,7 @@ fn invocation(ns: &Namespace, name: &FunctionName, id: &str) -> InvocationRecord
         function: name.clone(),
         id: id.to_owned(),
         version: VersionId("v1".into()),
+        version_number: 1,
         started_at: 1_700_000_000_000,
         cold: true,
         init_us: Some(2_500),
@@ -291,6 +316,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         let config = serde_json::to_string(&FunctionConfig::new(Kind::Event))?;
         conn.execute_batch(&format!(
             "INSERT INTO code VALUES ('default', 'abc', x'616263', 3, 5);
+             INSERT INTO versions VALUES ('default', 'hello', 'v0', 'abc', '{config}', 6);
              INSERT INTO versions VALUES ('default', 'hello', 'v1', 'abc', '{config}', 7);
              INSERT INTO functions VALUES ('default', 'hello', 'shop', 'v1', 8, 9);
              INSERT INTO logs (namespace, function, invocation_id, time, stream, line)
@@ -311,14 +337,41 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 7, "not migrated to the latest schema");
+    assert_eq!(user_version, 8, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)
         .await?
         .ok_or("the v1 function is gone")?;
     assert_eq!(record.app.as_deref(), Some("shop"));
-    assert_eq!(record.version, version("v1", "abc", 3));
+    // Versions numbered by age; `live` is the one the function served.
+    assert_eq!(
+        record.versions,
+        [
+            VersionRecord {
+                number: 1,
+                created_at: 6,
+                ..version("v0", "abc", 3)
+            },
+            VersionRecord {
+                number: 2,
+                ..version("v1", "abc", 3)
+            }
+        ]
+    );
+    assert_eq!(record.live(), &wisp_core::AliasTarget::one(2));
+    assert!(!record.disabled);
+    let (outcome, _) = store
+        .deploy(
+            &ns,
+            &name,
+            None,
+            &version("v2", "abc", 3),
+            b"",
+            PublishOptions::default(),
+        )
+        .await?;
+    assert_eq!(outcome.version(), 3, "the next number follows the migrated ones");
     assert_eq!((record.created_at, record.updated_at), (8, 9));
     assert_eq!(store.get_code(&ns, "abc").await?.as_deref(), Some(&b"abc"[..]));
     let lines = store.logs(&ns, &name, &LogQuery::default()).await?;
@@ -467,6 +520,8 @@ async fn a_version_4_database_reads_old_records_as_unbilled() -> TestResult {
     let old = InvocationRecord {
         memory_mb: 0,
         billed_ms: 0,
+        // No version `v1` was ever stored: its number is unknown.
+        version_number: 0,
         ..invocation(&ns, &name, "inv-old")
     };
     assert_eq!(
@@ -807,7 +862,14 @@ async fn a_remove_that_fails_midway_can_be_retried() -> TestResult {
     let (_dir, store) = open()?;
     let (ns, name) = names()?;
     store
-        .deploy(&ns, &name, None, &version("v1", "abc", 3), b"abc")
+        .deploy(
+            &ns,
+            &name,
+            None,
+            &version("v1", "abc", 3),
+            b"abc",
+            PublishOptions::default(),
+        )
         .await?;
     store
         .enqueue_events(&[new_event("e", "hello", vec![])?], 0)

@@ -6,6 +6,7 @@
 //! over time is tested without sleeping.
 
 use super::*;
+use wisp_core::ErrorCode;
 use wisp_store::{
     Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, Lease,
     NewEvent, Resolution,
@@ -908,7 +909,12 @@ pub async fn events_held_by_a_quota_wait_and_are_released(store: &dyn Events) ->
     // Its age leaves the hold out.
     assert_eq!(record.age_us(T_US + 40_000_000), 10_000_000);
 
-    assert_eq!(store.release_held_events(&default, T + 3).await?, 1);
+    assert_eq!(
+        store
+            .release_held_events(&default, None, ErrorCode::QuotaExceeded, T + 3)
+            .await?,
+        1
+    );
     let released = get(store, &default, "held").await?;
     assert_eq!(released.run_at, T + 3);
     assert_eq!(released.held_ms, 3, "the hold not served was kept");
@@ -923,7 +929,9 @@ pub async fn events_held_by_a_quota_wait_and_are_released(store: &dyn Events) ->
         "another namespace was released"
     );
     assert_eq!(
-        store.release_held_events(&default, T + 4).await?,
+        store
+            .release_held_events(&default, None, ErrorCode::QuotaExceeded, T + 4)
+            .await?,
         0,
         "released twice"
     );

@@ -26,7 +26,7 @@
 
 use std::error::Error;
 use wisp_core::{FunctionConfig, FunctionName, Kind, Namespace, VersionId};
-use wisp_store::{NewEvent, VersionRecord};
+use wisp_store::{NewEvent, PublishOptions, VersionRecord};
 
 type TestResult<T = ()> = Result<T, Box<dyn Error>>;
 
@@ -50,6 +50,7 @@ fn version(id: &str, code: &[u8], memory_mb: u32, created_at: i64) -> VersionRec
     config.memory_mb = memory_mb;
     config.env.insert("GREETING".into(), format!("hello from {id}"));
     VersionRecord {
+        number: 0,
         id: VersionId(id.to_owned()),
         code_hash: hash_of(code),
         code_size: code.len() as u64,
@@ -105,8 +106,11 @@ macro_rules! conformance {
     };
     (@concern registry, $open:path) => {
         conformance!(@checks registry, $open, [
-            deploy_created_updated_unchanged,
-            versions_are_immutable,
+            deploy_created_published_unchanged,
+            versions_are_numbered_and_immutable,
+            old_versions_are_pruned_unless_aliased,
+            aliases_and_disabling_change_by_compare_and_set,
+            a_publish_may_leave_live_alone,
             code_is_deduplicated_per_namespace,
             get_and_list_are_ordered_and_isolated,
             delete_removes_unused_code_and_keeps_shared,
@@ -247,6 +251,7 @@ mod sqlite {
             function: function.clone(),
             id: format!("inv-{n}"),
             version: VersionId("v1".into()),
+            version_number: 1,
             started_at: i64::try_from(n)?,
             cold: n == 0,
             init_us: (n == 0).then_some(1_234),
@@ -269,7 +274,14 @@ mod sqlite {
         let (record, lines, invocations) = {
             let store = SqliteStore::open(&path)?;
             store
-                .deploy(&default, &hello, Some("app"), &v1, b"persistent code")
+                .deploy(
+                    &default,
+                    &hello,
+                    Some("app"),
+                    &v1,
+                    b"persistent code",
+                    PublishOptions::default(),
+                )
                 .await?;
             store.append_logs(&[line(&hello, 1)?, line(&hello, 2)?]).await?;
             store
@@ -302,9 +314,17 @@ mod sqlite {
         );
         assert_eq!(
             store
-                .deploy(&default, &hello, Some("app"), &v1, b"persistent code")
-                .await?,
-            wisp_store::DeployOutcome::Unchanged
+                .deploy(
+                    &default,
+                    &hello,
+                    Some("app"),
+                    &v1,
+                    b"persistent code",
+                    PublishOptions::default()
+                )
+                .await?
+                .0,
+            wisp_store::DeployOutcome::Unchanged { version: 1 }
         );
         Ok(())
     }

@@ -181,6 +181,7 @@ pub fn invocation(namespace: &Namespace, function: &FunctionName, n: usize) -> T
         function: function.clone(),
         id: format!("inv-{n}"),
         version: VersionId(format!("v{}", n / 10)),
+        version_number: 1,
         started_at: 1_700_000_000_000 + i64::try_from(n)?,
         cold,
         init_us: cold.then_some(5_000 + n64),

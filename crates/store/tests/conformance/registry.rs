@@ -1,125 +1,349 @@
-//! Checks of the registry: deploys (created, updated, unchanged), immutable versions,
-//! code deduplicated per namespace, reading and listing, and deleting a function's
-//! registry data.
+//! Checks of the registry: deploys (created, published, unchanged), numbered immutable
+//! versions, pruning, aliases and disabling by compare-and-set, code deduplicated per
+//! namespace, reading and listing, and deleting a function's registry data.
 
 use super::*;
 use std::time::Duration;
-use wisp_store::{DeployOutcome, Registry};
+use wisp_core::version::live;
+use wisp_core::{AdditionalVersion, AliasName, AliasTarget, Weight};
+use wisp_store::{DeployOutcome, FunctionChange, FunctionRecord, Registry, Updated};
 
 /// Sleeps long enough for the store's millisecond clock to move.
 async fn tick() {
     tokio::time::sleep(Duration::from_millis(3)).await;
 }
 
-pub async fn deploy_created_updated_unchanged(store: &dyn Registry) -> TestResult {
+/// Deploys with the default options (keep 10, move `live`).
+async fn deploy(
+    store: &dyn Registry,
+    namespace: &Namespace,
+    name: &FunctionName,
+    app: Option<&str>,
+    version: &VersionRecord,
+    code: &[u8],
+) -> TestResult<(DeployOutcome, FunctionRecord)> {
+    Ok(store
+        .deploy(namespace, name, app, version, code, PublishOptions::default())
+        .await?)
+}
+
+fn numbers(record: &FunctionRecord) -> Vec<u32> {
+    record.versions.iter().map(|v| v.number).collect()
+}
+
+pub async fn deploy_created_published_unchanged(store: &dyn Registry) -> TestResult {
     let (default, hello) = (ns("default")?, func("hello")?);
     let v1 = version("v1", b"code one", 128, 1_000);
-    let outcome = store
-        .deploy(&default, &hello, Some("shop"), &v1, b"code one")
-        .await?;
-    assert_eq!(outcome, DeployOutcome::Created);
-
-    let first = store
-        .get_function(&default, &hello)
-        .await?
-        .ok_or("deployed function is missing")?;
+    let (outcome, first) = deploy(store, &default, &hello, Some("shop"), &v1, b"code one").await?;
+    assert_eq!(outcome, DeployOutcome::Created { version: 1 });
+    assert_eq!(
+        store.get_function(&default, &hello).await?.as_ref(),
+        Some(&first),
+        "deploy and get disagree"
+    );
     assert_eq!(first.namespace, default);
     assert_eq!(first.name, hello);
     assert_eq!(first.app.as_deref(), Some("shop"));
-    assert_eq!(first.version, v1);
+    assert!(!first.disabled);
+    assert_eq!(
+        first.versions,
+        [VersionRecord {
+            number: 1,
+            ..v1.clone()
+        }]
+    );
+    assert_eq!(first.live(), &AliasTarget::one(1));
+    assert_eq!(first.aliases.len(), 1, "a new function has `live` alone");
     assert_eq!(first.created_at, first.updated_at);
     assert!(first.created_at > 0);
 
     tick().await;
-    let outcome = store
-        .deploy(&default, &hello, Some("shop"), &v1, b"code one")
-        .await?;
-    assert_eq!(outcome, DeployOutcome::Unchanged);
-    let same = store
-        .get_function(&default, &hello)
-        .await?
-        .ok_or("function vanished")?;
+    let (outcome, same) = deploy(store, &default, &hello, Some("shop"), &v1, b"code one").await?;
+    assert_eq!(outcome, DeployOutcome::Unchanged { version: 1 });
     assert_eq!(same, first, "an unchanged deploy must not touch the record");
 
-    // Another app taking over the same version: recorded, but not a new deployment.
+    // Another app taking over the same version: recorded, but not a new version.
     tick().await;
-    let outcome = store
-        .deploy(&default, &hello, Some("store"), &v1, b"code one")
-        .await?;
-    assert_eq!(outcome, DeployOutcome::Unchanged);
-    let moved = store
-        .get_function(&default, &hello)
-        .await?
-        .ok_or("function vanished")?;
+    let (outcome, moved) = deploy(store, &default, &hello, Some("store"), &v1, b"code one").await?;
+    assert_eq!(outcome, DeployOutcome::Unchanged { version: 1 });
     assert_eq!(moved.app.as_deref(), Some("store"));
     assert_eq!(
         moved.updated_at, first.updated_at,
         "updated_at moved on an unchanged deploy"
     );
-    let outcome = store.deploy(&default, &hello, None, &v1, b"code one").await?;
-    assert_eq!(outcome, DeployOutcome::Unchanged);
-    let bare = store
-        .get_function(&default, &hello)
-        .await?
-        .ok_or("function vanished")?;
+    assert_ne!(
+        moved.revision, first.revision,
+        "the record changed but its revision did not"
+    );
+    let (outcome, bare) = deploy(store, &default, &hello, None, &v1, b"code one").await?;
+    assert_eq!(outcome, DeployOutcome::Unchanged { version: 1 });
     assert_eq!(bare.app, None);
 
     tick().await;
     let v2 = version("v2", b"code two", 256, 2_000);
-    let outcome = store
-        .deploy(&default, &hello, Some("shop"), &v2, b"code two")
-        .await?;
+    let (outcome, second) = deploy(store, &default, &hello, Some("shop"), &v2, b"code two").await?;
     assert_eq!(
         outcome,
-        DeployOutcome::Updated {
-            previous: v1.id.clone()
+        DeployOutcome::Published {
+            version: 2,
+            previous: AliasTarget::one(1)
         }
     );
-    let second = store
-        .get_function(&default, &hello)
-        .await?
-        .ok_or("function vanished")?;
-    assert_eq!(second.version, v2);
+    assert_eq!(numbers(&second), [1, 2], "the first version was not kept");
+    assert_eq!(second.live_version(), &VersionRecord { number: 2, ..v2 });
     assert_eq!(second.app.as_deref(), Some("shop"));
     assert_eq!(second.created_at, first.created_at);
     assert!(
         second.updated_at > first.updated_at,
-        "an update must move updated_at"
+        "a publish must move updated_at"
     );
     Ok(())
 }
 
-pub async fn versions_are_immutable(store: &dyn Registry) -> TestResult {
+pub async fn versions_are_numbered_and_immutable(store: &dyn Registry) -> TestResult {
     let (default, hello) = (ns("default")?, func("hello")?);
     let v1 = version("v1", b"code one", 128, 1_000);
     let v2 = version("v2", b"code two", 256, 2_000);
-    store.deploy(&default, &hello, None, &v1, b"code one").await?;
-    store.deploy(&default, &hello, None, &v2, b"code two").await?;
+    deploy(store, &default, &hello, None, &v1, b"code one").await?;
+    deploy(store, &default, &hello, None, &v2, b"code two").await?;
 
-    // A rollback: the CLI deploys v1 again, later, so its record carries a new time.
+    // Deployed back to the first code and config: a new number with the same content
+    // id, as Lambda publishes; version 1 stays as it was.
     let again = VersionRecord {
         created_at: 9_000,
         ..v1.clone()
     };
-    let outcome = store.deploy(&default, &hello, None, &again, b"code one").await?;
+    let (outcome, record) = deploy(store, &default, &hello, None, &again, b"code one").await?;
+    assert_eq!(outcome.version(), 3);
+    assert_eq!(numbers(&record), [1, 2, 3]);
     assert_eq!(
-        outcome,
-        DeployOutcome::Updated {
-            previous: v2.id.clone()
-        }
+        record.version(1),
+        Some(&VersionRecord {
+            number: 1,
+            ..v1.clone()
+        })
     );
-    let serving = store
-        .get_function(&default, &hello)
-        .await?
-        .ok_or("function vanished")?;
-    assert_eq!(
-        serving.version, v1,
-        "the stored version must win over the re-deployed record"
-    );
+    assert_eq!(record.version(3), Some(&VersionRecord { number: 3, ..again }));
+    assert_eq!(record.live(), &AliasTarget::one(3));
     assert_eq!(
         store.get_code(&default, &v1.code_hash).await?.as_deref(),
         Some(&b"code one"[..])
     );
+    Ok(())
+}
+
+pub async fn old_versions_are_pruned_unless_aliased(store: &dyn Registry) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    let keep_two = PublishOptions {
+        keep_versions: 2,
+        move_live: true,
+    };
+    let codes: [&[u8]; 5] = [b"code 1", b"code 2", b"code 3", b"code 4", b"code 5"];
+    let (_, first) = store
+        .deploy(
+            &default,
+            &hello,
+            None,
+            &version("v1", codes[0], 128, 1),
+            codes[0],
+            keep_two,
+        )
+        .await?;
+    let stable = AliasName::new("stable")?;
+    let change = FunctionChange::SetAlias(stable.clone(), AliasTarget::one(1));
+    let Updated::Done(_) = store
+        .update_function(&default, &hello, first.revision, &change)
+        .await?
+    else {
+        return Err("setting an alias failed".into());
+    };
+    let mut record = first;
+    for (n, code) in codes.iter().enumerate().skip(1) {
+        let v = version(&format!("v{}", n + 1), code, 128, n as i64 + 1);
+        record = store.deploy(&default, &hello, None, &v, code, keep_two).await?.1;
+    }
+    // The newest two, and 1, which `stable` points to.
+    assert_eq!(numbers(&record), [1, 4, 5]);
+    assert_eq!(record.aliases[&stable], AliasTarget::one(1));
+    assert_eq!(store.get_function(&default, &hello).await?, Some(record));
+    for (code, kept) in codes.iter().zip([true, false, false, true, true]) {
+        assert_eq!(
+            store.has_code(&default, &hash_of(code)).await?,
+            kept,
+            "the code of a pruned version must go with it, and only that"
+        );
+    }
+    // Numbers are never reused.
+    let (outcome, _) = store
+        .deploy(
+            &default,
+            &hello,
+            None,
+            &version("v6", b"code 6", 128, 9),
+            b"code 6",
+            keep_two,
+        )
+        .await?;
+    assert_eq!(outcome.version(), 6);
+    Ok(())
+}
+
+pub async fn aliases_and_disabling_change_by_compare_and_set(store: &dyn Registry) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    deploy(
+        store,
+        &default,
+        &hello,
+        None,
+        &version("v1", b"one", 128, 1),
+        b"one",
+    )
+    .await?;
+    let (_, record) = deploy(
+        store,
+        &default,
+        &hello,
+        None,
+        &version("v2", b"two", 128, 2),
+        b"two",
+    )
+    .await?;
+    let beta = AliasName::new("beta")?;
+    let split = AliasTarget {
+        version: 1,
+        additional: Some(AdditionalVersion {
+            version: 2,
+            weight: Weight::new(0.1)?,
+        }),
+    };
+    let set = FunctionChange::SetAlias(beta.clone(), split.clone());
+    let Updated::Done(after) = store
+        .update_function(&default, &hello, record.revision, &set)
+        .await?
+    else {
+        return Err("setting an alias failed".into());
+    };
+    assert_eq!(after.aliases[&beta], split);
+    assert_ne!(after.revision, record.revision);
+    assert_eq!(
+        store.get_function(&default, &hello).await?.as_ref(),
+        Some(&*after)
+    );
+
+    // The revision read before is stale now: nothing is written.
+    let disable = FunctionChange::SetDisabled(true);
+    assert_eq!(
+        store
+            .update_function(&default, &hello, record.revision, &disable)
+            .await?,
+        Updated::Stale
+    );
+    assert!(
+        !store
+            .get_function(&default, &hello)
+            .await?
+            .ok_or("gone")?
+            .disabled
+    );
+    let Updated::Done(disabled) = store
+        .update_function(&default, &hello, after.revision, &disable)
+        .await?
+    else {
+        return Err("disabling failed".into());
+    };
+    assert!(disabled.disabled);
+
+    let r = disabled.revision;
+    let to_missing = FunctionChange::SetAlias(live(), AliasTarget::one(9));
+    assert_eq!(
+        store.update_function(&default, &hello, r, &to_missing).await?,
+        Updated::NoVersion(9)
+    );
+    let split_to_missing = FunctionChange::SetAlias(
+        beta.clone(),
+        AliasTarget {
+            version: 1,
+            additional: Some(AdditionalVersion {
+                version: 7,
+                weight: Weight::new(0.5)?,
+            }),
+        },
+    );
+    assert_eq!(
+        store
+            .update_function(&default, &hello, r, &split_to_missing)
+            .await?,
+        Updated::NoVersion(7)
+    );
+    let delete_live = FunctionChange::DeleteAlias(live());
+    assert_eq!(
+        store.update_function(&default, &hello, r, &delete_live).await?,
+        Updated::NoAlias
+    );
+    let delete_none = FunctionChange::DeleteAlias(AliasName::new("none")?);
+    assert_eq!(
+        store.update_function(&default, &hello, r, &delete_none).await?,
+        Updated::NoAlias
+    );
+    assert_eq!(
+        store
+            .update_function(&default, &func("nobody")?, r, &disable)
+            .await?,
+        Updated::NoFunction
+    );
+    let unchanged = store.get_function(&default, &hello).await?.ok_or("gone")?;
+    assert_eq!(unchanged, *disabled, "a refused change wrote something");
+
+    let delete_beta = FunctionChange::DeleteAlias(beta.clone());
+    let Updated::Done(deleted) = store.update_function(&default, &hello, r, &delete_beta).await? else {
+        return Err("deleting an alias failed".into());
+    };
+    assert!(!deleted.aliases.contains_key(&beta));
+    let rollback = FunctionChange::SetAlias(live(), AliasTarget::one(1));
+    let Updated::Done(back) = store
+        .update_function(&default, &hello, deleted.revision, &rollback)
+        .await?
+    else {
+        return Err("moving live failed".into());
+    };
+    assert_eq!(back.live_version().number, 1);
+    Ok(())
+}
+
+pub async fn a_publish_may_leave_live_alone(store: &dyn Registry) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    deploy(
+        store,
+        &default,
+        &hello,
+        None,
+        &version("v1", b"one", 128, 1),
+        b"one",
+    )
+    .await?;
+    let publish_only = PublishOptions {
+        keep_versions: 10,
+        move_live: false,
+    };
+    let (outcome, record) = store
+        .deploy(
+            &default,
+            &hello,
+            None,
+            &version("v2", b"two", 128, 2),
+            b"two",
+            publish_only,
+        )
+        .await?;
+    assert_eq!(
+        outcome,
+        DeployOutcome::Published {
+            version: 2,
+            previous: AliasTarget::one(1)
+        }
+    );
+    assert_eq!(record.live(), &AliasTarget::one(1));
+    assert_eq!(record.latest().number, 2);
     Ok(())
 }
 
@@ -131,9 +355,7 @@ pub async fn code_is_deduplicated_per_namespace(store: &dyn Registry) -> TestRes
     assert!(!store.has_code(&default, &hash).await?);
     assert_eq!(store.get_code(&default, &hash).await?, None);
 
-    store
-        .deploy(&default, &a, None, &version("va", code, 128, 1), code)
-        .await?;
+    deploy(store, &default, &a, None, &version("va", code, 128, 1), code).await?;
     assert!(store.has_code(&default, &hash).await?);
     assert!(
         !store.has_code(&other, &hash).await?,
@@ -142,14 +364,11 @@ pub async fn code_is_deduplicated_per_namespace(store: &dyn Registry) -> TestRes
     assert_eq!(store.get_code(&other, &hash).await?, None);
 
     // A caller that saw `has_code` may skip the upload: the stored blob is used.
-    let outcome = store
-        .deploy(&default, &b, None, &version("vb", code, 256, 2), b"")
-        .await?;
-    assert_eq!(outcome, DeployOutcome::Created);
+    let (outcome, b_record) = deploy(store, &default, &b, None, &version("vb", code, 256, 2), b"").await?;
+    assert_eq!(outcome, DeployOutcome::Created { version: 1 });
     assert_eq!(store.get_code(&default, &hash).await?.as_deref(), Some(&code[..]));
-    let b_record = store.get_function(&default, &b).await?.ok_or("b is missing")?;
-    assert_eq!(b_record.version.code_hash, hash);
-    assert_eq!(b_record.version.code_size, code.len() as u64);
+    assert_eq!(b_record.latest().code_hash, hash);
+    assert_eq!(b_record.latest().code_size, code.len() as u64);
     Ok(())
 }
 
@@ -165,12 +384,10 @@ pub async fn get_and_list_are_ordered_and_isolated(store: &dyn Registry) -> Test
         (&alpha, "aardvark", b"alpha aardvark"),
     ] {
         let v = version(&format!("{namespace}-{name}"), code, 128, 1);
-        store
-            .deploy(namespace, &func(name)?, Some(namespace.as_str()), &v, code)
-            .await?;
+        deploy(store, namespace, &func(name)?, Some(namespace.as_str()), &v, code).await?;
     }
 
-    let names = |records: &[wisp_store::FunctionRecord]| -> Vec<String> {
+    let names = |records: &[FunctionRecord]| -> Vec<String> {
         records
             .iter()
             .map(|r| format!("{}/{}", r.namespace, r.name))
@@ -199,8 +416,8 @@ pub async fn get_and_list_are_ordered_and_isolated(store: &dyn Registry) -> Test
         .get_function(&beta, &hello)
         .await?
         .ok_or("beta/hello is missing")?;
-    assert_eq!(a.version.id.0, "alpha-hello");
-    assert_eq!(b.version.id.0, "beta-hello");
+    assert_eq!(a.latest().id.0, "alpha-hello");
+    assert_eq!(b.latest().id.0, "beta-hello");
     assert_eq!(a.app.as_deref(), Some("alpha"));
     assert_eq!(store.get_function(&alpha, &func("api")?).await?, None);
     let listed = everywhere
@@ -225,15 +442,25 @@ pub async fn delete_removes_unused_code_and_keeps_shared(store: &dyn Registry) -
     let default = ns("default")?;
     let (one, two) = (func("one")?, func("two")?);
     let (shared, own) = (&b"shared"[..], &b"own"[..]);
-    store
-        .deploy(&default, &one, None, &version("one-1", shared, 128, 1), shared)
-        .await?;
-    store
-        .deploy(&default, &one, None, &version("one-2", own, 128, 2), own)
-        .await?;
-    store
-        .deploy(&default, &two, None, &version("two-1", shared, 256, 3), shared)
-        .await?;
+    deploy(
+        store,
+        &default,
+        &one,
+        None,
+        &version("one-1", shared, 128, 1),
+        shared,
+    )
+    .await?;
+    deploy(store, &default, &one, None, &version("one-2", own, 128, 2), own).await?;
+    deploy(
+        store,
+        &default,
+        &two,
+        None,
+        &version("two-1", shared, 256, 3),
+        shared,
+    )
+    .await?;
 
     assert!(store.delete_function(&default, &one).await?);
     assert_eq!(store.get_function(&default, &one).await?, None);
@@ -249,10 +476,8 @@ pub async fn delete_removes_unused_code_and_keeps_shared(store: &dyn Registry) -
     assert!(!store.delete_function(&default, &one).await?, "deleted twice");
 
     // Its versions went too: deploying again starts from scratch.
-    let outcome = store
-        .deploy(&default, &one, None, &version("one-2", own, 128, 2), own)
-        .await?;
-    assert_eq!(outcome, DeployOutcome::Created);
+    let (outcome, _) = deploy(store, &default, &one, None, &version("one-2", own, 128, 2), own).await?;
+    assert_eq!(outcome, DeployOutcome::Created { version: 1 });
 
     assert!(store.delete_function(&default, &two).await?);
     assert!(!store.has_code(&default, &hash_of(shared)).await?);

@@ -25,13 +25,34 @@ pub async fn remove_function_removes_unused_code_and_keeps_shared(store: &dyn St
     let (one, two) = (func("one")?, func("two")?);
     let (shared, own) = (&b"shared"[..], &b"own"[..]);
     store
-        .deploy(&default, &one, None, &version("one-1", shared, 128, 1), shared)
+        .deploy(
+            &default,
+            &one,
+            None,
+            &version("one-1", shared, 128, 1),
+            shared,
+            PublishOptions::default(),
+        )
         .await?;
     store
-        .deploy(&default, &one, None, &version("one-2", own, 128, 2), own)
+        .deploy(
+            &default,
+            &one,
+            None,
+            &version("one-2", own, 128, 2),
+            own,
+            PublishOptions::default(),
+        )
         .await?;
     store
-        .deploy(&default, &two, None, &version("two-1", shared, 256, 3), shared)
+        .deploy(
+            &default,
+            &two,
+            None,
+            &version("two-1", shared, 256, 3),
+            shared,
+            PublishOptions::default(),
+        )
         .await?;
     store.append_logs(&[log_line(&default, &one, "i1", 0)?]).await?;
     store
@@ -79,10 +100,17 @@ pub async fn remove_function_removes_unused_code_and_keeps_shared(store: &dyn St
     assert!(!store.remove_function(&default, &one).await?, "deleted twice");
 
     // Its versions went too: deploying again starts from scratch.
-    let outcome = store
-        .deploy(&default, &one, None, &version("one-2", own, 128, 2), own)
+    let (outcome, _) = store
+        .deploy(
+            &default,
+            &one,
+            None,
+            &version("one-2", own, 128, 2),
+            own,
+            PublishOptions::default(),
+        )
         .await?;
-    assert_eq!(outcome, DeployOutcome::Created);
+    assert_eq!(outcome, DeployOutcome::Created { version: 1 });
 
     assert!(store.remove_function(&default, &two).await?);
     assert!(!store.has_code(&default, &hash_of(shared)).await?);
@@ -97,7 +125,9 @@ pub async fn remove_function_removes_events_and_schedules(store: &dyn Store) -> 
     let (one, two) = (func("one")?, func("two")?);
     for (name, code) in [(&one, &b"one"[..]), (&two, b"two")] {
         let v = version(&format!("{name}-1"), code, 128, 1);
-        store.deploy(&default, name, None, &v, code).await?;
+        store
+            .deploy(&default, name, None, &v, code, PublishOptions::default())
+            .await?;
     }
     store
         .enqueue_events(
@@ -148,7 +178,14 @@ pub async fn delete_function_touches_only_the_registry(store: &dyn Store) -> Tes
     let (default, one) = (ns("default")?, func("one")?);
     let code = &b"one"[..];
     store
-        .deploy(&default, &one, None, &version("one-1", code, 128, 1), code)
+        .deploy(
+            &default,
+            &one,
+            None,
+            &version("one-1", code, 128, 1),
+            code,
+            PublishOptions::default(),
+        )
         .await?;
     store.append_logs(&[log_line(&default, &one, "i1", 0)?]).await?;
     store
@@ -392,7 +429,14 @@ pub async fn remove_namespace_removes_only_its_contents_and_keeps_the_audit(stor
         for name in [&hello, &func("other")?] {
             let v = version(&format!("{name}-1"), name.as_str().as_bytes(), 128, 1);
             store
-                .deploy(namespace, name, None, &v, name.as_str().as_bytes())
+                .deploy(
+                    namespace,
+                    name,
+                    None,
+                    &v,
+                    name.as_str().as_bytes(),
+                    PublishOptions::default(),
+                )
                 .await?;
         }
         store
@@ -468,7 +512,14 @@ pub async fn usage_survives_remove_function_and_remove_namespace(store: &dyn Sto
     let code = &b"metered"[..];
     for namespace in [&default, &other] {
         store
-            .deploy(namespace, &hello, None, &version("v1", code, 128, 1), code)
+            .deploy(
+                namespace,
+                &hello,
+                None,
+                &version("v1", code, 128, 1),
+                code,
+                PublishOptions::default(),
+            )
             .await?;
     }
     store.append_invocations(&sample()?).await?;

@@ -37,6 +37,7 @@ pub fn billed(
         function: function.clone(),
         id: id.to_owned(),
         version: VersionId(version.to_owned()),
+        version_number: 1,
         started_at,
         cold: false,
         init_us: None,

@@ -245,7 +245,7 @@ impl Engine {
             }
             response
         };
-        let deployed: Arc<Deployed> = target.function.clone();
+        let function: &Arc<Deployed> = &target.function;
         let limit = self.limits.max_request_body;
         let declared = parts
             .headers
@@ -257,11 +257,18 @@ impl Engine {
             return Err(too_large(limit));
         }
         let id = new_invocation_id();
-        let fail = |e: EngineError| e.with_invocation(&id);
-        match deployed.record.version.config.kind {
+        let deployed = match self.choose(function, None) {
+            Ok(version) => version,
+            Err(e) => {
+                body::drain(body);
+                return Err(e.with_invocation(&id));
+            }
+        };
+        let fail = |e: EngineError| e.ran(&id, deployed.record.number);
+        match deployed.record.config.kind {
             Kind::Http => {
                 // The body streams into the guest, so the slot is taken first.
-                let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
+                let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
                 let (limited, exceeded) = Limited::new(body, limit);
                 if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
                     parts
@@ -270,7 +277,7 @@ impl Engine {
                 }
                 let request = Request::from_parts(parts, limited.boxed_unsync());
                 let result = self
-                    .run(&deployed, &id, Input::Http(request), &admitted, ticket)
+                    .run(deployed, &id, Input::Http(request), &admitted, ticket)
                     .await;
                 if exceeded.load(Ordering::Acquire) {
                     return Err(fail(too_large(limit)));
@@ -305,13 +312,13 @@ impl Engine {
                     route_key: &route_key,
                     path_parameters: params,
                     request_id: &id,
-                    namespace: deployed.record.namespace.as_str(),
+                    namespace: deployed.namespace.as_str(),
                     authorizer: authorizer.as_ref(),
                 };
                 let event = apigw::event(&info, &bytes);
-                let (admitted, ticket) = self.admit(&deployed).await.map_err(fail)?;
+                let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
                 let output = self
-                    .run(&deployed, &id, Input::Event(event.into()), &admitted, ticket)
+                    .run(deployed, &id, Input::Event(event.into()), &admitted, ticket)
                     .await
                     .map_err(fail)?;
                 match output {

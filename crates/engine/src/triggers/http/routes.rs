@@ -44,7 +44,7 @@ pub(crate) struct Limiters {
 impl Limiters {
     /// The limiter of route `index` of `function`, if it or the function has a limit.
     fn of(&mut self, function: &Deployed, index: usize, route: &Route) -> Option<Arc<Limiter>> {
-        let config = &function.record.version.config;
+        let config = function.config();
         let (limit, scope) = match route.rate_limit() {
             Ok(Some(limit)) => (limit, Some(index)),
             _ => (config.rate_limit().ok().flatten()?, None),
@@ -53,7 +53,7 @@ impl Limiters {
         let key = (
             record.namespace.clone(),
             record.name.clone(),
-            record.version.id.clone(),
+            function.live_version().record.id.clone(),
             scope,
         );
         let limiter = self
@@ -113,7 +113,7 @@ impl RouteTable {
         let mut table = RouteTable::default();
         let mut without_rest = Vec::new();
         for function in functions {
-            for (index, route) in function.record.version.config.routes.iter().enumerate() {
+            for (index, route) in function.config().routes.iter().enumerate() {
                 // Configs were validated at deploy; a route failing now is skipped, not fatal.
                 let Ok((pattern, methods)) = route.validate() else {
                     tracing::warn!(function = %function.record.name, path = %route.path, "skipping invalid route");
@@ -295,17 +295,22 @@ pub(crate) mod tests {
                 namespace: Namespace::new(namespace).unwrap(),
                 name: FunctionName::new(name).unwrap(),
                 app: None,
-                version: VersionRecord {
+                disabled: false,
+                versions: vec![VersionRecord {
+                    number: 1,
                     id: VersionId("v".into()),
                     code_hash: "00".into(),
                     code_size: 0,
                     config,
                     created_at: 0,
-                },
+                }],
+                aliases: [(wisp_core::version::live(), wisp_core::AliasTarget::one(1))].into(),
+                revision: 1,
                 created_at: 0,
                 updated_at: 0,
             },
             &crate::pool::testing::unused_context(),
+            None,
         ))
     }
 
