@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// How many invocations may run at once across a namespace's functions.
     #[arg(long, env = "WISP_NAMESPACE_MAX_CONCURRENCY", default_value_t = Limits::DEFAULT_NAMESPACE_MAX_CONCURRENCY, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub namespace_max_concurrency: u32,
+    /// How many versions each function keeps besides those an alias points to (the
+    /// newest ones; older ones and the code only they used go at the next deploy).
+    #[arg(long, env = "WISP_KEEP_VERSIONS", default_value_t = Limits::DEFAULT.keep_versions, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub keep_versions: u32,
     /// The delay before an async invocation's first retry; each further retry doubles
     /// it (with jitter), up to --async-retry-max.
     #[arg(long, env = "WISP_ASYNC_RETRY_BASE", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
@@ -135,6 +139,7 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             limits: Limits {
                 namespace_max_concurrency: self.namespace_max_concurrency,
+                keep_versions: self.keep_versions,
                 ..Limits::DEFAULT
             },
             keep_alive: KeepAlivePolicy::parse(&self.keep_alive_policy, self.keep_alive)

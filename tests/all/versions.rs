@@ -510,3 +510,34 @@ async fn the_cli_lists_versions_sets_aliases_rolls_back_and_disables() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("live") && text.contains('2'), "{text}");
 }
+
+#[tokio::test]
+async fn versions_past_keep_versions_go_unless_an_alias_names_them() {
+    let server = crate::util::server_with(&["--keep-versions", "2"]);
+    publish(&server, 1).await;
+    let r = set_alias(&server, "stable", json!({"version": 1})).await;
+    assert_eq!(r.status(), 200);
+    for v in 2..=5 {
+        publish(&server, v).await;
+    }
+    let versions = get_json(&server, "/v1/functions/kit/versions").await;
+    let numbers: Vec<&Value> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["version"])
+        .collect();
+    assert_eq!(numbers, [5, 4, 1], "{versions}");
+    let r = client()
+        .post(server.at("/v1/functions/kit:2/invoke"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 404, "version_not_found").await;
+    let r = client()
+        .post(server.at("/v1/functions/kit:stable/invoke"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version_of(&r), 1);
+}
