@@ -19,9 +19,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Init(commands::init::InitArgs),
     Serve(commands::serve::ServeArgs),
     Up(commands::up::UpArgs),
     Deploy(commands::deploy::DeployArgs),
+    Plan(commands::deploy::PlanArgs),
     Invoke(commands::invoke::InvokeArgs),
     Ls(commands::ls::LsArgs),
     Rm(commands::rm::RmArgs),
@@ -46,9 +48,11 @@ enum Command {
 impl Command {
     async fn run(self) -> anyhow::Result<()> {
         match self {
+            Command::Init(args) => commands::init::run(args),
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Up(args) => commands::up::run(args).await,
             Command::Deploy(args) => commands::deploy::run(args).await,
+            Command::Plan(args) => commands::deploy::plan(args).await,
             Command::Invoke(args) => commands::invoke::run(args).await,
             Command::Ls(args) => commands::ls::run(args).await,
             Command::Rm(args) => commands::rm::run(args).await,

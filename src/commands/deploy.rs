@@ -11,12 +11,16 @@ use serde_json::Value;
 use std::path::PathBuf;
 use wisp_manifest::{FunctionManifest, Manifest, QueueManifest};
 
-/// Deploy an app (its wisp.toml): its queues, then its functions; say what changed.
+/// Deploy an app (its wisp.toml): its queues, then all of its functions in one step
+/// (all or nothing); say what changed.
 #[derive(Args, Debug)]
 pub struct DeployArgs {
     /// The app's directory, or its wisp.toml.
     #[arg(default_value = ".")]
     pub path: PathBuf,
+    /// Also delete the functions of this app that wisp.toml no longer has.
+    #[arg(long)]
+    pub prune: bool,
     #[command(flatten)]
     pub server: ServerArg,
 }
@@ -24,7 +28,60 @@ pub struct DeployArgs {
 pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
     let manifest = load_manifest(&args.path)?;
     let client = Client::new(&args.server)?;
-    deploy_app(&client, &manifest).await
+    deploy_app(&client, &manifest, args.prune).await
+}
+
+/// Print what `wisp deploy` would create, publish and delete, changing nothing.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The app's directory, or its wisp.toml.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Plan `wisp deploy --prune`: list as deleted the app's functions wisp.toml no
+    /// longer has.
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+pub async fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    let manifest = load_manifest(&args.path)?;
+    let client = Client::new(&args.server)?;
+    println!("Plan for app `{}` on {}", manifest.app, client.base());
+    let (_, answer) = put_app(&client, &manifest, args.prune, true).await?;
+    let mut changes = 0;
+    for f in answer["functions"].as_array().into_iter().flatten() {
+        let name = f["name"].as_str().unwrap_or("?");
+        let line = match f["status"].as_str() {
+            Some("created") => format!("create     {name}"),
+            Some("published") => format!("publish    {name} (version {})", f["version"]),
+            _ => {
+                println!("  unchanged  {name} (version {})", f["version"]);
+                continue;
+            }
+        };
+        changes += 1;
+        println!("  {line}");
+    }
+    for name in answer["removed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if args.prune {
+            changes += 1;
+            println!("  delete     {name}");
+        } else {
+            println!("  stray      {name} (no longer in wisp.toml; `wisp deploy --prune` deletes it)");
+        }
+    }
+    println!(
+        "{changes} change(s); nothing was changed (run `wisp deploy{}` to apply)",
+        if args.prune { " --prune" } else { "" }
+    );
+    Ok(())
 }
 
 /// Loads a manifest, turning its error into a usage error that shows the location.
@@ -37,8 +94,9 @@ pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
 }
 
 /// Deploys `manifest`: its queues (each dead-letter queue before the queues that
-/// use it), then every function, printing one line per queue and function.
-pub async fn deploy_app(client: &Client, manifest: &Manifest) -> anyhow::Result<()> {
+/// use it), then every function in one request, printing one line per queue and
+/// function. With `prune`, the app's functions the manifest no longer has are deleted.
+pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> anyhow::Result<()> {
     println!("Deploying app `{}` to {}", manifest.app, client.base());
     // Read every source first: a missing build fails before anything changes.
     let mut sources = Vec::with_capacity(manifest.functions.len());
@@ -60,32 +118,114 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest) -> anyhow::Result<
         println!("  {}", super::queue::describe_put(&answer));
         done.push(format!("queue {}", queue.name));
     }
-    for (function, code) in manifest.functions.iter().zip(sources) {
-        let config = serde_json::to_vec(&function.config).context("cannot encode the configuration")?;
-        let (file_name, mime) = if function.config.runtime.is_process() {
-            ("code.zip", "application/zip")
-        } else {
-            ("code.wasm", "application/wasm")
-        };
-        let form = Form::new()
-            .part("config", Part::bytes(config).mime_str("application/json")?)
-            .part("code", Part::bytes(code).file_name(file_name).mime_str(mime)?)
-            .text("app", manifest.app.clone());
-        let request = client
-            .request(Method::PUT, &format!("/v1/functions/{}", function.name))
-            .multipart(form);
-        let (_, answer) = client.json(request).await.map_err(|e| {
+    let (_, answer) = put_app_with(client, manifest, sources, prune, false)
+        .await
+        .map_err(|e| {
+            let queues = if done.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", so_far(&done))
+            };
             e.context(format!(
-                "deploying `{}` failed ({})",
-                function.name,
-                so_far(&done)
+                "deploying the functions of `{}` failed: none of them changed{queues}",
+                manifest.app
             ))
         })?;
-        println!("  {}", describe(&answer));
-        done.push(function.name.to_string());
+    for f in answer["functions"].as_array().into_iter().flatten() {
+        println!("  {}", describe_app_function(f));
     }
-    report_strays(client, manifest).await;
+    let removed: Vec<&str> = answer["removed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if prune {
+        for name in &removed {
+            println!("  {:<10} {name}", "deleted");
+        }
+    } else if !removed.is_empty() {
+        println!(
+            "Still deployed but no longer in wisp.toml: {} (delete with `wisp deploy --prune`, or `wisp rm {}`)",
+            removed.join(", "),
+            removed.join(" ")
+        );
+    }
     Ok(())
+}
+
+/// `PUT /v1/apps/{app}` with the manifest's functions, reading their sources.
+async fn put_app(
+    client: &Client,
+    manifest: &Manifest,
+    prune: bool,
+    dry_run: bool,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let mut sources = Vec::with_capacity(manifest.functions.len());
+    for function in &manifest.functions {
+        sources.push(read_source(function)?);
+    }
+    put_app_with(client, manifest, sources, prune, dry_run).await
+}
+
+/// `PUT /v1/apps/{app}`: one `manifest` part naming each function's code by its
+/// SHA-256, and one `code` part per distinct code (an app of many functions sharing
+/// one `.wasm` uploads it once).
+async fn put_app_with(
+    client: &Client,
+    manifest: &Manifest,
+    sources: Vec<Vec<u8>>,
+    prune: bool,
+    dry_run: bool,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    use sha2::Digest;
+    let mut entries = Vec::with_capacity(sources.len());
+    let mut codes: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    for (function, code) in manifest.functions.iter().zip(sources) {
+        let hash = hex::encode(sha2::Sha256::digest(&code));
+        entries.push(serde_json::json!({
+            "name": function.name.as_str(),
+            "config": function.config,
+            "code": hash,
+        }));
+        if !codes.iter().any(|(h, _, _)| *h == hash) {
+            codes.push((hash, code, function.config.runtime.is_process()));
+        }
+    }
+    let body = serde_json::json!({ "functions": entries, "prune": prune, "dry_run": dry_run });
+    let mut form = Form::new().part(
+        "manifest",
+        Part::bytes(serde_json::to_vec(&body).context("cannot encode the app")?)
+            .mime_str("application/json")?,
+    );
+    for (hash, code, zip) in codes {
+        let (ext, mime) = if zip {
+            ("zip", "application/zip")
+        } else {
+            ("wasm", "application/wasm")
+        };
+        form = form.part(
+            "code",
+            Part::bytes(code)
+                .file_name(format!("{hash}.{ext}"))
+                .mime_str(mime)?,
+        );
+    }
+    let request = client
+        .request(Method::PUT, &format!("/v1/apps/{}", manifest.app))
+        .multipart(form);
+    client.json(request).await
+}
+
+/// `published  hello   v3   /hello, GET /greet/:name`
+fn describe_app_function(f: &Value) -> String {
+    let status = f["status"].as_str().unwrap_or("deployed");
+    let name = f["name"].as_str().unwrap_or("?");
+    let version = format!("v{}", f["version"]);
+    format!(
+        "{status:<10} {name:<20} {version:<5}  {}",
+        routes_text(&f["routes"])
+    )
 }
 
 /// What a failed deploy had done before it failed.
@@ -146,18 +286,6 @@ fn read_source(function: &FunctionManifest) -> anyhow::Result<Vec<u8>> {
     std::fs::read(source).map_err(|e| fail(e.to_string()))
 }
 
-/// `published  hello   v3   /hello, GET /greet/:name`
-pub fn describe(answer: &Value) -> String {
-    let status = answer["status"].as_str().unwrap_or("deployed");
-    let function = &answer["function"];
-    let name = function["name"].as_str().unwrap_or("?");
-    let version = format!("v{}", answer["version"]);
-    format!(
-        "{status:<10} {name:<20} {version:<5}  {}",
-        routes_text(&function["config"]["routes"])
-    )
-}
-
 /// Where `live` points: `7`, or `7 + 8 at 10%` when it splits traffic; `(disabled)`
 /// after it when the function is.
 pub fn live_text(function: &Value) -> String {
@@ -192,28 +320,6 @@ pub fn routes_text(routes: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Mentions functions deployed earlier from this app that its manifest no longer has.
-async fn report_strays(client: &Client, manifest: &Manifest) {
-    let Ok((_, list)) = client.json(client.request(Method::GET, "/v1/functions")).await else {
-        return;
-    };
-    let strays: Vec<&str> = list["functions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["app"].as_str() == Some(manifest.app.as_str()))
-        .filter_map(|f| f["name"].as_str())
-        .filter(|name| !manifest.functions.iter().any(|f| f.name.as_str() == *name))
-        .collect();
-    if !strays.is_empty() {
-        println!(
-            "Still deployed but no longer in wisp.toml: {} (remove with `wisp rm {}`)",
-            strays.join(", "),
-            strays.join(" ")
-        );
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod deploy;
 pub mod dlq;
+pub mod init;
 pub mod invocations;
 pub mod invoke;
 pub mod keys;

@@ -40,7 +40,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         format!("http://{addr}"),
         args.serve.data_dir.clone(),
     ))?;
-    if let Err(e) = deploy_app(&client, &manifest).await {
+    if let Err(e) = deploy_app(&client, &manifest, false).await {
         let _ = stop.send(());
         let _ = server.await;
         return Err(e);

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod api;
+mod apps;
 mod async_crash;
 mod async_events;
 mod cli;
@@ -13,6 +14,7 @@ mod cli_queues;
 mod docs;
 mod event;
 mod gateway;
+mod init;
 mod lambda_api;
 mod lifecycle;
 mod limits;

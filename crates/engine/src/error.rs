@@ -77,6 +77,12 @@ impl EngineError {
         self
     }
 
+    /// The same error, its detail prefixed with what it concerns (`function `x``).
+    pub(crate) fn context(mut self, what: &str) -> EngineError {
+        self.detail = format!("{what}: {}", self.detail);
+        self
+    }
+
     /// [`EngineError::with_invocation`], for an invocation that ran `version`: the
     /// answer says which, as a success's does.
     pub(crate) fn ran(self, id: &str, version: u32) -> EngineError {

@@ -23,6 +23,7 @@
 //! The server reaches the runtimes only through the engine: the body and error types
 //! it needs are re-exported here.
 
+mod app;
 mod audit;
 mod capacity;
 mod deploy;
@@ -43,6 +44,7 @@ mod triggers;
 mod usage;
 pub mod version;
 
+pub use app::{AppReport, AppRequest, Planned};
 pub use audit::AuditRecord;
 pub use deploy::{DeployReport, DeployRequest};
 pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};

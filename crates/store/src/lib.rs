@@ -92,7 +92,8 @@ pub use records::{
     LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream, Records,
 };
 pub use registry::{
-    DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Updated, VersionRecord,
+    AppFunction, DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Updated,
+    VersionRecord,
 };
 pub use schedules::Schedules;
 pub use sqlite::SqliteStore;

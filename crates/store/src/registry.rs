@@ -150,6 +150,16 @@ impl Default for PublishOptions {
     }
 }
 
+/// One function of an app deploy: its name, its version (as for [`Registry::deploy`])
+/// and its code (empty when the caller knows the blob is stored).
+#[derive(Clone, Debug)]
+pub struct AppFunction {
+    pub name: FunctionName,
+    pub version: VersionRecord,
+    /// Shared by the app's functions with the same code: one upload serves them all.
+    pub code: std::sync::Arc<[u8]>,
+}
+
 /// A change to a function's record other than a deploy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FunctionChange {
@@ -223,6 +233,26 @@ pub trait Registry: Send + Sync + 'static {
         code: &[u8],
         options: PublishOptions,
     ) -> Result<(DeployOutcome, FunctionRecord)>;
+
+    /// Deploys an app in one step: publishes each of `functions` as
+    /// [`Registry::deploy`] does (with `app` and `options`), and deletes the registry
+    /// data of each of `removed`, as [`Registry::delete_function`] does. Returns each
+    /// function's outcome and record, in order.
+    ///
+    /// All or nothing: on an error nothing of it is written (SQLite: one transaction;
+    /// a backend without transactions across records stages the code and versions,
+    /// which nothing serves, then commits the functions' records in one atomic batch
+    /// of its registry stream). Called once per app deploy, by the control plane; a
+    /// caller removing functions forgets their other concerns afterwards
+    /// ([`crate::Store::remove_function`]).
+    async fn deploy_app(
+        &self,
+        namespace: &Namespace,
+        app: &str,
+        functions: &[AppFunction],
+        removed: &[FunctionName],
+        options: PublishOptions,
+    ) -> Result<Vec<(DeployOutcome, FunctionRecord)>>;
 
     /// Makes `change` to a function whose revision is still `revision`. See
     /// [`Updated`] for what it answers; only [`Updated::Done`] wrote anything, and it

@@ -2,11 +2,11 @@
 //! command components (`wasi:cli/run`). The event goes to stdin, the result comes
 //! from stdout, stderr is the log; a non-zero exit or a trap is a function error.
 
-use super::Inner;
 use super::capture::Capture;
 use super::failure::{RunEnd, classify};
 use super::limits::{MemoryLimiter, set_deadline};
 use super::state::{ComponentState, ModuleState, wasi_builder};
+use super::{Artifact, Inner};
 use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output, Services};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,6 +24,9 @@ enum Program {
 
 pub(crate) struct EventFunction {
     inner: Arc<Inner>,
+    /// The compiled code, shared by every function loaded from it; held so that it
+    /// stays shared for as long as one of them is loaded.
+    _code: Arc<Artifact>,
     program: Program,
     name: String,
     env: Arc<[(String, String)]>,
@@ -36,6 +39,7 @@ impl EventFunction {
         inner: Arc<Inner>,
         spec: &FunctionSpec,
         module: &Module,
+        code: Arc<Artifact>,
     ) -> Result<Self, LoadError> {
         let has_start = module
             .exports()
@@ -52,13 +56,14 @@ impl EventFunction {
                 "the module imports something Wisp does not provide (only wasi_snapshot_preview1 is): {e:#}"
             ))
         })?;
-        Ok(Self::new(inner, spec, Program::Module(pre)))
+        Ok(Self::new(inner, spec, Program::Module(pre), code))
     }
 
     pub(crate) fn from_component(
         inner: Arc<Inner>,
         spec: &FunctionSpec,
         component: &Component,
+        code: Arc<Artifact>,
     ) -> Result<Self, LoadError> {
         let instance_pre = inner.component_linker.instantiate_pre(component).map_err(|e| {
             LoadError::InvalidCode(format!(
@@ -71,12 +76,13 @@ impl EventFunction {
                  not ({e:#}); a wasi:http/proxy component is deployed with kind = \"http\""
             ))
         })?;
-        Ok(Self::new(inner, spec, Program::Command(pre)))
+        Ok(Self::new(inner, spec, Program::Command(pre), code))
     }
 
-    fn new(inner: Arc<Inner>, spec: &FunctionSpec, program: Program) -> Self {
+    fn new(inner: Arc<Inner>, spec: &FunctionSpec, program: Program, code: Arc<Artifact>) -> Self {
         EventFunction {
             inner,
+            _code: code,
             program,
             name: spec.name.clone(),
             env: spec

@@ -5,12 +5,12 @@
 //! This is the hot path: per request it builds a store, instantiates from the
 //! `ProxyPre`, and calls `wasi:http/incoming-handler.handle`.
 
-use super::Inner;
 use super::capture::Capture;
 use super::failure::{RunEnd, classify};
 use super::guest_body::{Guest, GuestBody};
 use super::limits::{MemoryLimiter, set_deadline};
 use super::state::{ComponentState, wasi_builder};
+use super::{Artifact, Inner};
 use crate::body::{BodyTooLarge, BoxError};
 use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output};
 use async_trait::async_trait;
@@ -27,6 +27,9 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 pub(crate) struct HttpFunction {
     inner: Arc<Inner>,
+    /// The compiled code, shared by every function loaded from it; held so that it
+    /// stays shared for as long as one of them is loaded.
+    _code: Arc<Artifact>,
     pre: ProxyPre<ComponentState>,
     name: String,
     env: Arc<[(String, String)]>,
@@ -39,6 +42,7 @@ impl HttpFunction {
         inner: Arc<Inner>,
         spec: &FunctionSpec,
         component: &Component,
+        code: Arc<Artifact>,
     ) -> Result<Self, LoadError> {
         let instance_pre = inner.component_linker.instantiate_pre(component).map_err(|e| {
             LoadError::InvalidCode(format!(
@@ -53,6 +57,7 @@ impl HttpFunction {
         })?;
         Ok(HttpFunction {
             inner,
+            _code: code,
             pre,
             name: spec.name.clone(),
             env: spec

@@ -2,7 +2,8 @@
 //!
 //! One [`wasmtime::Engine`] (pooling allocator, epoch interruption) serves every
 //! function. Code is compiled ahead of time at deploy and cached on disk
-//! ([`cache`]); a loaded function keeps its `InstancePre` (the warm state) and
+//! ([`cache`]) and shared in memory by every loaded function with the same code; a
+//! loaded function keeps its `InstancePre` (the warm state) and
 //! creates a fresh store and instance per invocation ([`http`], [`event`]).
 //! Limits ([`limits`]): memory through a `ResourceLimiter`, time through epoch
 //! deadlines plus a wall-clock timer that also covers time spent in host calls.
@@ -24,9 +25,10 @@ pub use cache::ArtifactCache;
 use crate::{Function, FunctionSpec, LoadError, Runtime};
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker as ComponentLinker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig};
@@ -70,6 +72,9 @@ pub(crate) struct Inner {
     pub(crate) module_linker: Linker<ModuleState>,
     pub(crate) cache: ArtifactCache,
     pub(crate) limits: Limits,
+    /// The compiled code loaded now, by code hash: functions with the same code share
+    /// one copy in memory.
+    loaded: Mutex<HashMap<String, Weak<Artifact>>>,
 }
 
 /// What the code of a function turned out to be.
@@ -102,6 +107,7 @@ impl WasmRuntime {
                 module_linker,
                 cache,
                 limits: config.limits,
+                loaded: Mutex::new(HashMap::new()),
             }),
             ticker,
         })
@@ -209,12 +215,15 @@ impl Inner {
     fn prepare(
         self: &Arc<Self>,
         spec: &FunctionSpec,
-        artifact: Artifact,
+        artifact: Arc<Artifact>,
     ) -> Result<Arc<dyn Function>, LoadError> {
-        match (spec.config.kind, artifact) {
-            (Kind::Http, Artifact::Component(c)) => {
-                Ok(Arc::new(http::HttpFunction::new(self.clone(), spec, &c)?))
-            }
+        match (spec.config.kind, &*artifact) {
+            (Kind::Http, Artifact::Component(c)) => Ok(Arc::new(http::HttpFunction::new(
+                self.clone(),
+                spec,
+                c,
+                artifact.clone(),
+            )?)),
             (Kind::Http, Artifact::Module(_)) => Err(LoadError::InvalidCode(
                 "kind = \"http\" needs a wasi:http/proxy component, but the code is a core module \
                  (a WASI command module is deployed with kind = \"event\")"
@@ -223,14 +232,37 @@ impl Inner {
             (Kind::Event, Artifact::Module(m)) => Ok(Arc::new(event::EventFunction::from_module(
                 self.clone(),
                 spec,
-                &m,
+                m,
+                artifact.clone(),
             )?)),
             (Kind::Event, Artifact::Component(c)) => Ok(Arc::new(event::EventFunction::from_component(
                 self.clone(),
                 spec,
-                &c,
+                c,
+                artifact.clone(),
             )?)),
         }
+    }
+
+    /// The compiled code of `code_hash` if some loaded function holds it (shared, not
+    /// loaded again), or else from the artifact cache.
+    fn artifact(&self, code_hash: &str) -> Option<Arc<Artifact>> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(artifact) = loaded.get(code_hash).and_then(Weak::upgrade) {
+            return Some(artifact);
+        }
+        let artifact = Arc::new(self.cache.load(&self.engine, code_hash)?);
+        loaded.retain(|_, weak| weak.strong_count() > 0);
+        loaded.insert(code_hash.to_owned(), Arc::downgrade(&artifact));
+        Some(artifact)
+    }
+
+    /// Shares `artifact`, just compiled from `code_hash`.
+    fn share(&self, code_hash: &str, artifact: Artifact) -> Arc<Artifact> {
+        let artifact = Arc::new(artifact);
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        loaded.insert(code_hash.to_owned(), Arc::downgrade(&artifact));
+        artifact
     }
 }
 
@@ -242,11 +274,11 @@ impl Runtime for WasmRuntime {
             // The cache is keyed by the code's hash: an artifact there was compiled
             // from these very bytes (by another function, or an earlier deploy), so
             // deploying known code loads it instead of compiling again.
-            if let Some(artifact) = inner.cache.load(&inner.engine, &spec.code_hash) {
+            if let Some(artifact) = inner.artifact(&spec.code_hash) {
                 return inner.prepare(&spec, artifact);
             }
             let (artifact, bytes) = inner.compile_artifact(&code)?;
-            let function = inner.prepare(&spec, artifact)?;
+            let function = inner.prepare(&spec, inner.share(&spec.code_hash, artifact))?;
             if let Err(e) = inner.cache.save(&spec.code_hash, &bytes) {
                 // The function still runs; the next cold start compiles again.
                 tracing::warn!(function = %spec.name, "cannot save compiled artifact: {e}");
@@ -260,7 +292,7 @@ impl Runtime for WasmRuntime {
     async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let Some(artifact) = inner.cache.load(&inner.engine, &spec.code_hash) else {
+            let Some(artifact) = inner.artifact(&spec.code_hash) else {
                 return Ok(None);
             };
             inner.prepare(&spec, artifact).map(Some)

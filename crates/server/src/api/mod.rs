@@ -4,6 +4,7 @@
 //! keys, namespaces and API keys; the audit trail. Every error is a
 //! problem document (see [`crate::problem`]); `docs/api.md` is the reference.
 
+mod apps;
 mod audit;
 mod functions;
 mod invocations;
@@ -23,6 +24,8 @@ use wisp_engine::Engine;
 
 /// Room for the multipart framing and the config part around the code.
 const DEPLOY_OVERHEAD: usize = 1024 * 1024;
+/// An app's upload holds each distinct code once: up to this many of the largest.
+const APP_CODE_FACTOR: usize = 8;
 
 /// The `/v1` routes. `limits` sizes the deploy body.
 pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
@@ -30,6 +33,10 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/functions", get(functions::list))
+        .route(
+            "/v1/apps/{app}",
+            put(apps::deploy).layer(DefaultBodyLimit::max(APP_CODE_FACTOR * deploy_limit)),
+        )
         .route(
             "/v1/functions/{name}",
             get(functions::get)

@@ -4,8 +4,8 @@
 
 use super::{OpError, SqliteStore};
 use crate::{
-    DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Result, StoreError, UnixMillis,
-    Updated, VersionRecord,
+    AppFunction, DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Result, StoreError,
+    UnixMillis, Updated, VersionRecord,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -46,6 +46,58 @@ impl Registry for SqliteStore {
                 .ok_or_else(|| OpError::Failed("the function vanished while deploying".into()))?;
             tx.commit()?;
             Ok((outcome, record))
+        })
+        .await
+    }
+
+    async fn deploy_app(
+        &self,
+        namespace: &Namespace,
+        app: &str,
+        functions: &[AppFunction],
+        removed: &[FunctionName],
+        options: PublishOptions,
+    ) -> Result<Vec<(DeployOutcome, FunctionRecord)>> {
+        let (namespace, app) = (namespace.clone(), app.to_owned());
+        let (functions, removed) = (functions.to_vec(), removed.to_vec());
+        let what = format!("deploying app `{app}` to `{namespace}`");
+        self.write(what, move |conn| {
+            let now = wisp_core::wall::now_ms();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut outcomes = Vec::with_capacity(functions.len());
+            for f in &functions {
+                let deploy = Deploy {
+                    namespace: &namespace,
+                    name: &f.name,
+                    app: Some(&app),
+                    version: &f.version,
+                    code: &f.code,
+                    options,
+                    now,
+                };
+                outcomes.push(deploy.run(&tx)?);
+            }
+            for name in &removed {
+                delete(&tx, namespace.as_str(), name.as_str())?;
+            }
+            // One read of the namespace's records, not one per function.
+            let mut records: HashMap<FunctionName, FunctionRecord> =
+                read_functions(&tx, Some(&namespace), None)?
+                    .into_iter()
+                    .map(|r| (r.name.clone(), r))
+                    .collect();
+            let done = functions
+                .iter()
+                .zip(outcomes)
+                .map(|(f, outcome)| {
+                    let record = records
+                        .remove(&f.name)
+                        .ok_or_else(|| OpError::Failed(format!("`{}` vanished while deploying", f.name)))?;
+                    Ok((outcome, record))
+                })
+                .collect::<Result<Vec<_>, OpError>>()?;
+            tx.commit()?;
+            Ok(done)
         })
         .await
     }
@@ -124,28 +176,32 @@ impl Registry for SqliteStore {
         let (namespace, name) = (namespace.clone(), name.clone());
         let what = format!("deleting function `{namespace}/{name}`");
         self.write(what, move |conn| {
-            let (ns, name) = (namespace.as_str(), name.as_str());
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.prepare_cached("DELETE FROM aliases WHERE namespace = ?1 AND function = ?2")?
-                .execute(params![ns, name])?;
-            let existed = tx
-                .prepare_cached("DELETE FROM functions WHERE namespace = ?1 AND name = ?2")?
-                .execute(params![ns, name])?
-                > 0;
-            let hashes = tx
-                .prepare_cached(
-                    "SELECT DISTINCT code_hash FROM versions WHERE namespace = ?1 AND function = ?2",
-                )?
-                .query_map(params![ns, name], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            tx.prepare_cached("DELETE FROM versions WHERE namespace = ?1 AND function = ?2")?
-                .execute(params![ns, name])?;
-            delete_unused_code(&tx, ns, &hashes)?;
+            let existed = delete(&tx, namespace.as_str(), name.as_str())?;
             tx.commit()?;
             Ok(existed)
         })
         .await
     }
+}
+
+/// Deletes a function's aliases, record, versions and the code no other version of the
+/// namespace uses, in the caller's transaction. Returns whether it existed.
+fn delete(tx: &Transaction<'_>, ns: &str, name: &str) -> Result<bool, OpError> {
+    tx.prepare_cached("DELETE FROM aliases WHERE namespace = ?1 AND function = ?2")?
+        .execute(params![ns, name])?;
+    let existed = tx
+        .prepare_cached("DELETE FROM functions WHERE namespace = ?1 AND name = ?2")?
+        .execute(params![ns, name])?
+        > 0;
+    let hashes = tx
+        .prepare_cached("SELECT DISTINCT code_hash FROM versions WHERE namespace = ?1 AND function = ?2")?
+        .query_map(params![ns, name], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.prepare_cached("DELETE FROM versions WHERE namespace = ?1 AND function = ?2")?
+        .execute(params![ns, name])?;
+    delete_unused_code(tx, ns, &hashes)?;
+    Ok(existed)
 }
 
 /// Deletes the blobs among `hashes` that no version of the namespace uses.
