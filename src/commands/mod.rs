@@ -16,6 +16,7 @@ pub mod serve;
 pub mod up;
 pub mod usage;
 pub mod versions;
+pub mod watch;
 
 use crate::exit::{CliError, Exit};
 

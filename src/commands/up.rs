@@ -1,4 +1,5 @@
-//! `wisp up`: serve and deploy an app in one process, for local work.
+//! `wisp up`: serve and deploy an app in one process, for local work; with `--watch`,
+//! redeploy it when its files change ([`super::watch`]).
 
 use super::deploy::{deploy_app, load_manifest};
 use super::serve::{ServeArgs, init_logging};
@@ -13,6 +14,9 @@ pub struct UpArgs {
     /// The app's directory, or its wisp.toml.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+    /// Redeploy the app when its wisp.toml or a function's source changes.
+    #[arg(long)]
+    pub watch: bool,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -46,7 +50,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     eprintln!("Serving HTTP on http://{addr}/");
+    let watcher = args.watch.then(|| {
+        let path = args.dir.clone();
+        tokio::spawn(async move { super::watch::watch(&client, &path).await })
+    });
     server.await??;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     drop(stop);
     Ok(())
 }

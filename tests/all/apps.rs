@@ -205,3 +205,46 @@ async fn functions_sharing_code_are_uploaded_and_compiled_once() {
     crate::util::expect_problem(r, 400, "invalid_name").await;
     let _: Value = get_json(&server, "/v1/functions/f0").await;
 }
+
+/// `wisp up --watch` redeploys when a file changes, says what changed and what
+/// failed, and keeps serving through a broken save.
+#[tokio::test]
+async fn up_watch_redeploys_on_change_and_survives_a_broken_save() {
+    let temp = tempfile::tempdir().unwrap();
+    let app = temp.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    write_app(&app, &[("a", &kit("/a/*", "1"))]);
+    let server = TestServer::spawn(
+        bin(),
+        &["up", "--watch", app.to_str().unwrap()],
+        &temp.path().join("data"),
+    );
+    let env = |server: &TestServer| {
+        let url = server.at("/a/env");
+        async move {
+            let r = crate::util::client().get(url).send().await.unwrap();
+            r.json::<Value>().await.unwrap()["V"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    assert_eq!(env(&server).await, "1");
+    server.stderr_containing("Watching");
+
+    // A broken manifest: reported, and the function serves on.
+    std::fs::write(
+        app.join("wisp.toml"),
+        "[app]\nname = \"shop\"\n[functions.a]\nkind = 3\n",
+    )
+    .unwrap();
+    let log = server.stderr_containing("keeps serving");
+    assert!(log.contains("wisp.toml"), "{log}");
+    assert_eq!(env(&server).await, "1");
+
+    // Fixed and changed: redeployed as version 2.
+    write_app(&app, &[("a", &kit("/a/*", "2"))]);
+    let out = server.stdout_containing("published  a");
+    assert!(out.contains("published  a                    v2"), "{out}");
+    assert_eq!(env(&server).await, "2");
+}

@@ -111,6 +111,7 @@ macro_rules! conformance {
             old_versions_are_pruned_unless_aliased,
             aliases_and_disabling_change_by_compare_and_set,
             a_publish_may_leave_live_alone,
+            an_app_deploys_whole_or_not_at_all,
             code_is_deduplicated_per_namespace,
             get_and_list_are_ordered_and_isolated,
             delete_removes_unused_code_and_keeps_shared,

@@ -6,7 +6,7 @@ use super::*;
 use std::time::Duration;
 use wisp_core::version::live;
 use wisp_core::{AdditionalVersion, AliasName, AliasTarget, Weight};
-use wisp_store::{DeployOutcome, FunctionChange, FunctionRecord, Registry, Updated};
+use wisp_store::{AppFunction, DeployOutcome, FunctionChange, FunctionRecord, Registry, Updated};
 
 /// Sleeps long enough for the store's millisecond clock to move.
 async fn tick() {
@@ -307,6 +307,77 @@ pub async fn aliases_and_disabling_change_by_compare_and_set(store: &dyn Registr
         return Err("moving live failed".into());
     };
     assert_eq!(back.live_version().number, 1);
+    Ok(())
+}
+
+pub async fn an_app_deploys_whole_or_not_at_all(store: &dyn Registry) -> TestResult {
+    let default = ns("default")?;
+    let (a, b, old) = (func("a")?, func("b")?, func("old")?);
+    deploy(
+        store,
+        &default,
+        &old,
+        Some("shop"),
+        &version("old-1", b"old", 128, 1),
+        b"old",
+    )
+    .await?;
+    let item = |name: &FunctionName, id: &str, code: &[u8], size: u64| AppFunction {
+        name: name.clone(),
+        version: VersionRecord {
+            code_size: size,
+            ..version(id, code, 128, 2)
+        },
+        code: std::sync::Arc::from(code),
+    };
+    // `b` names code that is not stored and was not sent: nothing of the app is written.
+    let broken = [item(&a, "a-1", b"code a", 6), item(&b, "b-1", b"", 9)];
+    let removed = [old.clone()];
+    assert!(
+        store
+            .deploy_app(&default, "shop", &broken, &removed, PublishOptions::default())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.get_function(&default, &a).await?,
+        None,
+        "half an app was written"
+    );
+    assert!(
+        store.get_function(&default, &old).await?.is_some(),
+        "a failed app deploy removed a function"
+    );
+    assert!(!store.has_code(&default, &hash_of(b"code a")).await?);
+
+    let shared: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"shared"[..]);
+    let items = [
+        AppFunction {
+            code: shared.clone(),
+            ..item(&a, "a-1", b"shared", 6)
+        },
+        AppFunction {
+            code: shared,
+            ..item(&b, "b-1", b"shared", 6)
+        },
+    ];
+    let done = store
+        .deploy_app(&default, "shop", &items, &removed, PublishOptions::default())
+        .await?;
+    assert_eq!(done.len(), 2);
+    assert_eq!(done[0].0, DeployOutcome::Created { version: 1 });
+    assert_eq!(done[1].1.name, b);
+    assert_eq!(done[1].1.app.as_deref(), Some("shop"));
+    assert_eq!(
+        store.get_function(&default, &old).await?,
+        None,
+        "the pruned function stayed"
+    );
+    assert!(!store.has_code(&default, &hash_of(b"old")).await?);
+    let again = store
+        .deploy_app(&default, "shop", &items, &[], PublishOptions::default())
+        .await?;
+    assert_eq!(again[0].0, DeployOutcome::Unchanged { version: 1 });
     Ok(())
 }
 
