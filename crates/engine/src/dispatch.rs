@@ -27,8 +27,8 @@ pub const VERSION_HEADER: &str = "x-wisp-version";
 /// An admitted invocation whose code is loaded, ready to run.
 pub(crate) struct Admitted {
     function: Arc<dyn Function>,
-    /// The number of the version that runs.
-    pub(crate) version: u32,
+    /// The number of the version that runs, as a header value.
+    version: HeaderValue,
     /// How long it waited for a slot.
     queued: Duration,
     /// How long loading the code took, on a cold start.
@@ -68,7 +68,7 @@ impl Admitted {
         if let Ok(value) = HeaderValue::from_str(id) {
             headers.insert(INVOCATION_ID_HEADER, value);
         }
-        headers.insert(VERSION_HEADER, HeaderValue::from(self.version));
+        headers.insert(VERSION_HEADER, self.version.clone());
         if let Some(timing) = self.server_timing() {
             headers.append("server-timing", timing);
         }
@@ -125,7 +125,7 @@ impl Engine {
         let instance_init = function.keeps_instances().then(|| Arc::new(Mutex::new(None)));
         let admitted = Admitted {
             function,
-            version: deployed.record.number,
+            version: deployed.header.clone(),
             queued: ticket.queued,
             load,
             instance_init,

@@ -27,7 +27,9 @@ pub struct Deployed {
     /// A running version per kept version, by number.
     versions: BTreeMap<u32, Arc<Version>>,
     /// Its aliases, resolved to running versions.
-    aliases: HashMap<AliasName, Alias>,
+    aliases: HashMap<AliasName, Arc<Alias>>,
+    /// `live`, resolved (the same as in `aliases`): the request path's one read.
+    live: Arc<Alias>,
 }
 
 /// A version that can run: its record, its pool and its services.
@@ -41,6 +43,8 @@ pub struct Version {
     pub(crate) services: Services,
     /// Whether an alias points at it: only then does it keep `min_instances`.
     pub(crate) aliased: bool,
+    /// Its number as the `X-Wisp-Version` header value (made once, cloned per answer).
+    pub(crate) header: http::HeaderValue,
 }
 
 /// An alias resolved: its target's versions, and the count of invocations it has
@@ -109,7 +113,7 @@ impl Deployed {
                 (v.number, version)
             })
             .collect();
-        let aliases = record
+        let aliases: HashMap<AliasName, Arc<Alias>> = record
             .aliases
             .iter()
             .filter_map(|(name, target)| {
@@ -118,21 +122,21 @@ impl Deployed {
                     Some(a) => Some(versions.get(&a.version)?.clone()),
                     None => None,
                 };
-                Some((
-                    name.clone(),
-                    Alias {
-                        target: target.clone(),
-                        main,
-                        additional,
-                        picked: AtomicU64::new(0),
-                    },
-                ))
+                let alias = Alias {
+                    target: target.clone(),
+                    main,
+                    additional,
+                    picked: AtomicU64::new(0),
+                };
+                Some((name.clone(), Arc::new(alias)))
             })
             .collect();
+        let live = resolve_live(&aliases, &versions, &record.name);
         Deployed {
             record,
             versions,
             aliases,
+            live,
         }
     }
 
@@ -146,21 +150,13 @@ impl Deployed {
     }
 
     /// The version an invocation of `live` runs (for a weighted alias, the next pick).
-    #[expect(
-        clippy::expect_used,
-        reason = "a deployed function has `live`: the store checks it of every record, and `Deployed::new` resolves every alias of one"
-    )]
     pub(crate) fn live(&self) -> &Arc<Version> {
-        self.aliases
-            .get(&live())
-            .map(Alias::pick)
-            .expect("a deployed function has `live`")
+        self.live.pick()
     }
 
     /// The main version of `live`: whose configuration routes and triggers follow.
     pub fn live_version(&self) -> &Arc<Version> {
-        let live = self.record.live().version;
-        &self.versions[&live]
+        &self.live.main
     }
 
     /// The configuration routes and triggers follow (`live`'s main version's).
@@ -171,7 +167,7 @@ impl Deployed {
     /// The version an invocation naming `qualifier` runs, if there is one.
     pub(crate) fn resolve(&self, qualifier: &Qualifier) -> Option<&Arc<Version>> {
         match qualifier {
-            Qualifier::Alias(alias) => self.aliases.get(alias).map(Alias::pick),
+            Qualifier::Alias(alias) => self.aliases.get(alias).map(|a| a.pick()),
             Qualifier::Version(n) => self.versions.get(n),
             Qualifier::Latest => self.versions.values().next_back(),
         }
@@ -186,6 +182,34 @@ impl Deployed {
     pub fn version(&self, number: u32) -> Option<&Arc<Version>> {
         self.versions.get(&number)
     }
+}
+
+/// `live` among the resolved aliases. The store never yields a record without it (nor
+/// without a version); should one arrive anyway, its newest version stands in.
+#[expect(
+    clippy::expect_used,
+    reason = "the store never yields a function without a version: it reports such a record as corrupt"
+)]
+fn resolve_live(
+    aliases: &HashMap<AliasName, Arc<Alias>>,
+    versions: &BTreeMap<u32, Arc<Version>>,
+    name: &FunctionName,
+) -> Arc<Alias> {
+    if let Some(live) = aliases.get(&live()) {
+        return live.clone();
+    }
+    tracing::error!(function = %name, "a deployed function has no `live` alias; serving its newest version");
+    let (number, newest) = versions
+        .iter()
+        .next_back()
+        .map(|(n, v)| (*n, v.clone()))
+        .expect("a function keeps at least one version");
+    Arc::new(Alias {
+        target: AliasTarget::one(number),
+        main: newest,
+        additional: None,
+        picked: AtomicU64::new(0),
+    })
 }
 
 impl Version {
@@ -214,6 +238,7 @@ impl Version {
         Version {
             namespace: function.namespace.clone(),
             function: function.name.clone(),
+            header: http::HeaderValue::from(record.number),
             record,
             pool,
             services,
