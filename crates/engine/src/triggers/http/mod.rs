@@ -260,8 +260,9 @@ impl Engine {
         let deployed = match self.choose(function, None) {
             Ok(version) => version,
             Err(e) => {
+                // Nothing runs: no invocation to name.
                 body::drain(body);
-                return Err(e.with_invocation(&id));
+                return Err(e);
             }
         };
         let fail = |e: EngineError| e.ran(&id, deployed.record.number);
