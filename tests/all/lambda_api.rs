@@ -269,7 +269,7 @@ async fn dry_runs_unknown_functions_and_bad_requests_answer_in_lambdas_shape() {
 
     // Other Lambda operations are reserved paths Wisp does not serve.
     for (method, path) in [
-        (reqwest::Method::GET, "/2015-03-31/functions/kit"),
+        (reqwest::Method::GET, "/2015-03-31/event-source-mappings/"),
         (reqwest::Method::GET, "/2015-03-31/functions/kit/invocations"),
         (
             reqwest::Method::POST,

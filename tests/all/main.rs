@@ -16,6 +16,7 @@ mod event;
 mod gateway;
 mod init;
 mod lambda_api;
+mod lambda_functions;
 mod lifecycle;
 mod limits;
 mod listener;

@@ -26,6 +26,7 @@
 mod app;
 mod audit;
 mod capacity;
+mod code;
 mod deploy;
 mod dispatch;
 mod error;

@@ -101,19 +101,23 @@ pub fn permission(method: &Method, path: &str) -> Permission {
     if is_under(path, "/v1/audit") {
         return Permission::Deploy;
     }
-    if is_under(path, lambda::PREFIX) {
+    // `PREFIX{name}SUFFIX`, one name segment between them.
+    let action = |path: &str, prefix: &str, suffix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+    };
+    // Lambda's `Invoke` is a POST, as are its management operations: the path tells.
+    let lambda_invoke = path
+        .strip_prefix(lambda::PREFIX)
+        .is_some_and(|rest| action(rest, "/functions/", "/invocations"));
+    if method == Method::POST && lambda_invoke {
         return Permission::Invoke;
     }
     if method == Method::GET || method == Method::HEAD {
         return Permission::Read;
     }
-    // `PREFIX{name}SUFFIX`, one name segment between them.
-    let action = |prefix: &str, suffix: &str| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix(suffix))
-            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
-    };
-    if action("/v1/functions/", "/invoke") || action("/v1/queues/", "/messages") {
+    if action(path, "/v1/functions/", "/invoke") || action(path, "/v1/queues/", "/messages") {
         Permission::Invoke
     } else {
         Permission::Deploy
@@ -306,6 +310,32 @@ mod tests {
             (&post, "/v1/functions/f/invoke/x", Permission::Deploy),
             (&post, "/v1/functions//invoke", Permission::Deploy),
             (&post, "/2015-03-31/functions/f/invocations", Permission::Invoke),
+            (
+                &post,
+                "/2015-03-31/functions/arn%3Aaws%3Alambda%3Alocal%3A0%3Afunction%3Af/invocations",
+                Permission::Invoke,
+            ),
+            (&post, "/2015-03-31/functions//invocations", Permission::Deploy),
+            (&get, "/2015-03-31/functions/f/invocations", Permission::Read),
+            (&get, "/2015-03-31/functions/", Permission::Read),
+            (&get, "/2015-03-31/functions/f", Permission::Read),
+            (&get, "/2015-03-31/functions/f/versions", Permission::Read),
+            (&get, "/2015-03-31/functions/f/aliases/prod", Permission::Read),
+            (&Method::HEAD, "/2015-03-31/functions/f", Permission::Read),
+            (&post, "/2015-03-31/functions", Permission::Deploy),
+            (&post, "/2015-03-31/functions/", Permission::Deploy),
+            (&put, "/2015-03-31/functions/f/code", Permission::Deploy),
+            (&put, "/2015-03-31/functions/f/configuration", Permission::Deploy),
+            (&delete, "/2015-03-31/functions/f", Permission::Deploy),
+            (&post, "/2015-03-31/functions/f/versions", Permission::Deploy),
+            (&post, "/2015-03-31/functions/f/aliases", Permission::Deploy),
+            (&put, "/2015-03-31/functions/f/aliases/prod", Permission::Deploy),
+            (
+                &delete,
+                "/2015-03-31/functions/f/aliases/prod",
+                Permission::Deploy,
+            ),
+            (&post, "/2015-03-31/functions/f/invocations/x", Permission::Deploy),
             (&get, "/v1/keys", Permission::Admin),
             (&post, "/v1/namespaces", Permission::Admin),
             (&get, "/v1/audit", Permission::Deploy),

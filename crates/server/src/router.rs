@@ -1,6 +1,6 @@
 //! The control router: one axum `Router` for every path Wisp reserves for itself —
-//! the control API under `/v1` ([`crate::api`]), Lambda's `Invoke` under
-//! `/2015-03-31` ([`crate::lambda`]), and the prefixes kept for later (`/ui`,
+//! the control API under `/v1` ([`crate::api`]), Lambda's `Invoke` and management
+//! operations under `/2015-03-31` ([`crate::lambda`]), and the prefixes kept for later (`/ui`,
 //! `/metrics`, the Runtime API's `/2018-06-01`), which answer `not_found`. Anything
 //! that applies to every control request is one layer here: authentication and
 //! authorization ([`crate::auth`]).
@@ -61,8 +61,8 @@ pub(crate) fn not_served(path: &str) -> ApiError {
 
 async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiError {
     if !is_under(uri.path(), "/v1") {
-        // Only Lambda's `Invoke` is served under its prefix, and only as a POST: any
-        // other method is an operation Wisp does not serve.
+        // Under Lambda's prefix, a method a served path does not take is an operation
+        // Wisp does not serve.
         return not_served(uri.path());
     }
     ApiError::new(

@@ -14,13 +14,21 @@ use wisp_engine::{Caller, Engine, EngineError};
 /// The caller a signed request names, and the request with its body put back.
 pub(crate) async fn caller(engine: &Engine, request: Request) -> Result<(Caller, Request), Refusal> {
     let (parts, body) = request.into_parts();
-    let limit = engine.limits().max_request_body;
+    // Code uploads (CreateFunction, UpdateFunctionCode) carry a base64 zip; everything
+    // else is held to the invoke payload's limit.
+    let uploads_code = parts.method != http::Method::GET && !parts.uri.path().ends_with("/invocations");
+    let (limit, operation) = if uploads_code {
+        // Base64 is 4/3 of the zip, plus the JSON around it.
+        (engine.limits().max_code_size / 3 * 4 + 64 * 1024, "this")
+    } else {
+        (engine.limits().max_request_body, "the InvokeFunction")
+    };
     let bytes = match read_limited(body, limit).await {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge { limit }) => {
             return Err(Refusal::new(
                 ErrorCode::PayloadTooLarge,
-                format!("Request must be smaller than {limit} bytes for the InvokeFunction operation"),
+                format!("Request must be smaller than {limit} bytes for {operation} operation"),
                 "RequestEntityTooLargeException",
             ));
         }

@@ -1,9 +1,10 @@
-//! The Lambda-compatible invoke: `POST /2015-03-31/functions/{name}/invocations`,
-//! Lambda's own `Invoke` operation, so the AWS CLI and SDKs (`--endpoint-url`) can
-//! invoke Wisp functions unchanged.
+//! Lambda's API under `/2015-03-31`, so the AWS CLI and SDKs (`--endpoint-url`) work
+//! against Wisp unchanged: `Invoke` (`POST /2015-03-31/functions/{name}/invocations`,
+//! here) and the management operations deploy tools use — functions, versions and
+//! aliases (modules `functions` and `aliases`, their documents in `shapes`).
 //!
-//! It is one route of the control router ([`crate::router`]); the rest of Lambda's
-//! prefix stays a reserved path Wisp does not serve (a `not_found` problem
+//! These are routes of the control router ([`crate::router`]); any other path under
+//! Lambda's prefix stays a reserved path Wisp does not serve (a `not_found` problem
 //! document). The function is named as Lambda allows: a bare name,
 //! `name:qualifier`, `ACCOUNT:function:NAME[:QUALIFIER]` or a whole ARN
 //! (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`), or with `?Qualifier=`.
@@ -18,6 +19,10 @@
 //! Lambda's shape, `{"Type", "Message"}` with the exception's name in
 //! `x-amzn-ErrorType`, which is what the SDKs read.
 
+mod aliases;
+mod functions;
+mod shapes;
+
 use crate::auth::Scope;
 use crate::body::{BodyError, read_limited};
 use axum::Router;
@@ -25,7 +30,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post, put};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
@@ -48,10 +53,37 @@ const INVOCATION_TYPE: &str = "x-amz-invocation-type";
 const LOCAL_REGION: &str = "local";
 const LOCAL_ACCOUNT: &str = "000000000000";
 
-/// The Lambda API's routes: `Invoke`. Every other path under [`PREFIX`] is a
-/// reserved path this server does not serve (the control router's fallback).
+/// The Lambda API's routes: `Invoke` and the management operations. Every other
+/// path under [`PREFIX`] is a reserved path this server does not serve (the control
+/// router's fallback).
 pub(crate) fn routes() -> Router<Arc<Engine>> {
-    Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke))
+    // The SDKs list functions at `functions/`, with the trailing slash.
+    let list_or_create = get(functions::list).post(functions::create);
+    Router::new()
+        .route("/2015-03-31/functions", list_or_create.clone())
+        .route("/2015-03-31/functions/", list_or_create)
+        .route(
+            "/2015-03-31/functions/{name}",
+            get(functions::get).delete(functions::delete),
+        )
+        .route("/2015-03-31/functions/{name}/code", put(functions::update_code))
+        .route(
+            "/2015-03-31/functions/{name}/configuration",
+            get(functions::get_configuration).put(functions::update_configuration),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/versions",
+            get(functions::list_versions).post(functions::publish_version),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases",
+            get(aliases::list).post(aliases::create),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases/{alias}",
+            get(aliases::get).put(aliases::update).delete(aliases::delete),
+        )
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
 }
 
 /// An error of the call, in Lambda's shape.
@@ -199,7 +231,7 @@ fn request_id() -> String {
 }
 
 /// The function a request names.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Target {
     name: String,
     qualifier: Option<String>,
