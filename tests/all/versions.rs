@@ -407,14 +407,14 @@ async fn qualifiers_and_rollbacks_refuse_what_does_not_exist() {
         let r = client().post(server.at(path)).body("{}").send().await.unwrap();
         expect_problem(r, status, code).await;
     }
-    // Async invocations run `live`.
+    // An async invocation naming no alias is refused at once, not dead-lettered later.
     let r = client()
-        .post(server.at("/v1/functions/kit:1/invoke"))
+        .post(server.at("/v1/functions/kit:beta/invoke"))
         .header("x-wisp-invocation-type", "event")
         .send()
         .await
         .unwrap();
-    expect_problem(r, 400, "invalid_request").await;
+    expect_problem(r, 404, "alias_not_found").await;
     // Nothing before version 1.
     let r = client()
         .post(server.at("/v1/functions/kit/rollback"))
@@ -540,4 +540,34 @@ async fn versions_past_keep_versions_go_unless_an_alias_names_them() {
         .await
         .unwrap();
     assert_eq!(version_of(&r), 1);
+}
+
+#[tokio::test]
+async fn an_async_invocation_runs_the_version_it_names() {
+    let server = server();
+    publish(&server, 1).await;
+    publish(&server, 2).await;
+    let r = client()
+        .post(server.at("/v1/functions/kit:1/invoke"))
+        .header("x-wisp-invocation-type", "event")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = json_when(&server, &format!("/v1/invocations/{id}"), |e| {
+        e["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(event["status"], "succeeded", "{event}");
+    assert_eq!(event["qualifier"], "1", "{event}");
+    let records = json_when(&server, "/v1/functions/kit/invocations", |r| {
+        r["invocations"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    assert_eq!(records["invocations"][0]["version"], 1, "{records}");
 }

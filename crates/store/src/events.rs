@@ -9,7 +9,7 @@ use crate::{NewMessage, Result, UnixMicros, UnixMillis};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use wisp_core::{ErrorCode, FunctionName, Namespace, QueueName};
+use wisp_core::{ErrorCode, FunctionName, Namespace, Qualifier, QueueName};
 
 /// An async invocation to record, durably, before it is answered `202`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub struct NewEvent {
     pub chain_depth: u32,
     /// Who sent it: `api`, `schedule:<key>`, `destination:<function>`, …
     pub source: String,
+    /// The version or alias it runs (`None`: `live`), resolved when it runs.
+    pub qualifier: Option<Qualifier>,
     pub created_us: UnixMicros,
     /// When it may first run (normally its creation time).
     pub run_at: UnixMillis,
@@ -143,6 +145,8 @@ pub struct EventRecord {
     pub attempts: u32,
     pub chain_depth: u32,
     pub source: String,
+    /// The version or alias it runs (`None`: `live`).
+    pub qualifier: Option<Qualifier>,
     pub idempotency_key: Option<String>,
     pub created_us: UnixMicros,
     /// When it was first claimed to run.
@@ -177,6 +181,7 @@ impl EventRecord {
             attempts: 0,
             chain_depth: event.chain_depth,
             source: event.source,
+            qualifier: event.qualifier,
             idempotency_key: event.idempotency_key,
             created_us: event.created_us,
             first_run_us: event.lease.map(|l| l.started_us),

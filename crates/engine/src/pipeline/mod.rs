@@ -38,7 +38,7 @@ use retry::RetrySettings;
 use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use wisp_core::wall::now_us;
-use wisp_core::{ErrorCode, FunctionName, Limits, Namespace};
+use wisp_core::{ErrorCode, FunctionName, Limits, Namespace, Qualifier};
 use wisp_store::{Enqueued, EventOutcome, EventRecord, NewEvent, StoreError};
 
 pub(crate) use tasks::start;
@@ -57,6 +57,8 @@ pub struct AsyncOptions {
     pub chain_depth: u32,
     /// Who asked: `api` when empty.
     pub source: String,
+    /// The version or alias to run (`None`: `live`, as it is when the event runs).
+    pub qualifier: Option<Qualifier>,
 }
 
 /// A durable event: its id, and whether an earlier invoke with the same idempotency
@@ -125,8 +127,13 @@ impl Engine {
         payload: Bytes,
         options: AsyncOptions,
     ) -> Result<Accepted, EngineError> {
-        if self.function(namespace, name).is_none() {
-            return Err(EngineError::function_not_found(name.as_str()));
+        let deployed = self
+            .function(namespace, name)
+            .ok_or_else(|| EngineError::function_not_found(name.as_str()))?;
+        if let Some(qualifier) = &options.qualifier
+            && deployed.resolve(qualifier).is_none()
+        {
+            return Err(EngineError::no_qualifier(name, qualifier));
         }
         // Events accepted before the quota stopped work are held; new ones are refused.
         self.refuse_if_stopped(namespace)?;
@@ -161,6 +168,7 @@ impl Engine {
             } else {
                 options.source
             },
+            qualifier: options.qualifier,
             created_us: now,
             run_at: now / 1000,
             lease: None,

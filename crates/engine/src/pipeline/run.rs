@@ -56,8 +56,25 @@ impl Engine {
         if let Some(limit) = self.quota_stop(&event.namespace) {
             return self.hold(&event, quota_held(&event, limit));
         }
-        // Async events run `live`: a weighted alias splits them as it splits requests.
-        let deployed = deployed.live().clone();
+        // An event runs its qualifier's version, resolved now, or `live` (a weighted
+        // alias splits events as it splits requests).
+        let deployed = match &event.qualifier {
+            None => deployed.live().clone(),
+            Some(qualifier) => match deployed.resolve(qualifier) {
+                Some(version) => version.clone(),
+                None => {
+                    let e = EngineError::no_qualifier(&event.function, qualifier);
+                    return outcome(
+                        event.attempts,
+                        Resolution::Failed {
+                            error: format!("{}: {}", e.code.as_str(), e.detail),
+                            failure: Failure::FunctionNotFound,
+                            result: None,
+                        },
+                    );
+                }
+            },
+        };
         let config = deployed.config();
         let age = Duration::from_micros(event.age_us(now_us()));
         // A dead letter without running it (this time): no attempt counted, no answer.
@@ -282,6 +299,7 @@ fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) ->
                 idempotency_key: None,
                 chain_depth,
                 source: format!("destination:{}", event.function),
+                qualifier: None,
                 created_us: now,
                 run_at: now / 1000,
                 lease: None,

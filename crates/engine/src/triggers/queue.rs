@@ -281,6 +281,7 @@ async fn run_batch(
             idempotency_key: None,
             chain_depth: depth,
             source: format!("queue:{queue}"),
+            qualifier: None,
         };
         match engine
             .enqueue(namespace, function, Bytes::from(event), options)

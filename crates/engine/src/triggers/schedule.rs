@@ -116,6 +116,7 @@ impl Engine {
                 idempotency_key: None,
                 chain_depth: 0,
                 source: format!("schedule:{schedule}"),
+                qualifier: None,
                 created_us: now,
                 run_at: now / 1000,
                 lease: None,

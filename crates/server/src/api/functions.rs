@@ -326,13 +326,9 @@ pub(super) async fn invoke(
         }
     };
     if is_async(&headers)? {
-        if let Some(qualifier) = qualifier.filter(|q| *q != Qualifier::live()) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("async invocations run `live`; `{name}:{qualifier}` can be invoked synchronously"),
-            ));
-        }
-        return accept_async(&engine, &scope.namespace, &name, payload, &headers).await;
+        let mut options = async_options(&headers)?;
+        options.qualifier = qualifier;
+        return accept_async(&engine, &scope.namespace, &name, payload, options).await;
     }
     let content_type = headers.get(header::CONTENT_TYPE).cloned();
     let response = engine
@@ -395,6 +391,7 @@ pub(super) fn async_options(headers: &HeaderMap) -> Result<AsyncOptions, ApiErro
         idempotency_key: text("idempotency-key")?,
         chain_depth,
         source: String::new(),
+        qualifier: None,
     })
 }
 
@@ -405,9 +402,8 @@ async fn accept_async(
     namespace: &Namespace,
     name: &FunctionName,
     payload: Bytes,
-    headers: &HeaderMap,
+    options: AsyncOptions,
 ) -> Result<Response, ApiError> {
-    let options = async_options(headers)?;
     let accepted = engine.enqueue(namespace, name, payload, options).await?;
     let location = format!("/v1/invocations/{}", accepted.id);
     let body = serde_json::json!({

@@ -22,6 +22,9 @@ pub struct EventView {
     status: &'static str,
     attempts: u32,
     source: String,
+    /// The version or alias it runs; absent: `live`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qualifier: Option<String>,
     chain_depth: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<String>,
@@ -94,6 +97,7 @@ impl EventView {
             status,
             attempts: event.attempts,
             source: event.source.clone(),
+            qualifier: event.qualifier.as_ref().map(ToString::to_string),
             chain_depth: event.chain_depth,
             idempotency_key: event.idempotency_key.clone(),
             created_at: rfc3339_ms(event.created_us / 1000),

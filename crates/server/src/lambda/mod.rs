@@ -393,13 +393,12 @@ async fn invoke(
             Ok(response)
         }
         InvocationType::Event => {
-            if let Some(q) = qualifier.filter(|q| *q != Qualifier::live()) {
-                return Err(LambdaError::invalid(format!(
-                    "async invocations run `live`; invoke `{name}:{q}` with RequestResponse"
-                )));
-            }
+            let options = AsyncOptions {
+                qualifier,
+                ..AsyncOptions::default()
+            };
             let accepted = engine
-                .enqueue(&namespace, &name, payload, AsyncOptions::default())
+                .enqueue(&namespace, &name, payload, options)
                 .await
                 .map_err(|e| LambdaError::from_engine(e, &target))?;
             let mut response = StatusCode::ACCEPTED.into_response();

@@ -16,15 +16,16 @@ use crate::{
 };
 use async_trait::async_trait;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use wisp_core::{ErrorCode, FunctionName, Namespace};
+use wisp_core::{ErrorCode, FunctionName, Namespace, Qualifier};
 
 /// Inserts one new event, claimed already when it comes with a lease; a conflict on
 /// the id or on the idempotency key inserts nothing (`changes() == 0`), and the
 /// caller finds out which.
 const INSERT: &str = "
     INSERT INTO events (id, namespace, function, payload, status, attempts, chain_depth, source,
-                        idempotency_key, created_us, run_at, updated_at, leased_until, first_run_us)
-    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                        idempotency_key, created_us, run_at, updated_at, leased_until, first_run_us,
+                        qualifier)
+    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
     ON CONFLICT DO NOTHING";
 
 /// The columns [`Row::read`] reads, in its order.
@@ -32,7 +33,7 @@ macro_rules! columns {
     () => {
         "namespace, function, id, payload, status, leased_until, attempts, chain_depth, source,
          idempotency_key, created_us, first_run_us, run_at, updated_at, last_error, failure, result,
-         held_ms"
+         held_ms, qualifier"
     };
 }
 
@@ -309,6 +310,7 @@ fn insert_with(insert: &mut CachedStatement<'_>, e: &NewEvent) -> Result<bool, O
         e.created_us.div_euclid(1000),
         e.lease.map(|l| l.until),
         e.lease.map(|l| l.started_us),
+        e.qualifier.as_ref().map(ToString::to_string),
     ])?;
     Ok(inserted > 0)
 }
@@ -612,6 +614,7 @@ struct Row {
     failure: Option<String>,
     result: Option<Vec<u8>>,
     held_ms: i64,
+    qualifier: Option<String>,
 }
 
 impl Row {
@@ -635,6 +638,7 @@ impl Row {
             failure: row.get(15)?,
             result: row.get(16)?,
             held_ms: row.get(17)?,
+            qualifier: row.get(18)?,
         })
     }
 
@@ -653,6 +657,13 @@ impl Row {
                     .ok_or_else(|| corrupt(format!("has the unknown failure `{failure}`")))
             })
             .transpose()?;
+        let qualifier = self
+            .qualifier
+            .map(|q| {
+                q.parse::<Qualifier>()
+                    .map_err(|e| corrupt(format!("has a bad qualifier `{q}`: {e}")))
+            })
+            .transpose()?;
         let count = |what: &str, n: i64| {
             u32::try_from(n).map_err(|_| corrupt(format!("has an out-of-range {what} `{n}`")))
         };
@@ -666,6 +677,7 @@ impl Row {
             status,
             leased_until: self.leased_until,
             source: self.source,
+            qualifier,
             idempotency_key: self.idempotency_key,
             created_us: self.created_us,
             first_run_us: self.first_run_us,

@@ -374,6 +374,11 @@ UPDATE invocations SET version_number = COALESCE(
        AND v.id = invocations.version), 0);
 ";
 
+/// Version 9: an async event may name the version or alias it runs.
+const SCHEMA_9: &str = "
+ALTER TABLE events ADD COLUMN qualifier TEXT;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -383,6 +388,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_6),
     M::up(SCHEMA_7),
     M::up(SCHEMA_8),
+    M::up(SCHEMA_9),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

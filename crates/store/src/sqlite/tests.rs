@@ -337,7 +337,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 8, "not migrated to the latest schema");
+    assert_eq!(user_version, 9, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)
@@ -672,6 +672,7 @@ fn new_event(id: &str, function: &str, payload: Vec<u8>) -> TestResult<NewEvent>
         idempotency_key: None,
         chain_depth: 0,
         source: "api".to_owned(),
+        qualifier: None,
         created_us: 1_000_000,
         run_at: 1_000,
         lease: None,

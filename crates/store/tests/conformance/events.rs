@@ -81,6 +81,7 @@ pub async fn events_enqueue_dedupes_ids_and_idempotency_keys(store: &dyn Events)
     let b = NewEvent {
         chain_depth: 3,
         source: "destination:world".to_owned(),
+        qualifier: Some("beta".parse()?),
         ..event(&default, &hello, "b", T_US + 1, T + 5)
     };
     let changed_a = NewEvent {
@@ -116,6 +117,12 @@ pub async fn events_enqueue_dedupes_ids_and_idempotency_keys(store: &dyn Events)
         (3, "destination:world")
     );
     assert_eq!(stored_b.run_at, T + 5);
+    assert_eq!(
+        stored_b.qualifier,
+        Some("beta".parse()?),
+        "the qualifier did not round-trip"
+    );
+    assert_eq!(stored.qualifier, None);
     assert_eq!(
         store.get_event(&other, "a").await?,
         None,

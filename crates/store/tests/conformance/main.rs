@@ -74,6 +74,7 @@ fn event(namespace: &Namespace, function: &FunctionName, id: &str, created_us: i
         idempotency_key: None,
         chain_depth: 0,
         source: "api".to_owned(),
+        qualifier: None,
         created_us,
         run_at,
         lease: None,

@@ -339,6 +339,7 @@ pub async fn schedules_advance_monotonically_with_their_event(store: &dyn Store)
 
     let fired = NewEvent {
         source: format!("schedule:{every_minute}"),
+        qualifier: None,
         ..event(&default, &hello, "slot-1", T_US, T)
     };
     assert!(
