@@ -24,7 +24,7 @@ async fn boto3(server: &TestServer, script: &str, phase: &str) -> Value {
 }
 
 const BOTO3: &str = r#"
-import base64, hashlib, io, json, sys, zipfile, boto3, botocore
+import base64, hashlib, io, json, os, sys, zipfile, boto3, botocore
 endpoint, key, phase = sys.argv[1:4]
 key_id, secret = key.split(".", 1)
 lam = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1",
@@ -98,6 +98,15 @@ if phase == "deploy":
     out["not_zip"] = error(lam.create_function, **{**create, "Runtime": "python3.12", "Code": {"ZipFile": b"not a zip"}})
     out["missing"] = error(lam.get_function, FunctionName="ghost")
     out["missing_version"] = error(lam.create_alias, FunctionName="py", Name="x", FunctionVersion="99")
+    # Code past the 6 MiB an invoke may carry: the signed upload is read whole to check it.
+    big = io.BytesIO()
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("app.py", "def handler(event, context):\n    return 'big'\n")
+        z.writestr("blob.bin", os.urandom(7 * 1024 * 1024))
+    lam.create_function(FunctionName="big", Runtime="python3.12", Role="r", Handler="app.handler",
+                        Code={"ZipFile": big.getvalue()})
+    out["big"] = invoke(FunctionName="big")
+    lam.delete_function(FunctionName="big")
     out["alias_exists"] = error(lam.create_alias, FunctionName="py", Name="canary", FunctionVersion="1")
     out["over_one"] = error(lam.create_alias, FunctionName="py", Name="x", FunctionVersion="1",
                             RoutingConfig={"AdditionalVersionWeights": {"2": 1.5}})
@@ -146,6 +155,7 @@ async fn boto3_manages_functions_versions_and_aliases() {
     assert!(created["RevisionId"].as_str().is_some_and(|r| !r.is_empty()));
 
     assert_eq!(out["invoke1"], json!(["1", {"v": "1", "event": {"n": 1}}]));
+    assert_eq!(out["big"], json!(["1", "big"]), "a 7 MiB zip through SigV4");
     assert_eq!(out["code"]["Version"], "$LATEST");
     assert_eq!(out["code"]["FunctionArn"], arn);
     assert_eq!(out["code"]["MemorySize"], 256);
