@@ -571,3 +571,47 @@ async fn an_async_invocation_runs_the_version_it_names() {
     .await;
     assert_eq!(records["invocations"][0]["version"], 1, "{records}");
 }
+
+/// The compiled artifacts of code no kept version uses leave the cache: pruned versions
+/// and deleted functions do not fill the disk.
+#[tokio::test]
+async fn artifacts_of_pruned_and_deleted_code_leave_the_cache() {
+    let server = crate::util::server_with(&["--keep-versions", "1"]);
+    let artifacts = || -> Vec<String> {
+        let mut names = Vec::new();
+        for dir in std::fs::read_dir(server.data_dir.join("cache")).unwrap() {
+            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                let name = file.unwrap().file_name().to_string_lossy().into_owned();
+                if name.ends_with(".cwasm") {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    };
+    let http = fixture_bytes("http-kit");
+    let r = deploy(
+        &client(),
+        &server,
+        "kit",
+        json!({"kind": "http", "routes": ["/kit/*"]}),
+        http,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(artifacts().len(), 1);
+    let http_artifact = artifacts()[0].clone();
+    let event = fixture_bytes("event-kit");
+    let r = deploy(&client(), &server, "kit", json!({"kind": "event"}), event).await;
+    assert_eq!(r.status(), 200);
+    let left = artifacts();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_ne!(left[0], http_artifact, "the pruned version's artifact stayed");
+    let r = client()
+        .delete(server.at("/v1/functions/kit"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(artifacts().is_empty(), "{:?}", artifacts());
+}

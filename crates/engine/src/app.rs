@@ -254,6 +254,7 @@ impl Engine {
         for name in pruned {
             self.store.remove_function(&namespace, name).await?;
         }
+        self.retain_artifacts().await;
         report.removed = removed;
         Ok(report)
     }

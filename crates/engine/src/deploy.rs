@@ -4,7 +4,7 @@
 use crate::registry::Deployed;
 use crate::{Engine, EngineError, version};
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use wisp_core::version::live;
 use wisp_core::{AliasTarget, ErrorCode, FunctionConfig, FunctionName, Namespace};
@@ -141,7 +141,24 @@ impl Engine {
         self.publish(next);
         // `min_instances` are started now, not at the scaler's next wake-up.
         deployed.live_version().pool.drive(self.pools.clock.now());
+        if matches!(outcome, DeployOutcome::Published { .. }) {
+            self.retain_artifacts().await;
+        }
         Ok(DeployReport { outcome, record })
+    }
+
+    /// Forgets the compiled artifacts of code no deployed version uses any more
+    /// (versions pruned, functions deleted). Call with the lock on changes held, so
+    /// no deploy is compiling code the registry does not name yet.
+    pub(crate) async fn retain_artifacts(&self) {
+        let keep: HashSet<String> = self
+            .functions
+            .load()
+            .values()
+            .flat_map(|d| d.versions())
+            .map(|v| v.record.code_hash.clone())
+            .collect();
+        self.runtime.retain(&keep).await;
     }
 
     /// Removes a function: it stops serving at once (routes, triggers, invokes), then
@@ -156,6 +173,8 @@ impl Engine {
             next.remove(&key);
             self.publish(next);
         }
-        Ok(self.store.remove_function(namespace, name).await?)
+        let existed = self.store.remove_function(namespace, name).await?;
+        self.retain_artifacts().await;
+        Ok(existed)
     }
 }

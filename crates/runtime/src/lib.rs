@@ -25,6 +25,7 @@ pub use services::Services;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use wisp_core::{FunctionConfig, FunctionRuntime};
@@ -54,6 +55,15 @@ pub trait Runtime: Send + Sync + 'static {
     /// configuration, or it fails its checksum (it is then removed); the caller
     /// then fetches the code and calls [`Runtime::compile`].
     async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError>;
+
+    /// Forgets the compiled artifacts of every code but `keep` (the code hashes some
+    /// deployed version uses): versions are pruned, and their artifacts must not stay
+    /// on disk forever. Called by the engine after a change that may have removed
+    /// versions, with no deploy in progress. A runtime that keeps nothing across
+    /// versions does nothing.
+    async fn retain(&self, keep: &HashSet<String>) {
+        let _ = keep;
+    }
 }
 
 /// A loaded function version. Cheap to share; every call is independent.
@@ -128,5 +138,12 @@ impl Runtime for Runtimes {
 
     async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError> {
         self.pick(&spec)?.load(spec).await
+    }
+
+    async fn retain(&self, keep: &HashSet<String>) {
+        self.wasm.retain(keep).await;
+        if let Some(process) = &self.process {
+            process.retain(keep).await;
+        }
     }
 }

@@ -93,6 +93,26 @@ impl ArtifactCache {
         }
     }
 
+    /// Removes every artifact (and its checksum) whose code hash is not in `keep`.
+    /// Returns how many artifacts went. Temporary files of a save in flight are left.
+    pub fn retain(&self, keep: &std::collections::HashSet<String>) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let (Some(stem), Some(ext)) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|e| e.to_str()),
+            ) else {
+                continue;
+            };
+            if (ext == "cwasm" || ext == "crc32") && !keep.contains(stem) {
+                std::fs::remove_file(&path)?;
+                removed += usize::from(ext == "cwasm");
+            }
+        }
+        Ok(removed)
+    }
+
     fn remove(&self, code_hash: &str) {
         let _ = std::fs::remove_file(self.checksum_path(code_hash));
         let _ = std::fs::remove_file(self.artifact_path(code_hash));

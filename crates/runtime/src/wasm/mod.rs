@@ -289,6 +289,18 @@ impl Runtime for WasmRuntime {
         .map_err(|e| LoadError::Internal(format!("compile task failed: {e}")))?
     }
 
+    async fn retain(&self, keep: &std::collections::HashSet<String>) {
+        let inner = self.inner.clone();
+        let keep = keep.clone();
+        let removed = tokio::task::spawn_blocking(move || inner.cache.retain(&keep)).await;
+        match removed {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!("removed {n} compiled artifacts no version uses"),
+            Ok(Err(e)) => tracing::warn!("cannot prune the artifact cache: {e}"),
+            Err(e) => tracing::warn!("pruning the artifact cache failed: {e}"),
+        }
+    }
+
     async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
