@@ -83,6 +83,33 @@ fn endpoints() -> Vec<Endpoint> {
             body: Some(json!({})),
             ..endpoint("POST", "/2015-03-31/functions/secret-fn/invocations", Invoke, 0)
         },
+        endpoint("GET", "/v1/functions/hello/versions", Read, 200),
+        Endpoint {
+            allowed: (404, 200),
+            ..endpoint("GET", "/v1/functions/secret-fn/versions", Read, 0)
+        },
+        endpoint("GET", "/v1/functions/hello/aliases", Read, 200),
+        Endpoint {
+            body: Some(json!({"version": 1})),
+            ..endpoint("PUT", "/v1/functions/hello/aliases/beta", Deploy, 200)
+        },
+        endpoint("DELETE", "/v1/functions/hello/aliases/ghost", Deploy, 404),
+        // `hello` keeps no version before 1.
+        endpoint("POST", "/v1/functions/hello/rollback", Deploy, 404),
+        endpoint("POST", "/v1/functions/hello/enable", Deploy, 200),
+        // A JSON body where the app deploy takes multipart: past auth, refused.
+        Endpoint {
+            body: Some(json!({})),
+            ..endpoint("PUT", "/v1/apps/shop", Deploy, 415)
+        },
+        endpoint("GET", "/2015-03-31/functions/", Read, 200),
+        endpoint("GET", "/2015-03-31/functions/hello", Read, 200),
+        Endpoint {
+            allowed: (404, 200),
+            ..endpoint("GET", "/2015-03-31/functions/secret-fn", Read, 0)
+        },
+        endpoint("GET", "/2015-03-31/functions/hello/aliases", Read, 200),
+        endpoint("DELETE", "/2015-03-31/functions/ghost", Deploy, 404),
         endpoint(
             "GET",
             "/v1/invocations/0192aaaa-0000-7000-8000-000000000000",
