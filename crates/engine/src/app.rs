@@ -13,14 +13,35 @@ use wisp_core::{AliasTarget, ErrorCode, FunctionConfig, FunctionName, Namespace}
 use wisp_runtime::{Function, FunctionSpec};
 use wisp_store::{AppFunction, DeployOutcome, FunctionRecord, PublishOptions, VersionRecord};
 
+/// One distinct code of an app, hashed once however many functions use it.
+#[derive(Debug)]
+pub struct AppCode {
+    hash: String,
+    bytes: Bytes,
+}
+
+impl AppCode {
+    pub fn new(bytes: Bytes) -> AppCode {
+        AppCode {
+            hash: version::code_hash(&bytes),
+            bytes,
+        }
+    }
+
+    /// Its hex SHA-256, as deploys name code.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+}
+
 /// An app to deploy.
 #[derive(Debug, Clone)]
 pub struct AppRequest {
     pub namespace: Namespace,
     pub app: String,
     /// Its functions, each with its configuration and code (functions with the same
-    /// code share one `Bytes`).
-    pub functions: Vec<(FunctionName, FunctionConfig, Bytes)>,
+    /// code share one [`AppCode`]).
+    pub functions: Vec<(FunctionName, FunctionConfig, Arc<AppCode>)>,
     /// Delete the functions of this app (deployed with its name) it no longer has.
     pub prune: bool,
     /// Say what would change, and change nothing.
@@ -82,31 +103,24 @@ impl Engine {
                 };
                 EngineError::new(code, format!("function `{name}`: {}: {}", e.field, e.message))
             })?;
-            if code.len() > self.limits.max_code_size {
+            if code.bytes.len() > self.limits.max_code_size {
                 return Err(EngineError::new(
                     ErrorCode::PayloadTooLarge,
                     format!(
                         "function `{name}`: the code is {} bytes; the limit is {} bytes",
-                        code.len(),
+                        code.bytes.len(),
                         self.limits.max_code_size
                     ),
                 ));
             }
             checked.push((name, config, code));
         }
-        // One hash per distinct code: functions sharing an upload share its `Bytes`.
-        let mut hashes: HashMap<usize, String> = HashMap::new();
-
         let _guard = self.changes.lock().await;
         let current = self.functions.load_full();
         let now = wisp_core::wall::now_ms();
         let mut plan = Vec::with_capacity(checked.len());
         for (name, config, code) in checked {
-            let code_hash = hashes
-                .entry(code.as_ptr() as usize)
-                .or_insert_with(|| version::code_hash(&code))
-                .clone();
-            let id = version::version_id(&code_hash, &config);
+            let id = version::version_id(code.hash(), &config);
             let existing = current.get(&(namespace.clone(), name.clone())).cloned();
             let planned = match &existing {
                 None => Planned::Create,
@@ -116,8 +130,8 @@ impl Engine {
             let version = VersionRecord {
                 number: 0,
                 id,
-                code_hash,
-                code_size: code.len() as u64,
+                code_hash: code.hash.clone(),
+                code_size: code.bytes.len() as u64,
                 config,
                 created_at: now,
             };
@@ -196,7 +210,7 @@ impl Engine {
                         config: version.config.clone(),
                     };
                     self.runtime
-                        .compile(spec, code.clone())
+                        .compile(spec, code.bytes.clone())
                         .await
                         .map_err(|e| EngineError::from(e).context(&format!("function `{name}`")))?
                 }
@@ -204,15 +218,16 @@ impl Engine {
             loaded.insert(name.clone(), function);
         }
 
-        let mut shared: HashMap<usize, Arc<[u8]>> = HashMap::new();
+        // The store takes each distinct code once, shared by the functions that use it.
+        let mut shared: HashMap<&str, Arc<[u8]>> = HashMap::new();
         let items: Vec<AppFunction> = plan
             .iter()
             .map(|(name, _, version, code, _)| AppFunction {
                 name: name.clone(),
                 version: version.clone(),
                 code: shared
-                    .entry(code.as_ptr() as usize)
-                    .or_insert_with(|| Arc::from(code.as_ref()))
+                    .entry(code.hash())
+                    .or_insert_with(|| Arc::from(code.bytes.as_ref()))
                     .clone(),
             })
             .collect();

@@ -45,7 +45,7 @@ mod triggers;
 mod usage;
 pub mod version;
 
-pub use app::{AppReport, AppRequest, Planned};
+pub use app::{AppCode, AppReport, AppRequest, Planned};
 pub use audit::AuditRecord;
 pub use deploy::{DeployReport, DeployRequest};
 pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};

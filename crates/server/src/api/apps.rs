@@ -11,12 +11,12 @@ use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 use wisp_core::{ErrorCode, FunctionConfig};
-use wisp_engine::{AppRequest, Planned};
+use wisp_engine::{AppCode, AppRequest, Planned};
 
 const APP_HELP: &str = "send multipart/form-data with a `manifest` part \
     ({\"functions\": [{\"name\", \"config\", \"code\": SHA-256 of its code}], \"prune\", \"dry_run\"}) \
@@ -77,7 +77,7 @@ pub(super) async fn deploy(
         )
     })?;
     let mut manifest = None;
-    let mut codes: HashMap<String, Bytes> = HashMap::new();
+    let mut codes: HashMap<String, Arc<AppCode>> = HashMap::new();
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "manifest" => {
@@ -87,8 +87,8 @@ pub(super) async fn deploy(
                 manifest = Some(parsed);
             }
             "code" => {
-                let bytes = field.bytes().await.map_err(multipart_error)?;
-                codes.insert(wisp_engine::version::code_hash(&bytes), bytes);
+                let code = AppCode::new(field.bytes().await.map_err(multipart_error)?);
+                codes.insert(code.hash().to_owned(), Arc::new(code));
             }
             other => return Err(bad(format!("unexpected part `{other}`; {APP_HELP}"))),
         }
