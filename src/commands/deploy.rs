@@ -289,12 +289,7 @@ fn read_source(function: &FunctionManifest) -> anyhow::Result<Vec<u8>> {
 /// Where `live` points: `7`, or `7 + 8 at 10%` when it splits traffic; `(disabled)`
 /// after it when the function is.
 pub fn live_text(function: &Value) -> String {
-    let live = &function["aliases"]["live"];
-    let mut text = live["version"].to_string();
-    if let Some(additional) = live["additional"].as_object() {
-        let weight = additional["weight"].as_f64().unwrap_or(0.0) * 100.0;
-        text.push_str(&format!(" + {} at {weight}%", additional["version"]));
-    }
+    let mut text = super::versions::target_text(&function["aliases"]["live"]);
     if function["disabled"] == Value::Bool(true) {
         text.push_str(" (disabled)");
     }

@@ -111,6 +111,11 @@ fn usage(message: String) -> anyhow::Error {
     CliError::new(Exit::Usage, message).into()
 }
 
+/// An alias name from the command line, checked before any request is made.
+fn alias_name(alias: &str) -> anyhow::Result<wisp_core::AliasName> {
+    wisp_core::AliasName::new(alias).map_err(|e| usage(e.to_string()))
+}
+
 /// `8=0.1` as the API's additional version.
 fn parse_weight(text: &str) -> anyhow::Result<Value> {
     let bad = || {
@@ -139,6 +144,7 @@ pub async fn alias(args: AliasArgs) -> anyhow::Result<()> {
             server,
         } => {
             let name = function_name(&name)?;
+            let alias = alias_name(&alias)?;
             let mut body = json!({ "version": version });
             if let Some(weight) = weight {
                 body["additional"] = parse_weight(&weight)?;
@@ -152,6 +158,7 @@ pub async fn alias(args: AliasArgs) -> anyhow::Result<()> {
         }
         AliasCommand::Rm { name, alias, server } => {
             let name = function_name(&name)?;
+            let alias = alias_name(&alias)?;
             let client = Client::new(&server)?;
             let path = format!("/v1/functions/{name}/aliases/{alias}");
             client.json(client.request(Method::DELETE, &path)).await?;
@@ -174,8 +181,8 @@ pub async fn alias(args: AliasArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `7`, or `7 + 8 at 10%`.
-fn target_text(target: &Value) -> String {
+/// Where an alias points: `7`, or `7 + 8 at 10%`.
+pub fn target_text(target: &Value) -> String {
     let mut text = target["version"].to_string();
     if let Some(additional) = target["additional"].as_object() {
         let weight = additional["weight"].as_f64().unwrap_or(0.0) * 100.0;

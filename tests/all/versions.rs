@@ -485,6 +485,9 @@ async fn the_cli_lists_versions_sets_aliases_rolls_back_and_disables() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("from 0 to 1"), "{text}");
 
+    let (code, text) = wisp(&["alias", "rm", "kit", "a/b"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("invalid alias name `a/b`"), "{text}");
     let (code, text) = wisp(&["rollback", "kit"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("kit: live → 1"), "{text}");
