@@ -51,8 +51,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     eprintln!("Serving HTTP on http://{addr}/");
     let watcher = args.watch.then(|| {
-        let path = args.dir.clone();
-        tokio::spawn(async move { super::watch::watch(&client, &path).await })
+        let (path, data_dir) = (args.dir.clone(), args.serve.data_dir.clone());
+        tokio::spawn(async move { super::watch::watch(&client, &path, &data_dir).await })
     });
     server.await??;
     if let Some(watcher) = watcher {

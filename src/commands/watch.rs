@@ -20,7 +20,11 @@ const QUIET: Duration = Duration::from_millis(300);
 type Snapshot = BTreeMap<PathBuf, (SystemTime, u64)>;
 
 /// Watches the app at `path` and redeploys it on change, until the task is dropped.
-pub async fn watch(client: &Client, path: &Path) {
+/// `data_dir`, the server's, is never watched: a source of `.` with the data directory
+/// inside it would otherwise change with every write the server makes.
+pub async fn watch(client: &Client, path: &Path, data_dir: &Path) {
+    let data_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let snapshot = |path: &Path| snapshot(path, &data_dir);
     let mut seen = snapshot(path);
     eprintln!("Watching {} for changes (Ctrl-C to stop)", path.display());
     loop {
@@ -54,24 +58,25 @@ pub async fn watch(client: &Client, path: &Path) {
 
 /// The files of the app at `path`: its manifest and, as far as the manifest parses,
 /// every function's source.
-fn snapshot(path: &Path) -> Snapshot {
+fn snapshot(path: &Path, data_dir: &Path) -> Snapshot {
     let manifest_path = if path.is_dir() {
         path.join("wisp.toml")
     } else {
         path.to_path_buf()
     };
     let mut files = Snapshot::new();
-    add(&mut files, &manifest_path);
+    add(&mut files, &manifest_path, data_dir);
     if let Ok(manifest) = wisp_manifest::load(path) {
         for function in &manifest.functions {
-            add(&mut files, &function.source);
+            add(&mut files, &function.source, data_dir);
         }
     }
     files
 }
 
-/// Adds a file, or every file under a directory (skipping hidden entries).
-fn add(files: &mut Snapshot, path: &Path) {
+/// Adds a file, or every file under a directory (skipping hidden entries and the
+/// server's data directory).
+fn add(files: &mut Snapshot, path: &Path, data_dir: &Path) {
     let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
@@ -80,12 +85,15 @@ fn add(files: &mut Snapshot, path: &Path) {
         files.insert(path.to_path_buf(), (modified, meta.len()));
         return;
     }
+    if std::fs::canonicalize(path).is_ok_and(|p| p == data_dir) {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(path) else {
         return;
     };
     for entry in entries.flatten() {
         if !entry.file_name().to_string_lossy().starts_with('.') {
-            add(files, &entry.path());
+            add(files, &entry.path(), data_dir);
         }
     }
 }
@@ -117,5 +125,24 @@ mod tests {
         let after = Snapshot::from([("a".into(), (t, 2)), ("c".into(), (t, 1))]);
         assert_eq!(changes(&before, &after), ["a", "c", "b (removed)"]);
         assert!(changes(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn the_servers_data_dir_is_not_watched_even_inside_a_source() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("wisp.toml"),
+            "[app]\nname = \"w\"\n[functions.f]\nruntime = \"python\"\nhandler = \"app.handler\"\nsource = \".\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("app.py"), "").unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/wisp.db"), "").unwrap();
+        let files = snapshot(
+            dir.path(),
+            &std::fs::canonicalize(dir.path().join("data")).unwrap(),
+        );
+        assert!(files.keys().any(|p| p.ends_with("app.py")), "{files:?}");
+        assert!(!files.keys().any(|p| p.ends_with("wisp.db")), "{files:?}");
     }
 }
