@@ -21,6 +21,10 @@ pub struct Limits {
     /// Versions each function keeps besides those an alias points to: the newest this
     /// many (older ones, and the code only they used, are forgotten at the next deploy).
     pub keep_versions: u32,
+    /// Largest object a bucket accepts (S3's 5 GiB for one PUT).
+    pub max_object_bytes: u64,
+    /// Bytes a namespace's buckets may hold together; `None`: no cap.
+    pub namespace_storage_bytes: Option<u64>,
 }
 
 impl Limits {
@@ -65,6 +69,16 @@ impl Limits {
     /// Hops an event chain may take (function → queue → function …) before it is cut,
     /// as Lambda's recursive loop detection.
     pub const MAX_CHAIN_DEPTH: u32 = 16;
+    /// Smallest part of a multipart upload but the last (S3's 5 MiB).
+    pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+    /// Largest part of a multipart upload (S3's 5 GiB).
+    pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+    /// Part numbers run from 1 to this (S3's 10,000).
+    pub const MAX_PARTS: u32 = 10_000;
+    /// Most keys one listing or one batch delete holds (S3's 1,000).
+    pub const MAX_KEYS: u32 = 1000;
+    /// User metadata an object may carry, names and values together (S3's 2 KiB).
+    pub const MAX_USER_METADATA_BYTES: usize = 2048;
     /// A queue trigger's `batch_size` when the configuration does not say.
     pub const DEFAULT_BATCH_SIZE: u32 = 10;
     /// Largest `batch_size` accepted.
@@ -105,6 +119,8 @@ impl Limits {
         max_log_bytes_per_invocation: 256 * 1024,
         namespace_max_concurrency: Limits::DEFAULT_NAMESPACE_MAX_CONCURRENCY,
         keep_versions: 10,
+        max_object_bytes: 5 * 1024 * 1024 * 1024,
+        namespace_storage_bytes: None,
     };
 }
 

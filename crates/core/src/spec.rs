@@ -4,6 +4,7 @@ use crate::destination::Destination;
 use crate::duration_text;
 use crate::limits::Limits;
 use crate::name::FunctionName;
+use crate::object::MAX_KEY_BYTES;
 use crate::rate_limit::{RateKey, RateLimit, RateLimitError};
 use crate::route::{Route, RouteError, RoutePattern};
 use crate::route_auth::{AuthMode, JwtConfig};
@@ -177,6 +178,14 @@ pub struct FunctionConfig {
         deserialize_with = "one_or_many"
     )]
     pub queue: Vec<QueueTrigger>,
+    /// Storage triggers: object events in a bucket of the namespace. Written as one
+    /// trigger or a list.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub storage: Vec<crate::StorageTrigger>,
     /// A rate limit shared by all the function's routes (`"100/s"`); a route's own
     /// `rate_limit` replaces it for that route. See [`crate::rate_limit`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +301,8 @@ pub enum ConfigField {
     Schedule(usize),
     /// `queue[i]` (its batch size or batching window).
     Queue(usize),
+    /// `storage[i]` (its events, prefix or suffix, or the trigger as a whole).
+    Storage(usize),
     /// `routes[i].auth`.
     RouteAuth(usize),
     /// `routes[i].jwt`, or one key of it (`issuer`, `audience`, `secret`, `jwks`).
@@ -323,6 +334,7 @@ impl fmt::Display for ConfigField {
             ConfigField::OnFailure => f.write_str("on_failure"),
             ConfigField::Schedule(i) => write!(f, "schedule[{i}]"),
             ConfigField::Queue(i) => write!(f, "queue[{i}]"),
+            ConfigField::Storage(i) => write!(f, "storage[{i}]"),
             ConfigField::RouteAuth(i) => write!(f, "routes[{i}].auth"),
             ConfigField::RouteJwt(i, "") => write!(f, "routes[{i}].jwt"),
             ConfigField::RouteJwt(i, key) => write!(f, "routes[{i}].jwt.{key}"),
@@ -353,6 +365,7 @@ impl FunctionConfig {
             on_failure: None,
             schedule: Vec::new(),
             queue: Vec::new(),
+            storage: Vec::new(),
             rate_limit: None,
             burst: None,
             rate_limit_by: None,
@@ -537,7 +550,8 @@ impl FunctionConfig {
         Ok(())
     }
 
-    /// Schedules parse, queue triggers are in bounds, and neither is declared twice.
+    /// Schedules parse, queue and storage triggers are in bounds, and none is declared
+    /// twice.
     fn validate_triggers(&self) -> Result<(), ConfigError> {
         let fail = |field, message: String| {
             Err(ConfigError {
@@ -586,6 +600,44 @@ impl FunctionConfig {
                 return fail(
                     ConfigField::Queue(i),
                     format!("queue `{queue}` triggers this function twice: declare one trigger per queue"),
+                );
+            }
+        }
+        for (i, trigger) in self.storage.iter().enumerate() {
+            let bucket = &trigger.bucket;
+            if trigger.events.is_empty() {
+                return fail(
+                    ConfigField::Storage(i),
+                    format!(
+                        "storage trigger `{bucket}`: `events` is empty, so no event would invoke the function: \
+                         leave `events` out for `ObjectCreated:*`, or name events such as `ObjectRemoved:*`"
+                    ),
+                );
+            }
+            for (key, value) in [("prefix", &trigger.prefix), ("suffix", &trigger.suffix)] {
+                if value.len() > MAX_KEY_BYTES {
+                    return fail(
+                        ConfigField::Storage(i),
+                        format!(
+                            "storage trigger `{bucket}`: the {key} is {} bytes long; it may hold at most \
+                             {MAX_KEY_BYTES} bytes, the longest object key",
+                            value.len()
+                        ),
+                    );
+                }
+            }
+            // Two triggers on the same keys would invoke the function twice for one
+            // event; with different events they are one trigger written in two halves.
+            if self.storage[..i]
+                .iter()
+                .any(|t| t.bucket == *bucket && t.prefix == trigger.prefix && t.suffix == trigger.suffix)
+            {
+                return fail(
+                    ConfigField::Storage(i),
+                    format!(
+                        "bucket `{bucket}` triggers this function twice with the same prefix and suffix: \
+                         list every event in one trigger, or give each trigger its own prefix or suffix"
+                    ),
                 );
             }
         }
@@ -804,6 +856,7 @@ impl fmt::Display for VersionId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BucketName, EventPattern, StorageTrigger};
 
     #[test]
     fn defaults_fill_in() {
@@ -859,6 +912,7 @@ mod tests {
             "on_failure",
             "schedule",
             "queue",
+            "storage",
         ] {
             assert!(json.get(key).is_none(), "{key} in {json}");
         }
@@ -1065,12 +1119,134 @@ mod tests {
     #[test]
     fn http_functions_may_have_triggers() {
         let c: FunctionConfig = serde_json::from_str(
-            r#"{"kind":"http","schedule":["*/5 * * * *",{"expression":"0 9 * * MON","timezone":"Europe/Berlin","catch_up":true}],"queue":"jobs"}"#,
+            r#"{"kind":"http","schedule":["*/5 * * * *",{"expression":"0 9 * * MON","timezone":"Europe/Berlin","catch_up":true}],"queue":"jobs","storage":"photos"}"#,
         )
         .unwrap();
         let c = c.validate().unwrap();
         assert_eq!(c.schedule.len(), 2);
         assert!(c.schedule[1].catch_up);
+        assert_eq!(c.storage, vec![StorageTrigger::new(bucket("photos"))]);
+    }
+
+    fn bucket(name: &str) -> BucketName {
+        BucketName::new(name).unwrap()
+    }
+
+    #[test]
+    fn storage_triggers_read_one_or_many_and_round_trip() {
+        let c: FunctionConfig = serde_json::from_str(
+            r#"{"kind":"event","storage":[
+                "photos",
+                {"bucket":"photos","events":["s3:ObjectRemoved:*"],"prefix":"in/","suffix":".jpg"}
+            ]}"#,
+        )
+        .unwrap();
+        let c = c.validate().unwrap();
+        assert_eq!(c.storage[0], StorageTrigger::new(bucket("photos")));
+        assert_eq!(c.storage[1].events[0].as_str(), "ObjectRemoved:*");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            json["storage"],
+            serde_json::json!([
+                {"bucket":"photos","events":["ObjectCreated:*"]},
+                {"bucket":"photos","events":["ObjectRemoved:*"],"prefix":"in/","suffix":".jpg"}
+            ])
+        );
+        assert_eq!(serde_json::from_value::<FunctionConfig>(json).unwrap(), c);
+        let one: FunctionConfig = serde_json::from_str(r#"{"kind":"event","storage":"photos"}"#).unwrap();
+        assert_eq!(one.storage.len(), 1);
+    }
+
+    #[test]
+    fn storage_triggers_are_checked() {
+        let bad = |storage: Vec<StorageTrigger>| {
+            let c = FunctionConfig {
+                storage,
+                ..FunctionConfig::new(Kind::Event)
+            };
+            c.validate().unwrap_err()
+        };
+        let photos = StorageTrigger::new(bucket("photos"));
+
+        let e = bad(vec![StorageTrigger {
+            events: Vec::new(),
+            ..photos.clone()
+        }]);
+        assert_eq!(e.field, ConfigField::Storage(0));
+        assert_eq!(
+            e.message,
+            "storage trigger `photos`: `events` is empty, so no event would invoke the function: \
+             leave `events` out for `ObjectCreated:*`, or name events such as `ObjectRemoved:*`"
+        );
+
+        // 1024 bytes, the longest key, is fine; one more is not.
+        let longest = StorageTrigger {
+            prefix: "p".repeat(MAX_KEY_BYTES),
+            suffix: "s".repeat(MAX_KEY_BYTES),
+            ..photos.clone()
+        };
+        FunctionConfig {
+            storage: vec![longest.clone()],
+            ..FunctionConfig::new(Kind::Event)
+        }
+        .validate()
+        .unwrap();
+        let e = bad(vec![
+            photos.clone(),
+            StorageTrigger {
+                prefix: "p".repeat(MAX_KEY_BYTES + 1),
+                ..photos.clone()
+            },
+        ]);
+        assert_eq!(e.field, ConfigField::Storage(1));
+        assert_eq!(
+            e.message,
+            "storage trigger `photos`: the prefix is 1025 bytes long; it may hold at most 1024 bytes, the longest object key"
+        );
+        let e = bad(vec![StorageTrigger {
+            suffix: "é".repeat(513),
+            ..photos.clone()
+        }]);
+        assert_eq!(e.field, ConfigField::Storage(0));
+        assert!(
+            e.message.contains("the suffix is 1026 bytes long"),
+            "{}",
+            e.message
+        );
+
+        // The same keys twice, whatever the events: the later one is refused.
+        let removed = StorageTrigger {
+            events: vec![EventPattern::new("ObjectRemoved:*").unwrap()],
+            ..photos.clone()
+        };
+        let jpg = StorageTrigger {
+            suffix: ".jpg".into(),
+            ..photos.clone()
+        };
+        let e = bad(vec![photos.clone(), jpg.clone(), removed.clone()]);
+        assert_eq!(e.field, ConfigField::Storage(2));
+        assert_eq!(
+            e.message,
+            "bucket `photos` triggers this function twice with the same prefix and suffix: \
+             list every event in one trigger, or give each trigger its own prefix or suffix"
+        );
+        assert_eq!(bad(vec![jpg.clone(), jpg.clone()]).field, ConfigField::Storage(1));
+        assert_eq!(ConfigField::Storage(1).to_string(), "storage[1]");
+
+        // Another prefix, suffix or bucket is another trigger.
+        let c = FunctionConfig {
+            storage: vec![
+                photos.clone(),
+                jpg,
+                StorageTrigger {
+                    prefix: "in/".into(),
+                    ..removed
+                },
+                StorageTrigger::new(bucket("other")),
+            ],
+            ..FunctionConfig::new(Kind::Event)
+        };
+        assert_eq!(c.validate().unwrap().storage.len(), 4);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! location added.
 
 use crate::error::{ErrorKind, ManifestError};
-use crate::schema::{DESTINATION_EXPECTED, QUEUE_TRIGGER_EXPECTED, ROUTE_EXPECTED, SCHEDULE_EXPECTED};
+use crate::schema::{
+    DESTINATION_EXPECTED, QUEUE_TRIGGER_EXPECTED, ROUTE_EXPECTED, SCHEDULE_EXPECTED, STORAGE_TRIGGER_EXPECTED,
+};
 use std::ops::Range;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
@@ -293,6 +295,14 @@ fn expected_for_event_key(rest: &[Seg]) -> Option<&'static str> {
         (["queue", "queue"], _) => Some("a queue name"),
         (["queue", "batch_size"], _) => Some("a whole number"),
         (["queue", "max_batching_window"], _) => Some("a duration string such as \"2s\""),
+        (["storage"], false) => {
+            Some("a storage trigger (a bucket name, or a table with `bucket`), or an array of them")
+        }
+        (["storage"], true) => Some(STORAGE_TRIGGER_EXPECTED),
+        (["storage", "bucket"], _) => Some("a bucket name"),
+        (["storage", "events"], false) => Some("an array of event names such as [\"ObjectCreated:*\"]"),
+        (["storage", "events"], true) => Some("an event name such as \"ObjectCreated:*\""),
+        (["storage", "prefix" | "suffix"], _) => Some("a string"),
         _ => None,
     }
 }
@@ -335,6 +345,7 @@ fn missing_hint(key: &str) -> &'static str {
         "path" => ": add `path = \"/some/path\"`",
         "expression" => ": add `expression = \"0 9 * * *\"`",
         "queue" => ": add `queue = \"NAME\"`",
+        "bucket" => ": add `bucket = \"NAME\"`",
         _ => "",
     }
 }
@@ -510,6 +521,22 @@ mod tests {
         assert_eq!(
             expected(&["functions", "a", "queue", "1", "queue"]),
             Some("a queue name")
+        );
+        assert_eq!(
+            expected(&["functions", "a", "storage", "1"]),
+            Some(STORAGE_TRIGGER_EXPECTED)
+        );
+        assert_eq!(
+            expected(&["functions", "a", "storage", "0", "events"]),
+            Some("an array of event names such as [\"ObjectCreated:*\"]")
+        );
+        assert_eq!(
+            expected(&["functions", "a", "storage", "events", "2"]),
+            Some("an event name such as \"ObjectCreated:*\"")
+        );
+        assert_eq!(
+            expected(&["functions", "a", "storage", "bucket"]),
+            Some("a bucket name")
         );
         assert_eq!(
             expected(&["functions", "a", "on_failure", "function"]),

@@ -1,8 +1,8 @@
 //! `wisp.toml`: the declarative manifest of an app — its name, its functions, each
 //! with its source (a `.wasm` file, or for native runtimes a directory or `.zip`), a
 //! kind, a runtime, limits, environment, HTTP routes (with their auth and rate
-//! limits), async settings and triggers (schedules, queues), and the queues it
-//! declares.
+//! limits), async settings and triggers (schedules, queues, storage), and the
+//! queues it declares.
 //!
 //! [`load`] reads a manifest from disk, [`parse`] reads one from text; both return
 //! a [`Manifest`] whose functions carry a [`FunctionConfig`] already checked by
@@ -235,6 +235,34 @@ kind = "event"
         assert_eq!(missing.kind, ErrorKind::NotFound);
         assert!(missing.message.contains("nope.toml` does not exist"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A prefix or suffix past the longest object key is refused at the value; the
+    /// fixtures would hold a line of a thousand characters, so it is tested here.
+    #[test]
+    fn storage_prefixes_and_suffixes_hold_at_most_a_keys_bytes() {
+        let with = |table: &str| HELLO.replace("routes = [\"/hello\"]", &format!("storage = {table}"));
+        let longest = "k".repeat(1024);
+        let text = with(&format!(
+            "{{ bucket = \"photos\", prefix = \"{longest}\", suffix = \"{longest}\" }}"
+        ));
+        let m = parse(&text, Path::new("wisp.toml")).unwrap();
+        assert_eq!(m.functions[0].config.storage[0].prefix.len(), 1024);
+        for key in ["prefix", "suffix"] {
+            let text = with(&format!(
+                "[\"photos\", {{ bucket = \"photos\", events = [\"ObjectRemoved:*\"], {key} = \"{longest}k\" }}]"
+            ));
+            let err = parse(&text, Path::new("wisp.toml")).unwrap_err();
+            let column = text.lines().nth(7).unwrap().find(&format!("{key} = ")).unwrap() + key.len() + 4;
+            assert_eq!((err.line, err.column), (8, column), "{err}");
+            assert_eq!(
+                err.message,
+                format!(
+                    "function `hello`: storage trigger `photos`: the {key} is 1025 bytes long; \
+                     it may hold at most 1024 bytes, the longest object key"
+                )
+            );
+        }
     }
 
     /// Inputs from a table, for the keys a manifest reads from outside itself.

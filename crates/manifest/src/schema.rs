@@ -3,8 +3,9 @@
 //!
 //! Unknown keys are refused here (`deny_unknown_fields`); types are checked here;
 //! values (names, limits, routes) are checked in [`crate::validate`]. Values that
-//! core parses itself (`kind`, `timeout`, destinations, schedules, queue names) are
-//! kept as text so their errors are the manifest's own and point at the value.
+//! core parses itself (`kind`, `timeout`, destinations, schedules, queue and bucket
+//! names, storage events) are kept as text so their errors are the manifest's own and
+//! point at the value.
 
 use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, StrDeserializer};
@@ -58,6 +59,7 @@ pub(crate) struct RawFunction {
     pub on_failure: Option<Spanned<TextOrTable<RawDestination>>>,
     pub schedule: Option<Spanned<OneOrMany<RawSchedule>>>,
     pub queue: Option<Spanned<OneOrMany<RawQueueTrigger>>>,
+    pub storage: Option<Spanned<OneOrMany<RawStorageTrigger>>>,
     pub rate_limit: Option<Spanned<String>>,
     pub burst: Option<Spanned<i128>>,
     pub rate_limit_by: Option<Spanned<String>>,
@@ -73,14 +75,15 @@ pub(crate) struct RawQueue {
     pub dead_letter_queue: Option<Spanned<String>>,
 }
 
-/// A value written as a string or as a table: a destination, a schedule, a queue trigger.
+/// A value written as a string or as a table: a destination, a schedule, a queue or
+/// storage trigger.
 #[derive(Debug)]
 pub(crate) enum TextOrTable<T> {
     Text(String),
     Table(T),
 }
 
-/// A value written once or as an array: `schedule` and `queue`.
+/// A value written once or as an array: `schedule`, `queue` and `storage`.
 #[derive(Debug)]
 pub(crate) enum OneOrMany<T> {
     One(TextOrTable<T>),
@@ -128,11 +131,24 @@ pub(crate) struct RawQueueTrigger {
     pub max_batching_window: Option<Spanned<String>>,
 }
 
+/// The table form of a storage trigger. `events` is kept as written (an empty array
+/// too, which core refuses) so each event's error points at it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStorageTrigger {
+    pub bucket: Spanned<String>,
+    pub events: Option<Spanned<Vec<Spanned<String>>>>,
+    pub prefix: Option<Spanned<String>>,
+    pub suffix: Option<Spanned<String>>,
+}
+
 pub(crate) const DESTINATION_EXPECTED: &str =
     "a destination: \"queue:NAME\", \"function:NAME\" or a table with `queue` or `function`";
 pub(crate) const SCHEDULE_EXPECTED: &str = "a schedule: a cron expression or rate such as \"0 9 * * *\" \
      or \"rate(5 minutes)\", or a table with `expression` and optional `timezone` and `catch_up`";
 pub(crate) const QUEUE_TRIGGER_EXPECTED: &str = "a queue trigger: a queue name, or a table with `queue` and optional `batch_size` and `max_batching_window`";
+pub(crate) const STORAGE_TRIGGER_EXPECTED: &str =
+    "a storage trigger: a bucket name, or a table with `bucket` and optional `events`, `prefix` and `suffix`";
 
 impl Expected for RawDestination {
     const EXPECTED: &'static str = DESTINATION_EXPECTED;
@@ -144,6 +160,10 @@ impl Expected for RawSchedule {
 
 impl Expected for RawQueueTrigger {
     const EXPECTED: &'static str = QUEUE_TRIGGER_EXPECTED;
+}
+
+impl Expected for RawStorageTrigger {
+    const EXPECTED: &'static str = STORAGE_TRIGGER_EXPECTED;
 }
 
 /// Reads a string as [`TextOrTable::Text`] and a table as `T`.

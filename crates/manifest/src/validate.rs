@@ -8,13 +8,15 @@
 //! `source`, routes across functions — is checked here.
 //!
 //! Names a manifest refers to but does not declare (a trigger's or destination's
-//! queue, a dead-letter queue, a destination function) are not refused: queues and
-//! functions of the namespace are shared between apps, so they may exist already.
+//! queue, a dead-letter queue, a destination function, a storage trigger's bucket)
+//! are not refused: queues, buckets and functions of the namespace are shared between
+//! apps, so they may exist already.
 
 use crate::access;
 use crate::error::{ErrorKind, ManifestError};
 use crate::schema::{
-    RawDestination, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute, RawSchedule, TextOrTable,
+    RawDestination, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute, RawSchedule,
+    RawStorageTrigger, TextOrTable,
 };
 use crate::{FunctionManifest, Inputs, Manifest, QueueManifest};
 use std::collections::BTreeMap;
@@ -22,10 +24,12 @@ use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use toml::Spanned;
 use wisp_core::duration_text;
+use wisp_core::object::MAX_KEY_BYTES;
 use wisp_core::route::normalize_methods;
 use wisp_core::{
-    ConfigError, ConfigField, Destination, FunctionConfig, FunctionName, FunctionRuntime, Kind, Limits,
-    NameError, ParsedSchedule, QueueConfig, QueueName, QueueTrigger, Route, RoutePattern, Schedule,
+    BucketName, ConfigError, ConfigField, Destination, EventPattern, FunctionConfig, FunctionName,
+    FunctionRuntime, Kind, Limits, NameError, ParsedSchedule, QueueConfig, QueueName, QueueTrigger, Route,
+    RoutePattern, Schedule, StorageTrigger,
 };
 
 /// Builds errors located in one file, and reads what the file names.
@@ -398,6 +402,11 @@ fn function_config(
             config.queue.push(trigger(at, name, item, span)?);
         }
     }
+    if let Some(storage) = &raw.storage {
+        for (item, span) in storage.get_ref().items(storage.span()) {
+            config.storage.push(storage_trigger(at, name, item, span)?);
+        }
+    }
     config.env = raw
         .env
         .iter()
@@ -523,6 +532,51 @@ fn trigger(
     Ok(trigger)
 }
 
+/// A storage trigger item as core's [`StorageTrigger`]; a bad bucket name or event
+/// points at itself, and core checks the rest.
+fn storage_trigger(
+    at: &At<'_>,
+    function: &FunctionName,
+    item: &TextOrTable<RawStorageTrigger>,
+    span: Range<usize>,
+) -> Result<StorageTrigger, ManifestError> {
+    let (bucket, bucket_span) = match item {
+        TextOrTable::Text(bucket) => (bucket.as_str(), span),
+        TextOrTable::Table(table) => (table.bucket.get_ref().as_str(), table.bucket.span()),
+    };
+    let bucket = BucketName::new(bucket).map_err(|e| {
+        at.err(
+            bucket_span,
+            ErrorKind::Invalid,
+            format!("function `{function}`: {e}"),
+        )
+    })?;
+    let mut trigger = StorageTrigger::new(bucket);
+    let TextOrTable::Table(table) = item else {
+        return Ok(trigger);
+    };
+    if let Some(events) = &table.events {
+        // An empty list stays empty for core to refuse: it is not "every event".
+        trigger.events = events
+            .get_ref()
+            .iter()
+            .map(|event| {
+                EventPattern::new(event.get_ref()).map_err(|e| {
+                    at.err(
+                        event.span(),
+                        ErrorKind::Invalid,
+                        format!("function `{function}`: storage trigger `{}`: {e}", trigger.bucket),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    let text = |value: &Option<Spanned<String>>| value.as_ref().map(|v| v.get_ref().clone());
+    trigger.prefix = text(&table.prefix).unwrap_or_default();
+    trigger.suffix = text(&table.suffix).unwrap_or_default();
+    Ok(trigger)
+}
+
 /// Where `schedule[i]` is wrong: its time zone or its expression.
 fn schedule_span(raw: &RawFunction, i: usize) -> Option<Range<usize>> {
     let schedule = raw.schedule.as_ref()?;
@@ -557,6 +611,34 @@ fn trigger_span(raw: &RawFunction, i: usize) -> Option<Range<usize>> {
         .filter(|w| duration_text::parse(w.get_ref()).is_ok_and(|d| d > Limits::MAX_BATCHING_WINDOW))
         .map(Spanned::span);
     Some(size_bad.or(window_bad).unwrap_or_else(|| table.queue.span()))
+}
+
+/// Where `storage[i]` is wrong: empty `events`, a prefix or suffix too long, or else
+/// (declared twice) the bucket's name. Core checks in that order.
+fn storage_span(raw: &RawFunction, i: usize) -> Option<Range<usize>> {
+    let storage = raw.storage.as_ref()?;
+    let items = storage.get_ref().items(storage.span());
+    let (item, span) = items.into_iter().nth(i)?;
+    let TextOrTable::Table(table) = item else {
+        return Some(span);
+    };
+    let events_bad = table
+        .events
+        .as_ref()
+        .filter(|e| e.get_ref().is_empty())
+        .map(Spanned::span);
+    let too_long = |value: &Option<Spanned<String>>| {
+        value
+            .as_ref()
+            .filter(|v| v.get_ref().len() > MAX_KEY_BYTES)
+            .map(Spanned::span)
+    };
+    Some(
+        events_bad
+            .or_else(|| too_long(&table.prefix))
+            .or_else(|| too_long(&table.suffix))
+            .unwrap_or_else(|| table.bucket.span()),
+    )
 }
 
 /// Points a [`ConfigError`] at the key or value it is about.
@@ -600,6 +682,7 @@ fn config_error(
         ConfigField::OnFailure => raw.on_failure.as_ref().map(Spanned::span),
         ConfigField::Schedule(i) => schedule_span(raw, *i),
         ConfigField::Queue(i) => trigger_span(raw, *i),
+        ConfigField::Storage(i) => storage_span(raw, *i),
         ConfigField::RouteAuth(_)
         | ConfigField::RouteJwt(..)
         | ConfigField::RouteRate(..)
