@@ -70,8 +70,10 @@
 
 mod api_keys;
 mod audit;
+mod blobs;
 mod events;
 mod namespaces;
+mod objects;
 mod queues;
 mod records;
 mod registry;
@@ -81,11 +83,16 @@ mod usage;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys};
 pub use audit::{AUDIT_ENTRIES_KEPT, Audit, AuditEntry, AuditQuery};
+pub use blobs::{BlobDir, BlobWriter, WrittenBlob};
 pub use events::{
     Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, Lease,
     NewEvent, Resolution,
 };
 pub use namespaces::{NamespaceRecord, NamespaceSettings, Namespaces};
+pub use objects::{
+    BucketDeleted, BucketRecord, Condition, ListQuery, Listing, ObjectRecord, ObjectWrite, Objects,
+    PartRecord, PartWrite, PutObject, UploadRecord,
+};
 pub use queues::{NewMessage, QueueRecord, QueueStats, Queues, Received, ReceivedMessage};
 pub use records::{
     INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
@@ -125,7 +132,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// a function, or a namespace, the same way.
 #[async_trait]
 pub trait Store:
-    Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage
+    Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage + Objects
 {
     /// Removes a function from every concern: its schedule state, its events (pending,
     /// running, succeeded and dead letters), its log lines and invocation records, and
@@ -178,4 +185,7 @@ pub trait Store:
     }
 }
 
-impl<S: Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage> Store for S {}
+impl<S: Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage + Objects>
+    Store for S
+{
+}

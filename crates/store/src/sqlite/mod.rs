@@ -42,6 +42,7 @@ mod api_keys;
 mod audit;
 mod events;
 mod namespaces;
+mod objects;
 mod queues;
 mod records;
 mod registry;

@@ -379,6 +379,52 @@ const SCHEMA_9: &str = "
 ALTER TABLE events ADD COLUMN qualifier TEXT;
 ";
 
+/// Object storage: buckets with their counts, object metadata (keys as BLOBs, so they
+/// order as bytes), multipart uploads and their parts.
+const SCHEMA_10: &str = "
+CREATE TABLE buckets (
+    namespace     TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    quota_bytes   INTEGER,
+    objects       INTEGER NOT NULL DEFAULT 0,
+    bytes         INTEGER NOT NULL DEFAULT 0,
+    notifications TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (namespace, name)
+) WITHOUT ROWID;
+CREATE TABLE objects (
+    namespace    TEXT NOT NULL,
+    bucket       TEXT NOT NULL,
+    key          BLOB NOT NULL,
+    blob         TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    etag         TEXT NOT NULL,
+    content_type TEXT,
+    metadata     TEXT NOT NULL,
+    modified_ms  INTEGER NOT NULL,
+    PRIMARY KEY (namespace, bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE uploads (
+    upload_id    TEXT PRIMARY KEY,
+    namespace    TEXT NOT NULL,
+    bucket       TEXT NOT NULL,
+    key          BLOB NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    content_type TEXT,
+    metadata     TEXT NOT NULL
+);
+CREATE INDEX uploads_by_key ON uploads (namespace, bucket, key, created_ms);
+CREATE TABLE parts (
+    upload_id   TEXT NOT NULL,
+    number      INTEGER NOT NULL,
+    blob        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    etag        TEXT NOT NULL,
+    modified_ms INTEGER NOT NULL,
+    PRIMARY KEY (upload_id, number)
+) WITHOUT ROWID;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -389,6 +435,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_7),
     M::up(SCHEMA_8),
     M::up(SCHEMA_9),
+    M::up(SCHEMA_10),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

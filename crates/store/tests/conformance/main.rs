@@ -4,7 +4,7 @@
 //! module: [`registry`] (`&dyn Registry`), [`records`] (`&dyn Records`), [`events`]
 //! (`&dyn Events`), [`queues`] (`&dyn Queues`), [`schedules`] (`&dyn Schedules`),
 //! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`), [`audit`]
-//! (`&dyn Audit`) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
+//! (`&dyn Audit`), [`objects`] (`&dyn Store`: a write's events are read back) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
 //! invocation records, and survives forgetting and trimming them). Checks that need several concerns together take `&dyn Store` and live
 //! in [`store`]: removing a function, or a namespace, from every concern, outcomes whose
 //! follow-ups land in queues, schedules that fire events, usage that outlives a removed
@@ -85,6 +85,7 @@ mod api_keys;
 mod audit;
 mod events;
 mod namespaces;
+mod objects;
 mod queues;
 mod records;
 mod registry;
@@ -154,6 +155,16 @@ macro_rules! conformance {
             queue_operations_on_a_missing_queue,
         ]);
     };
+    (@concern objects, $open:path) => {
+        conformance!(@checks objects, $open, [
+            objects_buckets_belong_to_a_namespace,
+            objects_put_replaces_whole_and_checks_conditions,
+            objects_quotas_refuse_what_does_not_fit,
+            objects_list_by_prefix_and_delimiter_in_pages,
+            objects_events_commit_with_their_write,
+            objects_multipart_uploads_complete_and_abort,
+        ]);
+    };
     (@concern schedules, $open:path) => {
         conformance!(@checks schedules, $open, [
             schedules_advance_monotonically,
@@ -219,7 +230,7 @@ conformance!(
     sqlite_conformance,
     sqlite::open,
     [
-        registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, store
+        registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, objects, store
     ]
 );
 
