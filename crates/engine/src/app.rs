@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use wisp_core::version::live;
 use wisp_core::{AliasTarget, ErrorCode, FunctionConfig, FunctionName, Namespace};
-use wisp_runtime::{Function, FunctionSpec};
+use wisp_runtime::Function;
 use wisp_store::{AppFunction, DeployOutcome, FunctionRecord, PublishOptions, VersionRecord};
 
 /// One distinct code of an app, hashed once however many functions use it.
@@ -204,11 +204,13 @@ impl Engine {
             let function = match warm {
                 Some(function) => function,
                 None => {
-                    let spec = FunctionSpec {
-                        name: name.to_string(),
-                        code_hash: version.code_hash.clone(),
-                        config: version.config.clone(),
-                    };
+                    let spec = self.pools.spec(
+                        &namespace,
+                        name,
+                        &version.id,
+                        version.code_hash.clone(),
+                        version.config.clone(),
+                    );
                     self.runtime
                         .compile(spec, code.bytes.clone())
                         .await

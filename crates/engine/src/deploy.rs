@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use wisp_core::version::live;
 use wisp_core::{AliasTarget, ErrorCode, FunctionConfig, FunctionName, Namespace};
-use wisp_runtime::FunctionSpec;
 use wisp_store::{DeployOutcome, FunctionRecord, PublishOptions, VersionRecord};
 
 /// A request to deploy one function.
@@ -115,11 +114,7 @@ impl Engine {
             // Only the app changed: the version serves on as it is.
             None if unchanged.is_some() => None,
             None => {
-                let spec = FunctionSpec {
-                    name: name.to_string(),
-                    code_hash,
-                    config,
-                };
+                let spec = self.pools.spec(&namespace, &name, &version_id, code_hash, config);
                 Some(self.runtime.compile(spec, code.clone()).await?)
             }
         };

@@ -41,6 +41,7 @@ mod quota;
 mod registry;
 mod scaler;
 mod services;
+mod storage;
 mod triggers;
 mod usage;
 pub mod version;
@@ -58,6 +59,7 @@ pub use pool::PoolStatus;
 pub use queues::Outgoing;
 pub use quota::{FREE_GB_SECONDS, FREE_REQUESTS};
 pub use registry::{Deployed, Version};
+pub use storage::{ByteRange, ByteStream, ObjectPut, ObjectRead, ReadConditions, StorageConfig};
 pub use triggers::http::apigw::ClientAddr;
 pub use wisp_runtime::{Body, BoxError, ErrorReport, body};
 pub use wisp_scaling::KeepAlivePolicy;
@@ -101,6 +103,10 @@ pub struct Engine {
     quotas: Arc<quota::Quotas>,
     /// The reserved capacity (`min_instances`) each version holds.
     capacity: capacity::CapacityMeter,
+    /// Object storage's blobs and S3 endpoint.
+    storage: StorageConfig,
+    /// The credentials native functions get (also in `pools`).
+    function_credentials: Arc<identity::function_credentials::FunctionCredentials>,
 }
 
 impl Engine {
@@ -114,12 +120,18 @@ impl Engine {
         keep_alive: KeepAlivePolicy,
         retry: RetrySettings,
         master_key: MasterKey,
+        storage: StorageConfig,
     ) -> Result<Arc<Engine>, EngineError> {
+        let function_credentials = Arc::new(identity::function_credentials::FunctionCredentials::new(
+            &master_key,
+            storage.s3_endpoint.clone(),
+        ));
         let pools = PoolContext {
             runtime: runtime.clone(),
             store: store.clone(),
             clock: Clock::new(),
             policy: keep_alive,
+            function_credentials: function_credentials.clone(),
         };
         let records = store.list_functions(None).await?;
         let functions: Functions = records
@@ -155,7 +167,10 @@ impl Engine {
             identity,
             quotas,
             capacity: capacity::CapacityMeter::default(),
+            storage,
+            function_credentials,
         });
+        engine.sweep_blobs().await?;
         engine
             .capacity
             .sync(wisp_core::wall::now_ms(), &engine.functions.load());

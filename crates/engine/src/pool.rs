@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wisp_core::{FunctionConfig, Namespace};
+use wisp_core::{FunctionConfig, FunctionName, FunctionRuntime, Namespace, VersionId};
 use wisp_runtime::{Function, FunctionSpec, Instances, Runtime};
 use wisp_scaling::{Action, Autoscaler, KeepAlivePolicy};
 use wisp_store::{Store, UnixMillis};
@@ -54,6 +54,33 @@ pub(crate) struct PoolContext {
     pub store: Arc<dyn Store>,
     pub clock: Clock,
     pub policy: KeepAlivePolicy,
+    /// What native functions' credentials are derived from.
+    pub function_credentials: Arc<crate::identity::function_credentials::FunctionCredentials>,
+}
+
+impl PoolContext {
+    /// What the runtime is given to load or compile a version: its configuration, and
+    /// for a native function the credential and endpoints it finds in its environment
+    /// (as Lambda hands out an execution role: the platform's, so they override any
+    /// variable of the same name the configuration sets).
+    pub(crate) fn spec(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        version: &VersionId,
+        code_hash: String,
+        mut config: FunctionConfig,
+    ) -> FunctionSpec {
+        if config.runtime != FunctionRuntime::Wasm {
+            let credential = self.function_credentials.issue(namespace, function, version);
+            config.env.extend(self.function_credentials.env(&credential));
+        }
+        FunctionSpec {
+            name: function.to_string(),
+            code_hash,
+            config,
+        }
+    }
 }
 
 /// See the module docs.
@@ -399,6 +426,10 @@ pub(crate) mod testing {
             store: Arc::new(store),
             clock: Clock::new(),
             policy: KeepAlivePolicy::fixed_default(),
+            function_credentials: Arc::new(crate::identity::function_credentials::FunctionCredentials::new(
+                &crate::MasterKey::generate().unwrap(),
+                None,
+            )),
         }
     }
 }

@@ -4,14 +4,17 @@
 //! those versions, so that picking the version an invocation runs is a map lookup
 //! and, for a weighted alias, one atomic increment.
 
+use crate::identity::function_credentials::{DepthGuard, FunctionCredential};
 use crate::pool::{Pool, PoolContext, PoolStatus};
 use crate::services;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wisp_core::version::live;
-use wisp_core::{AliasName, AliasTarget, FunctionConfig, FunctionName, Namespace, Qualifier};
-use wisp_runtime::{Function, FunctionSpec, Services};
+use wisp_core::{
+    AliasName, AliasTarget, FunctionConfig, FunctionName, FunctionRuntime, Namespace, Qualifier,
+};
+use wisp_runtime::{Function, Services};
 use wisp_store::{FunctionRecord, VersionRecord};
 
 /// A deployed function's namespace and name.
@@ -45,6 +48,8 @@ pub struct Version {
     pub(crate) aliased: bool,
     /// Its number as the `X-Wisp-Version` header value (made once, cloned per answer).
     pub(crate) header: http::HeaderValue,
+    /// The credential its native instances get in their environment (none for wasm).
+    pub(crate) credential: Option<Arc<FunctionCredential>>,
 }
 
 /// An alias resolved: its target's versions, and the count of invocations it has
@@ -220,12 +225,19 @@ impl Version {
         ctx: &PoolContext,
         loaded: Option<Arc<dyn Function>>,
     ) -> Version {
-        let spec = FunctionSpec {
-            name: function.name.to_string(),
-            code_hash: record.code_hash.clone(),
-            config: record.config.clone(),
-        };
+        let spec = ctx.spec(
+            &function.namespace,
+            &function.name,
+            &record.id,
+            record.code_hash.clone(),
+            record.config.clone(),
+        );
         let services = services::for_function(&spec.config);
+        // Held while the version is deployed: what keeps its credential valid.
+        let credential = (spec.config.runtime != FunctionRuntime::Wasm).then(|| {
+            ctx.function_credentials
+                .issue(&function.namespace, &function.name, &record.id)
+        });
         // A version no alias points to keeps nothing warm: it drains, then scales to zero.
         let min_instances = if aliased { record.config.min_instances } else { 0 };
         let pool = Pool::new(
@@ -243,7 +255,14 @@ impl Version {
             pool,
             services,
             aliased,
+            credential,
         }
+    }
+
+    /// Counts an event of `depth` as running on this version until the guard drops:
+    /// writes made with its credential meanwhile cause events one hop deeper.
+    pub(crate) fn running(&self, depth: u32) -> Option<DepthGuard> {
+        self.credential.as_ref().map(|c| c.depths.enter(depth))
     }
 
     /// Its configuration.

@@ -13,6 +13,7 @@
 //! is needed only for SigV4, whose signatures are HMACs keyed by it: the store keeps
 //! it sealed under the node's master key ([`secret::MasterKey`]).
 
+pub mod function_credentials;
 mod keys;
 mod namespaces;
 pub mod secret;
@@ -224,6 +225,27 @@ impl Engine {
             .map_err(|e| EngineError::internal(format!("key {key_id}: {e}")))?;
         entry.used.fetch_max(now, Ordering::Relaxed);
         Ok((entry.caller(key_id), secret))
+    }
+
+    /// As [`Engine::signing_secret`], for the services functions call (the S3
+    /// listener): a function's credential (`WF…`) is accepted too, while its version is
+    /// deployed. Nowhere else is it: a function's credential never reaches the control
+    /// API or the Lambda API.
+    pub fn service_signing_secret(&self, key_id: &str) -> Result<(Caller, String), EngineError> {
+        if !function_credentials::is_function_credential(key_id) {
+            return self.signing_secret(key_id);
+        }
+        let Some(credential) = self.function_credentials.get(key_id) else {
+            return Err(unauthorized(format!(
+                "function credential `{key_id}` is not valid (its function version is gone)"
+            )));
+        };
+        let caller = Caller {
+            key_id: key_id.to_owned(),
+            namespace: credential.namespace.clone(),
+            role: Role::Deploy,
+        };
+        Ok((caller, credential.secret.clone()))
     }
 
     /// Whether a namespace exists.

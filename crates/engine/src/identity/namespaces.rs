@@ -97,8 +97,8 @@ impl Engine {
         )))
     }
 
-    /// Deletes a namespace. Refused for `default`, and while it holds functions or
-    /// queues unless `force`, which deletes them (and its keys) first.
+    /// Deletes a namespace. Refused for `default`, and while it holds functions,
+    /// queues or buckets unless `force`, which deletes them (and its keys) first.
     pub async fn delete_namespace(&self, name: &Namespace, force: bool) -> Result<(), EngineError> {
         if name.as_str() == Namespace::DEFAULT {
             return Err(EngineError::new(
@@ -109,16 +109,21 @@ impl Engine {
         self.namespace(name)?;
         let functions = self.functions(name);
         let queues = self.store.list_queues(Some(name)).await?;
-        let holds_something = !functions.is_empty() || !queues.is_empty();
+        let buckets = self.store.list_buckets(Some(name)).await?;
+        let holds_something = !functions.is_empty() || !queues.is_empty() || !buckets.is_empty();
         if holds_something && !force {
             return Err(EngineError::new(
                 ErrorCode::NamespaceNotEmpty,
                 format!(
-                    "namespace `{name}` holds {} function(s) and {} queue(s); delete them first, or delete with force to delete everything in it",
+                    "namespace `{name}` holds {} function(s), {} queue(s) and {} bucket(s); delete them first, or delete with force to delete everything in it",
                     functions.len(),
-                    queues.len()
+                    queues.len(),
+                    buckets.len()
                 ),
             ));
+        }
+        for bucket in buckets {
+            self.purge_bucket(name, &bucket.name).await?;
         }
         for function in functions {
             self.delete(name, &function.record.name).await?;

@@ -117,6 +117,16 @@ impl MasterKey {
         MasterKey::from_bytes(bytes.try_into().ok()?)
     }
 
+    /// A key derived from this one for `purpose` (HMAC-SHA256 of the purpose under the
+    /// master key): what a node computes the same way as every other node of a cluster.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.bytes);
+        let tag = ring::hmac::sign(&key, purpose.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     /// Seals `secret` bound to its key `id`: nonce, then ciphertext and tag.
     pub fn seal(&self, id: &str, secret: &str) -> Result<Vec<u8>, RandomFailed> {
         let nonce: [u8; NONCE_LEN] = random()?;

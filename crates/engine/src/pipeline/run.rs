@@ -83,7 +83,7 @@ impl Engine {
         if event.chain_depth >= Limits::MAX_CHAIN_DEPTH {
             let why = format!(
                 "wisp: event {} was not run: its chain of events has taken {} hops (the limit is {}); \
-                 a function is triggering itself in a loop (for example through a queue or a destination)",
+                 a function is triggering itself in a loop (for example through a queue, a destination or a bucket it writes to)",
                 event.id,
                 event.chain_depth,
                 Limits::MAX_CHAIN_DEPTH
@@ -100,7 +100,9 @@ impl Engine {
             );
             return give_up_unrun(Condition::EventAgeExceeded, why);
         }
+        let running = deployed.running(event.chain_depth);
         let attempt = self.try_once(&deployed, &event).await;
+        drop(running);
         let settings = self.pipeline.settings;
         match attempt {
             Attempt::Succeeded(result) => {

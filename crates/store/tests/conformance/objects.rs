@@ -59,17 +59,45 @@ pub async fn objects_buckets_belong_to_a_namespace(store: &dyn Store) -> TestRes
     let photos = bucket("photos")?;
     assert!(store.create_bucket(&new_bucket(&alpha, "photos", None)?).await?);
     assert!(!store.create_bucket(&new_bucket(&alpha, "photos", None)?).await?);
-    assert!(store.create_bucket(&new_bucket(&beta, "photos", Some(9))?).await?, "names are per namespace");
+    assert!(
+        store
+            .create_bucket(&new_bucket(&beta, "photos", Some(9))?)
+            .await?,
+        "names are per namespace"
+    );
     assert!(store.create_bucket(&new_bucket(&alpha, "docs", None)?).await?);
     let names = |list: Vec<BucketRecord>| list.into_iter().map(|b| b.name.to_string()).collect::<Vec<_>>();
     assert_eq!(names(store.list_buckets(Some(&alpha)).await?), ["docs", "photos"]);
-    assert_eq!(names(store.list_buckets(None).await?), ["docs", "photos", "photos"]);
-    assert_eq!(store.get_bucket(&beta, &photos).await?.and_then(|b| b.quota_bytes), Some(9));
-    store.put_object(put(object(&alpha, &photos, "a", 3, "b1"))).await?;
-    assert_eq!(store.delete_bucket(&alpha, &photos).await?, BucketDeleted::NotEmpty);
-    assert_eq!(store.delete_bucket(&beta, &photos).await?, BucketDeleted::Deleted { parts: vec![] });
-    assert_eq!(store.delete_bucket(&beta, &photos).await?, BucketDeleted::NotFound);
-    assert!(store.get_bucket(&alpha, &photos).await?.is_some(), "the other namespace's stays");
+    assert_eq!(
+        names(store.list_buckets(None).await?),
+        ["docs", "photos", "photos"]
+    );
+    assert_eq!(
+        store
+            .get_bucket(&beta, &photos)
+            .await?
+            .and_then(|b| b.quota_bytes),
+        Some(9)
+    );
+    store
+        .put_object(put(object(&alpha, &photos, "a", 3, "b1")))
+        .await?;
+    assert_eq!(
+        store.delete_bucket(&alpha, &photos).await?,
+        BucketDeleted::NotEmpty
+    );
+    assert_eq!(
+        store.delete_bucket(&beta, &photos).await?,
+        BucketDeleted::Deleted { parts: vec![] }
+    );
+    assert_eq!(
+        store.delete_bucket(&beta, &photos).await?,
+        BucketDeleted::NotFound
+    );
+    assert!(
+        store.get_bucket(&alpha, &photos).await?.is_some(),
+        "the other namespace's stays"
+    );
     assert_eq!(store.get_object(&beta, &photos, "a").await?, None);
     Ok(())
 }
@@ -79,12 +107,20 @@ pub async fn objects_put_replaces_whole_and_checks_conditions(store: &dyn Store)
     let b = bucket("photos")?;
     store.create_bucket(&new_bucket(&alpha, "photos", None)?).await?;
     let first = object(&alpha, &b, "cat.jpg", 10, "b1");
-    assert_eq!(store.put_object(put(first.clone())).await?, ObjectWrite::Stored { replaced: None });
-    assert_eq!(store.get_object(&alpha, &b, "cat.jpg").await?, Some(first.clone()));
+    assert_eq!(
+        store.put_object(put(first.clone())).await?,
+        ObjectWrite::Stored { replaced: None }
+    );
+    assert_eq!(
+        store.get_object(&alpha, &b, "cat.jpg").await?,
+        Some(first.clone())
+    );
     let second = object(&alpha, &b, "cat.jpg", 4, "b2");
     assert_eq!(
         store.put_object(put(second.clone())).await?,
-        ObjectWrite::Stored { replaced: Some(first) }
+        ObjectWrite::Stored {
+            replaced: Some(first)
+        }
     );
     let counts = store.get_bucket(&alpha, &b).await?.map(|b| (b.objects, b.bytes));
     assert_eq!(counts, Some((1, 4)));
@@ -102,18 +138,26 @@ pub async fn objects_put_replaces_whole_and_checks_conditions(store: &dyn Store)
         condition: Condition::EtagIs("etag-b2".into()),
         ..put(object(&alpha, &b, "cat.jpg", 1, "b3"))
     };
-    assert!(matches!(store.put_object(right).await?, ObjectWrite::Stored { replaced: Some(r) } if r.blob == "b2"));
+    assert!(
+        matches!(store.put_object(right).await?, ObjectWrite::Stored { replaced: Some(r) } if r.blob == "b2")
+    );
     let new_key = PutObject {
         condition: Condition::Absent,
         ..put(object(&alpha, &b, "dog.jpg", 2, "b4"))
     };
-    assert_eq!(store.put_object(new_key).await?, ObjectWrite::Stored { replaced: None });
+    assert_eq!(
+        store.put_object(new_key).await?,
+        ObjectWrite::Stored { replaced: None }
+    );
     let missing = object(&alpha, &bucket("nothere")?, "x", 1, "b5");
     assert_eq!(store.put_object(put(missing)).await?, ObjectWrite::NoBucket);
     let counts = store.get_bucket(&alpha, &b).await?.map(|b| (b.objects, b.bytes));
     assert_eq!(counts, Some((2, 3)));
     assert_eq!(
-        store.delete_object(&alpha, &b, "cat.jpg", vec![]).await?.map(|o| o.blob),
+        store
+            .delete_object(&alpha, &b, "cat.jpg", vec![])
+            .await?
+            .map(|o| o.blob),
         Some("b3".to_string())
     );
     assert_eq!(store.delete_object(&alpha, &b, "cat.jpg", vec![]).await?, None);
@@ -125,21 +169,39 @@ pub async fn objects_put_replaces_whole_and_checks_conditions(store: &dyn Store)
 pub async fn objects_quotas_refuse_what_does_not_fit(store: &dyn Store) -> TestResult {
     let alpha = ns("alpha")?;
     let (small, big) = (bucket("small")?, bucket("big")?);
-    store.create_bucket(&new_bucket(&alpha, "small", Some(100))?).await?;
+    store
+        .create_bucket(&new_bucket(&alpha, "small", Some(100))?)
+        .await?;
     store.create_bucket(&new_bucket(&alpha, "big", None)?).await?;
-    store.put_object(put(object(&alpha, &small, "a", 60, "b1"))).await?;
-    let over = store.put_object(put(object(&alpha, &small, "b", 60, "b2"))).await?;
-    assert!(matches!(over, ObjectWrite::OverQuota(ref why) if why.contains("small")), "{over:?}");
+    store
+        .put_object(put(object(&alpha, &small, "a", 60, "b1")))
+        .await?;
+    let over = store
+        .put_object(put(object(&alpha, &small, "b", 60, "b2")))
+        .await?;
+    assert!(
+        matches!(over, ObjectWrite::OverQuota(ref why) if why.contains("small")),
+        "{over:?}"
+    );
     // An overwrite frees what it replaces.
-    let fits = store.put_object(put(object(&alpha, &small, "a", 100, "b3"))).await?;
+    let fits = store
+        .put_object(put(object(&alpha, &small, "a", 100, "b3")))
+        .await?;
     assert!(matches!(fits, ObjectWrite::Stored { .. }));
     let limited = |record, limit| PutObject {
         namespace_limit: Some(limit),
         ..put(record)
     };
-    let over = store.put_object(limited(object(&alpha, &big, "c", 50, "b4"), 120)).await?;
-    assert!(matches!(over, ObjectWrite::OverQuota(ref why) if why.contains("namespace")), "{over:?}");
-    let fits = store.put_object(limited(object(&alpha, &big, "c", 20, "b5"), 120)).await?;
+    let over = store
+        .put_object(limited(object(&alpha, &big, "c", 50, "b4"), 120))
+        .await?;
+    assert!(
+        matches!(over, ObjectWrite::OverQuota(ref why) if why.contains("namespace")),
+        "{over:?}"
+    );
+    let fits = store
+        .put_object(limited(object(&alpha, &big, "c", 20, "b5"), 120))
+        .await?;
     assert!(matches!(fits, ObjectWrite::Stored { .. }));
     assert_eq!(store.storage_used(&alpha).await?, 120);
     assert_eq!(store.storage_used(&ns("beta")?).await?, 0);
@@ -159,14 +221,30 @@ pub async fn objects_list_by_prefix_and_delimiter_in_pages(store: &dyn Store) ->
         after: after.map(Into::into),
         max_keys,
     };
-    let all = store.list_objects(&alpha, &b, &list("", None, None, 1000)).await?.ok_or("bucket")?;
-    assert_eq!(keys(&all), ["a/1", "a/2", "b/1", "c", "d/x/y", "d/z", "e", "é"], "byte order");
+    let all = store
+        .list_objects(&alpha, &b, &list("", None, None, 1000))
+        .await?
+        .ok_or("bucket")?;
+    assert_eq!(
+        keys(&all),
+        ["a/1", "a/2", "b/1", "c", "d/x/y", "d/z", "e", "é"],
+        "byte order"
+    );
     assert!(!all.truncated);
-    let rolled = store.list_objects(&alpha, &b, &list("", Some("/"), None, 1000)).await?.ok_or("bucket")?;
+    let rolled = store
+        .list_objects(&alpha, &b, &list("", Some("/"), None, 1000))
+        .await?
+        .ok_or("bucket")?;
     assert_eq!(keys(&rolled), ["c", "e", "é"]);
     assert_eq!(rolled.common_prefixes, ["a/", "b/", "d/"]);
-    let under_d = store.list_objects(&alpha, &b, &list("d/", Some("/"), None, 1000)).await?.ok_or("bucket")?;
-    assert_eq!((keys(&under_d), under_d.common_prefixes.clone()), (vec!["d/z"], vec!["d/x/".to_string()]));
+    let under_d = store
+        .list_objects(&alpha, &b, &list("d/", Some("/"), None, 1000))
+        .await?
+        .ok_or("bucket")?;
+    assert_eq!(
+        (keys(&under_d), under_d.common_prefixes.clone()),
+        (vec!["d/z"], vec!["d/x/".to_string()])
+    );
     // Pages of two entries, objects and prefixes together, each starting after the last.
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -186,9 +264,17 @@ pub async fn objects_list_by_prefix_and_delimiter_in_pages(store: &dyn Store) ->
     }
     seen.sort();
     assert_eq!(seen, ["a/", "b/", "c", "d/", "e", "é"]);
-    let prefixed = store.list_objects(&alpha, &b, &list("a/", None, Some("a/1"), 1000)).await?.ok_or("bucket")?;
+    let prefixed = store
+        .list_objects(&alpha, &b, &list("a/", None, Some("a/1"), 1000))
+        .await?
+        .ok_or("bucket")?;
     assert_eq!(keys(&prefixed), ["a/2"]);
-    assert_eq!(store.list_objects(&alpha, &bucket("nothere")?, &list("", None, None, 10)).await?, None);
+    assert_eq!(
+        store
+            .list_objects(&alpha, &bucket("nothere")?, &list("", None, None, 10))
+            .await?,
+        None
+    );
     Ok(())
 }
 
@@ -203,18 +289,35 @@ pub async fn objects_events_commit_with_their_write(store: &dyn Store) -> TestRe
         ..put(record)
     };
     store
-        .put_object(with_event(object(&alpha, &b, "a", 1, "b1"), "e1", Condition::None))
+        .put_object(with_event(
+            object(&alpha, &b, "a", 1, "b1"),
+            "e1",
+            Condition::None,
+        ))
         .await?;
-    assert!(store.get_event(&alpha, "e1").await?.is_some(), "the put's event is recorded");
+    assert!(
+        store.get_event(&alpha, "e1").await?.is_some(),
+        "the put's event is recorded"
+    );
     let refused = store
-        .put_object(with_event(object(&alpha, &b, "a", 1, "b2"), "e2", Condition::Absent))
+        .put_object(with_event(
+            object(&alpha, &b, "a", 1, "b2"),
+            "e2",
+            Condition::Absent,
+        ))
         .await?;
     assert_eq!(refused, ObjectWrite::ConditionFailed);
-    assert!(store.get_event(&alpha, "e2").await?.is_none(), "a refused put records no event");
+    assert!(
+        store.get_event(&alpha, "e2").await?.is_none(),
+        "a refused put records no event"
+    );
     store
         .delete_object(&alpha, &b, "nothing", vec![event(&alpha, &thumbs, "e3", T_US, T)])
         .await?;
-    assert!(store.get_event(&alpha, "e3").await?.is_none(), "no delete, no event");
+    assert!(
+        store.get_event(&alpha, "e3").await?.is_none(),
+        "no delete, no event"
+    );
     store
         .delete_object(&alpha, &b, "a", vec![event(&alpha, &thumbs, "e4", T_US, T)])
         .await?;
@@ -242,15 +345,31 @@ pub async fn objects_multipart_uploads_complete_and_abort(store: &dyn Store) -> 
         etag: format!("etag-{blob}"),
         modified_ms: T,
     };
-    assert!(!store.create_upload(&upload("u0", "x")).await?, "no bucket, no upload");
+    assert!(
+        !store.create_upload(&upload("u0", "x")).await?,
+        "no bucket, no upload"
+    );
     store.create_bucket(&new_bucket(&alpha, "videos", None)?).await?;
     assert!(store.create_upload(&upload("u1", "movie.mp4")).await?);
     assert!(store.create_upload(&upload("u2", "clip.mp4")).await?);
     assert!(store.create_upload(&upload("u3", "other/a.mp4")).await?);
-    assert_eq!(store.get_upload(&alpha, &b, "u1").await?, Some(upload("u1", "movie.mp4")));
-    assert_eq!(store.get_upload(&ns("beta")?, &b, "u1").await?, None, "another namespace's upload");
-    assert_eq!(store.put_part(&part("u1", 1, "p1")).await?, PartWrite::Stored { replaced: None });
-    assert_eq!(store.put_part(&part("u1", 2, "p2")).await?, PartWrite::Stored { replaced: None });
+    assert_eq!(
+        store.get_upload(&alpha, &b, "u1").await?,
+        Some(upload("u1", "movie.mp4"))
+    );
+    assert_eq!(
+        store.get_upload(&ns("beta")?, &b, "u1").await?,
+        None,
+        "another namespace's upload"
+    );
+    assert_eq!(
+        store.put_part(&part("u1", 1, "p1")).await?,
+        PartWrite::Stored { replaced: None }
+    );
+    assert_eq!(
+        store.put_part(&part("u1", 2, "p2")).await?,
+        PartWrite::Stored { replaced: None }
+    );
     assert_eq!(
         store.put_part(&part("u1", 1, "p1b")).await?,
         PartWrite::Stored {
@@ -258,12 +377,23 @@ pub async fn objects_multipart_uploads_complete_and_abort(store: &dyn Store) -> 
         }
     );
     assert_eq!(store.put_part(&part("nope", 1, "p9")).await?, PartWrite::NoUpload);
-    let listed: Vec<u32> = store.list_parts("u1", 0, 10).await?.iter().map(|p| p.number).collect();
+    let listed: Vec<u32> = store
+        .list_parts("u1", 0, 10)
+        .await?
+        .iter()
+        .map(|p| p.number)
+        .collect();
     assert_eq!(listed, [1, 2]);
     assert_eq!(store.list_parts("u1", 1, 10).await?, vec![part("u1", 2, "p2")]);
     let ids = |list: Vec<UploadRecord>| list.into_iter().map(|u| u.upload_id).collect::<Vec<_>>();
-    assert_eq!(ids(store.list_uploads(&alpha, &b, "", None, 10).await?), ["u2", "u1", "u3"]);
-    assert_eq!(ids(store.list_uploads(&alpha, &b, "other/", None, 10).await?), ["u3"]);
+    assert_eq!(
+        ids(store.list_uploads(&alpha, &b, "", None, 10).await?),
+        ["u2", "u1", "u3"]
+    );
+    assert_eq!(
+        ids(store.list_uploads(&alpha, &b, "other/", None, 10).await?),
+        ["u3"]
+    );
     assert_eq!(
         ids(store
             .list_uploads(&alpha, &b, "", Some(("clip.mp4".into(), "u2".into())), 10)
@@ -273,14 +403,24 @@ pub async fn objects_multipart_uploads_complete_and_abort(store: &dyn Store) -> 
     let in_use: Vec<String> = store.blobs_in_use().await?;
     assert!(in_use.contains(&"p1b".to_string()) && in_use.contains(&"p2".to_string()));
     let object_put = put(object(&alpha, &b, "movie.mp4", 10, "joined"));
-    let (written, parts) = store.complete_upload("u1", object_put.clone()).await?.ok_or("upload")?;
+    let (written, parts) = store
+        .complete_upload("u1", object_put.clone())
+        .await?
+        .ok_or("upload")?;
     assert_eq!(written, ObjectWrite::Stored { replaced: None });
     assert_eq!(parts.len(), 2);
     assert_eq!(store.get_upload(&alpha, &b, "u1").await?, None);
     assert!(store.get_object(&alpha, &b, "movie.mp4").await?.is_some());
-    assert_eq!(store.complete_upload("u1", object_put).await?, None, "completed once");
+    assert_eq!(
+        store.complete_upload("u1", object_put).await?,
+        None,
+        "completed once"
+    );
     store.put_part(&part("u2", 1, "q1")).await?;
-    assert_eq!(store.abort_upload(&alpha, &b, "u2").await?, Some(vec![part("u2", 1, "q1")]));
+    assert_eq!(
+        store.abort_upload(&alpha, &b, "u2").await?,
+        Some(vec![part("u2", 1, "q1")])
+    );
     assert_eq!(store.abort_upload(&alpha, &b, "u2").await?, None);
     let mut in_use = store.blobs_in_use().await?;
     in_use.sort();
