@@ -8,7 +8,8 @@
 //! needs none. A key acts in its own namespace; an admin key may name another with
 //! the `Wisp-Namespace` header. A namespace the key may not see is answered as one
 //! that does not exist (`404`), so no tenant learns of another. What each request
-//! needs of the role is one table, [`permission`].
+//! needs of the role is one table, [`permission`] (with one exception, object reads by
+//! invoke keys: [`role_allows`]).
 
 use crate::lambda;
 use crate::problem::ApiError;
@@ -124,6 +125,16 @@ pub fn permission(method: &Method, path: &str) -> Permission {
     }
 }
 
+/// Whether `role` may make the request: what [`permission`] says it needs, except that
+/// buckets and objects (`GET` and `HEAD` under `/v1/buckets`) are read by invoke keys
+/// too. That is the S3 listener's rule, invoke keys read and deploy keys write, so a key
+/// reaches the same objects on either listener.
+pub fn role_allows(role: Role, method: &Method, path: &str) -> bool {
+    let needed = permission(method, path);
+    role.allows(needed)
+        || (needed == Permission::Read && is_under(path, "/v1/buckets") && role.allows(Permission::Invoke))
+}
+
 /// Paths that need no key.
 fn is_public(method: &Method, path: &str) -> bool {
     method == Method::GET && path == "/v1/health"
@@ -190,7 +201,7 @@ async fn scope(engine: &Engine, request: Request) -> Result<Request, Refusal> {
     let (caller, mut request) = caller(engine, request).await?;
     let namespace = namespace(engine, &caller, request.headers())?;
     let needed = permission(request.method(), request.uri().path());
-    if !caller.role.allows(needed) {
+    if !role_allows(caller.role, request.method(), request.uri().path()) {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
             format!(
@@ -339,9 +350,30 @@ mod tests {
             (&get, "/v1/keys", Permission::Admin),
             (&post, "/v1/namespaces", Permission::Admin),
             (&get, "/v1/audit", Permission::Deploy),
+            (&get, "/v1/buckets", Permission::Read),
+            (&Method::HEAD, "/v1/buckets/b/objects/k", Permission::Read),
+            (&put, "/v1/buckets/b", Permission::Deploy),
+            (&put, "/v1/buckets/b/objects/a/b.jpg", Permission::Deploy),
+            (&delete, "/v1/buckets/b/objects/k", Permission::Deploy),
         ];
         for (method, path, needed) in cases {
             assert_eq!(permission(method, path), needed, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn invoke_keys_read_buckets_and_objects_and_write_nothing() {
+        let get = Method::GET;
+        for path in ["/v1/buckets", "/v1/buckets/b", "/v1/buckets/b/objects/k"] {
+            for role in Role::ALL {
+                assert!(role_allows(role, &get, path), "{role} GET {path}");
+            }
+            assert!(role_allows(Role::Invoke, &Method::HEAD, path), "HEAD {path}");
+            assert!(!role_allows(Role::Invoke, &Method::PUT, path), "PUT {path}");
+            assert!(!role_allows(Role::Read, &Method::DELETE, path), "DELETE {path}");
+            assert!(role_allows(Role::Deploy, &Method::PUT, path), "PUT {path}");
+        }
+        assert!(!role_allows(Role::Invoke, &get, "/v1/functions"));
+        assert!(!role_allows(Role::Invoke, &get, "/v1/bucketsx"));
     }
 }

@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod listen;
 pub mod problem;
 pub mod router;
+pub mod s3;
 mod signed;
 pub mod sigv4;
 
@@ -35,6 +36,8 @@ pub use listen::{ListenConfig, serve};
 pub struct App {
     engine: Arc<Engine>,
     control: axum::Router,
+    /// Set on the S3 listener's app: every request is an S3 request.
+    s3: Option<Arc<s3::S3Handler>>,
 }
 
 impl App {
@@ -42,11 +45,23 @@ impl App {
         App {
             control: router::control(engine.clone()),
             engine,
+            s3: None,
+        }
+    }
+
+    /// The app of the S3 listener: the S3 API, and nothing else.
+    pub fn s3(engine: Arc<Engine>) -> App {
+        App {
+            s3: Some(Arc::new(s3::handler(engine.clone()))),
+            ..App::new(engine)
         }
     }
 
     /// Answers one request.
     pub async fn handle(&self, mut request: Request<Body>) -> Response<Body> {
+        if let Some(s3) = &self.s3 {
+            return s3.handle(request).await;
+        }
         if router::is_reserved(request.uri().path()) {
             let request = request.map(axum::body::Body::new);
             return match self.control.clone().oneshot(request).await {

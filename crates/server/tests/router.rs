@@ -31,6 +31,10 @@ async fn harness() -> Harness {
         wisp_engine::KeepAlivePolicy::fixed_default(),
         wisp_engine::RetrySettings::default(),
         wisp_engine::MasterKey::generate().unwrap(),
+        wisp_engine::StorageConfig {
+            blobs: wisp_store::BlobDir::open(&dir.path().join("objects")).unwrap(),
+            s3_endpoint: None,
+        },
     )
     .await
     .unwrap();

@@ -1,11 +1,12 @@
 //! The control API under `/v1`: deploy, inspect, invoke and delete functions, manage
 //! their versions and aliases (roll back, disable, enable), read
-//! their logs and invocations, manage async invocations and queues; and for admin
-//! keys, namespaces and API keys; the audit trail. Every error is a
+//! their logs and invocations, manage async invocations, queues, buckets and their
+//! objects; and for admin keys, namespaces and API keys; the audit trail. Every error is a
 //! problem document (see [`crate::problem`]); `docs/api.md` is the reference.
 
 mod apps;
 mod audit;
+mod buckets;
 mod functions;
 mod invocations;
 mod json;
@@ -63,6 +64,7 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .route("/v1/functions/{name}/dlq/redrive", post(invocations::redrive))
         .route("/v1/invocations/{id}", get(invocations::get))
         .merge(queues::router())
+        .merge(buckets::router())
         .route("/v1/namespaces", get(namespaces::list).post(namespaces::create))
         .route(
             "/v1/namespaces/{name}",

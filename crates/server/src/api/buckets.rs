@@ -1,0 +1,454 @@
+//! `/v1/buckets`: object storage through Wisp's own API — create, list, show and delete
+//! a namespace's buckets; put, get (whole or one byte range), head, list and delete their
+//! objects. The S3 listener serves the same buckets in S3's protocol; this is the JSON
+//! side, which the CLI's `wisp bucket` and `wisp object` use.
+//!
+//! Bytes stream both ways: a put hands the request body to the engine as it arrives
+//! (the route has no body limit but the engine's largest object), and a get streams the
+//! blob into the response, so no object is ever held whole in memory here.
+
+use super::functions::{EngineState, query_params};
+use super::json::{read_fields, read_json};
+use crate::auth::Scope;
+use crate::problem::ApiError;
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use wisp_core::wall::rfc3339_ms;
+use wisp_core::{BucketName, ErrorCode, Limits, ObjectError};
+use wisp_engine::{ByteRange, ByteStream, Engine, EngineError, ObjectPut, ReadConditions};
+use wisp_store::{BucketRecord, ListQuery, ObjectRecord};
+
+/// The prefix of the request and response headers that carry user metadata
+/// (`x-wisp-meta-camera: x100`, stored as `camera`).
+const META_PREFIX: &str = "x-wisp-meta-";
+
+/// The bucket and object routes.
+pub(super) fn router() -> Router<Arc<Engine>> {
+    Router::new()
+        .route("/v1/buckets", get(list))
+        .route("/v1/buckets/{bucket}", get(show).put(create).delete(delete))
+        .route("/v1/buckets/{bucket}/objects", get(list_objects))
+        .route(
+            "/v1/buckets/{bucket}/objects/{*key}",
+            get(get_object)
+                .head(head_object)
+                .put(put_object)
+                .delete(delete_object)
+                // The engine caps an object at `Limits::max_object_bytes` as it streams.
+                .layer(DefaultBodyLimit::disable()),
+        )
+}
+
+impl From<ObjectError> for ApiError {
+    fn from(e: ObjectError) -> ApiError {
+        let size = match &e {
+            ObjectError::InvalidRange { size } => Some(*size),
+            _ => None,
+        };
+        let mut error = EngineError::from(e);
+        // RFC 9110: a 416 says how long the representation is.
+        if let Some(value) = size.and_then(|s| HeaderValue::from_str(&format!("bytes */{s}")).ok()) {
+            error.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+        ApiError(error)
+    }
+}
+
+fn parse_bucket(name: &str) -> Result<BucketName, ApiError> {
+    BucketName::new(name).map_err(ApiError::from)
+}
+
+/// A bucket as the API shows it.
+#[derive(Serialize)]
+struct BucketView {
+    name: String,
+    created_at: String,
+    /// How many objects it holds, and their bytes together.
+    objects: u64,
+    bytes: u64,
+    /// The most bytes it may hold; `null`: no quota of its own.
+    quota_bytes: Option<u64>,
+}
+
+impl BucketView {
+    fn new(b: BucketRecord) -> BucketView {
+        BucketView {
+            name: b.name.to_string(),
+            created_at: rfc3339_ms(b.created_ms),
+            objects: b.objects,
+            bytes: b.bytes,
+            quota_bytes: b.quota_bytes,
+        }
+    }
+}
+
+/// An object as the API shows it.
+#[derive(Serialize)]
+struct ObjectView {
+    key: String,
+    size: u64,
+    /// The ETag without quotes (the `ETag` header has them).
+    etag: String,
+    content_type: Option<String>,
+    modified_at: String,
+    metadata: BTreeMap<String, String>,
+}
+
+impl ObjectView {
+    fn new(o: ObjectRecord) -> ObjectView {
+        ObjectView {
+            key: o.key,
+            size: o.size,
+            etag: o.etag,
+            content_type: o.content_type,
+            modified_at: rfc3339_ms(o.modified_ms),
+            metadata: o.metadata,
+        }
+    }
+}
+
+async fn list(scope: Scope, State(engine): EngineState) -> Result<Json<Value>, ApiError> {
+    let buckets: Vec<BucketView> = engine
+        .buckets(&scope.namespace)
+        .await?
+        .into_iter()
+        .map(BucketView::new)
+        .collect();
+    Ok(Json(json!({ "buckets": buckets })))
+}
+
+async fn show(
+    scope: Scope,
+    State(engine): EngineState,
+    Path(bucket): Path<String>,
+) -> Result<Json<BucketView>, ApiError> {
+    let bucket = parse_bucket(&bucket)?;
+    Ok(Json(BucketView::new(
+        engine.bucket(&scope.namespace, &bucket).await?,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BucketIn {
+    quota_bytes: Option<u64>,
+}
+
+const CREATE_TAKES: &str =
+    "`{\"quota_bytes\": 10737418240}` (optional; an empty body makes a bucket without a quota)";
+
+async fn create(
+    scope: Scope,
+    State(engine): EngineState,
+    Path(bucket): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let bucket = parse_bucket(&bucket)?;
+    let quota = match read_json(&engine, body, CREATE_TAKES).await? {
+        None => None,
+        Some(value) => {
+            read_fields::<BucketIn>(value, CREATE_TAKES)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidConfig, format!("invalid bucket: {e}")))?
+                .quota_bytes
+        }
+    };
+    if quota == Some(0) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidConfig,
+            "invalid bucket: quota_bytes must be at least 1 (leave it out for no quota)",
+        ));
+    }
+    let record = engine.create_bucket(&scope.namespace, &bucket, quota).await?;
+    let detail = quota.map(|q| format!("quota {q} bytes"));
+    scope
+        .audit(&engine, "bucket.create", bucket.as_str(), detail)
+        .await;
+    Ok((StatusCode::CREATED, Json(BucketView::new(record))).into_response())
+}
+
+async fn delete(
+    scope: Scope,
+    State(engine): EngineState,
+    Path(bucket): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let bucket = parse_bucket(&bucket)?;
+    engine.delete_bucket(&scope.namespace, &bucket).await?;
+    scope.audit(&engine, "bucket.delete", bucket.as_str(), None).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    #[serde(default)]
+    prefix: String,
+    delimiter: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+const LIST_TAKES: &str = "`prefix`, `delimiter`, `after` (a listing's `next`) and `limit` (1 to 1000)";
+
+async fn list_objects(
+    scope: Scope,
+    State(engine): EngineState,
+    Path(bucket): Path<String>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let bucket = parse_bucket(&bucket)?;
+    let Query(params) = query_params(params, LIST_TAKES)?;
+    let limit = params.limit.unwrap_or(Limits::MAX_KEYS);
+    if !(1..=Limits::MAX_KEYS).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`limit` must be 1 to {} (it is {limit})", Limits::MAX_KEYS),
+        ));
+    }
+    let query = ListQuery {
+        prefix: params.prefix,
+        // `delimiter=` (empty) is no delimiter, as in S3.
+        delimiter: params.delimiter.filter(|d| !d.is_empty()),
+        after: params.after.filter(|a| !a.is_empty()),
+        max_keys: limit,
+    };
+    let listing = engine.list_objects(&scope.namespace, &bucket, query).await?;
+    let objects: Vec<ObjectView> = listing.objects.into_iter().map(ObjectView::new).collect();
+    Ok(Json(json!({
+        "objects": objects,
+        "common_prefixes": listing.common_prefixes,
+        "truncated": listing.truncated,
+        "next": listing.next,
+    })))
+}
+
+/// What a put says besides its bytes: `Content-Type`, `Content-Length` and the
+/// `x-wisp-meta-*` headers.
+fn object_put(headers: &HeaderMap) -> Result<ObjectPut, ApiError> {
+    let bad = |detail: String| ApiError::new(ErrorCode::InvalidRequest, detail);
+    let text = |name: &HeaderName, value: &HeaderValue| {
+        value
+            .to_str()
+            .map(str::to_string)
+            .map_err(|_| bad(format!("the `{name}` header is not visible ASCII")))
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| text(&header::CONTENT_TYPE, v))
+        .transpose()?;
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            text(&header::CONTENT_LENGTH, v)?
+                .parse::<u64>()
+                .map_err(|_| bad("the `content-length` header is not a number".into()))
+        })
+        .transpose()?;
+    let mut metadata = BTreeMap::new();
+    for (name, value) in headers {
+        if let Some(key) = name.as_str().strip_prefix(META_PREFIX)
+            && !key.is_empty()
+        {
+            metadata.insert(key.to_string(), text(name, value)?);
+        }
+    }
+    Ok(ObjectPut {
+        content_type,
+        metadata,
+        length,
+        ..ObjectPut::default()
+    })
+}
+
+async fn put_object(
+    scope: Scope,
+    State(engine): EngineState,
+    Path((bucket, key)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<ObjectView>, ApiError> {
+    let bucket = parse_bucket(&bucket)?;
+    let put = object_put(&headers)?;
+    let bytes: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let depth = engine.write_depth(&scope.caller);
+    let record = engine
+        .put_object(&scope.namespace, &bucket, &key, put, bytes, depth)
+        .await?;
+    Ok(Json(ObjectView::new(record)))
+}
+
+/// The `Range` header's one range (`bytes=0-99`, `bytes=100-`, `bytes=-100`).
+fn parse_range(value: Option<&HeaderValue>) -> Result<Option<ByteRange>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "cannot read `Range: {text}`: ask for one range, `bytes=FIRST-LAST` (inclusive), `bytes=FIRST-` or `bytes=-LENGTH`"
+            ),
+        )
+    };
+    let spec = text.strip_prefix("bytes=").ok_or_else(bad)?.trim();
+    let (first, last) = spec.split_once('-').ok_or_else(bad)?;
+    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
+    let range = match (first.trim().is_empty(), last.trim().is_empty()) {
+        (false, false) => ByteRange::Between(number(first)?, number(last)?),
+        (false, true) => ByteRange::From(number(first)?),
+        (true, false) => ByteRange::Last(number(last)?),
+        (true, true) => return Err(bad()),
+    };
+    Ok(Some(range))
+}
+
+/// `ms` as an HTTP date (`Tue, 14 Nov 2023 22:13:20 GMT`).
+fn http_date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+/// The headers that describe an object: its type, ETag, date and metadata.
+fn object_headers(record: &ObjectRecord, headers: &mut HeaderMap) {
+    let content_type = record
+        .content_type
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", record.etag)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(date) = HeaderValue::from_str(&http_date(record.modified_ms)) {
+        headers.insert(header::LAST_MODIFIED, date);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    for (name, value) in &record.metadata {
+        let name = HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes());
+        // Metadata written through S3 may hold what a header cannot carry: left out.
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+async fn get_object(
+    scope: Scope,
+    State(engine): EngineState,
+    Path((bucket, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let bucket = parse_bucket(&bucket)?;
+    let range = parse_range(headers.get(header::RANGE))?;
+    let read = engine
+        .get_object(&scope.namespace, &bucket, &key, range, &ReadConditions::default())
+        .await?;
+    let length = read.len();
+    let mut response = Response::new(axum::body::Body::from_stream(read.body));
+    let out = response.headers_mut();
+    object_headers(&read.record, out);
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if let Some((start, end)) = read.range {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let span = format!("bytes {start}-{}/{}", end - 1, read.record.size);
+        if let Ok(value) = HeaderValue::from_str(&span) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn head_object(
+    scope: Scope,
+    State(engine): EngineState,
+    Path((bucket, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let bucket = parse_bucket(&bucket)?;
+    let record = engine
+        .head_object(&scope.namespace, &bucket, &key, &ReadConditions::default())
+        .await?;
+    let mut response = Response::new(axum::body::Body::empty());
+    object_headers(&record, response.headers_mut());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
+    Ok(response)
+}
+
+/// Deleting a key that holds nothing is no error (as in S3): the key is free either way.
+async fn delete_object(
+    scope: Scope,
+    State(engine): EngineState,
+    Path((bucket, key)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let bucket = parse_bucket(&bucket)?;
+    let depth = engine.write_depth(&scope.caller);
+    engine
+        .delete_object(&scope.namespace, &bucket, &key, depth)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(text: &str) -> Result<Option<ByteRange>, String> {
+        parse_range(Some(&HeaderValue::from_str(text).unwrap())).map_err(|e| e.0.detail)
+    }
+
+    #[test]
+    fn ranges_read_the_three_forms_and_refuse_the_rest() {
+        assert_eq!(range("bytes=0-99"), Ok(Some(ByteRange::Between(0, 99))));
+        assert_eq!(range("bytes=100-"), Ok(Some(ByteRange::From(100))));
+        assert_eq!(range("bytes=-5"), Ok(Some(ByteRange::Last(5))));
+        assert_eq!(parse_range(None).map_err(|e| e.0.detail), Ok(None));
+        for bad in ["bytes=-", "bytes=a-b", "items=0-1", "bytes=0-1,4-5", "0-1"] {
+            let e = range(bad).unwrap_err();
+            assert!(e.contains(&format!("`Range: {bad}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn puts_take_type_length_and_metadata_from_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        headers.insert("x-wisp-meta-camera", HeaderValue::from_static("x100"));
+        headers.insert("x-other", HeaderValue::from_static("no"));
+        let put = object_put(&headers).unwrap();
+        assert_eq!(put.content_type.as_deref(), Some("image/jpeg"));
+        assert_eq!(put.length, Some(12));
+        assert_eq!(
+            put.metadata,
+            BTreeMap::from([("camera".to_string(), "x100".to_string())])
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("twelve"));
+        assert!(object_put(&headers).is_err());
+    }
+
+    #[test]
+    fn dates_are_http_dates() {
+        assert_eq!(http_date(1_700_000_000_123), "Tue, 14 Nov 2023 22:13:20 GMT");
+    }
+
+    #[test]
+    fn a_range_past_the_end_says_the_size() {
+        let e = ApiError::from(ObjectError::InvalidRange { size: 10 });
+        assert_eq!(e.0.code, ErrorCode::RangeNotSatisfiable);
+        let headers = e.0.headers.unwrap();
+        assert_eq!(headers[header::CONTENT_RANGE], "bytes */10");
+    }
+}

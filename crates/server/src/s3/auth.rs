@@ -1,0 +1,181 @@
+//! Who may call the S3 API: [`Keys`] gives `s3s` the secret of the key a request is
+//! signed with (people's `WK…` keys and functions' `WF…` credentials), and [`Roles`]
+//! checks, once per request and before its body is read, that the key's role allows
+//! the operation. The caller it finds is left in the request's extensions for the
+//! operation ([`caller`]).
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{Credentials, S3Auth, SecretKey};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Result};
+use std::sync::Arc;
+use wisp_core::{ErrorCode, Permission, Role};
+use wisp_engine::identity::function_credentials::is_function_credential;
+use wisp_engine::{Caller, Engine, EngineError};
+
+/// The secrets SigV4 signatures are checked with.
+pub(super) struct Keys {
+    pub(super) engine: Arc<Engine>,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for Keys {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.engine.service_signing_secret(access_key) {
+            Ok((_, secret)) => Ok(SecretKey::from(secret)),
+            Err(e) => Err(refusal(e)),
+        }
+    }
+}
+
+/// The role check.
+pub(super) struct Roles {
+    pub(super) engine: Arc<Engine>,
+}
+
+#[async_trait::async_trait]
+impl S3Access for Roles {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let Some(credentials) = cx.credentials() else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "anonymous requests are not allowed: sign the request (AWS Signature V4) with a Wisp key's id and secret",
+            ));
+        };
+        let caller = self.caller(credentials)?;
+        let operation = cx.s3_op().name();
+        let needs = permission(operation);
+        if !allows(caller.role, needs) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                format!(
+                    "key `{}` has the role `{}`, which may not call {operation}: {}",
+                    caller.key_id,
+                    caller.role,
+                    match needs {
+                        Needs::Read => "reading takes a key with the role read, invoke, deploy or admin",
+                        Needs::Deploy =>
+                            "changing buckets and objects takes a key with the role deploy or admin",
+                    }
+                ),
+            ));
+        }
+        cx.extensions_mut().insert(caller);
+        Ok(())
+    }
+}
+
+impl Roles {
+    /// The caller whose key signed the request (the signature checked out already).
+    /// A person's key is found by its secret's hash rather than by unsealing its
+    /// secret a second time; a function's credential is looked up (nothing sealed).
+    fn caller(&self, credentials: &Credentials) -> S3Result<Caller> {
+        let id = credentials.access_key.as_str();
+        if !is_function_credential(id) {
+            let token = format!("{id}.{}", credentials.secret_key.expose());
+            if let Ok(caller) = self.engine.authenticate(&token) {
+                return Ok(caller);
+            }
+        }
+        self.engine
+            .service_signing_secret(id)
+            .map(|(caller, _)| caller)
+            .map_err(refusal)
+    }
+}
+
+/// What an operation needs of the caller's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Needs {
+    /// Reading: a role that may read or invoke.
+    Read,
+    /// Changing anything.
+    Deploy,
+}
+
+/// What `operation` (s3s's name for it: `GetObject`, `ListObjectsV2`, …) needs.
+fn permission(operation: &str) -> Needs {
+    if ["Get", "Head", "List"].iter().any(|p| operation.starts_with(p)) {
+        Needs::Read
+    } else {
+        Needs::Deploy
+    }
+}
+
+/// Whether `role` may do what an operation `needs`.
+fn allows(role: Role, needs: Needs) -> bool {
+    match needs {
+        Needs::Read => role.allows(Permission::Read) || role.allows(Permission::Invoke),
+        Needs::Deploy => role.allows(Permission::Deploy),
+    }
+}
+
+/// A key the engine refused: unknown, revoked and expired keys are S3's
+/// `InvalidAccessKeyId`; anything else failed inside Wisp.
+fn refusal(e: EngineError) -> S3Error {
+    if e.code == ErrorCode::Unauthorized {
+        return S3Error::with_message(S3ErrorCode::InvalidAccessKeyId, e.detail);
+    }
+    tracing::error!(
+        "s3: cannot look up a key: {} ({})",
+        e.detail,
+        e.cause.as_deref().unwrap_or("no cause")
+    );
+    super::convert::internal_error()
+}
+
+/// The caller the access check found for this request.
+pub(super) fn caller<T>(req: &S3Request<T>) -> S3Result<Caller> {
+    req.extensions.get::<Caller>().cloned().ok_or_else(|| {
+        // Every request passes the access check, which leaves the caller: this is a bug.
+        tracing::error!("s3: a request reached its operation without a caller");
+        super::convert::internal_error()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_need_their_roles() {
+        for op in [
+            "GetObject",
+            "HeadObject",
+            "HeadBucket",
+            "ListBuckets",
+            "ListObjects",
+            "ListObjectsV2",
+            "ListParts",
+            "ListMultipartUploads",
+            "GetBucketLocation",
+            "GetBucketNotificationConfiguration",
+        ] {
+            assert_eq!(permission(op), Needs::Read, "{op}");
+        }
+        for op in [
+            "PutObject",
+            "CopyObject",
+            "DeleteObject",
+            "DeleteObjects",
+            "CreateBucket",
+            "DeleteBucket",
+            "CreateMultipartUpload",
+            "UploadPart",
+            "UploadPartCopy",
+            "CompleteMultipartUpload",
+            "AbortMultipartUpload",
+            "PutBucketNotificationConfiguration",
+            "PostObject",
+            "PutBucketPolicy",
+        ] {
+            assert_eq!(permission(op), Needs::Deploy, "{op}");
+        }
+        for role in Role::ALL {
+            assert!(allows(role, Needs::Read), "{role}");
+        }
+        assert!(allows(Role::Admin, Needs::Deploy));
+        assert!(allows(Role::Deploy, Needs::Deploy));
+        assert!(!allows(Role::Invoke, Needs::Deploy));
+        assert!(!allows(Role::Read, Needs::Deploy));
+    }
+}
