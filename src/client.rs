@@ -170,6 +170,25 @@ impl Client {
         self.http.request(method, format!("{}{path}", self.base))
     }
 
+    /// Sends a request and returns the response with its body unread, to stream it;
+    /// a non-success answer is read and turned into its error.
+    pub async fn stream(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        Err(self
+            .problem(&RawResponse {
+                status,
+                headers,
+                body,
+            })
+            .into())
+    }
+
     /// Sends a request and returns its JSON, turning problem documents into errors.
     pub async fn json(&self, request: reqwest::RequestBuilder) -> anyhow::Result<(StatusCode, Value)> {
         let response = self.send(request).await?;
@@ -243,6 +262,13 @@ pub fn problem_error(response: &RawResponse) -> CliError {
         Some(ErrorCode::QueueInUse) => err.hint(
             "a queue stays while a function's trigger or destination, or another queue's dead_letter_queue, names it",
         ),
+        Some(ErrorCode::BucketNotFound) => {
+            err.hint("run `wisp bucket ls` to see the buckets; create one with `wisp bucket create NAME`")
+        }
+        Some(ErrorCode::ObjectNotFound) => err.hint("run `wisp object ls BUCKET` to see its objects"),
+        Some(ErrorCode::BucketNotEmpty) => {
+            err.hint("delete its objects first: `wisp object ls BUCKET`, then `wisp object rm BUCKET KEY…`")
+        }
         Some(ErrorCode::InvocationNotFound) => {
             err.hint("async invocation ids come from `wisp invoke --async` and `wisp dlq ls FUNCTION`")
         }

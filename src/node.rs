@@ -9,13 +9,13 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use wisp_core::Limits;
-use wisp_engine::{Engine, KeepAlivePolicy, RetrySettings};
+use wisp_engine::{Engine, KeepAlivePolicy, RetrySettings, StorageConfig};
 use wisp_runtime::Runtimes;
 use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, ShimCommand, UserChoice};
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
 use wisp_server::listen::tls::{Tls, TlsError, TlsFiles};
 use wisp_server::{App, ListenConfig, serve};
-use wisp_store::SqliteStore;
+use wisp_store::{BlobDir, SqliteStore};
 
 mod keys;
 
@@ -23,6 +23,8 @@ mod keys;
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub listen: String,
+    /// The S3 listener's address; `None` serves none.
+    pub s3_listen: Option<String>,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<TlsFiles>,
     /// Connection caps and timeouts, and the drain timeout.
@@ -62,6 +64,10 @@ pub enum NodeError {
     Identity(String),
     #[error("cannot listen on `{addr}`: {source}; pick another address with --listen (or WISP_LISTEN)")]
     Listen { addr: String, source: std::io::Error },
+    #[error(
+        "cannot listen for S3 on `{addr}`: {source}; pick another address with --s3-listen (or WISP_S3_LISTEN), or `--s3-listen off`"
+    )]
+    S3Listen { addr: String, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
@@ -71,6 +77,8 @@ pub struct Node {
     engine: Arc<Engine>,
     listener: TcpListener,
     addr: SocketAddr,
+    /// The S3 listener and its address, when one is served.
+    s3: Option<(TcpListener, SocketAddr)>,
     tls: Option<Arc<Tls>>,
     /// SIGHUP, with TLS: installed at start, so that a SIGHUP sent once the node has
     /// announced itself reloads rather than ends it.
@@ -133,6 +141,27 @@ impl Node {
             wasm: Arc::new(wasm),
             process: Some(Arc::new(process)),
         };
+        // Bound before the engine starts: native functions are given its address.
+        let s3 = match &config.s3_listen {
+            Some(addr) => {
+                let failed = |source| NodeError::S3Listen {
+                    addr: addr.clone(),
+                    source,
+                };
+                let listener = bind(addr).await.map_err(failed)?;
+                let bound = listener.local_addr().map_err(failed)?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let storage = StorageConfig {
+            blobs: BlobDir::open(&dir.join("objects")).map_err(|source| NodeError::DataDir {
+                dir: dir.join("objects"),
+                source,
+            })?,
+            s3_endpoint: s3.as_ref().map(|(_, addr)| format!("{scheme}://{addr}")),
+        };
         let master_key = keys::master_key(&dir)?;
         let engine = Engine::start(
             Arc::new(store),
@@ -141,6 +170,7 @@ impl Node {
             config.keep_alive.clone(),
             config.retry,
             master_key,
+            storage,
         )
         .await
         .map_err(|e| NodeError::Store {
@@ -170,6 +200,7 @@ impl Node {
             engine,
             listener,
             addr,
+            s3,
             tls,
             hangup,
             connections: config.connections,
@@ -195,6 +226,15 @@ impl Node {
         format!("Serving {protocol} on {}", self.url())
     }
 
+    /// The line that says the S3 listener serves, when there is one: `Serving S3 on
+    /// http://ADDR/`.
+    pub fn s3_serving_line(&self) -> Option<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.s3
+            .as_ref()
+            .map(|(_, addr)| format!("Serving S3 on {scheme}://{addr}/"))
+    }
+
     /// Serves until `shutdown` resolves, drains, and writes out queued logs. With TLS,
     /// SIGHUP reads the certificate and key files again.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
@@ -203,7 +243,35 @@ impl Node {
             (Some(tls), Some(hangup)) => Some(tokio::spawn(reload_on_sighup(tls, hangup))),
             _ => None,
         };
-        let served = serve(self.listener, app, self.connections, self.tls, shutdown).await;
+        // Both listeners stop together, on `shutdown`.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s3 = self.s3.map(|(listener, _)| {
+            let app = App::s3(self.engine.clone());
+            let (connections, tls, stop) = (self.connections.clone(), self.tls.clone(), stop.clone());
+            tokio::spawn(async move { serve(listener, app, connections, tls, stop.cancelled_owned()).await })
+        });
+        let main = serve(
+            self.listener,
+            app,
+            self.connections,
+            self.tls,
+            stop.clone().cancelled_owned(),
+        );
+        tokio::pin!(main);
+        let served = tokio::select! {
+            served = &mut main => served,
+            () = shutdown => {
+                stop.cancel();
+                main.await
+            }
+        };
+        stop.cancel();
+        if let Some(s3) = s3 {
+            match s3.await {
+                Ok(result) => result?,
+                Err(e) => tracing::error!("the S3 listener's task failed: {e}"),
+            }
+        }
         if let Some(reloader) = reloader {
             reloader.abort();
         }

@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod audit;
+pub mod bucket;
 pub mod deploy;
 pub mod dlq;
 pub mod init;
@@ -10,6 +11,7 @@ pub mod keys;
 pub mod logs;
 pub mod ls;
 pub mod ns;
+pub mod object;
 pub mod queue;
 pub mod rm;
 pub mod serve;

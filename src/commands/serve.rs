@@ -22,6 +22,18 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub listen: String,
+    /// Address of the S3-compatible object storage listener (AWS CLI and SDKs with
+    /// `--endpoint-url`); `off` serves none. By default the host of --listen, one
+    /// port up (a free port when --listen's port is 0).
+    #[arg(long, env = "WISP_S3_LISTEN", value_name = "ADDR")]
+    pub s3_listen: Option<String>,
+    /// The largest object a bucket accepts (`5GiB`, `100MiB`, bytes).
+    #[arg(long, env = "WISP_MAX_OBJECT_SIZE", default_value = "5GiB", value_parser = parse_size, value_name = "BYTES")]
+    pub max_object_size: u64,
+    /// The bytes each namespace's buckets may hold together (no cap by default; a
+    /// bucket's own quota applies too).
+    #[arg(long, env = "WISP_NAMESPACE_STORAGE_QUOTA", value_parser = parse_size, value_name = "BYTES")]
+    pub namespace_storage_quota: Option<u64>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. SIGHUP reads
     /// both files again.
     #[arg(long, env = "WISP_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -121,6 +133,11 @@ impl ServeArgs {
     pub fn node_config(&self) -> NodeConfig {
         NodeConfig {
             listen: self.listen.clone(),
+            s3_listen: match self.s3_listen.as_deref().map(str::trim) {
+                Some("off") => None,
+                Some(addr) if !addr.is_empty() => Some(addr.to_string()),
+                _ => Some(s3_beside(&self.listen)),
+            },
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
                     cert: cert.clone(),
@@ -140,6 +157,8 @@ impl ServeArgs {
             limits: Limits {
                 namespace_max_concurrency: self.namespace_max_concurrency,
                 keep_versions: self.keep_versions,
+                max_object_bytes: self.max_object_size,
+                namespace_storage_bytes: self.namespace_storage_quota,
                 ..Limits::DEFAULT
             },
             keep_alive: KeepAlivePolicy::parse(&self.keep_alive_policy, self.keep_alive)
@@ -171,7 +190,9 @@ impl ServeArgs {
 /// Starts the server's log output (to stderr; `WISP_LOG` sets the filter).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WISP_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,cranelift=warn,wasmtime=warn,rusqlite_migration=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,cranelift=warn,wasmtime=warn,rusqlite_migration=warn,s3s=off",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -185,32 +206,59 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let node = Node::start(args.node_config()).await?;
     let shutdown = shutdown_signal();
+    if let Some(line) = node.s3_serving_line() {
+        eprintln!("{line}");
+    }
     eprintln!("{}", node.serving_line());
     node.serve(shutdown).await?;
     Ok(())
 }
 
-/// A size in bytes: a number, optionally followed by `KiB`/`K` or `MiB`/`M`.
-fn parse_bytes(text: &str) -> Result<usize, String> {
+/// The S3 listener's default address: the host of `listen`, one port up (port 0
+/// stays 0: a free port).
+fn s3_beside(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(0) => format!("{host}:0"),
+            Ok(port) => format!("{host}:{}", port.saturating_add(1)),
+            Err(_) => listen.to_string(),
+        },
+        None => listen.to_string(),
+    }
+}
+
+/// A size in bytes: a number, optionally followed by `KiB`/`K`, `MiB`/`M`, `GiB`/`G`
+/// or `TiB`/`T`.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let unit_bytes: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1024,
-        "m" | "mib" => 1024 * 1024,
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
         other => {
             return Err(format!(
-                "unknown unit `{other}`: use a number of bytes, KiB or MiB"
+                "unknown unit `{other}`: use a number of bytes, KiB, MiB, GiB or TiB"
             ));
         }
     };
     digits
-        .parse::<usize>()
+        .parse::<u64>()
         .ok()
-        .and_then(|n| n.checked_mul(unit_bytes))
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("`{text}` is not a size (a number of bytes, KiB, MiB, GiB or TiB)"))
+}
+
+/// The largest request head: a size from 8KiB to 16MiB.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    parse_size(text)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
         .filter(|n| (wisp_server::listen::MIN_HEADER_BYTES..=16 * 1024 * 1024).contains(n))
-        .ok_or_else(|| format!("`{text}` is not a size from 8KiB to 16MiB"))
+        .ok_or_else(|| format!("`{}` is not a size from 8KiB to 16MiB", text.trim()))
 }
 
 #[cfg(test)]
@@ -243,5 +291,9 @@ mod tests {
         assert_eq!(parse_bytes("1M"), Ok(1 << 20));
         assert!(parse_bytes("4KiB").is_err());
         assert!(parse_bytes("3 parsecs").is_err());
+        assert_eq!(parse_size("5GiB"), Ok(5 << 30));
+        assert_eq!(s3_beside("127.0.0.1:8080"), "127.0.0.1:8081");
+        assert_eq!(s3_beside("127.0.0.1:0"), "127.0.0.1:0");
+        assert_eq!(s3_beside("[::1]:9000"), "[::1]:9001");
     }
 }

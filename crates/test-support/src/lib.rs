@@ -42,6 +42,8 @@ pub struct TestServer {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT` (`https://…` when it serves TLS)
     pub url: String,
+    /// `http://127.0.0.1:PORT` of its S3 listener (`None` with `--s3-listen off`).
+    pub s3_url: Option<String>,
     /// The data directory (owned by the server unless given).
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -179,9 +181,15 @@ impl TestServer {
                 return Err(stderr.lock().unwrap().clone());
             }
         };
+        // `wisp serve` announces its S3 listener before its main one.
+        let s3_url = stderr.lock().unwrap().lines().find_map(|line| {
+            let rest = line.trim().strip_prefix("Serving S3 on ")?;
+            Some(rest.trim_end_matches('/').to_string())
+        });
         Ok(TestServer {
             child: Some(child),
             url,
+            s3_url,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             stderr,
