@@ -37,6 +37,8 @@ struct Endpoint {
     path: &'static str,
     body: Option<Value>,
     needs: Permission,
+    /// A second permission that also allows the call (invoke keys read objects).
+    or: Option<Permission>,
     /// The status when the caller may make the request, in its own namespace and in
     /// the other.
     allowed: (u16, u16),
@@ -48,13 +50,23 @@ fn endpoint(method: &'static str, path: &'static str, needs: Permission, allowed
         path,
         body: None,
         needs,
+        or: None,
         allowed: (allowed, allowed),
     }
 }
 
-/// Every control and Lambda endpoint. Each namespace holds a function `hello` and a
-/// queue `jobs`; only the other namespace holds `secret-fn`, so asking for it from
-/// the own namespace must look exactly like asking for a function that does not exist.
+/// A read of buckets or objects: read keys and invoke keys may (as on the S3 listener).
+fn object_read(method: &'static str, path: &'static str, allowed: u16) -> Endpoint {
+    Endpoint {
+        or: Some(Permission::Invoke),
+        ..endpoint(method, path, Permission::Read, allowed)
+    }
+}
+
+/// Every control and Lambda endpoint. Each namespace holds a function `hello`, a
+/// queue `jobs` and a bucket `photos` with an object `cat.txt`; only the other
+/// namespace holds `secret-fn` and a bucket `secret-bucket` (with `cat.txt`), so asking
+/// for them from the own namespace must look exactly like asking for what does not exist.
 fn endpoints() -> Vec<Endpoint> {
     use Permission::*;
     let mut list = vec![
@@ -136,6 +148,31 @@ fn endpoints() -> Vec<Endpoint> {
             ..endpoint("POST", "/v1/queues/jobs/delete", Deploy, 200)
         },
         endpoint("POST", "/v1/queues/jobs/purge", Deploy, 200),
+        object_read("GET", "/v1/buckets", 200),
+        object_read("GET", "/v1/buckets/photos", 200),
+        Endpoint {
+            allowed: (404, 200),
+            ..object_read("GET", "/v1/buckets/secret-bucket", 0)
+        },
+        object_read("GET", "/v1/buckets/photos/objects", 200),
+        object_read("GET", "/v1/buckets/photos/objects/cat.txt", 200),
+        object_read("HEAD", "/v1/buckets/photos/objects/cat.txt", 200),
+        Endpoint {
+            allowed: (404, 200),
+            ..object_read("GET", "/v1/buckets/secret-bucket/objects/cat.txt", 0)
+        },
+        Endpoint {
+            body: Some(json!("meow")),
+            ..endpoint("PUT", "/v1/buckets/photos/objects/new.txt", Deploy, 200)
+        },
+        Endpoint {
+            allowed: (404, 200),
+            body: Some(json!("meow")),
+            ..endpoint("PUT", "/v1/buckets/secret-bucket/objects/new.txt", Deploy, 0)
+        },
+        endpoint("DELETE", "/v1/buckets/photos/objects/ghost.txt", Deploy, 204),
+        endpoint("PUT", "/v1/buckets/photos", Deploy, 409),
+        endpoint("DELETE", "/v1/buckets/ghost-bucket", Deploy, 404),
         endpoint("GET", "/v1/audit", Deploy, 200),
         endpoint("GET", "/v1/usage", Read, 200),
         endpoint("GET", "/v1/namespaces", Admin, 200),
@@ -181,7 +218,7 @@ fn expected(e: &Endpoint, credential: Credential, target: Target) -> u16 {
     if target == Target::Other && role != Role::Admin {
         return 404; // another tenant's namespace is answered as one that does not exist
     }
-    if !role.allows(e.needs) {
+    if !role.allows(e.needs) && !e.or.is_some_and(|p| role.allows(p)) {
         return 403;
     }
     match target {
@@ -214,7 +251,12 @@ async fn deploy_in(server: &TestServer, namespace: &str, name: &str) {
     );
 }
 
-async fn create_key(server: &TestServer, namespace: &str, role: &str, expires_in: Option<&str>) -> String {
+pub(crate) async fn create_key(
+    server: &TestServer,
+    namespace: &str,
+    role: &str,
+    expires_in: Option<&str>,
+) -> String {
     let mut body = json!({"namespace": namespace, "role": role});
     if let Some(e) = expires_in {
         body["expires_in"] = json!(e);
@@ -250,6 +292,28 @@ async fn the_tenant_matrix_holds_for_every_endpoint_role_namespace_and_credentia
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
+        let buckets: &[&str] = if ns == "beta" {
+            &["photos", "secret-bucket"]
+        } else {
+            &["photos"]
+        };
+        for bucket in buckets {
+            let r = client()
+                .put(server.at(&format!("/v1/buckets/{bucket}")))
+                .header("wisp-namespace", ns)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let r = client()
+                .put(server.at(&format!("/v1/buckets/{bucket}/objects/cat.txt")))
+                .header("wisp-namespace", ns)
+                .body("meow")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
     }
     let mut tokens = Vec::new();
     for role in Role::ALL {
@@ -535,6 +599,14 @@ def handler(event, context):
         "deploy": call("PUT", base + "/v1/functions/evil", b"x"),
         "keys": call("GET", base + "/v1/keys"),
     }
+    # Its own credentials (for the S3 listener) must not open the Lambda API either.
+    import os, boto3
+    out["credential"] = os.environ.get("AWS_ACCESS_KEY_ID", "")[:2]
+    try:
+        boto3.client("lambda", endpoint_url=base).list_functions()
+        out["lambda"] = 200
+    except Exception as e:
+        out["lambda"] = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", str(e))
     try:
         open(event["admin_key"]).read()
         out["read_admin_key"] = True
@@ -544,7 +616,9 @@ def handler(event, context):
 "#;
     let dir = dir_with(&[("app.py", app, false)]);
     let zip = crate::native::zip_dir(dir.path());
-    let config = json!({"kind": "event", "runtime": "python", "handler": "app.handler"});
+    let boto3 = crate::util::python_package("boto3==1.44.5");
+    let config = json!({"kind": "event", "runtime": "python", "handler": "app.handler",
+                        "env": {"PYTHONPATH": boto3.to_str().unwrap()}});
     let r = wisp_test_support::deploy(&client(), &server, "prober", config, zip).await;
     assert_eq!(r.status(), 201);
     crate::util::deploy_fixture(&server, "victim", "event-kit", json!({"kind": "event"})).await;
@@ -559,6 +633,11 @@ def handler(event, context):
     assert_eq!(out["delete"], 401, "{out}");
     assert_eq!(out["deploy"], 401, "{out}");
     assert_eq!(out["keys"], 401, "{out}");
+    assert_eq!(
+        out["credential"], "WF",
+        "native functions get a credential: {out}"
+    );
+    assert!([401, 403].contains(&out["lambda"].as_u64().unwrap_or(0)), "{out}");
     if crate::native::is_root() {
         // Run as `nobody`, the function cannot read the key file (mode 0600).
         assert_eq!(out["read_admin_key"], false, "{out}");
