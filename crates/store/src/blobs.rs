@@ -1,6 +1,6 @@
 //! Object bytes in files ([`BlobDir`]): each object and each part of a multipart upload
-//! is one immutable blob, named by a fresh id, written to a temporary file, fsynced and
-//! renamed into place (and its directory fsynced) before any metadata names it. A blob
+//! is one immutable blob, named by a fresh id, written to a temporary file, renamed
+//! into place, and fsynced with its directory before any metadata names it. A blob
 //! is never changed once written: an overwrite writes a new blob and swaps the
 //! metadata, so a reader holding the old file reads the old object to its end, and a
 //! reader never sees a mix. What no metadata names after a crash (a temporary file, a
@@ -21,7 +21,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// How many bytes a writer gathers before handing them to the blocking pool.
-pub const WRITE_BUFFER: usize = 1024 * 1024;
+pub const WRITE_BUFFER: usize = 256 * 1024;
 
 /// The directory of blobs. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -60,22 +60,23 @@ impl BlobDir {
         self.root.join("data").join(shard).join(id)
     }
 
-    /// Starts a new blob.
-    pub async fn create(&self) -> io::Result<BlobWriter> {
+    /// Starts a new blob (its file is created with its first bytes).
+    pub fn create(&self) -> BlobWriter {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let tmp = self.root.join("tmp").join(&id);
-        let path = tmp.clone();
-        let file = blocking(move || File::create_new(&path)).await?;
-        Ok(BlobWriter {
+        BlobWriter {
             dir: self.clone(),
             id,
             tmp,
-            file: Some(file),
-            md5: Some(Md5::new()),
+            state: Some(Written {
+                file: None,
+                md5: Md5::new(),
+            }),
+            in_flight: None,
             buffer: Vec::with_capacity(WRITE_BUFFER),
             size: 0,
             finished: false,
-        })
+        }
     }
 
     /// Opens a durable blob for reading.
@@ -95,13 +96,11 @@ impl BlobDir {
     /// parts into its object), copying in the kernel where it can; its id and size.
     /// Its MD5 is not computed (a multipart ETag is made of the parts' MD5s).
     pub async fn concat(&self, ids: &[String]) -> io::Result<(String, u64)> {
-        let mut writer = self.create().await?;
-        let mut file = writer
-            .file
-            .take()
-            .ok_or_else(|| io::Error::other("the blob is closed"))?;
+        let mut writer = self.create();
         let sources: Vec<PathBuf> = ids.iter().map(|id| self.path(id)).collect();
+        let tmp = writer.tmp.clone();
         let (file, size) = blocking(move || {
+            let mut file = File::create_new(&tmp)?;
             let mut size = 0;
             for source in sources {
                 size += io::copy(&mut File::open(source)?, &mut file)?;
@@ -109,7 +108,9 @@ impl BlobDir {
             Ok((file, size))
         })
         .await?;
-        writer.file = Some(file);
+        if let Some(state) = &mut writer.state {
+            state.file = Some(file);
+        }
         writer.size = size;
         let written = writer.finish().await?;
         Ok((written.id, written.size))
@@ -146,15 +147,43 @@ impl BlobDir {
 }
 
 /// A blob being written. Dropped unfinished, its temporary file is removed.
+///
+/// The file is created with the first buffer written (an object of one buffer is
+/// created, hashed, written, fsynced and renamed in one trip to the blocking pool), and
+/// a full buffer is hashed and written while the next one fills: the trip of buffer
+/// *n* overlaps receiving buffer *n + 1*.
 pub struct BlobWriter {
     dir: BlobDir,
     id: String,
     tmp: PathBuf,
-    file: Option<File>,
-    md5: Option<Md5>,
+    /// The file and the hash so far, when no write is in flight.
+    state: Option<Written>,
+    /// The write in flight: it hands the file and hash back, and its buffer to reuse.
+    in_flight: Option<WriteInFlight>,
     buffer: Vec<u8>,
     size: u64,
     finished: bool,
+}
+
+/// A buffer being hashed and written on the blocking pool.
+type WriteInFlight = tokio::task::JoinHandle<io::Result<(Written, Vec<u8>)>>;
+
+/// What the blocking side holds between writes.
+struct Written {
+    file: Option<File>,
+    md5: Md5,
+}
+
+impl Written {
+    /// Hashes and appends `bytes`, creating the file at `tmp` on the first write.
+    fn append(&mut self, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.md5.update(bytes);
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(File::create_new(tmp)?),
+        };
+        file.write_all(bytes)
+    }
 }
 
 impl BlobWriter {
@@ -178,46 +207,67 @@ impl BlobWriter {
         self.size
     }
 
-    /// Hashes and writes the buffer on the blocking pool.
-    async fn flush(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
+    /// Waits for the write in flight, if any: the state it hands back.
+    async fn settle(&mut self) -> io::Result<Written> {
+        if let Some(write) = self.in_flight.take() {
+            let (state, mut spare) = write
+                .await
+                .map_err(|e| io::Error::other(format!("a blob task failed: {e}")))??;
+            spare.clear();
+            if self.buffer.capacity() < WRITE_BUFFER {
+                self.buffer = spare;
+            }
+            return Ok(state);
         }
-        let (Some(mut file), Some(mut md5)) = (self.file.take(), self.md5.take()) else {
-            return Err(io::Error::other("the blob is closed"));
-        };
+        self.state
+            .take()
+            .ok_or_else(|| io::Error::other("the blob is closed"))
+    }
+
+    /// Hands the full buffer to the blocking pool and goes on filling another.
+    async fn flush(&mut self) -> io::Result<()> {
+        let mut state = self.settle().await?;
         let buffer = std::mem::replace(&mut self.buffer, Vec::with_capacity(WRITE_BUFFER));
-        let (file, md5, mut buffer) = blocking(move || {
-            md5.update(&buffer);
-            file.write_all(&buffer)?;
-            Ok((file, md5, buffer))
-        })
-        .await?;
-        buffer.clear();
-        self.buffer = buffer;
-        self.file = Some(file);
-        self.md5 = Some(md5);
+        let tmp = self.tmp.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            state.append(&tmp, &buffer)?;
+            Ok((state, buffer))
+        }));
         Ok(())
     }
 
-    /// Makes the blob durable: writes what is buffered, fsyncs the file, renames it into
-    /// place and fsyncs the directory.
+    /// Makes the blob durable: writes what is buffered, renames the file into place,
+    /// and fsyncs it and its directory.
     pub async fn finish(mut self) -> io::Result<WrittenBlob> {
-        self.flush().await?;
-        let (Some(file), Some(md5)) = (self.file.take(), self.md5.take()) else {
-            return Err(io::Error::other("the blob is closed"));
-        };
+        let mut state = self.settle().await?;
+        let buffer = std::mem::take(&mut self.buffer);
         let (tmp, path) = (self.tmp.clone(), self.dir.path(&self.id));
         let md5 = blocking(move || {
-            file.sync_all()?;
-            drop(file);
+            state.append(&tmp, &buffer)?;
+            let file = state
+                .file
+                .take()
+                .ok_or_else(|| io::Error::other("the blob has no file"))?;
             let parent = path
                 .parent()
                 .ok_or_else(|| io::Error::other("a blob path has no parent"))?;
-            std::fs::create_dir_all(parent)?;
-            std::fs::rename(&tmp, &path)?;
+            if let Err(e) = std::fs::rename(&tmp, &path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(e);
+                }
+                // The shard's directory is made on its first blob.
+                std::fs::create_dir_all(parent)?;
+                std::fs::rename(&tmp, &path)?;
+            }
+            // Renamed before it is synced: nothing names the blob until both the file
+            // and its directory entry are durable (the caller commits metadata after
+            // this returns), and a blob a crash leaves unnamed is swept at start. One
+            // journal commit then makes both durable (the file's fsync carries the
+            // rename; the directory's finds little left to do).
+            file.sync_all()?;
+            drop(file);
             File::open(parent)?.sync_all()?;
-            Ok(md5.finalize())
+            Ok(state.md5.finalize())
         })
         .await?;
         self.finished = true;
@@ -231,8 +281,23 @@ impl BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if !self.finished {
-            let _ = std::fs::remove_file(&self.tmp);
+        if self.finished {
+            return;
+        }
+        let tmp = std::mem::take(&mut self.tmp);
+        match (self.in_flight.take(), tokio::runtime::Handle::try_current()) {
+            // A write in flight may still create the file: remove it once it is done.
+            (Some(write), Ok(runtime)) => {
+                runtime.spawn(async move {
+                    let _ = write.await;
+                    let _ = tokio::fs::remove_file(tmp).await;
+                });
+            }
+            // (Without a runtime a write in flight cannot finish later: the file stays
+            // a temporary one, which the next start's sweep removes.)
+            _ => {
+                let _ = std::fs::remove_file(&tmp);
+            }
         }
     }
 }
@@ -251,7 +316,7 @@ mod tests {
     async fn blobs_are_written_hashed_concatenated_and_swept() -> io::Result<()> {
         let temp = tempfile::tempdir()?;
         let dir = BlobDir::open(temp.path())?;
-        let mut w = dir.create().await?;
+        let mut w = dir.create();
         let big = vec![7u8; WRITE_BUFFER + 10];
         w.write(b"hello ").await?;
         w.write(&big).await?;
@@ -261,7 +326,7 @@ mod tests {
         md5.update(b"hello ");
         md5.update(&big);
         assert_eq!(a.md5, <[u8; 16]>::from(md5.finalize()));
-        let mut w = dir.create().await?;
+        let mut w = dir.create();
         w.write(b"world").await?;
         let b = w.finish().await?;
         let (ab, size) = dir.concat(&[a.id.clone(), b.id.clone()]).await?;
@@ -269,7 +334,7 @@ mod tests {
         assert_eq!((bytes.len() as u64, size), (a.size + 5, a.size + 5));
         assert!(bytes.ends_with(b"world"));
         // An unfinished writer leaves nothing; a crash's leftovers go at the sweep.
-        let mut w = dir.create().await?;
+        let mut w = dir.create();
         w.write(b"gone").await?;
         drop(w);
         std::fs::write(temp.path().join("tmp").join("crashed"), b"x")?;

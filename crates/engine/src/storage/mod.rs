@@ -205,6 +205,24 @@ impl Engine {
         }
     }
 
+    /// [`Engine::remove_blobs`] in the background, not holding up an answer.
+    pub(crate) fn discard_blobs(&self, blobs: impl IntoIterator<Item = String>) {
+        let blobs: Vec<String> = blobs.into_iter().collect();
+        if blobs.is_empty() {
+            return;
+        }
+        let dir = self.storage.blobs.clone();
+        tokio::spawn(async move {
+            for blob in blobs {
+                if let Err(e) = dir.remove(&blob).await {
+                    tracing::warn!(
+                        "object storage: cannot remove blob {blob} (the next start removes it): {e}"
+                    );
+                }
+            }
+        });
+    }
+
     /// Removes blobs no metadata names any more; a failure is logged (the next start's
     /// sweep removes what is left).
     async fn remove_blobs(&self, blobs: impl IntoIterator<Item = String>) {

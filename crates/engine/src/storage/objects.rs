@@ -154,12 +154,7 @@ impl Engine {
         {
             return Err(ObjectError::EntityTooLarge { max });
         }
-        let mut writer = self
-            .storage
-            .blobs
-            .create()
-            .await
-            .map_err(|e| io_error("creating a blob", e))?;
+        let mut writer = self.storage.blobs.create();
         while let Some(chunk) = body.next().await {
             // The client's fault: it went away, or a signed chunk did not verify.
             let chunk = chunk.map_err(|e| {
@@ -197,11 +192,12 @@ impl Engine {
     ) -> Result<ObjectRecord, ObjectError> {
         check_key(key)?;
         check_metadata(&put.metadata)?;
-        // Refused before a byte is read when the bucket is missing.
-        let bucket_record = self.bucket(namespace, bucket).await?;
-        let written = self
-            .write_blob(body, self.limits.max_object_bytes, put.length, put.content_md5)
-            .await?;
+        // The bucket is looked up while the body streams in; a missing one stops the
+        // write at once (the unfinished blob goes with it).
+        let (bucket_record, written) = tokio::try_join!(
+            self.bucket(namespace, bucket),
+            self.write_blob(body, self.limits.max_object_bytes, put.length, put.content_md5)
+        )?;
         let record = ObjectRecord {
             namespace: namespace.clone(),
             bucket: bucket.clone(),
@@ -252,7 +248,8 @@ impl Engine {
                 if notify {
                     self.pipeline.wake();
                 }
-                self.remove_blobs(replaced.map(|r| r.blob)).await;
+                // Removed after the answer: nothing names it any more.
+                self.discard_blobs(replaced.map(|r| r.blob));
                 return Ok(record);
             }
             Ok(ObjectWrite::NoBucket) => ObjectError::NoSuchBucket(record.bucket.to_string()),
