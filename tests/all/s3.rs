@@ -379,3 +379,61 @@ async fn kill_9_during_concurrent_uploads_leaves_no_torn_object_and_loses_no_ack
         "every blob on disk is an object's, and every object has one"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_namespace_with_force_takes_its_buckets_objects_and_files() {
+    let server = server();
+    let r = client()
+        .post(server.at("/v1/namespaces"))
+        .json(&json!({"name": "team"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let in_team = |request: reqwest::RequestBuilder| request.header("wisp-namespace", "team");
+    let r = in_team(client().put(server.at("/v1/buckets/scratch")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = in_team(client().put(server.at("/v1/buckets/scratch/objects/a/b.txt")))
+        .body("kept until the namespace goes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(walk(&server.data_dir.join("objects/data")).len(), 1);
+    let r = client()
+        .delete(server.at("/v1/namespaces/team"))
+        .send()
+        .await
+        .unwrap();
+    let problem = crate::util::expect_problem(r, 409, "namespace_not_empty").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("1 bucket(s)"),
+        "{problem}"
+    );
+    let r = client()
+        .delete(server.at("/v1/namespaces/team?force=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(
+        walk(&server.data_dir.join("objects/data")).is_empty(),
+        "its files went too"
+    );
+    // A namespace of the same name starts empty.
+    client()
+        .post(server.at("/v1/namespaces"))
+        .json(&json!({"name": "team"}))
+        .send()
+        .await
+        .unwrap();
+    let r = in_team(client().get(server.at("/v1/buckets")))
+        .send()
+        .await
+        .unwrap();
+    let buckets: Value = r.json().await.unwrap();
+    assert_eq!(buckets["buckets"], json!([]));
+}

@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 use std::collections::{BTreeMap, HashMap};
 use wisp_core::wall::now_ms;
 use wisp_core::{BucketName, Limits, Namespace, ObjectError, StorageEvent, object::check_key};
-use wisp_store::{Condition, ObjectRecord, PartRecord, PartWrite, PutObject, UploadRecord};
+use wisp_store::{Condition, ObjectRecord, PartRecord, PartWrite, PutObject, UploadRecord, WrittenBlob};
 
 fn check_part_number(number: u32) -> Result<(), ObjectError> {
     if !(1..=Limits::MAX_PARTS).contains(&number) {
@@ -91,6 +91,17 @@ impl Engine {
         self.upload(namespace, bucket, key, upload_id).await?;
         let max = Limits::MAX_PART_BYTES.min(self.limits.max_object_bytes);
         let written = self.write_blob(body, max, length, content_md5).await?;
+        self.record_part(upload_id, number, written).await
+    }
+
+    /// Records a part whose blob is durable; removes the part it replaced, or its own
+    /// blob when the upload is gone.
+    async fn record_part(
+        &self,
+        upload_id: &str,
+        number: u32,
+        written: WrittenBlob,
+    ) -> Result<PartRecord, ObjectError> {
         let part = PartRecord {
             upload_id: upload_id.to_string(),
             number,
@@ -99,10 +110,6 @@ impl Engine {
             etag: hex::encode(written.md5),
             modified_ms: now_ms(),
         };
-        self.record_part(part).await
-    }
-
-    async fn record_part(&self, part: PartRecord) -> Result<PartRecord, ObjectError> {
         match self.store.put_part(&part).await {
             Ok(PartWrite::Stored { replaced }) => {
                 self.remove_blobs(replaced.map(|p| p.blob)).await;
@@ -148,15 +155,7 @@ impl Engine {
         let written = self
             .write_blob(read.body, Limits::MAX_PART_BYTES, Some(length), None)
             .await?;
-        let part = PartRecord {
-            upload_id: upload_id.to_string(),
-            number,
-            blob: written.id,
-            size: written.size,
-            etag: hex::encode(written.md5),
-            modified_ms: now_ms(),
-        };
-        self.record_part(part).await
+        self.record_part(upload_id, number, written).await
     }
 
     /// An upload's parts numbered above `after`, at most `max` (capped at 1,000), and
