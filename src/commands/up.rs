@@ -32,6 +32,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     init_logging();
     let node = Node::start(args.serve.node_config()).await?;
     let addr = node.addr();
+    let s3_line = node.s3_serving_line();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = shutdown_signal();
     let server = tokio::spawn(node.serve(async move {
@@ -48,6 +49,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let _ = stop.send(());
         let _ = server.await;
         return Err(e);
+    }
+    if let Some(line) = s3_line {
+        eprintln!("{line}");
     }
     eprintln!("Serving HTTP on http://{addr}/");
     let watcher = args.watch.then(|| {
