@@ -437,3 +437,70 @@ async fn deleting_a_namespace_with_force_takes_its_buckets_objects_and_files() {
     let buckets: Value = r.json().await.unwrap();
     assert_eq!(buckets["buckets"], json!([]));
 }
+
+#[tokio::test]
+async fn bucket_and_namespace_quotas_refuse_what_does_not_fit_and_store_nothing() {
+    let server = server();
+    let put = |path: &str, body: &'static str| client().put(server.at(path)).body(body).send();
+    let r = client()
+        .put(server.at("/v1/buckets/small"))
+        .json(&json!({"quota_bytes": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        put("/v1/buckets/small/objects/a", "123456")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = put("/v1/buckets/small/objects/b", "123456").await.unwrap();
+    let problem = crate::util::expect_problem(r, 403, "storage_quota_exceeded").await;
+    assert!(problem["detail"].as_str().unwrap().contains("small"), "{problem}");
+    // An overwrite counts only what it adds.
+    assert_eq!(
+        put("/v1/buckets/small/objects/a", "1234567890")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The namespace's own quota, set by an admin, holds across its buckets.
+    let r = client()
+        .patch(server.at("/v1/namespaces/default"))
+        .json(&json!({"quota": {"storage_bytes": 16}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        client()
+            .put(server.at("/v1/buckets/big"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let r = put("/v1/buckets/big/objects/c", "1234567").await.unwrap();
+    crate::util::expect_problem(r, 403, "storage_quota_exceeded").await;
+    assert_eq!(
+        put("/v1/buckets/big/objects/c", "123456").await.unwrap().status(),
+        200
+    );
+    // Nothing refused was kept: two objects, two files (the one the overwrite replaced
+    // goes just after its answer).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while walk(&server.data_dir.join("objects/data")).len() != 2 {
+        assert!(Instant::now() < deadline, "{:?}", walk(&server.data_dir.join("objects/data")));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = client()
+        .get(server.at("/v1/buckets/big/objects/c"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "123456");
+}

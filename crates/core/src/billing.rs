@@ -292,6 +292,9 @@ pub struct Quota {
     /// A soft threshold, in percent of each limit, past which a warning is recorded
     /// once a month.
     pub warn_percent: Option<u8>,
+    /// Bytes its buckets may hold together (not monthly: what is stored now); `None`:
+    /// the server's `--namespace-storage-quota`.
+    pub storage_bytes: Option<u64>,
 }
 
 /// The most a quota's `requests` may be.
@@ -386,6 +389,7 @@ impl Plan {
                 gb_seconds: None,
                 budget: None,
                 warn_percent: None,
+                storage_bytes: None,
             },
         }
     }

@@ -181,6 +181,14 @@ impl Identity {
     }
 
     /// The namespace's own cap on concurrent invocations, if it sets one.
+    /// A namespace's own cap on the bytes its buckets hold, if it has one.
+    pub(crate) fn storage_quota(&self, name: &Namespace) -> Option<u64> {
+        self.namespaces
+            .load()
+            .get(name)
+            .and_then(|r| r.settings.quota.storage_bytes)
+    }
+
     pub(crate) fn max_concurrency(&self, name: &Namespace) -> Option<u32> {
         self.namespaces
             .load()

@@ -205,6 +205,14 @@ impl Engine {
         }
     }
 
+    /// The most bytes a namespace's buckets may hold together: its own quota, else the
+    /// server's.
+    pub(crate) fn storage_limit(&self, namespace: &Namespace) -> Option<u64> {
+        self.identity
+            .storage_quota(namespace)
+            .or(self.limits.namespace_storage_bytes)
+    }
+
     /// [`Engine::remove_blobs`] in the background, not holding up an answer.
     pub(crate) fn discard_blobs(&self, blobs: impl IntoIterator<Item = String>) {
         let blobs: Vec<String> = blobs.into_iter().collect();

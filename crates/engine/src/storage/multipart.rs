@@ -278,7 +278,7 @@ impl Engine {
             record: record.clone(),
             events,
             condition: Condition::None,
-            namespace_limit: self.limits.namespace_storage_bytes,
+            namespace_limit: self.storage_limit(namespace),
         };
         match self.store.complete_upload(upload_id, put).await {
             Ok(Some((written, parts))) => {

@@ -229,7 +229,7 @@ impl Engine {
             record: record.clone(),
             events,
             condition,
-            namespace_limit: self.limits.namespace_storage_bytes,
+            namespace_limit: self.storage_limit(&record.namespace),
         };
         let written = self.store.put_object(put).await;
         self.settle(written, record, notify).await

@@ -91,7 +91,7 @@ impl NamespaceView {
 
 /// The settings a body may set, and how: a JSON merge patch (RFC 7396) of the
 /// namespace's settings, `null` putting a setting back to its default.
-const SETTINGS_TAKE: &str = "max_concurrency (1 to 10000), quota {requests, gb_seconds, budget, warn_percent}, \
+const SETTINGS_TAKE: &str = "max_concurrency (1 to 10000), quota {requests, gb_seconds, budget, warn_percent, storage_bytes}, \
      free_tier {requests, gb_seconds}, prices {per_million_requests, per_gb_second, \
      per_reserved_gb_second, per_reserved_duration_gb_second}; \
      amounts of dollars as strings (\"10.50\"); null puts a setting back to its default";

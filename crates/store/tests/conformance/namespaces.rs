@@ -14,6 +14,7 @@ fn capped(max_concurrency: u32) -> NamespaceSettings {
             gb_seconds: None,
             budget: Money::parse("12.345678901234").ok(),
             warn_percent: Some(80),
+            storage_bytes: Some(1 << 30),
         },
         free_tier: FreeTier {
             requests: Some(0),
