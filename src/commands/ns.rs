@@ -79,6 +79,10 @@ pub struct SettingArgs {
     /// Dollars it may spend per month past its free tier; `none` for no budget.
     #[arg(long, value_name = "DOLLARS|none")]
     budget: Option<String>,
+    /// Bytes its buckets may hold together (`10GiB`); `none` for the server's
+    /// --namespace-storage-quota.
+    #[arg(long, value_name = "BYTES|none")]
+    quota_storage: Option<String>,
     /// Record a warning when usage passes this percent of a limit; `none` for none.
     #[arg(long, value_name = "PERCENT|none")]
     warn_percent: Option<String>,
@@ -192,6 +196,19 @@ impl SettingArgs {
                 patch.insert(path[1].to_owned(), value);
             } else if let Some(group) = patch.entry(path[0]).or_insert_with(|| json!({})).as_object_mut() {
                 group.insert(path[1].to_owned(), value);
+            }
+        }
+        if let Some(text) = &self.quota_storage {
+            any = true;
+            let value = if text == "none" {
+                Value::Null
+            } else {
+                super::serve::parse_size(text)
+                    .map(Value::from)
+                    .map_err(|e| CliError::new(Exit::Usage, format!("--quota-storage: {e} (or `none`)")))?
+            };
+            if let Some(group) = patch.entry("quota").or_insert_with(|| json!({})).as_object_mut() {
+                group.insert("storage_bytes".to_owned(), value);
             }
         }
         if !any {

@@ -1,6 +1,7 @@
 //! Object storage through Wisp's own interfaces: the CLI's `wisp bucket` and
 //! `wisp object` against a real server, and the `/v1/buckets` API they use (ranges,
-//! heads, metadata, errors, and another namespace's key seeing none of it).
+//! heads, metadata, the headers an object keeps, conditional requests, errors, and
+//! another namespace's key seeing none of it).
 
 use crate::util::{bin, client, expect_problem};
 use serde_json::{Value, json};
@@ -454,4 +455,120 @@ async fn the_api_serves_ranges_heads_metadata_and_odd_keys() {
     assert_eq!(r.status(), 204);
     let r = http.get(server.at("/v1/buckets/media")).send().await.unwrap();
     expect_problem(r, 404, "bucket_not_found").await;
+}
+
+#[tokio::test]
+async fn the_api_keeps_object_headers_and_answers_conditional_requests() {
+    let server = TestServer::serve(bin());
+    let http = client();
+    let r = http.put(server.at("/v1/buckets/site")).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let url = server.at("/v1/buckets/site/objects/index.html");
+
+    // Kept from the upload, answered on every read.
+    let kept = [
+        ("cache-control", "max-age=60"),
+        ("content-disposition", "inline"),
+        ("content-encoding", "identity"),
+        ("content-language", "en"),
+        ("expires", "Wed, 21 Oct 2015 07:28:00 GMT"),
+    ];
+    let mut put = http.put(&url).header("content-type", "text/html");
+    for (name, value) in kept {
+        put = put.header(name, value);
+    }
+    let r = put.body("<p>v1</p>").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v1 = format!(
+        "\"{}\"",
+        r.json::<Value>().await.unwrap()["etag"].as_str().unwrap()
+    );
+    for r in [
+        http.get(&url).send().await.unwrap(),
+        http.head(&url).send().await.unwrap(),
+    ] {
+        assert_eq!(r.status(), 200);
+        for (name, value) in kept {
+            assert_eq!(r.headers()[name], value, "{name}");
+        }
+    }
+    let r = http
+        .put(server.at("/v1/buckets/site/objects/bad"))
+        .header("expires", "tomorrow")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 400, "invalid_request").await;
+
+    // A conditional read: 304 with the validators, no body; 412 when If-Match fails.
+    for request in [http.get(&url), http.head(&url)] {
+        let r = request.header("if-none-match", &v1).send().await.unwrap();
+        assert_eq!(r.status(), 304);
+        assert_eq!(r.headers()["etag"], v1.as_str());
+        let modified = r.headers()["last-modified"].to_str().unwrap().to_string();
+        assert!(modified.ends_with(" GMT"), "{modified}");
+        assert!(r.bytes().await.unwrap().is_empty());
+        let r = http
+            .get(&url)
+            .header("if-modified-since", &modified)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304);
+    }
+    let r = http
+        .get(&url)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "<p>v1</p>");
+    let r = http
+        .get(&url)
+        .header("if-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 412, "precondition_failed").await;
+
+    // Conditional writes: create only, replace only, replace only that version.
+    let put = |condition: (&'static str, String), body: &'static str| {
+        http.put(&url).header(condition.0, condition.1).body(body).send()
+    };
+    let r = put(("if-none-match", "*".into()), "<p>x</p>").await.unwrap();
+    expect_problem(r, 412, "precondition_failed").await;
+    let r = put(("if-match", "\"other\"".into()), "<p>x</p>").await.unwrap();
+    expect_problem(r, 412, "precondition_failed").await;
+    let r = put(("if-match", v1.clone()), "<p>v2</p>").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v2 = format!(
+        "\"{}\"",
+        r.json::<Value>().await.unwrap()["etag"].as_str().unwrap()
+    );
+    let r = http
+        .put(server.at("/v1/buckets/site/objects/new.html"))
+        .header("if-match", "*")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 412, "precondition_failed").await;
+    let r = http.get(&url).send().await.unwrap();
+    assert!(
+        r.headers().get("cache-control").is_none(),
+        "a put replaces the headers too"
+    );
+    assert_eq!(r.text().await.unwrap(), "<p>v2</p>");
+
+    // Conditional deletes: only that version; a missing key is then an error.
+    let r = http.delete(&url).header("if-match", &v1).send().await.unwrap();
+    expect_problem(r, 412, "precondition_failed").await;
+    let r = http.delete(&url).header("if-match", &v2).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http.delete(&url).header("if-match", "*").send().await.unwrap();
+    expect_problem(r, 404, "object_not_found").await;
+    let r = http.delete(&url).send().await.unwrap();
+    assert_eq!(r.status(), 204);
 }

@@ -311,7 +311,7 @@ async fn bad_quota_settings_are_refused_and_change_nothing() {
     let shown = get_json(&server, "/v1/namespaces/default").await;
     assert_eq!(
         shown["quota"],
-        json!({"requests": null, "gb_seconds": null, "budget": null, "warn_percent": null})
+        json!({"requests": null, "gb_seconds": null, "budget": null, "warn_percent": null, "storage_bytes": null})
     );
     // An unknown namespace.
     let r = client()
@@ -344,7 +344,7 @@ async fn bad_quota_settings_are_refused_and_change_nothing() {
     let shown = get_json(&server, "/v1/namespaces/default").await;
     assert_eq!(
         shown["quota"],
-        json!({"requests": 5, "gb_seconds": null, "budget": "10.00", "warn_percent": 80})
+        json!({"requests": 5, "gb_seconds": null, "budget": "10.00", "warn_percent": 80, "storage_bytes": null})
     );
     let bad = server
         .cli(bin())

@@ -494,7 +494,11 @@ async fn bucket_and_namespace_quotas_refuse_what_does_not_fit_and_store_nothing(
     // goes just after its answer).
     let deadline = Instant::now() + Duration::from_secs(10);
     while walk(&server.data_dir.join("objects/data")).len() != 2 {
-        assert!(Instant::now() < deadline, "{:?}", walk(&server.data_dir.join("objects/data")));
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            walk(&server.data_dir.join("objects/data"))
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let r = client()
@@ -503,4 +507,30 @@ async fn bucket_and_namespace_quotas_refuse_what_does_not_fit_and_store_nothing(
         .await
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "123456");
+    // The CLI lifts it (back to the server's: none).
+    let out = server
+        .cli(crate::util::bin())
+        .args(["ns", "set", "default", "--quota-storage", "none"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        put("/v1/buckets/big/objects/d", "1234567")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let out = server
+        .cli(crate::util::bin())
+        .args(["ns", "set", "default", "--quota-storage", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--quota-storage"));
 }

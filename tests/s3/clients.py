@@ -2,6 +2,8 @@
 each must refuse with S3's error code. Run by tests/all/s3.rs with the endpoint, an
 admin key, an invoke key and a key of another namespace; prints OK at the end."""
 
+import datetime
+import gzip
 import hashlib
 import io
 import sys
@@ -59,7 +61,11 @@ got = s3.get_object(Bucket="things", Key="dir/a.txt", Range="bytes=10-19")
 assert got["Body"].read() == b"0123456789" and got["ContentRange"] == "bytes 10-19/1000", got
 assert s3.get_object(Bucket="things", Key="dir/a.txt", Range="bytes=-5")["Body"].read() == b"56789"
 refused("InvalidRange", s3.get_object, Bucket="things", Key="dir/a.txt", Range="bytes=1000-", status=416)
-refused("304", s3.get_object, Bucket="things", Key="dir/a.txt", IfNoneMatch=put["ETag"])
+e = refused("304", s3.get_object, Bucket="things", Key="dir/a.txt", IfNoneMatch=put["ETag"])
+validators = e.response["ResponseMetadata"]["HTTPHeaders"]
+assert validators.get("etag") == put["ETag"] and validators.get("last-modified"), validators
+e = refused("304", s3.head_object, Bucket="things", Key="dir/a.txt", IfNoneMatch=put["ETag"])
+assert e.response["ResponseMetadata"]["HTTPHeaders"].get("etag") == put["ETag"], e.response
 refused("PreconditionFailed", s3.get_object, Bucket="things", Key="dir/a.txt", IfMatch='"nope"', status=412)
 assert s3.get_object(Bucket="things", Key="dir/a.txt", IfMatch=put["ETag"])["ContentLength"] == 1000
 refused("304", s3.get_object, Bucket="things", Key="dir/a.txt", IfModifiedSince=head["LastModified"])
@@ -133,6 +139,76 @@ assert [p["Size"] for p in parts] == [1, 10], parts
 s3.abort_multipart_upload(Bucket="things", Key="gone.bin", UploadId=aborted)
 assert "Uploads" not in s3.list_multipart_uploads(Bucket="things")
 refused("NoSuchKey", s3.get_object, Bucket="things", Key="gone.bin")
+
+# The headers an object keeps: answered on get and head, kept by a copy, set anew by a
+# REPLACE copy and by a multipart upload, and answered otherwise when a read asks.
+expires = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+kept = {"CacheControl": "max-age=60", "ContentDisposition": 'attachment; filename="h.txt"',
+        "ContentEncoding": "gzip", "ContentLanguage": "en", "Expires": expires}
+
+
+def assert_kept(answer, what, expected=kept):
+    for name, value in expected.items():
+        assert answer.get(name) == value, f"{what}: {name} is {answer.get(name)!r}, not {value!r}"
+
+
+zipped = gzip.compress(b"kept headers")
+s3.put_object(Bucket="things", Key="h.txt", Body=zipped, ContentType="text/plain", **kept)
+assert_kept(s3.head_object(Bucket="things", Key="h.txt"), "head")
+got = s3.get_object(Bucket="things", Key="h.txt")
+assert_kept(got, "get")
+assert got["Body"].read() == zipped, "the bytes as stored"
+later = datetime.datetime(2031, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
+overridden = {"CacheControl": "no-store", "ContentDisposition": "inline", "ContentEncoding": "identity",
+              "ContentLanguage": "fr", "Expires": later, "ContentType": "application/x-other"}
+got = s3.get_object(Bucket="things", Key="h.txt", **{"Response" + k: v for k, v in overridden.items()})
+assert_kept(got, "get with response-*", overridden)
+got["Body"].read()
+assert_kept(s3.head_object(Bucket="things", Key="h.txt"), "head after response-*")
+s3.copy_object(Bucket="things", Key="h2.txt", CopySource="things/h.txt")
+assert_kept(s3.head_object(Bucket="things", Key="h2.txt"), "copy")
+s3.copy_object(Bucket="things", Key="h3.txt", CopySource="things/h.txt", MetadataDirective="REPLACE",
+               CacheControl="no-cache", ContentType="text/plain")
+replaced = s3.head_object(Bucket="things", Key="h3.txt")
+assert replaced["CacheControl"] == "no-cache", replaced
+assert not any(k in replaced for k in ("ContentDisposition", "ContentEncoding", "ContentLanguage", "Expires")), replaced
+uid = s3.create_multipart_upload(Bucket="things", Key="h4.txt", **kept)["UploadId"]
+e1 = s3.upload_part(Bucket="things", Key="h4.txt", UploadId=uid, PartNumber=1, Body=zipped)["ETag"]
+s3.complete_multipart_upload(Bucket="things", Key="h4.txt", UploadId=uid,
+                             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
+assert_kept(s3.get_object(Bucket="things", Key="h4.txt"), "multipart")
+
+# Conditional writes and deletes: If-None-Match: * / If-Match on put and complete,
+# If-Match on delete (and an ETag in DeleteObjects).
+refused("PreconditionFailed", s3.put_object, Bucket="things", Key="cond.txt", Body=b"x", IfMatch="*", status=412)
+v1 = s3.put_object(Bucket="things", Key="cond.txt", Body=b"v1", IfNoneMatch="*")["ETag"]
+refused("PreconditionFailed", s3.put_object, Bucket="things", Key="cond.txt", Body=b"x", IfNoneMatch="*", status=412)
+v2 = s3.put_object(Bucket="things", Key="cond.txt", Body=b"v2", IfMatch="*")["ETag"]
+refused("PreconditionFailed", s3.put_object, Bucket="things", Key="cond.txt", Body=b"x", IfMatch=v1, status=412)
+refused("PreconditionFailed", s3.delete_object, Bucket="things", Key="cond.txt", IfMatch=v1, status=412)
+assert s3.get_object(Bucket="things", Key="cond.txt")["Body"].read() == b"v2", "a refused delete deletes nothing"
+s3.delete_object(Bucket="things", Key="cond.txt", IfMatch=v2)
+refused("NoSuchKey", s3.delete_object, Bucket="things", Key="cond.txt", IfMatch="*", status=404)
+s3.delete_object(Bucket="things", Key="cond.txt")
+uid = s3.create_multipart_upload(Bucket="things", Key="cond.txt")["UploadId"]
+part = s3.upload_part(Bucket="things", Key="cond.txt", UploadId=uid, PartNumber=1, Body=b"by parts")["ETag"]
+parts = {"Parts": [{"PartNumber": 1, "ETag": part}]}
+refused("PreconditionFailed", s3.complete_multipart_upload, Bucket="things", Key="cond.txt", UploadId=uid,
+        MultipartUpload=parts, IfMatch=v2, status=412)
+first = s3.complete_multipart_upload(Bucket="things", Key="cond.txt", UploadId=uid, MultipartUpload=parts,
+                                     IfNoneMatch="*")["ETag"]
+uid = s3.create_multipart_upload(Bucket="things", Key="cond.txt")["UploadId"]
+part = s3.upload_part(Bucket="things", Key="cond.txt", UploadId=uid, PartNumber=1, Body=b"again")["ETag"]
+parts = {"Parts": [{"PartNumber": 1, "ETag": part}]}
+refused("PreconditionFailed", s3.complete_multipart_upload, Bucket="things", Key="cond.txt", UploadId=uid,
+        MultipartUpload=parts, IfNoneMatch="*", status=412)
+s3.complete_multipart_upload(Bucket="things", Key="cond.txt", UploadId=uid, MultipartUpload=parts, IfMatch=first)
+assert s3.get_object(Bucket="things", Key="cond.txt")["Body"].read() == b"again"
+answer = s3.delete_objects(Bucket="things", Delete={"Objects": [{"Key": "cond.txt", "ETag": first}]})
+assert [e["Code"] for e in answer.get("Errors", [])] == ["PreconditionFailed"], answer
+etag_now = s3.head_object(Bucket="things", Key="cond.txt")["ETag"]
+answer = s3.delete_objects(Bucket="things", Delete={"Objects": [{"Key": "cond.txt", "ETag": etag_now}]})
+assert [d["Key"] for d in answer.get("Deleted", [])] == ["cond.txt"], answer
 
 # Presigned URLs: a GET and a PUT with nothing but the URL.
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "things", "Key": "dir/a.txt"}, ExpiresIn=60)

@@ -1,9 +1,10 @@
 //! Object storage's vocabulary: bucket names and object keys with S3's rules, the
 //! event names an upload or a delete produces, the storage trigger a function declares
-//! (bucket, events, prefix, suffix), and [`ObjectError`], what an object operation
-//! refuses with, named as S3 names it.
+//! (bucket, events, prefix, suffix), the HTTP headers an object keeps
+//! ([`OBJECT_HEADERS`]), and [`ObjectError`], what an object operation refuses with,
+//! named as S3 names it.
 
-use crate::ErrorCode;
+use crate::{ErrorCode, UnixMillis};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -67,6 +68,17 @@ impl<'de> Deserialize<'de> for BucketName {
         BucketName::new(&text).map_err(serde::de::Error::custom)
     }
 }
+
+/// The HTTP headers an object keeps when a write gives them and answers with on every
+/// read, as S3 does: stored by these lowercase names, values as given (`expires` an
+/// HTTP date, `Tue, 14 Nov 2023 22:13:20 GMT`).
+pub const OBJECT_HEADERS: [&str; 5] = [
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
 
 /// Checks an object key: 1 to [`MAX_KEY_BYTES`] bytes.
 pub fn check_key(key: &str) -> Result<(), ObjectError> {
@@ -269,8 +281,10 @@ pub enum ObjectError {
     BucketNotEmpty(String),
     #[error("a precondition of the request does not hold")]
     PreconditionFailed,
+    /// A conditional read's `If-None-Match` / `If-Modified-Since` found the object
+    /// unchanged; the answer (304) still carries its validators.
     #[error("the object was not modified")]
-    NotModified,
+    NotModified { etag: String, modified_ms: UnixMillis },
     #[error("the range is not satisfiable: the object is {size} bytes long")]
     InvalidRange { size: u64 },
     #[error("the object is larger than {max} bytes, the most an object may hold")]
@@ -306,7 +320,7 @@ impl ObjectError {
             ObjectError::BucketExists(_) => "BucketAlreadyOwnedByYou",
             ObjectError::BucketNotEmpty(_) => "BucketNotEmpty",
             ObjectError::PreconditionFailed => "PreconditionFailed",
-            ObjectError::NotModified => "NotModified",
+            ObjectError::NotModified { .. } => "NotModified",
             ObjectError::InvalidRange { .. } => "InvalidRange",
             ObjectError::EntityTooLarge { .. } => "EntityTooLarge",
             ObjectError::EntityTooSmall { .. } => "EntityTooSmall",
@@ -336,7 +350,9 @@ impl ObjectError {
             ObjectError::NoSuchKey(_) | ObjectError::NoSuchUpload(_) => ErrorCode::ObjectNotFound,
             ObjectError::BucketExists(_) => ErrorCode::BucketExists,
             ObjectError::BucketNotEmpty(_) => ErrorCode::BucketNotEmpty,
-            ObjectError::PreconditionFailed | ObjectError::NotModified => ErrorCode::PreconditionFailed,
+            ObjectError::PreconditionFailed | ObjectError::NotModified { .. } => {
+                ErrorCode::PreconditionFailed
+            }
             ObjectError::InvalidRange { .. } => ErrorCode::RangeNotSatisfiable,
             ObjectError::EntityTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ObjectError::QuotaExceeded(_) => ErrorCode::StorageQuotaExceeded,

@@ -59,7 +59,7 @@ pub use pool::PoolStatus;
 pub use queues::Outgoing;
 pub use quota::{FREE_GB_SECONDS, FREE_REQUESTS};
 pub use registry::{Deployed, Version};
-pub use storage::{ByteRange, ByteStream, ObjectPut, ObjectRead, ReadConditions, StorageConfig};
+pub use storage::{ByteRange, ByteStream, ObjectInfo, ObjectPut, ObjectRead, ReadConditions, StorageConfig};
 pub use triggers::http::apigw::ClientAddr;
 pub use wisp_runtime::{Body, BoxError, ErrorReport, body};
 pub use wisp_scaling::KeepAlivePolicy;

@@ -266,3 +266,82 @@ async fn signatures_roles_and_tenants_are_enforced() {
     let (status, xml) = text(h.s3.handle(signed("PUT", "/photos", "", "", ADMIN)).await).await;
     assert_eq!((status, code(&xml)), (409, "BucketAlreadyOwnedByYou"));
 }
+
+#[tokio::test]
+async fn objects_keep_their_headers_and_conditions_answer_as_s3_does() {
+    let h = harness().await;
+    let (status, _) = text(h.s3.handle(signed("PUT", "/docs", "", "", ADMIN)).await).await;
+    assert_eq!(status, 200);
+    let mut put = signed("PUT", "/docs/a.txt", "", "hello", ADMIN);
+    for (name, value) in [
+        ("cache-control", "max-age=60"),
+        ("content-disposition", "attachment; filename=\"a.txt\""),
+        ("content-language", "en"),
+        ("expires", "Wed, 21 Oct 2015 07:28:00 GMT"),
+    ] {
+        put.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let put = h.s3.handle(put).await;
+    assert_eq!(put.status(), 200);
+    let etag = put.headers()["etag"].clone();
+
+    // Kept, and answered on every read; a `response-*` parameter answers in its place.
+    for method in ["GET", "HEAD"] {
+        let got = h.s3.handle(signed(method, "/docs/a.txt", "", "", ADMIN)).await;
+        assert_eq!(got.status(), 200, "{method}");
+        let headers = got.headers();
+        assert_eq!(headers["cache-control"], "max-age=60", "{method}");
+        assert_eq!(headers["content-disposition"], "attachment; filename=\"a.txt\"");
+        assert_eq!(headers["content-language"], "en");
+        assert_eq!(headers["expires"], "Wed, 21 Oct 2015 07:28:00 GMT");
+        assert!(headers.get("content-encoding").is_none());
+    }
+    let got =
+        h.s3.handle(signed(
+            "GET",
+            "/docs/a.txt",
+            "response-cache-control=no-store&response-content-type=text%2Fx-note",
+            "",
+            ADMIN,
+        ))
+        .await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["cache-control"], "no-store");
+    assert_eq!(got.headers()["content-type"], "text/x-note");
+    assert_eq!(got.headers()["content-language"], "en");
+
+    // A 304 has no body, and keeps the validators a 200 would have.
+    for method in ["GET", "HEAD"] {
+        let mut get = signed(method, "/docs/a.txt", "", "", ADMIN);
+        get.headers_mut().insert("if-none-match", etag.clone());
+        let got = h.s3.handle(get).await;
+        assert_eq!(got.status(), 304, "{method}");
+        assert_eq!(got.headers()["etag"], etag);
+        assert!(got.headers()["last-modified"].to_str().unwrap().ends_with(" GMT"));
+        assert!(got.headers().get("content-type").is_none());
+        assert_eq!(text(got).await.1, "");
+    }
+
+    // A delete with If-Match removes only that object; a missing key is NoSuchKey.
+    let mut delete = signed("DELETE", "/docs/a.txt", "", "", ADMIN);
+    delete
+        .headers_mut()
+        .insert("if-match", "\"0123\"".parse().unwrap());
+    let (status, xml) = text(h.s3.handle(delete).await).await;
+    assert_eq!((status, code(&xml)), (412, "PreconditionFailed"));
+    let mut delete = signed("DELETE", "/docs/a.txt", "", "", ADMIN);
+    delete.headers_mut().insert("if-match", etag.clone());
+    assert_eq!(h.s3.handle(delete).await.status(), 204);
+    let mut delete = signed("DELETE", "/docs/a.txt", "", "", ADMIN);
+    delete.headers_mut().insert("if-match", "*".parse().unwrap());
+    let (status, xml) = text(h.s3.handle(delete).await).await;
+    assert_eq!((status, code(&xml)), (404, "NoSuchKey"));
+    let (status, _) = text(h.s3.handle(signed("DELETE", "/docs/a.txt", "", "", ADMIN)).await).await;
+    assert_eq!(status, 204, "an unconditional delete of nothing is no error");
+
+    // `If-Match: *` on a put: only over an object that exists.
+    let mut put = signed("PUT", "/docs/b.txt", "", "b", ADMIN);
+    put.headers_mut().insert("if-match", "*".parse().unwrap());
+    let (status, xml) = text(h.s3.handle(put).await).await;
+    assert_eq!((status, code(&xml)), (412, "PreconditionFailed"));
+}

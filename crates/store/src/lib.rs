@@ -90,8 +90,8 @@ pub use events::{
 };
 pub use namespaces::{NamespaceRecord, NamespaceSettings, Namespaces};
 pub use objects::{
-    BucketDeleted, BucketRecord, Condition, ListQuery, Listing, ObjectRecord, ObjectWrite, Objects,
-    PartRecord, PartWrite, PutObject, UploadRecord,
+    BucketDeleted, BucketRecord, Condition, ListQuery, Listing, ObjectDeleted, ObjectRecord, ObjectWrite,
+    Objects, PartRecord, PartWrite, PutObject, UploadRecord,
 };
 pub use queues::{NewMessage, QueueRecord, QueueStats, Queues, Received, ReceivedMessage};
 pub use records::{

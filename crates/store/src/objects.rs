@@ -58,6 +58,10 @@ pub struct ObjectRecord {
     pub content_type: Option<String>,
     /// User metadata (`x-amz-meta-*`), names in lowercase.
     pub metadata: BTreeMap<String, String>,
+    /// The HTTP headers it is served with ([`wisp_core::object::OBJECT_HEADERS`]:
+    /// `cache-control`, `expires`, …), names in lowercase.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     pub modified_ms: UnixMillis,
 }
 
@@ -71,6 +75,8 @@ pub struct UploadRecord {
     pub created_ms: UnixMillis,
     pub content_type: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// The headers the completed object is served with (as [`ObjectRecord::headers`]).
+    pub headers: BTreeMap<String, String>,
 }
 
 /// One uploaded part of a multipart upload.
@@ -85,15 +91,31 @@ pub struct PartRecord {
     pub modified_ms: UnixMillis,
 }
 
-/// What a put checks before it stores.
+/// What a put or a delete checks, against the object the key holds, before it changes
+/// anything: inside the write's transaction, so no other write comes between.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Condition {
     #[default]
     None,
     /// Only if no object has the key (`If-None-Match: *`).
     Absent,
-    /// Only if the current object's ETag is this (`If-Match`).
+    /// Only if an object has the key, whatever its ETag (`If-Match: *`).
+    Present,
+    /// Only if the current object's ETag is this (`If-Match`), without quotes.
     EtagIs(String),
+}
+
+impl Condition {
+    /// Whether the condition holds for `current`, the object the key holds now.
+    pub fn holds(&self, current: Option<&ObjectRecord>) -> bool {
+        match (self, current) {
+            (Condition::None, _) => true,
+            (Condition::Absent, current) => current.is_none(),
+            (Condition::Present, current) => current.is_some(),
+            (Condition::EtagIs(etag), Some(current)) => current.etag == *etag,
+            (Condition::EtagIs(_), None) => false,
+        }
+    }
 }
 
 /// A put of an object's metadata, with the events it causes.
@@ -117,6 +139,17 @@ pub enum ObjectWrite {
     /// Not stored: it would take the bucket (or the namespace) past its quota.
     OverQuota(String),
     /// Not stored: the [`Condition`] does not hold.
+    ConditionFailed,
+}
+
+/// What a delete did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectDeleted {
+    /// Deleted; the record it removed, whose blob the caller removes.
+    Deleted { removed: Box<ObjectRecord> },
+    /// The key held nothing (whatever the condition): nothing changed.
+    NotFound,
+    /// Not deleted: the [`Condition`] does not hold for the object the key holds.
     ConditionFailed,
 }
 
@@ -203,15 +236,16 @@ pub trait Objects: Send + Sync + 'static {
         query: &ListQuery,
     ) -> Result<Option<Listing>>;
 
-    /// Deletes an object; the record it removed (whose blob the caller removes). The
-    /// `events` are recorded only when there was an object to delete.
+    /// Deletes an object if `condition` holds for it; see [`ObjectDeleted`]. The
+    /// `events` are recorded only when an object was deleted.
     async fn delete_object(
         &self,
         namespace: &Namespace,
         bucket: &BucketName,
         key: &str,
+        condition: Condition,
         events: Vec<NewEvent>,
-    ) -> Result<Option<ObjectRecord>>;
+    ) -> Result<ObjectDeleted>;
 
     /// Starts a multipart upload; `false` when there is no such bucket.
     async fn create_upload(&self, upload: &UploadRecord) -> Result<bool>;

@@ -16,12 +16,12 @@ mod multipart;
 mod notify;
 mod objects;
 
-pub use objects::{ByteRange, ByteStream, ObjectPut, ObjectRead, ReadConditions};
+pub use objects::{ByteRange, ByteStream, ObjectInfo, ObjectPut, ObjectRead, ReadConditions};
 
 use crate::Engine;
 use std::collections::HashSet;
 use wisp_core::{BucketName, Namespace, NotificationRule, ObjectError};
-use wisp_store::{BlobDir, BucketDeleted, BucketRecord, StoreError};
+use wisp_store::{BlobDir, BucketDeleted, BucketRecord, Condition, ObjectDeleted, StoreError};
 
 /// Where object storage keeps its bytes, and where functions reach its S3 listener.
 #[derive(Clone, Debug)]
@@ -145,13 +145,13 @@ impl Engine {
             };
             let page = self.list_objects(namespace, name, query).await?;
             for object in &page.objects {
-                if let Some(old) = self
+                if let ObjectDeleted::Deleted { removed } = self
                     .store
-                    .delete_object(namespace, name, &object.key, Vec::new())
+                    .delete_object(namespace, name, &object.key, Condition::None, Vec::new())
                     .await
                     .map_err(store_error)?
                 {
-                    self.remove_blobs([old.blob]).await;
+                    self.remove_blobs([removed.blob]).await;
                 }
             }
             if page.objects.is_empty() {

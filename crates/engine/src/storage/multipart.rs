@@ -3,11 +3,11 @@
 //! the object's blob (a kernel copy), and commits the object, its events and the
 //! upload's removal together.
 
-use super::objects::{ByteRange, ByteStream, ReadConditions, bare_etag};
+use super::objects::{ByteRange, ByteStream, ObjectInfo, ReadConditions, bare_etag};
 use super::store_error;
 use crate::Engine;
 use md5::{Digest, Md5};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use wisp_core::wall::now_ms;
 use wisp_core::{BucketName, Limits, Namespace, ObjectError, StorageEvent, object::check_key};
 use wisp_store::{Condition, ObjectRecord, PartRecord, PartWrite, PutObject, UploadRecord, WrittenBlob};
@@ -23,24 +23,25 @@ fn check_part_number(number: u32) -> Result<(), ObjectError> {
 }
 
 impl Engine {
-    /// Starts a multipart upload.
+    /// Starts a multipart upload of an object that will say `info` about itself.
     pub async fn create_upload(
         &self,
         namespace: &Namespace,
         bucket: &BucketName,
         key: &str,
-        content_type: Option<String>,
-        metadata: BTreeMap<String, String>,
+        info: ObjectInfo,
     ) -> Result<UploadRecord, ObjectError> {
         check_key(key)?;
+        super::objects::check_metadata(&info.metadata)?;
         let upload = UploadRecord {
             namespace: namespace.clone(),
             bucket: bucket.clone(),
             key: key.to_string(),
             upload_id: uuid::Uuid::now_v7().simple().to_string(),
             created_ms: now_ms(),
-            content_type,
-            metadata,
+            content_type: info.content_type,
+            metadata: info.metadata,
+            headers: info.headers,
         };
         if !self.store.create_upload(&upload).await.map_err(store_error)? {
             return Err(ObjectError::NoSuchBucket(bucket.to_string()));
@@ -148,7 +149,7 @@ impl Engine {
             .get_object(namespace, source.0, source.1, range, source_conditions)
             .await
             .map_err(|e| match e {
-                ObjectError::NotModified => ObjectError::PreconditionFailed,
+                ObjectError::NotModified { .. } => ObjectError::PreconditionFailed,
                 e => e,
             })?;
         let length = read.len();
@@ -184,7 +185,9 @@ impl Engine {
     /// Completes an upload from the parts the client lists (number and ETag, in
     /// ascending order): each must have been uploaded with that ETag, and every one but
     /// the last must hold at least 5 MiB. The object's ETag is S3's: the MD5 of the
-    /// parts' MD5s, then `-N`.
+    /// parts' MD5s, then `-N`. `condition` is checked against the object the key holds
+    /// (S3's `If-None-Match: *` / `If-Match` on completion) when the object is committed;
+    /// a refused completion leaves the upload to be completed again.
     #[allow(
         clippy::too_many_arguments,
         reason = "S3's CompleteMultipartUpload names the upload and its parts"
@@ -196,10 +199,22 @@ impl Engine {
         key: &str,
         upload_id: &str,
         listed: Vec<(u32, String)>,
+        condition: Condition,
         depth: u32,
     ) -> Result<ObjectRecord, ObjectError> {
         let upload = self.upload(namespace, bucket, key, upload_id).await?;
         let bucket_record = self.bucket(namespace, bucket).await?;
+        // Refused early, before the parts are joined; the commit checks it again.
+        if condition != Condition::None {
+            let current = self
+                .store
+                .get_object(namespace, bucket, key)
+                .await
+                .map_err(store_error)?;
+            if !condition.holds(current.as_ref()) {
+                return Err(ObjectError::PreconditionFailed);
+            }
+        }
         if listed.is_empty() {
             return Err(ObjectError::InvalidArgument(
                 "a multipart upload is completed with at least one part".into(),
@@ -264,6 +279,7 @@ impl Engine {
             etag: format!("{}-{}", hex::encode(md5s.finalize()), listed.len()),
             content_type: upload.content_type,
             metadata: upload.metadata,
+            headers: upload.headers,
             modified_ms: now_ms(),
         };
         let events = self.storage_events(
@@ -277,7 +293,7 @@ impl Engine {
         let put = PutObject {
             record: record.clone(),
             events,
-            condition: Condition::None,
+            condition,
             namespace_limit: self.storage_limit(namespace),
         };
         match self.store.complete_upload(upload_id, put).await {

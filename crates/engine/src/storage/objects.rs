@@ -11,7 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use wisp_core::wall::{UnixMillis, now_ms};
 use wisp_core::{BucketName, Namespace, ObjectError, StorageEvent, object::check_key};
 use wisp_store::{
-    BucketRecord, Condition, ListQuery, Listing, ObjectRecord, ObjectWrite, PutObject, WrittenBlob,
+    BucketRecord, Condition, ListQuery, Listing, ObjectDeleted, ObjectRecord, ObjectWrite, PutObject,
+    WrittenBlob,
 };
 
 /// Bytes streamed in or out.
@@ -26,11 +27,24 @@ pub struct ObjectPut {
     pub content_type: Option<String>,
     /// User metadata (`x-amz-meta-*` without the prefix).
     pub metadata: BTreeMap<String, String>,
+    /// The headers the object is served with ([`wisp_core::object::OBJECT_HEADERS`]).
+    pub headers: BTreeMap<String, String>,
     /// `Content-MD5`: the body must hash to it.
     pub content_md5: Option<[u8; 16]>,
     /// `Content-Length`, when the client declared it: the body must be this long.
     pub length: Option<u64>,
     pub condition: Condition,
+}
+
+/// What an object says about itself besides its bytes: what a multipart upload starts
+/// with, and what a copy with S3's `REPLACE` directive gives the copy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*` without the prefix).
+    pub metadata: BTreeMap<String, String>,
+    /// The headers the object is served with ([`wisp_core::object::OBJECT_HEADERS`]).
+    pub headers: BTreeMap<String, String>,
 }
 
 /// The conditional headers of a read (RFC 9110's order of evaluation).
@@ -102,8 +116,12 @@ fn names(list: &str, etag: &str) -> bool {
 }
 
 /// Whether the object passes the read's conditions: `PreconditionFailed` or
-/// `NotModified` when it does not.
+/// `NotModified` (with the object's validators) when it does not.
 fn check(record: &ObjectRecord, c: &ReadConditions) -> Result<(), ObjectError> {
+    let not_modified = || ObjectError::NotModified {
+        etag: record.etag.clone(),
+        modified_ms: record.modified_ms,
+    };
     // HTTP dates have whole seconds: compare at that grain.
     let modified_s = record.modified_ms.div_euclid(1000);
     if let Some(list) = &c.if_match {
@@ -117,18 +135,18 @@ fn check(record: &ObjectRecord, c: &ReadConditions) -> Result<(), ObjectError> {
     }
     if let Some(list) = &c.if_none_match {
         if names(list, &record.etag) {
-            return Err(ObjectError::NotModified);
+            return Err(not_modified());
         }
     } else if let Some(since) = c.if_modified_since
         && modified_s <= since.div_euclid(1000)
     {
-        return Err(ObjectError::NotModified);
+        return Err(not_modified());
     }
     Ok(())
 }
 
 /// Checks user metadata against S3's cap.
-fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ObjectError> {
+pub(super) fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ObjectError> {
     let bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
     if bytes > wisp_core::Limits::MAX_USER_METADATA_BYTES {
         return Err(ObjectError::InvalidArgument(format!(
@@ -207,6 +225,7 @@ impl Engine {
             etag: hex::encode(written.md5),
             content_type: put.content_type,
             metadata: put.metadata,
+            headers: put.headers,
             modified_ms: now_ms(),
         };
         self.commit_object(record, &bucket_record, StorageEvent::Put, put.condition, depth)
@@ -325,8 +344,8 @@ impl Engine {
         Err(ObjectError::NoSuchKey(key.to_string()))
     }
 
-    /// Copies an object (its bytes into a new blob). `replace`: the copy's content type
-    /// and metadata (S3's `REPLACE` directive); `None` keeps the source's.
+    /// Copies an object (its bytes into a new blob). `replace`: the copy's content type,
+    /// metadata and headers (S3's `REPLACE` directive); `None` keeps the source's.
     #[allow(
         clippy::too_many_arguments,
         reason = "an S3 copy names two objects and how to copy"
@@ -336,7 +355,7 @@ impl Engine {
         namespace: &Namespace,
         source: (&BucketName, &str),
         target: (&BucketName, &str),
-        replace: Option<(Option<String>, BTreeMap<String, String>)>,
+        replace: Option<ObjectInfo>,
         source_conditions: &ReadConditions,
         depth: u32,
     ) -> Result<ObjectRecord, ObjectError> {
@@ -347,14 +366,15 @@ impl Engine {
             .await
             .map_err(|e| match e {
                 // A failed source condition is a failed precondition for a copy.
-                ObjectError::NotModified => ObjectError::PreconditionFailed,
+                ObjectError::NotModified { .. } => ObjectError::PreconditionFailed,
                 e => e,
             })?;
-        let (content_type, metadata) = match replace {
-            Some((content_type, metadata)) => (content_type, metadata),
-            None => (read.record.content_type.clone(), read.record.metadata.clone()),
-        };
-        check_metadata(&metadata)?;
+        let info = replace.unwrap_or_else(|| ObjectInfo {
+            content_type: read.record.content_type.clone(),
+            metadata: read.record.metadata.clone(),
+            headers: read.record.headers.clone(),
+        });
+        check_metadata(&info.metadata)?;
         let size = read.record.size;
         let written = self
             .write_blob(read.body, self.limits.max_object_bytes, Some(size), None)
@@ -366,40 +386,48 @@ impl Engine {
             blob: written.id,
             size: written.size,
             etag: hex::encode(written.md5),
-            content_type,
-            metadata,
+            content_type: info.content_type,
+            metadata: info.metadata,
+            headers: info.headers,
             modified_ms: now_ms(),
         };
         self.commit_object(record, &target_bucket, StorageEvent::Copy, Condition::None, depth)
             .await
     }
 
-    /// Deletes an object; deleting a key that holds nothing is no error (as in S3).
+    /// Deletes an object if `condition` holds for it (checked in the store's
+    /// transaction). Deleting a key that holds nothing is no error (as in S3), unless
+    /// the delete is conditional: then it is `NoSuchKey`, as S3 answers an `If-Match`
+    /// delete of a missing key.
     pub async fn delete_object(
         &self,
         namespace: &Namespace,
         bucket: &BucketName,
         key: &str,
+        condition: Condition,
         depth: u32,
     ) -> Result<(), ObjectError> {
         check_key(key)?;
         let bucket_record = self.bucket(namespace, bucket).await?;
         let events = self.storage_events(&bucket_record, StorageEvent::Delete, key, None, depth);
         let notify = !events.is_empty();
+        let conditional = condition != Condition::None;
         match self
             .store
-            .delete_object(namespace, bucket, key, events)
+            .delete_object(namespace, bucket, key, condition, events)
             .await
             .map_err(store_error)?
         {
-            Some(old) => {
+            ObjectDeleted::Deleted { removed } => {
                 if notify {
                     self.pipeline.wake();
                 }
-                self.remove_blobs([old.blob]).await;
+                self.remove_blobs([removed.blob]).await;
                 Ok(())
             }
-            None => Ok(()),
+            ObjectDeleted::NotFound if conditional => Err(ObjectError::NoSuchKey(key.to_string())),
+            ObjectDeleted::NotFound => Ok(()),
+            ObjectDeleted::ConditionFailed => Err(ObjectError::PreconditionFailed),
         }
     }
 
@@ -451,8 +479,13 @@ mod tests {
             etag: "abc".into(),
             content_type: None,
             metadata: BTreeMap::new(),
+            headers: BTreeMap::new(),
             modified_ms: 10_000,
         };
+        let not_modified = Err(ObjectError::NotModified {
+            etag: "abc".into(),
+            modified_ms: 10_000,
+        });
         let c = |f: fn(&mut ReadConditions)| {
             let mut c = ReadConditions::default();
             f(&mut c);
@@ -463,14 +496,8 @@ mod tests {
             c(|c| c.if_match = Some("\"zzz\"".into())),
             Err(ObjectError::PreconditionFailed)
         );
-        assert_eq!(
-            c(|c| c.if_none_match = Some("*".into())),
-            Err(ObjectError::NotModified)
-        );
-        assert_eq!(
-            c(|c| c.if_modified_since = Some(10_500)),
-            Err(ObjectError::NotModified)
-        );
+        assert_eq!(c(|c| c.if_none_match = Some("*".into())), not_modified);
+        assert_eq!(c(|c| c.if_modified_since = Some(10_500)), not_modified);
         assert_eq!(c(|c| c.if_modified_since = Some(9_000)), Ok(()));
         assert_eq!(
             c(|c| c.if_unmodified_since = Some(9_000)),

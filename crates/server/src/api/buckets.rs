@@ -1,7 +1,9 @@
 //! `/v1/buckets`: object storage through Wisp's own API — create, list, show and delete
 //! a namespace's buckets; put, get (whole or one byte range), head, list and delete their
-//! objects. The S3 listener serves the same buckets in S3's protocol; this is the JSON
-//! side, which the CLI's `wisp bucket` and `wisp object` use.
+//! objects, each with HTTP's conditional headers (`If-Match`, `If-None-Match`, and on
+//! reads `If-Modified-Since` / `If-Unmodified-Since`). The S3 listener serves the same
+//! buckets in S3's protocol; this is the JSON side, which the CLI's `wisp bucket` and
+//! `wisp object` use.
 //!
 //! Bytes stream both ways: a put hands the request body to the engine as it arrives
 //! (the route has no body limit but the engine's largest object), and a get streams the
@@ -23,10 +25,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use wisp_core::object::OBJECT_HEADERS;
 use wisp_core::wall::rfc3339_ms;
-use wisp_core::{BucketName, ErrorCode, Limits, ObjectError};
+use wisp_core::{BucketName, ErrorCode, Limits, ObjectError, UnixMillis};
 use wisp_engine::{ByteRange, ByteStream, Engine, EngineError, ObjectPut, ReadConditions};
-use wisp_store::{BucketRecord, ListQuery, ObjectRecord};
+use wisp_store::{BucketRecord, Condition, ListQuery, ObjectRecord};
 
 /// The prefix of the request and response headers that carry user metadata
 /// (`x-wisp-meta-camera: x100`, stored as `camera`).
@@ -231,16 +234,67 @@ async fn list_objects(
     })))
 }
 
-/// What a put says besides its bytes: `Content-Type`, `Content-Length` and the
-/// `x-wisp-meta-*` headers.
-fn object_put(headers: &HeaderMap) -> Result<ObjectPut, ApiError> {
-    let bad = |detail: String| ApiError::new(ErrorCode::InvalidRequest, detail);
-    let text = |name: &HeaderName, value: &HeaderValue| {
-        value
-            .to_str()
-            .map(str::to_string)
-            .map_err(|_| bad(format!("the `{name}` header is not visible ASCII")))
+fn bad_request(detail: String) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequest, detail)
+}
+
+/// A header's value as text.
+fn text(name: &HeaderName, value: &HeaderValue) -> Result<String, ApiError> {
+    value
+        .to_str()
+        .map(str::to_string)
+        .map_err(|_| bad_request(format!("the `{name}` header is not visible ASCII")))
+}
+
+/// What a write's `If-Match` / `If-None-Match` ask of the object the key holds:
+/// `If-None-Match: *` (create only), `If-Match: *` (only if it exists) or
+/// `If-Match: "ETAG"` (only if it is that object). A delete takes `If-Match` alone.
+fn write_condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
+    let header = |name: &HeaderName| headers.get(name).map(|v| text(name, v)).transpose();
+    let (if_match, if_none_match) = (header(&header::IF_MATCH)?, header(&header::IF_NONE_MATCH)?);
+    match (if_match, if_none_match) {
+        (None, None) => Ok(Condition::None),
+        (None, Some(v)) if v.trim() == "*" => Ok(Condition::Absent),
+        (None, Some(v)) => Err(bad_request(format!(
+            "`If-None-Match: {v}` on a write: a write takes only `If-None-Match: *` (create only)"
+        ))),
+        (Some(v), None) if v.trim() == "*" => Ok(Condition::Present),
+        (Some(v), None) if v.contains(',') => {
+            Err(bad_request(format!("`If-Match: {v}` on a write: name one ETag")))
+        }
+        (Some(v), None) => {
+            let v = v.trim();
+            let v = v.strip_prefix("W/").unwrap_or(v);
+            Ok(Condition::EtagIs(v.trim_matches('"').to_string()))
+        }
+        (Some(_), Some(_)) => Err(bad_request(
+            "a write takes `If-Match` or `If-None-Match`, not both".into(),
+        )),
+    }
+}
+
+/// The conditional headers of a read. A date that is not an HTTP date is ignored, as
+/// RFC 9110 asks.
+fn read_conditions(headers: &HeaderMap) -> Result<ReadConditions, ApiError> {
+    let header = |name: &HeaderName| headers.get(name).map(|v| text(name, v)).transpose();
+    let date = |name: &HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date)
     };
+    Ok(ReadConditions {
+        if_match: header(&header::IF_MATCH)?,
+        if_none_match: header(&header::IF_NONE_MATCH)?,
+        if_modified_since: date(&header::IF_MODIFIED_SINCE),
+        if_unmodified_since: date(&header::IF_UNMODIFIED_SINCE),
+    })
+}
+
+/// What a put says besides its bytes: `Content-Type`, `Content-Length`, the headers an
+/// object keeps (`Cache-Control`, …, `Expires`), the `x-wisp-meta-*` headers and the
+/// conditional ones.
+fn object_put(headers: &HeaderMap) -> Result<ObjectPut, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| text(&header::CONTENT_TYPE, v))
@@ -250,7 +304,7 @@ fn object_put(headers: &HeaderMap) -> Result<ObjectPut, ApiError> {
         .map(|v| {
             text(&header::CONTENT_LENGTH, v)?
                 .parse::<u64>()
-                .map_err(|_| bad("the `content-length` header is not a number".into()))
+                .map_err(|_| bad_request("the `content-length` header is not a number".into()))
         })
         .transpose()?;
     let mut metadata = BTreeMap::new();
@@ -261,10 +315,29 @@ fn object_put(headers: &HeaderMap) -> Result<ObjectPut, ApiError> {
             metadata.insert(key.to_string(), text(name, value)?);
         }
     }
+    let mut kept = BTreeMap::new();
+    for name in OBJECT_HEADERS {
+        let Some(value) = headers.get(name) else {
+            continue;
+        };
+        let mut value = text(&HeaderName::from_static(name), value)?;
+        if name == "expires" {
+            // Kept as S3 keeps it, so both APIs answer the same date.
+            let at = parse_http_date(&value).ok_or_else(|| {
+                bad_request(format!(
+                    "`Expires: {value}` is not an HTTP date (`Tue, 14 Nov 2023 22:13:20 GMT`)"
+                ))
+            })?;
+            value = http_date(at);
+        }
+        kept.insert(name.to_string(), value);
+    }
     Ok(ObjectPut {
         content_type,
         metadata,
+        headers: kept,
         length,
+        condition: write_condition(headers)?,
         ..ObjectPut::default()
     })
 }
@@ -313,14 +386,41 @@ fn parse_range(value: Option<&HeaderValue>) -> Result<Option<ByteRange>, ApiErro
 }
 
 /// `ms` as an HTTP date (`Tue, 14 Nov 2023 22:13:20 GMT`).
-fn http_date(ms: i64) -> String {
+fn http_date(ms: UnixMillis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%a, %d %b %Y %H:%M:%S GMT")
         .to_string()
 }
 
-/// The headers that describe an object: its type, ETag, date and metadata.
+/// An HTTP date (`Tue, 14 Nov 2023 22:13:20 GMT`), in milliseconds since the epoch.
+fn parse_http_date(text: &str) -> Option<UnixMillis> {
+    chrono::DateTime::parse_from_rfc2822(text.trim())
+        .ok()
+        .map(|at| at.timestamp_millis())
+}
+
+/// The answer to a conditional read that found the object unchanged: `304`, no body,
+/// with the validators a `200` would carry.
+fn not_modified(etag: &str, modified_ms: UnixMillis) -> Response {
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    validators(etag, modified_ms, response.headers_mut());
+    response
+}
+
+/// `ETag` (quoted) and `Last-Modified`.
+fn validators(etag: &str, modified_ms: UnixMillis, headers: &mut HeaderMap) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(date) = HeaderValue::from_str(&http_date(modified_ms)) {
+        headers.insert(header::LAST_MODIFIED, date);
+    }
+}
+
+/// The headers that describe an object: its type, ETag, date, the headers it keeps and
+/// its metadata.
 fn object_headers(record: &ObjectRecord, headers: &mut HeaderMap) {
     let content_type = record
         .content_type
@@ -328,13 +428,18 @@ fn object_headers(record: &ObjectRecord, headers: &mut HeaderMap) {
         .and_then(|t| HeaderValue::from_str(t).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     headers.insert(header::CONTENT_TYPE, content_type);
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", record.etag)) {
-        headers.insert(header::ETAG, etag);
-    }
-    if let Ok(date) = HeaderValue::from_str(&http_date(record.modified_ms)) {
-        headers.insert(header::LAST_MODIFIED, date);
-    }
+    validators(&record.etag, record.modified_ms, headers);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    for (name, value) in &record.headers {
+        // Only the headers an object keeps; a value a header cannot carry is left out.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) && OBJECT_HEADERS.contains(&name.as_str())
+        {
+            headers.insert(name, value);
+        }
+    }
     for (name, value) in &record.metadata {
         let name = HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes());
         // Metadata written through S3 may hold what a header cannot carry: left out.
@@ -352,9 +457,15 @@ async fn get_object(
 ) -> Result<Response, ApiError> {
     let bucket = parse_bucket(&bucket)?;
     let range = parse_range(headers.get(header::RANGE))?;
-    let read = engine
-        .get_object(&scope.namespace, &bucket, &key, range, &ReadConditions::default())
-        .await?;
+    let conditions = read_conditions(&headers)?;
+    let read = match engine
+        .get_object(&scope.namespace, &bucket, &key, range, &conditions)
+        .await
+    {
+        Ok(read) => read,
+        Err(ObjectError::NotModified { etag, modified_ms }) => return Ok(not_modified(&etag, modified_ms)),
+        Err(e) => return Err(e.into()),
+    };
     let length = read.len();
     let mut response = Response::new(axum::body::Body::from_stream(read.body));
     let out = response.headers_mut();
@@ -374,11 +485,18 @@ async fn head_object(
     scope: Scope,
     State(engine): EngineState,
     Path((bucket, key)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let bucket = parse_bucket(&bucket)?;
-    let record = engine
-        .head_object(&scope.namespace, &bucket, &key, &ReadConditions::default())
-        .await?;
+    let conditions = read_conditions(&headers)?;
+    let record = match engine
+        .head_object(&scope.namespace, &bucket, &key, &conditions)
+        .await
+    {
+        Ok(record) => record,
+        Err(ObjectError::NotModified { etag, modified_ms }) => return Ok(not_modified(&etag, modified_ms)),
+        Err(e) => return Err(e.into()),
+    };
     let mut response = Response::new(axum::body::Body::empty());
     object_headers(&record, response.headers_mut());
     response
@@ -388,15 +506,23 @@ async fn head_object(
 }
 
 /// Deleting a key that holds nothing is no error (as in S3): the key is free either way.
+/// With `If-Match` it is (`404`), and an object with another ETag stays (`412`).
 async fn delete_object(
     scope: Scope,
     State(engine): EngineState,
     Path((bucket, key)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let bucket = parse_bucket(&bucket)?;
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        return Err(bad_request(
+            "a delete takes `If-Match` (an ETag, or `*`), not `If-None-Match`".into(),
+        ));
+    }
+    let condition = write_condition(&headers)?;
     let depth = engine.write_depth(&scope.caller);
     engine
-        .delete_object(&scope.namespace, &bucket, &key, depth)
+        .delete_object(&scope.namespace, &bucket, &key, condition, depth)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -435,8 +561,85 @@ mod tests {
             put.metadata,
             BTreeMap::from([("camera".to_string(), "x100".to_string())])
         );
+        assert!(put.headers.is_empty());
+        assert_eq!(put.condition, Condition::None);
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("twelve"));
         assert!(object_put(&headers).is_err());
+    }
+
+    #[test]
+    fn puts_keep_the_object_headers_and_check_expires() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+        headers.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static("en"));
+        headers.insert(
+            header::EXPIRES,
+            HeaderValue::from_static("Tue, 14 Nov 2023 22:13:20 +0000"),
+        );
+        let put = object_put(&headers).unwrap();
+        assert_eq!(
+            put.headers,
+            BTreeMap::from([
+                ("cache-control".to_string(), "max-age=60".to_string()),
+                ("content-language".to_string(), "en".to_string()),
+                ("expires".to_string(), "Tue, 14 Nov 2023 22:13:20 GMT".to_string()),
+            ])
+        );
+        headers.insert(header::EXPIRES, HeaderValue::from_static("tomorrow"));
+        let e = object_put(&headers).map(|_| ()).unwrap_err().0.detail;
+        assert!(e.contains("`Expires: tomorrow` is not an HTTP date"), "{e}");
+    }
+
+    #[test]
+    fn writes_take_one_condition() {
+        let condition = |pairs: &[(HeaderName, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(name.clone(), HeaderValue::from_static(value));
+            }
+            write_condition(&headers).map_err(|e| e.0.detail)
+        };
+        assert_eq!(condition(&[]), Ok(Condition::None));
+        assert_eq!(condition(&[(header::IF_NONE_MATCH, "*")]), Ok(Condition::Absent));
+        assert_eq!(condition(&[(header::IF_MATCH, "*")]), Ok(Condition::Present));
+        assert_eq!(
+            condition(&[(header::IF_MATCH, "\"abc\"")]),
+            Ok(Condition::EtagIs("abc".into()))
+        );
+        assert_eq!(
+            condition(&[(header::IF_MATCH, "abc")]),
+            Ok(Condition::EtagIs("abc".into()))
+        );
+        assert!(condition(&[(header::IF_NONE_MATCH, "\"abc\"")]).is_err());
+        assert!(condition(&[(header::IF_MATCH, "\"a\", \"b\"")]).is_err());
+        assert!(condition(&[(header::IF_MATCH, "*"), (header::IF_NONE_MATCH, "*")]).is_err());
+    }
+
+    #[test]
+    fn reads_take_conditions_and_ignore_bad_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"abc\""));
+        headers.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("Tue, 14 Nov 2023 22:13:20 GMT"),
+        );
+        headers.insert(header::IF_UNMODIFIED_SINCE, HeaderValue::from_static("yesterday"));
+        let c = read_conditions(&headers).unwrap();
+        assert_eq!(c.if_none_match.as_deref(), Some("\"abc\""));
+        assert_eq!(c.if_modified_since, Some(1_700_000_000_000));
+        assert_eq!(c.if_unmodified_since, None);
+        assert_eq!(c.if_match, None);
+    }
+
+    #[test]
+    fn not_modified_carries_the_validators() {
+        let response = not_modified("abc", 1_700_000_000_123);
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(response.headers()[header::ETAG], "\"abc\"");
+        assert_eq!(
+            response.headers()[header::LAST_MODIFIED],
+            "Tue, 14 Nov 2023 22:13:20 GMT"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Between `s3s`'s types and the engine's: [`ObjectError`] as S3's error codes and
-//! statuses, dates, ETags, conditional headers, ranges, `Content-MD5`, user metadata,
-//! copy sources, opaque list tokens, and request and response bodies as streams.
+//! statuses, dates, ETags, conditional headers (of reads and of writes), ranges,
+//! `Content-MD5`, user metadata, the headers an object keeps, copy sources, opaque list
+//! tokens, and request and response bodies as streams.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use wisp_core::{BucketName, ObjectError, UnixMillis};
 use wisp_engine::{ByteRange, ByteStream, ReadConditions};
+use wisp_store::Condition;
 
 /// What a client is told when Wisp itself failed (the cause is logged, never sent).
 pub(super) fn internal_error() -> S3Error {
@@ -51,6 +53,20 @@ pub(super) fn error(e: ObjectError) -> S3Error {
             );
             error.set_headers(headers);
         }
+        ObjectError::NotModified { etag, modified_ms } => {
+            // A 304 carries the validators a 200 would have (RFC 9110, 15.4.5); `finish`
+            // drops its body.
+            let mut headers = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::try_from(format!("\"{etag}\"")) {
+                headers.insert(http::header::ETAG, v);
+            }
+            if let Some(v) =
+                http_date(&timestamp(modified_ms)).and_then(|d| http::HeaderValue::try_from(d).ok())
+            {
+                headers.insert(http::header::LAST_MODIFIED, v);
+            }
+            error.set_headers(headers);
+        }
         // Every other code s3s knows has its status; one it does not is the client's.
         _ if error.status_code().is_none() => error.set_status_code(http::StatusCode::BAD_REQUEST),
         _ => {}
@@ -82,6 +98,13 @@ pub(super) fn timestamp(ms: UnixMillis) -> Timestamp {
         Err(_) => SystemTime::UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs()),
     };
     Timestamp::from(at)
+}
+
+/// A date as HTTP writes it (`Wed, 21 Oct 2015 07:28:00 GMT`).
+pub(super) fn http_date(at: &Timestamp) -> Option<String> {
+    let mut text = Vec::new();
+    at.format(TimestampFormat::HttpDate, &mut text).ok()?;
+    String::from_utf8(text).ok()
 }
 
 /// A date from a request, in milliseconds since the epoch.
@@ -120,6 +143,43 @@ pub(super) fn read_conditions(
         if_modified_since: if_modified_since.map(millis).transpose()?,
         if_unmodified_since: if_unmodified_since.map(millis).transpose()?,
     })
+}
+
+/// What a write's `If-Match` / `If-None-Match` ask of the object the key holds:
+/// `If-None-Match: *` (create only), `If-Match: *` (replace only) or `If-Match: ETAG`
+/// (replace only that object).
+pub(super) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Condition> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(Condition::None),
+        (None, Some(ETagCondition::Any)) => Ok(Condition::Absent),
+        (Some(c), None) => Ok(match_condition(c)),
+        (None, Some(ETagCondition::ETag(_))) => {
+            Err(not_implemented("If-None-Match on a write takes only `*`"))
+        }
+        (Some(_), Some(_)) => Err(not_implemented(
+            "a write takes If-Match or If-None-Match, not both",
+        )),
+    }
+}
+
+/// What an `If-Match` of a write or a delete asks: that an object exists (`*`), or that
+/// it has this ETag.
+pub(super) fn match_condition(c: &ETagCondition) -> Condition {
+    match c {
+        ETagCondition::Any => Condition::Present,
+        ETagCondition::ETag(tag) => etag_condition(tag),
+    }
+}
+
+/// The condition a `DeleteObjects` entry's `ETag` asks (`*`: that the object exists).
+pub(super) fn etag_condition(tag: &ETag) -> Condition {
+    match tag.value() {
+        "*" => Condition::Present,
+        value => Condition::EtagIs(value.to_string()),
+    }
 }
 
 pub(super) fn byte_range(range: Range) -> ByteRange {
@@ -185,6 +245,74 @@ pub(super) fn metadata_in(metadata: Option<Metadata>) -> BTreeMap<String, String
 
 pub(super) fn metadata_out(metadata: &BTreeMap<String, String>) -> Option<Metadata> {
     (!metadata.is_empty()).then(|| metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// The headers an object keeps ([`wisp_core::object::OBJECT_HEADERS`]), as `s3s`
+/// carries them on a write's input and a read's output.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct ObjectHeaders {
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub expires: Option<Timestamp>,
+}
+
+impl ObjectHeaders {
+    /// As the engine keeps them: by lowercase name, `expires` as an HTTP date.
+    pub fn into_map(self) -> S3Result<BTreeMap<String, String>> {
+        let expires = match self.expires {
+            Some(at) => Some(http_date(&at).ok_or_else(|| invalid_argument("invalid Expires date"))?),
+            None => None,
+        };
+        // `aws-chunked` says how this request's body was sent, not what the object holds:
+        // S3 does not keep it.
+        let content_encoding = self.content_encoding.and_then(|e| {
+            let codings: Vec<&str> = e
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+                .collect();
+            (!codings.is_empty()).then(|| codings.join(","))
+        });
+        Ok([
+            ("cache-control", self.cache_control),
+            ("content-disposition", self.content_disposition),
+            ("content-encoding", content_encoding),
+            ("content-language", self.content_language),
+            ("expires", expires),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_string(), value?)))
+        .collect())
+    }
+
+    /// What the engine kept; an `expires` that is not an HTTP date (a `/v1` write
+    /// checks it, so none should be) is left out.
+    pub fn from_map(headers: &BTreeMap<String, String>) -> ObjectHeaders {
+        let text = |name: &str| headers.get(name).cloned();
+        ObjectHeaders {
+            cache_control: text("cache-control"),
+            content_disposition: text("content-disposition"),
+            content_encoding: text("content-encoding"),
+            content_language: text("content-language"),
+            expires: headers
+                .get("expires")
+                .and_then(|d| Timestamp::parse(TimestampFormat::HttpDate, d).ok()),
+        }
+    }
+
+    /// These, with each header `answer` gives (a read's `response-*` parameter) in
+    /// place of the kept one.
+    pub fn overridden(self, answer: ObjectHeaders) -> ObjectHeaders {
+        ObjectHeaders {
+            cache_control: answer.cache_control.or(self.cache_control),
+            content_disposition: answer.content_disposition.or(self.content_disposition),
+            content_encoding: answer.content_encoding.or(self.content_encoding),
+            content_language: answer.content_language.or(self.content_language),
+            expires: answer.expires.or(self.expires),
+        }
+    }
 }
 
 /// What S3 answers for an object stored without a content type.
@@ -353,7 +481,14 @@ mod tests {
         let cases = [
             (ObjectError::InvalidRange { size: 10 }, "InvalidRange", 416),
             (ObjectError::PreconditionFailed, "PreconditionFailed", 412),
-            (ObjectError::NotModified, "NotModified", 304),
+            (
+                ObjectError::NotModified {
+                    etag: "abc".into(),
+                    modified_ms: 1_445_412_480_000,
+                },
+                "NotModified",
+                304,
+            ),
             (
                 ObjectError::EntityTooSmall {
                     part: 1,
@@ -405,6 +540,74 @@ mod tests {
             headers.get("content-range").map(|v| v.as_bytes()),
             Some(&b"bytes */10"[..])
         );
+        let not_modified = error(ObjectError::NotModified {
+            etag: "abc".into(),
+            modified_ms: 1_445_412_480_000,
+        });
+        let headers = not_modified.headers().cloned().unwrap_or_default();
+        assert_eq!(headers.get("etag").map(|v| v.as_bytes()), Some(&b"\"abc\""[..]));
+        assert_eq!(
+            headers.get("last-modified").map(|v| v.as_bytes()),
+            Some(&b"Wed, 21 Oct 2015 07:28:00 GMT"[..])
+        );
+    }
+
+    #[test]
+    fn write_conditions_follow_s3() {
+        let tag = ETagCondition::ETag(ETag::Strong("abc".into()));
+        let any = ETagCondition::Any;
+        assert_eq!(write_condition(None, None).ok(), Some(Condition::None));
+        assert_eq!(write_condition(None, Some(&any)).ok(), Some(Condition::Absent));
+        assert_eq!(write_condition(Some(&any), None).ok(), Some(Condition::Present));
+        assert_eq!(
+            write_condition(Some(&tag), None).ok(),
+            Some(Condition::EtagIs("abc".into()))
+        );
+        assert!(write_condition(None, Some(&tag)).is_err());
+        assert!(write_condition(Some(&tag), Some(&any)).is_err());
+        assert_eq!(etag_condition(&ETag::Strong("*".into())), Condition::Present);
+    }
+
+    #[test]
+    fn object_headers_round_trip_and_give_way_to_overrides() -> S3Result<()> {
+        let expires = Timestamp::parse(TimestampFormat::HttpDate, "Wed, 21 Oct 2015 07:28:00 GMT")
+            .map_err(|_| invalid_argument("test"))?;
+        let given = ObjectHeaders {
+            cache_control: Some("max-age=60".into()),
+            content_disposition: Some("attachment; filename=\"a.txt\"".into()),
+            content_encoding: None,
+            content_language: Some("en".into()),
+            expires: Some(expires),
+        };
+        let kept = given.clone().into_map()?;
+        assert_eq!(
+            kept.get("expires").map(String::as_str),
+            Some("Wed, 21 Oct 2015 07:28:00 GMT")
+        );
+        assert!(!kept.contains_key("content-encoding"));
+        assert_eq!(ObjectHeaders::from_map(&kept), given);
+        let answered = ObjectHeaders::from_map(&kept).overridden(ObjectHeaders {
+            cache_control: Some("no-store".into()),
+            content_encoding: Some("gzip".into()),
+            ..ObjectHeaders::default()
+        });
+        assert_eq!(answered.cache_control.as_deref(), Some("no-store"));
+        assert_eq!(answered.content_encoding.as_deref(), Some("gzip"));
+        assert_eq!(answered.content_language.as_deref(), Some("en"));
+        let odd = BTreeMap::from([("expires".to_string(), "0".to_string())]);
+        assert_eq!(ObjectHeaders::from_map(&odd).expires, None);
+        let encoding = |e: &str| {
+            ObjectHeaders {
+                content_encoding: Some(e.into()),
+                ..ObjectHeaders::default()
+            }
+            .into_map()
+            .map(|m| m.get("content-encoding").cloned())
+        };
+        assert_eq!(encoding("aws-chunked")?, None);
+        assert_eq!(encoding("aws-chunked, gzip")?.as_deref(), Some("gzip"));
+        assert_eq!(encoding("gzip")?.as_deref(), Some("gzip"));
+        Ok(())
     }
 
     #[test]

@@ -210,6 +210,7 @@ mod tests {
             etag: "abc".into(),
             content_type: None,
             metadata: BTreeMap::new(),
+            headers: BTreeMap::new(),
             modified_ms: 0,
         };
         let listing = Listing {

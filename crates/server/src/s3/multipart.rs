@@ -1,19 +1,21 @@
 //! Multipart uploads: `CreateMultipartUpload`, `UploadPart` (streamed, checked like a
 //! put), `UploadPartCopy` (with `x-amz-copy-source-range`), `ListParts`,
-//! `CompleteMultipartUpload` (whose ETag is S3's `"md5-of-md5s-N"`),
+//! `CompleteMultipartUpload` (whose ETag is S3's `"md5-of-md5s-N"`, with `If-None-Match:
+//! *` / `If-Match`),
 //! `AbortMultipartUpload` and `ListMultipartUploads`.
 
 use super::auth::caller;
 use super::buckets::owner;
 use super::checksum::{Declared, verify};
 use super::convert::{
-    WriteOptions, body_in, bucket, content_md5, copy_range, copy_source, error, etag, invalid_argument,
-    length, metadata_in, not_implemented, read_conditions, refuse_unsupported, timestamp, url_encode,
+    ObjectHeaders, WriteOptions, body_in, bucket, content_md5, copy_range, copy_source, error, etag,
+    invalid_argument, length, metadata_in, not_implemented, read_conditions, refuse_unsupported, timestamp,
+    url_encode, write_condition,
 };
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 use wisp_core::{Limits, Namespace};
-use wisp_engine::Engine;
+use wisp_engine::{Engine, ObjectInfo};
 
 /// The most parts or uploads one page lists (and the default).
 const MAX_PAGE: i32 = Limits::MAX_KEYS as i32;
@@ -64,14 +66,20 @@ pub(super) async fn create(
         object_lock: input.object_lock_mode.is_some() || input.object_lock_legal_hold_status.is_some(),
     })?;
     let name = bucket(&input.bucket)?;
+    let info = ObjectInfo {
+        content_type: input.content_type,
+        metadata: metadata_in(input.metadata),
+        headers: ObjectHeaders {
+            cache_control: input.cache_control,
+            content_disposition: input.content_disposition,
+            content_encoding: input.content_encoding,
+            content_language: input.content_language,
+            expires: input.expires,
+        }
+        .into_map()?,
+    };
     let upload = engine
-        .create_upload(
-            &caller.namespace,
-            &name,
-            &input.key,
-            input.content_type,
-            metadata_in(input.metadata),
-        )
+        .create_upload(&caller.namespace, &name, &input.key, info)
         .await
         .map_err(error)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -234,11 +242,7 @@ pub(super) async fn complete(
         .and_then(|h| h.to_str().ok())
         .map(|host| format!("{}://{host}", req.uri.scheme_str().unwrap_or("http")));
     let input = req.input;
-    if input.if_match.is_some() || input.if_none_match.is_some() {
-        return Err(not_implemented(
-            "conditional CompleteMultipartUpload (If-Match, If-None-Match) is not supported",
-        ));
-    }
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let name = bucket(&input.bucket)?;
     let mut listed = Vec::new();
     for part in input.multipart_upload.and_then(|m| m.parts).unwrap_or_default() {
@@ -257,6 +261,7 @@ pub(super) async fn complete(
             &input.key,
             &input.upload_id,
             listed,
+            condition,
             engine.write_depth(&caller),
         )
         .await

@@ -1,24 +1,26 @@
 //! Object operations: `PutObject` (streamed, with `Content-MD5`, additional checksums
-//! and `If-None-Match: *` / `If-Match`), `GetObject` and `HeadObject` (ranges and
-//! conditional reads), `DeleteObject`, `DeleteObjects` and `CopyObject`.
+//! and `If-None-Match: *` / `If-Match`), `GetObject` and `HeadObject` (ranges,
+//! conditional reads, `response-*` overrides), `DeleteObject` and `DeleteObjects` (with
+//! `If-Match`), and `CopyObject`.
 //!
-//! Headers Wisp does not keep (`Cache-Control`, `Content-Disposition`,
-//! `Content-Encoding`, `Content-Language`, `Expires`, storage class) are accepted and
-//! dropped; anything that would change who may read an object is refused
-//! ([`convert::refuse_unsupported`]).
+//! An object keeps `Cache-Control`, `Content-Disposition`, `Content-Encoding`,
+//! `Content-Language` and `Expires` ([`ObjectHeaders`]) and answers them on every read;
+//! a storage class is accepted and dropped; anything that would change who may read an
+//! object is refused ([`convert::refuse_unsupported`]).
 
 use super::auth::caller;
 use super::checksum::{Declared, verify};
 use super::convert::{
-    self, WriteOptions, body_in, body_out, bucket, byte_range, content_md5, content_type, copy_source, error,
-    etag, invalid_argument, length, metadata_in, metadata_out, not_implemented, read_conditions,
-    refuse_unsupported, timestamp, unversioned,
+    self, ObjectHeaders, WriteOptions, body_in, body_out, bucket, byte_range, content_md5, content_type,
+    copy_source, error, etag, etag_condition, invalid_argument, length, match_condition, metadata_in,
+    metadata_out, not_implemented, read_conditions, refuse_unsupported, timestamp, unversioned,
+    write_condition,
 };
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use wisp_core::ObjectError;
-use wisp_engine::{Engine, ObjectPut};
-use wisp_store::Condition;
+use wisp_engine::{Engine, ObjectInfo, ObjectPut};
+use wisp_store::{Condition, ObjectRecord};
 
 /// The most keys one `DeleteObjects` may name.
 const MAX_DELETE_KEYS: usize = 1000;
@@ -46,25 +48,18 @@ pub(super) async fn put(
         return Err(not_implemented("appending to an object is not supported"));
     }
     let name = bucket(&input.bucket)?;
-    let condition = match (&input.if_match, &input.if_none_match) {
-        (None, None) => Condition::None,
-        (None, Some(ETagCondition::Any)) => Condition::Absent,
-        (Some(ETagCondition::ETag(tag)), None) => Condition::EtagIs(tag.value().to_string()),
-        (None, Some(ETagCondition::ETag(_))) => {
-            return Err(not_implemented("If-None-Match on a write takes only `*`"));
-        }
-        (Some(ETagCondition::Any), None) => {
-            return Err(not_implemented("If-Match on a write takes an ETag, not `*`"));
-        }
-        (Some(_), Some(_)) => {
-            return Err(not_implemented(
-                "a write takes If-Match or If-None-Match, not both",
-            ));
-        }
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let headers = ObjectHeaders {
+        cache_control: input.cache_control,
+        content_disposition: input.content_disposition,
+        content_encoding: input.content_encoding,
+        content_language: input.content_language,
+        expires: input.expires,
     };
     let put = ObjectPut {
         content_type: input.content_type,
         metadata: metadata_in(input.metadata),
+        headers: headers.into_map()?,
         content_md5: input.content_md5.as_deref().map(content_md5).transpose()?,
         length: length(input.content_length)?,
         condition,
@@ -114,6 +109,16 @@ pub(super) async fn get(
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
+    let overrides = Overrides {
+        content_type: input.response_content_type,
+        headers: ObjectHeaders {
+            cache_control: input.response_cache_control,
+            content_disposition: input.response_content_disposition,
+            content_encoding: input.response_content_encoding,
+            content_language: input.response_content_language,
+            expires: input.response_expires,
+        },
+    };
     let read = engine
         .get_object(
             &caller.namespace,
@@ -129,11 +134,17 @@ pub(super) async fn get(
     let content_range = read
         .range
         .map(|(start, end)| format!("bytes {start}-{}/{}", end.saturating_sub(1), record.size));
+    let served = Served::new(&record, overrides);
     Ok(S3Response::new(GetObjectOutput {
         accept_ranges: Some("bytes".to_string()),
         content_length: Some(i64::try_from(len).map_err(|_| convert::internal_error())?),
         content_range,
-        content_type: Some(content_type(record.content_type.as_ref())),
+        content_type: Some(served.content_type),
+        cache_control: served.headers.cache_control,
+        content_disposition: served.headers.content_disposition,
+        content_encoding: served.headers.content_encoding,
+        content_language: served.headers.content_language,
+        expires: served.headers.expires,
         e_tag: Some(etag(&record.etag)),
         last_modified: Some(timestamp(record.modified_ms)),
         metadata: metadata_out(&record.metadata),
@@ -161,15 +172,31 @@ pub(super) async fn head(
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
+    let overrides = Overrides {
+        content_type: input.response_content_type,
+        headers: ObjectHeaders {
+            cache_control: input.response_cache_control,
+            content_disposition: input.response_content_disposition,
+            content_encoding: input.response_content_encoding,
+            content_language: input.response_content_language,
+            expires: input.response_expires,
+        },
+    };
     // A Range on HEAD is ignored (as HTTP allows): the answer describes the object.
     let record = engine
         .head_object(&caller.namespace, &name, &input.key, &conditions)
         .await
         .map_err(error)?;
+    let served = Served::new(&record, overrides);
     Ok(S3Response::new(HeadObjectOutput {
         accept_ranges: Some("bytes".to_string()),
         content_length: Some(i64::try_from(record.size).map_err(|_| convert::internal_error())?),
-        content_type: Some(content_type(record.content_type.as_ref())),
+        content_type: Some(served.content_type),
+        cache_control: served.headers.cache_control,
+        content_disposition: served.headers.content_disposition,
+        content_encoding: served.headers.content_encoding,
+        content_language: served.headers.content_language,
+        expires: served.headers.expires,
         e_tag: Some(etag(&record.etag)),
         last_modified: Some(timestamp(record.modified_ms)),
         metadata: metadata_out(&record.metadata),
@@ -184,15 +211,21 @@ pub(super) async fn delete(
     let caller = caller(&req)?;
     let input = req.input;
     unversioned(input.version_id.as_deref())?;
-    if input.if_match.is_some()
-        || input.if_match_last_modified_time.is_some()
-        || input.if_match_size.is_some()
-    {
-        return Err(not_implemented("conditional deletes are not supported"));
+    if input.if_match_last_modified_time.is_some() || input.if_match_size.is_some() {
+        return Err(not_implemented(
+            "deletes conditional on a modification time or a size are not supported: use If-Match",
+        ));
     }
     let name = bucket(&input.bucket)?;
+    let condition = input.if_match.as_ref().map_or(Condition::None, match_condition);
     engine
-        .delete_object(&caller.namespace, &name, &input.key, engine.write_depth(&caller))
+        .delete_object(
+            &caller.namespace,
+            &name,
+            &input.key,
+            condition,
+            engine.write_depth(&caller),
+        )
         .await
         .map_err(error)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
@@ -235,15 +268,16 @@ pub(super) async fn delete_many(
             ));
             continue;
         }
-        if object.e_tag.is_some() || object.last_modified_time.is_some() || object.size.is_some() {
+        if object.last_modified_time.is_some() || object.size.is_some() {
             errors.push(refusal(
                 "NotImplemented",
-                "conditional deletes are not supported".into(),
+                "deletes conditional on a modification time or a size are not supported: use ETag".into(),
             ));
             continue;
         }
+        let condition = object.e_tag.as_ref().map_or(Condition::None, etag_condition);
         match engine
-            .delete_object(&caller.namespace, &name, &object.key, depth)
+            .delete_object(&caller.namespace, &name, &object.key, condition, depth)
             .await
         {
             Ok(()) => {
@@ -294,7 +328,18 @@ pub(super) async fn copy(
     let (source_bucket, source_key) = copy_source(&input.copy_source)?;
     let replace = match input.metadata_directive.as_ref().map(|d| d.as_str()) {
         None | Some(MetadataDirective::COPY) => None,
-        Some(MetadataDirective::REPLACE) => Some((input.content_type, metadata_in(input.metadata))),
+        Some(MetadataDirective::REPLACE) => Some(ObjectInfo {
+            content_type: input.content_type,
+            metadata: metadata_in(input.metadata),
+            headers: ObjectHeaders {
+                cache_control: input.cache_control,
+                content_disposition: input.content_disposition,
+                content_encoding: input.content_encoding,
+                content_language: input.content_language,
+                expires: input.expires,
+            }
+            .into_map()?,
+        }),
         Some(other) => {
             return Err(invalid_argument(format!(
                 "unknown metadata directive `{other}`: use COPY or REPLACE"
@@ -333,4 +378,30 @@ pub(super) async fn copy(
         }),
         ..CopyObjectOutput::default()
     }))
+}
+
+/// `GetObject`'s and `HeadObject`'s `response-*` parameters: what the answer says in
+/// place of what the object keeps. S3 takes them only on signed requests, as every
+/// request here is. (`s3s` sets them on a `GetObject` answer too; the answer here is
+/// already what it sets.)
+struct Overrides {
+    content_type: Option<String>,
+    headers: ObjectHeaders,
+}
+
+/// The content type and headers a read answers with.
+struct Served {
+    content_type: String,
+    headers: ObjectHeaders,
+}
+
+impl Served {
+    fn new(record: &ObjectRecord, overrides: Overrides) -> Served {
+        Served {
+            content_type: overrides
+                .content_type
+                .unwrap_or_else(|| content_type(record.content_type.as_ref())),
+            headers: ObjectHeaders::from_map(&record.headers).overridden(overrides.headers),
+        }
+    }
 }

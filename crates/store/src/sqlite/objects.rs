@@ -5,15 +5,17 @@
 
 use super::{OpError, SqliteStore, events};
 use crate::{
-    BucketDeleted, BucketRecord, Condition, ListQuery, Listing, NewEvent, ObjectRecord, ObjectWrite, Objects,
-    PartRecord, PartWrite, PutObject, Result, StoreError, UploadRecord,
+    BucketDeleted, BucketRecord, Condition, ListQuery, Listing, NewEvent, ObjectDeleted, ObjectRecord,
+    ObjectWrite, Objects, PartRecord, PartWrite, PutObject, Result, StoreError, UploadRecord,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::BTreeMap;
 use wisp_core::{BucketName, Namespace, NotificationRule};
 
-const OBJECT_COLUMNS: &str = "namespace, bucket, key, blob, size, etag, content_type, metadata, modified_ms";
+const OBJECT_COLUMNS: &str =
+    "namespace, bucket, key, blob, size, etag, content_type, metadata, modified_ms, headers";
+const UPLOAD_COLUMNS: &str = "upload_id, namespace, bucket, key, created_ms, content_type, metadata, headers";
 
 #[async_trait]
 impl Objects for SqliteStore {
@@ -157,15 +159,19 @@ impl Objects for SqliteStore {
         namespace: &Namespace,
         bucket: &BucketName,
         key: &str,
+        condition: Condition,
         events: Vec<NewEvent>,
-    ) -> Result<Option<ObjectRecord>> {
+    ) -> Result<ObjectDeleted> {
         let (namespace, bucket, key) = (namespace.clone(), bucket.clone(), key.to_string());
         let what = format!("deleting object `{key}` of bucket `{namespace}/{bucket}`");
         self.write(what, move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(old) = object(&tx, &namespace, &bucket, &key)? else {
-                return Ok(None);
+                return Ok(ObjectDeleted::NotFound);
             };
+            if !condition.holds(Some(&old)) {
+                return Ok(ObjectDeleted::ConditionFailed);
+            }
             tx.execute(
                 "DELETE FROM objects WHERE namespace = ?1 AND bucket = ?2 AND key = ?3",
                 params![namespace.as_str(), bucket.as_str(), key.as_bytes()],
@@ -175,7 +181,9 @@ impl Objects for SqliteStore {
                 events::insert(&tx, event)?;
             }
             tx.commit()?;
-            Ok(Some(old))
+            Ok(ObjectDeleted::Deleted {
+                removed: Box::new(old),
+            })
         })
         .await
     }
@@ -189,8 +197,7 @@ impl Objects for SqliteStore {
                 return Ok(false);
             }
             tx.execute(
-                "INSERT INTO uploads (upload_id, namespace, bucket, key, created_ms, content_type, metadata)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &format!("INSERT INTO uploads ({UPLOAD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
                 params![
                     u.upload_id,
                     u.namespace.as_str(),
@@ -198,7 +205,8 @@ impl Objects for SqliteStore {
                     u.key.as_bytes(),
                     u.created_ms,
                     u.content_type,
-                    json(&u.metadata)?
+                    json(&u.metadata)?,
+                    json(&u.headers)?
                 ],
             )?;
             tx.commit()?;
@@ -282,11 +290,11 @@ impl Objects for SqliteStore {
         let what = format!("listing the uploads of bucket `{namespace}/{bucket}`");
         self.read(what, move |conn| {
             let (after_key, after_id) = after.unwrap_or_default();
-            let mut statement = conn.prepare_cached(
-                "SELECT upload_id, namespace, bucket, key, created_ms, content_type, metadata FROM uploads
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {UPLOAD_COLUMNS} FROM uploads
                  WHERE namespace = ?1 AND bucket = ?2 AND key >= ?3 AND (key > ?4 OR (key = ?4 AND upload_id > ?5))
-                 ORDER BY key, created_ms, upload_id",
-            )?;
+                 ORDER BY key, created_ms, upload_id"
+            ))?;
             let mut rows = statement.query(params![
                 namespace.as_str(),
                 bucket.as_str(),
@@ -384,13 +392,7 @@ fn put_in(tx: &Transaction<'_>, put: &PutObject) -> Result<ObjectWrite, OpError>
         return Ok(ObjectWrite::NoBucket);
     };
     let old = object(tx, &r.namespace, &r.bucket, &r.key)?;
-    let holds = match (&put.condition, &old) {
-        (Condition::None, _) => true,
-        (Condition::Absent, old) => old.is_none(),
-        (Condition::EtagIs(etag), Some(old)) => old.etag == *etag,
-        (Condition::EtagIs(_), None) => false,
-    };
-    if !holds {
+    if !put.condition.holds(old.as_ref()) {
         return Ok(ObjectWrite::ConditionFailed);
     }
     let freed = old.as_ref().map_or(0, |o| o.size);
@@ -416,7 +418,7 @@ fn put_in(tx: &Transaction<'_>, put: &PutObject) -> Result<ObjectWrite, OpError>
         }
     }
     tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO objects ({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT OR REPLACE INTO objects ({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?
     .execute(params![
         r.namespace.as_str(),
@@ -427,7 +429,8 @@ fn put_in(tx: &Transaction<'_>, put: &PutObject) -> Result<ObjectWrite, OpError>
         r.etag,
         r.content_type,
         json(&r.metadata)?,
-        r.modified_ms
+        r.modified_ms,
+        json(&r.headers)?
     ])?;
     let added = if old.is_some() { 0 } else { 1 };
     count(tx, &r.namespace, &r.bucket, added, signed(r.size) - signed(freed))?;
@@ -607,10 +610,9 @@ fn object(
 
 fn upload(conn: &Connection, id: &str) -> Result<Option<UploadRecord>, OpError> {
     let row = conn
-        .prepare_cached(
-            "SELECT upload_id, namespace, bucket, key, created_ms, content_type, metadata FROM uploads
-             WHERE upload_id = ?1",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE upload_id = ?1"
+        ))?
         .query_row([id], |row| Ok(read_upload(row)))
         .optional()?;
     row.transpose()
@@ -620,6 +622,7 @@ fn read_object(row: &rusqlite::Row<'_>) -> Result<ObjectRecord, OpError> {
     let namespace: String = row.get(0)?;
     let bucket: String = row.get(1)?;
     let metadata: String = row.get(7)?;
+    let headers: String = row.get(9)?;
     Ok(ObjectRecord {
         namespace: namespace_of(&namespace)?,
         bucket: bucket_of(&bucket)?,
@@ -629,6 +632,7 @@ fn read_object(row: &rusqlite::Row<'_>) -> Result<ObjectRecord, OpError> {
         etag: row.get(5)?,
         content_type: row.get(6)?,
         metadata: parse(&metadata)?,
+        headers: parse(&headers)?,
         modified_ms: row.get(8)?,
     })
 }
@@ -637,6 +641,7 @@ fn read_upload(row: &rusqlite::Row<'_>) -> Result<UploadRecord, OpError> {
     let namespace: String = row.get(1)?;
     let bucket: String = row.get(2)?;
     let metadata: String = row.get(6)?;
+    let headers: String = row.get(7)?;
     Ok(UploadRecord {
         upload_id: row.get(0)?,
         namespace: namespace_of(&namespace)?,
@@ -645,6 +650,7 @@ fn read_upload(row: &rusqlite::Row<'_>) -> Result<UploadRecord, OpError> {
         created_ms: row.get(4)?,
         content_type: row.get(5)?,
         metadata: parse::<BTreeMap<String, String>>(&metadata)?,
+        headers: parse::<BTreeMap<String, String>>(&headers)?,
     })
 }
 

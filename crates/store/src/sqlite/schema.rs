@@ -402,6 +402,7 @@ CREATE TABLE objects (
     content_type TEXT,
     metadata     TEXT NOT NULL,
     modified_ms  INTEGER NOT NULL,
+    headers      TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (namespace, bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE uploads (
@@ -411,7 +412,8 @@ CREATE TABLE uploads (
     key          BLOB NOT NULL,
     created_ms   INTEGER NOT NULL,
     content_type TEXT,
-    metadata     TEXT NOT NULL
+    metadata     TEXT NOT NULL,
+    headers      TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX uploads_by_key ON uploads (namespace, bucket, key, created_ms);
 CREATE TABLE parts (

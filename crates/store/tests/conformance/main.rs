@@ -159,6 +159,7 @@ macro_rules! conformance {
         conformance!(@checks objects, $open, [
             objects_buckets_belong_to_a_namespace,
             objects_put_replaces_whole_and_checks_conditions,
+            objects_deletes_check_their_conditions,
             objects_quotas_refuse_what_does_not_fit,
             objects_list_by_prefix_and_delimiter_in_pages,
             objects_events_commit_with_their_write,

@@ -1,14 +1,15 @@
-//! Checks of object storage's metadata: buckets per namespace, puts that replace whole
-//! and check their conditions and quotas, listings by prefix and delimiter in pages,
-//! events that commit with their write, multipart uploads, and what the blob sweep
-//! keeps. These take `&dyn Store`: a write's events are read back through `Events`.
+//! Checks of object storage's metadata: buckets per namespace, puts and deletes that
+//! replace or remove whole and check their conditions (and puts their quotas), records
+//! that keep their headers, listings by prefix and delimiter in pages, events that
+//! commit with their write, multipart uploads, and what the blob sweep keeps. These take
+//! `&dyn Store`: a write's events are read back through `Events`.
 
 use super::*;
 use std::collections::BTreeMap;
 use wisp_core::BucketName;
 use wisp_store::{
-    BucketDeleted, BucketRecord, Condition, ListQuery, ObjectRecord, ObjectWrite, PartRecord, PartWrite,
-    PutObject, Store, UploadRecord,
+    BucketDeleted, BucketRecord, Condition, ListQuery, ObjectDeleted, ObjectRecord, ObjectWrite, PartRecord,
+    PartWrite, PutObject, Store, UploadRecord,
 };
 
 fn bucket(name: &str) -> TestResult<BucketName> {
@@ -37,7 +38,23 @@ fn object(namespace: &Namespace, b: &BucketName, key: &str, size: u64, blob: &st
         etag: format!("etag-{blob}"),
         content_type: Some("text/plain".into()),
         metadata: BTreeMap::from([("colour".to_string(), "blue".to_string())]),
+        headers: headers(),
         modified_ms: T,
+    }
+}
+
+fn headers() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cache-control".to_string(), "max-age=60".to_string()),
+        ("expires".to_string(), "Tue, 14 Nov 2023 22:13:20 GMT".to_string()),
+    ])
+}
+
+/// The blob of what a delete removed.
+fn removed(deleted: ObjectDeleted) -> Option<String> {
+    match deleted {
+        ObjectDeleted::Deleted { removed } => Some(removed.blob),
+        _ => None,
     }
 }
 
@@ -141,6 +158,18 @@ pub async fn objects_put_replaces_whole_and_checks_conditions(store: &dyn Store)
     assert!(
         matches!(store.put_object(right).await?, ObjectWrite::Stored { replaced: Some(r) } if r.blob == "b2")
     );
+    let present = |key: &str, blob: &str| PutObject {
+        condition: Condition::Present,
+        ..put(object(&alpha, &b, key, 1, blob))
+    };
+    assert_eq!(
+        store.put_object(present("bird.jpg", "b9")).await?,
+        ObjectWrite::ConditionFailed,
+        "`If-Match: *` needs an object"
+    );
+    assert!(
+        matches!(store.put_object(present("cat.jpg", "b3p")).await?, ObjectWrite::Stored { replaced: Some(r) } if r.blob == "b3")
+    );
     let new_key = PutObject {
         condition: Condition::Absent,
         ..put(object(&alpha, &b, "dog.jpg", 2, "b4"))
@@ -153,16 +182,55 @@ pub async fn objects_put_replaces_whole_and_checks_conditions(store: &dyn Store)
     assert_eq!(store.put_object(put(missing)).await?, ObjectWrite::NoBucket);
     let counts = store.get_bucket(&alpha, &b).await?.map(|b| (b.objects, b.bytes));
     assert_eq!(counts, Some((2, 3)));
-    assert_eq!(
-        store
-            .delete_object(&alpha, &b, "cat.jpg", vec![])
-            .await?
-            .map(|o| o.blob),
-        Some("b3".to_string())
+    Ok(())
+}
+
+pub async fn objects_deletes_check_their_conditions(store: &dyn Store) -> TestResult {
+    let alpha = ns("alpha")?;
+    let b = bucket("photos")?;
+    store.create_bucket(&new_bucket(&alpha, "photos", None)?).await?;
+    store
+        .put_object(put(object(&alpha, &b, "cat.jpg", 10, "b1")))
+        .await?;
+    store
+        .put_object(put(object(&alpha, &b, "dog.jpg", 2, "b2")))
+        .await?;
+    let delete = |key: &'static str, condition: Condition| {
+        let (alpha, b) = (alpha.clone(), b.clone());
+        async move { store.delete_object(&alpha, &b, key, condition, vec![]).await }
+    };
+    for refused in [Condition::EtagIs("etag-b2".into()), Condition::Absent] {
+        assert_eq!(
+            delete("cat.jpg", refused.clone()).await?,
+            ObjectDeleted::ConditionFailed,
+            "{refused:?}"
+        );
+    }
+    assert!(
+        store.get_object(&alpha, &b, "cat.jpg").await?.is_some(),
+        "a refused delete leaves the object"
     );
-    assert_eq!(store.delete_object(&alpha, &b, "cat.jpg", vec![]).await?, None);
+    assert_eq!(
+        removed(delete("cat.jpg", Condition::EtagIs("etag-b1".into())).await?),
+        Some("b1".to_string())
+    );
+    for condition in [
+        Condition::None,
+        Condition::Present,
+        Condition::EtagIs("etag-b1".into()),
+    ] {
+        assert_eq!(
+            delete("cat.jpg", condition.clone()).await?,
+            ObjectDeleted::NotFound,
+            "{condition:?}"
+        );
+    }
+    assert_eq!(
+        removed(delete("dog.jpg", Condition::Present).await?),
+        Some("b2".to_string())
+    );
     let counts = store.get_bucket(&alpha, &b).await?.map(|b| (b.objects, b.bytes));
-    assert_eq!(counts, Some((1, 2)));
+    assert_eq!(counts, Some((0, 0)));
     Ok(())
 }
 
@@ -312,14 +380,40 @@ pub async fn objects_events_commit_with_their_write(store: &dyn Store) -> TestRe
         "a refused put records no event"
     );
     store
-        .delete_object(&alpha, &b, "nothing", vec![event(&alpha, &thumbs, "e3", T_US, T)])
+        .delete_object(
+            &alpha,
+            &b,
+            "nothing",
+            Condition::None,
+            vec![event(&alpha, &thumbs, "e3", T_US, T)],
+        )
         .await?;
     assert!(
         store.get_event(&alpha, "e3").await?.is_none(),
         "no delete, no event"
     );
+    let refused = store
+        .delete_object(
+            &alpha,
+            &b,
+            "a",
+            Condition::EtagIs("another".into()),
+            vec![event(&alpha, &thumbs, "e5", T_US, T)],
+        )
+        .await?;
+    assert_eq!(refused, ObjectDeleted::ConditionFailed);
+    assert!(
+        store.get_event(&alpha, "e5").await?.is_none(),
+        "a refused delete records no event"
+    );
     store
-        .delete_object(&alpha, &b, "a", vec![event(&alpha, &thumbs, "e4", T_US, T)])
+        .delete_object(
+            &alpha,
+            &b,
+            "a",
+            Condition::None,
+            vec![event(&alpha, &thumbs, "e4", T_US, T)],
+        )
         .await?;
     assert!(store.get_event(&alpha, "e4").await?.is_some());
     Ok(())
@@ -336,6 +430,7 @@ pub async fn objects_multipart_uploads_complete_and_abort(store: &dyn Store) -> 
         created_ms: T,
         content_type: Some("video/mp4".into()),
         metadata: BTreeMap::new(),
+        headers: headers(),
     };
     let part = |id: &str, number, blob: &str| PartRecord {
         upload_id: id.into(),
@@ -403,6 +498,19 @@ pub async fn objects_multipart_uploads_complete_and_abort(store: &dyn Store) -> 
     let in_use: Vec<String> = store.blobs_in_use().await?;
     assert!(in_use.contains(&"p1b".to_string()) && in_use.contains(&"p2".to_string()));
     let object_put = put(object(&alpha, &b, "movie.mp4", 10, "joined"));
+    let refused = PutObject {
+        condition: Condition::Present,
+        ..object_put.clone()
+    };
+    assert_eq!(
+        store.complete_upload("u1", refused).await?,
+        Some((ObjectWrite::ConditionFailed, vec![])),
+        "a refused completion"
+    );
+    assert!(
+        store.get_upload(&alpha, &b, "u1").await?.is_some(),
+        "leaves the upload to complete again"
+    );
     let (written, parts) = store
         .complete_upload("u1", object_put.clone())
         .await?
@@ -410,7 +518,14 @@ pub async fn objects_multipart_uploads_complete_and_abort(store: &dyn Store) -> 
     assert_eq!(written, ObjectWrite::Stored { replaced: None });
     assert_eq!(parts.len(), 2);
     assert_eq!(store.get_upload(&alpha, &b, "u1").await?, None);
-    assert!(store.get_object(&alpha, &b, "movie.mp4").await?.is_some());
+    assert_eq!(
+        store
+            .get_object(&alpha, &b, "movie.mp4")
+            .await?
+            .map(|o| o.headers),
+        Some(headers()),
+        "the object keeps its headers"
+    );
     assert_eq!(
         store.complete_upload("u1", object_put).await?,
         None,
@@ -426,7 +541,9 @@ pub async fn objects_multipart_uploads_complete_and_abort(store: &dyn Store) -> 
     in_use.sort();
     assert_eq!(in_use, ["joined"], "the parts' blobs are no longer named");
     // A bucket's unfinished uploads go with it.
-    store.delete_object(&alpha, &b, "movie.mp4", vec![]).await?;
+    store
+        .delete_object(&alpha, &b, "movie.mp4", Condition::None, vec![])
+        .await?;
     store.put_part(&part("u3", 1, "r1")).await?;
     assert_eq!(
         store.delete_bucket(&alpha, &b).await?,
