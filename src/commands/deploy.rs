@@ -1,5 +1,7 @@
-//! `wisp deploy`: create or update the queues of the app in a `wisp.toml`, then
-//! deploy its functions (whose triggers and destinations may name those queues).
+//! `wisp deploy`: create the buckets of the app in a `wisp.toml` that are missing,
+//! create or update its queues, then deploy its functions (whose triggers and
+//! destinations may name those buckets and queues). Buckets are never changed or
+//! deleted here: they hold data.
 
 use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
@@ -9,10 +11,11 @@ use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use std::path::PathBuf;
-use wisp_manifest::{FunctionManifest, Manifest, QueueManifest};
+use wisp_core::ErrorCode;
+use wisp_manifest::{BucketManifest, FunctionManifest, Manifest, QueueManifest};
 
-/// Deploy an app (its wisp.toml): its queues, then all of its functions in one step
-/// (all or nothing); say what changed.
+/// Deploy an app (its wisp.toml): its missing buckets, its queues, then all of its
+/// functions in one step (all or nothing); say what changed.
 #[derive(Args, Debug)]
 pub struct DeployArgs {
     /// The app's directory, or its wisp.toml.
@@ -93,9 +96,11 @@ pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
     })
 }
 
-/// Deploys `manifest`: its queues (each dead-letter queue before the queues that
-/// use it), then every function in one request, printing one line per queue and
-/// function. With `prune`, the app's functions the manifest no longer has are deleted.
+/// Deploys `manifest`: its buckets (created when missing, left as they are when
+/// present), its queues (each dead-letter queue before the queues that use it), then
+/// every function in one request, printing one line per bucket, queue and function.
+/// With `prune`, the app's functions the manifest no longer has are deleted; buckets
+/// never are.
 pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> anyhow::Result<()> {
     println!("Deploying app `{}` to {}", manifest.app, client.base());
     // Read every source first: a missing build fails before anything changes.
@@ -104,6 +109,25 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> an
         sources.push(read_source(function)?);
     }
     let mut done: Vec<String> = Vec::new();
+    for bucket in &manifest.buckets {
+        let created = put_bucket(client, bucket).await.map_err(|e| {
+            e.context(format!(
+                "creating bucket `{}` failed ({})",
+                bucket.name,
+                so_far(&done)
+            ))
+        })?;
+        if created {
+            let line = format!("{:<10} bucket {}", "created", bucket.name);
+            match bucket.quota_bytes {
+                Some(q) => println!("  {line:<37} quota {}", super::bucket::size_text(q)),
+                None => println!("  {line}"),
+            }
+            done.push(format!("bucket {}", bucket.name));
+        } else {
+            println!("  {:<10} bucket {}", "unchanged", bucket.name);
+        }
+    }
     for queue in queue_order(&manifest.queues) {
         let request = client
             .request(Method::PUT, &format!("/v1/queues/{}", queue.name))
@@ -152,6 +176,26 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> an
         );
     }
     Ok(())
+}
+
+/// `PUT /v1/buckets/{bucket}`: true when the bucket was created, false when it
+/// exists already (as it is: its quota is not changed).
+async fn put_bucket(client: &Client, bucket: &BucketManifest) -> anyhow::Result<bool> {
+    let mut request = client.request(Method::PUT, &format!("/v1/buckets/{}", bucket.name));
+    if let Some(quota) = bucket.quota_bytes {
+        request = request.json(&serde_json::json!({ "quota_bytes": quota }));
+    }
+    let response = client.send(request).await?;
+    if response.status.is_success() {
+        return Ok(true);
+    }
+    let exists = response.status == reqwest::StatusCode::CONFLICT
+        && serde_json::from_slice::<Value>(&response.body)
+            .is_ok_and(|p| p["code"] == ErrorCode::BucketExists.as_str());
+    if exists {
+        return Ok(false);
+    }
+    Err(client.problem(&response).into())
 }
 
 /// `PUT /v1/apps/{app}` with the manifest's functions, reading their sources.

@@ -1,14 +1,15 @@
 //! Object storage through Wisp's own interfaces: the CLI's `wisp bucket` and
 //! `wisp object` against a real server, and the `/v1/buckets` API they use (ranges,
 //! heads, metadata, the headers an object keeps, conditional requests, errors, and
-//! another namespace's key seeing none of it).
+//! another namespace's key seeing none of it), and `wisp deploy` creating the buckets
+//! a manifest declares.
 
-use crate::util::{bin, client, expect_problem};
+use crate::util::{bin, client, expect_problem, get_json};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::process::{Output, Stdio};
-use wisp_test_support::{TestServer, keyed_client};
+use wisp_test_support::{TestServer, fixture, keyed_client};
 
 fn text(output: &Output) -> (String, String) {
     (
@@ -571,4 +572,44 @@ async fn the_api_keeps_object_headers_and_answers_conditional_requests() {
     expect_problem(r, 404, "object_not_found").await;
     let r = http.delete(&url).send().await.unwrap();
     assert_eq!(r.status(), 204);
+}
+
+#[tokio::test]
+async fn deploy_creates_the_manifests_buckets_and_leaves_them_on_a_second_deploy() {
+    let server = TestServer::serve(bin());
+    let app = tempfile::tempdir().unwrap();
+    let wasm = fixture("event-kit");
+    std::fs::write(
+        app.path().join("wisp.toml"),
+        format!(
+            "[app]\nname = \"gallery\"\n\n\
+             [functions.thumbnail]\nsource = {:?}\nkind = \"event\"\nstorage = \"photos\"\n\n\
+             [buckets.photos]\nquota = \"1MiB\"\n\n\
+             [buckets.thumbnails]\n",
+            wasm.display().to_string()
+        ),
+    )
+    .unwrap();
+    let path = app.path().to_str().unwrap();
+    let out = wisp(&server, &["deploy", path]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert!(lines[1].starts_with("created    bucket photos"), "{out}");
+    assert!(lines[1].ends_with("quota 1.0 MiB"), "{out}");
+    assert!(lines[2].starts_with("created    bucket thumbnails"), "{out}");
+    assert!(lines[3].starts_with("created    thumbnail"), "{out}");
+    let before = get_json(&server, "/v1/buckets").await;
+    let buckets = before["buckets"].as_array().unwrap();
+    let names: Vec<&str> = buckets.iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["photos", "thumbnails"]);
+    assert_eq!(buckets[0]["quota_bytes"], 1024 * 1024);
+    assert_eq!(buckets[1]["quota_bytes"], Value::Null);
+
+    let out = wisp(&server, &["deploy", path]);
+    assert!(
+        out.contains("unchanged  bucket photos")
+            && out.contains("unchanged  bucket thumbnails")
+            && out.contains("unchanged  thumbnail"),
+        "{out}"
+    );
+    assert_eq!(get_json(&server, "/v1/buckets").await, before);
 }

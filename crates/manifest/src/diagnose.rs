@@ -10,7 +10,8 @@
 
 use crate::error::{ErrorKind, ManifestError};
 use crate::schema::{
-    DESTINATION_EXPECTED, QUEUE_TRIGGER_EXPECTED, ROUTE_EXPECTED, SCHEDULE_EXPECTED, STORAGE_TRIGGER_EXPECTED,
+    DESTINATION_EXPECTED, QUEUE_TRIGGER_EXPECTED, ROUTE_EXPECTED, SCHEDULE_EXPECTED, SIZE_EXPECTED,
+    STORAGE_TRIGGER_EXPECTED,
 };
 use std::ops::Range;
 use std::path::Path;
@@ -140,7 +141,9 @@ fn walk_value<'a, 'i>(
 fn struct_given_array(path: &[Seg]) -> Option<&[Seg]> {
     match path {
         [Seg::Key(app), Seg::Index(_), ..] if app == "app" => Some(&path[..1]),
-        [Seg::Key(t), Seg::Key(_), Seg::Index(_), ..] if t == "functions" || t == "queues" => {
+        [Seg::Key(t), Seg::Key(_), Seg::Index(_), ..]
+            if t == "functions" || t == "queues" || t == "buckets" =>
+        {
             Some(&path[..2])
         }
         _ => None,
@@ -190,6 +193,7 @@ fn table_context(path: &[Seg]) -> String {
             format!("in `{}` of function `{f}`", render(rest))
         }
         [Seg::Key(queues), Seg::Key(q)] if queues == "queues" => format!("in queue `{q}`"),
+        [Seg::Key(buckets), Seg::Key(b)] if buckets == "buckets" => format!("in bucket `{b}`"),
         _ => format!("in `{}`", render(path)),
     }
 }
@@ -209,6 +213,10 @@ fn value_subject(path: &[Seg]) -> String {
         [Seg::Key(queues), Seg::Key(q)] if queues == "queues" => format!("queue `{q}`"),
         [Seg::Key(queues), Seg::Key(q), rest @ ..] if queues == "queues" => {
             format!("`{}` in queue `{q}`", render(rest))
+        }
+        [Seg::Key(buckets), Seg::Key(b)] if buckets == "buckets" => format!("bucket `{b}`"),
+        [Seg::Key(buckets), Seg::Key(b), rest @ ..] if buckets == "buckets" => {
+            format!("`{}` in bucket `{b}`", render(rest))
         }
         _ => format!("`{}`", render(path)),
     }
@@ -234,6 +242,16 @@ fn expected_for(path: &[Seg]) -> Option<&'static str> {
                 "dead_letter_queue" => Some("a queue name"),
                 _ => None,
             },
+            _ => None,
+        };
+    }
+    if let [Seg::Key(buckets), rest @ ..] = path
+        && buckets == "buckets"
+    {
+        return match rest {
+            [] => Some("a table of buckets"),
+            [_] => Some("a table"),
+            [_, Seg::Key(key)] if key == "quota" => Some(SIZE_EXPECTED),
             _ => None,
         };
     }

@@ -2,7 +2,7 @@
 //! with its source (a `.wasm` file, or for native runtimes a directory or `.zip`), a
 //! kind, a runtime, limits, environment, HTTP routes (with their auth and rate
 //! limits), async settings and triggers (schedules, queues, storage), and the
-//! queues it declares.
+//! queues and buckets it declares.
 //!
 //! [`load`] reads a manifest from disk, [`parse`] reads one from text; both return
 //! a [`Manifest`] whose functions carry a [`FunctionConfig`] already checked by
@@ -25,7 +25,7 @@ pub use error::{ErrorKind, Excerpt, ManifestError};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use wisp_core::{FunctionConfig, FunctionName, QueueConfig, QueueName};
+use wisp_core::{BucketName, FunctionConfig, FunctionName, QueueConfig, QueueName};
 
 /// The file name [`load`] looks for in a directory.
 pub const MANIFEST_FILE: &str = "wisp.toml";
@@ -43,6 +43,20 @@ pub struct Manifest {
     /// Left out of the serialised form when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<QueueManifest>,
+    /// The buckets of `[buckets.NAME]`, in the order they first appear in the file.
+    /// Left out of the serialised form when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<BucketManifest>,
+}
+
+/// One bucket of a manifest: created by `wisp deploy` when missing, never changed
+/// or deleted by it (a bucket holds data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BucketManifest {
+    pub name: BucketName,
+    /// The bucket's own quota, in bytes; `None` leaves it to the server's limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
 }
 
 /// One queue of a manifest.
@@ -73,6 +87,11 @@ impl Manifest {
     /// The queue called `name`, if the manifest declares it.
     pub fn queue(&self, name: &str) -> Option<&QueueManifest> {
         self.queues.iter().find(|q| q.name.as_str() == name)
+    }
+
+    /// The bucket called `name`, if the manifest declares it.
+    pub fn bucket(&self, name: &str) -> Option<&BucketManifest> {
+        self.buckets.iter().find(|b| b.name.as_str() == name)
     }
 }
 

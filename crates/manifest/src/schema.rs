@@ -23,6 +23,7 @@ pub(crate) struct RawManifest {
     pub app: Option<Spanned<RawApp>>,
     pub functions: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawFunction>>>>,
     pub queues: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawQueue>>>>,
+    pub buckets: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawBucket>>>>,
 }
 
 /// `[app]`.
@@ -73,6 +74,58 @@ pub(crate) struct RawQueue {
     pub retention: Option<Spanned<String>>,
     pub max_receive_count: Option<Spanned<i128>>,
     pub dead_letter_queue: Option<Spanned<String>>,
+}
+
+/// `[buckets.NAME]`: what `PUT /v1/buckets/{bucket}` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBucket {
+    pub quota: Option<Spanned<RawSize>>,
+}
+
+/// A size: bytes as an integer, or text such as `"10GiB"` (checked in `validate`).
+#[derive(Debug)]
+pub(crate) enum RawSize {
+    Bytes(i128),
+    Text(String),
+}
+
+pub(crate) const SIZE_EXPECTED: &str = "a size such as \"10GiB\" or \"500MiB\", or a number of bytes";
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+
+        impl Visitor<'_> for SizeVisitor {
+            type Value = RawSize;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SIZE_EXPECTED)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(v.into()))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(v.into()))
+            }
+
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(v))
+            }
+
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(i128::try_from(v).unwrap_or(i128::MAX)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSize, E> {
+                Ok(RawSize::Text(v.to_string()))
+            }
+        }
+
+        d.deserialize_any(SizeVisitor)
+    }
 }
 
 /// A value written as a string or as a table: a destination, a schedule, a queue or

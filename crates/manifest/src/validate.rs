@@ -15,10 +15,10 @@
 use crate::access;
 use crate::error::{ErrorKind, ManifestError};
 use crate::schema::{
-    RawDestination, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute, RawSchedule,
-    RawStorageTrigger, TextOrTable,
+    RawBucket, RawDestination, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute, RawSchedule,
+    RawSize, RawStorageTrigger, TextOrTable,
 };
-use crate::{FunctionManifest, Inputs, Manifest, QueueManifest};
+use crate::{BucketManifest, FunctionManifest, Inputs, Manifest, QueueManifest};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -149,12 +149,73 @@ pub(crate) fn manifest(
         let config = queue_config(&at, &name, raw.get_ref(), raw.span())?;
         declared.push(QueueManifest { name, config });
     }
+    let mut buckets: Vec<_> = raw
+        .buckets
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    buckets.sort_by_key(|(key, _)| key.span().start);
+    let mut bucket_list = Vec::with_capacity(buckets.len());
+    for (key, raw) in buckets {
+        let name = BucketName::new(key.get_ref().as_str())
+            .map_err(|e| at.err(key.span(), ErrorKind::Invalid, e.to_string()))?;
+        let quota_bytes = bucket_quota(&at, &name, raw.get_ref())?;
+        bucket_list.push(BucketManifest { name, quota_bytes });
+    }
     Ok(Manifest {
         app,
         dir,
         functions: out,
         queues: declared,
+        buckets: bucket_list,
     })
+}
+
+/// `quota` of `[buckets.NAME]`: at least one byte, as the API requires.
+fn bucket_quota(at: &At<'_>, name: &BucketName, raw: &RawBucket) -> Result<Option<u64>, ManifestError> {
+    let Some(quota) = &raw.quota else {
+        return Ok(None);
+    };
+    let bytes = match quota.get_ref() {
+        RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| format!("quota = {n} is not a number of bytes")),
+        RawSize::Text(text) => parse_size(text),
+    };
+    bytes
+        .and_then(|n| match n {
+            0 => Err("quota must be at least 1 byte (leave it out for no quota of its own)".to_string()),
+            n => Ok(n),
+        })
+        .map(Some)
+        .map_err(|e| at.err(quota.span(), ErrorKind::Invalid, format!("bucket `{name}`: {e}")))
+}
+
+/// A size: a whole number followed by an optional unit, `B`, `KiB`, `MiB`, `GiB` or
+/// `TiB` (powers of 1024), as `wisp bucket create --quota` takes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let not_a_size = || {
+        format!(
+            "`{text}` is not a size: use a whole number of bytes, KiB, MiB, GiB or TiB, such as \"10GiB\""
+        )
+    };
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        _ => return Err(not_a_size()),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(not_a_size)
 }
 
 /// `[queues.NAME]`: builds the configuration and runs core's check over it.
@@ -739,6 +800,19 @@ pub(crate) fn resolve(dir: &Path, source: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_binary_units_and_refuse_the_rest() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("7B"), Ok(7));
+        assert_eq!(parse_size("1KiB"), Ok(1 << 10));
+        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
+        assert_eq!(parse_size("10 GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
+        for bad in ["", "GiB", "10GB", "1.5GiB", "-1", "10 gigs", "99999999TiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sources_resolve_against_the_manifest_dir() {
