@@ -101,7 +101,7 @@ pub async fn serve(
              or listen on 127.0.0.1 behind a proxy that terminates TLS"
         );
     }
-    let limits = connection_limits(&config);
+    let limits = connection_limits(&config, addr);
     let shared = Arc::new(Shared {
         app,
         builder: builder(&config),
@@ -176,7 +176,7 @@ fn admit(
 }
 
 /// The caps, with `max_connections` lowered to what the open-file limit allows.
-fn connection_limits(config: &ListenConfig) -> Arc<ConnectionLimits> {
+fn connection_limits(config: &ListenConfig, addr: SocketAddr) -> Arc<ConnectionLimits> {
     let mut max = config.max_connections.max(1);
     match limits::raise_open_file_limit() {
         Some(files) => {
@@ -196,7 +196,7 @@ fn connection_limits(config: &ListenConfig) -> Arc<ConnectionLimits> {
     let per_ip = config.max_connections_per_ip.unwrap_or(max / 4).clamp(1, max);
     let limits = ConnectionLimits::new(max, per_ip);
     tracing::info!(
-        "accepting at most {} connections, {} per client address",
+        "{addr}: accepting at most {} connections, {} per client address",
         limits.max(),
         limits.per_ip()
     );
