@@ -28,7 +28,7 @@ pub mod wall;
 pub use destination::Destination;
 pub use error::ErrorCode;
 pub use limits::Limits;
-pub use name::{AliasName, FunctionName, NameError, Namespace, QueueName};
+pub use name::{AliasName, FunctionName, KvStoreName, NameError, Namespace, QueueName};
 pub use object::{BucketName, EventPattern, NotificationRule, ObjectError, StorageEvent, StorageTrigger};
 pub use queue::{QueueConfig, QueueConfigError};
 pub use rate_limit::{Rate, RateLimit, RateLimitBy};

@@ -101,6 +101,16 @@ impl Limits {
     pub const MAX_MESSAGE_SIZE: usize = 256 * 1024;
     /// Most messages one send or receive may carry.
     pub const MAX_MESSAGES_PER_CALL: usize = 100;
+    /// Longest key of a key-value store, in bytes of UTF-8 (S3's object key limit; Spin
+    /// allows less, but a key often embeds an id or a path). The engine checks it; the
+    /// store takes any key it is given.
+    pub const MAX_KV_KEY_BYTES: usize = 1024;
+    /// Largest value of a key-value store (JetStream KV's default maximum message size).
+    /// The engine checks it, as it does the key.
+    pub const MAX_KV_VALUE_BYTES: usize = 1024 * 1024;
+    /// Most keys one batch get, set or delete of a key-value store may carry. The
+    /// engine checks it, as it does the key.
+    pub const MAX_KV_BATCH: usize = 100;
     /// Most missed slots a `catch_up` schedule runs after downtime.
     pub const MAX_CATCH_UP_SLOTS: u32 = 100;
     /// Longest period of a `rate(…)` schedule (the shortest is one second); longer

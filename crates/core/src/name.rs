@@ -1,4 +1,5 @@
-//! Validated names for functions, queues, aliases and namespaces (DNS-label rules).
+//! Validated names for functions, queues, key-value stores, aliases and namespaces
+//! (DNS-label rules).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
@@ -99,6 +100,11 @@ label_type!(
     "queue name"
 );
 label_type!(
+    /// A key-value store's name: the same rules as a function's.
+    KvStoreName,
+    "key-value store name"
+);
+label_type!(
     /// An alias of a function's versions (`live`, `beta`): the same rules as a
     /// function's name, so it never reads as a version number.
     AliasName,
@@ -159,5 +165,14 @@ mod tests {
             Err(NameError::TooLong { .. })
         ));
         assert!(serde_json::from_str::<FunctionName>("\"UPPER\"").is_err());
+    }
+
+    #[test]
+    fn kv_store_names_follow_the_same_rules() {
+        assert!(KvStoreName::new("sessions-2").is_ok());
+        assert_eq!(
+            KvStoreName::new("Carts").unwrap_err().to_string(),
+            "invalid key-value store name `Carts`: use lowercase letters, digits and '-', starting with a letter"
+        );
     }
 }

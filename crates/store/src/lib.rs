@@ -1,7 +1,7 @@
 //! The persistence boundary of Wisp: one trait per concern, [`Store`] over all of them, and
 //! the backends.
 //!
-//! Everything Wisp must remember across a restart goes through nine traits, each with its
+//! Everything Wisp must remember across a restart goes through eleven traits, each with its
 //! own records, in its own module:
 //!
 //! - [`Registry`]: functions, their numbered immutable versions, their aliases, and code
@@ -24,8 +24,12 @@
 //!   form, revocation and last use).
 //! - [`Audit`]: the audit log of changes made through the control plane ([`AuditEntry`]),
 //!   which outlives what it describes.
+//! - [`Objects`]: buckets ([`BucketRecord`]), the metadata of their objects, and
+//!   multipart uploads; the bytes are blobs ([`BlobDir`]).
+//! - [`KeyValues`]: key-value stores for functions ([`KvStoreRecord`]) and their entries
+//!   ([`KvEntry`]), each with a version for compare-and-set and an optional expiry.
 //!
-//! Every record belongs to a namespace. [`Store`] is all nine together, so the engine
+//! Every record belongs to a namespace. [`Store`] is all eleven together, so the engine
 //! holds one `Arc<dyn Store>`; it has two methods of its own, [`Store::remove_function`]
 //! and [`Store::remove_namespace`], which remove a function, or everything a namespace
 //! holds, from every concern. A caller names the traits it calls through
@@ -72,6 +76,7 @@ mod api_keys;
 mod audit;
 mod blobs;
 mod events;
+mod key_values;
 mod namespaces;
 mod objects;
 mod queues;
@@ -87,6 +92,10 @@ pub use blobs::{BlobDir, BlobWriter, WrittenBlob};
 pub use events::{
     Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, Lease,
     NewEvent, Resolution,
+};
+pub use key_values::{
+    KeyValues, KvCondition, KvDeleted, KvEntry, KvIncremented, KvPage, KvSet, KvSetMany, KvStoreRecord,
+    KvWrite,
 };
 pub use namespaces::{NamespaceRecord, NamespaceSettings, Namespaces};
 pub use objects::{
@@ -127,12 +136,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Every concern of the store together: what the engine holds (`Arc<dyn Store>`).
 ///
-/// Implemented for every type that implements the nine concern traits; a backend
+/// Implemented for every type that implements the eleven concern traits; a backend
 /// implements those, never this. Its methods are provided, so that every backend removes
 /// a function, or a namespace, the same way.
 #[async_trait]
 pub trait Store:
-    Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage + Objects
+    Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage + Objects + KeyValues
 {
     /// Removes a function from every concern: its schedule state, its events (pending,
     /// running, succeeded and dead letters), its log lines and invocation records, and
@@ -158,17 +167,18 @@ pub trait Store:
     }
 
     /// Removes everything a namespace holds from every concern: each of its functions (as
-    /// [`Store::remove_function`] does), each of its queues with their messages, its API
-    /// keys, and last its record. Returns whether the record existed, as
-    /// [`Namespaces::delete_namespace`] says; the contents go either way (a namespace used
-    /// before it had a record loses them too). Its audit entries stay: the audit log
-    /// outlives what it describes. So does its [`Usage`]: what was used stays billable.
+    /// [`Store::remove_function`] does), each of its queues with their messages, each of
+    /// its key-value stores with their entries, its API keys, and last its record.
+    /// Returns whether the record existed, as [`Namespaces::delete_namespace`] says; the
+    /// contents go either way (a namespace used before it had a record loses them too).
+    /// Its audit entries stay: the audit log outlives what it describes. So does its
+    /// [`Usage`]: what was used stays billable.
     ///
     /// Called by the control plane when a namespace is deleted; rare. Each function, each
-    /// queue, the keys and the record go in calls of their own, so this is not atomic: a
-    /// failure midway returns the error and leaves the namespace's record (it goes last),
-    /// with part of its contents gone, and calling this again finishes the job (every
-    /// step is idempotent, and each listing reads what is left).
+    /// queue, each key-value store, the keys and the record go in calls of their own, so
+    /// this is not atomic: a failure midway returns the error and leaves the namespace's
+    /// record (it goes last), with part of its contents gone, and calling this again
+    /// finishes the job (every step is idempotent, and each listing reads what is left).
     ///
     /// Whatever is made in the namespace while this runs (a deploy, a queue, a key) may
     /// survive it, so the control plane refuses changes to a namespace it is removing and
@@ -180,12 +190,26 @@ pub trait Store:
         for queue in self.list_queues(Some(namespace)).await? {
             self.delete_queue(namespace, &queue.name).await?;
         }
+        for kv in self.list_kv_stores(Some(namespace)).await? {
+            self.delete_kv_store(namespace, &kv.name).await?;
+        }
         self.forget_namespace_keys(namespace).await?;
         self.delete_namespace(namespace).await
     }
 }
 
-impl<S: Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage + Objects>
-    Store for S
+impl<
+    S: Registry
+        + Records
+        + Events
+        + Queues
+        + Schedules
+        + Namespaces
+        + ApiKeys
+        + Audit
+        + Usage
+        + Objects
+        + KeyValues,
+> Store for S
 {
 }

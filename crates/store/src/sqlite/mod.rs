@@ -20,8 +20,10 @@
 //! [`events`] (async invocation events, the `events` table), [`queues`] (the `queues`
 //! and `messages` tables), [`schedules`] (the `schedules` table), [`namespaces`] (the
 //! `namespaces` table and its revision counter), [`api_keys`] (the `api_keys` table) and
-//! [`audit`] (the `audit` table) and [`usage`] (reading the `usage` table, which
-//! [`records`] writes with the invocation records); the schema and connection pragmas are in [`schema`]. A method clones its arguments (the blocking
+//! [`audit`] (the `audit` table), [`usage`] (reading the `usage` table, which
+//! [`records`] writes with the invocation records), [`objects`] (buckets, object metadata
+//! and uploads) and [`key_values`] (the `kv_stores` and `kv_entries` tables); the schema
+//! and connection pragmas are in [`schema`]. A method clones its arguments (the blocking
 //! task needs owned data), names itself for error messages, and runs its SQL on
 //! [`SqliteStore::read`] or [`SqliteStore::write`].
 //!
@@ -41,6 +43,7 @@
 mod api_keys;
 mod audit;
 mod events;
+mod key_values;
 mod namespaces;
 mod objects;
 mod queues;

@@ -548,7 +548,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The first byte string greater than every string that starts with `prefix`.
-fn successor(prefix: &[u8]) -> Vec<u8> {
+pub(super) fn successor(prefix: &[u8]) -> Vec<u8> {
     let mut next = prefix.to_vec();
     while let Some(last) = next.pop() {
         if last < 0xff {

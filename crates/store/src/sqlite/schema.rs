@@ -427,6 +427,29 @@ CREATE TABLE parts (
 ) WITHOUT ROWID;
 ";
 
+/// Key-value stores, each with the last version it gave (every write takes the next),
+/// and their entries (keys as BLOBs, so they order as bytes), indexed by expiry for the
+/// sweep.
+const SCHEMA_11: &str = "
+CREATE TABLE kv_stores (
+    namespace    TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    last_version INTEGER NOT NULL CHECK (last_version >= 0),
+    PRIMARY KEY (namespace, name)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE kv_entries (
+    namespace  TEXT    NOT NULL,
+    store      TEXT    NOT NULL,
+    key        BLOB    NOT NULL,
+    value      BLOB    NOT NULL,
+    version    INTEGER NOT NULL CHECK (version > 0),
+    expires_ms INTEGER,
+    PRIMARY KEY (namespace, store, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX kv_entries_by_expiry ON kv_entries (expires_ms) WHERE expires_ms IS NOT NULL;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -438,6 +461,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_8),
     M::up(SCHEMA_9),
     M::up(SCHEMA_10),
+    M::up(SCHEMA_11),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

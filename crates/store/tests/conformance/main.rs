@@ -4,7 +4,8 @@
 //! module: [`registry`] (`&dyn Registry`), [`records`] (`&dyn Records`), [`events`]
 //! (`&dyn Events`), [`queues`] (`&dyn Queues`), [`schedules`] (`&dyn Schedules`),
 //! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`), [`audit`]
-//! (`&dyn Audit`), [`objects`] (`&dyn Store`: a write's events are read back) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
+//! (`&dyn Audit`), [`objects`] (`&dyn Store`: a write's events are read back),
+//! [`key_values`] (`&dyn KeyValues`) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
 //! invocation records, and survives forgetting and trimming them). Checks that need several concerns together take `&dyn Store` and live
 //! in [`store`]: removing a function, or a namespace, from every concern, outcomes whose
 //! follow-ups land in queues, schedules that fire events, usage that outlives a removed
@@ -84,6 +85,7 @@ fn event(namespace: &Namespace, function: &FunctionName, id: &str, created_us: i
 mod api_keys;
 mod audit;
 mod events;
+mod key_values;
 mod namespaces;
 mod objects;
 mod queues;
@@ -97,7 +99,8 @@ mod usage;
 /// `#[tokio::test]` per check of that concern. `$open` is a function returning
 /// `TestResult<(guard, store)>`; the guard (a temp dir, a server) lives as long as the
 /// test. Concerns: `registry`, `records`, `events`, `queues`, `schedules`, `namespaces`,
-/// `api_keys`, `audit`, `usage` (needs `Records` too), and `store` (the checks across
+/// `api_keys`, `audit`, `usage` (needs `Records` too), `objects` (needs `Events` too),
+/// `key_values`, and `store` (the checks across
 /// concerns).
 macro_rules! conformance {
     ($backend:ident, $open:path, [$($concern:ident),* $(,)?]) => {
@@ -166,6 +169,18 @@ macro_rules! conformance {
             objects_multipart_uploads_complete_and_abort,
         ]);
     };
+    (@concern key_values, $open:path) => {
+        conformance!(@checks key_values, $open, [
+            kv_stores_belong_to_a_namespace,
+            kv_set_get_delete_with_increasing_versions,
+            kv_conditions_compare_and_set,
+            kv_entries_expire,
+            kv_increments_count_from_zero,
+            kv_list_by_prefix_in_pages,
+            kv_batches_stop_at_the_first_failed_condition,
+            kv_deleting_a_store_deletes_its_entries,
+        ]);
+    };
     (@concern schedules, $open:path) => {
         conformance!(@checks schedules, $open, [
             schedules_advance_monotonically,
@@ -211,6 +226,7 @@ macro_rules! conformance {
             schedules_advance_monotonically_with_their_event,
             remove_namespace_removes_only_its_contents_and_keeps_the_audit,
             usage_survives_remove_function_and_remove_namespace,
+            remove_namespace_removes_its_key_value_stores,
         ]);
     };
     (@checks $concern:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -231,7 +247,8 @@ conformance!(
     sqlite_conformance,
     sqlite::open,
     [
-        registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, objects, store
+        registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, objects,
+        key_values, store
     ]
 );
 
@@ -445,6 +462,45 @@ mod sqlite {
             ids(store.audit(&AuditQuery::default()).await?),
             ["e4", "e3", "e0"]
         );
+        Ok(())
+    }
+
+    /// SQLite writes a batch in one transaction: a failed condition stores none of it,
+    /// not even the writes before the failed one (which the contract allows to stay).
+    #[tokio::test]
+    async fn kv_batches_are_all_or_nothing() -> TestResult {
+        use wisp_core::KvStoreName;
+        use wisp_store::{KeyValues, KvCondition, KvSetMany, KvStoreRecord, KvWrite};
+        let (_dir, store) = open()?;
+        let (default, name) = (ns("default")?, KvStoreName::new("batch")?);
+        let record = KvStoreRecord {
+            namespace: default.clone(),
+            name: name.clone(),
+            created_ms: T,
+        };
+        assert!(store.create_kv_store(&record).await?);
+        let write = |key: &str, condition| KvWrite {
+            key: key.to_owned(),
+            value: b"v".to_vec(),
+            ttl_expires_ms: None,
+            condition,
+        };
+        let outcome = store
+            .kv_set_many(
+                &default,
+                &name,
+                vec![write("a", KvCondition::Any), write("b", KvCondition::Version(7))],
+                T,
+            )
+            .await?;
+        assert_eq!(
+            outcome,
+            KvSetMany::ConditionFailed {
+                index: 1,
+                current: None
+            }
+        );
+        assert_eq!(store.kv_get(&default, &name, "a", T).await?, None);
         Ok(())
     }
 

@@ -548,3 +548,35 @@ pub async fn usage_survives_remove_function_and_remove_namespace(store: &dyn Sto
     assert_eq!(store.usage(&all).await?, before, "removing forgot usage");
     Ok(())
 }
+
+pub async fn remove_namespace_removes_its_key_value_stores(store: &dyn Store) -> TestResult {
+    use wisp_core::KvStoreName;
+    use wisp_store::{KvCondition, KvSet, KvStoreRecord, KvWrite};
+    let (gone, kept) = (ns("gone")?, ns("kept")?);
+    let name = KvStoreName::new("cache")?;
+    for namespace in [&gone, &kept] {
+        let record = KvStoreRecord {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            created_ms: T,
+        };
+        assert!(store.create_kv_store(&record).await?);
+        let write = KvWrite {
+            key: "k".to_owned(),
+            value: b"v".to_vec(),
+            ttl_expires_ms: None,
+            condition: KvCondition::Any,
+        };
+        assert!(matches!(
+            store.kv_set(namespace, &name, write, T).await?,
+            KvSet::Stored { .. }
+        ));
+    }
+    // A namespace used before it had a record loses its contents too.
+    assert!(!store.remove_namespace(&gone).await?);
+    assert!(store.list_kv_stores(Some(&gone)).await?.is_empty());
+    assert_eq!(store.kv_get(&gone, &name, "k", T).await?, None);
+    assert!(store.get_kv_store(&kept, &name).await?.is_some());
+    assert!(store.kv_get(&kept, &name, "k", T).await?.is_some());
+    Ok(())
+}
