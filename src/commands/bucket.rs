@@ -8,6 +8,7 @@ use comfy_table::{Table, presets::NOTHING};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wisp_core::BucketName;
+use wisp_core::size_text;
 
 /// Manage buckets (object storage, also served as S3 by `wisp serve --s3-listen`).
 #[derive(Args, Debug)]
@@ -31,7 +32,7 @@ pub enum BucketCommand {
         /// The bucket's name: 3 to 63 of lowercase letters, digits, '.' and '-'.
         name: String,
         /// The most bytes its objects may hold together (`10GiB`, `500MiB`, bytes).
-        #[arg(long, value_name = "BYTES", value_parser = super::serve::parse_size)]
+        #[arg(long, value_name = "BYTES", value_parser = size_text::parse)]
         quota: Option<u64>,
         #[command(flatten)]
         server: ServerArg,
@@ -72,7 +73,7 @@ pub async fn run(args: BucketArgs) -> anyhow::Result<()> {
             }
             client.json(request).await?;
             match quota {
-                Some(q) => println!("created bucket {name} (quota {})", size_text(q)),
+                Some(q) => println!("created bucket {name} (quota {})", size_text::format(q)),
                 None => println!("created bucket {name}"),
             }
             Ok(())
@@ -109,8 +110,10 @@ async fn ls(server: &ServerArg, json: bool) -> anyhow::Result<()> {
         table.add_row([
             b["name"].as_str().unwrap_or("?").to_string(),
             b["objects"].to_string(),
-            b["bytes"].as_u64().map_or_else(|| "?".into(), size_text),
-            b["quota_bytes"].as_u64().map_or_else(|| "-".into(), size_text),
+            b["bytes"].as_u64().map_or_else(|| "?".into(), size_text::format),
+            b["quota_bytes"]
+                .as_u64()
+                .map_or_else(|| "-".into(), size_text::format),
             b["created_at"].as_str().unwrap_or("").to_string(),
         ]);
     }
@@ -119,21 +122,6 @@ async fn ls(server: &ServerArg, json: bool) -> anyhow::Result<()> {
     }
     println!("{}", table.trim_fmt());
     Ok(())
-}
-
-/// A size for people: `512 B`, `12.0 MiB`.
-pub fn size_text(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -155,15 +143,6 @@ mod tests {
             panic!("not a create");
         };
         assert_eq!(quota, Some(10 << 30));
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(size_text(0), "0 B");
-        assert_eq!(size_text(1023), "1023 B");
-        assert_eq!(size_text(1024), "1.0 KiB");
-        assert_eq!(size_text(12 * 1024 * 1024 + 512 * 1024), "12.5 MiB");
-        assert_eq!(size_text(10 << 30), "10.0 GiB");
     }
 
     #[test]

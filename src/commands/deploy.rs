@@ -120,7 +120,7 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> an
         if created {
             let line = format!("{:<10} bucket {}", "created", bucket.name);
             match bucket.quota_bytes {
-                Some(q) => println!("  {line:<37} quota {}", super::bucket::size_text(q)),
+                Some(q) => println!("  {line:<37} quota {}", wisp_core::size_text::format(q)),
                 None => println!("  {line}"),
             }
             done.push(format!("bucket {}", bucket.name));

@@ -203,7 +203,7 @@ impl SettingArgs {
             let value = if text == "none" {
                 Value::Null
             } else {
-                super::serve::parse_size(text)
+                wisp_core::size_text::parse(text)
                     .map(Value::from)
                     .map_err(|e| CliError::new(Exit::Usage, format!("--quota-storage: {e} (or `none`)")))?
             };

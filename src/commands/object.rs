@@ -5,7 +5,7 @@
 //! chunk as it arrives, so an object of any size passes in constant memory. A transfer
 //! over [`PROGRESS_OVER`] bytes shows a progress bar when stderr is a terminal.
 
-use super::bucket::{bucket_name, size_text};
+use super::bucket::bucket_name;
 use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
 use anyhow::Context;
@@ -20,6 +20,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
+use wisp_core::size_text;
 use wisp_core::{BucketName, Limits};
 
 /// Transfers larger than this show a progress bar (on a terminal).
@@ -215,7 +216,7 @@ async fn ls(
     for o in &objects {
         table.add_row([
             o["key"].as_str().unwrap_or("?").to_string(),
-            o["size"].as_u64().map_or_else(|| "?".into(), size_text),
+            o["size"].as_u64().map_or_else(|| "?".into(), size_text::format),
             o["modified_at"].as_str().unwrap_or("").to_string(),
             o["content_type"].as_str().unwrap_or("-").to_string(),
         ]);
@@ -277,7 +278,9 @@ async fn put(
     let (_, object) = answer?;
     println!(
         "uploaded {bucket}/{key} ({}, {})",
-        object["size"].as_u64().map_or_else(|| "?".into(), size_text),
+        object["size"]
+            .as_u64()
+            .map_or_else(|| "?".into(), size_text::format),
         object["content_type"].as_str().unwrap_or(content_type)
     );
     Ok(())
@@ -308,7 +311,7 @@ async fn get(server: &ServerArg, bucket: &BucketName, key: &str, file: &str) -> 
         let _ = tokio::fs::remove_file(path).await;
         return Err(e);
     }
-    let size = length.map_or_else(String::new, |n| format!(" ({})", size_text(n)));
+    let size = length.map_or_else(String::new, |n| format!(" ({})", size_text::format(n)));
     eprintln!("downloaded {bucket}/{key} to {file}{size}");
     Ok(())
 }

@@ -28,11 +28,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WISP_S3_LISTEN", value_name = "ADDR")]
     pub s3_listen: Option<String>,
     /// The largest object a bucket accepts (`5GiB`, `100MiB`, bytes).
-    #[arg(long, env = "WISP_MAX_OBJECT_SIZE", default_value = "5GiB", value_parser = parse_size, value_name = "BYTES")]
+    #[arg(long, env = "WISP_MAX_OBJECT_SIZE", default_value = "5GiB", value_parser = wisp_core::size_text::parse, value_name = "BYTES")]
     pub max_object_size: u64,
     /// The bytes each namespace's buckets may hold together (no cap by default; a
     /// bucket's own quota applies too).
-    #[arg(long, env = "WISP_NAMESPACE_STORAGE_QUOTA", value_parser = parse_size, value_name = "BYTES")]
+    #[arg(long, env = "WISP_NAMESPACE_STORAGE_QUOTA", value_parser = wisp_core::size_text::parse, value_name = "BYTES")]
     pub namespace_storage_quota: Option<u64>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. SIGHUP reads
     /// both files again.
@@ -227,34 +227,9 @@ fn s3_beside(listen: &str) -> String {
     }
 }
 
-/// A size in bytes: a number, optionally followed by `KiB`/`K`, `MiB`/`M`, `GiB`/`G`
-/// or `TiB`/`T`.
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" => 10,
-        "m" | "mib" => 20,
-        "g" | "gib" => 30,
-        "t" | "tib" => 40,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}`: use a number of bytes, KiB, MiB, GiB or TiB"
-            ));
-        }
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("`{text}` is not a size (a number of bytes, KiB, MiB, GiB or TiB)"))
-}
-
 /// The largest request head: a size from 8KiB to 16MiB.
 fn parse_bytes(text: &str) -> Result<usize, String> {
-    parse_size(text)
+    wisp_core::size_text::parse(text)
         .ok()
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| (wisp_server::listen::MIN_HEADER_BYTES..=16 * 1024 * 1024).contains(n))
@@ -291,7 +266,6 @@ mod tests {
         assert_eq!(parse_bytes("1M"), Ok(1 << 20));
         assert!(parse_bytes("4KiB").is_err());
         assert!(parse_bytes("3 parsecs").is_err());
-        assert_eq!(parse_size("5GiB"), Ok(5 << 30));
         assert_eq!(s3_beside("127.0.0.1:8080"), "127.0.0.1:8081");
         assert_eq!(s3_beside("127.0.0.1:0"), "127.0.0.1:0");
         assert_eq!(s3_beside("[::1]:9000"), "[::1]:9001");

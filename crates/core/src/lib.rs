@@ -20,6 +20,7 @@ pub mod role;
 pub mod route;
 pub mod route_auth;
 pub mod schedule;
+pub mod size_text;
 pub mod spec;
 pub mod trigger;
 pub mod version;

@@ -179,7 +179,7 @@ fn bucket_quota(at: &At<'_>, name: &BucketName, raw: &RawBucket) -> Result<Optio
     };
     let bytes = match quota.get_ref() {
         RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| format!("quota = {n} is not a number of bytes")),
-        RawSize::Text(text) => parse_size(text),
+        RawSize::Text(text) => wisp_core::size_text::parse(text),
     };
     bytes
         .and_then(|n| match n {
@@ -188,34 +188,6 @@ fn bucket_quota(at: &At<'_>, name: &BucketName, raw: &RawBucket) -> Result<Optio
         })
         .map(Some)
         .map_err(|e| at.err(quota.span(), ErrorKind::Invalid, format!("bucket `{name}`: {e}")))
-}
-
-/// A size: a whole number followed by an optional unit, `B`, `KiB`, `MiB`, `GiB` or
-/// `TiB` (powers of 1024), as `wisp bucket create --quota` takes.
-fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    let not_a_size = || {
-        format!(
-            "`{text}` is not a size: use a whole number of bytes, KiB, MiB, GiB or TiB, such as \"10GiB\""
-        )
-    };
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "KiB" => 10,
-        "MiB" => 20,
-        "GiB" => 30,
-        "TiB" => 40,
-        _ => return Err(not_a_size()),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(not_a_size)
 }
 
 /// `[queues.NAME]`: builds the configuration and runs core's check over it.
@@ -800,19 +772,6 @@ pub(crate) fn resolve(dir: &Path, source: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_take_binary_units_and_refuse_the_rest() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("7B"), Ok(7));
-        assert_eq!(parse_size("1KiB"), Ok(1 << 10));
-        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
-        assert_eq!(parse_size("10 GiB"), Ok(10 << 30));
-        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
-        for bad in ["", "GiB", "10GB", "1.5GiB", "-1", "10 gigs", "99999999TiB"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn sources_resolve_against_the_manifest_dir() {
