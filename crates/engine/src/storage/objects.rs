@@ -68,6 +68,19 @@ pub enum ByteRange {
 }
 
 impl ByteRange {
+    /// Reads one range as HTTP writes it: `bytes=FIRST-LAST` (inclusive), `bytes=FIRST-`
+    /// or `bytes=-LENGTH`; `None` for anything else (several ranges, other units).
+    pub fn parse(text: &str) -> Option<ByteRange> {
+        let (first, last) = text.trim().strip_prefix("bytes=")?.split_once('-')?;
+        let number = |s: &str| s.trim().parse::<u64>().ok();
+        match (first.trim().is_empty(), last.trim().is_empty()) {
+            (false, false) => Some(ByteRange::Between(number(first)?, number(last)?)),
+            (false, true) => Some(ByteRange::From(number(first)?)),
+            (true, false) => Some(ByteRange::Last(number(last)?)),
+            (true, true) => None,
+        }
+    }
+
     /// The half-open byte span of an object of `size` bytes this range asks for.
     pub fn resolve(self, size: u64) -> Result<(u64, u64), ObjectError> {
         let invalid = Err(ObjectError::InvalidRange { size });
@@ -450,6 +463,16 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_parse_as_http_writes_them() {
+        assert_eq!(ByteRange::parse("bytes=0-99"), Some(ByteRange::Between(0, 99)));
+        assert_eq!(ByteRange::parse(" bytes=100- "), Some(ByteRange::From(100)));
+        assert_eq!(ByteRange::parse("bytes=-5"), Some(ByteRange::Last(5)));
+        for bad in ["bytes=-", "bytes=a-b", "items=0-1", "bytes=0-1,5-6", "0-1"] {
+            assert_eq!(ByteRange::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn ranges_resolve_as_s3_does() {

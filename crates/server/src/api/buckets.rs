@@ -373,16 +373,7 @@ fn parse_range(value: Option<&HeaderValue>) -> Result<Option<ByteRange>, ApiErro
             ),
         )
     };
-    let spec = text.strip_prefix("bytes=").ok_or_else(bad)?.trim();
-    let (first, last) = spec.split_once('-').ok_or_else(bad)?;
-    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
-    let range = match (first.trim().is_empty(), last.trim().is_empty()) {
-        (false, false) => ByteRange::Between(number(first)?, number(last)?),
-        (false, true) => ByteRange::From(number(first)?),
-        (true, false) => ByteRange::Last(number(last)?),
-        (true, true) => return Err(bad()),
-    };
-    Ok(Some(range))
+    ByteRange::parse(text).map(Some).ok_or_else(bad)
 }
 
 /// `ms` as an HTTP date (`Tue, 14 Nov 2023 22:13:20 GMT`).

@@ -200,17 +200,10 @@ pub(super) fn copy_range(text: &str) -> S3Result<ByteRange> {
             "the x-amz-copy-source-range `{text}` is not valid: use bytes=first-last"
         ))
     };
-    let (first, last) = text
-        .trim()
-        .strip_prefix("bytes=")
-        .and_then(|r| r.split_once('-'))
-        .ok_or_else(bad)?;
-    let first: u64 = first.trim().parse().map_err(|_| bad())?;
-    let last: u64 = last.trim().parse().map_err(|_| bad())?;
-    if first > last {
-        return Err(bad());
+    match ByteRange::parse(text) {
+        Some(range @ ByteRange::Between(first, last)) if first <= last => Ok(range),
+        _ => Err(bad()),
     }
-    Ok(ByteRange::Between(first, last))
 }
 
 /// `Content-MD5`: the base64 of 16 bytes.
