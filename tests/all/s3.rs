@@ -534,3 +534,72 @@ async fn bucket_and_namespace_quotas_refuse_what_does_not_fit_and_store_nothing(
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--quota-storage"));
 }
+
+/// S3's own way to subscribe: a bucket notification configuration naming a function
+/// (by name or by Lambda ARN) invokes it for matching events; one naming a function
+/// the namespace lacks, or a topic, is refused; reading it back gives what was set.
+#[tokio::test]
+async fn a_bucket_notification_configuration_invokes_its_function() {
+    let server = server();
+    crate::util::deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
+    let script = r#"
+import sys, boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+endpoint, token = sys.argv[1:3]
+key_id, secret = token.split(".", 1)
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key_id,
+                  aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}))
+s3.create_bucket(Bucket="inbox")
+def config(arn, **extra):
+    rule = {"Id": "to-kit", "LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "in/"}]}}}
+    return {"LambdaFunctionConfigurations": [rule], **extra}
+def refused(code, **kwargs):
+    try:
+        s3.put_bucket_notification_configuration(Bucket="inbox", **kwargs)
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == code, e.response["Error"]
+        return
+    raise AssertionError(f"not refused: {kwargs}")
+refused("InvalidArgument", NotificationConfiguration=config("ghost"))
+refused("NotImplemented", NotificationConfiguration={"TopicConfigurations": [
+    {"TopicArn": "arn:aws:sns:us-east-1:1:t", "Events": ["s3:ObjectCreated:*"]}]})
+s3.put_bucket_notification_configuration(
+    Bucket="inbox", NotificationConfiguration=config("arn:aws:lambda:us-east-1:123456789012:function:kit"))
+got = s3.get_bucket_notification_configuration(Bucket="inbox")["LambdaFunctionConfigurations"]
+assert len(got) == 1 and got[0]["Id"] == "to-kit" and got[0]["LambdaFunctionArn"].endswith(":function:kit"), got
+assert got[0]["Filter"]["Key"]["FilterRules"] == [{"Name": "Prefix", "Value": "in/"}] or \
+       got[0]["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "in/"}], got
+s3.put_object(Bucket="inbox", Key="out/skipped.txt", Body=b"not under in/")
+s3.put_object(Bucket="inbox", Key="in/taken.txt", Body=b"under in/")
+print("OK")
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.py");
+    std::fs::write(&path, script).unwrap();
+    let out = python(&[path.to_str().unwrap(), &s3_url(&server), TEST_ADMIN_KEY])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The matching upload runs the function once, with its key; the other, not at all.
+    let invocations = json_when(&server, "/v1/functions/kit/invocations", |v| {
+        v["invocations"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = crate::util::get_json(&server, "/v1/functions/kit/invocations").await;
+    assert_eq!(again["invocations"].as_array().unwrap().len(), 1, "{invocations}");
+    let id = again["invocations"][0]["id"].as_str().unwrap().to_string();
+    let event = crate::util::get_json(&server, &format!("/v1/invocations/{id}")).await;
+    let text = event.to_string();
+    assert!(
+        text.contains("in/taken.txt") && text.contains("to-kit"),
+        "{event}"
+    );
+}
