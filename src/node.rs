@@ -141,7 +141,17 @@ impl Node {
             wasm: Arc::new(wasm),
             process: Some(Arc::new(process)),
         };
-        // Bound before the engine starts: native functions are given its address.
+        // Both listeners are bound before the engine starts (native functions are given
+        // the S3 listener's address), the main one first, so that a taken main address
+        // is what a failed start reports.
+        let listener = bind(&config.listen).await.map_err(|source| NodeError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| NodeError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
         let s3 = match &config.s3_listen {
             Some(addr) => {
                 let failed = |source| NodeError::S3Listen {
@@ -188,14 +198,6 @@ impl Node {
         if let Some(domain) = &config.domain {
             engine.set_domain(domain);
         }
-        let listener = bind(&config.listen).await.map_err(|source| NodeError::Listen {
-            addr: config.listen.clone(),
-            source,
-        })?;
-        let addr = listener.local_addr().map_err(|source| NodeError::Listen {
-            addr: config.listen.clone(),
-            source,
-        })?;
         Ok(Node {
             engine,
             listener,
