@@ -1,7 +1,7 @@
 //! The persistence boundary of Wisp: one trait per concern, [`Store`] over all of them, and
 //! the backends.
 //!
-//! Everything Wisp must remember across a restart goes through eleven traits, each with its
+//! Everything Wisp must remember across a restart goes through twelve traits, each with its
 //! own records, in its own module:
 //!
 //! - [`Registry`]: functions, their numbered immutable versions, their aliases, and code
@@ -28,8 +28,10 @@
 //!   multipart uploads; the bytes are blobs ([`BlobDir`]).
 //! - [`KeyValues`]: key-value stores for functions ([`KvStoreRecord`]) and their entries
 //!   ([`KvEntry`]), each with a version for compare-and-set and an optional expiry.
+//! - [`Secrets`]: each namespace's secrets ([`SecretRecord`]), their values sealed by the
+//!   engine, with a revision for compare-and-set.
 //!
-//! Every record belongs to a namespace. [`Store`] is all eleven together, so the engine
+//! Every record belongs to a namespace. [`Store`] is all twelve together, so the engine
 //! holds one `Arc<dyn Store>`; it has two methods of its own, [`Store::remove_function`]
 //! and [`Store::remove_namespace`], which remove a function, or everything a namespace
 //! holds, from every concern. A caller names the traits it calls through
@@ -83,6 +85,7 @@ mod queues;
 mod records;
 mod registry;
 mod schedules;
+mod secrets;
 mod sqlite;
 mod usage;
 
@@ -112,6 +115,7 @@ pub use registry::{
     VersionRecord,
 };
 pub use schedules::Schedules;
+pub use secrets::{SecretCondition, SecretPut, SecretRecord, Secrets};
 pub use sqlite::SqliteStore;
 pub use usage::{CapacityHeld, DAY_MS, HOUR_MS, Usage, UsageGrouping, UsageQuery, UsageRow, hour_of};
 
@@ -136,12 +140,23 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Every concern of the store together: what the engine holds (`Arc<dyn Store>`).
 ///
-/// Implemented for every type that implements the eleven concern traits; a backend
+/// Implemented for every type that implements the twelve concern traits; a backend
 /// implements those, never this. Its methods are provided, so that every backend removes
 /// a function, or a namespace, the same way.
 #[async_trait]
 pub trait Store:
-    Registry + Records + Events + Queues + Schedules + Namespaces + ApiKeys + Audit + Usage + Objects + KeyValues
+    Registry
+    + Records
+    + Events
+    + Queues
+    + Schedules
+    + Namespaces
+    + ApiKeys
+    + Audit
+    + Usage
+    + Objects
+    + KeyValues
+    + Secrets
 {
     /// Removes a function from every concern: its schedule state, its events (pending,
     /// running, succeeded and dead letters), its log lines and invocation records, and
@@ -168,7 +183,8 @@ pub trait Store:
 
     /// Removes everything a namespace holds from every concern: each of its functions (as
     /// [`Store::remove_function`] does), each of its queues with their messages, each of
-    /// its key-value stores with their entries, its API keys, and last its record.
+    /// its key-value stores with their entries, its secrets, its API keys, and last its
+    /// record.
     /// Returns whether the record existed, as [`Namespaces::delete_namespace`] says; the
     /// contents go either way (a namespace used before it had a record loses them too).
     /// Its audit entries stay: the audit log outlives what it describes. So does its
@@ -193,6 +209,9 @@ pub trait Store:
         for kv in self.list_kv_stores(Some(namespace)).await? {
             self.delete_kv_store(namespace, &kv.name).await?;
         }
+        for secret in self.list_secrets(Some(namespace)).await? {
+            self.delete_secret(namespace, &secret.name).await?;
+        }
         self.forget_namespace_keys(namespace).await?;
         self.delete_namespace(namespace).await
     }
@@ -209,7 +228,8 @@ impl<
         + Audit
         + Usage
         + Objects
-        + KeyValues,
+        + KeyValues
+        + Secrets,
 > Store for S
 {
 }

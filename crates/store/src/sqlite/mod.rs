@@ -22,7 +22,8 @@
 //! `namespaces` table and its revision counter), [`api_keys`] (the `api_keys` table) and
 //! [`audit`] (the `audit` table), [`usage`] (reading the `usage` table, which
 //! [`records`] writes with the invocation records), [`objects`] (buckets, object metadata
-//! and uploads) and [`key_values`] (the `kv_stores` and `kv_entries` tables); the schema
+//! and uploads), [`key_values`] (the `kv_stores` and `kv_entries` tables) and
+//! [`secrets`] (the `secrets` table: sealed values only); the schema
 //! and connection pragmas are in [`schema`]. A method clones its arguments (the blocking
 //! task needs owned data), names itself for error messages, and runs its SQL on
 //! [`SqliteStore::read`] or [`SqliteStore::write`].
@@ -51,6 +52,7 @@ mod records;
 mod registry;
 mod schedules;
 mod schema;
+mod secrets;
 #[cfg(test)]
 mod tests;
 mod usage;

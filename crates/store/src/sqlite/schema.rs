@@ -450,6 +450,21 @@ CREATE TABLE kv_entries (
 CREATE INDEX kv_entries_by_expiry ON kv_entries (expires_ms) WHERE expires_ms IS NOT NULL;
 ";
 
+/// Secrets: each namespace's, by name, the value sealed by the engine (never in the
+/// clear), with the revision of its last put (from `revisions`, row `secrets`) and its
+/// times.
+const SCHEMA_12: &str = "
+CREATE TABLE secrets (
+    namespace  TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    sealed     BLOB    NOT NULL,
+    revision   INTEGER NOT NULL CHECK (revision > 0),
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) STRICT, WITHOUT ROWID;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -462,6 +477,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_9),
     M::up(SCHEMA_10),
     M::up(SCHEMA_11),
+    M::up(SCHEMA_12),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

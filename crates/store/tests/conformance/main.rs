@@ -5,7 +5,7 @@
 //! (`&dyn Events`), [`queues`] (`&dyn Queues`), [`schedules`] (`&dyn Schedules`),
 //! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`), [`audit`]
 //! (`&dyn Audit`), [`objects`] (`&dyn Store`: a write's events are read back),
-//! [`key_values`] (`&dyn KeyValues`) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
+//! [`key_values`] (`&dyn KeyValues`), [`secrets`] (`&dyn Secrets`) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
 //! invocation records, and survives forgetting and trimming them). Checks that need several concerns together take `&dyn Store` and live
 //! in [`store`]: removing a function, or a namespace, from every concern, outcomes whose
 //! follow-ups land in queues, schedules that fire events, usage that outlives a removed
@@ -49,7 +49,9 @@ fn hash_of(code: &[u8]) -> String {
 fn version(id: &str, code: &[u8], memory_mb: u32, created_at: i64) -> VersionRecord {
     let mut config = FunctionConfig::new(Kind::Http);
     config.memory_mb = memory_mb;
-    config.env.insert("GREETING".into(), format!("hello from {id}"));
+    config
+        .env
+        .insert("GREETING".into(), format!("hello from {id}").into());
     VersionRecord {
         number: 0,
         id: VersionId(id.to_owned()),
@@ -92,6 +94,7 @@ mod queues;
 mod records;
 mod registry;
 mod schedules;
+mod secrets;
 mod store;
 mod usage;
 
@@ -100,7 +103,7 @@ mod usage;
 /// `TestResult<(guard, store)>`; the guard (a temp dir, a server) lives as long as the
 /// test. Concerns: `registry`, `records`, `events`, `queues`, `schedules`, `namespaces`,
 /// `api_keys`, `audit`, `usage` (needs `Records` too), `objects` (needs `Events` too),
-/// `key_values`, and `store` (the checks across
+/// `key_values`, `secrets`, and `store` (the checks across
 /// concerns).
 macro_rules! conformance {
     ($backend:ident, $open:path, [$($concern:ident),* $(,)?]) => {
@@ -181,6 +184,13 @@ macro_rules! conformance {
             kv_deleting_a_store_deletes_its_entries,
         ]);
     };
+    (@concern secrets, $open:path) => {
+        conformance!(@checks secrets, $open, [
+            secrets_belong_to_a_namespace,
+            secrets_put_creates_then_updates_with_growing_revisions,
+            secrets_conditions_compare_and_set,
+        ]);
+    };
     (@concern schedules, $open:path) => {
         conformance!(@checks schedules, $open, [
             schedules_advance_monotonically,
@@ -227,6 +237,7 @@ macro_rules! conformance {
             remove_namespace_removes_only_its_contents_and_keeps_the_audit,
             usage_survives_remove_function_and_remove_namespace,
             remove_namespace_removes_its_key_value_stores,
+            remove_namespace_removes_its_secrets,
         ]);
     };
     (@checks $concern:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -248,7 +259,7 @@ conformance!(
     sqlite::open,
     [
         registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, objects,
-        key_values, store
+        key_values, secrets, store
     ]
 );
 

@@ -580,3 +580,20 @@ pub async fn remove_namespace_removes_its_key_value_stores(store: &dyn Store) ->
     assert!(store.kv_get(&kept, &name, "k", T).await?.is_some());
     Ok(())
 }
+
+/// Removing a namespace removes its secrets, and only its.
+pub async fn remove_namespace_removes_its_secrets(store: &dyn Store) -> TestResult {
+    use wisp_core::SecretName;
+    use wisp_store::SecretCondition;
+    let (gone, kept) = (ns("gone")?, ns("kept")?);
+    let name = SecretName::new("db")?;
+    for namespace in [&gone, &kept] {
+        store
+            .put_secret(namespace, &name, b"sealed".to_vec(), SecretCondition::Any, T)
+            .await?;
+    }
+    assert!(!store.remove_namespace(&gone).await?);
+    assert!(store.list_secrets(Some(&gone)).await?.is_empty());
+    assert!(store.get_secret(&kept, &name).await?.is_some());
+    Ok(())
+}
