@@ -3,6 +3,7 @@
 # it is committed, so tests and examples never need a wasm toolchain:
 #
 #   tests/fixtures/http-kit.wasm     http-kit   wasm32-wasip2  wasi:http/proxy component
+#   tests/fixtures/kv-kit.wasm       kv-kit     wasm32-wasip2  wasi:http/proxy + wasi:keyvalue
 #   tests/fixtures/event-kit.wasm    event-kit  wasm32-wasip1  core module (_start)
 #   tests/fixtures/event-cmd.wasm    event-kit  wasm32-wasip2  command component (wasi:cli/run)
 #   examples/hello/wasm/hello.wasm   hello-http  wasm32-wasip2  wasi:http/proxy component
@@ -61,12 +62,14 @@ publish() {
 }
 
 build "$root/tests/fixtures" http-kit wasm32-wasip2
+build "$root/tests/fixtures" kv-kit wasm32-wasip2
 build "$root/tests/fixtures" event-kit wasm32-wasip1 wasm32-wasip2
 build "$root/examples/hello" hello-http wasm32-wasip2
 build "$root/examples/hello" hello-greet wasm32-wasip1
 
 # Library crates (the http components) come out with '_' in their names.
 publish wasm32-wasip2 http_kit.wasm tests/fixtures/http-kit.wasm
+publish wasm32-wasip2 kv_kit.wasm tests/fixtures/kv-kit.wasm
 publish wasm32-wasip1 event-kit.wasm tests/fixtures/event-kit.wasm
 publish wasm32-wasip2 event-kit.wasm tests/fixtures/event-cmd.wasm
 publish wasm32-wasip2 hello_http.wasm examples/hello/wasm/hello.wasm
