@@ -266,6 +266,10 @@ pub fn problem_error(response: &RawResponse) -> CliError {
             err.hint("run `wisp bucket ls` to see the buckets; create one with `wisp bucket create NAME`")
         }
         Some(ErrorCode::ObjectNotFound) => err.hint("run `wisp object ls BUCKET` to see its objects"),
+        Some(ErrorCode::KvStoreNotFound) => {
+            err.hint("run `wisp kv ls` to see the key-value stores; create one with `wisp kv create NAME`")
+        }
+        Some(ErrorCode::KvKeyNotFound) => err.hint("run `wisp kv ls STORE` to see its keys"),
         Some(ErrorCode::BucketNotEmpty) => {
             err.hint("delete its objects first: `wisp object ls BUCKET`, then `wisp object rm BUCKET KEY…`")
         }

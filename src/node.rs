@@ -11,7 +11,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use wisp_core::Limits;
 use wisp_engine::{Engine, KeepAlivePolicy, RetrySettings, StorageConfig};
 use wisp_runtime::Runtimes;
-use wisp_runtime::process::{ProcessConfig, ProcessRuntime, Sandbox, ShimCommand, UserChoice};
+use wisp_runtime::process::{
+    ProcessConfig, ProcessRuntime, Sandbox, ServicesEndpoint, ShimCommand, UserChoice,
+};
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
 use wisp_server::listen::tls::{Tls, TlsError, TlsFiles};
 use wisp_server::{App, ListenConfig, serve};
@@ -133,14 +135,11 @@ impl Node {
         let wasm = WasmRuntime::new(wasm).map_err(|e| NodeError::Runtime(e.to_string()))?;
         let sandbox = Sandbox::detect(&config.sandbox_user).map_err(NodeError::ProcessRuntime)?;
         tracing::info!("process functions run as {}", sandbox.describe());
-        let shim = ShimCommand::current_exe().map_err(|e| NodeError::ProcessRuntime(e.to_string()))?;
-        let mut process = ProcessConfig::new(&dir, sandbox, shim);
-        process.limits = config.limits.clone();
-        let process = ProcessRuntime::new(process).map_err(|e| NodeError::ProcessRuntime(e.to_string()))?;
-        let runtime = Runtimes {
-            wasm: Arc::new(wasm),
-            process: Some(Arc::new(process)),
-        };
+        if !sandbox.network_namespace {
+            tracing::warn!(
+                "native functions are NOT network-isolated here (Wisp is not root): they can reach Wisp's control API, other local ports and any host"
+            );
+        }
         // Both listeners are bound before the engine starts (native functions are given
         // the S3 listener's address), the main one first, so that a taken main address
         // is what a failed start reports.
@@ -165,6 +164,18 @@ impl Node {
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let shim = ShimCommand::current_exe().map_err(|e| NodeError::ProcessRuntime(e.to_string()))?;
+        let mut process = ProcessConfig::new(&dir, sandbox, shim);
+        process.limits = config.limits.clone();
+        process.services_endpoint = s3.as_ref().map(|(_, addr)| ServicesEndpoint {
+            url: format!("{scheme}://{addr}"),
+            addr: *addr,
+        });
+        let process = ProcessRuntime::new(process).map_err(|e| NodeError::ProcessRuntime(e.to_string()))?;
+        let runtime = Runtimes {
+            wasm: Arc::new(wasm),
+            process: Some(Arc::new(process)),
+        };
         let storage = StorageConfig {
             blobs: BlobDir::open(&dir.join("objects")).map_err(|source| NodeError::DataDir {
                 dir: dir.join("objects"),

@@ -1,7 +1,7 @@
-//! `wisp deploy`: create the buckets of the app in a `wisp.toml` that are missing,
-//! create or update its queues, then deploy its functions (whose triggers and
-//! destinations may name those buckets and queues). Buckets are never changed or
-//! deleted here: they hold data.
+//! `wisp deploy`: create the buckets and key-value stores of the app in a `wisp.toml`
+//! that are missing, create or update its queues, then deploy its functions (whose
+//! triggers, destinations and grants may name those buckets, stores and queues).
+//! Buckets and stores are never changed or deleted here: they hold data.
 
 use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
@@ -12,10 +12,10 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use std::path::PathBuf;
 use wisp_core::ErrorCode;
-use wisp_manifest::{BucketManifest, FunctionManifest, Manifest, QueueManifest};
+use wisp_manifest::{BucketManifest, FunctionManifest, KvStoreManifest, Manifest, QueueManifest};
 
-/// Deploy an app (its wisp.toml): its missing buckets, its queues, then all of its
-/// functions in one step (all or nothing); say what changed.
+/// Deploy an app (its wisp.toml): its missing buckets and key-value stores, its
+/// queues, then all of its functions in one step (all or nothing); say what changed.
 #[derive(Args, Debug)]
 pub struct DeployArgs {
     /// The app's directory, or its wisp.toml.
@@ -96,11 +96,12 @@ pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
     })
 }
 
-/// Deploys `manifest`: its buckets (created when missing, left as they are when
-/// present), its queues (each dead-letter queue before the queues that use it), then
-/// every function in one request, printing one line per bucket, queue and function.
+/// Deploys `manifest`: its buckets and key-value stores (created when missing, left
+/// as they are when present), its queues (each dead-letter queue before the queues
+/// that use it), then every function in one request, printing one line per bucket,
+/// store, queue and function.
 /// With `prune`, the app's functions the manifest no longer has are deleted; buckets
-/// never are.
+/// and stores never are.
 pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> anyhow::Result<()> {
     println!("Deploying app `{}` to {}", manifest.app, client.base());
     // Read every source first: a missing build fails before anything changes.
@@ -126,6 +127,21 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> an
             done.push(format!("bucket {}", bucket.name));
         } else {
             println!("  {:<10} bucket {}", "unchanged", bucket.name);
+        }
+    }
+    for store in &manifest.kv {
+        let created = put_kv_store(client, store).await.map_err(|e| {
+            e.context(format!(
+                "creating key-value store `{}` failed ({})",
+                store.name,
+                so_far(&done)
+            ))
+        })?;
+        if created {
+            println!("  {:<10} kv store {}", "created", store.name);
+            done.push(format!("kv store {}", store.name));
+        } else {
+            println!("  {:<10} kv store {}", "unchanged", store.name);
         }
     }
     for queue in queue_order(&manifest.queues) {
@@ -192,6 +208,23 @@ async fn put_bucket(client: &Client, bucket: &BucketManifest) -> anyhow::Result<
     let exists = response.status == reqwest::StatusCode::CONFLICT
         && serde_json::from_slice::<Value>(&response.body)
             .is_ok_and(|p| p["code"] == ErrorCode::BucketExists.as_str());
+    if exists {
+        return Ok(false);
+    }
+    Err(client.problem(&response).into())
+}
+
+/// `PUT /v1/kv/{store}`: true when the store was created, false when it exists
+/// already (as it is, with its keys).
+async fn put_kv_store(client: &Client, store: &KvStoreManifest) -> anyhow::Result<bool> {
+    let request = client.request(Method::PUT, &format!("/v1/kv/{}", store.name));
+    let response = client.send(request).await?;
+    if response.status.is_success() {
+        return Ok(true);
+    }
+    let exists = response.status == reqwest::StatusCode::CONFLICT
+        && serde_json::from_slice::<Value>(&response.body)
+            .is_ok_and(|p| p["code"] == ErrorCode::KvStoreExists.as_str());
     if exists {
         return Ok(false);
     }

@@ -56,6 +56,12 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
     if functions.is_empty() {
         eprintln!("No functions deployed. Deploy an app with `wisp deploy DIR`.");
     }
+    // Only worth saying when it applies to something listed.
+    if functions.iter().any(|f| f["config"]["runtime"].is_string()) {
+        for warning in answer["warnings"].as_array().into_iter().flatten() {
+            eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+        }
+    }
     println!("{}", table.trim_fmt());
     Ok(())
 }

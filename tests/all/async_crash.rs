@@ -269,7 +269,14 @@ async fn accepted_async_events_run_at_least_once_across_repeated_sigkills() {
     let mut server = TestServer::serve(bin());
     // A few instances are plenty for a millisecond's work at this rate; left at the
     // default (100), a restart's backlog starts dozens of Python processes at once.
-    deploy_kit(&server, "crash", json!({ "max_concurrency": 4 })).await;
+    // The function reaches the recorder (on the host's loopback) by grant.
+    let outbound = format!("http://127.0.0.1:{}", recorder.port);
+    deploy_kit(
+        &server,
+        "crash",
+        json!({ "max_concurrency": 4, "outbound": [outbound] }),
+    )
+    .await;
 
     let (url_tx, url_rx) = watch::channel(server.url.clone());
     let sender = tokio::spawn(send(url_rx, recorder.port));

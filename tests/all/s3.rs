@@ -215,8 +215,9 @@ async fn boto3_runs_every_operation_and_gets_s3s_errors_for_bad_input() {
     );
 }
 
-/// Deploys `tests/native/s3-notify` (Python, with boto3 beside it) as `name`.
-async fn deploy_notified(server: &TestServer, name: &str, storage: Value) {
+/// Deploys `tests/native/s3-notify` (Python, with boto3 beside it) as `name`,
+/// triggered by `storage` and granted `buckets`.
+async fn deploy_notified(server: &TestServer, name: &str, storage: Value, buckets: Value) {
     let code = tempfile::tempdir().unwrap();
     std::fs::copy(
         repo_root().join("tests/native/s3-notify/app.py"),
@@ -230,6 +231,7 @@ async fn deploy_notified(server: &TestServer, name: &str, storage: Value) {
         "max_retries": 0,
         "env": {"PYTHONPATH": python_package("boto3==1.44.5").to_str().unwrap()},
         "storage": storage,
+        "buckets": buckets,
     });
     let response = deploy(&client(), server, name, config, zip_dir(code.path())).await;
     let status = response.status();
@@ -249,7 +251,7 @@ async fn an_upload_event_runs_a_function_that_writes_with_boto3_and_its_loop_is_
     let server = server();
     aws_ok(&server, &["s3", "mb", "s3://inbox"]);
     // The function is triggered by every object created in the bucket it writes to.
-    deploy_notified(&server, "seer", json!("inbox")).await;
+    deploy_notified(&server, "seer", json!("inbox"), json!(["inbox"])).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cat photo.jpg");
     std::fs::write(&file, b"not really a jpeg").unwrap();

@@ -83,7 +83,13 @@ fn server_timing(response: &reqwest::Response) -> String {
 async fn a_burst_of_a_thousand_is_answered_and_never_runs_more_than_max_concurrency() {
     let server = TestServer::serve(bin());
     let counter = counter().await;
-    deploy_kit(&server, "narrow", json!({ "max_concurrency": 10 })).await;
+    let outbound = format!("http://127.0.0.1:{}", counter.port);
+    deploy_kit(
+        &server,
+        "narrow",
+        json!({ "max_concurrency": 10, "outbound": [outbound] }),
+    )
+    .await;
     let event = json!({ "action": "concurrent", "port": counter.port, "ms": 20 });
     let http = client();
     let url = server.at("/v1/functions/narrow/invoke");

@@ -111,6 +111,10 @@ impl Limits {
     /// Most keys one batch get, set or delete of a key-value store may carry. The
     /// engine checks it, as it does the key.
     pub const MAX_KV_BATCH: usize = 100;
+    /// Largest value of a secret, in bytes of UTF-8 (Kubernetes caps a Secret at 1 MiB,
+    /// AWS Secrets Manager at 64 KiB: a value is a password, a key or a certificate, and
+    /// every instance start of a function that uses it gets it in its environment).
+    pub const MAX_SECRET_VALUE_BYTES: usize = 64 * 1024;
     /// Most missed slots a `catch_up` schedule runs after downtime.
     pub const MAX_CATCH_UP_SLOTS: u32 = 100;
     /// Longest period of a `rate(…)` schedule (the shortest is one second); longer

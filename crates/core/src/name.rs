@@ -1,4 +1,4 @@
-//! Validated names for functions, queues, key-value stores, aliases and namespaces
+//! Validated names for functions, queues, key-value stores, secrets, aliases and namespaces
 //! (DNS-label rules).
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -103,6 +103,12 @@ label_type!(
     /// A key-value store's name: the same rules as a function's.
     KvStoreName,
     "key-value store name"
+);
+label_type!(
+    /// A secret's name: the same rules as a function's (`db`, `stripe-key`), so it is a
+    /// key of any backend (a JetStream KV key, a Kubernetes Secret name) as written.
+    SecretName,
+    "secret name"
 );
 label_type!(
     /// An alias of a function's versions (`live`, `beta`): the same rules as a

@@ -3,7 +3,7 @@
 use crate::destination::Destination;
 use crate::duration_text;
 use crate::limits::Limits;
-use crate::name::FunctionName;
+use crate::name::{FunctionName, SecretName};
 use crate::object::MAX_KEY_BYTES;
 use crate::rate_limit::{RateKey, RateLimit, RateLimitError};
 use crate::route::{Route, RouteError, RoutePattern};
@@ -116,8 +116,10 @@ pub struct FunctionConfig {
     pub memory_mb: u32,
     #[serde(default = "default_timeout", with = "duration_text")]
     pub timeout: Duration,
+    /// Environment variables: each a text value, or a reference to a secret of the
+    /// function's namespace, resolved at every instance start ([`EnvValue`]).
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, EnvValue>,
     #[serde(default)]
     pub routes: Vec<Route>,
     /// Invocations that may run at once; more wait in the queue. The scaling fields are
@@ -194,6 +196,99 @@ pub struct FunctionConfig {
     pub burst: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_by: Option<String>,
+    /// Grants (see [`crate::grant`]): the key-value stores of its namespace it may use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kv: Vec<crate::KvStoreName>,
+    /// The buckets of its namespace it may read or write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<crate::BucketGrant>,
+    /// The queues of its namespace it may send to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<crate::QueueName>,
+    /// The functions of its namespace it may invoke.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invoke: Vec<FunctionName>,
+    /// The outbound hosts it may reach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbound: Vec<crate::OutboundHost>,
+}
+
+/// An environment variable's value: text, or a reference to a secret of the function's
+/// namespace (`{"secret": "db"}`), whose value each instance gets when it starts (so a
+/// secret set again reaches new instances without a deploy, and no version or API view
+/// ever holds a value).
+///
+/// Serialised untagged: text stays a plain JSON string, so a configuration without
+/// secret references serialises (and hashes into its version id) as before secrets
+/// existed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    Text(String),
+    Secret { secret: SecretName },
+}
+
+impl EnvValue {
+    /// The secret it refers to, if it refers to one.
+    pub fn secret(&self) -> Option<&SecretName> {
+        match self {
+            EnvValue::Text(_) => None,
+            EnvValue::Secret { secret } => Some(secret),
+        }
+    }
+}
+
+impl From<String> for EnvValue {
+    fn from(text: String) -> Self {
+        EnvValue::Text(text)
+    }
+}
+
+impl From<&str> for EnvValue {
+    fn from(text: &str) -> Self {
+        EnvValue::Text(text.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+
+        struct EnvValueVisitor;
+
+        impl<'de> Visitor<'de> for EnvValueVisitor {
+            type Value = EnvValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a string, or {"secret": "NAME"} naming a secret"#)
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue::Text(v.to_owned()))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<EnvValue, E> {
+                Ok(EnvValue::Text(v))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EnvValue, A::Error> {
+                let mut secret = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "secret" {
+                        return Err(de::Error::unknown_field(&key, &["secret"]));
+                    }
+                    if secret.is_some() {
+                        return Err(de::Error::duplicate_field("secret"));
+                    }
+                    secret = Some(map.next_value::<SecretName>()?);
+                }
+                let secret = secret.ok_or_else(|| de::Error::missing_field("secret"))?;
+                Ok(EnvValue::Secret { secret })
+            }
+        }
+
+        d.deserialize_any(EnvValueVisitor)
+    }
 }
 
 /// A value or a list of values.
@@ -369,7 +464,19 @@ impl FunctionConfig {
             rate_limit: None,
             burst: None,
             rate_limit_by: None,
+            kv: Vec::new(),
+            buckets: Vec::new(),
+            queues: Vec::new(),
+            invoke: Vec::new(),
+            outbound: Vec::new(),
         }
+    }
+
+    /// The secrets its environment refers to, with the variable each one sets.
+    pub fn secret_refs(&self) -> impl Iterator<Item = (&str, &SecretName)> {
+        self.env
+            .iter()
+            .filter_map(|(key, value)| value.secret().map(|secret| (key.as_str(), secret)))
     }
 
     /// Checks every field against [`Limits`] and returns the canonical form
@@ -402,6 +509,17 @@ impl FunctionConfig {
         self.validate_scaling()?;
         self.validate_async()?;
         self.validate_triggers()?;
+        // Grants are sets: the same ones in another order make the same version.
+        self.kv.sort();
+        self.kv.dedup();
+        self.buckets.sort();
+        self.buckets.dedup();
+        self.queues.sort();
+        self.queues.dedup();
+        self.invoke.sort();
+        self.invoke.dedup();
+        self.outbound.sort();
+        self.outbound.dedup();
         for (key, value) in &self.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ConfigError {
@@ -412,7 +530,7 @@ impl FunctionConfig {
                     route_error: None,
                 });
             }
-            if value.contains('\0') {
+            if matches!(value, EnvValue::Text(text) if text.contains('\0')) {
                 return Err(ConfigError {
                     field: ConfigField::EnvValue(key.clone()),
                     message: format!("environment variable `{key}` contains a NUL byte"),
@@ -896,6 +1014,33 @@ mod tests {
             c.clone().validate().unwrap_err().field,
             ConfigField::EnvKey(_)
         ));
+    }
+
+    /// A text value stays a plain string (so versions made before secrets keep their
+    /// ids); a secret reference is `{"secret": NAME}`, and nothing else is taken.
+    #[test]
+    fn env_values_are_text_or_a_secret_reference() {
+        let c: FunctionConfig =
+            serde_json::from_str(r#"{"kind":"http","env":{"A":"x","DB_PASSWORD":{"secret":"db"}}}"#).unwrap();
+        assert_eq!(c.env["A"], EnvValue::Text("x".into()));
+        let db = SecretName::new("db").unwrap();
+        assert_eq!(c.env["DB_PASSWORD"], EnvValue::Secret { secret: db.clone() });
+        assert_eq!(c.secret_refs().collect::<Vec<_>>(), [("DB_PASSWORD", &db)]);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            json["env"],
+            serde_json::json!({"A":"x","DB_PASSWORD":{"secret":"db"}})
+        );
+        for bad in [
+            r#"{"secret":5}"#,
+            r#"{"secret":"Bad_Name"}"#,
+            r#"{"secret":"db","extra":1}"#,
+            r#"{}"#,
+            "5",
+        ] {
+            let text = format!(r#"{{"kind":"http","env":{{"A":{bad}}}}}"#);
+            assert!(serde_json::from_str::<FunctionConfig>(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl Engine {
                 };
                 EngineError::new(code, format!("function `{name}`: {}: {}", e.field, e.message))
             })?;
+            self.check_secret_refs(&namespace, &config, Some(&name))?;
             if code.bytes.len() > self.limits.max_code_size {
                 return Err(EngineError::new(
                     ErrorCode::PayloadTooLarge,

@@ -46,6 +46,7 @@ impl Engine {
             };
             EngineError::new(code, format!("{}: {}", e.field, e.message))
         })?;
+        self.check_secret_refs(&namespace, &config, None)?;
         if code.len() > self.limits.max_code_size {
             return Err(EngineError::new(
                 ErrorCode::PayloadTooLarge,

@@ -32,6 +32,7 @@ mod dispatch;
 mod error;
 mod gate;
 pub mod identity;
+mod kv;
 mod lifecycle;
 mod logs;
 pub mod pipeline;
@@ -40,6 +41,7 @@ mod queues;
 mod quota;
 mod registry;
 mod scaler;
+mod secrets;
 mod services;
 mod storage;
 mod triggers;
@@ -52,17 +54,19 @@ pub use deploy::{DeployReport, DeployRequest};
 pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};
 pub use error::EngineError;
 pub use identity::secret::MasterKey;
-pub use identity::{Caller, NewKey};
+pub use identity::{Caller, FunctionGrants, NewKey};
 pub use pipeline::retry::RetrySettings;
 pub use pipeline::{Accepted, AsyncOptions};
 pub use pool::PoolStatus;
 pub use queues::Outgoing;
 pub use quota::{FREE_GB_SECONDS, FREE_REQUESTS};
 pub use registry::{Deployed, Version};
+pub use secrets::{SecretInfo, SecretSet};
 pub use storage::{ByteRange, ByteStream, ObjectInfo, ObjectPut, ObjectRead, ReadConditions, StorageConfig};
 pub use triggers::http::apigw::ClientAddr;
 pub use wisp_runtime::{Body, BoxError, ErrorReport, body};
 pub use wisp_scaling::KeepAlivePolicy;
+pub use wisp_store::{KvCondition, KvEntry, KvPage, KvStoreRecord};
 
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -107,6 +111,16 @@ pub struct Engine {
     storage: StorageConfig,
     /// The credentials native functions get (also in `pools`).
     function_credentials: Arc<identity::function_credentials::FunctionCredentials>,
+    /// Every namespace's secrets, opened (also in `pools`, for versions' services).
+    secrets: Arc<secrets::SecretCache>,
+}
+
+impl Engine {
+    /// What the runtimes cannot enforce on this machine (see
+    /// [`wisp_runtime::Runtime::warnings`]).
+    pub fn runtime_warnings(&self) -> Vec<String> {
+        self.runtime.warnings()
+    }
 }
 
 impl Engine {
@@ -124,9 +138,12 @@ impl Engine {
     ) -> Result<Arc<Engine>, EngineError> {
         let function_credentials = Arc::new(identity::function_credentials::FunctionCredentials::new(
             &master_key,
-            storage.s3_endpoint.clone(),
         ));
+        let secrets = Arc::new(secrets::SecretCache::new(master_key.clone()));
+        // Before any version is built: prewarmed instances resolve their references.
+        secrets.reload(store.as_ref()).await?;
         let pools = PoolContext {
+            secrets: secrets.clone(),
             runtime: runtime.clone(),
             store: store.clone(),
             clock: Clock::new(),
@@ -169,6 +186,7 @@ impl Engine {
             capacity: capacity::CapacityMeter::default(),
             storage,
             function_credentials,
+            secrets,
         });
         engine.sweep_blobs().await?;
         engine
@@ -177,6 +195,8 @@ impl Engine {
         identity::start(&engine);
         engine.reconcile_quotas().await?;
         quota::start(&engine);
+        // Removes expired key-value entries now and then.
+        kv::start(&engine);
         // Prewarms functions with `min_instances` now, and releases idle pools later.
         scaler::start(&engine);
         pipeline::start(&engine, inboxes);

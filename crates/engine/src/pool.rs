@@ -15,6 +15,7 @@
 
 use crate::EngineError;
 use crate::gate::{Gate, Refusal};
+use crate::identity::FunctionGrants;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub(crate) struct PoolContext {
     pub policy: KeepAlivePolicy,
     /// What native functions' credentials are derived from.
     pub function_credentials: Arc<crate::identity::function_credentials::FunctionCredentials>,
+    /// Every namespace's secrets: what versions' services resolve `env` references with.
+    pub secrets: Arc<crate::secrets::SecretCache>,
 }
 
 impl PoolContext {
@@ -72,13 +75,28 @@ impl PoolContext {
         mut config: FunctionConfig,
     ) -> FunctionSpec {
         if config.runtime != FunctionRuntime::Wasm {
-            let credential = self.function_credentials.issue(namespace, function, version);
-            config.env.extend(self.function_credentials.env(&credential));
+            let credential = self.function_credentials.issue(
+                namespace,
+                function,
+                version,
+                FunctionGrants::of(function, &config),
+            );
+            config.env.extend(
+                self.function_credentials
+                    .env(&credential)
+                    .into_iter()
+                    .map(|(k, v)| (k, wisp_core::EnvValue::Text(v))),
+            );
         }
+        // Built here, so that code compiled at a deploy (before its version exists)
+        // starts instances with the same services as code loaded for a version.
+        let services = crate::services::for_function(namespace, &config, &self.store)
+            .with_secret_values(self.secrets.for_namespace(namespace));
         FunctionSpec {
             name: function.to_string(),
             code_hash,
             config,
+            services,
         }
     }
 }
@@ -426,9 +444,11 @@ pub(crate) mod testing {
             store: Arc::new(store),
             clock: Clock::new(),
             policy: KeepAlivePolicy::fixed_default(),
+            secrets: Arc::new(crate::secrets::SecretCache::new(
+                crate::MasterKey::generate().unwrap(),
+            )),
             function_credentials: Arc::new(crate::identity::function_credentials::FunctionCredentials::new(
                 &crate::MasterKey::generate().unwrap(),
-                None,
             )),
         }
     }

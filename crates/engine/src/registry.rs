@@ -4,9 +4,8 @@
 //! those versions, so that picking the version an invocation runs is a map lookup
 //! and, for a weighted alias, one atomic increment.
 
-use crate::identity::function_credentials::{DepthGuard, FunctionCredential};
+use crate::identity::function_credentials::{DepthGuard, FunctionCredential, FunctionGrants};
 use crate::pool::{Pool, PoolContext, PoolStatus};
-use crate::services;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -232,11 +231,16 @@ impl Version {
             record.code_hash.clone(),
             record.config.clone(),
         );
-        let services = services::for_function(&spec.config);
+        // Its grants, and its namespace's secrets (see `PoolContext::spec`).
+        let services = spec.services.clone();
         // Held while the version is deployed: what keeps its credential valid.
         let credential = (spec.config.runtime != FunctionRuntime::Wasm).then(|| {
-            ctx.function_credentials
-                .issue(&function.namespace, &function.name, &record.id)
+            ctx.function_credentials.issue(
+                &function.namespace,
+                &function.name,
+                &record.id,
+                FunctionGrants::of(&function.name, &spec.config),
+            )
         });
         // A version no alias points to keeps nothing warm: it drains, then scales to zero.
         let min_instances = if aliased { record.config.min_instances } else { 0 };

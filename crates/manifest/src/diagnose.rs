@@ -142,7 +142,7 @@ fn struct_given_array(path: &[Seg]) -> Option<&[Seg]> {
     match path {
         [Seg::Key(app), Seg::Index(_), ..] if app == "app" => Some(&path[..1]),
         [Seg::Key(t), Seg::Key(_), Seg::Index(_), ..]
-            if t == "functions" || t == "queues" || t == "buckets" =>
+            if t == "functions" || t == "queues" || t == "buckets" || t == "kv" =>
         {
             Some(&path[..2])
         }
@@ -194,6 +194,7 @@ fn table_context(path: &[Seg]) -> String {
         }
         [Seg::Key(queues), Seg::Key(q)] if queues == "queues" => format!("in queue `{q}`"),
         [Seg::Key(buckets), Seg::Key(b)] if buckets == "buckets" => format!("in bucket `{b}`"),
+        [Seg::Key(kv), Seg::Key(s)] if kv == "kv" => format!("in key-value store `{s}`"),
         _ => format!("in `{}`", render(path)),
     }
 }
@@ -217,6 +218,10 @@ fn value_subject(path: &[Seg]) -> String {
         [Seg::Key(buckets), Seg::Key(b)] if buckets == "buckets" => format!("bucket `{b}`"),
         [Seg::Key(buckets), Seg::Key(b), rest @ ..] if buckets == "buckets" => {
             format!("`{}` in bucket `{b}`", render(rest))
+        }
+        [Seg::Key(kv), Seg::Key(s)] if kv == "kv" => format!("key-value store `{s}`"),
+        [Seg::Key(kv), Seg::Key(s), rest @ ..] if kv == "kv" => {
+            format!("`{}` in key-value store `{s}`", render(rest))
         }
         _ => format!("`{}`", render(path)),
     }
@@ -252,6 +257,15 @@ fn expected_for(path: &[Seg]) -> Option<&'static str> {
             [] => Some("a table of buckets"),
             [_] => Some("a table"),
             [_, Seg::Key(key)] if key == "quota" => Some(SIZE_EXPECTED),
+            _ => None,
+        };
+    }
+    if let [Seg::Key(kv), rest @ ..] = path
+        && kv == "kv"
+    {
+        return match rest {
+            [] => Some("a table of key-value stores (`[kv.NAME]`)"),
+            [_] => Some("a table (`[kv.NAME]`, empty)"),
             _ => None,
         };
     }

@@ -25,7 +25,7 @@ pub use error::{ErrorKind, Excerpt, ManifestError};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use wisp_core::{BucketName, FunctionConfig, FunctionName, QueueConfig, QueueName};
+use wisp_core::{BucketName, FunctionConfig, FunctionName, KvStoreName, QueueConfig, QueueName};
 
 /// The file name [`load`] looks for in a directory.
 pub const MANIFEST_FILE: &str = "wisp.toml";
@@ -47,6 +47,17 @@ pub struct Manifest {
     /// Left out of the serialised form when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<BucketManifest>,
+    /// The key-value stores of `[kv.NAME]`, in the order they first appear in the
+    /// file. Left out of the serialised form when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kv: Vec<KvStoreManifest>,
+}
+
+/// One key-value store of a manifest: created by `wisp deploy` when missing, never
+/// deleted by it (a store holds data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KvStoreManifest {
+    pub name: KvStoreName,
 }
 
 /// One bucket of a manifest: created by `wisp deploy` when missing, never changed
@@ -92,6 +103,11 @@ impl Manifest {
     /// The bucket called `name`, if the manifest declares it.
     pub fn bucket(&self, name: &str) -> Option<&BucketManifest> {
         self.buckets.iter().find(|b| b.name.as_str() == name)
+    }
+
+    /// The key-value store called `name`, if the manifest declares it.
+    pub fn kv_store(&self, name: &str) -> Option<&KvStoreManifest> {
+        self.kv.iter().find(|s| s.name.as_str() == name)
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) struct RawManifest {
     pub functions: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawFunction>>>>,
     pub queues: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawQueue>>>>,
     pub buckets: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawBucket>>>>,
+    pub kv: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawKvStore>>>>,
 }
 
 /// `[app]`.
@@ -50,8 +51,9 @@ pub(crate) struct RawFunction {
     pub min_instances: Option<Spanned<i128>>,
     pub max_queue: Option<Spanned<i128>>,
     pub queue_timeout: Option<Spanned<String>>,
+    /// Each value a string, or `{ secret = "NAME" }` naming a secret of the namespace.
     #[serde(default)]
-    pub env: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub env: BTreeMap<Spanned<String>, Spanned<TextOrTable<RawEnvSecret>>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
     pub max_retries: Option<Spanned<i128>>,
@@ -64,6 +66,18 @@ pub(crate) struct RawFunction {
     pub rate_limit: Option<Spanned<String>>,
     pub burst: Option<Spanned<i128>>,
     pub rate_limit_by: Option<Spanned<String>>,
+    /// Grants: each a name (or, for `buckets` and `outbound`, core's text form),
+    /// parsed in `validate` so a bad one points at itself.
+    #[serde(default)]
+    pub kv: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub buckets: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub queues: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub invoke: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub outbound: Vec<Spanned<String>>,
 }
 
 /// `[queues.NAME]`: core's `QueueConfig`, by the same keys.
@@ -82,6 +96,12 @@ pub(crate) struct RawQueue {
 pub(crate) struct RawBucket {
     pub quota: Option<Spanned<RawSize>>,
 }
+
+/// `[kv.NAME]`: a key-value store, made by `wisp deploy` when missing. It takes no
+/// keys yet; an unknown one is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKvStore {}
 
 /// A size: bytes as an integer, or text such as `"10GiB"` (checked in `validate`).
 #[derive(Debug)]
@@ -193,6 +213,20 @@ pub(crate) struct RawStorageTrigger {
     pub events: Option<Spanned<Vec<Spanned<String>>>>,
     pub prefix: Option<Spanned<String>>,
     pub suffix: Option<Spanned<String>>,
+}
+
+/// The table form of an `env` value: a reference to a secret.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEnvSecret {
+    pub secret: Spanned<String>,
+}
+
+pub(crate) const ENV_VALUE_EXPECTED: &str =
+    "an environment variable's value: a string, or a table `{ secret = \"NAME\" }` naming a secret";
+
+impl Expected for RawEnvSecret {
+    const EXPECTED: &'static str = ENV_VALUE_EXPECTED;
 }
 
 pub(crate) const DESTINATION_EXPECTED: &str =

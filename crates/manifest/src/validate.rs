@@ -15,14 +15,15 @@
 use crate::access;
 use crate::error::{ErrorKind, ManifestError};
 use crate::schema::{
-    RawBucket, RawDestination, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute, RawSchedule,
-    RawSize, RawStorageTrigger, TextOrTable,
+    RawBucket, RawDestination, RawEnvSecret, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute,
+    RawSchedule, RawSize, RawStorageTrigger, TextOrTable,
 };
-use crate::{BucketManifest, FunctionManifest, Inputs, Manifest, QueueManifest};
+use crate::{BucketManifest, FunctionManifest, Inputs, KvStoreManifest, Manifest, QueueManifest};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use toml::Spanned;
+use wisp_core::KvStoreName;
 use wisp_core::duration_text;
 use wisp_core::object::MAX_KEY_BYTES;
 use wisp_core::route::normalize_methods;
@@ -31,6 +32,7 @@ use wisp_core::{
     FunctionRuntime, Kind, Limits, NameError, ParsedSchedule, QueueConfig, QueueName, QueueTrigger, Route,
     RoutePattern, Schedule, StorageTrigger,
 };
+use wisp_core::{EnvValue, SecretName};
 
 /// Builds errors located in one file, and reads what the file names.
 pub(crate) struct At<'a> {
@@ -163,12 +165,26 @@ pub(crate) fn manifest(
         let quota_bytes = bucket_quota(&at, &name, raw.get_ref())?;
         bucket_list.push(BucketManifest { name, quota_bytes });
     }
+    let mut stores: Vec<_> = raw
+        .kv
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+        .into_keys()
+        .collect();
+    stores.sort_by_key(|key| key.span().start);
+    let mut kv = Vec::with_capacity(stores.len());
+    for key in stores {
+        let name = KvStoreName::new(key.get_ref().as_str())
+            .map_err(|e| at.err(key.span(), ErrorKind::Invalid, e.to_string()))?;
+        kv.push(KvStoreManifest { name });
+    }
     Ok(Manifest {
         app,
         dir,
         functions: out,
         queues: declared,
         buckets: bucket_list,
+        kv,
     })
 }
 
@@ -440,12 +456,13 @@ fn function_config(
             config.storage.push(storage_trigger(at, name, item, span)?);
         }
     }
-    config.env = raw
-        .env
-        .iter()
-        .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
-        .collect();
+    config.env = env(at, name, &raw.env)?;
     access::function_rate_limit(at, name, raw, &mut config)?;
+    config.kv = grants(at, name, "kv", &raw.kv)?;
+    config.buckets = grants(at, name, "buckets", &raw.buckets)?;
+    config.queues = grants(at, name, "queues", &raw.queues)?;
+    config.invoke = grants(at, name, "invoke", &raw.invoke)?;
+    config.outbound = grants(at, name, "outbound", &raw.outbound)?;
     config.routes = Vec::with_capacity(raw.routes.len());
     for (i, item) in raw.routes.iter().enumerate() {
         let mut route = Route {
@@ -563,6 +580,61 @@ fn trigger(
         })?;
     }
     Ok(trigger)
+}
+
+/// One list of grants (`kv = [...]`), each parsed by its own type; a bad one points at
+/// itself. A grant may name what the manifest does not declare (a store or bucket made
+/// through the API), so names are checked for form only.
+/// The `env` table as core's values; a bad secret name points at itself.
+fn env(
+    at: &At<'_>,
+    function: &FunctionName,
+    raw: &BTreeMap<Spanned<String>, Spanned<TextOrTable<RawEnvSecret>>>,
+) -> Result<BTreeMap<String, EnvValue>, ManifestError> {
+    let mut env = BTreeMap::new();
+    for (key, value) in raw {
+        let value = match value.get_ref() {
+            TextOrTable::Text(text) => EnvValue::Text(text.clone()),
+            TextOrTable::Table(RawEnvSecret { secret }) => EnvValue::Secret {
+                secret: SecretName::new(secret.get_ref().as_str()).map_err(|e| {
+                    at.err(
+                        secret.span(),
+                        ErrorKind::Invalid,
+                        format!("function `{function}`: env.{}: {e}", key.get_ref()),
+                    )
+                })?,
+            },
+        };
+        env.insert(key.get_ref().clone(), value);
+    }
+    Ok(env)
+}
+
+fn grants<T>(
+    at: &At<'_>,
+    function: &FunctionName,
+    field: &str,
+    list: &[Spanned<String>],
+) -> Result<Vec<T>, ManifestError>
+where
+    T: std::str::FromStr + Ord,
+    T::Err: std::fmt::Display,
+{
+    let mut parsed = Vec::with_capacity(list.len());
+    for item in list {
+        let grant = item.get_ref().parse::<T>().map_err(|e| {
+            at.err(
+                item.span(),
+                ErrorKind::Invalid,
+                format!("function `{function}`: {field}: {e}"),
+            )
+        })?;
+        parsed.push(grant);
+    }
+    // Canonical: the same grants in another order or repeated make the same version.
+    parsed.sort();
+    parsed.dedup();
+    Ok(parsed)
 }
 
 /// A storage trigger item as core's [`StorageTrigger`]; a bad bucket name or event

@@ -14,6 +14,7 @@
 //! behind one [`Runtime`], choosing by the function's `runtime`.
 
 pub mod body;
+mod env;
 mod invocation;
 pub mod process;
 pub mod services;
@@ -38,6 +39,11 @@ pub struct FunctionSpec {
     /// Hex SHA-256 of the code: the key of the artifact cache.
     pub code_hash: String,
     pub config: FunctionConfig,
+    /// The services the version is granted. Wasm guests are handed them with each
+    /// invocation; a native instance's network (its proxy, its forwarded service
+    /// port) and its environment are set up from these when it starts, which may be
+    /// before any invocation (prewarming).
+    pub services: Services,
 }
 
 /// Turns code into runnable functions.
@@ -63,6 +69,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// versions does nothing.
     async fn retain(&self, keep: &HashSet<String>) {
         let _ = keep;
+    }
+
+    /// What this runtime cannot enforce on this machine, in words for operators
+    /// (shown at start and by `wisp ls`); empty when it isolates as designed.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -138,6 +150,14 @@ impl Runtime for Runtimes {
 
     async fn load(&self, spec: FunctionSpec) -> Result<Option<Arc<dyn Function>>, LoadError> {
         self.pick(&spec)?.load(spec).await
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.wasm.warnings();
+        if let Some(process) = &self.process {
+            warnings.extend(process.warnings());
+        }
+        warnings
     }
 
     async fn retain(&self, keep: &HashSet<String>) {

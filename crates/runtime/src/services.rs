@@ -1,5 +1,6 @@
 //! The services context: what the platform offers a running guest beyond its own
-//! code (outbound HTTP today; key-value, object storage and function calls later).
+//! code (outbound HTTP and key-value stores today; object storage and function calls
+//! later).
 //!
 //! # Design
 //!
@@ -24,11 +25,42 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Services {
     outbound_http: Arc<dyn OutboundHttp>,
+    key_values: Arc<dyn KeyValues>,
+    secret_values: Arc<dyn SecretValues>,
 }
 
 impl Services {
+    /// Outbound HTTP through `outbound_http`; every other service refuses until given
+    /// (`with_…`).
     pub fn new(outbound_http: Arc<dyn OutboundHttp>) -> Services {
-        Services { outbound_http }
+        Services {
+            outbound_http,
+            key_values: Arc::new(DenyAll),
+            secret_values: Arc::new(DenyAll),
+        }
+    }
+
+    /// The same services, with key-value stores opened through `key_values`.
+    pub fn with_key_values(mut self, key_values: Arc<dyn KeyValues>) -> Services {
+        self.key_values = key_values;
+        self
+    }
+
+    /// Opens the key-value stores a guest names.
+    pub fn key_values(&self) -> &Arc<dyn KeyValues> {
+        &self.key_values
+    }
+
+    /// The same services, with the secrets of the function's namespace read through
+    /// `secret_values`.
+    pub fn with_secret_values(mut self, secret_values: Arc<dyn SecretValues>) -> Services {
+        self.secret_values = secret_values;
+        self
+    }
+
+    /// The values of the secrets a function's environment refers to.
+    pub fn secret_values(&self) -> &Arc<dyn SecretValues> {
+        &self.secret_values
     }
 
     /// Nothing granted: every service refuses (what a function gets by default, and
@@ -82,6 +114,21 @@ pub enum OutboundError {
 /// invocation's deadline.
 pub trait OutboundHttp: Send + Sync + 'static {
     fn send(&self, request: OutboundRequest) -> ServiceFuture<Result<http::Response<Body>, OutboundError>>;
+
+    /// Opens a TCP connection to `authority` (`host:port`) for a tunnel (an HTTP
+    /// `CONNECT` through the proxy a native function's instance gets), held to the same
+    /// grants and address rules as [`send`](OutboundHttp::send). `scheme_hint` is the
+    /// scheme the tunnel is known to carry; `None` (what a proxy knows) lets a grant of
+    /// either scheme cover its port. Called once per tunnel, from the proxy's task.
+    /// Refuses by default.
+    fn connect(
+        &self,
+        authority: &str,
+        scheme_hint: Option<&str>,
+    ) -> ServiceFuture<Result<tokio::net::TcpStream, OutboundError>> {
+        let _ = (authority, scheme_hint);
+        Box::pin(async { Err(OutboundError::Denied) })
+    }
 }
 
 /// Refuses everything.
@@ -91,4 +138,119 @@ impl OutboundHttp for DenyAll {
     fn send(&self, _request: OutboundRequest) -> ServiceFuture<Result<http::Response<Body>, OutboundError>> {
         Box::pin(async { Err(OutboundError::Denied) })
     }
+}
+
+impl KeyValues for DenyAll {
+    fn open(&self, _name: &str) -> ServiceFuture<Result<Arc<dyn KvBucket>, KvError>> {
+        Box::pin(async { Err(KvError::AccessDenied) })
+    }
+}
+
+impl SecretValues for DenyAll {
+    fn value(&self, _name: &str) -> Option<Arc<str>> {
+        None
+    }
+}
+
+/// The current values of the secrets of a function's namespace. Called when an instance
+/// starts (a process instance; a wasm instance, which is one per invocation), once per
+/// secret its environment refers to: a lookup in memory that never blocks. `None` when
+/// there is no such secret (the instance must not start: see `crate::env`).
+pub trait SecretValues: Send + Sync + 'static {
+    fn value(&self, name: &str) -> Option<Arc<str>>;
+}
+
+/// Why a key-value call failed. The host bindings map each onto the guest interface's
+/// own error (for `wasi:keyvalue`, its `error`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The function is not granted the store (`access-denied`).
+    #[error("the function may not use this key-value store")]
+    AccessDenied,
+    /// The function is granted the store, but there is no such store
+    /// (`no-such-store`).
+    #[error("no such key-value store")]
+    NoSuchStore,
+    /// Anything else, said so that the guest's author can act on it (`other`).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The version a key's entry had when it was read, for a compare-and-set: opaque to
+/// the runtime, compared by the service alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvVersion(pub u64);
+
+/// A key's value with the version it was read at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvVersioned {
+    pub value: Vec<u8>,
+    pub version: KvVersion,
+}
+
+/// What a batch read found: each key with its value, `None` for a key that holds
+/// nothing, in the order asked.
+pub type KvFound = Vec<Option<(String, Vec<u8>)>>;
+
+/// A page of a store's keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvKeys {
+    pub keys: Vec<String>,
+    /// What to pass for the next page; `None` when there are no more keys.
+    pub cursor: Option<String>,
+}
+
+/// What a compare-and-set did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvSwap {
+    /// The value was written.
+    Swapped,
+    /// Nothing was written: the key no longer holds the version it was read at.
+    Changed,
+}
+
+/// Opens the key-value stores of a guest's function by name. Called from a guest's
+/// host call (`wasi:keyvalue/store.open`), on the invocation's task, once per store a
+/// guest opens; the answer is awaited under the invocation's deadline.
+pub trait KeyValues: Send + Sync + 'static {
+    /// The store named `name`: [`KvError::AccessDenied`] when the function is not
+    /// granted it, [`KvError::NoSuchStore`] when it is granted but does not exist.
+    fn open(&self, name: &str) -> ServiceFuture<Result<Arc<dyn KvBucket>, KvError>>;
+}
+
+/// One opened key-value store. Each method is one call a guest made, on the
+/// invocation's task, awaited under its deadline; each may take a store round trip.
+/// Keys, values and batches past the platform's limits are refused with
+/// [`KvError::Other`] saying which.
+pub trait KvBucket: Send + Sync + 'static {
+    /// The key's value; `None` when it holds nothing.
+    fn get(&self, key: String) -> ServiceFuture<Result<Option<Vec<u8>>, KvError>>;
+    /// Sets the key's value, whatever it held.
+    fn set(&self, key: String, value: Vec<u8>) -> ServiceFuture<Result<(), KvError>>;
+    /// Deletes the key; nothing happens when it holds nothing.
+    fn delete(&self, key: String) -> ServiceFuture<Result<(), KvError>>;
+    /// Whether the key holds a value.
+    fn exists(&self, key: String) -> ServiceFuture<Result<bool, KvError>>;
+    /// A page of the store's keys in byte order, after `cursor` (`None`: the first).
+    fn list_keys(&self, cursor: Option<String>) -> ServiceFuture<Result<KvKeys, KvError>>;
+    /// Adds `delta` to the integer the key holds as decimal text (nothing holds 0),
+    /// atomically; the sum.
+    fn increment(&self, key: String, delta: i64) -> ServiceFuture<Result<i64, KvError>>;
+    /// Each key with its value, `None` for one that holds nothing, in order.
+    fn get_many(&self, keys: Vec<String>) -> ServiceFuture<Result<KvFound, KvError>>;
+    /// Sets each key's value; not all or nothing.
+    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> ServiceFuture<Result<(), KvError>>;
+    /// Deletes each key; not all or nothing.
+    fn delete_many(&self, keys: Vec<String>) -> ServiceFuture<Result<(), KvError>>;
+    /// The first half of a compare-and-set: the key's value with its version, `None`
+    /// when it holds nothing.
+    fn read_versioned(&self, key: String) -> ServiceFuture<Result<Option<KvVersioned>, KvError>>;
+    /// The second half: writes `value` only if the key still has `expected` (`None`:
+    /// still holds nothing), checked in the same step as the write.
+    fn write_if(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        expected: Option<KvVersion>,
+    ) -> ServiceFuture<Result<KvSwap, KvError>>;
 }

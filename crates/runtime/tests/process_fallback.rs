@@ -45,6 +45,7 @@ async fn setup(timeout: Duration, memory_mb: u32) -> Setup {
         name: "kit".into(),
         code_hash: "0123abcd".into(),
         config: fc,
+        services: wisp_runtime::Services::none(),
     };
     let function = runtime.compile(spec, python_kit()).await.unwrap();
     Setup {

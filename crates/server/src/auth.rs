@@ -126,13 +126,14 @@ pub fn permission(method: &Method, path: &str) -> Permission {
 }
 
 /// Whether `role` may make the request: what [`permission`] says it needs, except that
-/// buckets and objects (`GET` and `HEAD` under `/v1/buckets`) are read by invoke keys
-/// too. That is the S3 listener's rule, invoke keys read and deploy keys write, so a key
-/// reaches the same objects on either listener.
+/// buckets and objects (`GET` and `HEAD` under `/v1/buckets`) and key-value stores
+/// (`GET` and `HEAD` under `/v1/kv`) are read by invoke keys too. That is the S3
+/// listener's rule, invoke keys read and deploy keys write, so a key reaches the same
+/// objects on either listener.
 pub fn role_allows(role: Role, method: &Method, path: &str) -> bool {
     let needed = permission(method, path);
-    role.allows(needed)
-        || (needed == Permission::Read && is_under(path, "/v1/buckets") && role.allows(Permission::Invoke))
+    let read_by_invoke = is_under(path, "/v1/buckets") || is_under(path, crate::api::kv::PREFIX);
+    role.allows(needed) || (needed == Permission::Read && read_by_invoke && role.allows(Permission::Invoke))
 }
 
 /// Paths that need no key.
@@ -198,7 +199,47 @@ pub(crate) async fn check(State(engine): State<Arc<Engine>>, request: Request, n
 }
 
 async fn scope(engine: &Engine, request: Request) -> Result<Request, Refusal> {
-    let (caller, mut request) = caller(engine, request).await?;
+    let (caller, request) = caller(engine, request).await?;
+    admit(engine, caller, request)
+}
+
+/// The auth layer of the services functions call, on the S3 listener (`/v1/kv`): as
+/// [`check`], but the bearer token may also be a function's credential (what a native
+/// instance finds in `WISP_TOKEN`), and nothing but a bearer token is taken.
+pub(crate) async fn check_service(
+    State(engine): State<Arc<Engine>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    match service_caller(&engine, &request).and_then(|caller| admit(&engine, caller, request)) {
+        Ok(request) => next.run(request).await,
+        Err(refusal) => refusal.respond(&path),
+    }
+}
+
+/// The caller a services request's bearer token names.
+fn service_caller(engine: &Engine, request: &Request) -> Result<Caller, Refusal> {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| strip_scheme(text, "Bearer"));
+    let Some(token) = token else {
+        return Err(Refusal::new(
+            ErrorCode::Unauthorized,
+            "this request needs a token: send `Authorization: Bearer <token>` (a function finds its own in `WISP_TOKEN`; a person's API key works too)",
+            "MissingAuthenticationTokenException",
+        ));
+    };
+    engine
+        .authenticate_service(token.trim())
+        .map_err(|e| unauthorized(e, "UnrecognizedClientException"))
+}
+
+/// Checks the namespace and the role of `caller` for `request`, and leaves the
+/// [`Scope`] for the handler.
+fn admit(engine: &Engine, caller: Caller, mut request: Request) -> Result<Request, Refusal> {
     let namespace = namespace(engine, &caller, request.headers())?;
     let needed = permission(request.method(), request.uri().path());
     if !role_allows(caller.role, request.method(), request.uri().path()) {
@@ -375,5 +416,29 @@ mod tests {
         }
         assert!(!role_allows(Role::Invoke, &get, "/v1/functions"));
         assert!(!role_allows(Role::Invoke, &get, "/v1/bucketsx"));
+    }
+
+    #[test]
+    fn invoke_keys_read_key_value_stores_and_write_nothing() {
+        for path in [
+            "/v1/kv",
+            "/v1/kv/cache",
+            "/v1/kv/cache/keys",
+            "/v1/kv/cache/keys/a/b",
+        ] {
+            for method in [Method::GET, Method::HEAD] {
+                assert!(role_allows(Role::Invoke, &method, path), "{method} {path}");
+                assert!(role_allows(Role::Read, &method, path), "{method} {path}");
+            }
+            for method in [Method::PUT, Method::DELETE] {
+                assert!(!role_allows(Role::Invoke, &method, path), "{method} {path}");
+                assert!(!role_allows(Role::Read, &method, path), "{method} {path}");
+                assert!(role_allows(Role::Deploy, &method, path), "{method} {path}");
+            }
+        }
+        for path in ["/v1/kv/cache/increment/n", "/v1/kv/cache/batch"] {
+            assert_eq!(permission(&Method::POST, path), Permission::Deploy, "{path}");
+        }
+        assert!(!role_allows(Role::Invoke, &Method::GET, "/v1/kvx"));
     }
 }

@@ -36,8 +36,12 @@ pub use listen::{ListenConfig, serve};
 pub struct App {
     engine: Arc<Engine>,
     control: axum::Router,
-    /// Set on the S3 listener's app: every request is an S3 request.
+    /// Set on the S3 listener's app: every request is an S3 request, but those under
+    /// `/v1`.
     s3: Option<Arc<s3::S3Handler>>,
+    /// On the S3 listener's app: the services functions call there
+    /// ([`api::services`]).
+    services: Option<axum::Router>,
 }
 
 impl App {
@@ -46,13 +50,17 @@ impl App {
             control: router::control(engine.clone()),
             engine,
             s3: None,
+            services: None,
         }
     }
 
-    /// The app of the S3 listener: the S3 API, and nothing else.
+    /// The app of the S3 listener: the S3 API, and the services functions call
+    /// (under `/v1`: "v1" is no bucket name, being shorter than three characters), and
+    /// nothing else.
     pub fn s3(engine: Arc<Engine>) -> App {
         App {
             s3: Some(Arc::new(s3::handler(engine.clone()))),
+            services: Some(api::services::router(engine.clone())),
             ..App::new(engine)
         }
     }
@@ -60,14 +68,15 @@ impl App {
     /// Answers one request.
     pub async fn handle(&self, mut request: Request<Body>) -> Response<Body> {
         if let Some(s3) = &self.s3 {
-            return s3.handle(request).await;
+            return match &self.services {
+                Some(services) if router::is_under(request.uri().path(), api::services::PREFIX) => {
+                    route(services, request).await
+                }
+                _ => s3.handle(request).await,
+            };
         }
         if router::is_reserved(request.uri().path()) {
-            let request = request.map(axum::body::Body::new);
-            return match self.control.clone().oneshot(request).await {
-                Ok(response) => response.map(|b| b.map_err(box_axum_error).boxed_unsync()),
-                Err(never) => match never {},
-            };
+            return route(&self.control, request).await;
         }
         if request.extensions().get::<ClientAddr>().is_none() {
             request
@@ -78,6 +87,15 @@ impl App {
             Ok(response) => response,
             Err(err) => problem::problem_response(&err),
         }
+    }
+}
+
+/// Runs `request` through an axum router.
+async fn route(router: &axum::Router, request: Request<Body>) -> Response<Body> {
+    let request = request.map(axum::body::Body::new);
+    match router.clone().oneshot(request).await {
+        Ok(response) => response.map(|b| b.map_err(box_axum_error).boxed_unsync()),
+        Err(never) => match never {},
     }
 }
 

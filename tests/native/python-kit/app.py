@@ -145,13 +145,36 @@ def steal(event, context):
         return {"outcome": "refused", "error": type(e).__name__}
 
 
+def connect_to_test(port, timeout=None):
+    """A TCP connection to the test's own server on the host's loopback port `port`.
+    In a network of its own (Wisp as root) the instance reaches the host only through
+    the proxy it is given, by an HTTP CONNECT tunnel (the function is granted
+    http://127.0.0.1:PORT); otherwise directly."""
+    import socket
+    import urllib.parse
+
+    proxy = os.environ.get("HTTPS_PROXY")
+    if not proxy:
+        return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    where = urllib.parse.urlsplit(proxy)
+    tunnel = socket.create_connection((where.hostname, where.port), timeout=timeout)
+    tunnel.sendall(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (port, port)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = tunnel.recv(1)
+        if not chunk:
+            raise ConnectionError("the proxy closed the tunnel")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise ConnectionError("the proxy refused the tunnel: %r" % head)
+    return tunnel
+
+
 def concurrent(event, context):
     """Tells the test's counter when it starts and when it ends, waiting for the
     counter's answer each time, so the counter's count is exactly the invocations
     running at once, however late it reads."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", event["port"])) as counter:
+    with connect_to_test(event["port"]) as counter:
         replies = counter.makefile("r")
         counter.sendall(b"in\n")
         replies.readline()
@@ -165,9 +188,7 @@ def record(event, context):
     """Reports its invocation id and the event's `seq` to the test's recorder, and
     waits for the recorder's answer: once it returns, the report has arrived, so a run
     that completes is never missing from the recorder's count."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", event["port"]), timeout=10) as recorder:
+    with connect_to_test(event["port"], timeout=10) as recorder:
         replies = recorder.makefile("r")
         recorder.sendall(("%s %s\n" % (context.aws_request_id, event.get("seq", "-"))).encode())
         if replies.readline().strip() != "ok":
@@ -195,6 +216,11 @@ ACTIONS = {
     "tmp_write": tmp_write,
     "tmp_list": tmp_list,
     "write_code": write_code,
+    "reach": lambda event, context: reach(event, context),
+    "fetch": lambda event, context: fetch(event, context),
+    "s3": lambda event, context: s3(event, context),
+    "kv": lambda event, context: kv(event, context),
+    "service": lambda event, context: service(event, context),
 }
 
 
@@ -208,6 +234,89 @@ def sqs_batch(event, context):
         if "fail" in record["body"]:
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
+
+
+def reach(event, context):
+    """Tries a TCP connection to each `targets` entry (host:port); says what happened."""
+    import socket
+    outcome = {}
+    for target in event["targets"]:
+        host, port = target.rsplit(":", 1)
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+                outcome[target] = "connected"
+        except OSError as e:
+            outcome[target] = type(e).__name__
+    return outcome
+
+
+def fetch(event, context):
+    """GETs `url` with urllib, which follows the HTTP(S)_PROXY the instance is given,
+    sending `headers`; answers the status and body, or the error."""
+    import urllib.error
+    import urllib.request
+    request = urllib.request.Request(event["url"], headers=event.get("headers", {}),
+                                     method=event.get("method", "GET"),
+                                     data=event.get("body", "").encode() or None)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return {"status": response.status, "body": response.read().decode(errors="replace")}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read().decode(errors="replace")}
+    except (OSError, urllib.error.URLError) as e:
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+
+
+def s3(event, context):
+    """One S3 call with stock boto3 (credentials and endpoint from the environment):
+    `op` is get, put or list; answers what came back, or the error's code."""
+    import boto3
+    import botocore.exceptions
+    client = boto3.client("s3")
+    try:
+        if event["op"] == "get":
+            body = client.get_object(Bucket=event["bucket"], Key=event["key"])["Body"].read()
+            return {"ok": body.decode()}
+        if event["op"] == "put":
+            client.put_object(Bucket=event["bucket"], Key=event["key"], Body=event["body"].encode())
+            return {"ok": True}
+        if event["op"] == "list":
+            listed = client.list_objects_v2(Bucket=event["bucket"])
+            return {"ok": [o["Key"] for o in listed.get("Contents", [])]}
+        if event["op"] == "buckets":
+            return {"ok": [b["Name"] for b in client.list_buckets()["Buckets"]]}
+    except botocore.exceptions.ClientError as e:
+        return {"error": e.response["Error"]["Code"]}
+    raise ValueError("unknown op %s" % event["op"])
+
+
+def kv(event, context):
+    """One call to Wisp's key-value API, where the instance is told it is (WISP_KV_URL),
+    with the credential it is given (WISP_TOKEN): `path` under /v1/kv, `method`,
+    `headers`, `body`. Answers the status, the ETag and the body."""
+    return call_service(os.environ["WISP_KV_URL"] + event["path"], event)
+
+
+def service(event, context):
+    """Like `kv`, for any path of the services endpoint (AWS_ENDPOINT_URL_S3)."""
+    return call_service(os.environ["AWS_ENDPOINT_URL_S3"] + event["path"], event)
+
+
+def call_service(url, event):
+    import urllib.error
+    import urllib.request
+    headers = {"Authorization": "Bearer " + os.environ["WISP_TOKEN"]}
+    headers.update(event.get("headers", {}))
+    body = event.get("body")
+    request = urllib.request.Request(url, headers=headers,
+                                     method=event.get("method", "GET"),
+                                     data=None if body is None else body.encode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return {"status": response.status, "etag": response.headers.get("ETag"),
+                    "body": response.read().decode(errors="replace")}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "etag": e.headers.get("ETag"), "body": e.read().decode(errors="replace")}
 
 
 def ack(event, context):

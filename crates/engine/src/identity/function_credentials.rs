@@ -1,5 +1,6 @@
 //! Function credentials: what a native function's instances find in their environment
-//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL_S3`), the way
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL_S3`, and for Wisp's
+//! own service APIs `WISP_TOKEN` and `WISP_KV_URL`), the way
 //! Lambda hands a function its execution role, so that stock AWS SDKs in a handler
 //! reach Wisp's S3 listener unmodified.
 //!
@@ -8,8 +9,9 @@
 //! secret are HMACs of the version's name), so every node of a cluster
 //! computes the same one and nothing is stored; it lives while the version is
 //! deployed here ([`FunctionCredentials::issue`] at load, forgotten when the version goes).
-//! Its id starts `WF` (a person's keys start `WK`). It acts with the `deploy` role in
-//! its function's namespace until per-function grants narrow it.
+//! Its id starts `WF` (a person's keys start `WK`). It acts in its function's namespace
+//! and reaches only what the version is granted ([`FunctionGrants`]): the buckets, with
+//! the access each grant names, and the key-value stores it lists.
 //!
 //! It also carries the loop guard of storage events: a write made with it produces
 //! events one hop deeper than the deepest event its version is running
@@ -22,7 +24,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use wisp_core::{FunctionName, Namespace, VersionId};
+use wisp_core::{
+    BucketAccess, BucketGrant, BucketName, FunctionConfig, FunctionName, KvStoreName, Namespace, QueueName,
+    VersionId,
+};
 
 /// Every function credential starts so.
 pub const ID_PREFIX: &str = "WF";
@@ -79,21 +84,57 @@ pub struct FunctionCredential {
     pub function: FunctionName,
     /// The version's content id: versions of the same code and configuration share it.
     pub version: VersionId,
+    /// What it may use: its version's grants.
+    pub grants: Arc<FunctionGrants>,
     pub(crate) depths: Arc<RunningDepths>,
 }
 
-/// The credentials of the versions deployed here, and the S3 endpoint they are given.
+/// What a function version's credential may use beyond its role: the grants of the
+/// version's configuration. A person's key has none (its role decides alone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionGrants {
+    pub function: FunctionName,
+    pub kv: Vec<KvStoreName>,
+    pub buckets: Vec<BucketGrant>,
+    pub queues: Vec<QueueName>,
+    pub invoke: Vec<FunctionName>,
+}
+
+impl FunctionGrants {
+    pub fn of(function: &FunctionName, config: &FunctionConfig) -> FunctionGrants {
+        FunctionGrants {
+            function: function.clone(),
+            kv: config.kv.clone(),
+            buckets: config.buckets.clone(),
+            queues: config.queues.clone(),
+            invoke: config.invoke.clone(),
+        }
+    }
+
+    /// What the function may do with `bucket` (`None`: nothing).
+    pub fn bucket(&self, bucket: &BucketName) -> Option<BucketAccess> {
+        let mut access: Option<BucketAccess> = None;
+        for grant in self.buckets.iter().filter(|g| &g.bucket == bucket) {
+            access = Some(match access {
+                None => grant.access,
+                Some(a) if a == grant.access => a,
+                Some(_) => BucketAccess::ReadWrite,
+            });
+        }
+        access
+    }
+}
+
+/// The credentials of the versions deployed here.
 pub(crate) struct FunctionCredentials {
     key: hmac::Key,
-    s3_endpoint: Option<String>,
     issued: Mutex<HashMap<String, Weak<FunctionCredential>>>,
 }
 
 impl FunctionCredentials {
-    pub(crate) fn new(master: &MasterKey, s3_endpoint: Option<String>) -> FunctionCredentials {
+    pub(crate) fn new(master: &MasterKey) -> FunctionCredentials {
         FunctionCredentials {
             key: hmac::Key::new(hmac::HMAC_SHA256, &master.derive("wisp function credentials v1")),
-            s3_endpoint,
             issued: Mutex::new(HashMap::new()),
         }
     }
@@ -105,6 +146,7 @@ impl FunctionCredentials {
         namespace: &Namespace,
         function: &FunctionName,
         version: &VersionId,
+        grants: FunctionGrants,
     ) -> Arc<FunctionCredential> {
         let tag = hmac::sign(
             &self.key,
@@ -131,6 +173,7 @@ impl FunctionCredentials {
             namespace: namespace.clone(),
             function: function.clone(),
             version: version.clone(),
+            grants: Arc::new(grants),
             depths: Arc::default(),
         });
         issued.insert(id, Arc::downgrade(&key));
@@ -152,9 +195,10 @@ impl FunctionCredentials {
             ("AWS_ACCESS_KEY_ID".to_string(), key.id.clone()),
             ("AWS_SECRET_ACCESS_KEY".to_string(), key.secret.clone()),
         ];
-        if let Some(endpoint) = &self.s3_endpoint {
-            env.push(("AWS_ENDPOINT_URL_S3".to_string(), endpoint.clone()));
-        }
+        // The same credential as a bearer token, for Wisp's own service APIs (`/v1/kv`).
+        // Where to send them (`AWS_ENDPOINT_URL_S3`, `WISP_KV_URL`) the process runtime
+        // adds: it depends on the instance's network.
+        env.push(("WISP_TOKEN".to_string(), format!("{}.{}", key.id, key.secret)));
         env
     }
 }
@@ -168,19 +212,23 @@ pub fn is_function_credential(id: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn grants(f: &FunctionName) -> FunctionGrants {
+        FunctionGrants::of(f, &FunctionConfig::new(wisp_core::Kind::Event))
+    }
+
     #[test]
     fn credentials_are_derived_and_known_while_held() -> Result<(), Box<dyn std::error::Error>> {
         let master = MasterKey::generate()?;
-        let keys = FunctionCredentials::new(&master, Some("http://127.0.0.1:9/".into()));
+        let keys = FunctionCredentials::new(&master);
         let (ns, f) = (Namespace::new("default")?, FunctionName::new("thumbs")?);
         let (v1, v2) = (VersionId("one".into()), VersionId("two".into()));
-        let a = keys.issue(&ns, &f, &v1);
+        let a = keys.issue(&ns, &f, &v1, grants(&f));
         assert!(is_function_credential(&a.id), "{}", a.id);
-        assert_eq!(keys.issue(&ns, &f, &v1).secret, a.secret);
-        assert_ne!(keys.issue(&ns, &f, &v2).id, a.id);
-        let other = FunctionCredentials::new(&master, None);
+        assert_eq!(keys.issue(&ns, &f, &v1, grants(&f)).secret, a.secret);
+        assert_ne!(keys.issue(&ns, &f, &v2, grants(&f)).id, a.id);
+        let other = FunctionCredentials::new(&master);
         assert_eq!(
-            other.issue(&ns, &f, &v1).id,
+            other.issue(&ns, &f, &v1, grants(&f)).id,
             a.id,
             "every node derives the same credential"
         );

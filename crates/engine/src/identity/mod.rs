@@ -22,13 +22,14 @@ pub use keys::NewKey;
 
 use crate::{Engine, EngineError};
 use arc_swap::ArcSwap;
+pub use function_credentials::FunctionGrants;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use wisp_core::wall::now_ms;
-use wisp_core::{ErrorCode, Namespace, Role, UnixMillis};
+use wisp_core::{BucketName, ErrorCode, KvStoreName, Namespace, QueueName, Role, UnixMillis};
 use wisp_store::{ApiKeyRecord, NamespaceRecord, Store};
 
 use secret::MasterKey;
@@ -43,6 +44,65 @@ pub struct Caller {
     /// The key's namespace: where it acts unless it is an admin naming another.
     pub namespace: Namespace,
     pub role: Role,
+    /// A function's credential: the grants that bound it beyond its role. `None` for
+    /// a person's key, whose role decides alone.
+    pub grants: Option<Arc<FunctionGrants>>,
+}
+
+impl Caller {
+    /// Whether the caller may use key-value store `store` of its namespace: a person's
+    /// key by its role (checked by the server), a function only by its `kv` grant.
+    pub fn check_kv_grant(&self, store: &KvStoreName) -> Result<(), EngineError> {
+        match &self.grants {
+            Some(grants) if !grants.kv.contains(store) => Err(EngineError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "function `{}` is not granted key-value store `{store}`: add it to the function's `kv` in wisp.toml",
+                    grants.function
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the caller may send to queue `queue` of its namespace: a person's key by
+    /// its role (checked by the server), a function only by its `queues` grant.
+    pub fn check_queue_grant(&self, queue: &QueueName) -> Result<(), EngineError> {
+        match &self.grants {
+            Some(grants) if !grants.queues.contains(queue) => Err(EngineError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "function `{}` is not granted queue `{queue}`: add it to the function's `queues` in wisp.toml",
+                    grants.function
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the caller may read (`write: false`) or write `bucket`: a person's key by
+    /// its role (checked by the server), a function only by its `buckets` grant.
+    pub fn check_bucket_grant(&self, bucket: &BucketName, write: bool) -> Result<(), EngineError> {
+        let Some(grants) = &self.grants else {
+            return Ok(());
+        };
+        let access = grants.bucket(bucket);
+        if access.is_some_and(|a| if write { a.writes() } else { a.reads() }) {
+            return Ok(());
+        }
+        let (what, example) = if write {
+            ("write", format!("\"{bucket}\" or \"{bucket}:write\""))
+        } else {
+            ("read", format!("\"{bucket}\" or \"{bucket}:read\""))
+        };
+        Err(EngineError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "function `{}` is not granted to {what} bucket `{bucket}`: add {example} to the function's `buckets` in wisp.toml",
+                grants.function
+            ),
+        ))
+    }
 }
 
 /// A key as the check needs it.
@@ -96,6 +156,7 @@ impl KeyEntry {
             key_id: id.to_owned(),
             namespace: self.namespace.clone(),
             role: self.role,
+            grants: None,
         }
     }
 }
@@ -252,8 +313,27 @@ impl Engine {
             key_id: key_id.to_owned(),
             namespace: credential.namespace.clone(),
             role: Role::Deploy,
+            grants: Some(credential.grants.clone()),
         };
         Ok((caller, credential.secret.clone()))
+    }
+
+    /// Checks a bearer token on the functions' services endpoint (the S3 listener's
+    /// `/v1/kv`): a function's credential (`<WF id>.<secret>`, what a native instance
+    /// finds in `WISP_TOKEN`) while its version is deployed, else a person's key as
+    /// [`Engine::authenticate`] checks it.
+    pub fn authenticate_service(&self, token: &str) -> Result<Caller, EngineError> {
+        let Some((id, secret)) = token.split_once('.') else {
+            return self.authenticate(token);
+        };
+        if !function_credentials::is_function_credential(id) {
+            return self.authenticate(token);
+        }
+        let (caller, expected) = self.service_signing_secret(id)?;
+        if !bool::from(expected.as_bytes().ct_eq(secret.as_bytes())) {
+            return Err(unauthorized(format!("function credential `{id}` is not valid")));
+        }
+        Ok(caller)
     }
 
     /// Whether a namespace exists.

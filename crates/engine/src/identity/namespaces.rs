@@ -130,6 +130,9 @@ impl Engine {
         }
         self.store.remove_namespace(name).await?;
         self.identity.reload(self.store.as_ref()).await?;
+        // Its secrets went with it: no function of a namespace made again under the
+        // name may find them in memory.
+        self.secrets.reload(self.store.as_ref()).await?;
         self.forget_namespace_gate(name);
         Ok(())
     }

@@ -7,13 +7,29 @@
 //! store and the engine, so the runtime never sees either. Nothing is granted by
 //! default.
 
+mod kv;
 mod outbound;
 
-use wisp_core::FunctionConfig;
+use std::sync::Arc;
+use wisp_core::{FunctionConfig, Namespace};
 use wisp_runtime::Services;
+use wisp_store::Store;
 
-/// The services a function version may call, by its configuration.
-pub(crate) fn for_function(_config: &FunctionConfig) -> Services {
-    // No configuration grants anything yet: outbound HTTP is refused.
-    Services::new(outbound::OutboundPolicy::deny_all())
+/// The services a function version of `namespace` may call, by its configuration.
+/// Called once per version, when it is deployed or loaded.
+pub(crate) fn for_function(
+    namespace: &Namespace,
+    config: &FunctionConfig,
+    store: &Arc<dyn Store>,
+) -> Services {
+    let services = Services::new(outbound::OutboundPolicy::new(&config.outbound));
+    if config.kv.is_empty() {
+        // Every store refused with `access-denied`.
+        return services;
+    }
+    services.with_key_values(Arc::new(kv::GrantedKeyValues::new(
+        store.clone(),
+        namespace.clone(),
+        &config.kv,
+    )))
 }

@@ -77,14 +77,19 @@ struct Shared {
 }
 
 impl RuntimeApi {
-    /// Binds a loopback port and serves the API on it; with a `peer_check`, only to
-    /// the instance's own processes.
+    /// Serves the API on `listener` (bound inside the instance's network namespace),
+    /// or else on a loopback port of its own; with a `peer_check`, only to the
+    /// instance's own processes.
     pub async fn start(
         function_arn: String,
         max_response: usize,
         peer_check: Option<PeerCheck>,
+        listener: Option<std::net::TcpListener>,
     ) -> std::io::Result<RuntimeApi> {
-        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let listener = match listener {
+            Some(listener) => TcpListener::from_std(listener)?,
+            None => TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?,
+        };
         let addr = listener.local_addr()?;
         let (submit, queue) = mpsc::channel(1);
         let (init_tx, init) = watch::channel(InitState::Starting);

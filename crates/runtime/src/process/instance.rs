@@ -10,6 +10,7 @@
 use super::FunctionContext;
 use super::api::{InitState, Pending, Reply, RuntimeApi};
 use super::cgroup::InstanceCgroup;
+use super::network::{self, InstanceNetwork};
 use super::peer::PeerCheck;
 use super::pipes::Pipes;
 use super::sandbox::{self, Plan};
@@ -36,6 +37,8 @@ pub(crate) struct Instance {
     api: RuntimeApi,
     pipes: Pipes,
     cgroup: Option<InstanceCgroup>,
+    /// Its network namespace and the tasks serving it, when it has one.
+    _network: Option<ServedNetwork>,
     /// The private temp dir on the host, when there is no mount namespace.
     host_tmp: Option<PathBuf>,
     oom_kills_seen: u64,
@@ -60,6 +63,18 @@ impl Instance {
             error: InvokeError::Internal(format!("cannot start an instance of `{}`: {what}: {e}", ctx.name)),
             logs: Logs::default(),
         };
+        // Secret references resolve now, at each start: a secret set again reaches the
+        // next instance. A missing one fails the start, never an empty value.
+        let function_env = ctx
+            .env
+            .resolve(ctx.services.secret_values().as_ref())
+            .map_err(|missing| StartFailure {
+                logs: Logs {
+                    stderr: missing.log_line(),
+                    ..Logs::default()
+                },
+                error: missing.into_invoke_error(),
+            })?;
         let mut shim = ctx
             .spawner
             .take()
@@ -81,18 +96,46 @@ impl Instance {
         };
         let pipes = Pipes::new(stdout, stderr, ctx.limits.max_log_bytes_per_invocation)
             .map_err(|e| internal("cannot read its output", e))?;
-        let peer_check = cgroup.0.as_ref().map(|c| PeerCheck {
-            procs: c.procs_paths(),
-        });
-        let api = RuntimeApi::start(ctx.function_arn.clone(), ctx.limits.max_response_body, peer_check)
-            .await
-            .map_err(|e| internal("cannot listen for its Runtime API", e))?;
+        let network = match &ctx.networks {
+            Some(networks) => Some(
+                networks
+                    .take()
+                    .await
+                    .map_err(|e| internal("cannot make its network namespace", e))?,
+            ),
+            None => None,
+        };
+        // In a namespace of its own, only the instance can connect to its Runtime API.
+        let peer_check = match (&network, &cgroup.0) {
+            (None, Some(c)) => Some(PeerCheck {
+                procs: c.procs_paths(),
+            }),
+            _ => None,
+        };
+        let (api_listener, network) = match network {
+            Some(network) => {
+                let (api, rest) = network
+                    .serve(ctx)
+                    .map_err(|e| internal("cannot serve its network", e))?;
+                (Some(api), Some(rest))
+            }
+            None => (None, None),
+        };
+        let api = RuntimeApi::start(
+            ctx.function_arn.clone(),
+            ctx.limits.max_response_body,
+            peer_check,
+            api_listener,
+        )
+        .await
+        .map_err(|e| internal("cannot listen for its Runtime API", e))?;
         let plan = Plan {
             sandbox: &ctx.sandbox,
             code_dir: &ctx.code_dir,
             runtime_dir: ctx.runtime_dir.as_deref(),
             memory_bytes,
             address_space_limit_ok: ctx.address_space_limit_ok,
+            network: network.as_ref().map(ServedNetwork::path),
         };
         let (task_root, runtime_root) = plan.paths();
         let host_tmp = if ctx.sandbox.mount_namespace {
@@ -107,7 +150,7 @@ impl Instance {
         // Later entries win: Lambda's reserved variables over the function's own.
         let mut env = sandbox::base_env(&tmp);
         env.extend(
-            ctx.env
+            function_env
                 .iter()
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
@@ -130,6 +173,11 @@ impl Instance {
         if let Some(dir) = &runtime_root {
             env.push(("LAMBDA_RUNTIME_DIR".into(), dir.as_os_str().to_owned()));
         }
+        env.extend(
+            service_env(ctx, network.is_some())
+                .into_iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
         let (program, args) = ctx.command(&task_root, runtime_root.as_deref());
         let spec = ShimSpec {
             program,
@@ -152,6 +200,7 @@ impl Instance {
             api,
             pipes,
             cgroup: cgroup.0.take(),
+            _network: network,
             host_tmp,
             oom_kills_seen: 0,
             max_response: ctx.limits.max_response_body,
@@ -388,6 +437,97 @@ impl Drop for Instance {
             }
         };
         super::in_background(cleanup);
+    }
+}
+
+/// Where the instance reaches Wisp's services (S3 and `/v1/kv`) and the outside:
+/// inside its own namespace, the forwarded services port and the proxy; otherwise the
+/// services listener itself (and the host's network, unfiltered).
+fn service_env(ctx: &FunctionContext, own_network: bool) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    let services = if own_network {
+        ctx.services_endpoint
+            .as_ref()
+            .map(|_| format!("http://{}", InstanceNetwork::inside(network::SERVICES_PORT)))
+    } else {
+        ctx.services_endpoint.as_ref().map(|e| e.url.clone())
+    };
+    if let Some(url) = services {
+        let base = url.trim_end_matches('/').to_string();
+        env.push(("WISP_KV_URL", format!("{base}/v1/kv")));
+        env.push(("AWS_ENDPOINT_URL_S3", base));
+    }
+    if own_network {
+        let proxy = format!("http://{}", InstanceNetwork::inside(network::PROXY_PORT));
+        for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+            env.push((name, proxy.clone()));
+        }
+        // The namespace's own ports go direct; any other address, loopback included
+        // (the host's, which is not this one), goes through the proxy.
+        let direct = format!(
+            "localhost,{},{}",
+            InstanceNetwork::inside(network::RUNTIME_API_PORT),
+            InstanceNetwork::inside(network::SERVICES_PORT)
+        );
+        for name in ["NO_PROXY", "no_proxy"] {
+            env.push((name, direct.clone()));
+        }
+    }
+    env
+}
+
+/// An instance's network namespace while it is served: the namespace's file stays
+/// open (for the shim to join) and the tasks serving its services port and proxy
+/// run until the instance is dropped.
+pub(crate) struct ServedNetwork {
+    path: PathBuf,
+    _namespace: std::os::fd::OwnedFd,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ServedNetwork {
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+}
+
+impl Drop for ServedNetwork {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl InstanceNetwork {
+    /// Starts serving the namespace's services port and proxy; returns the Runtime
+    /// API's listener for the API to serve.
+    fn serve(self, ctx: &FunctionContext) -> std::io::Result<(std::net::TcpListener, ServedNetwork)> {
+        let path = self.path();
+        let InstanceNetwork {
+            namespace,
+            runtime_api,
+            services,
+            proxy,
+        } = self;
+        let listen = tokio::net::TcpListener::from_std;
+        let mut tasks = Vec::new();
+        // With no services listener, connections to the port are refused at once.
+        if let Some(endpoint) = &ctx.services_endpoint {
+            tasks.push(tokio::spawn(network::forward(listen(services)?, endpoint.addr)));
+        }
+        tasks.push(tokio::spawn(super::proxy::serve(
+            listen(proxy)?,
+            ctx.services.outbound_http().clone(),
+        )));
+        Ok((
+            runtime_api,
+            ServedNetwork {
+                path,
+                _namespace: namespace,
+                tasks,
+            },
+        ))
     }
 }
 

@@ -8,16 +8,19 @@
 //!
 //! Each function keeps a pool of warm instances ([`function`]); an instance
 //! ([`instance`]) is a sandboxed process ([`sandbox`], [`cgroup`]) serving one
-//! invocation at a time through its own Runtime API listener ([`api`]).
+//! invocation at a time through its own Runtime API listener ([`api`]), in a network
+//! namespace of its own where the machine allows ([`network`]).
 
 mod api;
 mod bootstraps;
 pub mod cgroup;
 mod function;
 mod instance;
+pub mod network;
 mod package;
 mod peer;
 mod pipes;
+pub mod proxy;
 pub mod sandbox;
 pub mod shim;
 mod spawner;
@@ -29,7 +32,6 @@ pub use spawner::ShimCommand;
 use crate::{Function, FunctionSpec, LoadError, Runtime};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wisp_core::{FunctionRuntime, Limits};
@@ -49,6 +51,19 @@ pub struct ProcessConfig {
     /// How many shims to keep started ahead of need (each already in its cgroup).
     pub spare_shims: usize,
     pub limits: Limits,
+    /// Where instances reach Wisp's services for functions (the S3 listener, which
+    /// also serves `/v1/kv`); `None`: nowhere.
+    pub services_endpoint: Option<ServicesEndpoint>,
+}
+
+/// Wisp's services listener, as instances reach it.
+#[derive(Clone, Debug)]
+pub struct ServicesEndpoint {
+    /// Its URL from the host (`http://127.0.0.1:8081`), for instances that share the
+    /// host's network.
+    pub url: String,
+    /// Its address, where an instance's forwarded services port leads.
+    pub addr: std::net::SocketAddr,
 }
 
 impl ProcessConfig {
@@ -62,6 +77,7 @@ impl ProcessConfig {
             shim,
             spare_shims: 2,
             limits: Limits::DEFAULT,
+            services_endpoint: None,
         }
     }
 }
@@ -71,6 +87,7 @@ pub struct ProcessRuntime {
     config: ProcessConfig,
     sandbox: Arc<Sandbox>,
     spawner: Arc<spawner::Spawner>,
+    networks: Option<Arc<network::SpareNetworks>>,
     bootstraps: bootstraps::Bootstraps,
     code_dirs: Arc<package::CodeDirs>,
 }
@@ -105,9 +122,15 @@ impl ProcessRuntime {
             config.sandbox.cgroups.clone(),
             config.spare_shims,
         );
-        // The first cold start finds spare shims waiting.
+        // The first cold start finds spare shims waiting (and network namespaces).
         spawner.refill();
+        let networks = config.sandbox.network_namespace.then(|| {
+            let networks = network::SpareNetworks::new(config.spare_shims);
+            networks.prime();
+            networks
+        });
         Ok(ProcessRuntime {
+            networks,
             sandbox: Arc::new(config.sandbox.clone()),
             code_dirs: package::CodeDirs::new(config.functions_dir.clone()),
             spawner,
@@ -137,7 +160,7 @@ impl ProcessRuntime {
             handler: spec.config.handler.clone(),
             memory_mb: spec.config.memory_mb,
             timeout: spec.config.timeout,
-            env: spec.config.env.clone(),
+            env: crate::env::FunctionEnv::new(&spec.config.env),
             code_dir,
             runtime_dir,
             launcher,
@@ -147,6 +170,9 @@ impl ProcessRuntime {
             spawner: self.spawner.clone(),
             instances_dir: self.config.instances_dir.clone(),
             limits: self.config.limits.clone(),
+            services: spec.services.clone(),
+            services_endpoint: self.config.services_endpoint.clone(),
+            networks: self.networks.clone(),
         })
     }
 }
@@ -163,6 +189,18 @@ impl Drop for ProcessRuntime {
 
 #[async_trait]
 impl Runtime for ProcessRuntime {
+    fn warnings(&self) -> Vec<String> {
+        if self.sandbox.network_namespace {
+            return Vec::new();
+        }
+        vec![
+            "native functions share this machine's network: they can reach Wisp's control API, \
+             other local ports and any host, whatever they are granted (run Wisp as root to give \
+             each instance a network of its own)"
+                .to_string(),
+        ]
+    }
+
     async fn compile(&self, spec: FunctionSpec, code: Bytes) -> Result<Arc<dyn Function>, LoadError> {
         let lease = self.code_dirs.lease(&spec.code_hash);
         let dir = package::unpack(&self.config.functions_dir, &spec, code).await?;
@@ -217,7 +255,8 @@ pub(crate) struct FunctionContext {
     pub handler: Option<String>,
     pub memory_mb: u32,
     pub timeout: std::time::Duration,
-    pub env: BTreeMap<String, String>,
+    /// Resolved at each instance start, secret references through `services`.
+    pub env: crate::env::FunctionEnv,
     pub code_dir: PathBuf,
     pub runtime_dir: Option<PathBuf>,
     launcher: Launcher,
@@ -226,6 +265,11 @@ pub(crate) struct FunctionContext {
     pub(crate) spawner: Arc<spawner::Spawner>,
     pub instances_dir: PathBuf,
     pub limits: Limits,
+    /// What the version is granted: its proxy's outbound policy.
+    pub services: crate::Services,
+    pub services_endpoint: Option<ServicesEndpoint>,
+    /// Where instances get their network namespaces; `None` without them.
+    pub(crate) networks: Option<Arc<network::SpareNetworks>>,
 }
 
 impl FunctionContext {

@@ -12,7 +12,10 @@
 //! - a private mount namespace: a fresh tmpfs on `/tmp`, the code bound read-only on
 //!   `/var/task` and the runtime's bootstrap on `/var/runtime`, as on Lambda;
 //!   otherwise the instance gets a private `TMPDIR` under the data directory;
-//! - an unprivileged user (`nobody` by default) instead of root.
+//! - an unprivileged user (`nobody` by default) instead of root;
+//! - a network namespace of its own that reaches only its Runtime API, Wisp's
+//!   services and (through a proxy) its granted hosts ([`super::network`]); otherwise
+//!   the instance shares the host's network, and `describe` says so.
 
 use super::cgroup::Cgroups;
 use nix::sys::resource::Resource;
@@ -84,6 +87,8 @@ pub struct Sandbox {
     pub cgroups: Option<Cgroups>,
     /// Whether instances get a private mount namespace (root only).
     pub mount_namespace: bool,
+    /// Whether instances get a network namespace of their own (root only).
+    pub network_namespace: bool,
 }
 
 impl Sandbox {
@@ -106,10 +111,15 @@ impl Sandbox {
             }
         };
         let mount_namespace = root && mount_points_ready();
+        let network_namespace = root
+            && super::network::probe()
+                .inspect_err(|e| tracing::warn!("instances will share the host's network: {e}"))
+                .is_ok();
         Ok(Sandbox {
             user,
             cgroups: if root { Cgroups::detect() } else { None },
             mount_namespace,
+            network_namespace,
         })
     }
 
@@ -120,6 +130,7 @@ impl Sandbox {
             user: None,
             cgroups: None,
             mount_namespace: false,
+            network_namespace: false,
         }
     }
 
@@ -138,7 +149,12 @@ impl Sandbox {
         } else {
             "no mount namespace (private TMPDIR)"
         };
-        format!("{user}; {cgroups}; {mounts}")
+        let network = if self.network_namespace {
+            "own network namespace (Runtime API, granted services and hosts only)"
+        } else {
+            "the host's network, NOT isolated (run Wisp as root to isolate it)"
+        };
+        format!("{user}; {cgroups}; {mounts}; {network}")
     }
 }
 
@@ -161,6 +177,8 @@ pub struct Plan<'a> {
     /// Whether `RLIMIT_AS` may stand in for a memory cgroup (not for runtimes that
     /// reserve more address space than they use, like Node's V8).
     pub address_space_limit_ok: bool,
+    /// The network namespace to join (its file), when the instance has one.
+    pub network: Option<PathBuf>,
 }
 
 impl Plan<'_> {
@@ -202,6 +220,7 @@ impl Plan<'_> {
             }),
             cwd,
             user: self.sandbox.user.as_ref().map(|u| (u.uid, u.gid)),
+            network: self.network.clone(),
         }
     }
 }
@@ -235,6 +254,8 @@ pub(crate) struct Isolation {
     pub cwd: PathBuf,
     /// Switch to this uid and gid (dropping supplementary groups).
     pub user: Option<(u32, u32)>,
+    /// Join this network namespace (its file) first.
+    pub network: Option<PathBuf>,
 }
 
 /// The mounts of an instance's namespace.

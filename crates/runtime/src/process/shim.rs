@@ -8,7 +8,7 @@
 //! started ahead of need ([`super::spawner`]) — and then reads its [`ShimSpec`]
 //! (JSON) on stdin. Then, in order:
 //!
-//! 1. rlimits;
+//! 1. the instance's network namespace, when it has one ([`super::network`]); rlimits;
 //! 2. with a mount namespace: `unshare(CLONE_NEWNS | CLONE_NEWPID)`, the code bound
 //!    read-only on `/var/task` (and the bootstrap on `/var/runtime`), a tmpfs on
 //!    `/tmp`; then the shim forks the PID namespace's init, which forks the runtime
@@ -81,6 +81,12 @@ fn run() -> Result<Infallible, String> {
     nix::unistd::dup2_stdin(&null).map_err(|e| format!("dup2: {e}"))?;
     drop(null);
     let isolation = &spec.isolation;
+    if let Some(network) = &isolation.network {
+        let namespace = std::fs::File::open(network)
+            .map_err(|e| format!("cannot open the network namespace {}: {e}", network.display()))?;
+        nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("cannot join the network namespace: {e}"))?;
+    }
     for &(limit, value) in &isolation.rlimits {
         let resource = limit.resource();
         // Without privileges a limit cannot rise above the hard limit Wisp has.

@@ -7,6 +7,7 @@ use super::failure::{RunEnd, classify};
 use super::limits::{MemoryLimiter, set_deadline};
 use super::state::{ComponentState, ModuleState, wasi_builder};
 use super::{Artifact, Inner};
+use crate::env::FunctionEnv;
 use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output, Services};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -29,7 +30,8 @@ pub(crate) struct EventFunction {
     _code: Arc<Artifact>,
     program: Program,
     name: String,
-    env: Arc<[(String, String)]>,
+    /// Built at load; secret references resolved per instance (see `crate::env`).
+    env: FunctionEnv,
     memory_mb: u32,
     timeout: Duration,
 }
@@ -85,12 +87,7 @@ impl EventFunction {
             _code: code,
             program,
             name: spec.name.clone(),
-            env: spec
-                .config
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env: FunctionEnv::new(&spec.config.env),
             memory_mb: spec.config.memory_mb,
             timeout: spec.config.timeout,
         }
@@ -99,13 +96,14 @@ impl EventFunction {
     /// Runs the program to its end; `Ok(None)` is success.
     async fn run(
         &self,
+        env: &[(String, String)],
         event: Bytes,
         services: Services,
         stdout: &Capture,
         stderr: &Capture,
         deadline: Instant,
     ) -> Option<InvokeError> {
-        let mut builder = wasi_builder(&self.name, &self.env, stdout, stderr);
+        let mut builder = wasi_builder(&self.name, env, stdout, stderr);
         builder.stdin(MemoryInputPipe::new(event));
         let limiter = MemoryLimiter::new(self.memory_mb);
         let (end, memory_exceeded) = match &self.program {
@@ -160,11 +158,22 @@ impl crate::Function for EventFunction {
             return Err(InvokeError::WrongInput("event functions take an event payload"));
         };
         let started = Instant::now();
+        let env = match self.env.resolve(invocation.services.secret_values().as_ref()) {
+            Ok(env) => env,
+            Err(missing) => {
+                return Err(super::http::missing_secret(
+                    missing,
+                    started,
+                    invocation.on_finish,
+                ));
+            }
+        };
         let limits = &self.inner.limits;
         let stdout = Capture::new(limits.max_response_body);
         let stderr = Capture::new(limits.max_log_bytes_per_invocation);
         let mut error = self
             .run(
+                &env,
                 event,
                 invocation.services,
                 &stdout,

@@ -12,6 +12,7 @@ use super::limits::{MemoryLimiter, set_deadline};
 use super::state::{ComponentState, wasi_builder};
 use super::{Artifact, Inner};
 use crate::body::{BodyTooLarge, BoxError};
+use crate::env::FunctionEnv;
 use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output};
 use async_trait::async_trait;
 use http_body_util::BodyExt;
@@ -32,7 +33,8 @@ pub(crate) struct HttpFunction {
     _code: Arc<Artifact>,
     pre: ProxyPre<ComponentState>,
     name: String,
-    env: Arc<[(String, String)]>,
+    /// Built at load; secret references resolved per instance (see `crate::env`).
+    env: FunctionEnv,
     memory_mb: u32,
     timeout: Duration,
 }
@@ -60,16 +62,34 @@ impl HttpFunction {
             _code: code,
             pre,
             name: spec.name.clone(),
-            env: spec
-                .config
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env: FunctionEnv::new(&spec.config.env),
             memory_mb: spec.config.memory_mb,
             timeout: spec.config.timeout,
         })
     }
+}
+
+/// Ends an invocation whose instance cannot start for a missing secret: its log says
+/// why, and it fails with `function_error`.
+pub(super) fn missing_secret(
+    missing: crate::env::MissingSecret,
+    started: Instant,
+    on_finish: Option<Box<dyn FnOnce(Finished) + Send>>,
+) -> InvokeError {
+    let logs = Logs {
+        stderr: missing.log_line(),
+        ..Logs::default()
+    };
+    let error = missing.into_invoke_error();
+    if let Some(on_finish) = on_finish {
+        on_finish(Finished {
+            logs,
+            duration: started.elapsed(),
+            error: Some(error.code()),
+            init: None,
+        });
+    }
+    error
 }
 
 /// Maps our body's errors onto wasi:http's, keeping "too large" recognisable to the guest.
@@ -92,8 +112,12 @@ impl crate::Function for HttpFunction {
         let started = Instant::now();
         let deadline = started + self.timeout;
         let log_cap = self.inner.limits.max_log_bytes_per_invocation;
+        let env = match self.env.resolve(invocation.services.secret_values().as_ref()) {
+            Ok(env) => env,
+            Err(missing) => return Err(missing_secret(missing, started, invocation.on_finish)),
+        };
         let (stdout, stderr) = (Capture::new(log_cap), Capture::new(log_cap));
-        let wasi = wasi_builder(&self.name, &self.env, &stdout, &stderr).build();
+        let wasi = wasi_builder(&self.name, &env, &stdout, &stderr).build();
         let mut store = Store::new(
             &self.inner.engine,
             ComponentState::new(wasi, MemoryLimiter::new(self.memory_mb), invocation.services),

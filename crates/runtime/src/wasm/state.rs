@@ -2,8 +2,11 @@
 
 use super::capture::Capture;
 use super::host::http::OutboundHooks;
+use super::host::keyvalue::KeyValueView;
 use super::limits::MemoryLimiter;
 use crate::Services;
+use crate::services::KeyValues;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -16,6 +19,8 @@ pub(crate) struct ComponentState {
     table: ResourceTable,
     /// Outgoing requests go to the invocation's services.
     hooks: OutboundHooks,
+    /// `wasi:keyvalue` calls go to the invocation's services.
+    key_values: Arc<dyn KeyValues>,
     pub(crate) limiter: MemoryLimiter,
 }
 
@@ -25,8 +30,17 @@ impl ComponentState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
+            key_values: services.key_values().clone(),
             hooks: OutboundHooks::new(services),
             limiter,
+        }
+    }
+
+    /// What the `wasi:keyvalue` bindings reach.
+    pub(crate) fn key_value(&mut self) -> KeyValueView<'_> {
+        KeyValueView {
+            table: &mut self.table,
+            key_values: &self.key_values,
         }
     }
 }

@@ -119,7 +119,10 @@ pub(super) async fn list(scope: Scope, State(engine): EngineState) -> Json<serde
         .iter()
         .map(|d| FunctionView::of(d))
         .collect();
-    Json(serde_json::json!({ "functions": functions }))
+    // What the operator should know about how these run (e.g. native functions not
+    // network-isolated on this machine).
+    let warnings = engine.runtime_warnings();
+    Json(serde_json::json!({ "functions": functions, "warnings": warnings }))
 }
 
 pub(super) async fn get(

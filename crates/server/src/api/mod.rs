@@ -1,8 +1,9 @@
 //! The control API under `/v1`: deploy, inspect, invoke and delete functions, manage
 //! their versions and aliases (roll back, disable, enable), read
 //! their logs and invocations, manage async invocations, queues, buckets and their
-//! objects; and for admin keys, namespaces and API keys; the audit trail. Every error is a
-//! problem document (see [`crate::problem`]); `docs/api.md` is the reference.
+//! objects, key-value stores and their keys, secrets (never read back); and for admin keys, namespaces and API
+//! keys; the audit trail. Every error is a problem document (see [`crate::problem`]);
+//! `docs/api.md` is the reference.
 
 mod apps;
 mod audit;
@@ -11,8 +12,11 @@ mod functions;
 mod invocations;
 mod json;
 mod keys;
+pub(crate) mod kv;
 mod namespaces;
 mod queues;
+mod secrets;
+pub(crate) mod services;
 mod usage;
 mod versions;
 
@@ -65,6 +69,8 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .route("/v1/invocations/{id}", get(invocations::get))
         .merge(queues::router())
         .merge(buckets::router())
+        .merge(kv::router())
+        .merge(secrets::router())
         .route("/v1/namespaces", get(namespaces::list).post(namespaces::create))
         .route(
             "/v1/namespaces/{name}",

@@ -26,6 +26,11 @@ use wisp_engine::{Engine, Outgoing};
 use wisp_store::{QueueRecord, QueueStats, ReceivedMessage};
 
 /// The queue routes.
+/// Sending to a queue alone: what functions may do on the S3 listener (by grant).
+pub(super) fn send_router() -> Router<Arc<Engine>> {
+    Router::new().route("/v1/queues/{name}/messages", post(send))
+}
+
 pub(super) fn router() -> Router<Arc<Engine>> {
     Router::new()
         .route("/v1/queues", get(list))
@@ -250,7 +255,12 @@ async fn send(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let name = parse_queue(&name)?;
-    let depth = super::functions::async_options(&headers)?.chain_depth;
+    scope.caller.check_queue_grant(&name)?;
+    // A function's own sends run one hop deeper than the event it is running, so a
+    // function that feeds the queue that triggers it reaches the chain limit.
+    let depth = super::functions::async_options(&headers)?
+        .chain_depth
+        .max(engine.write_depth(&scope.caller));
     let value = read_json(&engine, body, SEND_TAKES).await?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidRequest,

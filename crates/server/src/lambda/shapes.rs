@@ -98,8 +98,10 @@ fn architecture() -> &'static str {
 #[derive(Serialize, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct Environment {
+    /// Lambda's strings; a Wisp secret reference reads and shows as `{"secret": NAME}`
+    /// (never its value).
     #[serde(default)]
-    pub(super) variables: Option<BTreeMap<String, String>>,
+    pub(super) variables: Option<BTreeMap<String, wisp_core::EnvValue>>,
 }
 
 /// Lambda's `FunctionConfiguration`.

@@ -6,9 +6,10 @@
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{Credentials, S3Auth, SecretKey};
+use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result};
 use std::sync::Arc;
-use wisp_core::{ErrorCode, Permission, Role};
+use wisp_core::{BucketName, ErrorCode, Permission, Role};
 use wisp_engine::identity::function_credentials::is_function_credential;
 use wisp_engine::{Caller, Engine, EngineError};
 
@@ -59,9 +60,55 @@ impl S3Access for Roles {
                 ),
             ));
         }
+        if caller.grants.is_some() {
+            check_grants(&caller, operation, needs, cx.s3_path(), cx.headers())?;
+        }
         cx.extensions_mut().insert(caller);
         Ok(())
     }
+}
+
+/// A function's credential reaches only the buckets its version is granted, with the
+/// access each grant names; it never changes a bucket itself (create, delete, its
+/// notification rules). Listing buckets is filtered by the operation instead.
+fn check_grants(
+    caller: &Caller,
+    operation: &str,
+    needs: Needs,
+    path: &S3Path,
+    headers: &http::HeaderMap,
+) -> S3Result<()> {
+    let denied = |e: EngineError| S3Error::with_message(S3ErrorCode::AccessDenied, e.detail);
+    let bucket = match path {
+        S3Path::Root => return Ok(()),
+        S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
+    };
+    let is_object = matches!(path, S3Path::Object { .. });
+    // On a bucket's own path, every change but DeleteObjects (a batch of object
+    // deletes) changes the bucket.
+    if !is_object && needs == Needs::Deploy && operation != "DeleteObjects" {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            format!(
+                "a function may not call {operation}: buckets are made and configured by people (wisp.toml or `wisp bucket`)"
+            ),
+        ));
+    }
+    let check = |name: &str, write: bool| -> S3Result<()> {
+        match BucketName::new(name) {
+            Ok(name) => caller.check_bucket_grant(&name, write).map_err(denied),
+            // Not a bucket that can exist: the operation answers for it.
+            Err(_) => Ok(()),
+        }
+    };
+    check(bucket, needs == Needs::Deploy)?;
+    // CopyObject and UploadPartCopy read their source: that bucket needs a read grant.
+    if let Some(source) = headers.get("x-amz-copy-source").and_then(|v| v.to_str().ok()) {
+        let source = source.trim_start_matches('/');
+        let source_bucket = source.split('/').next().unwrap_or(source);
+        check(source_bucket, false)?;
+    }
+    Ok(())
 }
 
 impl Roles {

@@ -40,6 +40,8 @@ pub(super) async fn list(
         .map_err(error)?
         .into_iter()
         .filter(|b| b.name.as_str().starts_with(&prefix))
+        // A function sees the buckets it is granted, and no others.
+        .filter(|b| caller.grants.as_ref().is_none_or(|g| g.bucket(&b.name).is_some()))
         .filter(|b| after.as_deref().is_none_or(|a| b.name.as_str() > a))
         .take(max.saturating_add(1))
         .map(|b| Bucket {

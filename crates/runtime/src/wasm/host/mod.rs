@@ -4,3 +4,4 @@
 //! function may use it, is the engine's business.
 
 pub(crate) mod http;
+pub(crate) mod keyvalue;
