@@ -181,7 +181,6 @@ impl Node {
                 dir: dir.join("objects"),
                 source,
             })?,
-            s3_endpoint: s3.as_ref().map(|(_, addr)| format!("{scheme}://{addr}")),
         };
         let master_key = keys::master_key(&dir)?;
         let engine = Engine::start(

@@ -589,7 +589,6 @@ mod tests {
             crate::MasterKey::generate().unwrap(),
             crate::StorageConfig {
                 blobs: wisp_store::BlobDir::open(&dir.path().join("objects")).unwrap(),
-                s3_endpoint: None,
             },
         )
         .await

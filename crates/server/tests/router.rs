@@ -33,7 +33,6 @@ async fn harness() -> Harness {
         wisp_engine::MasterKey::generate().unwrap(),
         wisp_engine::StorageConfig {
             blobs: wisp_store::BlobDir::open(&dir.path().join("objects")).unwrap(),
-            s3_endpoint: None,
         },
     )
     .await

@@ -23,13 +23,11 @@ use std::collections::HashSet;
 use wisp_core::{BucketName, Namespace, NotificationRule, ObjectError};
 use wisp_store::{BlobDir, BucketDeleted, BucketRecord, Condition, ObjectDeleted, StoreError};
 
-/// Where object storage keeps its bytes, and where functions reach its S3 listener.
+/// Where object storage keeps its bytes. (Where functions reach the S3 listener is the
+/// process runtime's to say: it depends on the instance's network.)
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
     pub blobs: BlobDir,
-    /// The S3 listener's URL (`http://127.0.0.1:8081`) given to native functions as
-    /// `AWS_ENDPOINT_URL_S3`; `None` when no S3 listener runs.
-    pub s3_endpoint: Option<String>,
 }
 
 fn store_error(e: StoreError) -> ObjectError {
