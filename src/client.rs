@@ -189,6 +189,41 @@ impl Client {
             .into())
     }
 
+    /// Every item of a paged listing (`GET path?prefix=…&limit=…&after=…` answering
+    /// `{FIELD: [...], next}`, with `truncated: false` on the last page where the API
+    /// says so), up to `limit` items, a page of at most `Limits::MAX_KEYS` at a time.
+    pub async fn pages(
+        &self,
+        path: &str,
+        field: &str,
+        prefix: &str,
+        limit: Option<u64>,
+    ) -> anyhow::Result<Vec<Value>> {
+        let mut items: Vec<Value> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let wanted = limit.map_or(u64::MAX, |l| l.saturating_sub(items.len() as u64));
+            if wanted == 0 {
+                break;
+            }
+            let page = wanted.min(u64::from(wisp_core::Limits::MAX_KEYS));
+            let mut query = vec![("prefix", prefix.to_string()), ("limit", page.to_string())];
+            if let Some(after) = &after {
+                query.push(("after", after.clone()));
+            }
+            let request = self.request(reqwest::Method::GET, path).query(&query);
+            let (_, mut answer) = self.json(request).await?;
+            if let Value::Array(listed) = answer[field].take() {
+                items.extend(listed);
+            }
+            match answer["next"].as_str() {
+                Some(next) if answer["truncated"] != Value::Bool(false) => after = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
     /// Sends a request and returns its JSON, turning problem documents into errors.
     pub async fn json(&self, request: reqwest::RequestBuilder) -> anyhow::Result<(StatusCode, Value)> {
         let response = self.send(request).await?;

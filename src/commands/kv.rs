@@ -348,30 +348,9 @@ async fn ls_keys(
     json: bool,
 ) -> anyhow::Result<()> {
     let client = Client::new(server)?;
-    let mut keys: Vec<Value> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let wanted = limit.map_or(u64::MAX, |l| l.saturating_sub(keys.len() as u64));
-        if wanted == 0 {
-            break;
-        }
-        let page = wanted.min(u64::from(Limits::MAX_KEYS));
-        let mut query = vec![("prefix", prefix.clone()), ("limit", page.to_string())];
-        if let Some(after) = &after {
-            query.push(("after", after.clone()));
-        }
-        let request = client
-            .request(Method::GET, &format!("/v1/kv/{store}/keys"))
-            .query(&query);
-        let (_, mut answer) = client.json(request).await?;
-        if let Value::Array(listed) = answer["keys"].take() {
-            keys.extend(listed);
-        }
-        match answer["next"].as_str() {
-            Some(next) => after = Some(next.to_string()),
-            None => break,
-        }
-    }
+    let keys = client
+        .pages(&format!("/v1/kv/{store}/keys"), "keys", &prefix, limit)
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&Value::Array(keys))?);
         return Ok(());

@@ -20,8 +20,8 @@ use std::io::IsTerminal;
 use std::path::Path;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
+use wisp_core::BucketName;
 use wisp_core::size_text;
-use wisp_core::{BucketName, Limits};
 
 /// Transfers larger than this show a progress bar (on a terminal).
 const PROGRESS_OVER: u64 = 8 * 1024 * 1024;
@@ -182,30 +182,14 @@ async fn ls(
     json: bool,
 ) -> anyhow::Result<()> {
     let client = Client::new(server)?;
-    let mut objects: Vec<Value> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let wanted = limit.map_or(u64::MAX, |l| l.saturating_sub(objects.len() as u64));
-        if wanted == 0 {
-            break;
-        }
-        let page = wanted.min(u64::from(Limits::MAX_KEYS));
-        let mut query = vec![("prefix", prefix.clone()), ("limit", page.to_string())];
-        if let Some(after) = &after {
-            query.push(("after", after.clone()));
-        }
-        let request = client
-            .request(Method::GET, &format!("/v1/buckets/{bucket}/objects"))
-            .query(&query);
-        let (_, mut answer) = client.json(request).await?;
-        if let Value::Array(listed) = answer["objects"].take() {
-            objects.extend(listed);
-        }
-        match answer["next"].as_str() {
-            Some(next) if answer["truncated"] == Value::Bool(true) => after = Some(next.to_string()),
-            _ => break,
-        }
-    }
+    let objects = client
+        .pages(
+            &format!("/v1/buckets/{bucket}/objects"),
+            "objects",
+            &prefix,
+            limit,
+        )
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&Value::Array(objects))?);
         return Ok(());

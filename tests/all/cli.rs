@@ -1,15 +1,8 @@
 //! The CLI against a real server: up, deploy, invoke, ls, rm, logs, and its errors.
 
-use crate::util::{bin, client};
-use std::process::{Command, Output};
+use crate::util::{bin, client, text};
+use std::process::Command;
 use wisp_test_support::{TestServer, repo_root};
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn up_serves_the_example_app() {

@@ -1,34 +1,10 @@
 //! The CLI's `wisp queue`, `wisp dlq` and `wisp invoke --async` against a real
 //! server, and `wisp deploy` creating the queues of a manifest.
 
-use crate::util::{bin, deploy_fixture, get_json};
+use crate::util::{bin, deploy_fixture, get_json, text, wisp, wisp_fails};
 use serde_json::json;
-use std::process::Output;
 use std::time::{Duration, Instant};
 use wisp_test_support::{TestServer, fixture};
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Runs `wisp ARGS` against `server`; asserts it succeeded; its stdout.
-fn wisp(server: &TestServer, args: &[&str]) -> String {
-    let out = server.cli(bin()).args(args).output().unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "wisp {args:?}: {stderr}");
-    stdout
-}
-
-/// Runs `wisp ARGS`, expecting it to fail with `code`; its stderr.
-fn wisp_fails(server: &TestServer, args: &[&str], code: i32) -> String {
-    let out = server.cli(bin()).args(args).output().unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(code), "wisp {args:?}: {stderr}");
-    stderr
-}
 
 #[tokio::test]
 async fn queue_commands_create_send_receive_purge_and_remove() {

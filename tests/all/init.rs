@@ -1,18 +1,11 @@
 //! `wisp init`: every template renders; those that need no wasm toolchain (Python, Node,
 //! cron, queue worker) are deployed with `wisp deploy` and answer as their READMEs say.
 
-use crate::util::{bin, client, get_json, json_when, line_text, logs_when, server};
+use crate::util::{bin, client, get_json, json_when, line_text, logs_when, server, text};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
 use wisp_test_support::TestServer;
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// `wisp init ARGS`.
 fn init(args: &[&str]) -> Output {

@@ -5,10 +5,10 @@
 //! creating the stores a manifest declares.
 
 use crate::tenancy::create_key;
-use crate::util::{bin, client, expect_problem, get_json};
+use crate::util::{bin, client, expect_problem, get_json, wisp, wisp_fails};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use wisp_test_support::{TestServer, anonymous_client, fixture, keyed_client};
 
@@ -528,29 +528,6 @@ async fn the_s3_listener_serves_kv_to_bearer_tokens_and_nothing_else_of_the_api(
             "GET {path} on the S3 listener answered {content_type}: {body}"
         );
     }
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Runs `wisp ARGS` against `server`; asserts it succeeded; its stdout.
-fn wisp(server: &TestServer, args: &[&str]) -> String {
-    let out = server.cli(bin()).args(args).output().unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "wisp {args:?}: {stderr}");
-    stdout
-}
-
-/// Runs `wisp ARGS`, expecting it to fail with `code`; its stderr.
-fn wisp_fails(server: &TestServer, args: &[&str], code: i32) -> String {
-    let out = server.cli(bin()).args(args).output().unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(code), "wisp {args:?}: {stderr}");
-    stderr
 }
 
 #[tokio::test]

@@ -4,35 +4,12 @@
 //! another namespace's key seeing none of it), and `wisp deploy` creating the buckets
 //! a manifest declares.
 
-use crate::util::{bin, client, expect_problem, get_json};
+use crate::util::{bin, client, expect_problem, get_json, text, wisp, wisp_fails};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use wisp_test_support::{TestServer, fixture, keyed_client};
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Runs `wisp ARGS` against `server`; asserts it succeeded; its stdout.
-fn wisp(server: &TestServer, args: &[&str]) -> String {
-    let out = server.cli(bin()).args(args).output().unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "wisp {args:?}: {stderr}");
-    stdout
-}
-
-/// Runs `wisp ARGS`, expecting it to fail with `code`; its stderr.
-fn wisp_fails(server: &TestServer, args: &[&str], code: i32) -> String {
-    let out = server.cli(bin()).args(args).output().unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(code), "wisp {args:?}: {stderr}");
-    stderr
-}
 
 /// Runs `wisp ARGS` with `input` on stdin; asserts it succeeded; its stdout.
 fn wisp_with_stdin(server: &TestServer, args: &[&str], input: &[u8]) -> String {

@@ -4,7 +4,7 @@
 //! current value, so a rotation needs no deploy; bad input and tenancy.
 
 use crate::native::{deploy_kit, invoke, invoke_ok};
-use crate::util::{bin, client, deploy_fixture, expect_problem, server};
+use crate::util::{bin, client, deploy_fixture, expect_problem, server, text};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
@@ -30,13 +30,6 @@ fn cli_with_stdin(server: &TestServer, args: &[&str], stdin: &str) -> Output {
 
 fn cli(server: &TestServer, args: &[&str]) -> Output {
     server.cli(bin()).args(args).output().unwrap()
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 async fn put_secret(server: &TestServer, name: &str, value: &str) -> reqwest::Response {

@@ -130,3 +130,27 @@ pub fn python_package(requirement: &str) -> std::path::PathBuf {
     }
     dir
 }
+
+/// A command's stdout and stderr, as text.
+pub fn text(output: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs `wisp ARGS` against `server`; asserts it succeeded; its stdout.
+pub fn wisp(server: &TestServer, args: &[&str]) -> String {
+    let out = server.cli(bin()).args(args).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "wisp {args:?}: {stderr}");
+    stdout
+}
+
+/// Runs `wisp ARGS`, expecting it to fail with `code`; its stderr.
+pub fn wisp_fails(server: &TestServer, args: &[&str], code: i32) -> String {
+    let out = server.cli(bin()).args(args).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(code), "wisp {args:?}: {stderr}");
+    stderr
+}
