@@ -88,6 +88,7 @@ error_codes! {
     Timeout => ("timeout", 504, "The function timed out"),
     Internal => ("internal", 500, "Internal server error"),
     Overloaded => ("overloaded", 503, "The server is at its connection limit; retry later"),
+    CircuitOpen => ("circuit_open", 503, "The circuit breaker to the callee is open; retry later"),
 }
 
 impl ErrorCode {

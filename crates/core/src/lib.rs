@@ -8,9 +8,11 @@
 //! or an HTTP stack.
 
 pub mod billing;
+pub mod breaker;
 pub mod destination;
 pub mod duration_text;
 pub mod error;
+pub mod filter_policy;
 pub mod grant;
 pub mod limits;
 pub mod name;
@@ -28,11 +30,15 @@ pub mod trigger;
 pub mod version;
 pub mod wall;
 
+pub use breaker::{BreakerConfig, BreakerConfigError};
 pub use destination::Destination;
 pub use error::ErrorCode;
+pub use filter_policy::{FilterPolicy, FilterPolicyError, PolicyScope};
 pub use grant::{BucketAccess, BucketGrant};
 pub use limits::Limits;
-pub use name::{AliasName, FunctionName, KvStoreName, NameError, Namespace, QueueName, SecretName};
+pub use name::{
+    AliasName, FunctionName, KvStoreName, NameError, Namespace, QueueName, SecretName, TopicName,
+};
 pub use object::{BucketName, EventPattern, NotificationRule, ObjectError, StorageEvent, StorageTrigger};
 pub use outbound::OutboundHost;
 pub use queue::{QueueConfig, QueueConfigError};

@@ -1,5 +1,5 @@
-//! Validated names for functions, queues, key-value stores, secrets, aliases and namespaces
-//! (DNS-label rules).
+//! Validated names for functions, queues, topics, key-value stores, secrets, aliases and
+//! namespaces (DNS-label rules).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
@@ -98,6 +98,11 @@ label_type!(
     /// A queue's name: the same rules as a function's.
     QueueName,
     "queue name"
+);
+label_type!(
+    /// A topic's name: the same rules as a queue's.
+    TopicName,
+    "topic name"
 );
 label_type!(
     /// A key-value store's name: the same rules as a function's.

@@ -25,6 +25,7 @@
 
 mod app;
 mod audit;
+pub mod breaker;
 mod capacity;
 mod code;
 mod deploy;
