@@ -1,7 +1,7 @@
 //! The persistence boundary of Wisp: one trait per concern, [`Store`] over all of them, and
 //! the backends.
 //!
-//! Everything Wisp must remember across a restart goes through twelve traits, each with its
+//! Everything Wisp must remember across a restart goes through thirteen traits, each with its
 //! own records, in its own module:
 //!
 //! - [`Registry`]: functions, their numbered immutable versions, their aliases, and code
@@ -30,8 +30,11 @@
 //!   ([`KvEntry`]), each with a version for compare-and-set and an optional expiry.
 //! - [`Secrets`]: each namespace's secrets ([`SecretRecord`]), their values sealed by the
 //!   engine, with a revision for compare-and-set.
+//! - [`Topics`]: pub/sub topics ([`TopicRecord`]), their subscriptions
+//!   ([`SubscriptionRecord`]), and the durable deliveries of each published message to
+//!   each matching subscription ([`Delivery`]), leased, retried and dead-lettered.
 //!
-//! Every record belongs to a namespace. [`Store`] is all twelve together, so the engine
+//! Every record belongs to a namespace. [`Store`] is all thirteen together, so the engine
 //! holds one `Arc<dyn Store>`; it has two methods of its own, [`Store::remove_function`]
 //! and [`Store::remove_namespace`], which remove a function, or everything a namespace
 //! holds, from every concern. A caller names the traits it calls through
@@ -87,6 +90,7 @@ mod registry;
 mod schedules;
 mod secrets;
 mod sqlite;
+mod topics;
 mod usage;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys};
@@ -117,6 +121,10 @@ pub use registry::{
 pub use schedules::Schedules;
 pub use secrets::{SecretCondition, SecretPut, SecretRecord, Secrets};
 pub use sqlite::SqliteStore;
+pub use topics::{
+    DeadDelivery, Delivery, Endpoint, FilterScope, NewSubscription, Publication, PublishOutcome, Subscribed,
+    SubscriptionFilter, SubscriptionRecord, TopicMessage, TopicRecord, Topics,
+};
 pub use usage::{CapacityHeld, DAY_MS, HOUR_MS, Usage, UsageGrouping, UsageQuery, UsageRow, hour_of};
 
 pub use wisp_core::wall::{UnixMicros, UnixMillis};
@@ -140,7 +148,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Every concern of the store together: what the engine holds (`Arc<dyn Store>`).
 ///
-/// Implemented for every type that implements the twelve concern traits; a backend
+/// Implemented for every type that implements the thirteen concern traits; a backend
 /// implements those, never this. Its methods are provided, so that every backend removes
 /// a function, or a namespace, the same way.
 #[async_trait]
@@ -157,6 +165,7 @@ pub trait Store:
     + Objects
     + KeyValues
     + Secrets
+    + Topics
 {
     /// Removes a function from every concern: its schedule state, its events (pending,
     /// running, succeeded and dead letters), its log lines and invocation records, and
@@ -183,18 +192,19 @@ pub trait Store:
 
     /// Removes everything a namespace holds from every concern: each of its functions (as
     /// [`Store::remove_function`] does), each of its queues with their messages, each of
-    /// its key-value stores with their entries, its secrets, its API keys, and last its
-    /// record.
+    /// its key-value stores with their entries, its secrets, each of its topics with their
+    /// subscriptions, messages and deliveries, its API keys, and last its record.
     /// Returns whether the record existed, as [`Namespaces::delete_namespace`] says; the
     /// contents go either way (a namespace used before it had a record loses them too).
     /// Its audit entries stay: the audit log outlives what it describes. So does its
     /// [`Usage`]: what was used stays billable.
     ///
     /// Called by the control plane when a namespace is deleted; rare. Each function, each
-    /// queue, each key-value store, the keys and the record go in calls of their own, so
-    /// this is not atomic: a failure midway returns the error and leaves the namespace's
-    /// record (it goes last), with part of its contents gone, and calling this again
-    /// finishes the job (every step is idempotent, and each listing reads what is left).
+    /// queue, each key-value store, each topic, the keys and the record go in calls of
+    /// their own, so this is not atomic: a failure midway returns the error and leaves the
+    /// namespace's record (it goes last), with part of its contents gone, and calling this
+    /// again finishes the job (every step is idempotent, and each listing reads what is
+    /// left).
     ///
     /// Whatever is made in the namespace while this runs (a deploy, a queue, a key) may
     /// survive it, so the control plane refuses changes to a namespace it is removing and
@@ -211,6 +221,9 @@ pub trait Store:
         }
         for secret in self.list_secrets(Some(namespace)).await? {
             self.delete_secret(namespace, &secret.name).await?;
+        }
+        for topic in self.list_topics(Some(namespace)).await? {
+            self.delete_topic(namespace, &topic.name).await?;
         }
         self.forget_namespace_keys(namespace).await?;
         self.delete_namespace(namespace).await
@@ -229,7 +242,8 @@ impl<
         + Usage
         + Objects
         + KeyValues
-        + Secrets,
+        + Secrets
+        + Topics,
 > Store for S
 {
 }

@@ -23,7 +23,8 @@
 //! [`audit`] (the `audit` table), [`usage`] (reading the `usage` table, which
 //! [`records`] writes with the invocation records), [`objects`] (buckets, object metadata
 //! and uploads), [`key_values`] (the `kv_stores` and `kv_entries` tables) and
-//! [`secrets`] (the `secrets` table: sealed values only); the schema
+//! [`secrets`] (the `secrets` table: sealed values only), [`topics`] (topics, their
+//! subscriptions, messages and deliveries); the schema
 //! and connection pragmas are in [`schema`]. A method clones its arguments (the blocking
 //! task needs owned data), names itself for error messages, and runs its SQL on
 //! [`SqliteStore::read`] or [`SqliteStore::write`].
@@ -55,6 +56,7 @@ mod schema;
 mod secrets;
 #[cfg(test)]
 mod tests;
+mod topics;
 mod usage;
 
 use crate::{

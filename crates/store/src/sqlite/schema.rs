@@ -465,6 +465,57 @@ CREATE TABLE secrets (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Topics: each namespace's, by name; their subscriptions (by a store-given id, one per
+/// topic and endpoint, the endpoint as JSON); the messages published to them, kept while
+/// a delivery needs them; and one delivery per message and subscription, pending (due at
+/// `due_ms`, which a claim moves to the end of its lease) or dead (`dead_ms` set).
+const SCHEMA_13: &str = "
+CREATE TABLE topics (
+    namespace  TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE topic_subscriptions (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    namespace     TEXT    NOT NULL,
+    topic         TEXT    NOT NULL,
+    endpoint      TEXT    NOT NULL,
+    filter_policy TEXT,
+    filter_scope  TEXT,
+    raw_delivery  INTEGER NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    UNIQUE (namespace, topic, endpoint)
+) STRICT;
+CREATE TABLE topic_messages (
+    namespace    TEXT    NOT NULL,
+    topic        TEXT    NOT NULL,
+    id           TEXT    NOT NULL,
+    body         TEXT    NOT NULL,
+    attributes   TEXT    NOT NULL,
+    published_ms INTEGER NOT NULL,
+    chain_depth  INTEGER NOT NULL,
+    PRIMARY KEY (namespace, topic, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE topic_deliveries (
+    id           TEXT    NOT NULL PRIMARY KEY,
+    subscription TEXT    NOT NULL,
+    namespace    TEXT    NOT NULL,
+    topic        TEXT    NOT NULL,
+    message      TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    due_ms       INTEGER NOT NULL,
+    dead_ms      INTEGER,
+    dead_reason  TEXT,
+    UNIQUE (subscription, message)
+) STRICT;
+CREATE INDEX topic_deliveries_due ON topic_deliveries (due_ms, id) WHERE dead_ms IS NULL;
+CREATE INDEX topic_deliveries_dead ON topic_deliveries (subscription, dead_ms, id)
+    WHERE dead_ms IS NOT NULL;
+CREATE INDEX topic_deliveries_by_message ON topic_deliveries (namespace, topic, message);
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -478,6 +529,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_10),
     M::up(SCHEMA_11),
     M::up(SCHEMA_12),
+    M::up(SCHEMA_13),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -5,7 +5,7 @@
 //! (`&dyn Events`), [`queues`] (`&dyn Queues`), [`schedules`] (`&dyn Schedules`),
 //! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`), [`audit`]
 //! (`&dyn Audit`), [`objects`] (`&dyn Store`: a write's events are read back),
-//! [`key_values`] (`&dyn KeyValues`), [`secrets`] (`&dyn Secrets`) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
+//! [`key_values`] (`&dyn KeyValues`), [`secrets`] (`&dyn Secrets`), [`topics`] (`&dyn Topics`) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
 //! invocation records, and survives forgetting and trimming them). Checks that need several concerns together take `&dyn Store` and live
 //! in [`store`]: removing a function, or a namespace, from every concern, outcomes whose
 //! follow-ups land in queues, schedules that fire events, usage that outlives a removed
@@ -96,6 +96,7 @@ mod registry;
 mod schedules;
 mod secrets;
 mod store;
+mod topics;
 mod usage;
 
 /// Declares, for a backend, one module per concern it names and in each one
@@ -103,7 +104,7 @@ mod usage;
 /// `TestResult<(guard, store)>`; the guard (a temp dir, a server) lives as long as the
 /// test. Concerns: `registry`, `records`, `events`, `queues`, `schedules`, `namespaces`,
 /// `api_keys`, `audit`, `usage` (needs `Records` too), `objects` (needs `Events` too),
-/// `key_values`, `secrets`, and `store` (the checks across
+/// `key_values`, `secrets`, `topics`, and `store` (the checks across
 /// concerns).
 macro_rules! conformance {
     ($backend:ident, $open:path, [$($concern:ident),* $(,)?]) => {
@@ -191,6 +192,19 @@ macro_rules! conformance {
             secrets_conditions_compare_and_set,
         ]);
     };
+    (@concern topics, $open:path) => {
+        conformance!(@checks topics, $open, [
+            topics_belong_to_a_namespace,
+            topics_subscribe_is_idempotent_per_endpoint,
+            topics_publish_creates_one_delivery_per_subscription_given,
+            topics_leases_hide_deliveries_until_they_expire,
+            topics_ack_removes_a_delivery,
+            topics_retry_reschedules_and_counts_attempts,
+            topics_dead_letters_are_listed_per_subscription,
+            topics_deleting_a_topic_removes_its_deliveries,
+            topics_due_deliveries_come_in_due_order,
+        ]);
+    };
     (@concern schedules, $open:path) => {
         conformance!(@checks schedules, $open, [
             schedules_advance_monotonically,
@@ -238,6 +252,7 @@ macro_rules! conformance {
             usage_survives_remove_function_and_remove_namespace,
             remove_namespace_removes_its_key_value_stores,
             remove_namespace_removes_its_secrets,
+            remove_namespace_removes_its_topics,
         ]);
     };
     (@checks $concern:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -259,7 +274,7 @@ conformance!(
     sqlite::open,
     [
         registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, objects,
-        key_values, secrets, store
+        key_values, secrets, topics, store
     ]
 );
 

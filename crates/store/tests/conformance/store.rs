@@ -597,3 +597,33 @@ pub async fn remove_namespace_removes_its_secrets(store: &dyn Store) -> TestResu
     assert!(store.get_secret(&kept, &name).await?.is_some());
     Ok(())
 }
+
+pub async fn remove_namespace_removes_its_topics(store: &dyn Store) -> TestResult {
+    use crate::topics::{create, message, subscribe, to};
+    use wisp_store::Endpoint;
+    let (gone, kept) = (ns("gone")?, ns("kept")?);
+    let mut subscriptions = Vec::new();
+    for namespace in [&gone, &kept] {
+        let orders = create(store, namespace, "orders").await?;
+        let subscription = subscribe(store, namespace, &orders, Endpoint::Function(func("handle")?)).await?;
+        store
+            .publish(&to(message(namespace, &orders, "m1", T), &[&subscription]))
+            .await?;
+        subscriptions.push(subscription);
+    }
+    assert!(!store.remove_namespace(&gone).await?);
+    assert!(store.list_topics(Some(&gone)).await?.is_empty());
+    let [gone_sub, kept_sub] = subscriptions.as_slice() else {
+        return Err("two subscriptions".into());
+    };
+    assert!(store.get_subscription(&gone_sub.id).await?.is_none());
+    let left = store.due_deliveries(T, 10, T + 1_000).await?;
+    assert_eq!(
+        left.iter()
+            .map(|d| d.subscription.id.as_str())
+            .collect::<Vec<_>>(),
+        [kept_sub.id.as_str()]
+    );
+    assert_eq!(store.list_topics(None).await?.len(), 1);
+    Ok(())
+}
