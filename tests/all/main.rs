@@ -35,6 +35,7 @@ mod s3;
 mod scaling;
 mod secrets;
 mod tenancy;
+mod topics;
 mod usage;
 mod util;
 mod versions;

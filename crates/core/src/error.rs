@@ -55,6 +55,7 @@ error_codes! {
     RouteNotFound => ("route_not_found", 404, "No route matches the request"),
     NotFound => ("not_found", 404, "No such resource"),
     QueueNotFound => ("queue_not_found", 404, "No such queue"),
+    TopicNotFound => ("topic_not_found", 404, "No such topic"),
     InvocationNotFound => ("invocation_not_found", 404, "No such invocation"),
     NamespaceNotFound => ("namespace_not_found", 404, "No such namespace"),
     KeyNotFound => ("key_not_found", 404, "No such API key"),

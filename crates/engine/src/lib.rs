@@ -45,6 +45,7 @@ mod scaler;
 mod secrets;
 mod services;
 mod storage;
+mod topics;
 mod triggers;
 mod usage;
 pub mod version;
@@ -64,6 +65,7 @@ pub use quota::{FREE_GB_SECONDS, FREE_REQUESTS};
 pub use registry::{Deployed, Version};
 pub use secrets::{SecretInfo, SecretSet};
 pub use storage::{ByteRange, ByteStream, ObjectInfo, ObjectPut, ObjectRead, ReadConditions, StorageConfig};
+pub use topics::{FilterText, TopicPublish};
 pub use triggers::http::apigw::ClientAddr;
 pub use wisp_runtime::{Body, BoxError, ErrorReport, body};
 pub use wisp_scaling::KeepAlivePolicy;
@@ -102,6 +104,8 @@ pub struct Engine {
     queue_wakes: queues::QueueWakes,
     /// HTTP routes, queue pollers, schedule timers.
     triggers: triggers::Triggers,
+    /// Wakes the topic delivery worker (a publish stored deliveries).
+    topic_wake: Arc<tokio::sync::Notify>,
     /// API keys and namespaces, as checks read them.
     identity: identity::Identity,
     /// Each namespace's month of usage, and the plans it is held to.
@@ -182,6 +186,7 @@ impl Engine {
             pipeline,
             queue_wakes: queues::QueueWakes::default(),
             triggers: triggers::Triggers::default(),
+            topic_wake: Arc::new(tokio::sync::Notify::new()),
             identity,
             quotas,
             capacity: capacity::CapacityMeter::default(),
@@ -201,6 +206,8 @@ impl Engine {
         // Prewarms functions with `min_instances` now, and releases idle pools later.
         scaler::start(&engine);
         pipeline::start(&engine, inboxes);
+        // Hands published messages to their subscribers.
+        topics::start(&engine);
         engine.triggers.sync(&engine, &engine.functions.load());
         Ok(engine)
     }

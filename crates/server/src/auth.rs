@@ -118,7 +118,10 @@ pub fn permission(method: &Method, path: &str) -> Permission {
     if method == Method::GET || method == Method::HEAD {
         return Permission::Read;
     }
-    if action(path, "/v1/functions/", "/invoke") || action(path, "/v1/queues/", "/messages") {
+    if action(path, "/v1/functions/", "/invoke")
+        || action(path, "/v1/queues/", "/messages")
+        || action(path, "/v1/topics/", "/messages")
+    {
         Permission::Invoke
     } else {
         Permission::Deploy

@@ -1,6 +1,6 @@
 //! The control API under `/v1`: deploy, inspect, invoke and delete functions, manage
 //! their versions and aliases (roll back, disable, enable), read
-//! their logs and invocations, manage async invocations, queues, buckets and their
+//! their logs and invocations, manage async invocations, queues, topics, buckets and their
 //! objects, key-value stores and their keys, secrets (never read back); and for admin keys, namespaces and API
 //! keys; the audit trail. Every error is a problem document (see [`crate::problem`]);
 //! `docs/api.md` is the reference.
@@ -17,6 +17,7 @@ mod namespaces;
 mod queues;
 mod secrets;
 pub(crate) mod services;
+mod topics;
 mod usage;
 mod versions;
 
@@ -68,6 +69,7 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .route("/v1/functions/{name}/dlq/redrive", post(invocations::redrive))
         .route("/v1/invocations/{id}", get(invocations::get))
         .merge(queues::router())
+        .merge(topics::router())
         .merge(buckets::router())
         .merge(kv::router())
         .merge(secrets::router())
