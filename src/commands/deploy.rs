@@ -1,7 +1,9 @@
 //! `wisp deploy`: create the buckets and key-value stores of the app in a `wisp.toml`
 //! that are missing, create or update its queues, then deploy its functions (whose
 //! triggers, destinations and grants may name those buckets, stores and queues).
-//! Buckets and stores are never changed or deleted here: they hold data.
+//! Then its topics are created when missing and their subscriptions added when
+//! missing (subscribers must exist first). Buckets and stores are never changed or
+//! deleted here: they hold data; topics and subscriptions are never deleted either.
 
 use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
@@ -12,7 +14,9 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use std::path::PathBuf;
 use wisp_core::ErrorCode;
-use wisp_manifest::{BucketManifest, FunctionManifest, KvStoreManifest, Manifest, QueueManifest};
+use wisp_manifest::{
+    BucketManifest, FunctionManifest, KvStoreManifest, Manifest, QueueManifest, TopicManifest,
+};
 
 /// Deploy an app (its wisp.toml): its missing buckets and key-value stores, its
 /// queues, then all of its functions in one step (all or nothing); say what changed.
@@ -98,8 +102,9 @@ pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
 
 /// Deploys `manifest`: its buckets and key-value stores (created when missing, left
 /// as they are when present), its queues (each dead-letter queue before the queues
-/// that use it), then every function in one request, printing one line per bucket,
-/// store, queue and function.
+/// that use it), then every function in one request, then its topics and their
+/// subscriptions (created when missing), printing one line per bucket, store, queue,
+/// function, topic and subscription.
 /// With `prune`, the app's functions the manifest no longer has are deleted; buckets
 /// and stores never are.
 pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> anyhow::Result<()> {
@@ -174,6 +179,15 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> an
     for f in answer["functions"].as_array().into_iter().flatten() {
         println!("  {}", describe_app_function(f));
     }
+    // Topics after the functions and queues their subscriptions name.
+    for topic in &manifest.topics {
+        put_topic(client, topic).await.map_err(|e| {
+            e.context(format!(
+                "creating topic `{}` failed (the functions, queues, buckets and stores are deployed)",
+                topic.name
+            ))
+        })?;
+    }
     let removed: Vec<&str> = answer["removed"]
         .as_array()
         .into_iter()
@@ -190,6 +204,29 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> an
             removed.join(", "),
             removed.join(" ")
         );
+    }
+    Ok(())
+}
+
+/// `PUT /v1/topics/{topic}`, then `POST` each subscription it declares: the server
+/// answers an existing subscription (same endpoint and filter) unchanged, and refuses
+/// one whose filter differs. Nothing is ever deleted here.
+async fn put_topic(client: &Client, topic: &TopicManifest) -> anyhow::Result<()> {
+    let (_, answer) = client
+        .json(client.request(Method::PUT, &format!("/v1/topics/{}", topic.name)))
+        .await?;
+    println!("  {}", super::topic::describe_put(&answer));
+    for subscription in &topic.subscriptions {
+        let request = client
+            .request(Method::POST, &format!("/v1/topics/{}/subscriptions", topic.name))
+            .json(subscription);
+        let (status, answer) = client.json(request).await?;
+        let text = if status == reqwest::StatusCode::CREATED {
+            "created"
+        } else {
+            "unchanged"
+        };
+        println!("  {text:<10} {}", super::topic::describe_subscription(&answer));
     }
     Ok(())
 }

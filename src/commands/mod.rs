@@ -17,6 +17,7 @@ pub mod queue;
 pub mod rm;
 pub mod secret;
 pub mod serve;
+pub mod topic;
 pub mod up;
 pub mod usage;
 pub mod versions;

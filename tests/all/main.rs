@@ -36,6 +36,7 @@ mod scaling;
 mod secrets;
 mod tenancy;
 mod topics;
+mod topics_cli;
 mod usage;
 mod util;
 mod versions;

@@ -142,7 +142,7 @@ fn struct_given_array(path: &[Seg]) -> Option<&[Seg]> {
     match path {
         [Seg::Key(app), Seg::Index(_), ..] if app == "app" => Some(&path[..1]),
         [Seg::Key(t), Seg::Key(_), Seg::Index(_), ..]
-            if t == "functions" || t == "queues" || t == "buckets" || t == "kv" =>
+            if t == "functions" || t == "queues" || t == "buckets" || t == "kv" || t == "topics" =>
         {
             Some(&path[..2])
         }
@@ -195,6 +195,10 @@ fn table_context(path: &[Seg]) -> String {
         [Seg::Key(queues), Seg::Key(q)] if queues == "queues" => format!("in queue `{q}`"),
         [Seg::Key(buckets), Seg::Key(b)] if buckets == "buckets" => format!("in bucket `{b}`"),
         [Seg::Key(kv), Seg::Key(s)] if kv == "kv" => format!("in key-value store `{s}`"),
+        [Seg::Key(topics), Seg::Key(t)] if topics == "topics" => format!("in topic `{t}`"),
+        [Seg::Key(topics), Seg::Key(t), rest @ ..] if topics == "topics" => {
+            format!("in `{}` of topic `{t}`", render(rest))
+        }
         _ => format!("in `{}`", render(path)),
     }
 }
@@ -222,6 +226,10 @@ fn value_subject(path: &[Seg]) -> String {
         [Seg::Key(kv), Seg::Key(s)] if kv == "kv" => format!("key-value store `{s}`"),
         [Seg::Key(kv), Seg::Key(s), rest @ ..] if kv == "kv" => {
             format!("`{}` in key-value store `{s}`", render(rest))
+        }
+        [Seg::Key(topics), Seg::Key(t)] if topics == "topics" => format!("topic `{t}`"),
+        [Seg::Key(topics), Seg::Key(t), rest @ ..] if topics == "topics" => {
+            format!("`{}` in topic `{t}`", render(rest))
         }
         _ => format!("`{}`", render(path)),
     }
@@ -266,6 +274,27 @@ fn expected_for(path: &[Seg]) -> Option<&'static str> {
         return match rest {
             [] => Some("a table of key-value stores (`[kv.NAME]`)"),
             [_] => Some("a table (`[kv.NAME]`, empty)"),
+            _ => None,
+        };
+    }
+    if let [Seg::Key(topics), rest @ ..] = path
+        && topics == "topics"
+    {
+        return match rest {
+            [] => Some("a table of topics (`[topics.NAME]`)"),
+            [_] => Some("a table"),
+            [_, Seg::Key(key)] if key == "subscriptions" => {
+                Some("an array of subscriptions such as `[{ queue = \"jobs\" }]`")
+            }
+            [_, _, Seg::Index(_)] => Some("a table such as `{ function = \"f\" }` or `{ queue = \"q\" }`"),
+            [_, _, Seg::Index(_), Seg::Key(key)] => match key.as_str() {
+                "function" => Some("a function name"),
+                "queue" => Some("a queue name"),
+                "filter_policy" => Some("a filter policy: a table, or its JSON text"),
+                "filter_policy_scope" => Some("\"MessageAttributes\" or \"MessageBody\""),
+                "raw" => Some("true or false"),
+                _ => None,
+            },
             _ => None,
         };
     }

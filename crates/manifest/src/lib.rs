@@ -25,7 +25,7 @@ pub use error::{ErrorKind, Excerpt, ManifestError};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use wisp_core::{BucketName, FunctionConfig, FunctionName, KvStoreName, QueueConfig, QueueName};
+use wisp_core::{BucketName, FunctionConfig, FunctionName, KvStoreName, QueueConfig, QueueName, TopicName};
 
 /// The file name [`load`] looks for in a directory.
 pub const MANIFEST_FILE: &str = "wisp.toml";
@@ -51,6 +51,37 @@ pub struct Manifest {
     /// file. Left out of the serialised form when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kv: Vec<KvStoreManifest>,
+    /// The topics of `[topics.NAME]`, in the order they first appear in the file.
+    /// Left out of the serialised form when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<TopicManifest>,
+}
+
+/// One topic of a manifest: created by `wisp deploy` when missing, with its
+/// subscriptions added when missing; neither is ever deleted by it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TopicManifest {
+    pub name: TopicName,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<SubscriptionManifest>,
+}
+
+/// One subscription of a topic, as `POST /v1/topics/{name}/subscriptions` takes it
+/// (its serialised form is that request's body).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SubscriptionManifest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueName>,
+    /// The filter policy as a JSON object (checked with core's `FilterPolicy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_policy: Option<serde_json::Value>,
+    /// `MessageAttributes` or `MessageBody`, with a filter policy only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_policy_scope: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub raw_message_delivery: bool,
 }
 
 /// One key-value store of a manifest: created by `wisp deploy` when missing, never

@@ -25,6 +25,7 @@ pub(crate) struct RawManifest {
     pub queues: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawQueue>>>>,
     pub buckets: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawBucket>>>>,
     pub kv: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawKvStore>>>>,
+    pub topics: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawTopic>>>>,
 }
 
 /// `[app]`.
@@ -102,6 +103,27 @@ pub(crate) struct RawBucket {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawKvStore {}
+
+/// `[topics.NAME]`: a topic, made by `wisp deploy` when missing, with the
+/// subscriptions it adds when missing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTopic {
+    #[serde(default)]
+    pub subscriptions: Vec<Spanned<RawSubscription>>,
+}
+
+/// One item of a topic's `subscriptions`: exactly one of `function` or `queue`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubscription {
+    pub function: Option<Spanned<String>>,
+    pub queue: Option<Spanned<String>>,
+    /// A table, or its JSON text.
+    pub filter_policy: Option<Spanned<toml::Value>>,
+    pub filter_policy_scope: Option<Spanned<String>>,
+    pub raw: Option<Spanned<bool>>,
+}
 
 /// A size: bytes as an integer, or text such as `"10GiB"` (checked in `validate`).
 #[derive(Debug)]

@@ -16,9 +16,12 @@ use crate::access;
 use crate::error::{ErrorKind, ManifestError};
 use crate::schema::{
     RawBucket, RawDestination, RawEnvSecret, RawFunction, RawManifest, RawQueue, RawQueueTrigger, RawRoute,
-    RawSchedule, RawSize, RawStorageTrigger, TextOrTable,
+    RawSchedule, RawSize, RawStorageTrigger, RawSubscription, TextOrTable,
 };
-use crate::{BucketManifest, FunctionManifest, Inputs, KvStoreManifest, Manifest, QueueManifest};
+use crate::{
+    BucketManifest, FunctionManifest, Inputs, KvStoreManifest, Manifest, QueueManifest, SubscriptionManifest,
+    TopicManifest,
+};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -32,7 +35,7 @@ use wisp_core::{
     FunctionRuntime, Kind, Limits, NameError, ParsedSchedule, QueueConfig, QueueName, QueueTrigger, Route,
     RoutePattern, Schedule, StorageTrigger,
 };
-use wisp_core::{EnvValue, SecretName};
+use wisp_core::{EnvValue, FilterPolicy, PolicyScope, SecretName, TopicName};
 
 /// Builds errors located in one file, and reads what the file names.
 pub(crate) struct At<'a> {
@@ -178,6 +181,23 @@ pub(crate) fn manifest(
             .map_err(|e| at.err(key.span(), ErrorKind::Invalid, e.to_string()))?;
         kv.push(KvStoreManifest { name });
     }
+    let mut topic_list: Vec<_> = raw
+        .topics
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    topic_list.sort_by_key(|(key, _)| key.span().start);
+    let mut topics = Vec::with_capacity(topic_list.len());
+    for (key, raw) in topic_list {
+        let name = TopicName::new(key.get_ref().as_str())
+            .map_err(|e| at.err(key.span(), ErrorKind::Invalid, e.to_string()))?;
+        let mut subscriptions = Vec::new();
+        for item in &raw.get_ref().subscriptions {
+            subscriptions.push(subscription(&at, &name, item.get_ref(), item.span())?);
+        }
+        topics.push(TopicManifest { name, subscriptions });
+    }
     Ok(Manifest {
         app,
         dir,
@@ -185,6 +205,75 @@ pub(crate) fn manifest(
         queues: declared,
         buckets: bucket_list,
         kv,
+        topics,
+    })
+}
+
+/// One item of `subscriptions` in `[topics.NAME]`: one endpoint, and a filter policy
+/// core accepts.
+fn subscription(
+    at: &At<'_>,
+    topic: &TopicName,
+    raw: &RawSubscription,
+    span: Range<usize>,
+) -> Result<SubscriptionManifest, ManifestError> {
+    let invalid = |span, text: String| at.err(span, ErrorKind::Invalid, format!("topic `{topic}`: {text}"));
+    let (function, queue) = match (&raw.function, &raw.queue) {
+        (Some(f), None) => (
+            Some(FunctionName::new(f.get_ref()).map_err(|e| invalid(f.span(), e.to_string()))?),
+            None,
+        ),
+        (None, Some(q)) => (
+            None,
+            Some(QueueName::new(q.get_ref()).map_err(|e| invalid(q.span(), e.to_string()))?),
+        ),
+        _ => {
+            return Err(invalid(
+                span,
+                "a subscription has exactly one of `function` or `queue`, like `{ queue = \"jobs\" }`"
+                    .to_string(),
+            ));
+        }
+    };
+    let scope = match &raw.filter_policy_scope {
+        None => PolicyScope::MessageAttributes,
+        Some(text) => text
+            .get_ref()
+            .parse::<PolicyScope>()
+            .map_err(|e| invalid(text.span(), format!("filter_policy_scope: {e}")))?,
+    };
+    let filter_policy = match &raw.filter_policy {
+        None => None,
+        Some(policy) => {
+            let value = match policy.get_ref() {
+                toml::Value::String(text) => serde_json::from_str::<serde_json::Value>(text)
+                    .map_err(|e| invalid(policy.span(), format!("filter_policy is not JSON: {e}")))?,
+                other => serde_json::to_value(other).map_err(|e| invalid(policy.span(), e.to_string()))?,
+            };
+            FilterPolicy::parse(&value.to_string(), scope)
+                .map_err(|e| invalid(policy.span(), e.to_string()))?;
+            Some(value)
+        }
+    };
+    if let (Some(s), None) = (&raw.filter_policy_scope, &raw.filter_policy) {
+        return Err(invalid(
+            s.span(),
+            "filter_policy_scope needs a filter_policy".to_string(),
+        ));
+    }
+    let raw_message_delivery = raw.raw.as_ref().is_some_and(|r| *r.get_ref());
+    if let (Some(r), None) = (&raw.raw, &queue) {
+        return Err(invalid(
+            r.span(),
+            "`raw` applies to queue subscriptions only".to_string(),
+        ));
+    }
+    Ok(SubscriptionManifest {
+        function,
+        queue,
+        filter_policy_scope: filter_policy.as_ref().map(|_| scope.as_str().to_string()),
+        filter_policy,
+        raw_message_delivery,
     })
 }
 
