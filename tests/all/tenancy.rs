@@ -65,10 +65,11 @@ fn object_read(method: &'static str, path: &'static str, allowed: u16) -> Endpoi
 }
 
 /// Every control and Lambda endpoint. Each namespace holds a function `hello`, a
-/// queue `jobs`, a bucket `photos` with an object `cat.txt` and a key-value store
-/// `cache` with a key `k`; only the other namespace holds `secret-fn`, a bucket
-/// `secret-bucket` (with `cat.txt`) and a store `secret-kv` (with `k`), so asking for
-/// them from the own namespace must look exactly like asking for what does not exist.
+/// queue `jobs`, a bucket `photos` with an object `cat.txt`, a key-value store
+/// `cache` with a key `k`, a topic `news` and a secret `db`; only the other namespace
+/// holds `secret-fn`, a bucket `secret-bucket` (with `cat.txt`), a store `secret-kv`
+/// (with `k`) and a topic `secret-topic`, so asking for them from the own namespace must
+/// look exactly like asking for what does not exist.
 fn endpoints() -> Vec<Endpoint> {
     use Permission::*;
     let mut list = vec![
@@ -205,6 +206,30 @@ fn endpoints() -> Vec<Endpoint> {
         },
         endpoint("PUT", "/v1/kv/cache", Deploy, 409),
         endpoint("DELETE", "/v1/kv/ghost-kv", Deploy, 404),
+        endpoint("GET", "/v1/topics", Read, 200),
+        endpoint("GET", "/v1/topics/news", Read, 200),
+        Endpoint {
+            allowed: (404, 200),
+            ..endpoint("GET", "/v1/topics/secret-topic", Read, 0)
+        },
+        endpoint("GET", "/v1/topics/news/subscriptions", Read, 200),
+        endpoint("PUT", "/v1/topics/news", Deploy, 200),
+        Endpoint {
+            body: Some(json!({"message": "hi"})),
+            ..endpoint("POST", "/v1/topics/news/messages", Invoke, 201)
+        },
+        Endpoint {
+            allowed: (404, 201),
+            body: Some(json!({"message": "hi"})),
+            ..endpoint("POST", "/v1/topics/secret-topic/messages", Invoke, 0)
+        },
+        endpoint("DELETE", "/v1/topics/ghost-topic", Deploy, 404),
+        endpoint("GET", "/v1/secrets", Read, 200),
+        Endpoint {
+            body: Some(json!("rotated")),
+            ..endpoint("PUT", "/v1/secrets/db", Deploy, 200)
+        },
+        endpoint("DELETE", "/v1/secrets/ghost-secret", Deploy, 404),
         endpoint("GET", "/v1/audit", Deploy, 200),
         endpoint("GET", "/v1/usage", Read, 200),
         endpoint("GET", "/v1/namespaces", Admin, 200),
@@ -351,6 +376,28 @@ async fn the_tenant_matrix_holds_for_every_endpoint_role_namespace_and_credentia
         } else {
             &["cache"]
         };
+        let own: &[&str] = if ns == "beta" {
+            &["news", "secret-topic"]
+        } else {
+            &["news"]
+        };
+        for topic in own {
+            let r = client()
+                .put(server.at(&format!("/v1/topics/{topic}")))
+                .header("wisp-namespace", ns)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+        let r = client()
+            .put(server.at("/v1/secrets/db"))
+            .header("wisp-namespace", ns)
+            .body("s3cr3t")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
         for store in stores {
             let r = client()
                 .put(server.at(&format!("/v1/kv/{store}")))
