@@ -189,6 +189,22 @@ impl Client {
             .into())
     }
 
+    /// Deletes `COLLECTION/NAME` for each of `names` in turn, saying `removed WHAT NAME`
+    /// after each; stops at the first refusal (the ones before it stay removed).
+    pub async fn remove_each<T: std::fmt::Display>(
+        &self,
+        collection: &str,
+        what: &str,
+        names: &[T],
+    ) -> anyhow::Result<()> {
+        for name in names {
+            self.json(self.request(reqwest::Method::DELETE, &format!("{collection}/{name}")))
+                .await?;
+            println!("removed {what} {name}");
+        }
+        Ok(())
+    }
+
     /// Every item of a paged listing (`GET path?prefix=…&limit=…&after=…` answering
     /// `{FIELD: [...], next}`, with `truncated: false` on the last page where the API
     /// says so), up to `limit` items, a page of at most `Limits::MAX_KEYS` at a time.

@@ -83,14 +83,9 @@ pub async fn run(args: BucketArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|n| bucket_name(n))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let client = Client::new(&server)?;
-            for name in names {
-                client
-                    .json(client.request(Method::DELETE, &format!("/v1/buckets/{name}")))
-                    .await?;
-                println!("removed bucket {name}");
-            }
-            Ok(())
+            Client::new(&server)?
+                .remove_each("/v1/buckets", "bucket", &names)
+                .await
         }
     }
 }

@@ -206,14 +206,9 @@ pub async fn run(args: KvArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|n| store_name(n))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let client = Client::new(&server)?;
-            for name in names {
-                client
-                    .json(client.request(Method::DELETE, &format!("/v1/kv/{name}")))
-                    .await?;
-                println!("removed key-value store {name}");
-            }
-            Ok(())
+            Client::new(&server)?
+                .remove_each("/v1/kv", "key-value store", &names)
+                .await
         }
         KvCommand::Get {
             store,

@@ -155,14 +155,9 @@ pub async fn run(args: QueueArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|n| queue_name(n))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let client = Client::new(&server)?;
-            for name in names {
-                client
-                    .json(client.request(Method::DELETE, &format!("/v1/queues/{name}")))
-                    .await?;
-                println!("removed queue {name}");
-            }
-            Ok(())
+            Client::new(&server)?
+                .remove_each("/v1/queues", "queue", &names)
+                .await
         }
         QueueCommand::Send {
             name,

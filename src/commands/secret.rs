@@ -115,14 +115,9 @@ pub async fn run(args: SecretArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|n| secret_name(n))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let client = Client::new(&server)?;
-            for name in names {
-                client
-                    .json(client.request(Method::DELETE, &format!("/v1/secrets/{name}")))
-                    .await?;
-                println!("removed secret {name}");
-            }
-            Ok(())
+            Client::new(&server)?
+                .remove_each("/v1/secrets", "secret", &names)
+                .await
         }
     }
 }

@@ -214,14 +214,9 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|n| topic_name(n))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let client = Client::new(&server)?;
-            for name in names {
-                client
-                    .json(client.request(Method::DELETE, &format!("/v1/topics/{name}")))
-                    .await?;
-                println!("removed topic {name}");
-            }
-            Ok(())
+            Client::new(&server)?
+                .remove_each("/v1/topics", "topic", &names)
+                .await
         }
         TopicCommand::Subscribe {
             name,
