@@ -251,6 +251,8 @@ impl Node {
     /// SIGHUP reads the certificate and key files again.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let app = App::new(self.engine.clone());
+        // Wasm guests reach the services in-process, whether or not S3 listens.
+        wisp_server::platform::install(&self.engine);
         let reloader = match (self.tls.clone(), self.hangup) {
             (Some(tls), Some(hangup)) => Some(tokio::spawn(reload_on_sighup(tls, hangup))),
             _ => None,

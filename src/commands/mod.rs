@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod audit;
+pub mod breakers;
 pub mod bucket;
 pub mod deploy;
 pub mod dlq;

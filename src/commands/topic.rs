@@ -1,6 +1,6 @@
 //! `wisp topic`: the platform's pub/sub topics — list, create, remove, subscribe a
-//! function or a queue (with an SNS filter policy), list and remove subscriptions, and
-//! publish.
+//! function, a queue or a webhook (with an SNS filter policy), list and remove
+//! subscriptions, and publish.
 
 use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
@@ -44,7 +44,8 @@ pub enum TopicCommand {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Subscribe a function or a queue to a topic; prints the subscription's id.
+    /// Subscribe a function, a queue or a webhook to a topic; prints the subscription's
+    /// id.
     Subscribe {
         /// The topic's name.
         name: String,
@@ -52,21 +53,26 @@ pub enum TopicCommand {
         #[arg(
             long,
             value_name = "F",
-            required_unless_present = "queue",
-            conflicts_with = "queue"
+            required_unless_present_any = ["queue", "webhook"],
+            conflicts_with_all = ["queue", "webhook"]
         )]
         function: Option<String>,
         /// The queue to send each message to.
-        #[arg(long, value_name = "Q")]
+        #[arg(long, value_name = "Q", conflicts_with = "webhook")]
         queue: Option<String>,
+        /// The http:// or https:// URL to POST each message to (SNS's HTTP
+        /// notification JSON; deliveries start at once, with no confirmation).
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
         /// An SNS filter policy (JSON): only matching messages are delivered.
         #[arg(long, value_name = "JSON")]
         filter_policy: Option<String>,
         /// What the filter policy looks at: MessageAttributes (default) or MessageBody.
         #[arg(long, value_name = "SCOPE", requires = "filter_policy")]
         filter_scope: Option<String>,
-        /// Send the queue the bare message instead of the SNS notification JSON.
-        #[arg(long, requires = "queue")]
+        /// Send the queue or webhook the bare message instead of the SNS notification
+        /// JSON.
+        #[arg(long, conflicts_with = "function")]
         raw: bool,
         #[command(flatten)]
         server: ServerArg,
@@ -117,24 +123,59 @@ fn topic_name(name: &str) -> anyhow::Result<TopicName> {
     TopicName::new(name).map_err(|e| usage(e.to_string()))
 }
 
+/// Who a subscription delivers to, from the command line.
+#[derive(Clone, Copy, Debug)]
+enum Subscriber<'a> {
+    Function(&'a str),
+    Queue(&'a str),
+    Webhook(&'a str),
+}
+
+impl<'a> Subscriber<'a> {
+    /// The one of `--function`, `--queue` and `--webhook` given (clap lets only one be).
+    fn of(
+        function: Option<&'a str>,
+        queue: Option<&'a str>,
+        webhook: Option<&'a str>,
+    ) -> anyhow::Result<Self> {
+        match (function, queue, webhook) {
+            (Some(f), None, None) => Ok(Subscriber::Function(f)),
+            (None, Some(q), None) => Ok(Subscriber::Queue(q)),
+            (None, None, Some(w)) => Ok(Subscriber::Webhook(w)),
+            _ => Err(usage(
+                "name exactly one subscriber: --function F, --queue Q or --webhook URL",
+            )),
+        }
+    }
+}
+
 /// The subscribe request's body, checked before any request is made.
 fn subscription_body(
-    function: Option<&str>,
-    queue: Option<&str>,
+    endpoint: Subscriber<'_>,
     filter_policy: Option<&str>,
     filter_scope: Option<&str>,
     raw: bool,
 ) -> anyhow::Result<Value> {
     let mut body = Map::new();
-    match (function, queue) {
-        (Some(f), None) => {
+    match endpoint {
+        Subscriber::Function(f) => {
             body.insert("function".into(), super::function_name(f)?.to_string().into());
         }
-        (None, Some(q)) => {
+        Subscriber::Queue(q) => {
             let q = QueueName::new(q).map_err(|e| usage(e.to_string()))?;
             body.insert("queue".into(), q.to_string().into());
         }
-        _ => return Err(usage("name exactly one subscriber: --function F or --queue Q")),
+        Subscriber::Webhook(url) => {
+            let scheme = url
+                .split_once("://")
+                .map(|(scheme, _)| scheme.to_ascii_lowercase());
+            if !matches!(scheme.as_deref(), Some("http" | "https")) {
+                return Err(usage(format!(
+                    "--webhook `{url}`: use an http:// or https:// URL, like https://example.com/hook"
+                )));
+            }
+            body.insert("webhook".into(), url.into());
+        }
     }
     let scope = match filter_scope {
         None => PolicyScope::MessageAttributes,
@@ -222,6 +263,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             name,
             function,
             queue,
+            webhook,
             filter_policy,
             filter_scope,
             raw,
@@ -229,8 +271,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
         } => {
             let name = topic_name(&name)?;
             let body = subscription_body(
-                function.as_deref(),
-                queue.as_deref(),
+                Subscriber::of(function.as_deref(), queue.as_deref(), webhook.as_deref())?,
                 filter_policy.as_deref(),
                 filter_scope.as_deref(),
                 raw,
@@ -332,7 +373,7 @@ pub fn describe_put(answer: &Value) -> String {
     )
 }
 
-/// `function resize` or `queue jobs`.
+/// `function resize`, `queue jobs` or `webhook https://…`.
 fn endpoint_text(s: &Value) -> String {
     for kind in ["function", "queue", "webhook"] {
         if let Some(name) = s[kind].as_str() {
@@ -377,15 +418,31 @@ mod tests {
     #[test]
     fn input_is_checked_before_any_request() {
         assert!(topic_name("Bad_Name").is_err());
-        let body = subscription_body(None, Some("jobs"), Some(r#"{"color": ["red"]}"#), None, true).unwrap();
+        let body = subscription_body(
+            Subscriber::Queue("jobs"),
+            Some(r#"{"color": ["red"]}"#),
+            None,
+            true,
+        )
+        .unwrap();
         assert_eq!(
             body,
             json!({"queue": "jobs", "filter_policy": {"color": ["red"]},
                    "filter_policy_scope": "MessageAttributes", "raw_message_delivery": true})
         );
-        let err = subscription_body(Some("f"), None, Some("{nope"), None, false).unwrap_err();
+        let f = Subscriber::Function("f");
+        let err = subscription_body(f, Some("{nope"), None, false).unwrap_err();
         assert!(err.to_string().contains("--filter-policy is not JSON"), "{err}");
-        assert!(subscription_body(Some("f"), None, Some("{}"), Some("Body"), false).is_err());
+        assert!(subscription_body(f, Some("{}"), Some("Body"), false).is_err());
+        let hook = subscription_body(Subscriber::Webhook("https://example.com/h"), None, None, true).unwrap();
+        assert_eq!(
+            hook,
+            json!({"webhook": "https://example.com/h", "raw_message_delivery": true})
+        );
+        let err =
+            subscription_body(Subscriber::Webhook("ftp://example.com/h"), None, None, false).unwrap_err();
+        assert!(err.to_string().contains("http:// or https://"), "{err}");
+        assert!(Subscriber::of(Some("f"), Some("q"), None).is_err());
         let attrs = attributes(&["color=red".into()], &["size=20".into()]).unwrap();
         assert_eq!(attrs["size"], json!({"DataType": "Number", "StringValue": "20"}));
         assert!(attributes(&["nokey".into()], &[]).is_err());

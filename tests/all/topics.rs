@@ -267,12 +267,15 @@ async fn bad_input_and_other_namespaces_get_clear_errors() {
         &server,
         Method::POST,
         subs,
-        Some(json!({"webhook": "https://example.com/hook"})),
+        Some(json!({"webhook": "gopher://example.com/hook"})),
     )
     .await;
     let doc = expect_problem(r, 400, "invalid_request").await;
     assert!(
-        doc["detail"].as_str().unwrap().contains("not supported yet"),
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported scheme `gopher`"),
         "{doc}"
     );
     let r = send(

@@ -131,6 +131,48 @@ async fn topic_commands_check_their_input_first() {
         2,
     );
     assert!(err.contains("is not a number"), "{err}");
+    let err = wisp_fails(
+        &server,
+        &["topic", "subscribe", "orders", "--webhook", "ftp://example.com/h"],
+        2,
+    );
+    assert!(err.contains("http:// or https://"), "{err}");
+    let err = wisp_fails(
+        &server,
+        &["topic", "subscribe", "orders", "--function", "f", "--raw"],
+        2,
+    );
+    assert!(err.contains("--raw"), "{err}");
+    // A webhook is subscribed (to another topic: `orders` must stay without
+    // subscriptions); a URL the server finds malformed is its refusal.
+    wisp(&server, &["topic", "create", "hooks"]);
+    let out = wisp(
+        &server,
+        &[
+            "topic",
+            "subscribe",
+            "hooks",
+            "--webhook",
+            "https://hooks.example.com/o",
+            "--raw",
+        ],
+    );
+    assert!(
+        out.contains("webhook https://hooks.example.com/o of hooks, raw"),
+        "{out}"
+    );
+    let err = wisp_fails(
+        &server,
+        &[
+            "topic",
+            "subscribe",
+            "hooks",
+            "--webhook",
+            "https://u:p@example.com/",
+        ],
+        4,
+    );
+    assert!(err.contains("userinfo"), "{err}");
     // The server's refusals: a subscriber that does not exist.
     let err = wisp_fails(&server, &["topic", "subscribe", "orders", "--queue", "ghost"], 4);
     assert!(err.contains("queue_not_found"), "{err}");

@@ -54,6 +54,10 @@ fn default_half_open_probes() -> u32 {
     BreakerConfig::DEFAULT.half_open_probes
 }
 
+/// Sound because [`BreakerConfig::validate`] refuses a NaN `failure_rate`; configurations
+/// compare whole (a function's configuration is `Eq`).
+impl Eq for BreakerConfig {}
+
 impl Default for BreakerConfig {
     fn default() -> BreakerConfig {
         BreakerConfig::DEFAULT

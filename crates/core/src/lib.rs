@@ -26,6 +26,7 @@ pub mod route_auth;
 pub mod schedule;
 pub mod size_text;
 pub mod spec;
+pub mod trace;
 pub mod trigger;
 pub mod version;
 pub mod wall;

@@ -211,6 +211,14 @@ pub struct FunctionConfig {
     /// The outbound hosts it may reach.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbound: Vec<crate::OutboundHost>,
+    /// The topics of its namespace it may publish to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<crate::TopicName>,
+    /// How the circuit breakers on calls *into* this function (from other functions,
+    /// destinations and subscriptions) open and recover; `None`: the defaults
+    /// ([`crate::BreakerConfig::DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<crate::BreakerConfig>,
 }
 
 /// An environment variable's value: text, or a reference to a secret of the function's
@@ -406,6 +414,8 @@ pub enum ConfigField {
     RouteRate(usize, RateKey),
     /// The function's `rate_limit`, `burst` or `rate_limit_by`.
     Rate(RateKey),
+    /// One key of `breaker`.
+    Breaker(&'static str),
 }
 
 impl fmt::Display for ConfigField {
@@ -435,6 +445,7 @@ impl fmt::Display for ConfigField {
             ConfigField::RouteJwt(i, key) => write!(f, "routes[{i}].jwt.{key}"),
             ConfigField::RouteRate(i, key) => write!(f, "routes[{i}].{}", key.as_str()),
             ConfigField::Rate(key) => f.write_str(key.as_str()),
+            ConfigField::Breaker(key) => write!(f, "breaker.{key}"),
         }
     }
 }
@@ -469,6 +480,8 @@ impl FunctionConfig {
             queues: Vec::new(),
             invoke: Vec::new(),
             outbound: Vec::new(),
+            topics: Vec::new(),
+            breaker: None,
         }
     }
 
@@ -520,6 +533,17 @@ impl FunctionConfig {
         self.invoke.dedup();
         self.outbound.sort();
         self.outbound.dedup();
+        self.topics.sort();
+        self.topics.dedup();
+        if let Some(breaker) = &self.breaker
+            && let Err(e) = breaker.validate()
+        {
+            return Err(ConfigError {
+                field: ConfigField::Breaker(e.field),
+                message: format!("breaker.{}: {}", e.field, e.message),
+                route_error: None,
+            });
+        }
         for (key, value) in &self.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ConfigError {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use wisp_core::wall::micros_u64;
 use wisp_core::{ErrorCode, FunctionName, Kind, Namespace, Qualifier};
-use wisp_runtime::{Body, Function, Input, Invocation, Output, body};
+use wisp_runtime::{Body, CallContext, Function, Input, Invocation, Output, body};
 use wisp_store::InvocationRecord;
 
 /// The response header carrying the invocation id (the logs carry it too).
@@ -143,8 +143,23 @@ impl Engine {
         input: Input,
         admitted: &Admitted,
         slot: Slot,
+        context: CallContext,
     ) -> Result<Output, EngineError> {
         let Slot { ticket, charge } = slot;
+        // A native function's calls name the invocation they come from by its span;
+        // wasm guests' calls carry their context themselves.
+        let (context, running) = if admitted.function.keeps_instances() {
+            // One root for the instance's trace header and the calls that name it.
+            let context = CallContext {
+                trace_root: Some(context.root_for(id)),
+                ..context
+            };
+            let bound = context.bound(std::time::Instant::now(), deployed.record.config.timeout);
+            let running = self.calls.enter(id, deployed, bound, &context);
+            (context, Some(running))
+        } else {
+            (context, None)
+        };
         let sink = self.logs.clone();
         let pool = deployed.pool.clone();
         let record = InvocationRecord {
@@ -168,6 +183,7 @@ impl Engine {
             id: id.to_string(),
             input,
             services: deployed.services.clone(),
+            context,
             on_finish: Some(Box::new(move |finished| {
                 let mut record = record;
                 if let Some(init) = finished.init {
@@ -196,6 +212,7 @@ impl Engine {
                 sink.record_invocation(record);
                 // The slot frees only now that the guest is done.
                 drop(ticket);
+                drop(running);
             })),
         };
         admitted
@@ -217,6 +234,22 @@ impl Engine {
         payload: Bytes,
         content_type: Option<HeaderValue>,
     ) -> Result<Response<Body>, EngineError> {
+        let context = CallContext::default();
+        self.invoke_in(namespace, name, qualifier, payload, content_type, context)
+            .await
+    }
+
+    /// [`Engine::invoke`] in a chain of calls (`context`: its deadline, depth and
+    /// trace).
+    pub(crate) async fn invoke_in(
+        &self,
+        namespace: &Namespace,
+        name: &FunctionName,
+        qualifier: Option<&Qualifier>,
+        payload: Bytes,
+        content_type: Option<HeaderValue>,
+        context: CallContext,
+    ) -> Result<Response<Body>, EngineError> {
         let function = self
             .function(namespace, name)
             .ok_or_else(|| EngineError::function_not_found(name.as_str()))?;
@@ -230,7 +263,7 @@ impl Engine {
         let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
         let input = payload_input(deployed, &id, payload, content_type);
         let output = self
-            .run(deployed, &id, input, &admitted, ticket)
+            .run(deployed, &id, input, &admitted, ticket, context)
             .await
             .map_err(fail)?;
         let response = match output {
@@ -258,10 +291,11 @@ impl Engine {
         deployed: &Arc<Version>,
         id: &str,
         payload: Bytes,
+        context: CallContext,
     ) -> Result<Bytes, EngineError> {
         let (admitted, ticket) = self.admit(deployed).await?;
         let input = payload_input(deployed, id, payload, None);
-        match self.run(deployed, id, input, &admitted, ticket).await? {
+        match self.run(deployed, id, input, &admitted, ticket, context).await? {
             Output::Event(bytes) => Ok(bytes),
             Output::Http(response) => {
                 let status = response.status();

@@ -26,12 +26,14 @@
 mod app;
 mod audit;
 pub mod breaker;
+mod calls;
 mod capacity;
 mod code;
 mod deploy;
 mod dispatch;
 mod error;
 mod gate;
+mod guard;
 pub mod identity;
 mod kv;
 mod lifecycle;
@@ -52,6 +54,7 @@ pub mod version;
 
 pub use app::{AppCode, AppReport, AppRequest, Planned};
 pub use audit::AuditRecord;
+pub use calls::CallFrom;
 pub use deploy::{DeployReport, DeployRequest};
 pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};
 pub use error::EngineError;
@@ -64,10 +67,12 @@ pub use queues::Outgoing;
 pub use quota::{FREE_GB_SECONDS, FREE_REQUESTS};
 pub use registry::{Deployed, Version};
 pub use secrets::{SecretInfo, SecretSet};
+pub use services::platform::{PLATFORM_HOST, Platform};
 pub use storage::{ByteRange, ByteStream, ObjectInfo, ObjectPut, ObjectRead, ReadConditions, StorageConfig};
 pub use topics::{FilterText, TopicPublish};
 pub use triggers::http::apigw::ClientAddr;
-pub use wisp_runtime::{Body, BoxError, ErrorReport, body};
+pub use wisp_runtime::services::ServiceFuture;
+pub use wisp_runtime::{Body, BoxError, CallContext, ErrorReport, body};
 pub use wisp_scaling::KeepAlivePolicy;
 pub use wisp_store::{KvCondition, KvEntry, KvPage, KvStoreRecord};
 
@@ -118,6 +123,10 @@ pub struct Engine {
     function_credentials: Arc<identity::function_credentials::FunctionCredentials>,
     /// Every namespace's secrets, opened (also in `pools`, for versions' services).
     secrets: Arc<secrets::SecretCache>,
+    /// The circuit breakers on calls between functions, queues, topics and webhooks.
+    breakers: breaker::Breakers,
+    /// The running native invocations, for the calls they make.
+    calls: Arc<calls::LiveCalls>,
 }
 
 impl Engine {
@@ -154,6 +163,7 @@ impl Engine {
             clock: Clock::new(),
             policy: keep_alive,
             function_credentials: function_credentials.clone(),
+            platform: Arc::default(),
         };
         let records = store.list_functions(None).await?;
         let functions: Functions = records
@@ -193,6 +203,8 @@ impl Engine {
             storage,
             function_credentials,
             secrets,
+            breakers: breaker::Breakers::new(),
+            calls: Arc::default(),
         });
         engine.sweep_blobs().await?;
         engine
@@ -256,6 +268,7 @@ impl Engine {
 
     /// Writes out queued logs. Call once, at shutdown, after the last invocation.
     pub async fn shutdown(self: Arc<Self>) {
+        self.stop_platform();
         if let Err(e) = self.flush_capacity().await {
             tracing::warn!("cannot record the last reserved capacity held: {}", e.detail);
         }

@@ -59,6 +59,8 @@ pub(crate) struct PoolContext {
     pub function_credentials: Arc<crate::identity::function_credentials::FunctionCredentials>,
     /// Every namespace's secrets: what versions' services resolve `env` references with.
     pub secrets: Arc<crate::secrets::SecretCache>,
+    /// What answers guests' requests to the platform address, once the server installs it.
+    pub platform: crate::services::platform::PlatformCell,
 }
 
 impl PoolContext {
@@ -90,8 +92,9 @@ impl PoolContext {
         }
         // Built here, so that code compiled at a deploy (before its version exists)
         // starts instances with the same services as code loaded for a version.
-        let services = crate::services::for_function(namespace, &config, &self.store)
-            .with_secret_values(self.secrets.for_namespace(namespace));
+        let services =
+            crate::services::for_function(namespace, function, &config, &self.store, &self.platform)
+                .with_secret_values(self.secrets.for_namespace(namespace));
         FunctionSpec {
             name: function.to_string(),
             code_hash,
@@ -443,6 +446,7 @@ pub(crate) mod testing {
             runtime: Arc::new(NoRuntime),
             store: Arc::new(store),
             clock: Clock::new(),
+            platform: Arc::default(),
             policy: KeepAlivePolicy::fixed_default(),
             secrets: Arc::new(crate::secrets::SecretCache::new(
                 crate::MasterKey::generate().unwrap(),

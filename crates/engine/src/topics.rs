@@ -6,10 +6,19 @@
 //! A publish evaluates every subscription's filter here and stores the message with the
 //! ids that matched (one transaction), then wakes the worker. The worker claims due
 //! deliveries with a lease, enqueues an async invocation (SNS-shaped event) for a
-//! function or sends a message for a queue, and acks; a failure is retried with
-//! exponential backoff and, after [`MAX_ATTEMPTS`], becomes a dead letter of the
-//! subscription. Webhook endpoints are refused at subscribe for now.
+//! function, sends a message for a queue or POSTs the notification to a webhook
+//! ([`webhook`]), and acks; a failure is retried with exponential backoff and, after
+//! [`MAX_ATTEMPTS`], becomes a dead letter of the subscription.
+//!
+//! Every delivery first asks the circuit breaker from the topic to its endpoint
+//! ([`Engine::guard`]) and reports how it went. While the breaker is open the delivery
+//! is not tried: it waits the breaker's `retry_after` and is claimed again, with no
+//! attempt counted, so an endpoint that is down for a while costs neither requests
+//! nor dead letters.
 
+mod webhook;
+
+use crate::breaker::Endpoint as BreakerEndpoint;
 use crate::pipeline::AsyncOptions;
 use crate::queues::Outgoing;
 use crate::{Engine, EngineError};
@@ -240,7 +249,7 @@ impl Engine {
                 }
                 if raw_message_delivery {
                     return Err(bad(
-                        "raw_message_delivery applies to queue subscribers only: functions get the SNS event",
+                        "raw_message_delivery applies to queue and webhook subscribers only: functions get the SNS event",
                     ));
                 }
             }
@@ -249,10 +258,8 @@ impl Engine {
                     return Err(crate::queues::queue_not_found(name));
                 }
             }
-            Endpoint::Webhook(_) => {
-                return Err(bad(
-                    "webhook subscriptions are not supported yet: subscribe a function or a queue",
-                ));
+            Endpoint::Webhook(url) => {
+                webhook::check_url(url)?;
             }
         }
         let filter = match filter {
@@ -426,7 +433,7 @@ impl Engine {
     }
 
     /// Hands one delivery to its endpoint.
-    async fn deliver(&self, delivery: &Delivery) -> Result<(), EngineError> {
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), Undelivered> {
         let subscription = &delivery.subscription;
         let message = &delivery.message;
         let namespace = &subscription.namespace;
@@ -457,35 +464,46 @@ impl Engine {
                 self.send_messages(namespace, queue, vec![outgoing], message.chain_depth)
                     .await?;
             }
-            Endpoint::Webhook(_) => {
-                return Err(bad("webhook subscriptions are not supported yet"));
+            Endpoint::Webhook(url) => {
+                webhook::post(url, subscription, message)
+                    .await
+                    .map_err(|webhook::Failed(why)| Undelivered::Endpoint(why))?;
             }
         }
         Ok(())
     }
 
-    /// Delivers and settles one claimed delivery.
+    /// Delivers and settles one claimed delivery, through its circuit breaker.
     async fn settle_delivery(&self, delivery: Delivery) {
-        let result = match self.deliver(&delivery).await {
-            Ok(()) => self.store.ack_delivery(&delivery.id).await,
-            Err(e) => {
-                let error = format!("{}: {}", e.code, e.detail);
-                let permanent = matches!(e.code, ErrorCode::PayloadTooLarge | ErrorCode::InvalidRequest);
-                let attempts = delivery.attempts.saturating_add(1);
-                if permanent || attempts >= MAX_ATTEMPTS {
-                    tracing::warn!(
-                        "topic `{}`: giving up on message {} for subscription {} after {attempts} attempts: {error}",
-                        delivery.message.topic,
-                        delivery.message.id,
-                        delivery.subscription.id
-                    );
-                    self.store
-                        .dead_letter_delivery(&delivery.id, &error, now_ms())
-                        .await
-                } else {
-                    let delay = backoff(delivery.attempts);
-                    let next = now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-                    self.store.retry_delivery(&delivery.id, next, &error).await
+        let subscription = &delivery.subscription;
+        let caller = BreakerEndpoint::Topic {
+            namespace: subscription.namespace.clone(),
+            name: subscription.topic.to_string(),
+        };
+        let result = match self.guard(caller, breaker_callee(subscription)) {
+            Err(open) => {
+                // Not tried: it waits for the breaker, counting no attempt.
+                let wait = Duration::from_secs(u64::from(open.retry_after.unwrap_or(1)));
+                self.store.postpone_delivery(&delivery.id, due_after(wait)).await
+            }
+            Ok(permit) => {
+                let outcome = self.deliver(&delivery).await;
+                match &outcome {
+                    Ok(()) => permit.success(self.breaker_now()),
+                    // The endpoint's failure (or its being gone) counts against its
+                    // breaker; a refusal of the message itself, or of the platform's
+                    // own making (a quota, the store), does not.
+                    Err(Undelivered::Endpoint(_)) => permit.failure(self.breaker_now()),
+                    Err(Undelivered::Refused(e))
+                        if matches!(e.code, ErrorCode::FunctionNotFound | ErrorCode::QueueNotFound) =>
+                    {
+                        permit.failure(self.breaker_now());
+                    }
+                    Err(Undelivered::Refused(_)) => permit.release(),
+                }
+                match outcome {
+                    Ok(()) => self.store.ack_delivery(&delivery.id).await,
+                    Err(e) => self.delivery_failed(&delivery, e).await,
                 }
             }
         };
@@ -493,6 +511,67 @@ impl Engine {
             tracing::warn!("cannot settle topic delivery {}: {e}", delivery.id);
         }
     }
+
+    /// Retries a failed delivery after its backoff, or makes it a dead letter.
+    async fn delivery_failed(&self, delivery: &Delivery, failure: Undelivered) -> wisp_store::Result<bool> {
+        let (error, permanent) = match failure {
+            Undelivered::Endpoint(why) => (why, false),
+            Undelivered::Refused(e) => (
+                format!("{}: {}", e.code, e.detail),
+                matches!(e.code, ErrorCode::PayloadTooLarge | ErrorCode::InvalidRequest),
+            ),
+        };
+        let attempts = delivery.attempts.saturating_add(1);
+        if permanent || attempts >= MAX_ATTEMPTS {
+            tracing::warn!(
+                "topic `{}`: giving up on message {} for subscription {} after {attempts} attempts: {error}",
+                delivery.message.topic,
+                delivery.message.id,
+                delivery.subscription.id
+            );
+            self.store
+                .dead_letter_delivery(&delivery.id, &error, now_ms())
+                .await
+        } else {
+            let next = due_after(backoff(delivery.attempts));
+            self.store.retry_delivery(&delivery.id, next, &error).await
+        }
+    }
+}
+
+/// Why a delivery did not happen.
+enum Undelivered {
+    /// The platform refused it (the function or queue is gone, the message too large…).
+    Refused(EngineError),
+    /// The endpoint failed it (a webhook's non-2xx answer, no connection).
+    Endpoint(String),
+}
+
+impl From<EngineError> for Undelivered {
+    fn from(e: EngineError) -> Undelivered {
+        Undelivered::Refused(e)
+    }
+}
+
+/// The callee of a subscription's circuit breaker: its endpoint.
+fn breaker_callee(subscription: &SubscriptionRecord) -> BreakerEndpoint {
+    let namespace = subscription.namespace.clone();
+    match &subscription.endpoint {
+        Endpoint::Function(name) => BreakerEndpoint::Function {
+            namespace,
+            name: name.clone(),
+        },
+        Endpoint::Queue(name) => BreakerEndpoint::Queue {
+            namespace,
+            name: name.clone(),
+        },
+        Endpoint::Webhook(url) => BreakerEndpoint::Webhook(url.clone()),
+    }
+}
+
+/// The wall time `wait` from now, in Unix milliseconds.
+fn due_after(wait: Duration) -> i64 {
+    now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Starts the delivery worker: it claims due deliveries whenever a publish wakes it,

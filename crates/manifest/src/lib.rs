@@ -74,6 +74,9 @@ pub struct SubscriptionManifest {
     pub function: Option<FunctionName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueName>,
+    /// An `http://` or `https://` URL POSTed each message (checked fully by the server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
     /// The filter policy as a JSON object (checked with core's `FilterPolicy`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter_policy: Option<serde_json::Value>,

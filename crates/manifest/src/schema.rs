@@ -79,6 +79,11 @@ pub(crate) struct RawFunction {
     pub invoke: Vec<Spanned<String>>,
     #[serde(default)]
     pub outbound: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub topics: Vec<Spanned<String>>,
+    /// `breaker = { failure_rate = 0.5, window = "10s", … }`: core's `BreakerConfig`,
+    /// by the same keys.
+    pub breaker: Option<Spanned<wisp_core::BreakerConfig>>,
 }
 
 /// `[queues.NAME]`: core's `QueueConfig`, by the same keys.
@@ -113,12 +118,14 @@ pub(crate) struct RawTopic {
     pub subscriptions: Vec<Spanned<RawSubscription>>,
 }
 
-/// One item of a topic's `subscriptions`: exactly one of `function` or `queue`.
+/// One item of a topic's `subscriptions`: exactly one of `function`, `queue` or
+/// `webhook`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSubscription {
     pub function: Option<Spanned<String>>,
     pub queue: Option<Spanned<String>>,
+    pub webhook: Option<Spanned<String>>,
     /// A table, or its JSON text.
     pub filter_policy: Option<Spanned<toml::Value>>,
     pub filter_policy_scope: Option<Spanned<String>>,

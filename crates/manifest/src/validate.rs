@@ -218,19 +218,26 @@ fn subscription(
     span: Range<usize>,
 ) -> Result<SubscriptionManifest, ManifestError> {
     let invalid = |span, text: String| at.err(span, ErrorKind::Invalid, format!("topic `{topic}`: {text}"));
-    let (function, queue) = match (&raw.function, &raw.queue) {
-        (Some(f), None) => (
+    let (function, queue, webhook) = match (&raw.function, &raw.queue, &raw.webhook) {
+        (Some(f), None, None) => (
             Some(FunctionName::new(f.get_ref()).map_err(|e| invalid(f.span(), e.to_string()))?),
             None,
+            None,
         ),
-        (None, Some(q)) => (
+        (None, Some(q), None) => (
             None,
             Some(QueueName::new(q.get_ref()).map_err(|e| invalid(q.span(), e.to_string()))?),
+            None,
+        ),
+        (None, None, Some(w)) => (
+            None,
+            None,
+            Some(webhook_url(w.get_ref()).map_err(|e| invalid(w.span(), e))?),
         ),
         _ => {
             return Err(invalid(
                 span,
-                "a subscription has exactly one of `function` or `queue`, like `{ queue = \"jobs\" }`"
+                "a subscription has exactly one of `function`, `queue` or `webhook`, like `{ queue = \"jobs\" }`"
                     .to_string(),
             ));
         }
@@ -262,19 +269,42 @@ fn subscription(
         ));
     }
     let raw_message_delivery = raw.raw.as_ref().is_some_and(|r| *r.get_ref());
-    if let (Some(r), None) = (&raw.raw, &queue) {
+    if let (Some(r), Some(_)) = (&raw.raw, &function) {
         return Err(invalid(
             r.span(),
-            "`raw` applies to queue subscriptions only".to_string(),
+            "`raw` applies to queue and webhook subscriptions only".to_string(),
         ));
     }
     Ok(SubscriptionManifest {
         function,
         queue,
+        webhook,
         filter_policy_scope: filter_policy.as_ref().map(|_| scope.as_str().to_string()),
         filter_policy,
         raw_message_delivery,
     })
+}
+
+/// A subscription's `webhook`: an `http://` or `https://` URL with a host (the server
+/// checks the rest when it subscribes it).
+fn webhook_url(url: &str) -> Result<String, String> {
+    let rest = match url.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest
+        }
+        Some((scheme, _)) => {
+            return Err(format!(
+                "webhook `{url}` has unsupported scheme `{scheme}`: a webhook is an `http://` or `https://` URL"
+            ));
+        }
+        None => return Err(format!("webhook `{url}` is not a URL: use `https://host/path`")),
+    };
+    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+        return Err(format!("webhook `{url}` has no host"));
+    }
+    Ok(url.to_string())
 }
 
 /// `quota` of `[buckets.NAME]`: at least one byte, as the API requires.
@@ -552,6 +582,8 @@ fn function_config(
     config.queues = grants(at, name, "queues", &raw.queues)?;
     config.invoke = grants(at, name, "invoke", &raw.invoke)?;
     config.outbound = grants(at, name, "outbound", &raw.outbound)?;
+    config.topics = grants(at, name, "topics", &raw.topics)?;
+    config.breaker = raw.breaker.as_ref().map(|b| *b.get_ref());
     config.routes = Vec::with_capacity(raw.routes.len());
     for (i, item) in raw.routes.iter().enumerate() {
         let mut route = Route {
@@ -877,6 +909,7 @@ fn config_error(
         ConfigField::Schedule(i) => schedule_span(raw, *i),
         ConfigField::Queue(i) => trigger_span(raw, *i),
         ConfigField::Storage(i) => storage_span(raw, *i),
+        ConfigField::Breaker(_) => raw.breaker.as_ref().map(Spanned::span),
         ConfigField::RouteAuth(_)
         | ConfigField::RouteJwt(..)
         | ConfigField::RouteRate(..)

@@ -16,6 +16,50 @@ pub struct Invocation {
     pub services: Services,
     /// Called once when the guest has finished, with its logs and outcome.
     pub on_finish: Option<Box<dyn FnOnce(Finished) + Send>>,
+    /// Where it stands in a chain of calls (its deadline, depth and trace).
+    pub context: CallContext,
+}
+
+/// Where an invocation stands in a chain of function calls: what a function-to-function
+/// call hands its callee. The default is an invocation nobody's function made.
+#[derive(Clone, Debug, Default)]
+pub struct CallContext {
+    /// The latest instant it may run until: its caller's remaining time. `None`: only
+    /// its own `timeout` bounds it.
+    pub deadline: Option<std::time::Instant>,
+    /// How many calls deep it is: 0 when no function made it.
+    pub depth: u32,
+    /// The trace it belongs to (X-Ray's root form, `1-<8 hex>-<24 hex>`; see
+    /// `wisp_core::trace`); `None`: it starts one.
+    pub trace_root: Option<std::sync::Arc<str>>,
+}
+
+impl CallContext {
+    /// The deadline and the timeout an invocation started at `started` runs under: its
+    /// own `timeout`, cut to the caller's remaining time.
+    pub fn bound(&self, started: std::time::Instant, timeout: Duration) -> (std::time::Instant, Duration) {
+        let own = started + timeout;
+        match self.deadline {
+            Some(deadline) if deadline < own => (deadline, deadline.saturating_duration_since(started)),
+            _ => (own, timeout),
+        }
+    }
+
+    /// The trace root of invocation `id` under this context: the caller's, else a new one.
+    pub fn root_for(&self, id: &str) -> std::sync::Arc<str> {
+        match &self.trace_root {
+            Some(root) => root.clone(),
+            None => wisp_core::trace::new_root(id).into(),
+        }
+    }
+}
+
+/// A running invocation as its outgoing calls name it: the invocation, and its context
+/// with the deadline it actually runs under.
+#[derive(Clone, Debug)]
+pub struct CallSite {
+    pub invocation: String,
+    pub context: CallContext,
 }
 
 /// What a function is given.

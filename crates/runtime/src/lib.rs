@@ -21,7 +21,9 @@ pub mod services;
 pub mod wasm;
 
 pub use body::{Body, BoxError};
-pub use invocation::{ErrorReport, Finished, Input, Invocation, InvokeError, LoadError, Logs, Output};
+pub use invocation::{
+    CallContext, CallSite, ErrorReport, Finished, Input, Invocation, InvokeError, LoadError, Logs, Output,
+};
 pub use services::Services;
 
 use async_trait::async_trait;

@@ -88,6 +88,8 @@ pub type ServiceFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// service's own bound).
 pub struct OutboundRequest {
     pub request: http::Request<Body>,
+    /// The invocation sending it (`None`: a native instance's proxy, which cannot tell).
+    pub site: Option<crate::CallSite>,
     pub connect_timeout: Option<Duration>,
     pub first_byte_timeout: Option<Duration>,
     pub between_bytes_timeout: Option<Duration>,

@@ -65,6 +65,7 @@ async fn invoke(function: &Arc<dyn Function>, event: Value) -> (Result<Value, In
         on_finish: Some(Box::new(move |finished| {
             *sink.lock().unwrap() = Some(finished.logs)
         })),
+        context: Default::default(),
     };
     let result = function.invoke(invocation).await.map(|output| match output {
         Output::Event(bytes) => serde_json::from_slice(&bytes).unwrap(),

@@ -12,6 +12,7 @@
 //! invoke keys: [`role_allows`]).
 
 use crate::lambda;
+use crate::platform::PlatformCall;
 use crate::problem::ApiError;
 use crate::router::is_under;
 use axum::extract::{FromRequestParts, Request, State};
@@ -206,16 +207,26 @@ async fn scope(engine: &Engine, request: Request) -> Result<Request, Refusal> {
     admit(engine, caller, request)
 }
 
-/// The auth layer of the services functions call, on the S3 listener (`/v1/kv`): as
-/// [`check`], but the bearer token may also be a function's credential (what a native
-/// instance finds in `WISP_TOKEN`), and nothing but a bearer token is taken.
+/// The auth layer of the services functions call, on the S3 listener (`/v1/kv`, Lambda's
+/// Invoke): as [`check`], but the bearer token may also be a function's credential
+/// (what a native instance finds in `WISP_TOKEN`), Lambda's Invoke may be signed with
+/// it (AWS Signature V4, as the SDKs do with `AWS_ACCESS_KEY_ID`), and a wasm guest's
+/// request to the platform address comes with its function's identity instead
+/// ([`PlatformCall`]).
 pub(crate) async fn check_service(
     State(engine): State<Arc<Engine>>,
     request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_owned();
-    match service_caller(&engine, &request).and_then(|caller| admit(&engine, caller, request)) {
+    let called = match request.extensions().get::<PlatformCall>() {
+        Some(call) => Ok((call.caller.clone(), request)),
+        None if crate::sigv4::is_sigv4(request.headers()) && is_under(&path, lambda::PREFIX) => {
+            crate::signed::caller(&engine, request, crate::signed::Keys::Services).await
+        }
+        None => service_caller(&engine, &request).map(|caller| (caller, request)),
+    };
+    match called.and_then(|(caller, request)| admit(&engine, caller, request)) {
         Ok(request) => next.run(request).await,
         Err(refusal) => refusal.respond(&path),
     }
@@ -301,7 +312,7 @@ async fn caller(engine: &Engine, request: Request) -> Result<(Caller, Request), 
                 "IncompleteSignatureException",
             ));
         }
-        return crate::signed::caller(engine, request).await;
+        return crate::signed::caller(engine, request, crate::signed::Keys::People).await;
     }
     let scheme = text.split_whitespace().next().unwrap_or_default();
     Err(Refusal::new(

@@ -16,6 +16,7 @@ pub mod auth;
 mod body;
 pub mod lambda;
 pub mod listen;
+pub mod platform;
 pub mod problem;
 pub mod router;
 pub mod s3;
@@ -55,8 +56,8 @@ impl App {
     }
 
     /// The app of the S3 listener: the S3 API, and the services functions call
-    /// (under `/v1`: "v1" is no bucket name, being shorter than three characters), and
-    /// nothing else.
+    /// (under `/v1`: "v1" is no bucket name, being shorter than three characters; and
+    /// Lambda's Invoke), and nothing else.
     pub fn s3(engine: Arc<Engine>) -> App {
         App {
             s3: Some(Arc::new(s3::handler(engine.clone()))),
@@ -69,7 +70,7 @@ impl App {
     pub async fn handle(&self, mut request: Request<Body>) -> Response<Body> {
         if let Some(s3) = &self.s3 {
             return match &self.services {
-                Some(services) if router::is_under(request.uri().path(), api::services::PREFIX) => {
+                Some(services) if api::services::serves(request.uri().path()) => {
                     route(services, request).await
                 }
                 _ => s3.handle(request).await,

@@ -11,8 +11,21 @@ use std::time::SystemTime;
 use wisp_core::ErrorCode;
 use wisp_engine::{Caller, Engine, EngineError};
 
+/// Whose keys sign requests where they are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keys {
+    /// People's keys (the control listener).
+    People,
+    /// People's keys and functions' credentials (the services functions call).
+    Services,
+}
+
 /// The caller a signed request names, and the request with its body put back.
-pub(crate) async fn caller(engine: &Engine, request: Request) -> Result<(Caller, Request), Refusal> {
+pub(crate) async fn caller(
+    engine: &Engine,
+    request: Request,
+    keys: Keys,
+) -> Result<(Caller, Request), Refusal> {
     let (parts, body) = request.into_parts();
     // Code uploads (CreateFunction, UpdateFunctionCode) carry a base64 zip; everything
     // else is held to the invoke payload's limit.
@@ -42,7 +55,11 @@ pub(crate) async fn caller(engine: &Engine, request: Request) -> Result<(Caller,
     };
     let mut found: Option<Result<Caller, EngineError>> = None;
     let verified = sigv4::verify(&parts, &bytes, SystemTime::now(), |credential| {
-        match engine.signing_secret(&credential.access_key_id) {
+        let secret = match keys {
+            Keys::People => engine.signing_secret(&credential.access_key_id),
+            Keys::Services => engine.service_signing_secret(&credential.access_key_id),
+        };
+        match secret {
             Ok((caller, secret)) => {
                 found = Some(Ok(caller));
                 Some(secret)

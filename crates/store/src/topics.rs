@@ -9,7 +9,8 @@
 //! the subscriptions that matched. The store does not deliver either: the engine's topic
 //! trigger claims due deliveries ([`Topics::due_deliveries`]), hands each to its
 //! endpoint (a function through the async pipeline, a queue message, an HTTPS POST) and
-//! reports back: [`Topics::ack_delivery`], [`Topics::retry_delivery`] or
+//! reports back: [`Topics::ack_delivery`], [`Topics::retry_delivery`],
+//! [`Topics::postpone_delivery`] (not tried: its circuit breaker is open) or
 //! [`Topics::dead_letter_delivery`].
 //!
 //! # Contract
@@ -42,7 +43,9 @@
 //!   worker whose lease ran out may still settle the delivery, which at worst drops a
 //!   duplicate that another worker holds.
 //! - `attempts` counts the failures reported by [`Topics::retry_delivery`]; the engine
-//!   decides from it when to give up. A lease that runs out counts nothing.
+//!   decides from it when to give up. A lease that runs out counts nothing, nor does a
+//!   [`Topics::postpone_delivery`] (JetStream: a `nak` with a delay, which the engine
+//!   does not count).
 //! - A subscription is unique per topic and endpoint, as in SNS: subscribing the same
 //!   endpoint again returns the existing subscription unchanged
 //!   ([`Subscribed::Existing`]), whatever its filter.
@@ -78,7 +81,8 @@ pub enum Endpoint {
     Function(FunctionName),
     /// A message on the platform queue.
     Queue(QueueName),
-    /// An HTTPS POST to the URL, retried, then dead-lettered.
+    /// An HTTP(S) POST to the URL (`http://` or `https://`), retried, then
+    /// dead-lettered.
     Webhook(String),
 }
 
@@ -294,6 +298,11 @@ pub trait Topics: Send + Sync + 'static {
     /// and makes it due at `next_attempt_at` (dropping its lease); `false` when it was
     /// gone or dead.
     async fn retry_delivery(&self, id: &str, next_attempt_at: UnixMillis, last_error: &str) -> Result<bool>;
+
+    /// The delivery was not tried (its endpoint's circuit breaker is open) and waits:
+    /// makes it due at `due_at` (dropping its lease) without counting an attempt or
+    /// touching its last error; `false` when it was gone or dead.
+    async fn postpone_delivery(&self, id: &str, due_at: UnixMillis) -> Result<bool>;
 
     /// Gives up on a delivery: it becomes a dead letter of its subscription, never due
     /// again; `false` when it was gone or already dead.

@@ -221,6 +221,7 @@ ACTIONS = {
     "s3": lambda event, context: s3(event, context),
     "kv": lambda event, context: kv(event, context),
     "service": lambda event, context: service(event, context),
+    "invoke": lambda event, context: invoke(event, context),
 }
 
 
@@ -288,6 +289,32 @@ def s3(event, context):
     except botocore.exceptions.ClientError as e:
         return {"error": e.response["Error"]["Code"]}
     raise ValueError("unknown op %s" % event["op"])
+
+
+def invoke(event, context):
+    """Calls function `function` with stock boto3's Lambda client (credentials and
+    endpoint from the environment, AWS_ENDPOINT_URL_LAMBDA), with `payload` (JSON) and
+    `type` (RequestResponse by default). Answers the status, the function error, the
+    payload as text and how long the call took; or the error's code."""
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    client = boto3.client("lambda", region_name="us-east-1",
+                          config=botocore.config.Config(retries={"max_attempts": 1},
+                                                        read_timeout=30))
+    started = time.monotonic()
+    try:
+        answer = client.invoke(FunctionName=event["function"],
+                               InvocationType=event.get("type", "RequestResponse"),
+                               Payload=json.dumps(event.get("payload", {})).encode())
+    except botocore.exceptions.ClientError as e:
+        return {"error": e.response["Error"]["Code"],
+                "status": e.response["ResponseMetadata"]["HTTPStatusCode"],
+                "elapsed_ms": (time.monotonic() - started) * 1000}
+    return {"status": answer["StatusCode"],
+            "function_error": answer.get("FunctionError"),
+            "payload": answer["Payload"].read().decode(errors="replace"),
+            "elapsed_ms": (time.monotonic() - started) * 1000}
 
 
 def kv(event, context):

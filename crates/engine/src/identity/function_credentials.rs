@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use wisp_core::{
     BucketAccess, BucketGrant, BucketName, FunctionConfig, FunctionName, KvStoreName, Namespace, QueueName,
-    VersionId,
+    TopicName, VersionId,
 };
 
 /// Every function credential starts so.
@@ -98,6 +98,7 @@ pub struct FunctionGrants {
     pub buckets: Vec<BucketGrant>,
     pub queues: Vec<QueueName>,
     pub invoke: Vec<FunctionName>,
+    pub topics: Vec<TopicName>,
 }
 
 impl FunctionGrants {
@@ -108,6 +109,7 @@ impl FunctionGrants {
             buckets: config.buckets.clone(),
             queues: config.queues.clone(),
             invoke: config.invoke.clone(),
+            topics: config.topics.clone(),
         }
     }
 

@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use wisp_core::wall::now_ms;
-use wisp_core::{BucketName, ErrorCode, KvStoreName, Namespace, QueueName, Role, UnixMillis};
+use wisp_core::{
+    BucketName, ErrorCode, FunctionName, KvStoreName, Namespace, QueueName, Role, TopicName, UnixMillis,
+};
 use wisp_store::{ApiKeyRecord, NamespaceRecord, Store};
 
 use secret::MasterKey;
@@ -73,6 +75,36 @@ impl Caller {
                 ErrorCode::Forbidden,
                 format!(
                     "function `{}` is not granted queue `{queue}`: add it to the function's `queues` in wisp.toml",
+                    grants.function
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the caller may publish to topic `topic` of its namespace: a person's key
+    /// by its role (checked by the server), a function only by its `topics` grant.
+    pub fn check_topic_grant(&self, topic: &TopicName) -> Result<(), EngineError> {
+        match &self.grants {
+            Some(grants) if !grants.topics.contains(topic) => Err(EngineError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "function `{}` is not granted topic `{topic}`: add it to the function's `topics` in wisp.toml",
+                    grants.function
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the caller may invoke function `function` of its namespace: a person's
+    /// key by its role (checked by the server), a function only by its `invoke` grant.
+    pub fn check_invoke_grant(&self, function: &FunctionName) -> Result<(), EngineError> {
+        match &self.grants {
+            Some(grants) if !grants.invoke.contains(function) => Err(EngineError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "function `{}` is not granted invoke of function `{function}`: add it to the function's `invoke` in wisp.toml",
                     grants.function
                 ),
             )),

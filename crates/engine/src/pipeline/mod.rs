@@ -28,6 +28,7 @@
 //! with exponential backoff and jitter until `max_retries` or `max_event_age`.
 
 mod destination;
+mod guarded;
 pub mod retry;
 mod run;
 mod tasks;

@@ -248,7 +248,11 @@ impl Engine {
     /// One run of an event through the function's pool, classified.
     async fn try_once(&self, deployed: &Arc<Version>, event: &EventRecord) -> Attempt {
         let payload = Bytes::from(event.payload.clone());
-        match self.attempt(deployed, &event.id, payload).await {
+        let context = wisp_runtime::CallContext {
+            depth: event.chain_depth,
+            ..Default::default()
+        };
+        match self.attempt(deployed, &event.id, payload, context).await {
             Ok(answer) => Attempt::Succeeded(answer),
             Err(e) if e.code == ErrorCode::QuotaExceeded => {
                 Attempt::Held(self.quota_stop(&event.namespace).unwrap_or(Limit::Requests))

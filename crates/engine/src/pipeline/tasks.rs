@@ -63,7 +63,9 @@ pub(crate) fn start(engine: &Arc<Engine>, inboxes: Inboxes) {
 /// Runs `event` under `permit`, and sends its outcome to the writer.
 fn run(engine: Arc<Engine>, event: EventRecord, permit: OwnedSemaphorePermit) {
     tokio::spawn(async move {
-        let outcome = engine.run_event(event).await;
+        let function = event.function.clone();
+        let mut outcome = engine.run_event(event).await;
+        engine.guard_destinations(&function, &mut outcome).await;
         let _ = engine.pipeline.complete.send(outcome);
         drop(permit);
     });

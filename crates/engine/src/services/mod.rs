@@ -8,10 +8,11 @@
 //! default.
 
 mod kv;
-mod outbound;
+pub(crate) mod outbound;
+pub(crate) mod platform;
 
 use std::sync::Arc;
-use wisp_core::{FunctionConfig, Namespace};
+use wisp_core::{FunctionConfig, FunctionName, Namespace};
 use wisp_runtime::Services;
 use wisp_store::Store;
 
@@ -19,10 +20,12 @@ use wisp_store::Store;
 /// Called once per version, when it is deployed or loaded.
 pub(crate) fn for_function(
     namespace: &Namespace,
+    function: &FunctionName,
     config: &FunctionConfig,
     store: &Arc<dyn Store>,
+    platform: &platform::PlatformCell,
 ) -> Services {
-    let services = Services::new(outbound::OutboundPolicy::new(&config.outbound));
+    let services = Services::new(platform::GuestHttp::new(namespace, function, config, platform));
     if config.kv.is_empty() {
         // Every store refused with `access-denied`.
         return services;

@@ -93,6 +93,7 @@ impl OutboundHttp for OutboundPolicy {
     fn send(&self, request: OutboundRequest) -> ServiceFuture<Result<http::Response<Body>, OutboundError>> {
         let OutboundRequest {
             request,
+            site: _,
             connect_timeout,
             first_byte_timeout,
             between_bytes_timeout,
@@ -576,6 +577,7 @@ mod tests {
     fn get(url: &str) -> OutboundRequest {
         OutboundRequest {
             request: http::Request::get(url).body(body::empty()).unwrap(),
+            site: None,
             connect_timeout: None,
             first_byte_timeout: None,
             between_bytes_timeout: None,

@@ -295,7 +295,14 @@ async fn run_batch(
         return;
     }
     let id = crate::dispatch::new_invocation_id();
-    let answer = match engine.attempt(deployed.live(), &id, Bytes::from(event)).await {
+    let context = wisp_runtime::CallContext {
+        depth,
+        ..Default::default()
+    };
+    let answer = match engine
+        .attempt(deployed.live(), &id, Bytes::from(event), context)
+        .await
+    {
         Ok(answer) => answer,
         Err(e) if matches!(e.code, ErrorCode::Throttled | ErrorCode::QuotaExceeded) => {
             // Not the function's fault: let the messages come back soon.

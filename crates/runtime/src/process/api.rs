@@ -33,6 +33,8 @@ pub(crate) struct Pending {
     pub payload: Bytes,
     /// When the invocation times out, in milliseconds since the Unix epoch.
     pub deadline_ms: u64,
+    /// `Lambda-Runtime-Trace-Id`, X-Ray's form (see `wisp_core::trace`).
+    pub trace: String,
     pub reply: oneshot::Sender<Reply>,
 }
 
@@ -224,6 +226,7 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
         id,
         payload,
         deadline_ms,
+        trace,
         reply,
     } = pending;
     let mut response = Response::new(Full::new(payload));
@@ -238,7 +241,7 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
     put("lambda-runtime-aws-request-id", &id);
     put("lambda-runtime-deadline-ms", &deadline_ms.to_string());
     put("lambda-runtime-invoked-function-arn", &shared.function_arn);
-    put("lambda-runtime-trace-id", &trace_id(&id));
+    put("lambda-runtime-trace-id", &trace);
     *lock(&shared.current) = Some((id, reply));
     response
 }
@@ -336,19 +339,6 @@ fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
-}
-
-/// An X-Ray-shaped trace id (`Root=1-<epoch hex>-<24 hex>;Sampled=0`) derived
-/// from the invocation id, so the same invocation always has the same trace.
-fn trace_id(invocation_id: &str) -> String {
-    let hex: String = invocation_id.chars().filter(char::is_ascii_hexdigit).collect();
-    let epoch = wisp_core::wall::now_ms() / 1000;
-    let tail = if hex.len() >= 24 {
-        &hex[hex.len() - 24..]
-    } else {
-        "000000000000000000000000"
-    };
-    format!("Root=1-{epoch:08x}-{tail};Sampled=0")
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

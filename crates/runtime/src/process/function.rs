@@ -164,7 +164,11 @@ impl Inner {
     async fn run(self: Arc<Self>, invocation: Invocation) -> Result<Output, InvokeError> {
         // Native functions reach platform services over HTTP, not through host calls.
         let Invocation {
-            id, input, on_finish, ..
+            id,
+            input,
+            on_finish,
+            context,
+            ..
         } = invocation;
         let Input::Event(payload) = input else {
             return Err(InvokeError::WrongInput("process functions take events"));
@@ -197,7 +201,10 @@ impl Inner {
             },
         };
         let run_started = Instant::now();
-        let (result, mut logs) = instance.invoke(&id, payload, self.ctx.timeout).await;
+        // The caller's remaining time counts from its own clock: a cold start here spends it.
+        let (_, timeout) = context.bound(run_started, self.ctx.timeout);
+        let trace = wisp_core::trace::header(&context.root_for(&id), &wisp_core::trace::span_of(&id));
+        let (result, mut logs) = instance.invoke(&id, payload, timeout, trace).await;
         let report = report_line(
             &id,
             run_started.elapsed(),

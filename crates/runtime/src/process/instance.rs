@@ -283,6 +283,7 @@ impl Instance {
         request_id: &str,
         payload: Bytes,
         timeout: Duration,
+        trace: String,
     ) -> (Result<Bytes, InvokeError>, Logs) {
         let deadline = Instant::now() + timeout;
         let deadline_ms = u64::try_from(wall::now_ms().saturating_add(wall::millis(timeout))).unwrap_or(0);
@@ -291,6 +292,7 @@ impl Instance {
             id: request_id.to_string(),
             payload,
             deadline_ms,
+            trace,
             reply: reply_tx,
         };
         if self.api.submit.try_send(pending).is_err() {
@@ -440,7 +442,7 @@ impl Drop for Instance {
     }
 }
 
-/// Where the instance reaches Wisp's services (S3 and `/v1/kv`) and the outside:
+/// Where the instance reaches Wisp's services (S3, `/v1/…` and Lambda's Invoke) and the outside:
 /// inside its own namespace, the forwarded services port and the proxy; otherwise the
 /// services listener itself (and the host's network, unfiltered).
 fn service_env(ctx: &FunctionContext, own_network: bool) -> Vec<(&'static str, String)> {
@@ -455,6 +457,8 @@ fn service_env(ctx: &FunctionContext, own_network: bool) -> Vec<(&'static str, S
     if let Some(url) = services {
         let base = url.trim_end_matches('/').to_string();
         env.push(("WISP_KV_URL", format!("{base}/v1/kv")));
+        // Lambda's Invoke (function-to-function calls) is served there too.
+        env.push(("AWS_ENDPOINT_URL_LAMBDA", base.clone()));
         env.push(("AWS_ENDPOINT_URL_S3", base));
     }
     if own_network {

@@ -138,6 +138,7 @@ async fn handle(
     strip_hop_by_hop(&mut parts.headers);
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
     let request = OutboundRequest {
+        site: None,
         request: Request::from_parts(parts, body),
         connect_timeout: None,
         first_byte_timeout: None,

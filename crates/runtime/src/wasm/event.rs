@@ -8,7 +8,10 @@ use super::limits::{MemoryLimiter, set_deadline};
 use super::state::{ComponentState, ModuleState, wasi_builder};
 use super::{Artifact, Inner};
 use crate::env::FunctionEnv;
-use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output, Services};
+use crate::{
+    CallContext, CallSite, Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output,
+    Services,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -99,10 +102,11 @@ impl EventFunction {
         env: &[(String, String)],
         event: Bytes,
         services: Services,
-        stdout: &Capture,
-        stderr: &Capture,
-        deadline: Instant,
+        site: CallSite,
+        (stdout, stderr): (&Capture, &Capture),
+        timeout: Duration,
     ) -> Option<InvokeError> {
+        let deadline = site.context.deadline.unwrap_or_else(|| Instant::now() + timeout);
         let mut builder = wasi_builder(&self.name, env, stdout, stderr);
         builder.stdin(MemoryInputPipe::new(event));
         let limiter = MemoryLimiter::new(self.memory_mb);
@@ -128,7 +132,7 @@ impl EventFunction {
             Program::Command(pre) => {
                 let mut store = Store::new(
                     &self.inner.engine,
-                    ComponentState::new(builder.build(), limiter, services),
+                    ComponentState::new(builder.build(), limiter, services, site),
                 );
                 store.limiter(|s| &mut s.limiter);
                 set_deadline(&mut store, deadline);
@@ -145,8 +149,8 @@ impl EventFunction {
         };
         match end {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => classify(RunEnd::Failed(e), memory_exceeded, self.memory_mb, self.timeout),
-            Err(_) => classify(RunEnd::Elapsed, memory_exceeded, self.memory_mb, self.timeout),
+            Ok(Err(e)) => classify(RunEnd::Failed(e), memory_exceeded, self.memory_mb, timeout),
+            Err(_) => classify(RunEnd::Elapsed, memory_exceeded, self.memory_mb, timeout),
         }
     }
 }
@@ -171,14 +175,22 @@ impl crate::Function for EventFunction {
         let limits = &self.inner.limits;
         let stdout = Capture::new(limits.max_response_body);
         let stderr = Capture::new(limits.max_log_bytes_per_invocation);
+        let (deadline, timeout) = invocation.context.bound(started, self.timeout);
+        let site = CallSite {
+            invocation: invocation.id,
+            context: CallContext {
+                deadline: Some(deadline),
+                ..invocation.context
+            },
+        };
         let mut error = self
             .run(
                 &env,
                 event,
                 invocation.services,
-                &stdout,
-                &stderr,
-                started + self.timeout,
+                site,
+                (&stdout, &stderr),
+                timeout,
             )
             .await;
         if error.is_none() && stdout.overflowed() {

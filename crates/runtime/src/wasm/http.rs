@@ -13,7 +13,9 @@ use super::state::{ComponentState, wasi_builder};
 use super::{Artifact, Inner};
 use crate::body::{BodyTooLarge, BoxError};
 use crate::env::FunctionEnv;
-use crate::{Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output};
+use crate::{
+    CallContext, CallSite, Finished, FunctionSpec, Input, Invocation, InvokeError, LoadError, Logs, Output,
+};
 use async_trait::async_trait;
 use http_body_util::BodyExt;
 use std::pin::Pin;
@@ -110,7 +112,14 @@ impl crate::Function for HttpFunction {
             return Err(InvokeError::WrongInput("http functions take HTTP requests"));
         };
         let started = Instant::now();
-        let deadline = started + self.timeout;
+        let (deadline, timeout) = invocation.context.bound(started, self.timeout);
+        let site = CallSite {
+            invocation: invocation.id,
+            context: CallContext {
+                deadline: Some(deadline),
+                ..invocation.context
+            },
+        };
         let log_cap = self.inner.limits.max_log_bytes_per_invocation;
         let env = match self.env.resolve(invocation.services.secret_values().as_ref()) {
             Ok(env) => env,
@@ -120,7 +129,12 @@ impl crate::Function for HttpFunction {
         let wasi = wasi_builder(&self.name, &env, &stdout, &stderr).build();
         let mut store = Store::new(
             &self.inner.engine,
-            ComponentState::new(wasi, MemoryLimiter::new(self.memory_mb), invocation.services),
+            ComponentState::new(
+                wasi,
+                MemoryLimiter::new(self.memory_mb),
+                invocation.services,
+                site,
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         set_deadline(&mut store, deadline);
@@ -140,7 +154,7 @@ impl crate::Function for HttpFunction {
             .map_err(internal)?;
 
         let pre = self.pre.clone();
-        let (memory_mb, timeout) = (self.memory_mb, self.timeout);
+        let memory_mb = self.memory_mb;
         let on_finish = invocation.on_finish;
         let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel();
         let run = async move {

@@ -4,8 +4,8 @@ use super::capture::Capture;
 use super::host::http::OutboundHooks;
 use super::host::keyvalue::KeyValueView;
 use super::limits::MemoryLimiter;
-use crate::Services;
 use crate::services::KeyValues;
+use crate::{CallSite, Services};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -25,13 +25,18 @@ pub(crate) struct ComponentState {
 }
 
 impl ComponentState {
-    pub(crate) fn new(wasi: WasiCtx, limiter: MemoryLimiter, services: Services) -> ComponentState {
+    pub(crate) fn new(
+        wasi: WasiCtx,
+        limiter: MemoryLimiter,
+        services: Services,
+        site: CallSite,
+    ) -> ComponentState {
         ComponentState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             key_values: services.key_values().clone(),
-            hooks: OutboundHooks::new(services),
+            hooks: OutboundHooks::new(services, site),
             limiter,
         }
     }

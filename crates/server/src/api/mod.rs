@@ -7,6 +7,7 @@
 
 mod apps;
 mod audit;
+mod breakers;
 mod buckets;
 mod functions;
 mod invocations;
@@ -70,6 +71,7 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .route("/v1/invocations/{id}", get(invocations::get))
         .merge(queues::router())
         .merge(topics::router())
+        .merge(breakers::router())
         .merge(buckets::router())
         .merge(kv::router())
         .merge(secrets::router())

@@ -1,6 +1,7 @@
-//! `/v1/topics`: pub/sub topics — create, list and delete them, subscribe functions and
-//! queues (with SNS filter policies), list and delete subscriptions, and publish
-//! messages. `docs/topics.md` is the reference.
+//! `/v1/topics`: pub/sub topics — create, list and delete them, subscribe functions,
+//! queues and webhooks (with SNS filter policies), list and delete subscriptions, and
+//! publish messages (also on the services router, for functions by their `topics`
+//! grant). `docs/topics.md` is the reference.
 
 use super::functions::EngineState;
 use super::json::{read_fields, read_json};
@@ -21,6 +22,12 @@ use wisp_core::wall::rfc3339_ms;
 use wisp_core::{ErrorCode, FunctionName, PolicyScope, QueueName, TopicName};
 use wisp_engine::{Engine, TopicPublish};
 use wisp_store::{Endpoint, SubscriptionRecord, TopicRecord};
+
+/// The route functions publish on, on the services router: a function publishes to
+/// the topics its `topics` grant names.
+pub(super) fn publish_router() -> Router<Arc<Engine>> {
+    Router::new().route("/v1/topics/{name}/messages", post(publish))
+}
 
 /// The topic routes.
 pub(super) fn router() -> Router<Arc<Engine>> {
@@ -162,9 +169,10 @@ struct SubscribeIn {
     raw_message_delivery: bool,
 }
 
-const SUBSCRIBE_TAKES: &str = "`{\"function\": \"name\"}` or `{\"queue\": \"name\"}`, with optional \
+const SUBSCRIBE_TAKES: &str = "`{\"function\": \"name\"}`, `{\"queue\": \"name\"}` or \
+                               `{\"webhook\": \"https://host/path\"}`, with optional \
                                `\"filter_policy\": {…}`, `\"filter_policy_scope\": \"MessageAttributes\" | \
-                               \"MessageBody\"` and (queues) `\"raw_message_delivery\": true`";
+                               \"MessageBody\"` and (queues and webhooks) `\"raw_message_delivery\": true`";
 
 /// The endpoint and filter a subscribe asks for.
 fn subscription_in(input: SubscribeIn) -> Result<(Endpoint, Option<(String, PolicyScope)>), ApiError> {
@@ -322,16 +330,12 @@ async fn publish(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let name = parse_topic(&name)?;
-    if let Some(grants) = &scope.caller.grants {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "function `{}` may not publish to topics yet: functions have no topic grants",
-                grants.function
-            ),
-        ));
-    }
-    let depth = super::functions::async_options(&headers)?.chain_depth;
+    scope.caller.check_topic_grant(&name)?;
+    // A function's own publishes run one hop deeper than the event it is running, so a
+    // function that publishes to a topic it is subscribed to reaches the chain limit.
+    let depth = super::functions::async_options(&headers)?
+        .chain_depth
+        .max(engine.write_depth(&scope.caller));
     let value = read_json(&engine, body, PUBLISH_TAKES)
         .await?
         .ok_or_else(|| bad(format!("the body is empty: send {PUBLISH_TAKES}")))?;

@@ -25,6 +25,7 @@ mod shapes;
 
 use crate::auth::Scope;
 use crate::body::{BodyError, read_limited};
+use crate::platform::PlatformCall;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -37,7 +38,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wisp_core::{ErrorCode, FunctionName, Limits, Qualifier};
-use wisp_engine::{AsyncOptions, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, VERSION_HEADER};
+use wisp_engine::{
+    AsyncOptions, CallFrom, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, VERSION_HEADER,
+};
 
 /// The path prefix of Lambda's API (its version date).
 pub const PREFIX: &str = "/2015-03-31";
@@ -48,6 +51,8 @@ const ERROR_TYPE: &str = "x-amzn-errortype";
 const FUNCTION_ERROR: &str = "x-amz-function-error";
 const EXECUTED_VERSION: &str = "x-amz-executed-version";
 const INVOCATION_TYPE: &str = "x-amz-invocation-type";
+/// The X-Ray trace header the AWS SDKs send from inside a function.
+const TRACE_HEADER: &str = "x-amzn-trace-id";
 
 /// The region and account of ARNs Wisp makes up (as in its SQS events).
 const LOCAL_REGION: &str = "local";
@@ -84,6 +89,18 @@ pub(crate) fn routes() -> Router<Arc<Engine>> {
             get(aliases::get).put(aliases::update).delete(aliases::delete),
         )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+}
+
+/// Lambda's Invoke on the services functions call (the S3 listener, and the platform
+/// address for wasm guests): a function calling another, held to its `invoke` grant and
+/// run as a function-to-function call ([`Engine::call`]: the loop guard, the caller's
+/// remaining time, the circuit breaker). A person's key there invokes as on the control
+/// listener.
+pub(crate) fn invoke_router() -> Router<Arc<Engine>> {
+    Router::new().route(
+        "/2015-03-31/functions/{name}/invocations",
+        post(invoke_from_function),
+    )
 }
 
 /// An error of the call, in Lambda's shape.
@@ -138,6 +155,23 @@ impl LambdaError {
             ErrorCode::FunctionNotFound | ErrorCode::VersionNotFound | ErrorCode::AliasNotFound => {
                 LambdaError::not_found(target)
             }
+            ErrorCode::Forbidden => {
+                LambdaError::user(StatusCode::FORBIDDEN, "AccessDeniedException", e.detail)
+            }
+            // AWS's name for a call cut by its recursive-loop detection.
+            ErrorCode::LoopDetected => LambdaError::user(
+                StatusCode::LOOP_DETECTED,
+                "RecursiveInvocationException",
+                e.detail,
+            ),
+            ErrorCode::CircuitOpen => LambdaError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "CircuitOpenException",
+                blame: "Service",
+                message: e.detail,
+                request_id: request_id(),
+                retry_after: e.retry_after,
+            },
             // Lambda's answer to a function in a state that cannot run.
             ErrorCode::FunctionDisabled => {
                 LambdaError::user(StatusCode::CONFLICT, "ResourceConflictException", e.detail)
@@ -356,6 +390,77 @@ async fn invoke(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, LambdaError> {
+    let request = InvokeRequest {
+        raw,
+        uri,
+        params,
+        headers,
+        body,
+    };
+    invoke_as(scope, engine, None, request).await
+}
+
+/// [`invoke`] on the services endpoint: who calls is a function (its credential, or the
+/// platform address's identity), whose call runs as one; the invocation it comes from
+/// is the platform's word for a wasm guest, or the X-Ray header's `Parent` for a
+/// native one (see `wisp_engine`'s `calls` module).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "an axum handler takes each extractor as an argument"
+)]
+async fn invoke_from_function(
+    scope: Scope,
+    State(engine): State<Arc<Engine>>,
+    platform: Option<axum::Extension<PlatformCall>>,
+    Path(raw): Path<String>,
+    uri: http::Uri,
+    params: Result<Query<InvokeParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, LambdaError> {
+    let from = match (platform, &scope.caller.grants) {
+        (Some(axum::Extension(call)), _) => Some(call.from),
+        (None, Some(grants)) => {
+            let trace = headers.get(TRACE_HEADER).and_then(|v| v.to_str().ok());
+            Some(engine.call_from(&scope.namespace, &grants.function, trace))
+        }
+        // A person's key: an invoke like any other.
+        (None, None) => None,
+    };
+    let request = InvokeRequest {
+        raw,
+        uri,
+        params,
+        headers,
+        body,
+    };
+    invoke_as(scope, engine, from, request).await
+}
+
+/// What an Invoke request says, before it is checked.
+struct InvokeRequest {
+    raw: String,
+    uri: http::Uri,
+    params: Result<Query<InvokeParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+}
+
+/// Runs an Invoke for `scope`, as a function-to-function call when `from` says which
+/// function makes it.
+async fn invoke_as(
+    scope: Scope,
+    engine: Arc<Engine>,
+    from: Option<CallFrom>,
+    request: InvokeRequest,
+) -> Result<Response, LambdaError> {
+    let InvokeRequest {
+        raw,
+        uri,
+        params,
+        headers,
+        body,
+    } = request;
     if raw.is_empty() {
         // `functions//invocations` names no function: not an Invoke at all, but a
         // path under the reserved prefix that Wisp does not serve.
@@ -371,6 +476,10 @@ async fn invoke(
     if engine.function(&namespace, &name).is_none() {
         return Err(LambdaError::not_found(&target));
     }
+    scope
+        .caller
+        .check_invoke_grant(&name)
+        .map_err(|e| LambdaError::from_engine(e, &target))?;
     let (limit, operation) = match kind {
         InvocationType::Event => (Limits::MAX_ASYNC_PAYLOAD, "InvokeAsync"),
         _ => (engine.limits().max_request_body, "InvokeFunction"),
@@ -397,10 +506,11 @@ async fn invoke(
                 qualifier,
                 ..AsyncOptions::default()
             };
-            let accepted = engine
-                .enqueue(&namespace, &name, payload, options)
-                .await
-                .map_err(|e| LambdaError::from_engine(e, &target))?;
+            let accepted = match &from {
+                Some(from) => engine.call_async(from, &name, options.qualifier, payload).await,
+                None => engine.enqueue(&namespace, &name, payload, options).await,
+            }
+            .map_err(|e| LambdaError::from_engine(e, &target))?;
             let mut response = StatusCode::ACCEPTED.into_response();
             let headers = response.headers_mut();
             set_request_id(headers, &accepted.id);
@@ -409,10 +519,14 @@ async fn invoke(
             }
             Ok(response)
         }
-        InvocationType::RequestResponse => match engine
-            .invoke(&namespace, &name, qualifier.as_ref(), payload, None)
-            .await
-        {
+        InvocationType::RequestResponse => match match &from {
+            Some(from) => engine.call(from, &name, qualifier.as_ref(), payload, None).await,
+            None => {
+                engine
+                    .invoke(&namespace, &name, qualifier.as_ref(), payload, None)
+                    .await
+            }
+        } {
             Ok(response) => {
                 let mut response = response.map(axum::body::Body::new);
                 let headers = response.headers_mut();

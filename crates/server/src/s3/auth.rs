@@ -4,6 +4,7 @@
 //! the operation. The caller it finds is left in the request's extensions for the
 //! operation ([`caller`]).
 
+use crate::platform::PlatformCall;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{Credentials, S3Auth, SecretKey};
 use s3s::path::S3Path;
@@ -36,13 +37,18 @@ pub(super) struct Roles {
 #[async_trait::async_trait]
 impl S3Access for Roles {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(credentials) = cx.credentials() else {
-            return Err(S3Error::with_message(
-                S3ErrorCode::AccessDenied,
-                "anonymous requests are not allowed: sign the request (AWS Signature V4) with a Wisp key's id and secret",
-            ));
+        let platform = cx.extensions_mut().remove::<PlatformCall>();
+        let caller = match (cx.credentials(), platform) {
+            (Some(credentials), _) => self.caller(credentials)?,
+            // A wasm guest's request to the platform address: its function's identity.
+            (None, Some(call)) => call.caller,
+            (None, None) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::AccessDenied,
+                    "anonymous requests are not allowed: sign the request (AWS Signature V4) with a Wisp key's id and secret",
+                ));
+            }
         };
-        let caller = self.caller(credentials)?;
         let operation = cx.s3_op().name();
         let needs = permission(operation);
         if !allows(caller.role, needs) {

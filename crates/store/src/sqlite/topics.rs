@@ -319,6 +319,21 @@ impl Topics for SqliteStore {
         .await
     }
 
+    async fn postpone_delivery(&self, id: &str, due_at: UnixMillis) -> Result<bool> {
+        let id = id.to_owned();
+        let what = format!("postponing topic delivery `{id}`");
+        self.write(what, move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE topic_deliveries SET due_ms = ?2
+                     WHERE id = ?1 AND dead_ms IS NULL",
+                )?
+                .execute(params![id, due_at])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn dead_letter_delivery(&self, id: &str, reason: &str, now: UnixMillis) -> Result<bool> {
         let (id, reason) = (id.to_owned(), reason.to_owned());
         let what = format!("dead-lettering topic delivery `{id}`");

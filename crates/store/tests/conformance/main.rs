@@ -200,6 +200,7 @@ macro_rules! conformance {
             topics_leases_hide_deliveries_until_they_expire,
             topics_ack_removes_a_delivery,
             topics_retry_reschedules_and_counts_attempts,
+            topics_postpone_reschedules_without_counting,
             topics_dead_letters_are_listed_per_subscription,
             topics_deleting_a_topic_removes_its_deliveries,
             topics_due_deliveries_come_in_due_order,

@@ -359,6 +359,43 @@ pub async fn topics_retry_reschedules_and_counts_attempts(store: &dyn Topics) ->
     Ok(())
 }
 
+pub async fn topics_postpone_reschedules_without_counting(store: &dyn Topics) -> TestResult {
+    let default = ns("default")?;
+    let orders = create(store, &default, "orders").await?;
+    let a = subscribe(store, &default, &orders, queue("a")?).await?;
+    store
+        .publish(&to(message(&default, &orders, "m1", T), &[&a]))
+        .await?;
+    let id = store
+        .due_deliveries(T, 10, T + LEASE_MS)
+        .await?
+        .first()
+        .ok_or("nothing claimed")?
+        .id
+        .clone();
+    assert!(store.retry_delivery(&id, T + 1_000, "500").await?);
+    store.due_deliveries(T + 1_000, 10, T + LEASE_MS).await?;
+    // Postponed before the lease ends: due then, attempts and error as they were.
+    assert!(store.postpone_delivery(&id, T + 3_000).await?);
+    assert!(
+        store
+            .due_deliveries(T + 2_999, 10, T + LEASE_MS)
+            .await?
+            .is_empty()
+    );
+    let claimed = store.due_deliveries(T + 3_000, 10, T + 4_000).await?;
+    let delivery = claimed.first().ok_or("not due again")?;
+    assert_eq!(
+        (delivery.attempts, delivery.last_error.as_deref(), delivery.due_ms),
+        (1, Some("500"), T + 3_000)
+    );
+    // A dead or gone delivery is not postponed.
+    assert!(store.dead_letter_delivery(&id, "gave up", T + 3_000).await?);
+    assert!(!store.postpone_delivery(&id, T + 5_000).await?);
+    assert!(!store.postpone_delivery("no-such-delivery", T + 5_000).await?);
+    Ok(())
+}
+
 pub async fn topics_dead_letters_are_listed_per_subscription(store: &dyn Topics) -> TestResult {
     let default = ns("default")?;
     let orders = create(store, &default, "orders").await?;

@@ -278,7 +278,14 @@ impl Engine {
                 }
                 let request = Request::from_parts(parts, limited.boxed_unsync());
                 let result = self
-                    .run(deployed, &id, Input::Http(request), &admitted, ticket)
+                    .run(
+                        deployed,
+                        &id,
+                        Input::Http(request),
+                        &admitted,
+                        ticket,
+                        Default::default(),
+                    )
                     .await;
                 if exceeded.load(Ordering::Acquire) {
                     return Err(fail(too_large(limit)));
@@ -319,7 +326,14 @@ impl Engine {
                 let event = apigw::event(&info, &bytes);
                 let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
                 let output = self
-                    .run(deployed, &id, Input::Event(event.into()), &admitted, ticket)
+                    .run(
+                        deployed,
+                        &id,
+                        Input::Event(event.into()),
+                        &admitted,
+                        ticket,
+                        Default::default(),
+                    )
                     .await
                     .map_err(fail)?;
                 match output {

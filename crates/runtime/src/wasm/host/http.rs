@@ -2,6 +2,7 @@
 //! the invocation's [`OutboundHttp`](crate::services::OutboundHttp) service and maps
 //! its answer back onto `wasi:http`'s types and error codes.
 
+use crate::CallSite;
 use crate::body::{Body, BoxError};
 use crate::services::{OutboundError, OutboundRequest, Services};
 use http_body_util::BodyExt;
@@ -10,11 +11,13 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 /// The hooks of one invocation's store.
 pub(crate) struct OutboundHooks {
     services: Services,
+    /// The invocation whose requests these are.
+    site: CallSite,
 }
 
 impl OutboundHooks {
-    pub(crate) fn new(services: Services) -> OutboundHooks {
-        OutboundHooks { services }
+    pub(crate) fn new(services: Services, site: CallSite) -> OutboundHooks {
+        OutboundHooks { services, site }
     }
 }
 
@@ -42,6 +45,7 @@ impl WasiHttpHooks for OutboundHooks {
         let options = options.unwrap_or_default();
         let request = OutboundRequest {
             request: request.map(|body| body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()),
+            site: Some(self.site.clone()),
             connect_timeout: options.connect_timeout,
             first_byte_timeout: options.first_byte_timeout,
             between_bytes_timeout: options.between_bytes_timeout,

@@ -1,0 +1,90 @@
+//! Trace ids in X-Ray's form, which native functions see (`Lambda-Runtime-Trace-Id`,
+//! `_X_AMZN_TRACE_ID`) and the AWS SDKs send back on every call they make from inside a
+//! function (`X-Amzn-Trace-Id`): `Root=1-<8 hex epoch>-<24 hex>;Parent=<16 hex>;Sampled=0`.
+//!
+//! The root names a whole trace (every invocation one request caused); the parent is
+//! one invocation's span, derived from its id, so a call that carries the header says
+//! which running invocation made it. Function-to-function calls keep the root and
+//! start a new span.
+
+/// The root of a new trace started by invocation `invocation_id`: `1-<epoch>-<24 hex>`,
+/// the hex the id's last 24 hex digits (a UUIDv7's random part).
+pub fn new_root(invocation_id: &str) -> String {
+    let epoch = crate::wall::now_ms() / 1000;
+    format!("1-{epoch:08x}-{}", last_hex(invocation_id, 24))
+}
+
+/// The span of invocation `invocation_id`: its last 16 hex digits.
+pub fn span_of(invocation_id: &str) -> String {
+    last_hex(invocation_id, 16)
+}
+
+/// The X-Ray header value of span `span` in trace `root`.
+pub fn header(root: &str, span: &str) -> String {
+    format!("Root={root};Parent={span};Sampled=0")
+}
+
+/// The `Root` and `Parent` of an X-Ray header value (each `None` when missing or not
+/// of X-Ray's shape). Other fields (`Sampled`, `Lineage`, …) are ignored.
+pub fn parse(value: &str) -> (Option<&str>, Option<&str>) {
+    let (mut root, mut parent) = (None, None);
+    for field in value.split(';') {
+        match field.trim().split_once('=') {
+            Some(("Root", r)) if is_root(r) => root = Some(r),
+            Some(("Parent", p)) if p.len() == 16 && p.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                parent = Some(p)
+            }
+            _ => {}
+        }
+    }
+    (root, parent)
+}
+
+/// `1-<8 hex>-<24 hex>`.
+fn is_root(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    matches!(parts.as_slice(), ["1", epoch, id] if hex(epoch, 8) && hex(id, 24))
+}
+
+/// The last `n` hex digits of `text` (zeros in front when it has fewer).
+fn last_hex(text: &str, n: usize) -> String {
+    let hex: Vec<u8> = text
+        .bytes()
+        .filter(u8::is_ascii_hexdigit)
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    let tail = &hex[hex.len().saturating_sub(n)..];
+    let mut out = "0".repeat(n - tail.len());
+    out.push_str(std::str::from_utf8(tail).unwrap_or_default());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_spans_and_headers_round_trip() {
+        let id = "0190f6a2-7b3c-7def-8123-456789abcdef";
+        let root = new_root(id);
+        assert!(is_root(&root), "{root}");
+        assert!(root.ends_with("-7b3c7def8123456789abcdef"), "{root}");
+        let span = span_of(id);
+        assert_eq!(span, "8123456789abcdef");
+        let value = header(&root, &span);
+        assert_eq!(parse(&value), (Some(root.as_str()), Some(span.as_str())));
+        assert_eq!(span_of("ab"), "00000000000000ab");
+    }
+
+    #[test]
+    fn foreign_or_broken_headers_give_nothing() {
+        assert_eq!(parse(""), (None, None));
+        assert_eq!(parse("Root=2-x;Parent=zz"), (None, None));
+        let (root, parent) = parse(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:0",
+        );
+        assert_eq!(root, Some("1-5759e988-bd862e3fe1be46a994272793"));
+        assert_eq!(parent, Some("53995c3f42cd8ad8"));
+    }
+}
