@@ -8,6 +8,8 @@
 #   tests/fixtures/event-cmd.wasm    event-kit  wasm32-wasip2  command component (wasi:cli/run)
 #   examples/hello/wasm/hello.wasm   hello-http  wasm32-wasip2  wasi:http/proxy component
 #   examples/hello/wasm/greet.wasm   hello-greet wasm32-wasip1  core module (_start)
+#   examples/thumbnails/wasm/*.wasm  thumbnails-thumbnail, -api, -cleanup
+#                                                wasm32-wasip2  wasi:http/proxy + wasi:keyvalue
 #
 # Usage: scripts/build-wasm.sh   (from any directory)
 #
@@ -66,6 +68,9 @@ build "$root/tests/fixtures" kv-kit wasm32-wasip2
 build "$root/tests/fixtures" event-kit wasm32-wasip1 wasm32-wasip2
 build "$root/examples/hello" hello-http wasm32-wasip2
 build "$root/examples/hello" hello-greet wasm32-wasip1
+for f in thumbnail api cleanup; do
+    build "$root/examples/thumbnails" "thumbnails-$f" wasm32-wasip2
+done
 
 # Library crates (the http components) come out with '_' in their names.
 publish wasm32-wasip2 http_kit.wasm tests/fixtures/http-kit.wasm
@@ -74,3 +79,6 @@ publish wasm32-wasip1 event-kit.wasm tests/fixtures/event-kit.wasm
 publish wasm32-wasip2 event-kit.wasm tests/fixtures/event-cmd.wasm
 publish wasm32-wasip2 hello_http.wasm examples/hello/wasm/hello.wasm
 publish wasm32-wasip1 hello-greet.wasm examples/hello/wasm/greet.wasm
+for f in thumbnail api cleanup; do
+    publish wasm32-wasip2 "thumbnails_$f.wasm" "examples/thumbnails/wasm/$f.wasm"
+done

@@ -37,6 +37,7 @@ mod s3;
 mod scaling;
 mod secrets;
 mod tenancy;
+mod thumbnails;
 mod topics;
 mod topics_cli;
 mod topics_native;
