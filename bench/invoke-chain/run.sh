@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# bench/invoke-chain: what one function-to-function call costs. A chain of three http-kit
+# functions, chain-a → chain-b → chain-c, each calling the next in-process through the
+# platform address (http://wisp.internal, Lambda's Invoke API), against one function, `single`,
+# doing the same work (the end of the chain: `Hello, world!`), under wrk at c=16 in interleaved
+# rounds of the same run; the per-hop cost from the two rates, against the issue's floor
+# (<= 100 us per hop). bench/invoke-chain/README.md says how it is derived.
+#
+# Run with: bench/invoke-chain/run.sh     (DURATION=10s per measurement, ROUNDS=3;
+#                                          e.g. DURATION=5s ROUNDS=5 bench/invoke-chain/run.sh)
+#           C1=0 leaves out the unloaded (c=1) rounds, which only add a diagnostic line.
+# Needs: wrk (apt-get install wrk), curl, python3.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+duration="${DURATION:-10s}"
+rounds="${ROUNDS:-3}"
+with_c1="${C1:-1}"
+conns=16
+hops=2
+component=tests/fixtures/http-kit.wasm
+# shellcheck source=../lib.sh
+source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit), $auth
+need wrk curl python3
+
+echo "building (release)…" >&2
+cargo build --release --locked -q -p wisp
+target="${CARGO_TARGET_DIR:-$root/target}"
+wisp="$target/release/wisp"
+
+start wisp "$wisp" serve --listen "127.0.0.1:$(free_port)" --s3-listen off --data-dir "$work/wisp"
+echo "wisp serve on $addr, data in $work/wisp" >&2
+
+# deploy NAME ROUTE ENV_JSON INVOKE_JSON: http-kit as NAME on ROUTE. KIT_ACTION=chain makes
+# the kit chain when it is called (`POST /`) as well as on its route (`…/chain`).
+deploy() {
+    local config
+    config="{\"kind\": \"http\", \"routes\": [{\"path\": \"$2\"}], \"env\": $3, \"invoke\": $4, \"max_concurrency\": 32}"
+    local status
+    status="$(curl -s "${auth[@]}" -o "$work/deploy-$1.json" -w '%{http_code}' -X PUT \
+        "http://$addr/v1/functions/$1" -F "config=$config;type=application/json" -F "code=@$component")"
+    [ "$status" = 201 ] || { echo "deploying $1 answered $status: $(cat "$work/deploy-$1.json")" >&2; exit 1; }
+}
+deploy chain-c /chain-c/chain '{"KIT_ACTION": "chain"}' '[]'
+deploy chain-b /chain-b/chain '{"KIT_ACTION": "chain", "CHAIN_NEXT": "chain-c"}' '["chain-c"]'
+deploy chain-a /chain-a/chain '{"KIT_ACTION": "chain", "CHAIN_NEXT": "chain-b"}' '["chain-b"]'
+deploy single /single/chain '{"KIT_ACTION": "chain"}' '[]'
+
+declare -A url=([chain]="http://$addr/chain-a/chain" [single]="http://$addr/single/chain")
+variants=(chain single)
+
+# invocations NAME → how many invocations of NAME the store has recorded
+invocations() {
+    curl -sf "${auth[@]}" "http://$addr/v1/functions/$1/invocations?limit=1" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["summary"]["invocations"])'
+}
+
+# Both answer the work's answer, and the chain's reaches chain-c: a fast wrong answer (a
+# refused call, an `info` instead of a hop) must not count.
+for v in "${variants[@]}"; do
+    body="$(curl -s -w '\n%{http_code}' "${url[$v]}")"
+    [ "$body" = $'Hello, world!\n\n200' ] || { echo "$v answered, instead of 200 Hello, world!:" >&2; echo "$body" >&2; exit 1; }
+done
+for _ in $(seq 1 100); do   # records reach the store in batches, a moment after the answer
+    [ "$(invocations chain-c)" -ge 1 ] && [ "$(invocations chain-b)" -ge 1 ] && break
+    sleep 0.1
+done
+for f in chain-b chain-c; do
+    [ "$(invocations "$f")" -ge 1 ] || { echo "a request to chain-a did not reach $f" >&2; exit 1; }
+done
+
+# rps VARIANT CONNECTIONS → "rps p50_us": requests per second and the median latency
+# (any non-2xx answer or socket error stops the run)
+rps() {
+    wrk -t1 -c"$2" -d1s "${url[$1]}" >/dev/null 2>&1 || true   # warm-up
+    local out
+    out="$(wrk -t1 -c"$2" -d"$duration" --latency "${url[$1]}")"
+    if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then echo "$1 at c=$2 had errors:" >&2; echo "$out" >&2; exit 1; fi
+    local r p50
+    r="$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")"
+    p50="$(awk '$1=="50%" {v = $2; n = v + 0
+        if (v ~ /us$/) n = n; else if (v ~ /ms$/) n *= 1000; else if (v ~ /s$/) n *= 1000000
+        printf "%d", n + 0.5}' <<<"$out")"
+    echo "$r $p50"
+}
+
+levels=("$conns")
+[ "$with_c1" = 1 ] && levels+=(1)
+declare -A samples lat
+echo "measuring: $rounds rounds × ${#levels[@]} levels × 2 variants × (1 s + $duration)…" >&2
+for round in $(seq 1 "$rounds"); do
+    # Turns alternate, so that neither variant always runs first or on a warmer machine.
+    order=("${variants[@]}")
+    [ $((round % 2)) = 0 ] && order=(single chain)
+    for c in "${levels[@]}"; do
+        for v in "${order[@]}"; do
+            read -r r p50 < <(rps "$v" "$c")
+            samples[$v,$c]+="$r "
+            lat[$v,$c]+="$p50 "
+            printf 'round %s  c=%-3s %-7s %8s rps  p50 %6s us\n' "$round" "$c" "$v" "$r" "$p50" >&2
+        done
+    done
+done
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# per_hop CHAIN_RPS SINGLE_RPS N → (N/chain − N/single)·1e6 / hops, in µs. With N = the
+# machine's cores, at saturation: the machine time one hop costs (what the floor holds).
+# With N = the connections: the latency one hop adds at that load (that cost, queued).
+per_hop() {
+    awk -v a="$1" -v b="$2" -v c="$3" -v h="$hops" 'BEGIN {
+        if (a > 0 && b > 0) printf "%.0f", (c / a - c / b) * 1e6 / h; else print "n/a" }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+
+chain="$(median <<<"${samples[chain,$conns]}")"
+single="$(median <<<"${samples[single,$conns]}")"
+cores="$(nproc)"
+hop="$(per_hop "$chain" "$single" "$cores")"
+hop_latency="$(per_hop "$chain" "$single" "$conns")"
+echo
+echo "invoke-chain: chain-a → chain-b → chain-c ($hops hops) against single, http-kit, wrk -t1 -d$duration, $rounds rounds in turns, medians"
+printf '%-12s %8s %8s   %s\n' "" "rps" "p50 us" "rounds"
+for c in "${levels[@]}"; do
+    for v in "${variants[@]}"; do
+        printf '%-12s %8s %8s   %s\n' "$v c=$c" "$(median <<<"${samples[$v,$c]}")" \
+            "$(median <<<"${lat[$v,$c]}")" "${samples[$v,$c]% }"
+    done
+done
+echo "chain/single rps at c=$conns: $(ratio "$chain" "$single")"
+if [ "$with_c1" = 1 ]; then
+    echo "per hop, unloaded (c=1): $(per_hop "$(median <<<"${samples[chain,1]}")" "$(median <<<"${samples[single,1]}")" 1) us"
+fi
+verdict="$(awk -v h="$hop" 'BEGIN { print (h != "n/a" && h <= 100) ? "yes" : "no" }')"
+echo "per hop at c=$conns: $hop us of machine time ($cores cores); floor, <= 100 us per hop: $verdict"
+echo "per hop at c=$conns, as latency: $hop_latency us (that cost, queued behind $conns connections)"
+echo "RESULT chain_rps=$chain single_rps=$single per_hop_us=$hop per_hop_latency_us=$hop_latency"
