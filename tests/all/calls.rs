@@ -5,7 +5,7 @@
 //! fast behind the circuit breaker until the callee recovers.
 
 use crate::native::{deploy_kit, invoke_ok};
-use crate::util::{client, deploy_fixture, python_package, server};
+use crate::util::{client, deploy_fixture, get_json, python_package, server};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use wisp_test_support::TestServer;
@@ -56,14 +56,7 @@ async fn timed_call(
 async fn invocations(server: &TestServer, function: &str, at_least: usize) -> Vec<Value> {
     let started = Instant::now();
     loop {
-        let r: Value = client()
-            .get(server.at(&format!("/v1/functions/{function}/invocations?limit=100")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = get_json(server, &format!("/v1/functions/{function}/invocations?limit=100")).await;
         let list = r["invocations"].as_array().cloned().unwrap_or_default();
         if list.len() >= at_least || started.elapsed() > Duration::from_secs(5) {
             return list;
@@ -148,14 +141,7 @@ async fn the_breaker_opens_on_a_failing_callee_fails_fast_and_recovers() {
         fastest < Duration::from_millis(1),
         "an open breaker answers in under 1 ms: {fastest:?}"
     );
-    let breakers: Value = client()
-        .get(server.at("/v1/breakers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let breakers = get_json(&server, "/v1/breakers").await;
     let text = breakers.to_string();
     assert!(
         text.contains("function:default/caller")

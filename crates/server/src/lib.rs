@@ -95,9 +95,14 @@ impl App {
 async fn route(router: &axum::Router, request: Request<Body>) -> Response<Body> {
     let request = request.map(axum::body::Body::new);
     match router.clone().oneshot(request).await {
-        Ok(response) => response.map(|b| b.map_err(box_axum_error).boxed_unsync()),
+        Ok(response) => from_axum(response),
         Err(never) => match never {},
     }
+}
+
+/// An axum response as the engine's.
+fn from_axum(response: axum::response::Response) -> Response<Body> {
+    response.map(|b| b.map_err(box_axum_error).boxed_unsync())
 }
 
 fn box_axum_error(e: axum::Error) -> BoxError {

@@ -5,8 +5,8 @@
 //! ([`PlatformCall`]) instead of a token or a signature, so every grant and role check
 //! is the one a native function's request meets.
 
-use crate::App;
-use http::{Request, Response};
+use crate::{App, lambda};
+use http::{Method, Request, Response};
 use std::sync::Arc;
 use wisp_engine::ServiceFuture;
 use wisp_engine::{Body, CallFrom, Caller, Engine, Platform};
@@ -22,12 +22,14 @@ pub(crate) struct PlatformCall {
 
 /// Answers the platform address with the S3 listener's app.
 struct Routes {
+    engine: Arc<Engine>,
     app: App,
 }
 
 /// Installs the platform address's routes in `engine`.
 pub fn install(engine: &Arc<Engine>) {
     engine.serve_platform(Arc::new(Routes {
+        engine: engine.clone(),
         app: App::s3(engine.clone()),
     }));
 }
@@ -39,8 +41,56 @@ impl Platform for Routes {
         from: CallFrom,
         mut request: Request<Body>,
     ) -> ServiceFuture<Response<Body>> {
-        request.extensions_mut().insert(PlatformCall { caller, from });
+        let call = PlatformCall { caller, from };
+        // A function-to-function call, the hot path, skips the router.
+        if request.method() == Method::POST
+            && let Some(name) = invoke_name(request.uri().path())
+        {
+            let (engine, name) = (self.engine.clone(), name.to_string());
+            let request = request.map(axum::body::Body::new);
+            return Box::pin(async move {
+                let response = lambda::invoke_from_platform(engine, call, name, request).await;
+                crate::from_axum(response)
+            });
+        }
+        request.extensions_mut().insert(call);
         let app = self.app.clone();
         Box::pin(async move { app.handle(request).await })
+    }
+}
+
+/// The function an Invoke path names (`/2015-03-31/functions/{name}/invocations`), when it
+/// needs no decoding; a percent-encoded one takes the router's way.
+fn invoke_name(path: &str) -> Option<&str> {
+    let name = path
+        .strip_prefix(lambda::PREFIX)?
+        .strip_prefix("/functions/")?
+        .strip_suffix("/invocations")?;
+    (!name.is_empty() && !name.contains(['/', '%'])).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invoke_name;
+
+    #[test]
+    fn invoke_paths_name_their_function() {
+        assert_eq!(
+            invoke_name("/2015-03-31/functions/resize/invocations"),
+            Some("resize")
+        );
+        assert_eq!(
+            invoke_name("/2015-03-31/functions/resize:prod/invocations"),
+            Some("resize:prod")
+        );
+        for other in [
+            "/2015-03-31/functions//invocations",
+            "/2015-03-31/functions/a%3Ab/invocations",
+            "/2015-03-31/functions/a/b/invocations",
+            "/2015-03-31/functions/resize",
+            "/v1/kv/cache",
+        ] {
+            assert_eq!(invoke_name(other), None, "{other}");
+        }
     }
 }
