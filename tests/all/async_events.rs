@@ -542,3 +542,28 @@ async fn an_outcome_the_store_refuses_is_retried_and_holds_up_nothing_else() {
     let records = get_json(&server, "/v1/functions/stuck/invocations").await;
     assert_eq!(records["invocations"].as_array().unwrap().len(), 1, "{records}");
 }
+
+#[tokio::test]
+async fn an_http_function_answering_5xx_to_an_event_is_recorded_as_failed() {
+    let server = fast_retries();
+    let config =
+        json!({"kind": "http", "env": {"KIT_ACTION": "status", "KIT_STATUS": "503"}, "max_retries": 1});
+    deploy_fixture(&server, "unwell", "http-kit", config).await;
+    let accepted = invoke_async(&server, "unwell", &json!({}), None).await;
+    let id = accepted["id"].as_str().unwrap();
+    let done = invocation_when(&server, id, finished).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    // Each attempt's record says what the pipeline counted: the function's failure.
+    let started = Instant::now();
+    let runs = loop {
+        let runs = records(&server, "unwell").await;
+        if runs.len() >= 2 || started.elapsed() > Duration::from_secs(5) {
+            break runs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(runs.len(), 2, "two attempts: {runs:?}");
+    for run in &runs {
+        assert_eq!(run["error"], "function_error", "{run}");
+    }
+}

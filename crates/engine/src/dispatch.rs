@@ -7,6 +7,7 @@
 use crate::pool::Ticket;
 use crate::quota::Charge;
 use crate::registry::{Deployed, Version};
+use crate::verdict::{Judge, Verdict};
 use crate::{Engine, EngineError};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
@@ -36,6 +37,8 @@ pub(crate) struct Admitted {
     /// For functions that keep instances: an instance's start-up time, set when the
     /// invocation finishes (wasm functions have none, and skip the allocation).
     instance_init: Option<Arc<Mutex<Option<Duration>>>>,
+    /// On the attempt path: where the record waits for the answer's judgement.
+    verdict: Option<Arc<Verdict>>,
 }
 
 /// An admitted invocation's claims, held until it is done: its slots ([`Ticket`]) and
@@ -129,6 +132,7 @@ impl Engine {
             queued: ticket.queued,
             load,
             instance_init,
+            verdict: None,
         };
         Ok((admitted, Slot { ticket, charge }))
     }
@@ -179,6 +183,7 @@ impl Engine {
             reserved: ticket.reserved(),
         };
         let instance_init = admitted.instance_init.clone();
+        let verdict = admitted.verdict.clone();
         let invocation = Invocation {
             id: id.to_string(),
             input,
@@ -209,7 +214,10 @@ impl Engine {
                 }
                 charge.finish(&record);
                 sink.record(&record.namespace, &record.function, &record.id, finished.logs);
-                sink.record_invocation(record);
+                match verdict {
+                    Some(verdict) => verdict.finished(record),
+                    None => sink.record_invocation(record),
+                }
                 // The slot frees only now that the guest is done.
                 drop(ticket);
                 drop(running);
@@ -293,21 +301,28 @@ impl Engine {
         payload: Bytes,
         context: CallContext,
     ) -> Result<Bytes, EngineError> {
-        let (admitted, ticket) = self.admit(deployed).await?;
+        let (mut admitted, ticket) = self.admit(deployed).await?;
+        let verdict = Verdict::new(self.logs.clone());
+        admitted.verdict = Some(verdict.clone());
+        let judge = Judge::new(verdict);
         let input = payload_input(deployed, id, payload, None);
         match self.run(deployed, id, input, &admitted, ticket, context).await? {
             Output::Event(bytes) => Ok(bytes),
             Output::Http(response) => {
                 let status = response.status();
                 let limit = self.limits.max_response_body;
-                let answer = body::read_to_bytes(response.into_body(), limit)
-                    .await
-                    .map_err(|e| {
-                        EngineError::new(
+                let answer = match body::read_to_bytes(response.into_body(), limit).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        judge.judge(Some(ErrorCode::ResponseTooLarge));
+                        return Err(EngineError::new(
                             ErrorCode::ResponseTooLarge,
                             format!("reading the function's response failed: {e}"),
-                        )
-                    })?;
+                        ));
+                    }
+                };
+                // The record says what the pipeline counts: a 5xx is the function's failure.
+                judge.judge(status.is_server_error().then_some(ErrorCode::FunctionError));
                 if status.is_server_error() {
                     return Err(EngineError::new(
                         ErrorCode::FunctionError,

@@ -50,6 +50,7 @@ mod storage;
 mod topics;
 mod triggers;
 mod usage;
+mod verdict;
 pub mod version;
 
 pub use app::{AppCode, AppReport, AppRequest, Planned};
