@@ -224,6 +224,7 @@ fn endpoints() -> Vec<Endpoint> {
             ..endpoint("POST", "/v1/topics/secret-topic/messages", Invoke, 0)
         },
         endpoint("DELETE", "/v1/topics/ghost-topic", Deploy, 404),
+        endpoint("GET", "/v1/breakers", Read, 200),
         endpoint("GET", "/v1/secrets", Read, 200),
         Endpoint {
             body: Some(json!("rotated")),
