@@ -207,7 +207,9 @@ impl Engine {
                 let run = finished
                     .duration
                     .saturating_sub(finished.init.unwrap_or_default());
-                record.billed_ms = wisp_core::billing::billed_ms(run);
+                // In whole microseconds, as `run_us` is recorded: a warm run's billed_ms is
+                // its run_us rounded up, never one more for the nanoseconds past it.
+                record.billed_ms = wisp_core::billing::billed_ms(Duration::from_micros(micros_u64(run)));
                 record.error = finished.error.map(|code| code.as_str().to_string());
                 if let Some(code) = finished.error {
                     tracing::debug!(function = %record.function, invocation = %record.id, %code, "invocation failed");
