@@ -364,3 +364,57 @@ async fn wasm_guests_reach_granted_services_at_the_platform_address() {
     let (status, body) = fetch(&server, "reader", "http://wisp.internal/v1/functions").await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test]
+async fn a_wasm_guest_feeding_its_own_queue_at_the_platform_address_meets_the_chain_limit() {
+    let server = server();
+    let r = client()
+        .put(server.at("/v1/queues/jobs"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    // Each run sends one more message to the queue that triggers it: a loop, unless each
+    // message is one hop deeper than the run that sent it.
+    deploy_fixture(
+        &server,
+        "feeder",
+        "http-kit",
+        json!({
+            "kind": "http",
+            "queue": {"queue": "jobs", "batch_size": 1},
+            "queues": ["jobs"],
+            "env": {
+                "KIT_ACTION": "send",
+                "KIT_SEND_URL": "http://wisp.internal/v1/queues/jobs/messages",
+                "KIT_SEND_BODY": "{\"body\": \"again\"}",
+            },
+        }),
+    )
+    .await;
+    let r = client()
+        .post(server.at("/v1/queues/jobs/messages"))
+        .json(&json!({"body": "start"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    // The chain is cut 16 hops deep: the runs stop, well short of a loop's.
+    let started = Instant::now();
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let runs = invocations(&server, "feeder", 0).await.len();
+        assert!(runs <= 17, "{runs} runs: the loop was not cut");
+        if runs == last && runs > 0 {
+            break;
+        }
+        last = runs;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still running: {runs} runs"
+        );
+    }
+    assert!(last >= 16, "the chain ran to its limit: {last} runs");
+}

@@ -49,6 +49,10 @@ pub struct Caller {
     /// A function's credential: the grants that bound it beyond its role. `None` for
     /// a person's key, whose role decides alone.
     pub grants: Option<Arc<FunctionGrants>>,
+    /// A wasm guest's request at the platform address: how many calls or event hops
+    /// deep the invocation making it is. `None` for everyone else (a native function's
+    /// depth is found from its credential).
+    pub call_depth: Option<u32>,
 }
 
 impl Caller {
@@ -189,6 +193,7 @@ impl KeyEntry {
             namespace: self.namespace.clone(),
             role: self.role,
             grants: None,
+            call_depth: None,
         }
     }
 }
@@ -346,6 +351,7 @@ impl Engine {
             namespace: credential.namespace.clone(),
             role: Role::Deploy,
             grants: Some(credential.grants.clone()),
+            call_depth: None,
         };
         Ok((caller, credential.secret.clone()))
     }

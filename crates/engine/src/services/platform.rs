@@ -82,6 +82,7 @@ impl GuestHttp {
                 namespace: namespace.clone(),
                 role: Role::Deploy,
                 grants: Some(Arc::new(FunctionGrants::of(function, config))),
+                call_depth: None,
             },
         })
     }
@@ -117,7 +118,12 @@ impl OutboundHttp for GuestHttp {
                 ..context
             },
         };
-        let answer = platform.handle(self.caller.clone(), from, request.request);
+        // What it writes (objects, messages) causes events one hop deeper than it runs.
+        let caller = Caller {
+            call_depth: Some(from.context.depth),
+            ..self.caller.clone()
+        };
+        let answer = platform.handle(caller, from, request.request);
         Box::pin(async move { Ok(answer.await) })
     }
 

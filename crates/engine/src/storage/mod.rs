@@ -194,9 +194,13 @@ impl Engine {
     }
 
     /// The chain depth a write by `caller` gives the events it causes: one hop past the
-    /// deepest event the caller's function version is running (a function credential),
-    /// or 0 (a person's key).
+    /// invocation making it (a wasm guest at the platform address), past the deepest
+    /// event the caller's function version is running (a function credential), or 0 (a
+    /// person's key).
     pub fn write_depth(&self, caller: &crate::Caller) -> u32 {
+        if let Some(depth) = caller.call_depth {
+            return depth.saturating_add(1);
+        }
         match self.function_credentials.get(&caller.key_id) {
             Some(credential) => credential.depths.deepest().saturating_add(1),
             None => 0,

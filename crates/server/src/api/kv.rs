@@ -616,6 +616,7 @@ mod tests {
                 namespace: namespace.clone(),
                 role: Role::Deploy,
                 grants,
+                call_depth: None,
             },
             namespace,
             source: None,
