@@ -8,9 +8,19 @@
 //! start a new span.
 
 /// The root of a new trace started by invocation `invocation_id`: `1-<epoch>-<24 hex>`,
-/// the hex the id's last 24 hex digits (a UUIDv7's random part).
+/// the hex the id's last 24 hex digits (a UUIDv7's random part), the epoch the second
+/// its UUIDv7 timestamp names (now, for an id of another shape). Derived from the id
+/// alone, so every call an invocation makes names the same root.
 pub fn new_root(invocation_id: &str) -> String {
-    let epoch = crate::wall::now_ms() / 1000;
+    let hex: String = invocation_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect();
+    let epoch = match u64::from_str_radix(&hex, 16) {
+        Ok(ms) if hex.len() == 12 => ms / 1000,
+        _ => u64::try_from(crate::wall::now_ms() / 1000).unwrap_or(0),
+    };
     format!("1-{epoch:08x}-{}", last_hex(invocation_id, 24))
 }
 
@@ -69,6 +79,12 @@ mod tests {
         let id = "0190f6a2-7b3c-7def-8123-456789abcdef";
         let root = new_root(id);
         assert!(is_root(&root), "{root}");
+        // The UUIDv7's own time (0x0190f6a27b3c ms), so the same id gives the same root.
+        assert_eq!(
+            root,
+            format!("1-{:08x}-7b3c7def8123456789abcdef", 0x0190_f6a2_7b3c_u64 / 1000)
+        );
+        assert_eq!(new_root(id), root);
         assert!(root.ends_with("-7b3c7def8123456789abcdef"), "{root}");
         let span = span_of(id);
         assert_eq!(span, "8123456789abcdef");
