@@ -42,6 +42,7 @@ mod topics;
 mod topics_cli;
 mod topics_native;
 mod topics_webhook;
+mod trace;
 mod usage;
 mod util;
 mod versions;

@@ -135,7 +135,7 @@ impl Engine {
     /// Queues an event for function `name` of the caller's namespace (an async call):
     /// refused as [`Engine::call`] is by the loop guard and an open breaker, so
     /// nothing piles up behind a callee that fails; the event carries the chain's
-    /// depth, and its run is not part of the caller's.
+    /// depth and the caller's trace root, and its run is not part of the caller's.
     pub async fn call_async(
         &self,
         from: &CallFrom,
@@ -154,6 +154,7 @@ impl Engine {
             chain_depth: context.depth,
             source: format!("function:{}", from.function),
             qualifier,
+            trace: context.trace_root.as_deref().map(str::to_owned),
             ..AsyncOptions::default()
         };
         self.enqueue(&from.namespace, name, payload, options).await

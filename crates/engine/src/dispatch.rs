@@ -181,6 +181,7 @@ impl Engine {
             memory_mb: deployed.record.config.memory_mb,
             billed_ms: 0,
             reserved: ticket.reserved(),
+            trace: Some(context.root_for(id).to_string()),
         };
         let instance_init = admitted.instance_init.clone();
         let verdict = admitted.verdict.clone();

@@ -2,7 +2,7 @@
 //! redrive, with SQS's model (see the store's `Queues`). A send wakes whoever waits on
 //! the queue (its triggers' pollers, in `triggers::queue`) at once.
 
-use crate::{Engine, EngineError};
+use crate::{Cause, Engine, EngineError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -144,13 +144,14 @@ impl Engine {
         Ok(self.store.delete_queue(namespace, name).await?)
     }
 
-    /// Sends messages; returns their ids.
+    /// Sends messages; returns their ids. Each carries `cause` (its depth and trace)
+    /// into the function its queue triggers.
     pub async fn send_messages(
         &self,
         namespace: &Namespace,
         queue: &QueueName,
         messages: Vec<Outgoing>,
-        chain_depth: u32,
+        cause: Cause,
     ) -> Result<Vec<String>, EngineError> {
         self.refuse_if_stopped(namespace)?;
         if messages.is_empty() || messages.len() > Limits::MAX_MESSAGES_PER_CALL {
@@ -185,7 +186,8 @@ impl Engine {
                 id: uuid::Uuid::now_v7().to_string(),
                 body: m.body,
                 delay_ms: u64::try_from(m.delay.as_millis()).unwrap_or(u64::MAX),
-                chain_depth,
+                chain_depth: cause.depth,
+                trace: cause.trace.clone(),
             });
         }
         let ids = batch.iter().map(|m| m.id.clone()).collect();

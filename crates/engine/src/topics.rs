@@ -21,7 +21,7 @@ mod webhook;
 use crate::breaker::Endpoint as BreakerEndpoint;
 use crate::pipeline::AsyncOptions;
 use crate::queues::Outgoing;
-use crate::{Engine, EngineError};
+use crate::{Cause, Engine, EngineError};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
@@ -346,15 +346,10 @@ impl Engine {
         topic: &TopicName,
         body: String,
         attributes: BTreeMap<String, MessageAttribute>,
-        chain_depth: u32,
+        cause: Cause,
     ) -> Result<String, EngineError> {
         let ids = self
-            .publish_batch(
-                namespace,
-                topic,
-                vec![TopicPublish { body, attributes }],
-                chain_depth,
-            )
+            .publish_batch(namespace, topic, vec![TopicPublish { body, attributes }], cause)
             .await?;
         ids.into_iter()
             .next()
@@ -362,12 +357,13 @@ impl Engine {
     }
 
     /// Publishes messages (1 to [`MAX_PUBLISH_BATCH`]); returns their ids in order.
+    /// Each carries `cause` (its depth and trace) to every delivery.
     pub async fn publish_batch(
         &self,
         namespace: &Namespace,
         topic: &TopicName,
         messages: Vec<TopicPublish>,
-        chain_depth: u32,
+        cause: Cause,
     ) -> Result<Vec<String>, EngineError> {
         self.refuse_if_stopped(namespace)?;
         if messages.is_empty() || messages.len() > MAX_PUBLISH_BATCH {
@@ -419,7 +415,8 @@ impl Engine {
                     body: m.body.clone(),
                     attributes,
                     published_ms: now,
-                    chain_depth,
+                    chain_depth: cause.depth,
+                    trace: cause.trace.clone(),
                 },
                 subscriptions: matched,
             });
@@ -447,6 +444,7 @@ impl Engine {
                     chain_depth: message.chain_depth,
                     source: format!("topic:{}", message.topic),
                     qualifier: None,
+                    trace: message.trace.clone(),
                 };
                 self.enqueue(namespace, name, Bytes::from(payload), options)
                     .await?;
@@ -461,7 +459,11 @@ impl Engine {
                     body,
                     delay: Duration::ZERO,
                 };
-                self.send_messages(namespace, queue, vec![outgoing], message.chain_depth)
+                let cause = Cause {
+                    depth: message.chain_depth,
+                    trace: message.trace.clone(),
+                };
+                self.send_messages(namespace, queue, vec![outgoing], cause)
                     .await?;
             }
             Endpoint::Webhook(url) => {

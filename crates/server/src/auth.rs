@@ -22,7 +22,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, header};
 use std::sync::Arc;
 use wisp_core::{ErrorCode, Namespace, Permission, Role};
-use wisp_engine::{AuditRecord, Caller, ClientAddr, Engine, EngineError};
+use wisp_engine::{AuditRecord, Caller, Cause, ClientAddr, Engine, EngineError};
 
 /// The header an admin names another namespace with.
 pub const NAMESPACE_HEADER: &str = "wisp-namespace";
@@ -77,6 +77,22 @@ impl Scope {
                 source: self.source.map(|ip| ip.to_string()),
             })
             .await;
+    }
+}
+
+impl Scope {
+    /// What a write made under this scope (an object, a queue or topic message) gives
+    /// the work it causes: its depth and trace (`Engine::write_cause`), from the
+    /// invocation a wasm guest's request comes from (`platform`), else the one the
+    /// request's `X-Amzn-Trace-Id` names.
+    pub(crate) fn write_cause(
+        &self,
+        engine: &Engine,
+        platform: Option<&PlatformCall>,
+        headers: &http::HeaderMap,
+    ) -> Cause {
+        let trace = headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok());
+        engine.write_cause(&self.caller, platform.map(|call| &call.from), trace)
     }
 }
 

@@ -30,6 +30,11 @@ pub struct NewEvent {
     pub source: String,
     /// The version or alias it runs (`None`: `live`), resolved when it runs.
     pub qualifier: Option<Qualifier>,
+    /// The trace root it is part of (X-Ray's `1-<8 hex>-<24 hex>`, see
+    /// `wisp_core::trace`), carried to every attempt's invocation; `None`: its
+    /// invocation starts a trace of its own. Data carried with the event, as
+    /// `chain_depth` is (a column; a JetStream backend: a field of the message).
+    pub trace: Option<String>,
     pub created_us: UnixMicros,
     /// When it may first run (normally its creation time).
     pub run_at: UnixMillis,
@@ -165,6 +170,8 @@ pub struct EventRecord {
     pub failure: Option<Failure>,
     /// What the function answered, on success (and on a handled error, its error document).
     pub result: Option<Vec<u8>>,
+    /// The trace root it is part of, as [`NewEvent::trace`].
+    pub trace: Option<String>,
 }
 
 impl EventRecord {
@@ -191,6 +198,7 @@ impl EventRecord {
             held_ms: 0,
             failure: None,
             result: None,
+            trace: event.trace,
         }
     }
 
@@ -282,6 +290,10 @@ pub struct EventCounts {
 /// general: a failed call may have applied part of its batch, and the caller retries with
 /// the same values, which the contracts below make safe. (SQLite applies each call in one
 /// transaction, all or nothing.)
+///
+/// An event's `chain_depth` and `trace` are opaque data to the store: written with the
+/// event and read back unchanged with every claim and query, never interpreted (SQLite:
+/// columns; JetStream: fields of the event's record).
 #[async_trait]
 pub trait Events: Send + Sync + 'static {
     /// The async pipeline's group commit: applies the outcomes of finished runs, then

@@ -28,6 +28,10 @@ pub struct NewMessage {
     pub delay_ms: u64,
     /// Event hops that led here, carried into the event of the function it triggers.
     pub chain_depth: u32,
+    /// The trace root it is part of (X-Ray's `1-<8 hex>-<24 hex>`), carried as
+    /// `chain_depth` is into what it triggers; `None`: that starts a trace of its own.
+    /// Data kept with the message (a column; a JetStream backend: a header).
+    pub trace: Option<String>,
 }
 
 /// A received message.
@@ -43,6 +47,8 @@ pub struct ReceivedMessage {
     /// Including this receive.
     pub receive_count: u32,
     pub chain_depth: u32,
+    /// As sent ([`NewMessage::trace`]).
+    pub trace: Option<String>,
 }
 
 /// What a queue holds.
@@ -84,6 +90,10 @@ pub struct Received {
 /// fail with [`crate::StoreError::QueueNotFound`] when the queue does not exist; those by
 /// receipt handle find no message instead. Each message changes whole; a batch is not
 /// atomic in general (SQLite does each call in one transaction).
+///
+/// A message's `chain_depth` and `trace` are opaque data carried with it (SQLite:
+/// columns; JetStream: headers): every receive returns them as sent, and a move to the
+/// dead-letter queue or a redrive keeps them.
 #[async_trait]
 pub trait Queues: Send + Sync + 'static {
     /// Creates or updates a queue. Returns whether it was created. Putting the same config

@@ -86,6 +86,12 @@ pub struct InvocationRecord {
     /// its duration at the reserved rate.
     #[serde(default)]
     pub reserved: bool,
+    /// The trace root it ran under (X-Ray's `1-<8 hex>-<24 hex>`, see
+    /// `wisp_core::trace`): the one its request, event or message carried, else the
+    /// one it started. `None` in records written before Wisp recorded it. Data kept
+    /// with the record, as the other fields are.
+    #[serde(default)]
+    pub trace: Option<String>,
 }
 
 /// A query for invocation records, newest last.

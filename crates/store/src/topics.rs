@@ -174,6 +174,11 @@ pub struct TopicMessage {
     pub published_ms: UnixMillis,
     /// How many function hops led to this publish, carried to what it invokes.
     pub chain_depth: u32,
+    /// The trace root of the publish (X-Ray's `1-<8 hex>-<24 hex>`), carried as
+    /// `chain_depth` is to every delivery; `None`: what a delivery invokes starts a
+    /// trace of its own. Data kept with the message (a column; JetStream: a header).
+    #[serde(default)]
+    pub trace: Option<String>,
 }
 
 /// One publish: the message and the ids of the subscriptions whose filter it matched.
@@ -232,6 +237,9 @@ pub struct DeadDelivery {
 /// publish or batch, never on a sync request's path unless the caller publishes), and by
 /// the topic trigger's loop, which claims and settles deliveries in batches. Each method
 /// is one short statement or transaction.
+///
+/// A message's `chain_depth` and `trace` are opaque data carried with it (SQLite:
+/// columns; JetStream: headers): each of its deliveries returns them as published.
 #[async_trait]
 pub trait Topics: Send + Sync + 'static {
     /// Stores a topic; `false` (and nothing changes) when the namespace already has one

@@ -60,6 +60,10 @@ pub struct AsyncOptions {
     pub source: String,
     /// The version or alias to run (`None`: `live`, as it is when the event runs).
     pub qualifier: Option<Qualifier>,
+    /// The trace root the event is part of (X-Ray's `1-<8 hex>-<24 hex>`): its
+    /// invocation runs in it, and what that causes carries it on. `None`: the
+    /// invocation starts a trace of its own.
+    pub trace: Option<String>,
 }
 
 /// A durable event: its id, and whether an earlier invoke with the same idempotency
@@ -170,6 +174,7 @@ impl Engine {
                 options.source
             },
             qualifier: options.qualifier,
+            trace: options.trace,
             created_us: now,
             run_at: now / 1000,
             lease: None,

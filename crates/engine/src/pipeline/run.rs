@@ -250,6 +250,7 @@ impl Engine {
         let payload = Bytes::from(event.payload.clone());
         let context = wisp_runtime::CallContext {
             depth: event.chain_depth,
+            trace_root: event.trace.as_deref().map(Into::into),
             ..Default::default()
         };
         match self.attempt(deployed, &event.id, payload, context).await {
@@ -280,9 +281,16 @@ fn error_document(error: &EngineError) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
-/// The record a destination receives, as the store will write it.
+/// The record a destination receives, as the store will write it: one hop deeper, in
+/// the trace the event's run was part of (its own new one when the event had none).
 fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) -> FollowUp {
     let chain_depth = event.chain_depth + 1;
+    let trace = Some(
+        event
+            .trace
+            .clone()
+            .unwrap_or_else(|| wisp_core::trace::new_root(&event.id)),
+    );
     let id = uuid::Uuid::now_v7().to_string();
     match destination {
         Destination::Queue(queue) => FollowUp::Message {
@@ -293,6 +301,7 @@ fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) ->
                 body: String::from_utf8_lossy(&record).into_owned(),
                 delay_ms: 0,
                 chain_depth,
+                trace,
             },
         },
         Destination::Function(function) => {
@@ -306,6 +315,7 @@ fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) ->
                 chain_depth,
                 source: format!("destination:{}", event.function),
                 qualifier: None,
+                trace,
                 created_us: now,
                 run_at: now / 1000,
                 lease: None,

@@ -5,7 +5,7 @@
 
 use super::objects::{ByteRange, ByteStream, ObjectInfo, ReadConditions, bare_etag};
 use super::store_error;
-use crate::Engine;
+use crate::{Cause, Engine};
 use md5::{Digest, Md5};
 use std::collections::HashMap;
 use wisp_core::wall::now_ms;
@@ -200,7 +200,7 @@ impl Engine {
         upload_id: &str,
         listed: Vec<(u32, String)>,
         condition: Condition,
-        depth: u32,
+        cause: Cause,
     ) -> Result<ObjectRecord, ObjectError> {
         let upload = self.upload(namespace, bucket, key, upload_id).await?;
         let bucket_record = self.bucket(namespace, bucket).await?;
@@ -287,7 +287,7 @@ impl Engine {
             StorageEvent::CompleteMultipartUpload,
             key,
             Some(&record),
-            depth,
+            &cause,
         );
         let notify = !events.is_empty();
         let put = PutObject {

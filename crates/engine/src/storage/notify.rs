@@ -2,22 +2,23 @@
 //! the namespace's functions, as their `live` version declares them, and the bucket's
 //! notification rules), and the S3 event notification each gets, in AWS's shape.
 
-use crate::Engine;
+use crate::{Cause, Engine};
 use serde_json::json;
 use wisp_core::wall::now_us;
 use wisp_core::{FunctionName, StorageEvent};
 use wisp_store::{BucketRecord, NewEvent, ObjectRecord};
 
 impl Engine {
-    /// The async events a write of `event` on `key` causes, one per subscriber.
-    /// `record`: the object written (`None` for a delete).
+    /// The async events a write of `event` on `key` causes, one per subscriber, each
+    /// carrying the write's `cause` (its depth and trace). `record`: the object written
+    /// (`None` for a delete).
     pub(super) fn storage_events(
         &self,
         bucket: &BucketRecord,
         event: StorageEvent,
         key: &str,
         record: Option<&ObjectRecord>,
-        depth: u32,
+        cause: &Cause,
     ) -> Vec<NewEvent> {
         let mut subscribers: Vec<(FunctionName, String)> = Vec::new();
         for deployed in self.functions.load().values() {
@@ -79,9 +80,10 @@ impl Engine {
                     id,
                     payload: payload.to_string().into_bytes(),
                     idempotency_key: None,
-                    chain_depth: depth,
+                    chain_depth: cause.depth,
                     source: format!("storage:{}", bucket.name),
                     qualifier: None,
+                    trace: cause.trace.clone(),
                     created_us: now,
                     run_at: now.div_euclid(1000),
                     lease: None,

@@ -2,7 +2,7 @@
 //! (with ranges and conditional requests), copy, delete and list.
 
 use super::{io_error, store_error};
-use crate::Engine;
+use crate::{Cause, Engine};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use std::collections::BTreeMap;
@@ -210,8 +210,8 @@ impl Engine {
         Ok(written)
     }
 
-    /// Stores an object from a stream of its bytes; its record. `depth`: see
-    /// [`Engine::write_depth`].
+    /// Stores an object from a stream of its bytes; its record. `cause`: what the
+    /// events it causes carry (see [`Engine::write_cause`]).
     pub async fn put_object(
         &self,
         namespace: &Namespace,
@@ -219,7 +219,7 @@ impl Engine {
         key: &str,
         put: ObjectPut,
         body: ByteStream,
-        depth: u32,
+        cause: Cause,
     ) -> Result<ObjectRecord, ObjectError> {
         check_key(key)?;
         check_metadata(&put.metadata)?;
@@ -241,7 +241,7 @@ impl Engine {
             headers: put.headers,
             modified_ms: now_ms(),
         };
-        self.commit_object(record, &bucket_record, StorageEvent::Put, put.condition, depth)
+        self.commit_object(record, &bucket_record, StorageEvent::Put, put.condition, &cause)
             .await
     }
 
@@ -253,9 +253,9 @@ impl Engine {
         bucket: &BucketRecord,
         event: StorageEvent,
         condition: Condition,
-        depth: u32,
+        cause: &Cause,
     ) -> Result<ObjectRecord, ObjectError> {
-        let events = self.storage_events(bucket, event, &record.key, Some(&record), depth);
+        let events = self.storage_events(bucket, event, &record.key, Some(&record), cause);
         let notify = !events.is_empty();
         let put = PutObject {
             record: record.clone(),
@@ -370,7 +370,7 @@ impl Engine {
         target: (&BucketName, &str),
         replace: Option<ObjectInfo>,
         source_conditions: &ReadConditions,
-        depth: u32,
+        cause: Cause,
     ) -> Result<ObjectRecord, ObjectError> {
         check_key(target.1)?;
         let target_bucket = self.bucket(namespace, target.0).await?;
@@ -404,8 +404,14 @@ impl Engine {
             headers: info.headers,
             modified_ms: now_ms(),
         };
-        self.commit_object(record, &target_bucket, StorageEvent::Copy, Condition::None, depth)
-            .await
+        self.commit_object(
+            record,
+            &target_bucket,
+            StorageEvent::Copy,
+            Condition::None,
+            &cause,
+        )
+        .await
     }
 
     /// Deletes an object if `condition` holds for it (checked in the store's
@@ -418,11 +424,11 @@ impl Engine {
         bucket: &BucketName,
         key: &str,
         condition: Condition,
-        depth: u32,
+        cause: Cause,
     ) -> Result<(), ObjectError> {
         check_key(key)?;
         let bucket_record = self.bucket(namespace, bucket).await?;
-        let events = self.storage_events(&bucket_record, StorageEvent::Delete, key, None, depth);
+        let events = self.storage_events(&bucket_record, StorageEvent::Delete, key, None, &cause);
         let notify = !events.is_empty();
         let conditional = condition != Condition::None;
         match self

@@ -189,6 +189,7 @@ mod tests {
             attributes: Default::default(),
             published_ms: 0,
             chain_depth: 0,
+            trace: None,
         };
         let Failed(why) = post(url, &subscription, &message).await.unwrap_err();
         assert!(why.contains("private, loopback"), "{why}");

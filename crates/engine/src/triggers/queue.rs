@@ -267,6 +267,9 @@ async fn run_batch(
     let function = &deployed.record.name;
     let event = serde_json::to_vec(&sqs_event(queue, &batch)).unwrap_or_default();
     let depth = batch.iter().map(|m| m.chain_depth).max().unwrap_or(0);
+    // A batch runs as one invocation, in one trace: its first message's (the messages
+    // of a batch may come from different traces; the others' roots are not recorded).
+    let trace = batch.first().and_then(|m| m.trace.clone());
     let receipts = |keep: &[String]| -> Vec<String> {
         batch
             .iter()
@@ -282,6 +285,7 @@ async fn run_batch(
             chain_depth: depth,
             source: format!("queue:{queue}"),
             qualifier: None,
+            trace,
         };
         match engine
             .enqueue(namespace, function, Bytes::from(event), options)
@@ -297,6 +301,7 @@ async fn run_batch(
     let id = crate::dispatch::new_invocation_id();
     let context = wisp_runtime::CallContext {
         depth,
+        trace_root: trace.map(Into::into),
         ..Default::default()
     };
     let answer = match engine
@@ -348,6 +353,7 @@ mod tests {
             first_received_at: 2_000,
             receive_count: 1,
             chain_depth: 0,
+            trace: None,
         }
     }
 

@@ -117,6 +117,8 @@ impl Engine {
                 chain_depth: 0,
                 source: format!("schedule:{schedule}"),
                 qualifier: None,
+                // A schedule starts no trace: each run starts its own.
+                trace: None,
                 created_us: now,
                 run_at: now / 1000,
                 lease: None,

@@ -12,6 +12,7 @@
 use super::functions::{EngineState, query_params};
 use super::json::{read_fields, read_json};
 use crate::auth::Scope;
+use crate::platform::PlatformCall;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::Router;
@@ -345,6 +346,7 @@ fn object_put(headers: &HeaderMap) -> Result<ObjectPut, ApiError> {
 async fn put_object(
     scope: Scope,
     State(engine): EngineState,
+    platform: Option<axum::Extension<PlatformCall>>,
     Path((bucket, key)): Path<(String, String)>,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -352,9 +354,9 @@ async fn put_object(
     let bucket = parse_bucket(&bucket)?;
     let put = object_put(&headers)?;
     let bytes: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
-    let depth = engine.write_depth(&scope.caller);
+    let cause = scope.write_cause(&engine, platform.as_deref(), &headers);
     let record = engine
-        .put_object(&scope.namespace, &bucket, &key, put, bytes, depth)
+        .put_object(&scope.namespace, &bucket, &key, put, bytes, cause)
         .await?;
     Ok(Json(ObjectView::new(record)))
 }
@@ -501,6 +503,7 @@ async fn head_object(
 async fn delete_object(
     scope: Scope,
     State(engine): EngineState,
+    platform: Option<axum::Extension<PlatformCall>>,
     Path((bucket, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -511,9 +514,9 @@ async fn delete_object(
         ));
     }
     let condition = write_condition(&headers)?;
-    let depth = engine.write_depth(&scope.caller);
+    let cause = scope.write_cause(&engine, platform.as_deref(), &headers);
     engine
-        .delete_object(&scope.namespace, &bucket, &key, condition, depth)
+        .delete_object(&scope.namespace, &bucket, &key, condition, cause)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

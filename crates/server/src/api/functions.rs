@@ -344,6 +344,8 @@ pub(super) async fn invoke(
 pub const INVOCATION_TYPE_HEADER: &str = "x-wisp-invocation-type";
 /// The header carrying how many event hops led to a request (see the loop guard).
 pub const CHAIN_DEPTH_HEADER: &str = "x-wisp-chain-depth";
+/// X-Ray's trace header: a client's `Root=1-…` puts an async invoke in its trace.
+const TRACE_HEADER: &str = "x-amzn-trace-id";
 
 /// Whether the invoke asks to be async: `X-Wisp-Invocation-Type: event`, or
 /// `Prefer: respond-async` (RFC 7240).
@@ -368,7 +370,9 @@ fn is_async(headers: &HeaderMap) -> Result<bool, ApiError> {
         .any(|p| p.trim().eq_ignore_ascii_case("respond-async")))
 }
 
-/// Reads the async options an invoke request carries.
+/// Reads the async options an invoke request carries: `Idempotency-Key`,
+/// `X-Wisp-Chain-Depth`, and the trace root of `X-Amzn-Trace-Id` (ignored when it names
+/// none of X-Ray's form).
 pub(super) fn async_options(headers: &HeaderMap) -> Result<AsyncOptions, ApiError> {
     let text = |name: &str| -> Result<Option<String>, ApiError> {
         match headers.get(name) {
@@ -395,7 +399,14 @@ pub(super) fn async_options(headers: &HeaderMap) -> Result<AsyncOptions, ApiErro
         chain_depth,
         source: String::new(),
         qualifier: None,
+        trace: trace_root(headers),
     })
+}
+
+/// The trace root a request's `X-Amzn-Trace-Id` names, when it is of X-Ray's form.
+pub(crate) fn trace_root(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(TRACE_HEADER)?.to_str().ok()?;
+    wisp_core::trace::parse(value).0.map(str::to_owned)
 }
 
 /// `202 Accepted` once the event is durable: its id in the body, the
@@ -520,6 +531,10 @@ struct InvocationView {
     /// It ran on reserved capacity (`min_instances`), billed at the reserved rate.
     reserved: bool,
     error: Option<String>,
+    /// The trace root it ran under (X-Ray's `1-<8 hex>-<24 hex>`); absent in records
+    /// written before Wisp recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<String>,
 }
 
 /// `GET /v1/functions/{name}/invocations`: recent invocations, oldest first (cold or
@@ -553,6 +568,7 @@ pub(super) async fn invocations(
             memory_mb: r.memory_mb,
             reserved: r.reserved,
             error: r.error,
+            trace: r.trace,
         })
         .collect();
     Ok(Json(

@@ -26,6 +26,9 @@ pub struct EventView {
     #[serde(skip_serializing_if = "Option::is_none")]
     qualifier: Option<String>,
     chain_depth: u32,
+    /// The trace root its invocation runs in; absent: it starts its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<String>,
     created_at: String,
@@ -99,6 +102,7 @@ impl EventView {
             source: event.source.clone(),
             qualifier: event.qualifier.as_ref().map(ToString::to_string),
             chain_depth: event.chain_depth,
+            trace: event.trace.clone(),
             idempotency_key: event.idempotency_key.clone(),
             created_at: rfc3339_ms(event.created_us / 1000),
             started_at: event.first_run_us.map(|us| rfc3339_ms(us / 1000)),

@@ -22,6 +22,8 @@ mod topics;
 mod usage;
 mod versions;
 
+pub(crate) use functions::trace_root;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};

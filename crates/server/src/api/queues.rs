@@ -8,6 +8,7 @@
 use super::functions::EngineState;
 use super::json::{read_fields, read_json};
 use crate::auth::Scope;
+use crate::platform::PlatformCall;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::Router;
@@ -250,6 +251,7 @@ fn outgoing(value: Value) -> Result<(Vec<Outgoing>, bool), ApiError> {
 async fn send(
     scope: Scope,
     State(engine): EngineState,
+    platform: Option<axum::Extension<PlatformCall>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -257,10 +259,12 @@ async fn send(
     let name = parse_queue(&name)?;
     scope.caller.check_queue_grant(&name)?;
     // A function's own sends run one hop deeper than the event it is running, so a
-    // function that feeds the queue that triggers it reaches the chain limit.
-    let depth = super::functions::async_options(&headers)?
-        .chain_depth
-        .max(engine.write_depth(&scope.caller));
+    // function that feeds the queue that triggers it reaches the chain limit; they
+    // carry its trace.
+    let mut cause = scope.write_cause(&engine, platform.as_deref(), &headers);
+    cause.depth = cause
+        .depth
+        .max(super::functions::async_options(&headers)?.chain_depth);
     let value = read_json(&engine, body, SEND_TAKES).await?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidRequest,
@@ -269,7 +273,7 @@ async fn send(
     })?;
     let (messages, batch) = outgoing(value)?;
     let ids = engine
-        .send_messages(&scope.namespace, &name, messages, depth)
+        .send_messages(&scope.namespace, &name, messages, cause)
         .await?;
     let body = match (batch, ids.as_slice()) {
         (false, [id]) => json!({ "id": id }),

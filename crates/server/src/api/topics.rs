@@ -6,6 +6,7 @@
 use super::functions::EngineState;
 use super::json::{read_fields, read_json};
 use crate::auth::Scope;
+use crate::platform::PlatformCall;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::Router;
@@ -325,6 +326,7 @@ fn publications(value: Value) -> Result<(Vec<TopicPublish>, bool), ApiError> {
 async fn publish(
     scope: Scope,
     State(engine): EngineState,
+    platform: Option<axum::Extension<PlatformCall>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -332,16 +334,18 @@ async fn publish(
     let name = parse_topic(&name)?;
     scope.caller.check_topic_grant(&name)?;
     // A function's own publishes run one hop deeper than the event it is running, so a
-    // function that publishes to a topic it is subscribed to reaches the chain limit.
-    let depth = super::functions::async_options(&headers)?
-        .chain_depth
-        .max(engine.write_depth(&scope.caller));
+    // function that publishes to a topic it is subscribed to reaches the chain limit;
+    // they carry its trace.
+    let mut cause = scope.write_cause(&engine, platform.as_deref(), &headers);
+    cause.depth = cause
+        .depth
+        .max(super::functions::async_options(&headers)?.chain_depth);
     let value = read_json(&engine, body, PUBLISH_TAKES)
         .await?
         .ok_or_else(|| bad(format!("the body is empty: send {PUBLISH_TAKES}")))?;
     let (messages, batch) = publications(value)?;
     let ids = engine
-        .publish_batch(&scope.namespace, &name, messages, depth)
+        .publish_batch(&scope.namespace, &name, messages, cause)
         .await?;
     let body = match (batch, ids.as_slice()) {
         (false, [id]) => json!({ "id": id }),

@@ -532,6 +532,7 @@ async fn invoke_as(
         InvocationType::Event => {
             let options = AsyncOptions {
                 qualifier,
+                trace: crate::api::trace_root(&headers),
                 ..AsyncOptions::default()
             };
             let accepted = match &from {

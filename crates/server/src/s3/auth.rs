@@ -2,7 +2,8 @@
 //! signed with (people's `WK…` keys and functions' `WF…` credentials), and [`Roles`]
 //! checks, once per request and before its body is read, that the key's role allows
 //! the operation. The caller it finds is left in the request's extensions for the
-//! operation ([`caller`]).
+//! operation ([`caller`]), with the invocation a wasm guest's request comes from (what
+//! its writes carry: [`write_cause`]).
 
 use crate::platform::PlatformCall;
 use s3s::access::{S3Access, S3AccessContext};
@@ -12,7 +13,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Result};
 use std::sync::Arc;
 use wisp_core::{BucketName, ErrorCode, Permission, Role};
 use wisp_engine::identity::function_credentials::is_function_credential;
-use wisp_engine::{Caller, Engine, EngineError};
+use wisp_engine::{CallFrom, Caller, Cause, Engine, EngineError};
 
 /// The secrets SigV4 signatures are checked with.
 pub(super) struct Keys {
@@ -38,10 +39,11 @@ pub(super) struct Roles {
 impl S3Access for Roles {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let platform = cx.extensions_mut().remove::<PlatformCall>();
-        let caller = match (cx.credentials(), platform) {
-            (Some(credentials), _) => self.caller(credentials)?,
-            // A wasm guest's request to the platform address: its function's identity.
-            (None, Some(call)) => call.caller,
+        let (caller, from) = match (cx.credentials(), platform) {
+            (Some(credentials), _) => (self.caller(credentials)?, None),
+            // A wasm guest's request to the platform address: its function's identity,
+            // from the invocation making it.
+            (None, Some(call)) => (call.caller, Some(call.from)),
             (None, None) => {
                 return Err(S3Error::with_message(
                     S3ErrorCode::AccessDenied,
@@ -70,6 +72,9 @@ impl S3Access for Roles {
             check_grants(&caller, operation, needs, cx.s3_path(), cx.headers())?;
         }
         cx.extensions_mut().insert(caller);
+        if let Some(from) = from {
+            cx.extensions_mut().insert(from);
+        }
         Ok(())
     }
 }
@@ -183,6 +188,14 @@ pub(super) fn caller<T>(req: &S3Request<T>) -> S3Result<Caller> {
         tracing::error!("s3: a request reached its operation without a caller");
         super::convert::internal_error()
     })
+}
+
+/// What a write by `caller` gives the events it causes (`Engine::write_cause`): a wasm
+/// guest's invocation, else the one the request's `X-Amzn-Trace-Id` names (the AWS SDKs
+/// send it from inside a function).
+pub(super) fn write_cause<T>(engine: &Engine, req: &S3Request<T>, caller: &Caller) -> Cause {
+    let trace = req.headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok());
+    engine.write_cause(caller, req.extensions.get::<CallFrom>(), trace)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! *` / `If-Match`),
 //! `AbortMultipartUpload` and `ListMultipartUploads`.
 
-use super::auth::caller;
+use super::auth::{caller, write_cause};
 use super::buckets::owner;
 use super::checksum::{Declared, verify};
 use super::convert::{
@@ -235,6 +235,7 @@ pub(super) async fn complete(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let caller = caller(&req)?;
+    let cause = write_cause(engine, &req, &caller);
     // The object's URL, as S3 answers it (plain HTTP unless the request says otherwise).
     let origin = req
         .headers
@@ -262,7 +263,7 @@ pub(super) async fn complete(
             &input.upload_id,
             listed,
             condition,
-            engine.write_depth(&caller),
+            cause,
         )
         .await
         .map_err(error)?;

@@ -8,7 +8,7 @@
 //! a storage class is accepted and dropped; anything that would change who may read an
 //! object is refused ([`convert::refuse_unsupported`]).
 
-use super::auth::caller;
+use super::auth::{caller, write_cause};
 use super::checksum::{Declared, verify};
 use super::convert::{
     self, ObjectHeaders, WriteOptions, body_in, body_out, bucket, byte_range, content_md5, content_type,
@@ -30,6 +30,7 @@ pub(super) async fn put(
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let caller = caller(&req)?;
+    let cause = write_cause(engine, &req, &caller);
     let declared = Declared::from_headers(&req.headers);
     let trailers = req.trailing_headers.clone();
     let input = req.input;
@@ -66,14 +67,7 @@ pub(super) async fn put(
     };
     let (body, verdict) = verify(body_in(input.body), declared, trailers);
     let written = engine
-        .put_object(
-            &caller.namespace,
-            &name,
-            &input.key,
-            put,
-            body,
-            engine.write_depth(&caller),
-        )
+        .put_object(&caller.namespace, &name, &input.key, put, body, cause)
         .await;
     // A checksum that did not match failed the body; say so rather than what the
     // engine made of the failed body.
@@ -209,6 +203,7 @@ pub(super) async fn delete(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let caller = caller(&req)?;
+    let cause = write_cause(engine, &req, &caller);
     let input = req.input;
     unversioned(input.version_id.as_deref())?;
     if input.if_match_last_modified_time.is_some() || input.if_match_size.is_some() {
@@ -219,13 +214,7 @@ pub(super) async fn delete(
     let name = bucket(&input.bucket)?;
     let condition = input.if_match.as_ref().map_or(Condition::None, match_condition);
     engine
-        .delete_object(
-            &caller.namespace,
-            &name,
-            &input.key,
-            condition,
-            engine.write_depth(&caller),
-        )
+        .delete_object(&caller.namespace, &name, &input.key, condition, cause)
         .await
         .map_err(error)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
@@ -236,6 +225,7 @@ pub(super) async fn delete_many(
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let caller = caller(&req)?;
+    let cause = write_cause(engine, &req, &caller);
     let input = req.input;
     let name = bucket(&input.bucket)?;
     let objects = input.delete.objects;
@@ -251,7 +241,6 @@ pub(super) async fn delete_many(
     // A missing bucket fails the whole request, as in S3.
     engine.bucket(&caller.namespace, &name).await.map_err(error)?;
     let quiet = input.delete.quiet == Some(true);
-    let depth = engine.write_depth(&caller);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in objects {
@@ -277,7 +266,7 @@ pub(super) async fn delete_many(
         }
         let condition = object.e_tag.as_ref().map_or(Condition::None, etag_condition);
         match engine
-            .delete_object(&caller.namespace, &name, &object.key, condition, depth)
+            .delete_object(&caller.namespace, &name, &object.key, condition, cause.clone())
             .await
         {
             Ok(()) => {
@@ -311,6 +300,7 @@ pub(super) async fn copy(
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let caller = caller(&req)?;
+    let cause = write_cause(engine, &req, &caller);
     let input = req.input;
     refuse_unsupported(WriteOptions {
         acl: input.acl.as_ref(),
@@ -366,7 +356,7 @@ pub(super) async fn copy(
             (&target, &input.key),
             replace,
             &conditions,
-            engine.write_depth(&caller),
+            cause,
         )
         .await
         .map_err(error)?;

@@ -24,8 +24,8 @@ use wisp_core::{ErrorCode, FunctionName, Namespace, Qualifier};
 const INSERT: &str = "
     INSERT INTO events (id, namespace, function, payload, status, attempts, chain_depth, source,
                         idempotency_key, created_us, run_at, updated_at, leased_until, first_run_us,
-                        qualifier)
-    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                        qualifier, trace)
+    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     ON CONFLICT DO NOTHING";
 
 /// The columns [`Row::read`] reads, in its order.
@@ -33,7 +33,7 @@ macro_rules! columns {
     () => {
         "namespace, function, id, payload, status, leased_until, attempts, chain_depth, source,
          idempotency_key, created_us, first_run_us, run_at, updated_at, last_error, failure, result,
-         held_ms, qualifier"
+         held_ms, qualifier, trace"
     };
 }
 
@@ -311,6 +311,7 @@ fn insert_with(insert: &mut CachedStatement<'_>, e: &NewEvent) -> Result<bool, O
         e.lease.map(|l| l.until),
         e.lease.map(|l| l.started_us),
         e.qualifier.as_ref().map(ToString::to_string),
+        e.trace,
     ])?;
     Ok(inserted > 0)
 }
@@ -615,6 +616,7 @@ struct Row {
     result: Option<Vec<u8>>,
     held_ms: i64,
     qualifier: Option<String>,
+    trace: Option<String>,
 }
 
 impl Row {
@@ -639,6 +641,7 @@ impl Row {
             result: row.get(16)?,
             held_ms: row.get(17)?,
             qualifier: row.get(18)?,
+            trace: row.get(19)?,
         })
     }
 
@@ -687,6 +690,7 @@ impl Row {
             held_ms: u64::try_from(self.held_ms).unwrap_or(0),
             failure,
             result: self.result,
+            trace: self.trace,
         })
     }
 }

@@ -26,7 +26,7 @@ use wisp_core::{Namespace, QueueConfig, QueueName};
 
 /// The visible messages of a queue in receiving order; `?4` is how many to read.
 pub(super) const VISIBLE: &str = "
-    SELECT seq, id, body, sent_at, receive_count, first_received_at, chain_depth FROM messages
+    SELECT seq, id, body, sent_at, receive_count, first_received_at, chain_depth, trace FROM messages
     WHERE namespace = ?1 AND queue = ?2 AND visible_at <= ?3
     ORDER BY visible_at, seq LIMIT ?4";
 
@@ -333,8 +333,9 @@ pub(super) fn insert_message(
     now: UnixMillis,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO messages (id, namespace, queue, body, sent_at, visible_at, receive_count, chain_depth)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+        "INSERT INTO messages (id, namespace, queue, body, sent_at, visible_at, receive_count, chain_depth,
+                               trace)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
     )?
     .execute(params![
         message.id,
@@ -344,6 +345,7 @@ pub(super) fn insert_message(
         now,
         now.saturating_add(clamp(message.delay_ms)),
         message.chain_depth,
+        message.trace,
     ])?;
     Ok(())
 }
@@ -397,6 +399,7 @@ struct Visible {
     receive_count: i64,
     first_received_at: Option<i64>,
     chain_depth: i64,
+    trace: Option<String>,
 }
 
 impl Visible {
@@ -409,6 +412,7 @@ impl Visible {
             receive_count: row.get(4)?,
             first_received_at: row.get(5)?,
             chain_depth: row.get(6)?,
+            trace: row.get(7)?,
         })
     }
 }
@@ -547,6 +551,7 @@ fn received_message(
         receive_count,
         chain_depth,
         id: message.id,
+        trace: message.trace,
     })
 }
 

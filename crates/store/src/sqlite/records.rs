@@ -216,8 +216,8 @@ fn insert_invocations(
         let mut insert = tx.prepare_cached(
             "INSERT INTO invocations
                  (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
-                  run_us, error, memory_mb, billed_ms, reserved, version_number)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+                  run_us, error, memory_mb, billed_ms, reserved, version_number, trace)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
              WHERE NOT EXISTS (
                  SELECT 1 FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3 AND started_at = ?5)",
@@ -256,6 +256,7 @@ fn insert_invocations(
                 clamp(r.billed_ms),
                 r.reserved,
                 r.version_number,
+                r.trace,
             ])?;
             if inserted == 0 {
                 continue;
@@ -317,6 +318,7 @@ struct InvocationRow {
     billed_ms: i64,
     reserved: bool,
     version_number: u32,
+    trace: Option<String>,
 }
 
 impl InvocationRow {
@@ -334,6 +336,7 @@ impl InvocationRow {
             billed_ms: row.get(9)?,
             reserved: row.get(10)?,
             version_number: row.get(11)?,
+            trace: row.get(12)?,
         })
     }
 
@@ -375,6 +378,7 @@ impl InvocationRow {
             billed_ms,
             reserved: self.reserved,
             version_number: self.version_number,
+            trace: self.trace,
         })
     }
 }
@@ -394,9 +398,9 @@ fn query_invocations(
     let rows = conn
         .prepare_cached(
             "SELECT invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
-                    memory_mb, billed_ms, reserved, version_number FROM (
+                    memory_mb, billed_ms, reserved, version_number, trace FROM (
                  SELECT id, invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
-                        memory_mb, billed_ms, reserved, version_number
+                        memory_mb, billed_ms, reserved, version_number, trace
                  FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND (?3 = 0 OR cold = 1)
                  ORDER BY id DESC LIMIT ?4)

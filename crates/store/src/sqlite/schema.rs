@@ -516,6 +516,16 @@ CREATE INDEX topic_deliveries_dead ON topic_deliveries (subscription, dead_ms, i
 CREATE INDEX topic_deliveries_by_message ON topic_deliveries (namespace, topic, message);
 ";
 
+/// Version 14: the trace root (X-Ray's `1-<8 hex>-<24 hex>`) an event, a queue or topic
+/// message, or an invocation is part of; `NULL` for what was written before, or started
+/// no trace of its own (an event or message: its invocation starts one).
+const SCHEMA_14: &str = "
+ALTER TABLE events ADD COLUMN trace TEXT;
+ALTER TABLE messages ADD COLUMN trace TEXT;
+ALTER TABLE topic_messages ADD COLUMN trace TEXT;
+ALTER TABLE invocations ADD COLUMN trace TEXT;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -530,6 +540,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_11),
     M::up(SCHEMA_12),
     M::up(SCHEMA_13),
+    M::up(SCHEMA_14),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -299,6 +299,7 @@ fn invocation(ns: &Namespace, name: &FunctionName, id: &str) -> InvocationRecord
         memory_mb: 128,
         billed_ms: 1,
         reserved: false,
+        trace: Some("1-5759e988-bd862e3fe1be46a994272793".to_owned()),
     }
 }
 
@@ -337,7 +338,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 13, "not migrated to the latest schema");
+    assert_eq!(user_version, 14, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)
@@ -522,6 +523,7 @@ async fn a_version_4_database_reads_old_records_as_unbilled() -> TestResult {
         billed_ms: 0,
         // No version `v1` was ever stored: its number is unknown.
         version_number: 0,
+        trace: None,
         ..invocation(&ns, &name, "inv-old")
     };
     assert_eq!(
@@ -542,6 +544,69 @@ async fn a_version_4_database_reads_old_records_as_unbilled() -> TestResult {
         .await?;
     assert_eq!(count(&store, "invocations")?, 1);
     assert!(store.usage(&query).await?.is_empty());
+    Ok(())
+}
+
+/// What an older Wisp (before migration 14) stored reads back with no trace: events,
+/// queue messages, topic messages and invocation records; new ones keep theirs.
+#[tokio::test]
+async fn a_version_13_database_reads_old_work_without_a_trace() -> TestResult {
+    let dir = TempDir::new()?;
+    let path = dir.path().join("wisp.db");
+    {
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::MIGRATIONS.to_version(&mut conn, 13)?;
+        conn.execute_batch(
+            "INSERT INTO events (id, namespace, function, payload, status, attempts, chain_depth, source,
+                                 created_us, run_at, updated_at)
+                 VALUES ('ev-old', 'default', 'hello', x'', 'pending', 0, 2, 'api', 1000000, 1000, 1000);
+             INSERT INTO queues VALUES ('default', 'jobs', '{}', 1, 1);
+             INSERT INTO messages (id, namespace, queue, body, sent_at, visible_at, receive_count,
+                                   chain_depth)
+                 VALUES ('msg-old', 'default', 'jobs', 'old', 1000, 1000, 0, 1);
+             INSERT INTO topic_messages VALUES ('default', 'orders', 'tm-old', 'old', '{}', 1000, 0);
+             INSERT INTO invocations
+                 (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
+                  run_us, error, memory_mb, billed_ms, reserved, version_number)
+             VALUES ('default', 'hello', 'inv-old', 'v1', 1700000000000, 1, 2500, 10, 300, NULL, 128, 1,
+                     0, 1);",
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    let (ns, name) = names()?;
+    let event = store
+        .get_event(&ns, "ev-old")
+        .await?
+        .ok_or("the old event is gone")?;
+    assert_eq!((event.chain_depth, event.trace), (2, None));
+    let jobs = QueueName::new("jobs")?;
+    let received = store.receive_messages(&ns, &jobs, 10, 1_000, 2_000).await?;
+    let traces: Vec<_> = received
+        .messages
+        .iter()
+        .map(|m| (m.id.as_str(), m.trace.clone()))
+        .collect();
+    assert_eq!(traces, [("msg-old", None)]);
+    let untraced: i64 = store.conns.reader.lock().map_err(|e| e.to_string())?.query_row(
+        "SELECT count(*) FROM topic_messages WHERE trace IS NULL",
+        [],
+        |row| row.get(0),
+    )?;
+    assert_eq!(untraced, 1);
+    let old = InvocationRecord {
+        trace: None,
+        ..invocation(&ns, &name, "inv-old")
+    };
+    assert_eq!(
+        store.invocations(&ns, &name, &InvocationQuery::default()).await?,
+        [old]
+    );
+    // A record appended now keeps its trace beside the old one.
+    let new = invocation(&ns, &name, "inv-new");
+    store.append_invocations(std::slice::from_ref(&new)).await?;
+    let records = store.invocations(&ns, &name, &InvocationQuery::default()).await?;
+    assert_eq!(records.last(), Some(&new));
     Ok(())
 }
 
@@ -673,6 +738,7 @@ fn new_event(id: &str, function: &str, payload: Vec<u8>) -> TestResult<NewEvent>
         chain_depth: 0,
         source: "api".to_owned(),
         qualifier: None,
+        trace: None,
         created_us: 1_000_000,
         run_at: 1_000,
         lease: None,

@@ -19,11 +19,12 @@ const SELECT_SUBSCRIPTION: &str = "SELECT id, namespace, topic, endpoint, filter
      raw_delivery, created_ms FROM topic_subscriptions";
 
 /// A delivery joined with its subscription and message: the subscription's columns
-/// (as [`SELECT_SUBSCRIPTION`]) from 0, the message's from 8, the delivery's from 15.
+/// (as [`SELECT_SUBSCRIPTION`]) from 0, the message's from 8, the delivery's from 15,
+/// then the message's trace at 21.
 const SELECT_DELIVERY: &str = "SELECT s.id, s.namespace, s.topic, s.endpoint, s.filter_policy,
      s.filter_scope, s.raw_delivery, s.created_ms,
      m.id, m.namespace, m.topic, m.body, m.attributes, m.published_ms, m.chain_depth,
-     d.id, d.attempts, d.last_error, d.due_ms, d.dead_ms, d.dead_reason
+     d.id, d.attempts, d.last_error, d.due_ms, d.dead_ms, d.dead_reason, m.trace
      FROM topic_deliveries d
      JOIN topic_subscriptions s ON s.id = d.subscription
      JOIN topic_messages m ON m.namespace = d.namespace AND m.topic = d.topic AND m.id = d.message";
@@ -409,8 +410,9 @@ fn publish_one(conn: &Connection, publication: &Publication) -> Result<PublishOu
         let attributes = serde_json::to_string(&message.attributes)
             .map_err(|e| OpError::Failed(format!("encoding the message's attributes: {e}")))?;
         conn.prepare_cached(
-            "INSERT INTO topic_messages (namespace, topic, id, body, attributes, published_ms, chain_depth)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO topic_messages (namespace, topic, id, body, attributes, published_ms, chain_depth,
+                                         trace)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             namespace,
@@ -419,7 +421,8 @@ fn publish_one(conn: &Connection, publication: &Publication) -> Result<PublishOu
             message.body,
             attributes,
             message.published_ms,
-            message.chain_depth
+            message.chain_depth,
+            message.trace
         ])?;
     }
     Ok(PublishOutcome::Published { deliveries })
@@ -535,6 +538,7 @@ struct DeliveryRow {
     due_ms: i64,
     dead_ms: Option<i64>,
     dead_reason: Option<String>,
+    trace: Option<String>,
 }
 
 impl DeliveryRow {
@@ -554,6 +558,7 @@ impl DeliveryRow {
             due_ms: row.get(18)?,
             dead_ms: row.get(19)?,
             dead_reason: row.get(20)?,
+            trace: row.get(21)?,
         })
     }
 
@@ -575,6 +580,7 @@ impl DeliveryRow {
             published_ms: self.published_ms,
             chain_depth: u32::try_from(self.chain_depth)
                 .map_err(|_| bad(format!("chain depth {}", self.chain_depth)))?,
+            trace: self.trace,
         };
         let attempts =
             u32::try_from(self.attempts).map_err(|_| bad(format!("attempt count {}", self.attempts)))?;

@@ -82,6 +82,7 @@ pub async fn events_enqueue_dedupes_ids_and_idempotency_keys(store: &dyn Events)
         chain_depth: 3,
         source: "destination:world".to_owned(),
         qualifier: Some("beta".parse()?),
+        trace: Some("1-5759e988-bd862e3fe1be46a994272793".to_owned()),
         ..event(&default, &hello, "b", T_US + 1, T + 5)
     };
     let changed_a = NewEvent {
@@ -116,6 +117,8 @@ pub async fn events_enqueue_dedupes_ids_and_idempotency_keys(store: &dyn Events)
         (stored_b.chain_depth, stored_b.source.as_str()),
         (3, "destination:world")
     );
+    assert_eq!(stored_b.trace, b.trace, "the trace is carried with the event");
+    assert_eq!(stored.trace, None);
     assert_eq!(stored_b.run_at, T + 5);
     assert_eq!(
         stored_b.qualifier,

@@ -78,6 +78,7 @@ fn event(namespace: &Namespace, function: &FunctionName, id: &str, created_us: i
         chain_depth: 0,
         source: "api".to_owned(),
         qualifier: None,
+        trace: None,
         created_us,
         run_at,
         lease: None,
@@ -319,6 +320,7 @@ mod sqlite {
             memory_mb: 128,
             billed_ms: 1,
             reserved: false,
+            trace: None,
         })
     }
 

@@ -11,12 +11,16 @@ pub fn queue(name: &str) -> TestResult<QueueName> {
     Ok(QueueName::new(name)?)
 }
 
+/// A trace root, as messages and events carry it.
+const TRACE: &str = "1-5759e988-bd862e3fe1be46a994272793";
+
 pub fn message(id: &str) -> NewMessage {
     NewMessage {
         id: id.to_owned(),
         body: format!("body of {id}"),
         delay_ms: 0,
         chain_depth: 0,
+        trace: None,
     }
 }
 
@@ -134,6 +138,7 @@ pub async fn queues_receive_hides_messages_until_the_visibility_timeout(store: &
         message("m1"),
         NewMessage {
             chain_depth: 4,
+            trace: Some(TRACE.to_owned()),
             ..message("m2")
         },
         message("m3"),
@@ -149,6 +154,12 @@ pub async fn queues_receive_hides_messages_until_the_visibility_timeout(store: &
     assert_eq!(m2.body, "body of m2");
     assert_eq!((m2.sent_at, m2.first_received_at), (T, T + 5));
     assert_eq!((m2.receive_count, m2.chain_depth), (1, 4));
+    assert_eq!(
+        m2.trace.as_deref(),
+        Some(TRACE),
+        "the trace is carried with the message"
+    );
+    assert_eq!(first.messages[0].trace, None);
     assert_ne!(first.messages[0].receipt_handle, m2.receipt_handle);
 
     let second = store

@@ -256,6 +256,7 @@ pub async fn outcome_follow_up_messages_land_in_queues(store: &dyn Store) -> Tes
         body: r#"{"ok":true}"#.to_owned(),
         delay_ms: 0,
         chain_depth: 1,
+        trace: Some("1-5759e988-bd862e3fe1be46a994272793".to_owned()),
     };
     let now = T + 2;
     let outcomes = [
@@ -302,6 +303,7 @@ pub async fn outcome_follow_up_messages_land_in_queues(store: &dyn Store) -> Tes
         ("msg-ok", note.body.as_str())
     );
     assert_eq!((message.sent_at, message.chain_depth), (now, 1));
+    assert_eq!(message.trace, note.trace, "a follow-up message keeps its trace");
     assert_eq!(store.get_queue(&default, &missing).await?, None);
 
     // An outcome repeated for an event already resolved changes nothing and sends

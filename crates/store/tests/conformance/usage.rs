@@ -47,6 +47,7 @@ pub fn billed(
         memory_mb,
         billed_ms,
         reserved: false,
+        trace: None,
     }
 }
 
