@@ -45,6 +45,13 @@ deploy chain-c /chain-c/chain '{"KIT_ACTION": "chain"}' '[]'
 deploy chain-b /chain-b/chain '{"KIT_ACTION": "chain", "CHAIN_NEXT": "chain-c"}' '["chain-c"]'
 deploy chain-a /chain-a/chain '{"KIT_ACTION": "chain", "CHAIN_NEXT": "chain-b"}' '["chain-b"]'
 deploy single /single/chain '{"KIT_ACTION": "chain"}' '[]'
+# The breaker's fail-fast answer: `breaker-caller` calls `flaky`, which traps, until the
+# breaker on breaker-caller → flaky opens (3 calls); then each call is refused at once.
+breaker='{"failure_rate": 0.5, "min_calls": 3, "window": "1h", "open_for": "1h"}'
+config="{\"kind\": \"http\", \"env\": {\"KIT_ACTION\": \"trap\"}, \"breaker\": $breaker}"
+[ "$(curl -s "${auth[@]}" -o /dev/null -w '%{http_code}' -X PUT "http://$addr/v1/functions/flaky" \
+    -F "config=$config;type=application/json" -F "code=@$component")" = 201 ] || { echo "deploying flaky failed" >&2; exit 1; }
+deploy breaker-caller /breaker-caller/call '{}' '["flaky"]'
 
 declare -A url=([chain]="http://$addr/chain-a/chain" [single]="http://$addr/single/chain")
 variants=(chain single)
@@ -84,6 +91,23 @@ rps() {
     echo "$r $p50"
 }
 
+# open_us → "p50 p99": how long the caller waits for `circuit_open` once the breaker is open,
+# as the guest times its own call (`x-kit-call-us`), over 200 calls made one at a time.
+open_us() {
+    local times=() i status took
+    for i in $(seq 1 203); do
+        read -r status took < <(curl -s -o /dev/null -D - "http://$addr/breaker-caller/call?to=flaky" |
+            awk 'NR == 1 {s = $2} tolower($1) == "x-kit-call-us:" {t = $2 + 0} END {print s, t}')
+        [ "$i" -le 3 ] && continue   # the three failures that open it
+        [ "$status" = 503 ] || { echo "an open breaker answered $status" >&2; exit 1; }
+        times+=("$took")
+    done
+    printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int(NR * 0.5)], a[int(NR * 0.99)]}'
+}
+read -r open_p50 open_p99 < <(open_us)
+[ "$(invocations flaky)" = 3 ] || { echo "flaky ran while its breaker was open" >&2; exit 1; }
+echo "open breaker: circuit_open answered in p50 $open_p50 us, p99 $open_p99 us (caller-timed, 200 calls)" >&2
+
 levels=("$conns")
 [ "$with_c1" = 1 ] && levels+=(1)
 declare -A samples lat
@@ -117,6 +141,11 @@ single="$(median <<<"${samples[single,$conns]}")"
 cores="$(nproc)"
 hop="$(per_hop "$chain" "$single" "$cores")"
 hop_latency="$(per_hop "$chain" "$single" "$conns")"
+# The hop against the machine time of a whole request to one function (`cores / single`):
+# what a hop costs in units of the platform's own request, which does not move with the
+# machine's speed as the µs figure does.
+hop_ratio="$(awk -v h="$hop" -v s="$single" -v c="$cores" 'BEGIN {
+    if (h != "n/a" && s > 0) printf "%.2f", h / (c / s * 1e6); else print "n/a" }')"
 echo
 echo "invoke-chain: chain-a → chain-b → chain-c ($hops hops) against single, http-kit, wrk -t1 -d$duration, $rounds rounds in turns, medians"
 printf '%-12s %8s %8s   %s\n' "" "rps" "p50 us" "rounds"
@@ -133,4 +162,7 @@ fi
 verdict="$(awk -v h="$hop" 'BEGIN { print (h != "n/a" && h <= 100) ? "yes" : "no" }')"
 echo "per hop at c=$conns: $hop us of machine time ($cores cores); floor, <= 100 us per hop: $verdict"
 echo "per hop at c=$conns, as latency: $hop_latency us (that cost, queued behind $conns connections)"
-echo "RESULT chain_rps=$chain single_rps=$single per_hop_us=$hop per_hop_latency_us=$hop_latency"
+echo "per hop / one request to one function (machine time): $hop_ratio"
+open_ok="$(awk -v p="$open_p99" 'BEGIN { print (p + 0 < 1000) ? "yes" : "no" }')"
+echo "circuit_open answer: p50 $open_p50 us, p99 $open_p99 us; bar, < 1 ms: $open_ok"
+echo "RESULT chain_rps=$chain single_rps=$single per_hop_us=$hop per_hop_latency_us=$hop_latency hop_per_request=$hop_ratio circuit_open_us=$open_p50 circuit_open_p99_us=$open_p99"
