@@ -43,6 +43,7 @@ mod topics_cli;
 mod topics_native;
 mod topics_webhook;
 mod trace;
+mod trace_paths;
 mod usage;
 mod util;
 mod versions;
