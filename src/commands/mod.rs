@@ -19,6 +19,7 @@ pub mod rm;
 pub mod secret;
 pub mod serve;
 pub mod topic;
+pub mod trace;
 pub mod up;
 pub mod usage;
 pub mod versions;

@@ -225,6 +225,9 @@ fn endpoints() -> Vec<Endpoint> {
         },
         endpoint("DELETE", "/v1/topics/ghost-topic", Deploy, 404),
         endpoint("GET", "/v1/breakers", Read, 200),
+        // No record carries the trace (one that does: `trace::a_trace_reads_as_a_tree…`).
+        endpoint("GET", "/v1/traces/1-5759e988-bd862e3fe1be46a994272793", Read, 404),
+        endpoint("GET", "/v1/traces/not-a-root", Read, 400),
         endpoint("GET", "/v1/secrets", Read, 200),
         Endpoint {
             body: Some(json!("rotated")),

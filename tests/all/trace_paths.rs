@@ -26,11 +26,17 @@ async fn deploy_kit(server: &TestServer, name: &str, extra: Value) {
 /// The `trace` of the first invocation record of `function`, once there is one (up to
 /// 20 s).
 async fn trace_of(server: &TestServer, function: &str) -> String {
+    let record = first_record(server, function).await;
+    record["trace"].as_str().unwrap_or_default().to_string()
+}
+
+/// The first invocation record of `function`, once there is one (up to 20 s).
+async fn first_record(server: &TestServer, function: &str) -> Value {
     let started = Instant::now();
     loop {
         let r = get_json(server, &format!("/v1/functions/{function}/invocations?limit=10")).await;
         if let Some(record) = r["invocations"].as_array().and_then(|list| list.first()) {
-            return record["trace"].as_str().unwrap_or_default().to_string();
+            return record.clone();
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
@@ -93,6 +99,12 @@ async fn a_guests_topic_message_reaches_function_and_queue_subscribers_in_its_tr
         publisher,
         "through the queue subscriber"
     );
+    // Both name the publishing run as their parent.
+    let publisher = first_record(&server, "publisher").await;
+    for subscriber in ["direct", "queued"] {
+        let record = first_record(&server, subscriber).await;
+        assert_eq!(record["parent"], publisher["id"], "{subscriber}: {record}");
+    }
 }
 
 #[tokio::test]
@@ -118,6 +130,8 @@ async fn an_object_write_notifies_its_function_in_the_writers_trace() {
         .unwrap();
     assert!(r.status().is_success(), "{:?}", r.text().await);
     assert_eq!(trace_of(&server, "reactor").await, CLIENT_ROOT);
+    // A client's write: no invocation caused the run.
+    assert_eq!(first_record(&server, "reactor").await["parent"], Value::Null);
 }
 
 #[tokio::test]
@@ -137,4 +151,10 @@ async fn an_events_function_destination_runs_in_the_events_trace() {
     assert_eq!(r.status(), 202, "{:?}", r.text().await);
     assert_eq!(trace_of(&server, "first").await, CLIENT_ROOT);
     assert_eq!(trace_of(&server, "sink").await, CLIENT_ROOT, "the destination");
+    // The destination's run is a child of the event's run.
+    let (first, sink) = (
+        first_record(&server, "first").await,
+        first_record(&server, "sink").await,
+    );
+    assert_eq!(sink["parent"], first["id"], "{sink}");
 }

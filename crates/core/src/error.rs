@@ -64,6 +64,7 @@ error_codes! {
     KvStoreNotFound => ("kv_store_not_found", 404, "No such key-value store"),
     KvKeyNotFound => ("kv_key_not_found", 404, "No such key in the key-value store"),
     SecretNotFound => ("secret_not_found", 404, "No such secret"),
+    TraceNotFound => ("trace_not_found", 404, "No invocation records carry the trace"),
     MethodNotAllowed => ("method_not_allowed", 405, "The method is not allowed here"),
     FunctionDisabled => ("function_disabled", 409, "The function is disabled"),
     RouteConflict => ("route_conflict", 409, "The route is already taken"),

@@ -50,8 +50,8 @@ pub fn parse(value: &str) -> (Option<&str>, Option<&str>) {
     (root, parent)
 }
 
-/// `1-<8 hex>-<24 hex>`.
-fn is_root(text: &str) -> bool {
+/// Whether `text` is a trace root of X-Ray's form, `1-<8 hex>-<24 hex>`.
+pub fn is_root(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     matches!(parts.as_slice(), ["1", epoch, id] if hex(epoch, 8) && hex(id, 24))

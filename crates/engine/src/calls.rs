@@ -38,11 +38,14 @@ pub struct CallFrom {
     pub namespace: Namespace,
     pub function: FunctionName,
     pub context: CallContext,
+    /// The calling invocation's id, when known: the parent of what the call causes
+    /// (`None` for a native function's call that names no running invocation).
+    pub invocation: Option<Arc<str>>,
 }
 
 impl CallFrom {
     /// The context the callee runs under: one call deeper, by the caller's deadline, in
-    /// its trace.
+    /// its trace, with the calling invocation as its parent.
     fn callee_context(&self) -> Result<CallContext, EngineError> {
         let depth = self.context.depth + 1;
         if depth > Limits::MAX_CHAIN_DEPTH {
@@ -72,6 +75,7 @@ impl CallFrom {
             deadline: self.context.deadline,
             depth,
             trace_root: self.context.trace_root.clone(),
+            parent: self.invocation.clone(),
         })
     }
 
@@ -155,6 +159,7 @@ impl Engine {
             source: format!("function:{}", from.function),
             qualifier,
             trace: context.trace_root.as_deref().map(str::to_owned),
+            parent: context.parent.as_deref().map(str::to_owned),
             ..AsyncOptions::default()
         };
         self.enqueue(&from.namespace, name, payload, options).await
@@ -171,17 +176,21 @@ impl Engine {
         trace_header: Option<&str>,
     ) -> CallFrom {
         let (root, parent) = trace_header.map(trace::parse).unwrap_or_default();
-        let context = parent
-            .and_then(|span| self.calls.find(span, namespace, function))
-            .unwrap_or_else(|| CallContext {
-                deadline: None,
-                depth: 0,
-                trace_root: root.map(Arc::from),
-            });
+        let (context, invocation) = match parent.and_then(|span| self.calls.find(span, namespace, function)) {
+            Some((context, invocation)) => (context, Some(invocation)),
+            None => (
+                CallContext {
+                    trace_root: root.map(Arc::from),
+                    ..CallContext::default()
+                },
+                None,
+            ),
+        };
         CallFrom {
             namespace: namespace.clone(),
             function: function.clone(),
             context,
+            invocation,
         }
     }
 }
@@ -191,6 +200,8 @@ struct Running {
     namespace: Namespace,
     function: FunctionName,
     context: CallContext,
+    /// Its id: the parent of what its calls cause.
+    invocation: Arc<str>,
 }
 
 /// The running native invocations, by span (see the module docs).
@@ -217,7 +228,9 @@ impl LiveCalls {
                 deadline: Some(deadline),
                 depth: context.depth,
                 trace_root: Some(context.root_for(id)),
+                parent: context.parent.clone(),
             },
+            invocation: id.into(),
         };
         self.lock().insert(span.clone(), running);
         LiveGuard {
@@ -226,10 +239,18 @@ impl LiveCalls {
         }
     }
 
-    fn find(&self, span: &str, namespace: &Namespace, function: &FunctionName) -> Option<CallContext> {
+    /// The context and id of the running invocation with `span`, when it is one of
+    /// `function`'s.
+    fn find(
+        &self,
+        span: &str,
+        namespace: &Namespace,
+        function: &FunctionName,
+    ) -> Option<(CallContext, Arc<str>)> {
         let running = self.lock();
         let found = running.get(span)?;
-        (found.namespace == *namespace && found.function == *function).then(|| found.context.clone())
+        (found.namespace == *namespace && found.function == *function)
+            .then(|| (found.context.clone(), found.invocation.clone()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {

@@ -182,6 +182,7 @@ impl Engine {
             billed_ms: 0,
             reserved: ticket.reserved(),
             trace: Some(context.root_for(id).to_string()),
+            parent: context.parent.as_deref().map(str::to_owned),
         };
         let instance_init = admitted.instance_init.clone();
         let verdict = admitted.verdict.clone();

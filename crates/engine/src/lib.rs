@@ -82,7 +82,7 @@ pub use wisp_store::{KvCondition, KvEntry, KvPage, KvStoreRecord};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use wisp_core::{FunctionName, Limits, Namespace};
+use wisp_core::{ErrorCode, FunctionName, Limits, Namespace};
 use wisp_runtime::Runtime;
 use wisp_store::{InvocationQuery, InvocationRecord, InvocationSummary, LogLine, LogQuery, Store};
 
@@ -316,6 +316,31 @@ impl Engine {
         let records = self.store.invocations(namespace, name, query).await?;
         let summary = self.store.invocation_summary(namespace, name).await?;
         Ok((records, summary))
+    }
+
+    /// The invocation records of a namespace under trace root `root`, across its
+    /// functions, oldest first (at most `wisp_store::TRACE_INVOCATIONS_MAX`); refused
+    /// with `invalid_request` for a root not of X-Ray's form and `trace_not_found`
+    /// when no record carries it (another namespace's trace included).
+    pub async fn trace(
+        &self,
+        namespace: &Namespace,
+        root: &str,
+    ) -> Result<Vec<InvocationRecord>, EngineError> {
+        if !wisp_core::trace::is_root(root) {
+            return Err(EngineError::new(
+                ErrorCode::InvalidRequest,
+                format!("`{root}` is not a trace root: use X-Ray's form `1-<8 hex digits>-<24 hex digits>`"),
+            ));
+        }
+        let records = self.store.trace_invocations(namespace, root).await?;
+        if records.is_empty() {
+            return Err(EngineError::new(
+                ErrorCode::TraceNotFound,
+                format!("no invocation record carries trace `{root}`"),
+            ));
+        }
+        Ok(records)
     }
 
     /// A function's recent log lines.

@@ -188,6 +188,7 @@ impl Engine {
                 delay_ms: u64::try_from(m.delay.as_millis()).unwrap_or(u64::MAX),
                 chain_depth: cause.depth,
                 trace: cause.trace.clone(),
+                parent: cause.parent.clone(),
             });
         }
         let ids = batch.iter().map(|m| m.id.clone()).collect();

@@ -417,6 +417,7 @@ impl Engine {
                     published_ms: now,
                     chain_depth: cause.depth,
                     trace: cause.trace.clone(),
+                    parent: cause.parent.clone(),
                 },
                 subscriptions: matched,
             });
@@ -445,6 +446,7 @@ impl Engine {
                     source: format!("topic:{}", message.topic),
                     qualifier: None,
                     trace: message.trace.clone(),
+                    parent: message.parent.clone(),
                 };
                 self.enqueue(namespace, name, Bytes::from(payload), options)
                     .await?;
@@ -462,6 +464,7 @@ impl Engine {
                 let cause = Cause {
                     depth: message.chain_depth,
                     trace: message.trace.clone(),
+                    parent: message.parent.clone(),
                 };
                 self.send_messages(namespace, queue, vec![outgoing], cause)
                     .await?;

@@ -32,6 +32,10 @@ pub struct CallContext {
     /// The trace it belongs to (X-Ray's root form, `1-<8 hex>-<24 hex>`; see
     /// `wisp_core::trace`); `None`: it starts one.
     pub trace_root: Option<std::sync::Arc<str>>,
+    /// The id of the invocation that caused it (a function's call, or the run that sent
+    /// the event or message it runs for), recorded so a trace reads as a tree; `None`:
+    /// no invocation did (a client's request, a schedule).
+    pub parent: Option<std::sync::Arc<str>>,
 }
 
 impl CallContext {

@@ -35,6 +35,10 @@ pub struct NewEvent {
     /// invocation starts a trace of its own. Data carried with the event, as
     /// `chain_depth` is (a column; a JetStream backend: a field of the message).
     pub trace: Option<String>,
+    /// The id of the invocation that caused it (an async call's caller, the run whose
+    /// destination it is, a message's sender), recorded as its invocation's parent;
+    /// `None`: no invocation did. Opaque data, as `trace` is.
+    pub parent: Option<String>,
     pub created_us: UnixMicros,
     /// When it may first run (normally its creation time).
     pub run_at: UnixMillis,
@@ -172,6 +176,8 @@ pub struct EventRecord {
     pub result: Option<Vec<u8>>,
     /// The trace root it is part of, as [`NewEvent::trace`].
     pub trace: Option<String>,
+    /// The invocation that caused it, as [`NewEvent::parent`].
+    pub parent: Option<String>,
 }
 
 impl EventRecord {
@@ -199,6 +205,7 @@ impl EventRecord {
             failure: None,
             result: None,
             trace: event.trace,
+            parent: event.parent,
         }
     }
 
@@ -291,7 +298,7 @@ pub struct EventCounts {
 /// the same values, which the contracts below make safe. (SQLite applies each call in one
 /// transaction, all or nothing.)
 ///
-/// An event's `chain_depth` and `trace` are opaque data to the store: written with the
+/// An event's `chain_depth`, `trace` and `parent` are opaque data to the store: written with the
 /// event and read back unchanged with every claim and query, never interpreted (SQLite:
 /// columns; JetStream: fields of the event's record).
 #[async_trait]

@@ -112,7 +112,7 @@ pub use objects::{
 pub use queues::{NewMessage, QueueRecord, QueueStats, Queues, Received, ReceivedMessage};
 pub use records::{
     INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
-    LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream, Records,
+    LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream, Records, TRACE_INVOCATIONS_MAX,
 };
 pub use registry::{
     AppFunction, DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Updated,

@@ -32,6 +32,9 @@ pub struct NewMessage {
     /// `chain_depth` is into what it triggers; `None`: that starts a trace of its own.
     /// Data kept with the message (a column; a JetStream backend: a header).
     pub trace: Option<String>,
+    /// The id of the invocation that sent it, carried as `trace` is: the parent of
+    /// the invocation it triggers. `None`: no invocation sent it.
+    pub parent: Option<String>,
 }
 
 /// A received message.
@@ -49,6 +52,8 @@ pub struct ReceivedMessage {
     pub chain_depth: u32,
     /// As sent ([`NewMessage::trace`]).
     pub trace: Option<String>,
+    /// As sent ([`NewMessage::parent`]).
+    pub parent: Option<String>,
 }
 
 /// What a queue holds.
@@ -91,7 +96,7 @@ pub struct Received {
 /// receipt handle find no message instead. Each message changes whole; a batch is not
 /// atomic in general (SQLite does each call in one transaction).
 ///
-/// A message's `chain_depth` and `trace` are opaque data carried with it (SQLite:
+/// A message's `chain_depth`, `trace` and `parent` are opaque data carried with it (SQLite:
 /// columns; JetStream: headers): every receive returns them as sent, and a move to the
 /// dead-letter queue or a redrive keeps them.
 #[async_trait]

@@ -13,6 +13,9 @@ pub const LOG_LINES_KEPT_PER_FUNCTION: usize = 10_000;
 /// How many invocation records each function keeps.
 pub const INVOCATIONS_KEPT_PER_FUNCTION: usize = 10_000;
 
+/// How many invocation records [`Records::trace_invocations`] returns at most.
+pub const TRACE_INVOCATIONS_MAX: usize = 1_000;
+
 /// Which output stream a log line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,6 +95,12 @@ pub struct InvocationRecord {
     /// with the record, as the other fields are.
     #[serde(default)]
     pub trace: Option<String>,
+    /// The id of the invocation that caused it: the caller of a sync or async call,
+    /// the run whose destination it is, the sender of the message or the writer of
+    /// the object it ran for. `None` for a trace's root (a client's request, a
+    /// schedule) and in records written before Wisp recorded it.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// A query for invocation records, newest last.
@@ -186,6 +195,15 @@ pub trait Records: Send + Sync + 'static {
         function: &FunctionName,
         query: &InvocationQuery,
     ) -> Result<Vec<InvocationRecord>>;
+
+    /// The kept invocation records of a namespace that ran under trace root `trace`,
+    /// across its functions, oldest first (by `started_at`, then order of appending): at
+    /// most [`TRACE_INVOCATIONS_MAX`], the oldest ones. Empty when none has it. Called by
+    /// the API (`GET /v1/traces/{root}`); the trace is a value compared whole, never
+    /// parsed. SQLite reads the `(namespace, trace)` index; a JetStream backend reads
+    /// the records stream filtered by the trace (a subject token or header per trace),
+    /// not the whole stream.
+    async fn trace_invocations(&self, namespace: &Namespace, trace: &str) -> Result<Vec<InvocationRecord>>;
 
     /// Totals over a function's kept invocation records; all zero for a function without
     /// any. Called by the API. The totals and the percentiles describe the same records

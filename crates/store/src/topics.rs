@@ -179,6 +179,10 @@ pub struct TopicMessage {
     /// trace of its own. Data kept with the message (a column; JetStream: a header).
     #[serde(default)]
     pub trace: Option<String>,
+    /// The id of the invocation that published it, carried as `trace` is: the parent
+    /// of what its deliveries invoke. `None`: no invocation published it.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// One publish: the message and the ids of the subscriptions whose filter it matched.
@@ -238,7 +242,7 @@ pub struct DeadDelivery {
 /// the topic trigger's loop, which claims and settles deliveries in batches. Each method
 /// is one short statement or transaction.
 ///
-/// A message's `chain_depth` and `trace` are opaque data carried with it (SQLite:
+/// A message's `chain_depth`, `trace` and `parent` are opaque data carried with it (SQLite:
 /// columns; JetStream: headers): each of its deliveries returns them as published.
 #[async_trait]
 pub trait Topics: Send + Sync + 'static {

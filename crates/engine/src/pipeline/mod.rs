@@ -64,6 +64,9 @@ pub struct AsyncOptions {
     /// invocation runs in it, and what that causes carries it on. `None`: the
     /// invocation starts a trace of its own.
     pub trace: Option<String>,
+    /// The invocation that asked for it (a function's async call, a message's or
+    /// topic's sender): the parent its invocation records. `None`: none did.
+    pub parent: Option<String>,
 }
 
 /// A durable event: its id, and whether an earlier invoke with the same idempotency
@@ -175,6 +178,7 @@ impl Engine {
             },
             qualifier: options.qualifier,
             trace: options.trace,
+            parent: options.parent,
             created_us: now,
             run_at: now / 1000,
             lease: None,

@@ -251,6 +251,7 @@ impl Engine {
         let context = wisp_runtime::CallContext {
             depth: event.chain_depth,
             trace_root: event.trace.as_deref().map(Into::into),
+            parent: event.parent.as_deref().map(Into::into),
             ..Default::default()
         };
         match self.attempt(deployed, &event.id, payload, context).await {
@@ -282,7 +283,8 @@ fn error_document(error: &EngineError) -> Vec<u8> {
 }
 
 /// The record a destination receives, as the store will write it: one hop deeper, in
-/// the trace the event's run was part of (its own new one when the event had none).
+/// the trace the event's run was part of (its own new one when the event had none),
+/// with that run (its invocation id is the event's) as its parent.
 fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) -> FollowUp {
     let chain_depth = event.chain_depth + 1;
     let trace = Some(
@@ -291,6 +293,7 @@ fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) ->
             .clone()
             .unwrap_or_else(|| wisp_core::trace::new_root(&event.id)),
     );
+    let parent = Some(event.id.clone());
     let id = uuid::Uuid::now_v7().to_string();
     match destination {
         Destination::Queue(queue) => FollowUp::Message {
@@ -302,6 +305,7 @@ fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) ->
                 delay_ms: 0,
                 chain_depth,
                 trace,
+                parent,
             },
         },
         Destination::Function(function) => {
@@ -316,6 +320,7 @@ fn follow_up(event: &EventRecord, destination: &Destination, record: Vec<u8>) ->
                 source: format!("destination:{}", event.function),
                 qualifier: None,
                 trace,
+                parent,
                 created_us: now,
                 run_at: now / 1000,
                 lease: None,

@@ -117,6 +117,7 @@ impl OutboundHttp for GuestHttp {
                 trace_root: Some(context.root_for(&invocation)),
                 ..context
             },
+            invocation: Some(invocation.into()),
         };
         // What it writes (objects, messages) causes events one hop deeper than it runs.
         let caller = Caller {

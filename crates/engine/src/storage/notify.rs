@@ -10,7 +10,7 @@ use wisp_store::{BucketRecord, NewEvent, ObjectRecord};
 
 impl Engine {
     /// The async events a write of `event` on `key` causes, one per subscriber, each
-    /// carrying the write's `cause` (its depth and trace). `record`: the object written
+    /// carrying the write's `cause` (its depth, trace and parent). `record`: the object written
     /// (`None` for a delete).
     pub(super) fn storage_events(
         &self,
@@ -84,6 +84,7 @@ impl Engine {
                     source: format!("storage:{}", bucket.name),
                     qualifier: None,
                     trace: cause.trace.clone(),
+                    parent: cause.parent.clone(),
                     created_us: now,
                     run_at: now.div_euclid(1000),
                     lease: None,

@@ -190,6 +190,7 @@ mod tests {
             published_ms: 0,
             chain_depth: 0,
             trace: None,
+            parent: None,
         };
         let Failed(why) = post(url, &subscription, &message).await.unwrap_err();
         assert!(why.contains("private, loopback"), "{why}");

@@ -267,9 +267,11 @@ async fn run_batch(
     let function = &deployed.record.name;
     let event = serde_json::to_vec(&sqs_event(queue, &batch)).unwrap_or_default();
     let depth = batch.iter().map(|m| m.chain_depth).max().unwrap_or(0);
-    // A batch runs as one invocation, in one trace: its first message's (the messages
-    // of a batch may come from different traces; the others' roots are not recorded).
+    // A batch runs as one invocation, in one trace: its first message's, with its first
+    // message's sender as parent (the messages of a batch may come from different
+    // traces; the others' roots and parents are not recorded).
     let trace = batch.first().and_then(|m| m.trace.clone());
+    let parent = batch.first().and_then(|m| m.parent.clone());
     let receipts = |keep: &[String]| -> Vec<String> {
         batch
             .iter()
@@ -286,6 +288,7 @@ async fn run_batch(
             source: format!("queue:{queue}"),
             qualifier: None,
             trace,
+            parent,
         };
         match engine
             .enqueue(namespace, function, Bytes::from(event), options)
@@ -302,6 +305,7 @@ async fn run_batch(
     let context = wisp_runtime::CallContext {
         depth,
         trace_root: trace.map(Into::into),
+        parent: parent.map(Into::into),
         ..Default::default()
     };
     let answer = match engine
@@ -354,6 +358,7 @@ mod tests {
             receive_count: 1,
             chain_depth: 0,
             trace: None,
+            parent: None,
         }
     }
 

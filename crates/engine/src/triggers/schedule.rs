@@ -119,6 +119,7 @@ impl Engine {
                 qualifier: None,
                 // A schedule starts no trace: each run starts its own.
                 trace: None,
+                parent: None,
                 created_us: now,
                 run_at: now / 1000,
                 lease: None,

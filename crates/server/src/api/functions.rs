@@ -400,6 +400,8 @@ pub(super) fn async_options(headers: &HeaderMap) -> Result<AsyncOptions, ApiErro
         source: String::new(),
         qualifier: None,
         trace: trace_root(headers),
+        // A client's request: no invocation caused it.
+        parent: None,
     })
 }
 
@@ -535,6 +537,9 @@ struct InvocationView {
     /// written before Wisp recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     trace: Option<String>,
+    /// The invocation that caused it (its caller, or the sender of what it ran for);
+    /// `null` for a trace's root and in records written before Wisp recorded it.
+    parent: Option<String>,
 }
 
 /// `GET /v1/functions/{name}/invocations`: recent invocations, oldest first (cold or
@@ -569,6 +574,7 @@ pub(super) async fn invocations(
             reserved: r.reserved,
             error: r.error,
             trace: r.trace,
+            parent: r.parent,
         })
         .collect();
     Ok(Json(

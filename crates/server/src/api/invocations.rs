@@ -29,6 +29,10 @@ pub struct EventView {
     /// The trace root its invocation runs in; absent: it starts its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     trace: Option<String>,
+    /// The invocation that caused it (an async call's caller, the run whose
+    /// destination it is, a message's sender); absent: none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<String>,
     created_at: String,
@@ -103,6 +107,7 @@ impl EventView {
             qualifier: event.qualifier.as_ref().map(ToString::to_string),
             chain_depth: event.chain_depth,
             trace: event.trace.clone(),
+            parent: event.parent.clone(),
             idempotency_key: event.idempotency_key.clone(),
             created_at: rfc3339_ms(event.created_us / 1000),
             started_at: event.first_run_us.map(|us| rfc3339_ms(us / 1000)),

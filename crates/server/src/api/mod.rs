@@ -2,7 +2,7 @@
 //! their versions and aliases (roll back, disable, enable), read
 //! their logs and invocations, manage async invocations, queues, topics, buckets and their
 //! objects, key-value stores and their keys, secrets (never read back); and for admin keys, namespaces and API
-//! keys; the audit trail. Every error is a problem document (see [`crate::problem`]);
+//! keys; the audit trail; a trace's invocations. Every error is a problem document (see [`crate::problem`]);
 //! `docs/api.md` is the reference.
 
 mod apps;
@@ -19,6 +19,7 @@ mod queues;
 mod secrets;
 pub(crate) mod services;
 mod topics;
+mod traces;
 mod usage;
 mod versions;
 
@@ -74,6 +75,7 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .merge(queues::router())
         .merge(topics::router())
         .merge(breakers::router())
+        .merge(traces::router())
         .merge(buckets::router())
         .merge(kv::router())
         .merge(secrets::router())

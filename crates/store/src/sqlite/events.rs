@@ -24,8 +24,8 @@ use wisp_core::{ErrorCode, FunctionName, Namespace, Qualifier};
 const INSERT: &str = "
     INSERT INTO events (id, namespace, function, payload, status, attempts, chain_depth, source,
                         idempotency_key, created_us, run_at, updated_at, leased_until, first_run_us,
-                        qualifier, trace)
-    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                        qualifier, trace, parent)
+    VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
     ON CONFLICT DO NOTHING";
 
 /// The columns [`Row::read`] reads, in its order.
@@ -33,7 +33,7 @@ macro_rules! columns {
     () => {
         "namespace, function, id, payload, status, leased_until, attempts, chain_depth, source,
          idempotency_key, created_us, first_run_us, run_at, updated_at, last_error, failure, result,
-         held_ms, qualifier, trace"
+         held_ms, qualifier, trace, parent"
     };
 }
 
@@ -312,6 +312,7 @@ fn insert_with(insert: &mut CachedStatement<'_>, e: &NewEvent) -> Result<bool, O
         e.lease.map(|l| l.started_us),
         e.qualifier.as_ref().map(ToString::to_string),
         e.trace,
+        e.parent,
     ])?;
     Ok(inserted > 0)
 }
@@ -617,6 +618,7 @@ struct Row {
     held_ms: i64,
     qualifier: Option<String>,
     trace: Option<String>,
+    parent: Option<String>,
 }
 
 impl Row {
@@ -642,6 +644,7 @@ impl Row {
             held_ms: row.get(17)?,
             qualifier: row.get(18)?,
             trace: row.get(19)?,
+            parent: row.get(20)?,
         })
     }
 
@@ -691,6 +694,7 @@ impl Row {
             failure,
             result: self.result,
             trace: self.trace,
+            parent: self.parent,
         })
     }
 }

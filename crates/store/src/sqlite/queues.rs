@@ -26,7 +26,7 @@ use wisp_core::{Namespace, QueueConfig, QueueName};
 
 /// The visible messages of a queue in receiving order; `?4` is how many to read.
 pub(super) const VISIBLE: &str = "
-    SELECT seq, id, body, sent_at, receive_count, first_received_at, chain_depth, trace FROM messages
+    SELECT seq, id, body, sent_at, receive_count, first_received_at, chain_depth, trace, parent FROM messages
     WHERE namespace = ?1 AND queue = ?2 AND visible_at <= ?3
     ORDER BY visible_at, seq LIMIT ?4";
 
@@ -334,8 +334,8 @@ pub(super) fn insert_message(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO messages (id, namespace, queue, body, sent_at, visible_at, receive_count, chain_depth,
-                               trace)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
+                               trace, parent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)",
     )?
     .execute(params![
         message.id,
@@ -346,6 +346,7 @@ pub(super) fn insert_message(
         now.saturating_add(clamp(message.delay_ms)),
         message.chain_depth,
         message.trace,
+        message.parent,
     ])?;
     Ok(())
 }
@@ -400,6 +401,7 @@ struct Visible {
     first_received_at: Option<i64>,
     chain_depth: i64,
     trace: Option<String>,
+    parent: Option<String>,
 }
 
 impl Visible {
@@ -413,6 +415,7 @@ impl Visible {
             first_received_at: row.get(5)?,
             chain_depth: row.get(6)?,
             trace: row.get(7)?,
+            parent: row.get(8)?,
         })
     }
 }
@@ -552,6 +555,7 @@ fn received_message(
         chain_depth,
         id: message.id,
         trace: message.trace,
+        parent: message.parent,
     })
 }
 

@@ -10,7 +10,7 @@ use super::{OpError, PerFunction, SqliteStore, trim_to_newest};
 use crate::usage::hour_of;
 use crate::{
     InvocationQuery, InvocationRecord, InvocationSummary, LogLine, LogQuery, LogStream, Records, Result,
-    StoreError,
+    StoreError, TRACE_INVOCATIONS_MAX,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -68,6 +68,13 @@ impl Records for SqliteStore {
             query_invocations(conn, &namespace, &function, &query)
         })
         .await
+    }
+
+    async fn trace_invocations(&self, namespace: &Namespace, trace: &str) -> Result<Vec<InvocationRecord>> {
+        let (namespace, trace) = (namespace.clone(), trace.to_owned());
+        let what = format!("reading the invocations of trace `{trace}` in `{namespace}`");
+        self.read(what, move |conn| query_trace(conn, &namespace, &trace))
+            .await
     }
 
     async fn invocation_summary(
@@ -216,8 +223,8 @@ fn insert_invocations(
         let mut insert = tx.prepare_cached(
             "INSERT INTO invocations
                  (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
-                  run_us, error, memory_mb, billed_ms, reserved, version_number, trace)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+                  run_us, error, memory_mb, billed_ms, reserved, version_number, trace, parent)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
              WHERE NOT EXISTS (
                  SELECT 1 FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3 AND started_at = ?5)",
@@ -257,6 +264,7 @@ fn insert_invocations(
                 r.reserved,
                 r.version_number,
                 r.trace,
+                r.parent,
             ])?;
             if inserted == 0 {
                 continue;
@@ -319,6 +327,7 @@ struct InvocationRow {
     reserved: bool,
     version_number: u32,
     trace: Option<String>,
+    parent: Option<String>,
 }
 
 impl InvocationRow {
@@ -337,6 +346,7 @@ impl InvocationRow {
             reserved: row.get(10)?,
             version_number: row.get(11)?,
             trace: row.get(12)?,
+            parent: row.get(13)?,
         })
     }
 
@@ -379,6 +389,7 @@ impl InvocationRow {
             reserved: self.reserved,
             version_number: self.version_number,
             trace: self.trace,
+            parent: self.parent,
         })
     }
 }
@@ -398,9 +409,9 @@ fn query_invocations(
     let rows = conn
         .prepare_cached(
             "SELECT invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
-                    memory_mb, billed_ms, reserved, version_number, trace FROM (
+                    memory_mb, billed_ms, reserved, version_number, trace, parent FROM (
                  SELECT id, invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
-                        memory_mb, billed_ms, reserved, version_number, trace
+                        memory_mb, billed_ms, reserved, version_number, trace, parent
                  FROM invocations
                  WHERE namespace = ?1 AND function = ?2 AND (?3 = 0 OR cold = 1)
                  ORDER BY id DESC LIMIT ?4)
@@ -413,6 +424,42 @@ fn query_invocations(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
         .map(|row| row.into_record(namespace, function))
+        .collect()
+}
+
+/// A trace's records, oldest first, in the order of the `invocations_by_trace` index
+/// (`id` is the rowid, which the index ends with): no sort.
+pub(super) const TRACE: &str = "
+    SELECT invocation_id, version, started_at, cold, init_us, queue_us, run_us, error,
+           memory_mb, billed_ms, reserved, version_number, trace, parent, function
+    FROM invocations
+    WHERE namespace = ?1 AND trace = ?2
+    ORDER BY started_at, id LIMIT ?3";
+
+/// The oldest [`TRACE_INVOCATIONS_MAX`] records of a namespace under trace root `trace`,
+/// across functions, by the `(namespace, trace)` index.
+fn query_trace(
+    conn: &Connection,
+    namespace: &Namespace,
+    trace: &str,
+) -> Result<Vec<InvocationRecord>, OpError> {
+    let max = i64::try_from(TRACE_INVOCATIONS_MAX).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(TRACE)?
+        .query_map(params![namespace.as_str(), trace, max], |row| {
+            Ok((InvocationRow::read(row)?, row.get::<_, String>(14)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(row, function)| {
+            let function = FunctionName::new(function.as_str()).map_err(|e| {
+                OpError::Store(StoreError::Corrupt(format!(
+                    "invocation `{}` of `{namespace}` names function `{function}`: {e}",
+                    row.invocation_id
+                )))
+            })?;
+            row.into_record(namespace, &function)
+        })
         .collect()
 }
 

@@ -526,6 +526,18 @@ ALTER TABLE topic_messages ADD COLUMN trace TEXT;
 ALTER TABLE invocations ADD COLUMN trace TEXT;
 ";
 
+/// Version 15: the invocation that caused an event, a queue or topic message, or an
+/// invocation (its parent in a trace's tree); `NULL` for what was written before, or
+/// what no invocation caused. Invocations by trace, oldest first, for
+/// `GET /v1/traces/{root}`.
+const SCHEMA_15: &str = "
+ALTER TABLE events ADD COLUMN parent TEXT;
+ALTER TABLE messages ADD COLUMN parent TEXT;
+ALTER TABLE topic_messages ADD COLUMN parent TEXT;
+ALTER TABLE invocations ADD COLUMN parent TEXT;
+CREATE INDEX invocations_by_trace ON invocations (namespace, trace, started_at) WHERE trace IS NOT NULL;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -541,6 +553,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_12),
     M::up(SCHEMA_13),
     M::up(SCHEMA_14),
+    M::up(SCHEMA_15),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

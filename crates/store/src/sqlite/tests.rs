@@ -300,6 +300,7 @@ fn invocation(ns: &Namespace, name: &FunctionName, id: &str) -> InvocationRecord
         billed_ms: 1,
         reserved: false,
         trace: Some("1-5759e988-bd862e3fe1be46a994272793".to_owned()),
+        parent: None,
     }
 }
 
@@ -338,7 +339,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 14, "not migrated to the latest schema");
+    assert_eq!(user_version, 15, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)
@@ -676,6 +677,7 @@ fn work_queries_use_their_indexes() -> TestResult {
         ("sweep", events::SWEEP, "events_succeeded"),
         ("receive", queues::VISIBLE, "messages_by_visibility"),
         ("expire", queues::EXPIRE, "messages_by_age"),
+        ("trace", records::TRACE, "invocations_by_trace"),
     ] {
         let plan = plan(sql)?;
         assert!(
@@ -739,6 +741,7 @@ fn new_event(id: &str, function: &str, payload: Vec<u8>) -> TestResult<NewEvent>
         source: "api".to_owned(),
         qualifier: None,
         trace: None,
+        parent: None,
         created_us: 1_000_000,
         run_at: 1_000,
         lease: None,

@@ -20,11 +20,12 @@ const SELECT_SUBSCRIPTION: &str = "SELECT id, namespace, topic, endpoint, filter
 
 /// A delivery joined with its subscription and message: the subscription's columns
 /// (as [`SELECT_SUBSCRIPTION`]) from 0, the message's from 8, the delivery's from 15,
-/// then the message's trace at 21.
+/// then the message's trace at 21 and parent at 22.
 const SELECT_DELIVERY: &str = "SELECT s.id, s.namespace, s.topic, s.endpoint, s.filter_policy,
      s.filter_scope, s.raw_delivery, s.created_ms,
      m.id, m.namespace, m.topic, m.body, m.attributes, m.published_ms, m.chain_depth,
-     d.id, d.attempts, d.last_error, d.due_ms, d.dead_ms, d.dead_reason, m.trace
+     d.id, d.attempts, d.last_error, d.due_ms, d.dead_ms, d.dead_reason, m.trace,
+     m.parent
      FROM topic_deliveries d
      JOIN topic_subscriptions s ON s.id = d.subscription
      JOIN topic_messages m ON m.namespace = d.namespace AND m.topic = d.topic AND m.id = d.message";
@@ -411,8 +412,8 @@ fn publish_one(conn: &Connection, publication: &Publication) -> Result<PublishOu
             .map_err(|e| OpError::Failed(format!("encoding the message's attributes: {e}")))?;
         conn.prepare_cached(
             "INSERT INTO topic_messages (namespace, topic, id, body, attributes, published_ms, chain_depth,
-                                         trace)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                         trace, parent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             namespace,
@@ -422,7 +423,8 @@ fn publish_one(conn: &Connection, publication: &Publication) -> Result<PublishOu
             attributes,
             message.published_ms,
             message.chain_depth,
-            message.trace
+            message.trace,
+            message.parent
         ])?;
     }
     Ok(PublishOutcome::Published { deliveries })
@@ -539,6 +541,7 @@ struct DeliveryRow {
     dead_ms: Option<i64>,
     dead_reason: Option<String>,
     trace: Option<String>,
+    parent: Option<String>,
 }
 
 impl DeliveryRow {
@@ -559,6 +562,7 @@ impl DeliveryRow {
             dead_ms: row.get(19)?,
             dead_reason: row.get(20)?,
             trace: row.get(21)?,
+            parent: row.get(22)?,
         })
     }
 
@@ -581,6 +585,7 @@ impl DeliveryRow {
             chain_depth: u32::try_from(self.chain_depth)
                 .map_err(|_| bad(format!("chain depth {}", self.chain_depth)))?,
             trace: self.trace,
+            parent: self.parent,
         };
         let attempts =
             u32::try_from(self.attempts).map_err(|_| bad(format!("attempt count {}", self.attempts)))?;

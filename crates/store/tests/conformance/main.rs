@@ -79,6 +79,7 @@ fn event(namespace: &Namespace, function: &FunctionName, id: &str, created_us: i
         source: "api".to_owned(),
         qualifier: None,
         trace: None,
+        parent: None,
         created_us,
         run_at,
         lease: None,
@@ -134,6 +135,7 @@ macro_rules! conformance {
             invocations_batch_limit_and_filter,
             invocations_are_trimmed_to_the_newest,
             invocation_summary_totals_and_percentiles,
+            trace_invocations_cross_functions_oldest_first,
             records_forget_function_touches_only_that_function,
         ]);
     };
@@ -321,6 +323,7 @@ mod sqlite {
             billed_ms: 1,
             reserved: false,
             trace: None,
+            parent: None,
         })
     }
 

@@ -21,6 +21,7 @@ pub fn message(id: &str) -> NewMessage {
         delay_ms: 0,
         chain_depth: 0,
         trace: None,
+        parent: None,
     }
 }
 

@@ -5,7 +5,7 @@
 use super::*;
 use wisp_store::{
     INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
-    LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream, Records,
+    LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream, Records, TRACE_INVOCATIONS_MAX,
 };
 
 pub fn log_line(
@@ -193,6 +193,8 @@ pub fn invocation(namespace: &Namespace, function: &FunctionName, n: usize) -> T
         reserved: n.is_multiple_of(4),
         // Every other one in a trace of its own: the root is carried as given.
         trace: n.is_multiple_of(2).then(|| format!("1-5759e988-{n:024x}")),
+        // One in four caused by the one before it.
+        parent: (n % 4 == 1).then(|| format!("inv-{}", n - 1)),
     })
 }
 
@@ -428,6 +430,60 @@ pub async fn invocation_summary_totals_and_percentiles(store: &dyn Records) -> T
             init_p99_us: Some(5_000),
         }
     );
+    Ok(())
+}
+
+/// A trace's records: those of one namespace with that root, across its functions,
+/// oldest first by `started_at` (not by appending), with their parents; capped.
+pub async fn trace_invocations_cross_functions_oldest_first(store: &dyn Records) -> TestResult {
+    let (default, other) = (ns("default")?, ns("other")?);
+    let (hello, world) = (func("hello")?, func("world")?);
+    const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+    assert!(store.trace_invocations(&default, ROOT).await?.is_empty());
+    let traced = |namespace: &Namespace, function: &FunctionName, n: usize, parent: Option<&str>| {
+        invocation(namespace, function, n).map(|r| InvocationRecord {
+            trace: Some(ROOT.to_owned()),
+            parent: parent.map(str::to_owned),
+            ..r
+        })
+    };
+    // Appended as invocations end: the callee's record before its caller's.
+    let batch = [
+        traced(&default, &world, 2, Some("inv-1"))?,
+        traced(&default, &hello, 1, None)?,
+        // Another namespace's record with the same root is not this trace's.
+        traced(&other, &hello, 3, None)?,
+        // Another root, and none.
+        invocation(&default, &hello, 4)?,
+        invocation(&default, &hello, 5)?,
+    ];
+    store.append_invocations(&batch).await?;
+    store
+        .append_invocations(&[traced(&default, &hello, 6, Some("inv-2"))?])
+        .await?;
+    let found = store.trace_invocations(&default, ROOT).await?;
+    assert_eq!(ids(&found), ["inv-1", "inv-2", "inv-6"]);
+    assert_eq!(found[0], batch[1], "a record reads back as appended");
+    assert_eq!(found[1].function, world);
+    assert_eq!(found[1].parent.as_deref(), Some("inv-1"));
+    assert_eq!(found[2].parent.as_deref(), Some("inv-2"));
+    assert_eq!(ids(&store.trace_invocations(&other, ROOT).await?), ["inv-3"]);
+    assert!(
+        store
+            .trace_invocations(&default, "1-5759e988-000000000000000000000000")
+            .await?
+            .is_empty()
+    );
+
+    // Capped at the oldest TRACE_INVOCATIONS_MAX.
+    let crowd = func("crowd")?;
+    let many = (0..TRACE_INVOCATIONS_MAX + 5)
+        .map(|n| traced(&default, &crowd, 10_000 + n, None))
+        .collect::<TestResult<Vec<_>>>()?;
+    store.append_invocations(&many).await?;
+    let capped = store.trace_invocations(&default, ROOT).await?;
+    assert_eq!(capped.len(), TRACE_INVOCATIONS_MAX);
+    assert_eq!(ids(&capped[..3]), ["inv-1", "inv-2", "inv-6"]);
     Ok(())
 }
 

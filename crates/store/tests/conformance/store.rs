@@ -257,6 +257,7 @@ pub async fn outcome_follow_up_messages_land_in_queues(store: &dyn Store) -> Tes
         delay_ms: 0,
         chain_depth: 1,
         trace: Some("1-5759e988-bd862e3fe1be46a994272793".to_owned()),
+        parent: Some("inv-sender".to_owned()),
     };
     let now = T + 2;
     let outcomes = [

@@ -67,6 +67,7 @@ pub fn message(namespace: &Namespace, topic: &TopicName, id: &str, published_ms:
         published_ms,
         chain_depth: 2,
         trace: Some(format!("1-5759e988-{:0>24}", id.len())),
+        parent: Some(format!("inv-{id}")),
     }
 }
 

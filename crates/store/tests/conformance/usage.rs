@@ -48,6 +48,7 @@ pub fn billed(
         billed_ms,
         reserved: false,
         trace: None,
+        parent: None,
     }
 }
 
