@@ -1,6 +1,7 @@
 //! The trace root through the async paths `trace.rs` does not walk: a guest's topic
 //! message to its function and queue subscribers, an object write to the function its
-//! bucket notifies, and an event's run to its function destination.
+//! bucket notifies, and an event's run to its function destination; and a route request
+//! that names its trace (W3C `traceparent`, X-Ray's `X-Amzn-Trace-Id`).
 
 use crate::util::{client, deploy_fixture, get_json, server};
 use serde_json::{Value, json};
@@ -157,4 +158,60 @@ async fn an_events_function_destination_runs_in_the_events_trace() {
         first_record(&server, "sink").await,
     );
     assert_eq!(sink["parent"], first["id"], "{sink}");
+}
+
+/// The invocation record of run `id` of `function` (up to 20 s).
+async fn record_of(server: &TestServer, function: &str, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = get_json(server, &format!("/v1/functions/{function}/invocations?limit=100")).await;
+        let list = r["invocations"].as_array().cloned().unwrap_or_default();
+        if let Some(record) = list.into_iter().find(|r| r["id"] == id) {
+            return record;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no record of {id}: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_route_request_runs_in_the_trace_its_traceparent_or_xray_header_names() {
+    let server = server();
+    deploy_kit(&server, "web", json!({"env": {"KIT_ACTION": "hello"}})).await;
+    // GET /web/x with `headers`: the trace its invocation record names.
+    let traced = async |headers: &[(&str, &str)]| -> String {
+        let mut request = client().get(server.at("/web/x"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{headers:?}");
+        let id = r.headers()["x-wisp-invocation-id"].to_str().unwrap().to_string();
+        let record = record_of(&server, "web", &id).await;
+        record["trace"].as_str().unwrap().to_string()
+    };
+    let w3c = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_eq!(
+        traced(&[("traceparent", w3c)]).await,
+        "1-4bf92f35-77b34da6a3ce929d0e0e4736",
+        "W3C's trace-id, as an X-Ray root"
+    );
+    let xray = trace_header();
+    assert_eq!(traced(&[("x-amzn-trace-id", xray.as_str())]).await, CLIENT_ROOT);
+    assert_eq!(
+        traced(&[
+            ("traceparent", "00-not-a-trace-01"),
+            ("x-amzn-trace-id", xray.as_str())
+        ])
+        .await,
+        CLIENT_ROOT,
+        "a malformed traceparent gives way to X-Ray's header"
+    );
+    // Neither: a root of its own, different each time.
+    let own = traced(&[("traceparent", "garbage")]).await;
+    assert!(own.starts_with("1-") && own != CLIENT_ROOT, "{own}");
+    assert_ne!(traced(&[]).await, own);
 }

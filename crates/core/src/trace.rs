@@ -2,6 +2,10 @@
 //! `_X_AMZN_TRACE_ID`) and the AWS SDKs send back on every call they make from inside a
 //! function (`X-Amzn-Trace-Id`): `Root=1-<8 hex epoch>-<24 hex>;Parent=<16 hex>;Sampled=0`.
 //!
+//! A request from outside may name its trace with W3C Trace Context's `traceparent`
+//! instead ([`root_of_traceparent`]): its 32-hex trace-id is the same 128 bits as an X-Ray
+//! root's epoch and id.
+//!
 //! The root names a whole trace (every invocation one request caused); the parent is
 //! one invocation's span, derived from its id, so a call that carries the header says
 //! which running invocation made it. Function-to-function calls keep the root and
@@ -50,6 +54,41 @@ pub fn parse(value: &str) -> (Option<&str>, Option<&str>) {
     (root, parent)
 }
 
+/// The trace root a W3C `traceparent` names (`<version>-<32 hex trace-id>-<16 hex
+/// parent-id>-<2 hex flags>`), in X-Ray's form: the trace-id's first 8 hex digits are the
+/// root's epoch field and the other 24 its id, as AWS maps one onto the other. `None` for
+/// a header of another shape, version `ff`, or an all-zero trace-id or parent-id (which
+/// the W3C spec says to ignore). Hex digits are lowercase in the root, whatever the
+/// header's case (the spec allows only lowercase; uppercase is taken, not refused).
+pub fn root_of_traceparent(value: &str) -> Option<String> {
+    let mut fields = value.trim().split('-');
+    let (version, id, parent, flags) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    // Version 00 has exactly four fields; a later version may add more after them.
+    let valid = hex(version, 2)
+        && !version.eq_ignore_ascii_case("ff")
+        && (version != "00" || fields.next().is_none())
+        && hex(id, 32)
+        && !zero(id)
+        && hex(parent, 16)
+        && !zero(parent)
+        && hex(flags, 2);
+    valid.then(|| {
+        let id = id.to_ascii_lowercase();
+        format!("1-{}-{}", &id[..8], &id[8..])
+    })
+}
+
+/// The trace root a request names: W3C's `traceparent` when it is well-formed, else the
+/// `Root` of an X-Ray `X-Amzn-Trace-Id`; `None` when neither does (a malformed header is
+/// ignored, as the W3C spec asks: the invocation starts a trace of its own).
+pub fn root_of_request(traceparent: Option<&str>, amzn_trace_id: Option<&str>) -> Option<String> {
+    traceparent
+        .and_then(root_of_traceparent)
+        .or_else(|| amzn_trace_id.and_then(|value| parse(value).0).map(str::to_owned))
+}
+
 /// Whether `text` is a trace root of X-Ray's form, `1-<8 hex>-<24 hex>`.
 pub fn is_root(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
@@ -91,6 +130,46 @@ mod tests {
         let value = header(&root, &span);
         assert_eq!(parse(&value), (Some(root.as_str()), Some(span.as_str())));
         assert_eq!(span_of("ab"), "00000000000000ab");
+    }
+
+    #[test]
+    fn a_traceparent_names_the_root_of_its_trace_id() {
+        let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            root_of_traceparent(value).as_deref(),
+            Some("1-4bf92f35-77b34da6a3ce929d0e0e4736")
+        );
+        let upper = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-00";
+        assert_eq!(
+            root_of_traceparent(upper).as_deref(),
+            Some("1-4bf92f35-77b34da6a3ce929d0e0e4736")
+        );
+        // A later version may carry more fields.
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assert!(root_of_traceparent(later).is_some());
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(root_of_traceparent(bad), None, "{bad}");
+        }
+        // Either header names the trace; a broken traceparent gives way to X-Ray's.
+        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8";
+        assert_eq!(
+            root_of_request(Some(value), Some(xray)).as_deref(),
+            Some("1-4bf92f35-77b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            root_of_request(Some("00-broken"), Some(xray)).as_deref(),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
+        );
+        assert_eq!(root_of_request(None, None), None);
     }
 
     #[test]

@@ -344,7 +344,8 @@ pub(super) async fn invoke(
 pub const INVOCATION_TYPE_HEADER: &str = "x-wisp-invocation-type";
 /// The header carrying how many event hops led to a request (see the loop guard).
 pub const CHAIN_DEPTH_HEADER: &str = "x-wisp-chain-depth";
-/// X-Ray's trace header: a client's `Root=1-…` puts an async invoke in its trace.
+/// X-Ray's trace header: a client's `Root=1-…` (or W3C's `traceparent`) puts an async
+/// invoke in its trace.
 const TRACE_HEADER: &str = "x-amzn-trace-id";
 
 /// Whether the invoke asks to be async: `X-Wisp-Invocation-Type: event`, or
@@ -405,10 +406,11 @@ pub(super) fn async_options(headers: &HeaderMap) -> Result<AsyncOptions, ApiErro
     })
 }
 
-/// The trace root a request's `X-Amzn-Trace-Id` names, when it is of X-Ray's form.
+/// The trace root a request names: W3C's `traceparent`, else X-Ray's `X-Amzn-Trace-Id`
+/// (a malformed one is ignored).
 pub(crate) fn trace_root(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(TRACE_HEADER)?.to_str().ok()?;
-    wisp_core::trace::parse(value).0.map(str::to_owned)
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    wisp_core::trace::root_of_request(text("traceparent"), text(TRACE_HEADER))
 }
 
 /// `202 Accepted` once the event is durable: its id in the body, the

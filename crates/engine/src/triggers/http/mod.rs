@@ -34,7 +34,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use wisp_core::{ErrorCode, Kind, RateLimitBy};
 use wisp_runtime::body::{self, BodyTooLarge, Limited};
-use wisp_runtime::{Body, Input, Output};
+use wisp_runtime::{Body, CallContext, Input, Output};
 
 /// The header telling a function reached by `/@N/…` the prefix that was stripped.
 const FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
@@ -131,6 +131,13 @@ impl Engine {
 }
 
 /// The `route_not_found` error for `path`; `hint` only where it reveals nothing.
+/// The trace root a route request names, if any (`wisp_core::trace::root_of_request`).
+/// Two header lookups when it names none: the common case costs no parsing.
+fn trace_root(headers: &http::HeaderMap) -> Option<String> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    wisp_core::trace::root_of_request(text("traceparent"), text("x-amzn-trace-id"))
+}
+
 fn no_route(path: &str, hint: bool) -> EngineError {
     let hint = if hint { " (no function has routes yet)" } else { "" };
     EngineError::new(
@@ -257,6 +264,11 @@ impl Engine {
             return Err(too_large(limit));
         }
         let id = new_invocation_id();
+        // A request that names its trace (W3C `traceparent`, X-Ray's header) runs in it.
+        let context = CallContext {
+            trace_root: trace_root(&parts.headers).map(Arc::from),
+            ..CallContext::default()
+        };
         let deployed = match self.choose(function, None) {
             Ok(version) => version,
             Err(e) => {
@@ -278,14 +290,7 @@ impl Engine {
                 }
                 let request = Request::from_parts(parts, limited.boxed_unsync());
                 let result = self
-                    .run(
-                        deployed,
-                        &id,
-                        Input::Http(request),
-                        &admitted,
-                        ticket,
-                        Default::default(),
-                    )
+                    .run(deployed, &id, Input::Http(request), &admitted, ticket, context)
                     .await;
                 if exceeded.load(Ordering::Acquire) {
                     return Err(fail(too_large(limit)));
@@ -332,7 +337,7 @@ impl Engine {
                         Input::Event(event.into()),
                         &admitted,
                         ticket,
-                        Default::default(),
+                        context,
                     )
                     .await
                     .map_err(fail)?;
