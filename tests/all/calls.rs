@@ -55,7 +55,8 @@ async fn invocations(server: &TestServer, function: &str, at_least: usize) -> Ve
 async fn a_wasm_function_calls_a_granted_function_in_process() {
     let server = server();
     deploy_kit_fn(&server, "callee", json!({"env": {"KIT_ACTION": "hello"}})).await;
-    deploy_kit_fn(&server, "caller", json!({"invoke": ["callee"]})).await;
+    // `nobody` is granted but never deployed.
+    deploy_kit_fn(&server, "caller", json!({"invoke": ["callee", "nobody"]})).await;
     deploy_kit_fn(&server, "stranger", json!({})).await;
 
     let (status, kind, body) = call(&server, "caller", "callee").await;
@@ -68,6 +69,10 @@ async fn a_wasm_function_calls_a_granted_function_in_process() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(kind.as_deref(), Some("AccessDeniedException"));
     assert!(body.contains("not granted invoke of function `callee`"), "{body}");
+    // Nor does it learn whether a function exists: refused the same way.
+    let (status, kind, body) = call(&server, "stranger", "nobody").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(kind.as_deref(), Some("AccessDeniedException"));
     // A grant does not reach a function that does not exist.
     let (status, kind, _) = call(&server, "caller", "nobody").await;
     assert_eq!(

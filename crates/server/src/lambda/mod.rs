@@ -501,13 +501,15 @@ async fn invoke_as(
     let (target, name, qualifier) = resolve(&raw, qualifier)?;
     let kind = invocation_type(&headers)?;
     let namespace = scope.namespace;
-    if engine.function(&namespace, &name).is_none() {
-        return Err(LambdaError::not_found(&target));
-    }
+    // The grant first: a function not granted the callee learns nothing of it, not even
+    // whether it exists.
     scope
         .caller
         .check_invoke_grant(&name)
         .map_err(|e| LambdaError::from_engine(e, &target))?;
+    if engine.function(&namespace, &name).is_none() {
+        return Err(LambdaError::not_found(&target));
+    }
     let (limit, operation) = match kind {
         InvocationType::Event => (Limits::MAX_ASYNC_PAYLOAD, "InvokeAsync"),
         _ => (engine.limits().max_request_body, "InvokeFunction"),
