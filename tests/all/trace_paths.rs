@@ -1,7 +1,8 @@
 //! The trace root through the async paths `trace.rs` does not walk: a guest's topic
 //! message to its function and queue subscribers, an object write to the function its
 //! bucket notifies, and an event's run to its function destination; and a route request
-//! that names its trace (W3C `traceparent`, X-Ray's `X-Amzn-Trace-Id`).
+//! or a synchronous invoke that names its trace (W3C `traceparent`, X-Ray's
+//! `X-Amzn-Trace-Id`).
 
 use crate::util::{client, deploy_fixture, get_json, server};
 use serde_json::{Value, json};
@@ -214,4 +215,37 @@ async fn a_route_request_runs_in_the_trace_its_traceparent_or_xray_header_names(
     let own = traced(&[("traceparent", "garbage")]).await;
     assert!(own.starts_with("1-") && own != CLIENT_ROOT, "{own}");
     assert_ne!(traced(&[]).await, own);
+}
+
+#[tokio::test]
+async fn a_synchronous_invoke_runs_in_the_trace_its_client_names() {
+    let server = server();
+    deploy_kit(&server, "kit", json!({"env": {"KIT_ACTION": "hello"}})).await;
+    // The API's invoke with W3C's header, then Lambda's RequestResponse with X-Ray's.
+    let r = client()
+        .post(server.at("/v1/functions/kit/invoke"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let id = r.headers()["x-wisp-invocation-id"].to_str().unwrap().to_string();
+    let record = record_of(&server, "kit", &id).await;
+    assert_eq!(record["trace"], "1-4bf92f35-77b34da6a3ce929d0e0e4736", "{record}");
+
+    let r = client()
+        .post(server.at("/2015-03-31/functions/kit/invocations"))
+        .header("x-amzn-trace-id", trace_header())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let id = r.headers()["x-amzn-requestid"].to_str().unwrap().to_string();
+    let record = record_of(&server, "kit", &id).await;
+    assert_eq!(record["trace"], CLIENT_ROOT, "{record}");
 }

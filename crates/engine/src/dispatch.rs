@@ -237,7 +237,8 @@ impl Engine {
     /// Invokes a function synchronously with `payload`: an event function reads it on
     /// stdin and its stdout is the `200 application/json` answer; an http function gets
     /// it as the body of a `POST /` and its response comes back as it is. `qualifier`
-    /// names the version or alias to run (`live` by default).
+    /// names the version or alias to run (`live` by default); `trace`, the trace root the
+    /// client named (`None`: the invocation starts its own).
     pub async fn invoke(
         &self,
         namespace: &Namespace,
@@ -245,8 +246,12 @@ impl Engine {
         qualifier: Option<&Qualifier>,
         payload: Bytes,
         content_type: Option<HeaderValue>,
+        trace: Option<String>,
     ) -> Result<Response<Body>, EngineError> {
-        let context = CallContext::default();
+        let context = CallContext {
+            trace_root: trace.map(Arc::from),
+            ..CallContext::default()
+        };
         self.invoke_in(namespace, name, qualifier, payload, content_type, context)
             .await
     }
@@ -369,5 +374,5 @@ fn payload_input(deployed: &Version, id: &str, payload: Bytes, content_type: Opt
 fn assert_send(e: &Engine, r: Request<Body>, n: &Namespace, f: &FunctionName) {
     fn s<T: Send>(_: T) {}
     s(e.handle(r));
-    s(e.invoke(n, f, None, Bytes::new(), None));
+    s(e.invoke(n, f, None, Bytes::new(), None, None));
 }

@@ -335,7 +335,14 @@ pub(super) async fn invoke(
     }
     let content_type = headers.get(header::CONTENT_TYPE).cloned();
     let response = engine
-        .invoke(&scope.namespace, &name, qualifier.as_ref(), payload, content_type)
+        .invoke(
+            &scope.namespace,
+            &name,
+            qualifier.as_ref(),
+            payload,
+            content_type,
+            trace_root(&headers),
+        )
         .await?;
     Ok(response.map(axum::body::Body::new))
 }

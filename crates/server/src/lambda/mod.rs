@@ -554,7 +554,14 @@ async fn invoke_as(
             Some(from) => engine.call(from, &name, qualifier.as_ref(), payload, None).await,
             None => {
                 engine
-                    .invoke(&namespace, &name, qualifier.as_ref(), payload, None)
+                    .invoke(
+                        &namespace,
+                        &name,
+                        qualifier.as_ref(),
+                        payload,
+                        None,
+                        crate::api::trace_root(&headers),
+                    )
                     .await
             }
         } {
