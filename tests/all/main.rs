@@ -25,6 +25,7 @@ mod lambda_functions;
 mod lifecycle;
 mod limits;
 mod listener;
+mod logs_follow;
 mod native;
 mod native_network;
 mod objects_cli;

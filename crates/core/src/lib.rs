@@ -15,6 +15,7 @@ pub mod error;
 pub mod filter_policy;
 pub mod grant;
 pub mod limits;
+pub mod log_retention;
 pub mod name;
 pub mod object;
 pub mod outbound;
@@ -37,6 +38,7 @@ pub use error::ErrorCode;
 pub use filter_policy::{FilterPolicy, FilterPolicyError, PolicyScope};
 pub use grant::{BucketAccess, BucketGrant};
 pub use limits::Limits;
+pub use log_retention::{LogRetention, LogRetentionError};
 pub use name::{
     AliasName, FunctionName, KvStoreName, NameError, Namespace, QueueName, SecretName, TopicName,
 };

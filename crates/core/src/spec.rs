@@ -219,6 +219,10 @@ pub struct FunctionConfig {
     /// ([`crate::BreakerConfig::DEFAULT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker: Option<crate::BreakerConfig>,
+    /// How long and how much of its log the function keeps; `None`: the defaults
+    /// ([`crate::LogRetention::DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<crate::LogRetention>,
 }
 
 /// An environment variable's value: text, or a reference to a secret of the function's
@@ -416,6 +420,8 @@ pub enum ConfigField {
     Rate(RateKey),
     /// One key of `breaker`.
     Breaker(&'static str),
+    /// One key of `logs`.
+    Logs(&'static str),
 }
 
 impl fmt::Display for ConfigField {
@@ -446,6 +452,7 @@ impl fmt::Display for ConfigField {
             ConfigField::RouteRate(i, key) => write!(f, "routes[{i}].{}", key.as_str()),
             ConfigField::Rate(key) => f.write_str(key.as_str()),
             ConfigField::Breaker(key) => write!(f, "breaker.{key}"),
+            ConfigField::Logs(key) => write!(f, "logs.{key}"),
         }
     }
 }
@@ -482,6 +489,7 @@ impl FunctionConfig {
             outbound: Vec::new(),
             topics: Vec::new(),
             breaker: None,
+            logs: None,
         }
     }
 
@@ -541,6 +549,15 @@ impl FunctionConfig {
             return Err(ConfigError {
                 field: ConfigField::Breaker(e.field),
                 message: format!("breaker.{}: {}", e.field, e.message),
+                route_error: None,
+            });
+        }
+        if let Some(logs) = &self.logs
+            && let Err(e) = logs.validate()
+        {
+            return Err(ConfigError {
+                field: ConfigField::Logs(e.field),
+                message: format!("logs.{}: {}", e.field, e.message),
                 route_error: None,
             });
         }

@@ -217,7 +217,13 @@ impl Engine {
                     tracing::debug!(function = %record.function, invocation = %record.id, %code, "invocation failed");
                 }
                 charge.finish(&record);
-                sink.record(&record.namespace, &record.function, &record.id, finished.logs);
+                sink.record(
+                    &record.namespace,
+                    &record.function,
+                    &record.id,
+                    record.version_number,
+                    finished.logs,
+                );
                 match verdict {
                     Some(verdict) => verdict.finished(record),
                     None => sink.record_invocation(record),

@@ -84,6 +84,9 @@ pub(crate) struct RawFunction {
     /// `breaker = { failure_rate = 0.5, window = "10s", … }`: core's `BreakerConfig`,
     /// by the same keys.
     pub breaker: Option<Spanned<wisp_core::BreakerConfig>>,
+    /// `[functions.NAME.logs] retention = "7d", max_size = "10MiB"`: core's
+    /// `LogRetention`, by the same keys.
+    pub logs: Option<Spanned<wisp_core::LogRetention>>,
 }
 
 /// `[queues.NAME]`: core's `QueueConfig`, by the same keys.

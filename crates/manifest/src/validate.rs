@@ -584,6 +584,7 @@ fn function_config(
     config.outbound = grants(at, name, "outbound", &raw.outbound)?;
     config.topics = grants(at, name, "topics", &raw.topics)?;
     config.breaker = raw.breaker.as_ref().map(|b| *b.get_ref());
+    config.logs = raw.logs.as_ref().map(|l| *l.get_ref());
     config.routes = Vec::with_capacity(raw.routes.len());
     for (i, item) in raw.routes.iter().enumerate() {
         let mut route = Route {
@@ -910,6 +911,7 @@ fn config_error(
         ConfigField::Queue(i) => trigger_span(raw, *i),
         ConfigField::Storage(i) => storage_span(raw, *i),
         ConfigField::Breaker(_) => raw.breaker.as_ref().map(Spanned::span),
+        ConfigField::Logs(_) => raw.logs.as_ref().map(Spanned::span),
         ConfigField::RouteAuth(_)
         | ConfigField::RouteJwt(..)
         | ConfigField::RouteRate(..)

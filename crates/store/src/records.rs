@@ -1,6 +1,8 @@
 //! What invocations leave behind: log lines and invocation records ([`Records`] and its
 //! records), each capped per function. Appending a record also counts it into
-//! [`crate::Usage`], which is neither capped nor forgotten with the function.
+//! [`crate::Usage`], which is neither capped nor forgotten with the function. Log lines
+//! are also kept within each function's retention ([`Records::trim_logs`]) and carry a
+//! cursor, so a follower reads "the lines after this one" ([`LogQuery::after`]).
 
 use crate::{Result, UnixMillis};
 use async_trait::async_trait;
@@ -42,14 +44,37 @@ pub struct LogLine {
     pub time: UnixMillis,
     pub stream: LogStream,
     pub line: String,
+    /// The number of the version that wrote it; `0` for a line Wisp wrote outside a
+    /// version's run (a schedule's or a queue's note) and for lines written before
+    /// Wisp recorded it.
+    #[serde(default)]
+    pub version: u32,
+    /// Its place in its function's log: assigned by the store when the line is appended
+    /// (ignored in [`Records::append_logs`]'s input), growing in the order of appending,
+    /// never reused for the function, never `0`. SQLite: the row id; JetStream: the
+    /// stream sequence. What a follower resumes after ([`LogQuery::after`]).
+    #[serde(default)]
+    pub cursor: u64,
 }
 
-/// A query for log lines, newest last.
+/// A query for log lines, oldest first. Every filter given must hold.
 #[derive(Clone, Debug, Default)]
 pub struct LogQuery {
     pub invocation_id: Option<String>,
-    /// At most this many lines (the newest ones); `0` means the default of 100.
+    /// At most this many lines; `0` means the default of 100. Without `after`, the
+    /// newest ones; with it, the oldest ones after the cursor.
     pub limit: usize,
+    /// Only lines of this version number.
+    pub version: Option<u32>,
+    /// Only lines whose `time` is at or after this.
+    pub since: Option<UnixMillis>,
+    /// Only lines whose `time` is at or before this.
+    pub until: Option<UnixMillis>,
+    /// Only lines holding this text (case-sensitive, a plain substring).
+    pub contains: Option<String>,
+    /// Only lines appended after the line with this [`LogLine::cursor`] (which need not
+    /// be kept any more): following. `Some(0)`: from the first line kept.
+    pub after: Option<u64>,
 }
 
 /// One invocation, as the dispatcher saw it: when, how long it waited and ran, whether it
@@ -150,14 +175,47 @@ pub trait Records: Send + Sync + 'static {
     /// failure and does not retry. An empty batch writes nothing.
     async fn append_logs(&self, lines: &[LogLine]) -> Result<()>;
 
-    /// Log lines of a function (optionally of one invocation), oldest first: at most
-    /// `query.limit` of the newest. Called by the API.
+    /// Log lines of a function matching `query`'s filters, oldest first, each with its
+    /// [`LogLine::cursor`]: at most `query.limit` of the newest, or with `query.after`,
+    /// the oldest after that cursor. Called by the API, for a listing and by each
+    /// follower of a function's log.
+    ///
+    /// # Following
+    ///
+    /// A follower reads the newest lines, then asks again and again for the lines after
+    /// the last cursor it saw, so it never misses a line kept and never sees one twice;
+    /// the engine wakes it when its own writer commits a batch, and polls about once a
+    /// second for lines another node wrote. So a cursor must order every line of a
+    /// function the way appending did, across every node writing to it: SQLite's row id;
+    /// on NATS JetStream, a stream per namespace with a subject per function, where the
+    /// cursor is the stream sequence and `after` is a consumer's `opt_start_seq` (the
+    /// filters are applied to the messages read). A query with `after` reads from the
+    /// cursor forward, not the whole log; it may cost a read of every line after the
+    /// cursor when the filters match few of them.
     async fn logs(
         &self,
         namespace: &Namespace,
         function: &FunctionName,
         query: &LogQuery,
     ) -> Result<Vec<LogLine>>;
+
+    /// Drops the function's log lines older than `older_than` (by their `time`), then
+    /// the oldest lines past the newest `max_bytes` bytes of line text (a line that
+    /// would cross the limit goes whole). Returns how many lines it dropped. Other
+    /// functions keep theirs.
+    ///
+    /// The engine's log writer calls it for every deployed function about once a
+    /// minute, with that function's configured retention; on a cluster every node may,
+    /// which only trims again what is already trimmed. Idempotent; may block on I/O.
+    /// (JetStream: the stream's `max_age` cannot differ per function, so a backend
+    /// purges the function's subject up to the first sequence to keep.)
+    async fn trim_logs(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        older_than: UnixMillis,
+        max_bytes: u64,
+    ) -> Result<u64>;
 
     /// Appends invocation records and counts each into [`crate::Usage`]: one request (and
     /// one error when it has an error code), its `billed_ms`, and `memory_mb × billed_ms`,

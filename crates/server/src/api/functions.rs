@@ -15,7 +15,7 @@ use std::sync::Arc;
 use wisp_core::wall::rfc3339_ms;
 use wisp_core::{AliasTarget, ErrorCode, FunctionConfig, FunctionName, Namespace, Qualifier};
 use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, PoolStatus};
-use wisp_store::{DeployOutcome, FunctionRecord, LogQuery};
+use wisp_store::{DeployOutcome, FunctionRecord};
 
 pub(super) type EngineState = State<Arc<Engine>>;
 
@@ -451,21 +451,6 @@ async fn accept_async(
     Ok(response)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct LogParams {
-    limit: Option<usize>,
-    invocation: Option<String>,
-}
-
-#[derive(Serialize)]
-struct LogView {
-    time: String,
-    invocation_id: String,
-    stream: &'static str,
-    line: String,
-}
-
 /// A query string that did not parse, answered with what the endpoint takes.
 pub(super) fn query_params<T>(
     params: Result<Query<T>, axum::extract::rejection::QueryRejection>,
@@ -490,32 +475,7 @@ pub(super) fn limit_param(limit: Option<usize>, kept: usize) -> Result<usize, Ap
     }
 }
 
-pub(super) async fn logs(
-    scope: Scope,
-    State(engine): EngineState,
-    Path(name): Path<String>,
-    params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let name = parse_name(&name)?;
-    let Query(params) = query_params(params, "`limit` (a number) and `invocation` (an id)")?;
-    let limit = limit_param(params.limit, wisp_store::LOG_LINES_KEPT_PER_FUNCTION)?;
-    let query = LogQuery {
-        invocation_id: params.invocation,
-        limit,
-    };
-    let lines: Vec<LogView> = engine
-        .logs(&scope.namespace, &name, &query)
-        .await?
-        .into_iter()
-        .map(|l| LogView {
-            time: rfc3339_ms(l.time),
-            invocation_id: l.invocation_id,
-            stream: l.stream.as_str(),
-            line: l.line,
-        })
-        .collect();
-    Ok(Json(serde_json::json!({ "lines": lines })))
-}
+pub(super) use super::logs::logs;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

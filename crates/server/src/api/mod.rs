@@ -14,6 +14,7 @@ mod invocations;
 mod json;
 mod keys;
 pub(crate) mod kv;
+mod logs;
 mod namespaces;
 mod queues;
 mod secrets;

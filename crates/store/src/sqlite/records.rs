@@ -4,7 +4,8 @@
 //!
 //! Order is insertion order (the autoincrement `id`), not the `time` or `started_at`
 //! column: the engine appends lines in the order they were written and a record when its
-//! invocation ends, and clocks of different instances need not agree.
+//! invocation ends, and clocks of different instances need not agree. A log line's `id`
+//! is its cursor (`AUTOINCREMENT`: never reused, even after the newest line is trimmed).
 
 use super::{OpError, PerFunction, SqliteStore, trim_to_newest};
 use crate::usage::hour_of;
@@ -15,7 +16,7 @@ use crate::{
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::collections::BTreeSet;
-use wisp_core::{FunctionName, Namespace, VersionId};
+use wisp_core::{FunctionName, Namespace, UnixMillis, VersionId};
 
 /// How many lines or records a query returns when its limit is `0`.
 const DEFAULT_LIMIT: usize = 100;
@@ -43,6 +44,21 @@ impl Records for SqliteStore {
         let what = format!("reading the logs of `{namespace}/{function}`");
         self.read(what, move |conn| query_logs(conn, &namespace, &function, &query))
             .await
+    }
+
+    async fn trim_logs(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        older_than: UnixMillis,
+        max_bytes: u64,
+    ) -> Result<u64> {
+        let (namespace, function) = (namespace.clone(), function.clone());
+        let what = format!("trimming the logs of `{namespace}/{function}`");
+        self.write(what, move |conn| {
+            trim_logs(conn, &namespace, &function, older_than, max_bytes)
+        })
+        .await
     }
 
     async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
@@ -125,8 +141,8 @@ fn insert_logs(conn: &mut Connection, lines: &[LogLine], keep: usize) -> Result<
     let mut touched = BTreeSet::new();
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO logs (namespace, function, invocation_id, time, stream, line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO logs (namespace, function, invocation_id, time, stream, line, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for line in lines {
             insert.execute(params![
@@ -136,6 +152,7 @@ fn insert_logs(conn: &mut Connection, lines: &[LogLine], keep: usize) -> Result<
                 line.time,
                 line.stream.as_str(),
                 line.line,
+                line.version,
             ])?;
             touched.insert((line.namespace.as_str(), line.function.as_str()));
         }
@@ -145,8 +162,40 @@ fn insert_logs(conn: &mut Connection, lines: &[LogLine], keep: usize) -> Result<
     Ok(())
 }
 
-/// The newest `query.limit` lines of a function (optionally of one invocation),
-/// oldest first.
+/// Drops the function's lines older than `older_than`, then those past the newest
+/// `max_bytes` bytes of text, in one transaction; how many went.
+fn trim_logs(
+    conn: &mut Connection,
+    namespace: &Namespace,
+    function: &FunctionName,
+    older_than: UnixMillis,
+    max_bytes: u64,
+) -> Result<u64, OpError> {
+    let (ns, name) = (namespace.as_str(), function.as_str());
+    let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let old = tx
+        .prepare_cached("DELETE FROM logs WHERE namespace = ?1 AND function = ?2 AND time < ?3")?
+        .execute(params![ns, name, older_than])?;
+    // The newest line whose running total of bytes (newest first) passes the limit is
+    // the first to go, and every older one with it.
+    let big = tx
+        .prepare_cached(
+            "DELETE FROM logs WHERE namespace = ?1 AND function = ?2 AND id <= (
+                 SELECT id FROM (
+                     SELECT id, SUM(length(CAST(line AS BLOB)))
+                         OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) AS total
+                     FROM logs WHERE namespace = ?1 AND function = ?2)
+                 WHERE total > ?3 ORDER BY id DESC LIMIT 1)",
+        )?
+        .execute(params![ns, name, max_bytes])?;
+    tx.commit()?;
+    Ok(u64::try_from(old + big).unwrap_or(u64::MAX))
+}
+
+/// The lines of a function matching `query`, oldest first: the newest `query.limit`,
+/// or with `query.after` the oldest `query.limit` after it. One statement: an absent
+/// filter binds NULL and holds for every line.
 fn query_logs(
     conn: &Connection,
     namespace: &Namespace,
@@ -154,34 +203,55 @@ fn query_logs(
     query: &LogQuery,
 ) -> Result<Vec<LogLine>, OpError> {
     let limit = limit(query.limit);
-    let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<(String, i64, String, String)> {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, i64, String, String, u32)> {
+        Ok((
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+        ))
     };
     let (ns, name) = (namespace.as_str(), function.as_str());
-    let rows = match &query.invocation_id {
-        Some(invocation) => conn
-            .prepare_cached(
-                "SELECT invocation_id, time, stream, line FROM (
-                     SELECT id, invocation_id, time, stream, line FROM logs
-                     WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3
-                     ORDER BY id DESC LIMIT ?4)
-                 ORDER BY id",
-            )?
-            .query_map(params![ns, name, invocation, limit], read)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-        None => conn
-            .prepare_cached(
-                "SELECT invocation_id, time, stream, line FROM (
-                     SELECT id, invocation_id, time, stream, line FROM logs
-                     WHERE namespace = ?1 AND function = ?2
-                     ORDER BY id DESC LIMIT ?3)
-                 ORDER BY id",
-            )?
-            .query_map(params![ns, name, limit], read)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
+    let after = query.after.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+    let filters = params![
+        ns,
+        name,
+        query.invocation_id,
+        query.version,
+        query.since,
+        query.until,
+        query.contains,
+        after,
+        limit
+    ];
+    // `instr` rather than LIKE: a plain, case-sensitive substring, no wildcards to escape.
+    const WHERE: &str = "namespace = ?1 AND function = ?2
+        AND (?3 IS NULL OR invocation_id = ?3)
+        AND (?4 IS NULL OR version = ?4)
+        AND (?5 IS NULL OR time >= ?5)
+        AND (?6 IS NULL OR time <= ?6)
+        AND (?7 IS NULL OR instr(line, ?7) > 0)";
+    let rows = if after.is_some() {
+        conn.prepare_cached(&format!(
+            "SELECT id, invocation_id, time, stream, line, version FROM logs
+             WHERE {WHERE} AND id > ?8 ORDER BY id LIMIT ?9"
+        ))?
+        .query_map(filters, read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    } else {
+        conn.prepare_cached(&format!(
+            "SELECT id, invocation_id, time, stream, line, version FROM (
+                 SELECT id, invocation_id, time, stream, line, version FROM logs
+                 WHERE {WHERE} AND ?8 IS NULL ORDER BY id DESC LIMIT ?9)
+             ORDER BY id"
+        ))?
+        .query_map(filters, read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?
     };
     rows.into_iter()
-        .map(|(invocation_id, time, stream, line)| {
+        .map(|(id, invocation_id, time, stream, line, version)| {
             let stream = match stream.as_str() {
                 "stdout" => LogStream::Stdout,
                 "stderr" => LogStream::Stderr,
@@ -198,6 +268,8 @@ fn query_logs(
                 time,
                 stream,
                 line,
+                version,
+                cursor: u64::try_from(id).unwrap_or_default(),
             })
         })
         .collect()

@@ -538,6 +538,12 @@ ALTER TABLE invocations ADD COLUMN parent TEXT;
 CREATE INDEX invocations_by_trace ON invocations (namespace, trace, started_at) WHERE trace IS NOT NULL;
 ";
 
+/// Version 16: the number of the version that wrote a log line (`0`: a note Wisp
+/// wrote outside a run, or a line written before), for `GET …/logs?version=`.
+const SCHEMA_16: &str = "
+ALTER TABLE logs ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -554,6 +560,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_13),
     M::up(SCHEMA_14),
     M::up(SCHEMA_15),
+    M::up(SCHEMA_16),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -157,6 +157,8 @@ async fn backend_errors_name_the_operation() -> TestResult {
         time: 1,
         stream: crate::LogStream::Stdout,
         line: "hi".into(),
+        version: 1,
+        cursor: 0,
     };
     let err = store
         .append_logs(&[line])
@@ -339,7 +341,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 15, "not migrated to the latest schema");
+    assert_eq!(user_version, 16, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)
@@ -379,6 +381,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
     let lines = store.logs(&ns, &name, &LogQuery::default()).await?;
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].line, "from v1");
+    assert_eq!(lines[0].version, 0, "a line from before versions were recorded");
 
     let fresh = invocation(&ns, &name, "inv-new");
     store.append_invocations(std::slice::from_ref(&fresh)).await?;

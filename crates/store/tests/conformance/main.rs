@@ -132,6 +132,9 @@ macro_rules! conformance {
         conformance!(@checks records, $open, [
             logs_batch_limit_and_filter,
             logs_are_trimmed_to_the_newest,
+            logs_filter_by_version_time_and_text,
+            logs_follow_after_a_cursor,
+            logs_are_trimmed_by_age_and_size,
             invocations_batch_limit_and_filter,
             invocations_are_trimmed_to_the_newest,
             invocation_summary_totals_and_percentiles,
@@ -303,6 +306,8 @@ mod sqlite {
             time: i64::try_from(n)?,
             stream: LogStream::Stderr,
             line: format!("line {n}"),
+            version: 1,
+            cursor: 0,
         })
     }
 
@@ -409,6 +414,7 @@ mod sqlite {
         let all = LogQuery {
             invocation_id: None,
             limit: 100,
+            ..LogQuery::default()
         };
         let texts = |lines: Vec<LogLine>| lines.into_iter().map(|l| l.line).collect::<Vec<_>>();
         assert_eq!(

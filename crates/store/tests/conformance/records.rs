@@ -25,6 +25,8 @@ pub fn log_line(
             LogStream::Stderr
         },
         line: format!("line {n}"),
+        version: 1,
+        cursor: 0,
     })
 }
 
@@ -63,18 +65,19 @@ pub async fn logs_batch_limit_and_filter(store: &dyn Records) -> TestResult {
     let newest = store.logs(&default, &hello, &LogQuery::default()).await?;
     assert_eq!(texts(&newest), numbered(50..150), "limit 0 means the newest 100");
     let first = &newest[0];
-    assert_eq!(
-        first,
-        &batch
-            .iter()
-            .find(|l| l.line == "line 50")
-            .cloned()
-            .ok_or("no line 50")?
-    );
+    let mut appended = batch
+        .iter()
+        .find(|l| l.line == "line 50")
+        .cloned()
+        .ok_or("no line 50")?;
+    assert_ne!(first.cursor, 0, "the store gives each line its cursor");
+    appended.cursor = first.cursor;
+    assert_eq!(first, &appended);
 
     let five = LogQuery {
         invocation_id: None,
         limit: 5,
+        ..LogQuery::default()
     };
     assert_eq!(
         texts(&store.logs(&default, &hello, &five).await?),
@@ -83,6 +86,7 @@ pub async fn logs_batch_limit_and_filter(store: &dyn Records) -> TestResult {
     let all = LogQuery {
         invocation_id: None,
         limit: 1_000,
+        ..LogQuery::default()
     };
     assert_eq!(
         texts(&store.logs(&default, &hello, &all).await?),
@@ -92,6 +96,7 @@ pub async fn logs_batch_limit_and_filter(store: &dyn Records) -> TestResult {
     let inv_a = LogQuery {
         invocation_id: Some("inv-a".into()),
         limit: 1_000,
+        ..LogQuery::default()
     };
     let lines = store.logs(&default, &hello, &inv_a).await?;
     let expected: Vec<String> = (0..150)
@@ -102,6 +107,7 @@ pub async fn logs_batch_limit_and_filter(store: &dyn Records) -> TestResult {
     let last_two = LogQuery {
         invocation_id: Some("inv-a".into()),
         limit: 2,
+        ..LogQuery::default()
     };
     assert_eq!(
         texts(&store.logs(&default, &hello, &last_two).await?),
@@ -110,6 +116,7 @@ pub async fn logs_batch_limit_and_filter(store: &dyn Records) -> TestResult {
     let elsewhere = LogQuery {
         invocation_id: Some("inv-w".into()),
         limit: 0,
+        ..LogQuery::default()
     };
     assert!(store.logs(&default, &hello, &elsewhere).await?.is_empty());
 
@@ -132,6 +139,7 @@ pub async fn logs_batch_limit_and_filter(store: &dyn Records) -> TestResult {
     let two = LogQuery {
         invocation_id: None,
         limit: 2,
+        ..LogQuery::default()
     };
     assert_eq!(
         texts(&store.logs(&default, &hello, &two).await?),
@@ -158,6 +166,7 @@ pub async fn logs_are_trimmed_to_the_newest(store: &dyn Records) -> TestResult {
     let everything = LogQuery {
         invocation_id: None,
         limit: kept * 2,
+        ..LogQuery::default()
     };
     let lines = store.logs(&default, &busy, &everything).await?;
     assert_eq!(lines.len(), kept);
@@ -169,6 +178,190 @@ pub async fn logs_are_trimmed_to_the_newest(store: &dyn Records) -> TestResult {
         ["line 0"],
         "trimming one function touched another"
     );
+    Ok(())
+}
+
+pub async fn logs_filter_by_version_time_and_text(store: &dyn Records) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    // Lines 0..20: version 1 up to 9, version 2 from 10; times 1_700_000_000_000 + n.
+    let batch: Vec<LogLine> = (0..20)
+        .map(|n| {
+            let mut line = log_line(&default, &hello, if n < 10 { "inv-a" } else { "inv-b" }, n)?;
+            line.version = if n < 10 { 1 } else { 2 };
+            Ok(line)
+        })
+        .collect::<TestResult<_>>()?;
+    store.append_logs(&batch).await?;
+    let query = |f: fn(&mut LogQuery)| {
+        let mut q = LogQuery::default();
+        f(&mut q);
+        q
+    };
+    let v2 = store
+        .logs(&default, &hello, &query(|q| q.version = Some(2)))
+        .await?;
+    assert_eq!(texts(&v2), numbered(10..20));
+    assert!(v2.iter().all(|l| l.version == 2));
+    let window = query(|q| {
+        q.since = Some(1_700_000_000_005);
+        q.until = Some(1_700_000_000_007);
+    });
+    assert_eq!(
+        texts(&store.logs(&default, &hello, &window).await?),
+        numbered(5..8)
+    );
+    let text = query(|q| q.contains = Some("line 1".into()));
+    assert_eq!(
+        texts(&store.logs(&default, &hello, &text).await?),
+        [
+            "line 1", "line 10", "line 11", "line 12", "line 13", "line 14", "line 15", "line 16", "line 17",
+            "line 18", "line 19"
+        ]
+    );
+    // A substring, not a pattern: `%` and `_` are plain text.
+    let pattern = query(|q| q.contains = Some("line%".into()));
+    assert!(store.logs(&default, &hello, &pattern).await?.is_empty());
+    let all_of_them = query(|q| {
+        q.version = Some(2);
+        q.invocation_id = Some("inv-b".into());
+        q.contains = Some("9".into());
+    });
+    assert_eq!(
+        texts(&store.logs(&default, &hello, &all_of_them).await?),
+        ["line 19"]
+    );
+    let none = query(|q| {
+        q.version = Some(1);
+        q.invocation_id = Some("inv-b".into());
+    });
+    assert!(store.logs(&default, &hello, &none).await?.is_empty());
+    Ok(())
+}
+
+pub async fn logs_follow_after_a_cursor(store: &dyn Records) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    let first: Vec<LogLine> = (0..5)
+        .map(|n| log_line(&default, &hello, "inv", n))
+        .collect::<TestResult<_>>()?;
+    store.append_logs(&first).await?;
+    let lines = store.logs(&default, &hello, &LogQuery::default()).await?;
+    let cursors: Vec<u64> = lines.iter().map(|l| l.cursor).collect();
+    assert!(cursors.iter().all(|&c| c > 0), "{cursors:?}");
+    assert!(
+        cursors.windows(2).all(|w| w[0] < w[1]),
+        "cursors grow: {cursors:?}"
+    );
+
+    // From the start, in pages: the oldest after the cursor, not the newest.
+    let page = LogQuery {
+        after: Some(0),
+        limit: 2,
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        texts(&store.logs(&default, &hello, &page).await?),
+        ["line 0", "line 1"]
+    );
+    let after_two = LogQuery {
+        after: Some(cursors[1]),
+        limit: 2,
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        texts(&store.logs(&default, &hello, &after_two).await?),
+        ["line 2", "line 3"]
+    );
+    let last = *cursors.last().ok_or("no lines")?;
+    let after_last = LogQuery {
+        after: Some(last),
+        ..LogQuery::default()
+    };
+    assert!(store.logs(&default, &hello, &after_last).await?.is_empty());
+
+    // A line written later is after every earlier cursor, filters still apply.
+    store
+        .append_logs(&[
+            log_line(&default, &hello, "inv", 5)?,
+            log_line(&default, &hello, "other", 6)?,
+        ])
+        .await?;
+    let new = store.logs(&default, &hello, &after_last).await?;
+    assert_eq!(texts(&new), ["line 5", "line 6"]);
+    assert!(new[0].cursor > last);
+    let new_of_inv = LogQuery {
+        after: Some(last),
+        invocation_id: Some("other".into()),
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        texts(&store.logs(&default, &hello, &new_of_inv).await?),
+        ["line 6"]
+    );
+
+    // A cursor is never reused, even once the newest line is gone.
+    store.forget_function(&default, &hello).await?;
+    store
+        .append_logs(&[log_line(&default, &hello, "inv", 7)?])
+        .await?;
+    let again = store.logs(&default, &hello, &LogQuery::default()).await?;
+    assert!(again[0].cursor > new[1].cursor, "a cursor was reused");
+    Ok(())
+}
+
+pub async fn logs_are_trimmed_by_age_and_size(store: &dyn Records) -> TestResult {
+    let default = ns("default")?;
+    let (hello, other) = (func("hello")?, func("other")?);
+    // Line n is `line n` (6 or 7 bytes) at time 1_700_000_000_000 + n.
+    let batch: Vec<LogLine> = (0..20)
+        .flat_map(|n| {
+            [
+                log_line(&default, &hello, "inv", n),
+                log_line(&default, &other, "inv", n),
+            ]
+        })
+        .collect::<TestResult<_>>()?;
+    store.append_logs(&batch).await?;
+    let all = LogQuery {
+        limit: 1_000,
+        ..LogQuery::default()
+    };
+
+    // By age: the lines before the cut go, the one at it stays.
+    let dropped = store
+        .trim_logs(&default, &hello, 1_700_000_000_005, u64::MAX)
+        .await?;
+    assert_eq!(dropped, 5);
+    assert_eq!(texts(&store.logs(&default, &hello, &all).await?), numbered(5..20));
+    assert_eq!(
+        store.logs(&default, &other, &all).await?.len(),
+        20,
+        "trimming one function touched another"
+    );
+    // Idempotent.
+    assert_eq!(
+        store
+            .trim_logs(&default, &hello, 1_700_000_000_005, u64::MAX)
+            .await?,
+        0
+    );
+
+    // By size: `line 17`..`line 19` are 21 bytes; a limit of 27 keeps them and not
+    // `line 16` (it would cross the limit).
+    let dropped = store.trim_logs(&default, &hello, 0, 27).await?;
+    assert_eq!(dropped, 12);
+    assert_eq!(
+        texts(&store.logs(&default, &hello, &all).await?),
+        numbered(17..20)
+    );
+    assert_eq!(
+        store.trim_logs(&default, &hello, 0, 21).await?,
+        0,
+        "exactly at the limit stays"
+    );
+    assert_eq!(store.trim_logs(&default, &hello, 0, 0).await?, 3);
+    assert!(store.logs(&default, &hello, &all).await?.is_empty());
+    assert_eq!(store.trim_logs(&default, &hello, i64::MAX, 0).await?, 0);
+    assert_eq!(store.logs(&default, &other, &all).await?.len(), 20);
     Ok(())
 }
 
