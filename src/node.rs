@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub domain: Option<String>,
     /// What usage is costed at and what is free: the server's plan.
     pub plan: wisp_core::billing::Plan,
+    /// `--otlp-endpoint`: where invocation spans are exported.
+    pub otlp: Option<wisp_engine::OtlpEndpoint>,
 }
 
 /// Why a node could not start.
@@ -207,6 +209,9 @@ impl Node {
             })?;
         if let Some(domain) = &config.domain {
             engine.set_domain(domain);
+        }
+        if let Some(endpoint) = &config.otlp {
+            engine.export_spans(endpoint.clone());
         }
         Ok(Node {
             engine,

@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// GB-seconds each namespace uses free each month before it pays.
     #[arg(long, env = "WISP_FREE_GB_SECONDS", default_value_t = wisp_engine::FREE_GB_SECONDS, value_name = "N")]
     pub free_gb_seconds: u64,
+    /// Export a span per invocation to this OpenTelemetry collector (OTLP/HTTP with
+    /// JSON, `POST URL/v1/traces`): `http://localhost:4318` for a collector, Jaeger
+    /// or Tempo on this machine. Off by default.
+    #[arg(long, env = "WISP_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<wisp_engine::OtlpEndpoint>,
 }
 
 impl ServeArgs {
@@ -174,6 +179,7 @@ impl ServeArgs {
                 Some(user) => UserChoice::Named(user.to_string()),
             },
             domain: self.domain.clone().filter(|d| !d.trim().is_empty()),
+            otlp: self.otlp_endpoint.clone(),
             plan: Plan::new(
                 Prices {
                     per_reserved_gb_second: self.price_per_reserved_gb_second,

@@ -29,6 +29,7 @@ mod logs_follow;
 mod native;
 mod native_network;
 mod objects_cli;
+mod otlp;
 mod outbound;
 mod queues_api;
 mod quota;

@@ -1,6 +1,6 @@
 //! Trace ids in X-Ray's form, which native functions see (`Lambda-Runtime-Trace-Id`,
 //! `_X_AMZN_TRACE_ID`) and the AWS SDKs send back on every call they make from inside a
-//! function (`X-Amzn-Trace-Id`): `Root=1-<8 hex epoch>-<24 hex>;Parent=<16 hex>;Sampled=0`.
+//! function (`X-Amzn-Trace-Id`): `Root=1-<8 hex epoch>-<24 hex>;Parent=<16 hex>;Sampled=1`.
 //!
 //! A request from outside may name its trace with W3C Trace Context's `traceparent`
 //! instead ([`root_of_traceparent`]): its 32-hex trace-id is the same 128 bits as an X-Ray
@@ -28,14 +28,64 @@ pub fn new_root(invocation_id: &str) -> String {
     format!("1-{epoch:08x}-{}", last_hex(invocation_id, 24))
 }
 
-/// The span of invocation `invocation_id`: its last 16 hex digits.
+/// The span of invocation `invocation_id`: its last 16 hex digits (a UUID's low 64
+/// bits), lowercase.
 pub fn span_of(invocation_id: &str) -> String {
     last_hex(invocation_id, 16)
 }
 
-/// The X-Ray header value of span `span` in trace `root`.
+/// [`span_of`] as bytes, without allocating: W3C's parent-id and OTLP's span id of the
+/// invocation.
+pub fn span_id(invocation_id: &str) -> [u8; 16] {
+    let mut out = [b'0'; 16];
+    let digits = invocation_id.bytes().rev().filter(u8::is_ascii_hexdigit);
+    for (slot, digit) in out.iter_mut().rev().zip(digits) {
+        *slot = digit.to_ascii_lowercase();
+    }
+    out
+}
+
+/// The 128-bit trace id of root `root` (`1-<8 hex>-<24 hex>`) as W3C's trace-id and
+/// OTLP's traceId write it: the 32 hex digits of its epoch and id, lowercase. `None`
+/// for text not of a root's form.
+pub fn trace_id(root: &str) -> Option<[u8; 32]> {
+    let b = root.as_bytes();
+    let hex = |s: &[u8]| s.iter().all(u8::is_ascii_hexdigit);
+    if b.len() != 35 || &b[..2] != b"1-" || b[10] != b'-' || !hex(&b[2..10]) || !hex(&b[11..]) {
+        return None;
+    }
+    let mut out = [0; 32];
+    out[..8].copy_from_slice(&b[2..10]);
+    out[8..].copy_from_slice(&b[11..]);
+    out.make_ascii_lowercase();
+    Some(out)
+}
+
+/// The W3C `traceparent` of invocation `invocation_id` in trace `root`:
+/// `00-<trace-id>-<the invocation's span>-01`, built on the stack (the gateway sets it
+/// on every http guest's request). `None` for a `root` not of a root's form.
+pub fn traceparent(root: &str, invocation_id: &str) -> Option<[u8; 55]> {
+    let trace = trace_id(root)?;
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    out[3..35].copy_from_slice(&trace);
+    out[36..52].copy_from_slice(&span_id(invocation_id));
+    Some(out)
+}
+
+/// [`header`] for invocation `invocation_id` (its span) in trace `root`, built on the
+/// stack as [`traceparent`] is. `None` for a `root` not of a root's form.
+pub fn header_of(root: &str, invocation_id: &str) -> Option<[u8; 74]> {
+    trace_id(root)?;
+    let mut out = *b"Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=1";
+    out[5..40].copy_from_slice(root.as_bytes());
+    out[48..64].copy_from_slice(&span_id(invocation_id));
+    Some(out)
+}
+
+/// The X-Ray header value of span `span` in trace `root`. `Sampled=1`: Wisp records
+/// every invocation (and exports each as a span when `--otlp-endpoint` is set).
 pub fn header(root: &str, span: &str) -> String {
-    format!("Root={root};Parent={span};Sampled=0")
+    format!("Root={root};Parent={span};Sampled=1")
 }
 
 /// The `Root` and `Parent` of an X-Ray header value (each `None` when missing or not
@@ -130,6 +180,40 @@ mod tests {
         let value = header(&root, &span);
         assert_eq!(parse(&value), (Some(root.as_str()), Some(span.as_str())));
         assert_eq!(span_of("ab"), "00000000000000ab");
+        assert_eq!(&span_id(id), span.as_bytes());
+        assert_eq!(&span_id("AB"), b"00000000000000ab");
+    }
+
+    #[test]
+    fn a_traceparent_names_the_root_and_the_invocations_span() {
+        let id = "0190f6a2-7b3c-7def-8123-456789abcdef";
+        let root = "1-4BF92F35-77b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            trace_id(root)
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+                .as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        let value = traceparent(root, id).unwrap();
+        let value = std::str::from_utf8(&value).unwrap();
+        assert_eq!(value, "00-4bf92f3577b34da6a3ce929d0e0e4736-8123456789abcdef-01");
+        let xray = header_of(root, id).unwrap();
+        assert_eq!(std::str::from_utf8(&xray).unwrap(), header(root, &span_of(id)));
+        // It names the same trace again.
+        assert_eq!(
+            root_of_traceparent(value).as_deref(),
+            Some("1-4bf92f35-77b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "",
+            "1-4bf92f35-77b34da6a3ce929d0e0e473",
+            "2-4bf92f35-77b34da6a3ce929d0e0e4736",
+            "1-4bf92f3g-77b34da6a3ce929d0e0e4736",
+        ] {
+            assert_eq!(trace_id(bad), None, "{bad}");
+            assert_eq!(traceparent(bad, id), None, "{bad}");
+            assert_eq!(header_of(bad, id), None, "{bad}");
+        }
     }
 
     #[test]

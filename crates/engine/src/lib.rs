@@ -39,6 +39,7 @@ pub mod identity;
 mod kv;
 mod lifecycle;
 mod logs;
+mod otlp;
 pub mod pipeline;
 mod pool;
 mod queues;
@@ -63,6 +64,7 @@ pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};
 pub use error::EngineError;
 pub use identity::secret::MasterKey;
 pub use identity::{Caller, FunctionGrants, NewKey};
+pub use otlp::OtlpEndpoint;
 pub use pipeline::retry::RetrySettings;
 pub use pipeline::{Accepted, AsyncOptions};
 pub use pool::PoolStatus;
@@ -130,6 +132,8 @@ pub struct Engine {
     breakers: breaker::Breakers,
     /// The running native invocations, for the calls they make.
     calls: Arc<calls::LiveCalls>,
+    /// Where the log writer hands written records for OTLP export ([`Engine::export_spans`]).
+    spans: otlp::SpanTap,
 }
 
 impl Engine {
@@ -181,7 +185,8 @@ impl Engine {
             FREE_REQUESTS,
             FREE_GB_SECONDS,
         )));
-        let (sink, writer) = logs::start(store.clone(), quotas.clone());
+        let spans = otlp::SpanTap::default();
+        let (sink, writer) = logs::start(store.clone(), quotas.clone(), spans.clone());
         let (pipeline, inboxes) = pipeline::Pipeline::new(retry);
         let identity = identity::Identity::new(master_key);
         identity.reload(store.as_ref()).await?;
@@ -208,6 +213,7 @@ impl Engine {
             secrets,
             breakers: breaker::Breakers::new(),
             calls: Arc::default(),
+            spans,
         });
         engine.sweep_blobs().await?;
         engine

@@ -306,7 +306,7 @@ impl LogFollower {
                 return Ok(None);
             }
             let mut query = self.query.clone();
-            if !(self.first && !self.resumed) {
+            if !self.first || self.resumed {
                 query.limit = FOLLOW_PAGE;
             }
             let lines = engine.store.logs(&self.namespace, &self.name, &query).await?;

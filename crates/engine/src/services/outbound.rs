@@ -336,7 +336,7 @@ fn normalize_host(host: &str) -> String {
 }
 
 /// One client configuration for every function: the Mozilla roots, ring, HTTP/1.1.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, OutboundError> {
+pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, OutboundError> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
