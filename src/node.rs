@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub plan: wisp_core::billing::Plan,
     /// `--otlp-endpoint`: where invocation spans are exported.
     pub otlp: Option<wisp_engine::OtlpEndpoint>,
+    /// The bearer token that may read `/metrics` (see `Engine::set_metrics_token`).
+    pub metrics_token: Option<String>,
 }
 
 /// Why a node could not start.
@@ -72,6 +74,8 @@ pub enum NodeError {
         "cannot listen for S3 on `{addr}`: {source}; pick another address with --s3-listen (or WISP_S3_LISTEN), or `--s3-listen off`"
     )]
     S3Listen { addr: String, source: std::io::Error },
+    #[error("--metrics-token (or WISP_METRICS_TOKEN): {0}")]
+    MetricsToken(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
@@ -210,6 +214,9 @@ impl Node {
         if let Some(domain) = &config.domain {
             engine.set_domain(domain);
         }
+        engine
+            .set_metrics_token(config.metrics_token.clone())
+            .map_err(|e| NodeError::MetricsToken(e.detail))?;
         if let Some(endpoint) = &config.otlp {
             engine.export_spans(endpoint.clone());
         }

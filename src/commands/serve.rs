@@ -132,6 +132,17 @@ pub struct ServeArgs {
     /// or Tempo on this machine. Off by default.
     #[arg(long, env = "WISP_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<wisp_engine::OtlpEndpoint>,
+    /// A bearer token that may read `/metrics` (every namespace's) and nothing else:
+    /// what Prometheus scrapes with (at least 32 characters; `openssl rand -hex 32`).
+    /// Without it, `/metrics` takes an API key: an admin key reads every namespace,
+    /// another key with read rights its own.
+    #[arg(
+        long,
+        env = "WISP_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -180,6 +191,7 @@ impl ServeArgs {
             },
             domain: self.domain.clone().filter(|d| !d.trim().is_empty()),
             otlp: self.otlp_endpoint.clone(),
+            metrics_token: self.metrics_token.clone(),
             plan: Plan::new(
                 Prices {
                     per_reserved_gb_second: self.price_per_reserved_gb_second,

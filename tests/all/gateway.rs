@@ -118,7 +118,7 @@ async fn routes_match_methods_and_unknown_paths_get_problems() {
     expect_problem(r, 404, "route_not_found").await;
 
     // Reserved prefixes are never routed to functions.
-    let r = c.get(server.at("/metrics")).send().await.unwrap();
+    let r = c.get(server.at("/ui/x")).send().await.unwrap();
     expect_problem(r, 404, "not_found").await;
     let r = c.get(server.at("/v1/nope")).send().await.unwrap();
     expect_problem(r, 404, "not_found").await;

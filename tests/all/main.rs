@@ -26,6 +26,7 @@ mod lifecycle;
 mod limits;
 mod listener;
 mod logs_follow;
+mod metrics;
 mod native;
 mod native_network;
 mod objects_cli;

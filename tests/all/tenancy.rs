@@ -236,6 +236,8 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint("DELETE", "/v1/secrets/ghost-secret", Deploy, 404),
         endpoint("GET", "/v1/audit", Deploy, 200),
         endpoint("GET", "/v1/usage", Read, 200),
+        // Every role reads its namespace's metrics (an admin's, every namespace's).
+        endpoint("GET", "/metrics", Read, 200),
         endpoint("GET", "/v1/namespaces", Admin, 200),
         endpoint("GET", "/v1/namespaces/alpha", Admin, 200),
         Endpoint {

@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod destination;
 pub mod duration_text;
 pub mod error;
+pub mod exposition;
 pub mod filter_policy;
 pub mod grant;
 pub mod limits;

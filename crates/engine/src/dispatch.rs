@@ -230,7 +230,10 @@ impl Engine {
                 );
                 match verdict {
                     Some(verdict) => verdict.finished(record),
-                    None => sink.record_invocation(record),
+                    None => {
+                        pool.metrics.observe(&record);
+                        sink.record_invocation(record);
+                    }
                 }
                 // The slot frees only now that the guest is done.
                 drop(ticket);
@@ -321,7 +324,7 @@ impl Engine {
         context: CallContext,
     ) -> Result<Bytes, EngineError> {
         let (mut admitted, ticket) = self.admit(deployed).await?;
-        let verdict = Verdict::new(self.logs.clone());
+        let verdict = Verdict::new(self.logs.clone(), deployed.pool.metrics.clone());
         admitted.verdict = Some(verdict.clone());
         let judge = Judge::new(verdict);
         let input = payload_input(deployed, id, payload, None);

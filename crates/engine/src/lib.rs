@@ -39,6 +39,7 @@ pub mod identity;
 mod kv;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod otlp;
 pub mod pipeline;
 mod pool;
@@ -64,6 +65,7 @@ pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};
 pub use error::EngineError;
 pub use identity::secret::MasterKey;
 pub use identity::{Caller, FunctionGrants, NewKey};
+pub use metrics::METRICS_TOKEN_MIN;
 pub use otlp::OtlpEndpoint;
 pub use pipeline::retry::RetrySettings;
 pub use pipeline::{Accepted, AsyncOptions};
@@ -134,6 +136,8 @@ pub struct Engine {
     calls: Arc<calls::LiveCalls>,
     /// Where the log writer hands written records for OTLP export ([`Engine::export_spans`]).
     spans: otlp::SpanTap,
+    /// Every version's counters, and what `/metrics` needs besides (also in `pools`).
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl Engine {
@@ -171,6 +175,7 @@ impl Engine {
             policy: keep_alive,
             function_credentials: function_credentials.clone(),
             platform: Arc::default(),
+            metrics: Arc::new(metrics::Metrics::new()),
         };
         let records = store.list_functions(None).await?;
         let functions: Functions = records
@@ -190,6 +195,7 @@ impl Engine {
         let (pipeline, inboxes) = pipeline::Pipeline::new(retry);
         let identity = identity::Identity::new(master_key);
         identity.reload(store.as_ref()).await?;
+        let metrics = pools.metrics.clone();
         let engine = Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             store,
@@ -213,6 +219,7 @@ impl Engine {
             secrets,
             breakers: breaker::Breakers::new(),
             calls: Arc::default(),
+            metrics,
             spans,
         });
         engine.sweep_blobs().await?;

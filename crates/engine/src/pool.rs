@@ -16,7 +16,8 @@
 use crate::EngineError;
 use crate::gate::{Gate, Refusal};
 use crate::identity::FunctionGrants;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::metrics::VersionMetrics;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -61,6 +62,8 @@ pub(crate) struct PoolContext {
     pub secrets: Arc<crate::secrets::SecretCache>,
     /// What answers guests' requests to the platform address, once the server installs it.
     pub platform: crate::services::platform::PlatformCell,
+    /// Every version's counters: a pool takes its version's at deploy.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl PoolContext {
@@ -120,9 +123,8 @@ pub struct Pool {
     /// it, else none.
     min_instances: u32,
     scaler: Mutex<Autoscaler>,
-    invocations: AtomicU64,
-    cold_starts: AtomicU64,
-    throttled: AtomicU64,
+    /// Its version's counters and histograms (kept across redeploys of the function).
+    pub(crate) metrics: Arc<VersionMetrics>,
 }
 
 /// A pool's state, as the API shows it.
@@ -174,6 +176,7 @@ impl Pool {
         spec: FunctionSpec,
         min_instances: u32,
         loaded: Option<Arc<dyn Function>>,
+        metrics: Arc<VersionMetrics>,
     ) -> Arc<Pool> {
         let config = &spec.config;
         let now = ctx.clock.now();
@@ -191,9 +194,7 @@ impl Pool {
             scaler: Mutex::new(scaler),
             code: Mutex::new(loaded),
             loading: tokio::sync::Mutex::new(()),
-            invocations: AtomicU64::new(0),
-            cold_starts: AtomicU64::new(0),
-            throttled: AtomicU64::new(0),
+            metrics,
             ctx,
             namespace,
             spec,
@@ -217,7 +218,7 @@ impl Pool {
         let config = self.config();
         let deadline = started + config.queue_timeout;
         let throttled = |refusal: Refusal, whose: String| {
-            self.throttled.fetch_add(1, Ordering::Relaxed);
+            self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
             let detail = match refusal {
                 Refusal::QueueFull => format!("{whose}, and its queue is full; retry later"),
                 Refusal::TimedOut => format!(
@@ -250,7 +251,7 @@ impl Pool {
                 ),
             )
         })?;
-        self.invocations.fetch_add(1, Ordering::Relaxed);
+        self.metrics.invocations.fetch_add(1, Ordering::Relaxed);
         self.scaler().on_start(self.ctx.clock.now());
         let reserved = self
             .reserved
@@ -273,7 +274,7 @@ impl Pool {
     /// Counts a cold start (the dispatcher knows: it loaded code, or the runtime started
     /// an instance).
     pub(crate) fn count_cold_start(&self) {
-        self.cold_starts.fetch_add(1, Ordering::Relaxed);
+        self.metrics.cold_starts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The loaded code, loading it when it is not loaded (a cold start): from the
@@ -411,9 +412,9 @@ impl Pool {
             loaded: loaded.is_some(),
             instances,
             queued: self.gate.waiting(),
-            invocations: self.invocations.load(Ordering::Relaxed),
-            cold_starts: self.cold_starts.load(Ordering::Relaxed),
-            throttled: self.throttled.load(Ordering::Relaxed),
+            invocations: self.metrics.invocations.load(Ordering::Relaxed),
+            cold_starts: self.metrics.cold_starts.load(Ordering::Relaxed),
+            throttled: self.metrics.throttled.load(Ordering::Relaxed),
         }
     }
 }
@@ -447,6 +448,7 @@ pub(crate) mod testing {
             store: Arc::new(store),
             clock: Clock::new(),
             platform: Arc::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             policy: KeepAlivePolicy::fixed_default(),
             secrets: Arc::new(crate::secrets::SecretCache::new(
                 crate::MasterKey::generate().unwrap(),

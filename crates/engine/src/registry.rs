@@ -244,12 +244,16 @@ impl Version {
         });
         // A version no alias points to keeps nothing warm: it drains, then scales to zero.
         let min_instances = if aliased { record.config.min_instances } else { 0 };
+        let metrics = ctx
+            .metrics
+            .version(&function.namespace, &function.name, record.number);
         let pool = Pool::new(
             ctx.clone(),
             function.namespace.clone(),
             spec,
             min_instances,
             loaded,
+            metrics,
         );
         Version {
             namespace: function.namespace.clone(),

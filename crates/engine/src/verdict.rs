@@ -6,6 +6,7 @@
 //! judgement, in either order.
 
 use crate::logs::LogSink;
+use crate::metrics::VersionMetrics;
 use std::sync::{Arc, Mutex, PoisonError};
 use wisp_core::ErrorCode;
 use wisp_store::InvocationRecord;
@@ -14,6 +15,8 @@ use wisp_store::InvocationRecord;
 pub(crate) struct Verdict {
     state: Mutex<State>,
     sink: LogSink,
+    /// The version's counters, which count the record once it is judged.
+    metrics: Arc<VersionMetrics>,
 }
 
 enum State {
@@ -28,10 +31,11 @@ enum State {
 }
 
 impl Verdict {
-    pub(crate) fn new(sink: LogSink) -> Arc<Verdict> {
+    pub(crate) fn new(sink: LogSink, metrics: Arc<VersionMetrics>) -> Arc<Verdict> {
         Arc::new(Verdict {
             state: Mutex::new(State::Open),
             sink,
+            metrics,
         })
     }
 
@@ -60,6 +64,7 @@ impl Verdict {
         if record.error.is_none() {
             record.error = error.map(|code| code.as_str().to_string());
         }
+        self.metrics.observe(&record);
         self.sink.record_invocation(record);
     }
 }

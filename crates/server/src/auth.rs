@@ -157,6 +157,17 @@ pub fn role_allows(role: Role, method: &Method, path: &str) -> bool {
 }
 
 /// Paths that need no key.
+/// Whether the request's bearer token is the metrics token (see
+/// [`Engine::set_metrics_token`]): it may read `/metrics`, and nothing else.
+fn is_metrics_token(engine: &Engine, request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| strip_scheme(text, "Bearer"))
+        .is_some_and(|token| engine.is_metrics_token(token.trim()))
+}
+
 fn is_public(method: &Method, path: &str) -> bool {
     method == Method::GET && path == "/v1/health"
 }
@@ -210,6 +221,11 @@ fn unauthorized(e: EngineError, aws_kind: &'static str) -> Refusal {
 pub(crate) async fn check(State(engine): State<Arc<Engine>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     if is_public(request.method(), &path) {
+        return next.run(request).await;
+    }
+    if path == crate::metrics::PATH && is_metrics_token(&engine, &request) {
+        let mut request = request;
+        request.extensions_mut().insert(crate::metrics::TokenReader);
         return next.run(request).await;
     }
     match scope(&engine, request).await {

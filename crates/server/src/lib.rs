@@ -16,6 +16,7 @@ pub mod auth;
 mod body;
 pub mod lambda;
 pub mod listen;
+mod metrics;
 pub mod platform;
 pub mod problem;
 pub mod router;

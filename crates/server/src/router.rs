@@ -1,14 +1,15 @@
 //! The control router: one axum `Router` for every path Wisp reserves for itself —
 //! the control API under `/v1` ([`crate::api`]), Lambda's `Invoke` and management
-//! operations under `/2015-03-31` ([`crate::lambda`]), and the prefixes kept for later (`/ui`,
-//! `/metrics`, the Runtime API's `/2018-06-01`), which answer `not_found`. Anything
+//! operations under `/2015-03-31` ([`crate::lambda`]), Prometheus' `/metrics`
+//! ([`crate::metrics`]), and the prefixes kept for later (`/ui`, the Runtime API's
+//! `/2018-06-01`), which answer `not_found`. Anything
 //! that applies to every control request is one layer here: authentication and
 //! authorization ([`crate::auth`]).
 //! User routes never pass through it: [`crate::App`] sends them straight to the
 //! engine.
 
 use crate::problem::ApiError;
-use crate::{api, auth, lambda};
+use crate::{api, auth, lambda, metrics};
 use axum::Router;
 use std::sync::Arc;
 use wisp_core::{ErrorCode, RESERVED_PREFIXES};
@@ -30,6 +31,7 @@ pub fn control(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(api::routes(engine.limits()))
         .merge(lambda::routes())
+        .route(metrics::PATH, axum::routing::get(metrics::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(engine.clone(), auth::check))

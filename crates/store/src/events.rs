@@ -283,6 +283,21 @@ pub struct EventCounts {
     pub failed: u64,
 }
 
+/// One function's events waiting or dead, for metrics ([`Events::event_backlog`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBacklog {
+    pub namespace: Namespace,
+    pub function: FunctionName,
+    /// Pending and not leased.
+    pub queued: u64,
+    /// Pending under a lease.
+    pub running: u64,
+    /// Dead letters.
+    pub failed: u64,
+    /// When the oldest pending event was created; `None` when none is pending.
+    pub oldest_pending_ms: Option<UnixMillis>,
+}
+
 /// Async invocation events: the async pipeline's durable queue and its dead letters.
 ///
 /// An event is `pending` (due at `run_at`; running while it holds a lease), `succeeded`
@@ -426,6 +441,14 @@ pub trait Events: Send + Sync + 'static {
     /// snapshot; a backend that cannot may count an event that changes meanwhile in two
     /// places or none.
     async fn event_counts(&self, namespace: &Namespace, function: &FunctionName) -> Result<EventCounts>;
+
+    /// Every function's pending and dead events, counted (of `namespace`'s functions, or
+    /// of all), in one read: what a metrics scrape reads, however many functions there
+    /// are. Functions with neither are left out; the order is by namespace and function.
+    /// Like [`Events::event_counts`], a backend that cannot count in one snapshot may
+    /// count an event that changes meanwhile in two places or none (on JetStream: the
+    /// stream's per-subject counts, with the oldest pending from the first message).
+    async fn event_backlog(&self, namespace: Option<&Namespace>) -> Result<Vec<EventBacklog>>;
 
     /// Puts a function's dead letters (all, or those in `ids`) back to pending with no
     /// attempts and a chain depth of 0 (a person decided to run them: a cut loop starts

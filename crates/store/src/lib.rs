@@ -97,8 +97,8 @@ pub use api_keys::{ApiKeyRecord, ApiKeys};
 pub use audit::{AUDIT_ENTRIES_KEPT, Audit, AuditEntry, AuditQuery};
 pub use blobs::{BlobDir, BlobWriter, WrittenBlob};
 pub use events::{
-    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, Lease,
-    NewEvent, Resolution,
+    Enqueued, EventBacklog, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp,
+    Lease, NewEvent, Resolution,
 };
 pub use key_values::{
     KeyValues, KvCondition, KvDeleted, KvEntry, KvIncremented, KvPage, KvSet, KvSetMany, KvStoreRecord,
@@ -109,7 +109,7 @@ pub use objects::{
     BucketDeleted, BucketRecord, Condition, ListQuery, Listing, ObjectDeleted, ObjectRecord, ObjectWrite,
     Objects, PartRecord, PartWrite, PutObject, UploadRecord,
 };
-pub use queues::{NewMessage, QueueRecord, QueueStats, Queues, Received, ReceivedMessage};
+pub use queues::{NewMessage, QueueDepth, QueueRecord, QueueStats, Queues, Received, ReceivedMessage};
 pub use records::{
     INVOCATIONS_KEPT_PER_FUNCTION, InvocationQuery, InvocationRecord, InvocationSummary,
     LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream, Records, TRACE_INVOCATIONS_MAX,

@@ -67,6 +67,16 @@ pub struct QueueStats {
     pub delayed: u64,
 }
 
+/// What a queue holds, for metrics ([`Queues::queue_depths`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    pub namespace: Namespace,
+    pub queue: QueueName,
+    pub stats: QueueStats,
+    /// When its oldest message was sent; `None` when it is empty.
+    pub oldest_sent_ms: Option<UnixMillis>,
+}
+
 /// What [`Queues::receive_messages`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Received {
@@ -206,6 +216,12 @@ pub trait Queues: Send + Sync + 'static {
         queue: &QueueName,
         now: UnixMillis,
     ) -> Result<QueueStats>;
+
+    /// [`Queues::queue_stats`] of every queue (of `namespace`, or of all), empty ones
+    /// too, with the age of each one's oldest message, in one read: what a metrics
+    /// scrape reads, however many queues there are. The order is by namespace and queue.
+    /// The same snapshot caveat as [`Queues::queue_stats`] applies.
+    async fn queue_depths(&self, namespace: Option<&Namespace>, now: UnixMillis) -> Result<Vec<QueueDepth>>;
 
     /// Deletes every message of a queue. Returns how many. Called by the API.
     async fn purge_queue(&self, namespace: &Namespace, queue: &QueueName) -> Result<u64>;

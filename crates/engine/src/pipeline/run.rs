@@ -8,6 +8,7 @@ use crate::registry::Version;
 use crate::{Engine, EngineError};
 use bytes::Bytes;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wisp_core::billing::Limit;
 use wisp_core::wall::{millis, now_ms, now_us};
@@ -156,13 +157,16 @@ impl Engine {
                     config.max_event_age,
                     fastrand::f64(),
                 ) {
-                    Next::RetryAfter(delay) => outcome(
-                        attempts,
-                        Resolution::Retry {
-                            run_at: now_ms() + millis(delay),
-                            error: message,
-                        },
-                    ),
+                    Next::RetryAfter(delay) => {
+                        deployed.pool.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                        outcome(
+                            attempts,
+                            Resolution::Retry {
+                                run_at: now_ms() + millis(delay),
+                                error: message,
+                            },
+                        )
+                    }
                     Next::RetriesExhausted => self.give_up(
                         &deployed,
                         &event,
@@ -212,6 +216,7 @@ impl Engine {
         response: Option<Vec<u8>>,
         error: String,
     ) -> EventOutcome {
+        deployed.pool.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
         let failure = match condition {
             Condition::Success | Condition::RetriesExhausted => Failure::RetriesExhausted,
             Condition::EventAgeExceeded => Failure::EventAgeExceeded,

@@ -132,6 +132,7 @@ impl Engine {
         {
             Ok(advanced) => {
                 if advanced && fire {
+                    self.metrics.schedule_fired(namespace, function, schedule, slot);
                     self.pipeline.wake();
                 }
                 advanced
@@ -186,6 +187,9 @@ async fn run(engine: Weak<Engine>, key: ScheduleKey, index: usize, parsed: Parse
                 );
                 tracing::info!(%function, "{note}");
                 engine.logs.note(namespace, function, "schedule", &note);
+                engine
+                    .metrics
+                    .schedule_missed(namespace, function, schedule, skipped.count);
                 engine.advance(&key, index, skipped.last, false).await;
             }
             for slot in &plan.fire {
@@ -209,6 +213,7 @@ async fn run(engine: Weak<Engine>, key: ScheduleKey, index: usize, parsed: Parse
                     );
                     tracing::warn!(%function, "{note}");
                     engine.logs.note(namespace, function, "schedule", &note);
+                    engine.metrics.schedule_missed(namespace, function, schedule, 1);
                     engine.advance(&key, index, *slot, false).await;
                     continue;
                 }

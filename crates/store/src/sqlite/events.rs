@@ -11,8 +11,8 @@
 
 use super::{OpError, SqliteStore, queues};
 use crate::{
-    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, NewEvent,
-    Resolution, Result, StoreError, UnixMicros, UnixMillis,
+    Enqueued, EventBacklog, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp,
+    NewEvent, Resolution, Result, StoreError, UnixMicros, UnixMillis,
 };
 use async_trait::async_trait;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -170,6 +170,58 @@ impl Events for SqliteStore {
         let what = format!("counting the async events of `{namespace}/{function}`");
         self.read(what, move |conn| counts(conn, &namespace, &function))
             .await
+    }
+
+    async fn event_backlog(&self, namespace: Option<&Namespace>) -> Result<Vec<EventBacklog>> {
+        const SELECT: &str = "SELECT namespace, function,
+                count(*) FILTER (WHERE status = 'pending' AND leased_until IS NULL),
+                count(*) FILTER (WHERE status = 'pending' AND leased_until IS NOT NULL),
+                count(*) FILTER (WHERE status = 'failed'),
+                min(created_us) FILTER (WHERE status = 'pending')
+            FROM events WHERE status IN ('pending', 'failed')";
+        let namespace = namespace.cloned();
+        let what = "counting the async backlog".to_owned();
+        self.read(what, move |conn| {
+            let read = |row: &rusqlite::Row<'_>| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    [row.get::<_, i64>(2)?, row.get::<_, i64>(3)?, row.get::<_, i64>(4)?],
+                    row.get::<_, Option<i64>>(5)?,
+                ))
+            };
+            let rows = match &namespace {
+                Some(ns) => conn
+                    .prepare_cached(&format!(
+                        "{SELECT} AND namespace = ?1 GROUP BY namespace, function ORDER BY namespace, function"
+                    ))?
+                    .query_map([ns.as_str()], read)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                None => conn
+                    .prepare_cached(&format!("{SELECT} GROUP BY namespace, function ORDER BY namespace, function"))?
+                    .query_map([], read)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            // count(*) is never negative.
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            rows.into_iter()
+                .map(|(ns, function, [queued, running, failed], oldest_us)| {
+                    let corrupt = |what: String| {
+                        OpError::Store(StoreError::Corrupt(format!("an event of `{ns}/{function}` has a bad {what}")))
+                    };
+                    Ok(EventBacklog {
+                        namespace: Namespace::new(ns.as_str()).map_err(|e| corrupt(format!("namespace: {e}")))?,
+                        function: FunctionName::new(function.as_str())
+                            .map_err(|e| corrupt(format!("function name: {e}")))?,
+                        queued: count(queued),
+                        running: count(running),
+                        failed: count(failed),
+                        oldest_pending_ms: oldest_us.map(|us| us / 1000),
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn redrive_events(

@@ -16,7 +16,8 @@
 
 use super::{OpError, SqliteStore};
 use crate::{
-    NewMessage, QueueRecord, QueueStats, Queues, Received, ReceivedMessage, Result, StoreError, UnixMillis,
+    NewMessage, QueueDepth, QueueRecord, QueueStats, Queues, Received, ReceivedMessage, Result, StoreError,
+    UnixMillis,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -228,6 +229,60 @@ impl Queues for SqliteStore {
                 in_flight: count(in_flight),
                 delayed: count(delayed),
             })
+        })
+        .await
+    }
+
+    /// Every queue's counts, in one read transaction: a left join of the queues and
+    /// their messages, grouped.
+    async fn queue_depths(&self, namespace: Option<&Namespace>, now: UnixMillis) -> Result<Vec<QueueDepth>> {
+        const SELECT: &str = "SELECT q.namespace, q.name,
+                count(m.seq) FILTER (WHERE m.visible_at <= ?1),
+                count(m.seq) FILTER (WHERE m.visible_at > ?1 AND m.receipt_handle IS NOT NULL),
+                count(m.seq) FILTER (WHERE m.visible_at > ?1 AND m.receipt_handle IS NULL),
+                min(m.sent_at)
+            FROM queues q LEFT JOIN messages m ON m.namespace = q.namespace AND m.queue = q.name";
+        let namespace = namespace.cloned();
+        let what = "counting the messages of every queue".to_owned();
+        self.read(what, move |conn| {
+            let read = |row: &rusqlite::Row<'_>| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    [row.get::<_, i64>(2)?, row.get::<_, i64>(3)?, row.get::<_, i64>(4)?],
+                    row.get::<_, Option<i64>>(5)?,
+                ))
+            };
+            let rows = match &namespace {
+                Some(ns) => conn
+                    .prepare_cached(&format!(
+                        "{SELECT} WHERE q.namespace = ?2 GROUP BY q.namespace, q.name ORDER BY q.namespace, q.name"
+                    ))?
+                    .query_map(params![now, ns.as_str()], read)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                None => conn
+                    .prepare_cached(&format!("{SELECT} GROUP BY q.namespace, q.name ORDER BY q.namespace, q.name"))?
+                    .query_map(params![now], read)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            // count(*) is never negative.
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            rows.into_iter()
+                .map(|(ns, name, [visible, in_flight, delayed], oldest)| {
+                    let corrupt =
+                        |what: String| OpError::Store(StoreError::Corrupt(format!("queue `{ns}/{name}` has a bad {what}")));
+                    Ok(QueueDepth {
+                        namespace: Namespace::new(ns.as_str()).map_err(|e| corrupt(format!("namespace: {e}")))?,
+                        queue: QueueName::new(name.as_str()).map_err(|e| corrupt(format!("name: {e}")))?,
+                        stats: QueueStats {
+                            visible: count(visible),
+                            in_flight: count(in_flight),
+                            delayed: count(delayed),
+                        },
+                        oldest_sent_ms: oldest,
+                    })
+                })
+                .collect()
         })
         .await
     }

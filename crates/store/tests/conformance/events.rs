@@ -8,8 +8,8 @@
 use super::*;
 use wisp_core::ErrorCode;
 use wisp_store::{
-    Enqueued, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp, Lease,
-    NewEvent, Resolution,
+    Enqueued, EventBacklog, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp,
+    Lease, NewEvent, Resolution,
 };
 
 /// A lease long enough never to matter.
@@ -534,6 +534,29 @@ pub async fn events_get_list_and_counts(store: &dyn Events) -> TestResult {
             ..EventCounts::default()
         }
     );
+    // The backlog of every function in one read: succeeded events are left out, the
+    // oldest pending is the earliest created (p0, at T_US), in milliseconds.
+    let backlog = |namespace: &Namespace, function: &FunctionName, queued, running, failed| EventBacklog {
+        namespace: namespace.clone(),
+        function: function.clone(),
+        queued,
+        running,
+        failed,
+        oldest_pending_ms: Some(T_US / 1000),
+    };
+    assert_eq!(
+        store.event_backlog(None).await?,
+        [
+            backlog(&default, &hello, 3, 1, 1),
+            backlog(&default, &world, 1, 0, 0),
+            backlog(&other, &hello, 1, 0, 0),
+        ]
+    );
+    assert_eq!(
+        store.event_backlog(Some(&other)).await?,
+        [backlog(&other, &hello, 1, 0, 0)]
+    );
+    assert!(store.event_backlog(Some(&ns("nobody")?)).await?.is_empty());
     let pending = store
         .list_events(&default, &hello, EventStatus::Pending, 10)
         .await?;

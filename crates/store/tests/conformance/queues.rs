@@ -5,7 +5,7 @@
 use super::*;
 use std::time::Duration;
 use wisp_core::{QueueConfig, QueueName};
-use wisp_store::{NewMessage, QueueStats, Queues, ReceivedMessage, StoreError};
+use wisp_store::{NewMessage, QueueDepth, QueueStats, Queues, ReceivedMessage, StoreError};
 
 pub fn queue(name: &str) -> TestResult<QueueName> {
     Ok(QueueName::new(name)?)
@@ -442,6 +442,25 @@ pub async fn queues_retention_delay_stats_and_purge(store: &dyn Queues) -> TestR
         "a delayed message was delivered early"
     );
     assert_eq!(store.queue_stats(&default, &jobs, T).await?, stats(0, 1, 1));
+    // Every queue's counts in one read, an empty queue's too, with the oldest's send time.
+    let idle = queue("idle")?;
+    store
+        .put_queue(&default, &idle, &QueueConfig::default(), T)
+        .await?;
+    let depth = |queue: &QueueName, stats, oldest_sent_ms| QueueDepth {
+        namespace: default.clone(),
+        queue: queue.clone(),
+        stats,
+        oldest_sent_ms,
+    };
+    let expected = [
+        depth(&idle, stats(0, 0, 0), None),
+        depth(&jobs, stats(0, 1, 1), Some(T)),
+    ];
+    assert_eq!(store.queue_depths(None, T).await?, expected);
+    assert_eq!(store.queue_depths(Some(&default), T).await?, expected);
+    assert!(store.queue_depths(Some(&ns("other")?), T).await?.is_empty());
+    assert!(store.delete_queue(&default, &idle).await?);
     assert_eq!(
         store.next_message_visible(&default, &jobs).await?,
         Some(T + 5_000)
