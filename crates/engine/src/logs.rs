@@ -68,7 +68,11 @@ pub(crate) struct LogWriter {
     task: tokio::task::JoinHandle<()>,
 }
 
-pub(crate) fn start(store: Arc<dyn Store>, quotas: Arc<Quotas>) -> (LogSink, LogWriter) {
+pub(crate) fn start(
+    store: Arc<dyn Store>,
+    quotas: Arc<Quotas>,
+    spans: crate::otlp::SpanTap,
+) -> (LogSink, LogWriter) {
     let (tx, mut rx) = mpsc::channel::<Entry>(QUEUE_LINES);
     let dropped = Arc::new(AtomicU64::new(0));
     let dropped_seen = dropped.clone();
@@ -116,6 +120,8 @@ pub(crate) fn start(store: Arc<dyn Store>, quotas: Arc<Quotas>) -> (LogSink, Log
                     tracing::warn!("cannot write {} invocation records: {e}", invocations.len());
                 }
                 quotas.written(&invocations);
+                // Moved out for OTLP export when an exporter runs.
+                spans.offer(&mut invocations);
             }
             lines.clear();
             invocations.clear();
