@@ -143,6 +143,12 @@ impl VersionMetrics {
 
 type VersionKey = (Namespace, FunctionName, u32);
 
+/// A metric family written from a list of `T`: its name, help, and each one's value.
+type Family<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
+/// A histogram family of versions: its name, help, and each version's histogram.
+type HistogramFamily = (&'static str, &'static str, fn(&VersionMetrics) -> &Histogram);
+
 /// A schedule's runs: fired, missed (skipped while Wisp was down, or while its function
 /// was disabled or its namespace stopped), and the slot it last fired for.
 #[derive(Default)]
@@ -235,15 +241,15 @@ impl Engine {
     /// and nothing else: what a Prometheus server scrapes with. Refused when shorter
     /// than [`METRICS_TOKEN_MIN`] characters or not printable ASCII.
     pub fn set_metrics_token(&self, token: Option<String>) -> Result<(), EngineError> {
-        if let Some(token) = &token {
-            if token.len() < METRICS_TOKEN_MIN || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(EngineError::new(
-                    ErrorCode::InvalidRequest,
-                    format!(
-                        "the metrics token must be at least {METRICS_TOKEN_MIN} printable ASCII characters without spaces (e.g. `openssl rand -hex 32`)"
-                    ),
-                ));
-            }
+        if let Some(token) = &token
+            && (token.len() < METRICS_TOKEN_MIN || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(EngineError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the metrics token must be at least {METRICS_TOKEN_MIN} printable ASCII characters without spaces (e.g. `openssl rand -hex 32`)"
+                ),
+            ));
         }
         self.metrics.token.store(token.map(Arc::new));
         Ok(())
@@ -306,7 +312,7 @@ impl Engine {
                 e.counter("wisp_invocations", &[a, b, c, ("outcome", outcome)], n);
             }
         }
-        let counters: [(&str, &str, fn(&VersionMetrics) -> u64); 6] = [
+        let counters: [Family<VersionMetrics, u64>; 6] = [
             (
                 "wisp_invocation_errors",
                 "Invocations that ended in an error, of any kind.",
@@ -344,7 +350,7 @@ impl Engine {
                 e.counter(name, &labels(v, number), value(&v.pool.metrics));
             }
         }
-        let histograms: [(&str, &str, fn(&VersionMetrics) -> &Histogram); 3] = [
+        let histograms: [HistogramFamily; 3] = [
             (
                 "wisp_invocation_duration_seconds",
                 "How long invocations ran (a cold start's init included).",
@@ -368,7 +374,7 @@ impl Engine {
             }
         }
         let statuses: Vec<_> = rows.iter().map(|(v, _)| v.status()).collect();
-        let gauges: [(&str, &str, fn(&crate::pool::PoolStatus) -> usize); 3] = [
+        let gauges: [Family<crate::pool::PoolStatus, usize>; 3] = [
             ("wisp_concurrent_executions", "Invocations running now.", |s| {
                 s.instances.busy
             }),
@@ -564,7 +570,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let now = now_ms();
         let backlog = self.store.event_backlog(namespace).await?;
-        let async_gauges: [(&str, &str, fn(&wisp_store::EventBacklog) -> u64); 3] = [
+        let async_gauges: [Family<wisp_store::EventBacklog, u64>; 3] = [
             (
                 "wisp_async_backlog",
                 "Async events waiting to run (not running now).",
@@ -604,7 +610,7 @@ impl Engine {
         }
 
         let depths = self.store.queue_depths(namespace, now).await?;
-        let queue_gauges: [(&str, &str, fn(&wisp_store::QueueDepth) -> f64); 4] = [
+        let queue_gauges: [Family<wisp_store::QueueDepth, f64>; 4] = [
             (
                 "wisp_queue_messages_visible",
                 "Queue messages ready to receive.",
