@@ -120,7 +120,7 @@ async fn api_paths_answer_json_and_problems() {
     for reserved in [
         "/ui",
         "/ui/x",
-        "/metrics",
+        "/metrics/x",
         "/2015-03-31/functions/x/invocations",
         "/2018-06-01/runtime/invocation/next",
     ] {
