@@ -38,8 +38,11 @@ async fn every_invocation_is_billed_by_the_millisecond_and_reported_with_its_cos
     assert_eq!(sleepy["requests"], 10, "{usage}");
     assert_eq!(sleepy["errors"], 0);
     let billed = sleepy["billed_ms"].as_u64().unwrap();
+    // At least the sleeps; under 1,000 ms, which rounding each run up to 100 ms (or more)
+    // would reach. Not tighter: a debug build on a loaded 2-core machine adds a few ms a
+    // run (615 ms seen in CI), and timing belongs in bench/.
     assert!(
-        (500..=600).contains(&billed),
+        (500..1000).contains(&billed),
         "10 × 50 ms sleeps billed {billed} ms"
     );
     // The rollup is the sum of the invocation records, each billed as its run rounded up.
