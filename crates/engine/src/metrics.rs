@@ -419,44 +419,37 @@ impl Engine {
                 namespace.is_none_or(|only| ns == only) && functions.contains_key(&(ns.clone(), f.clone()))
             })
             .collect();
-        let labels = |(ns, f, s): &'_ (Namespace, FunctionName, String)| {
+        fn labels((ns, f, s): &(Namespace, FunctionName, String)) -> [Label<'_>; 3] {
             [
-                ("namespace", ns.as_str().to_owned()),
-                ("function", f.as_str().to_owned()),
-                ("schedule", s.clone()),
+                ("namespace", ns.as_str()),
+                ("function", f.as_str()),
+                ("schedule", s.as_str()),
             ]
-        };
-        let families: [(&str, &str, Kind); 3] = [
-            ("wisp_schedule_runs", "Scheduled runs fired.", Kind::Counter),
-            (
-                "wisp_schedule_missed_runs",
-                "Scheduled slots that did not run: missed while Wisp was down (past any catch-up), or while the function was disabled or its namespace stopped.",
-                Kind::Counter,
-            ),
-            (
-                "wisp_schedule_last_run_timestamp_seconds",
-                "The slot a schedule last fired for, in seconds since the Unix epoch.",
-                Kind::Gauge,
-            ),
-        ];
-        for (name, help, kind) in families {
-            e.family(name, kind, help);
-            for (key, runs) in &rows {
-                let l = labels(key);
-                let l = [
-                    (l[0].0, l[0].1.as_str()),
-                    (l[1].0, l[1].1.as_str()),
-                    (l[2].0, l[2].1.as_str()),
-                ];
-                match name {
-                    "wisp_schedule_runs" => e.counter(name, &l, runs.fired),
-                    "wisp_schedule_missed_runs" => e.counter(name, &l, runs.missed),
-                    _ => {
-                        if let Some(ms) = runs.last_fired_ms {
-                            e.gauge(name, &l, ms as f64 / 1000.0);
-                        }
-                    }
-                }
+        }
+        e.family("wisp_schedule_runs", Kind::Counter, "Scheduled runs fired.");
+        for (key, runs) in &rows {
+            e.counter("wisp_schedule_runs", &labels(key), runs.fired);
+        }
+        e.family(
+            "wisp_schedule_missed_runs",
+            Kind::Counter,
+            "Scheduled slots that did not run: missed while Wisp was down (past any catch-up), or while the function was disabled or its namespace stopped.",
+        );
+        for (key, runs) in &rows {
+            e.counter("wisp_schedule_missed_runs", &labels(key), runs.missed);
+        }
+        e.family(
+            "wisp_schedule_last_run_timestamp_seconds",
+            Kind::Gauge,
+            "The slot a schedule last fired for, in seconds since the Unix epoch.",
+        );
+        for (key, runs) in &rows {
+            if let Some(ms) = runs.last_fired_ms {
+                e.gauge(
+                    "wisp_schedule_last_run_timestamp_seconds",
+                    &labels(key),
+                    ms as f64 / 1000.0,
+                );
             }
         }
     }
@@ -610,7 +603,7 @@ impl Engine {
         }
 
         let depths = self.store.queue_depths(namespace, now).await?;
-        let queue_gauges: [Family<wisp_store::QueueDepth, f64>; 4] = [
+        let queue_gauges: [Family<wisp_store::QueueDepth, f64>; 3] = [
             (
                 "wisp_queue_messages_visible",
                 "Queue messages ready to receive.",
@@ -626,14 +619,6 @@ impl Engine {
                 "Queue messages sent with a delay not yet over.",
                 |q| q.stats.delayed as f64,
             ),
-            (
-                "wisp_queue_oldest_message_age_seconds",
-                "Age of the oldest message in the queue (0 when it is empty).",
-                |q| {
-                    q.oldest_sent_ms
-                        .map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0)
-                },
-            ),
         ];
         for (name, help, value) in queue_gauges {
             e.family(name, Kind::Gauge, help);
@@ -641,6 +626,16 @@ impl Engine {
                 let labels = [("namespace", q.namespace.as_str()), ("queue", q.queue.as_str())];
                 e.gauge(name, &labels, value(q));
             }
+        }
+        e.family(
+            "wisp_queue_oldest_message_age_seconds",
+            Kind::Gauge,
+            "Age of the oldest message in the queue (0 when it is empty).",
+        );
+        for q in &depths {
+            let labels = [("namespace", q.namespace.as_str()), ("queue", q.queue.as_str())];
+            let age = q.oldest_sent_ms.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+            e.gauge("wisp_queue_oldest_message_age_seconds", &labels, age);
         }
 
         let buckets = self.store.list_buckets(namespace).await?;
