@@ -65,6 +65,7 @@ error_codes! {
     KvKeyNotFound => ("kv_key_not_found", 404, "No such key in the key-value store"),
     SecretNotFound => ("secret_not_found", 404, "No such secret"),
     TraceNotFound => ("trace_not_found", 404, "No invocation records carry the trace"),
+    AlarmNotFound => ("alarm_not_found", 404, "No such alarm"),
     MethodNotAllowed => ("method_not_allowed", 405, "The method is not allowed here"),
     FunctionDisabled => ("function_disabled", 409, "The function is disabled"),
     RouteConflict => ("route_conflict", 409, "The route is already taken"),

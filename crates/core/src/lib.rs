@@ -7,6 +7,7 @@
 //! nothing heavy, so every other crate can use it without pulling in wasmtime, SQLite
 //! or an HTTP stack.
 
+pub mod alarm;
 pub mod billing;
 pub mod breaker;
 pub mod destination;
@@ -33,6 +34,7 @@ pub mod trigger;
 pub mod version;
 pub mod wall;
 
+pub use alarm::{ActionTarget, AlarmAction, AlarmMetric, AlarmSpec, AlarmSpecError, AlarmState};
 pub use breaker::{BreakerConfig, BreakerConfigError};
 pub use destination::Destination;
 pub use error::ErrorCode;
@@ -41,7 +43,7 @@ pub use grant::{BucketAccess, BucketGrant};
 pub use limits::Limits;
 pub use log_retention::{LogRetention, LogRetentionError};
 pub use name::{
-    AliasName, FunctionName, KvStoreName, NameError, Namespace, QueueName, SecretName, TopicName,
+    AlarmName, AliasName, FunctionName, KvStoreName, NameError, Namespace, QueueName, SecretName, TopicName,
 };
 pub use object::{BucketName, EventPattern, NotificationRule, ObjectError, StorageEvent, StorageTrigger};
 pub use outbound::OutboundHost;

@@ -1,5 +1,5 @@
-//! Validated names for functions, queues, topics, key-value stores, secrets, aliases and
-//! namespaces (DNS-label rules).
+//! Validated names for functions, queues, topics, key-value stores, secrets, aliases,
+//! alarms and namespaces (DNS-label rules).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
@@ -120,6 +120,11 @@ label_type!(
     /// function's name, so it never reads as a version number.
     AliasName,
     "alias name"
+);
+label_type!(
+    /// An alarm's name: the same rules as a function's.
+    AlarmName,
+    "alarm name"
 );
 label_type!(
     /// A tenant. Every resource belongs to one; a single node uses [`Namespace::DEFAULT`].

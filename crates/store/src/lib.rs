@@ -1,7 +1,7 @@
 //! The persistence boundary of Wisp: one trait per concern, [`Store`] over all of them, and
 //! the backends.
 //!
-//! Everything Wisp must remember across a restart goes through thirteen traits, each with its
+//! Everything Wisp must remember across a restart goes through fourteen traits, each with its
 //! own records, in its own module:
 //!
 //! - [`Registry`]: functions, their numbered immutable versions, their aliases, and code
@@ -33,8 +33,11 @@
 //! - [`Topics`]: pub/sub topics ([`TopicRecord`]), their subscriptions
 //!   ([`SubscriptionRecord`]), and the durable deliveries of each published message to
 //!   each matching subscription ([`Delivery`]), leased, retried and dead-lettered.
+//! - [`Alarms`]: each namespace's alarms ([`AlarmRecord`]: the rule, its state, its
+//!   latest transitions and how far their actions went), changed by compare-and-set on
+//!   a revision.
 //!
-//! Every record belongs to a namespace. [`Store`] is all thirteen together, so the engine
+//! Every record belongs to a namespace. [`Store`] is all fourteen together, so the engine
 //! holds one `Arc<dyn Store>`; it has two methods of its own, [`Store::remove_function`]
 //! and [`Store::remove_namespace`], which remove a function, or everything a namespace
 //! holds, from every concern. A caller names the traits it calls through
@@ -77,6 +80,7 @@
 //! ([`ApiKeys`]); their uses and the audit log are written in batches too, the audit
 //! capped at [`AUDIT_ENTRIES_KEPT`].
 
+mod alarms;
 mod api_keys;
 mod audit;
 mod blobs;
@@ -93,6 +97,7 @@ mod sqlite;
 mod topics;
 mod usage;
 
+pub use alarms::{ALARM_HISTORY_KEPT, AlarmPut, AlarmRecord, AlarmTransition, Alarms, StateChange};
 pub use api_keys::{ApiKeyRecord, ApiKeys};
 pub use audit::{AUDIT_ENTRIES_KEPT, Audit, AuditEntry, AuditQuery};
 pub use blobs::{BlobDir, BlobWriter, WrittenBlob};
@@ -148,7 +153,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Every concern of the store together: what the engine holds (`Arc<dyn Store>`).
 ///
-/// Implemented for every type that implements the thirteen concern traits; a backend
+/// Implemented for every type that implements the fourteen concern traits; a backend
 /// implements those, never this. Its methods are provided, so that every backend removes
 /// a function, or a namespace, the same way.
 #[async_trait]
@@ -166,6 +171,7 @@ pub trait Store:
     + KeyValues
     + Secrets
     + Topics
+    + Alarms
 {
     /// Removes a function from every concern: its schedule state, its events (pending,
     /// running, succeeded and dead letters), its log lines and invocation records, and
@@ -193,7 +199,8 @@ pub trait Store:
     /// Removes everything a namespace holds from every concern: each of its functions (as
     /// [`Store::remove_function`] does), each of its queues with their messages, each of
     /// its key-value stores with their entries, its secrets, each of its topics with their
-    /// subscriptions, messages and deliveries, its API keys, and last its record.
+    /// subscriptions, messages and deliveries, its alarms, its API keys, and last its
+    /// record.
     /// Returns whether the record existed, as [`Namespaces::delete_namespace`] says; the
     /// contents go either way (a namespace used before it had a record loses them too).
     /// Its audit entries stay: the audit log outlives what it describes. So does its
@@ -225,6 +232,9 @@ pub trait Store:
         for topic in self.list_topics(Some(namespace)).await? {
             self.delete_topic(namespace, &topic.name).await?;
         }
+        for alarm in self.list_alarms(Some(namespace)).await? {
+            self.delete_alarm(namespace, &alarm.name).await?;
+        }
         self.forget_namespace_keys(namespace).await?;
         self.delete_namespace(namespace).await
     }
@@ -243,7 +253,8 @@ impl<
         + Objects
         + KeyValues
         + Secrets
-        + Topics,
+        + Topics
+        + Alarms,
 > Store for S
 {
 }
