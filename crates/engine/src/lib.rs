@@ -23,6 +23,7 @@
 //! The server reaches the runtimes only through the engine: the body and error types
 //! it needs are re-exported here.
 
+mod alarms;
 mod app;
 mod audit;
 pub mod breaker;
@@ -138,6 +139,8 @@ pub struct Engine {
     spans: otlp::SpanTap,
     /// Every version's counters, and what `/metrics` needs besides (also in `pools`).
     metrics: Arc<metrics::Metrics>,
+    /// Wakes the alarm task (a rule changed here, or a change must be read again).
+    alarm_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -221,6 +224,7 @@ impl Engine {
             calls: Arc::default(),
             metrics,
             spans,
+            alarm_wake: Arc::new(tokio::sync::Notify::new()),
         });
         engine.sweep_blobs().await?;
         engine
@@ -236,6 +240,8 @@ impl Engine {
         pipeline::start(&engine, inboxes);
         // Hands published messages to their subscribers.
         topics::start(&engine);
+        // Evaluates alarms and carries out their actions.
+        alarms::start(&engine);
         engine.triggers.sync(&engine, &engine.functions.load());
         Ok(engine)
     }

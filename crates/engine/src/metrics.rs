@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-use wisp_core::billing::MB_MS_PER_GB_SECOND;
+use wisp_core::billing::{MB_MS_PER_GB_SECOND, Plan, Used};
 use wisp_core::exposition::{Buckets, Exposition, Kind, Label};
 use wisp_core::wall::now_ms;
 use wisp_core::{ErrorCode, FunctionName, Namespace};
@@ -233,6 +233,114 @@ impl Metrics {
     }
 }
 
+/// How much of each limit a namespace's quota sets it has used this month, as a
+/// fraction (past 1 once over; 1 for a limit of 0): `requests`, `gb_seconds`, `budget`.
+pub(crate) fn quota_used(plan: &Plan, used: Used) -> Vec<(&'static str, f64)> {
+    let quota = &plan.quota;
+    let gb = used.mb_ms as f64 / MB_MS_PER_GB_SECOND as f64;
+    let limits = [
+        (
+            "requests",
+            quota.requests.map(|q| (used.requests as f64, q as f64)),
+        ),
+        ("gb_seconds", quota.gb_seconds.map(|q| (gb, q as f64))),
+        (
+            "budget",
+            quota
+                .budget
+                .map(|b| (plan.cost(used).picodollars() as f64, b.picodollars() as f64)),
+        ),
+    ];
+    limits
+        .into_iter()
+        .filter_map(|(limit, pair)| {
+            let (used, quota) = pair?;
+            Some((limit, if quota <= 0.0 { 1.0 } else { used / quota }))
+        })
+        .collect()
+}
+
+/// One version's counters at an instant, as an alarm reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Tally {
+    /// Invocations that ended, and of them in an error.
+    pub(crate) ended: u64,
+    pub(crate) errors: u64,
+    pub(crate) throttled: u64,
+    /// The duration histogram's counts per bucket (the last is `+Inf`).
+    pub(crate) durations: [u64; BOUNDS_US.len() + 1],
+}
+
+impl Tally {
+    /// What was counted between `before` and `self` (a counter that went back, which a
+    /// handle made again does, counts from 0).
+    pub(crate) fn since(&self, before: &Tally) -> Tally {
+        if self.ended < before.ended || self.throttled < before.throttled {
+            return *self;
+        }
+        Tally {
+            ended: self.ended - before.ended,
+            errors: self.errors.saturating_sub(before.errors),
+            throttled: self.throttled - before.throttled,
+            durations: std::array::from_fn(|i| self.durations[i].saturating_sub(before.durations[i])),
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: &Tally) {
+        self.ended += other.ended;
+        self.errors += other.errors;
+        self.throttled += other.throttled;
+        for (sum, n) in self.durations.iter_mut().zip(other.durations) {
+            *sum += n;
+        }
+    }
+
+    /// The `q` quantile (0 to 1) of the durations counted, in seconds, estimated as
+    /// Prometheus' `histogram_quantile` does: linearly within the bucket it falls in
+    /// (the highest finite bound when it falls in `+Inf`). `None` when none was counted.
+    pub(crate) fn duration_quantile(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.durations.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, &n) in self.durations.iter().enumerate() {
+            if n > 0 && (below + n) as f64 >= rank {
+                let Some(&upper) = BOUNDS_SECONDS.get(i) else {
+                    return BOUNDS_SECONDS.last().copied();
+                };
+                let lower = if i == 0 { 0.0 } else { BOUNDS_SECONDS[i - 1] };
+                return Some(lower + (upper - lower) * (rank - below as f64) / n as f64);
+            }
+            below += n;
+        }
+        BOUNDS_SECONDS.last().copied()
+    }
+}
+
+impl Metrics {
+    /// Each live version of a function with its counters now, by version number.
+    pub(crate) fn tallies(&self, namespace: &Namespace, function: &FunctionName) -> Vec<(u32, Tally)> {
+        let versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        versions
+            .iter()
+            .filter(|((ns, f, _), _)| ns == namespace && f == function)
+            .map(|((_, _, number), m)| {
+                let ended: u64 = m.outcomes.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+                let tally = Tally {
+                    ended,
+                    errors: m.errors(),
+                    throttled: m.throttled.load(Ordering::Relaxed),
+                    durations: std::array::from_fn(|i| m.duration.counts[i].load(Ordering::Relaxed)),
+                };
+                (*number, tally)
+            })
+            .collect()
+    }
+}
+
 /// The shortest a metrics token may be.
 pub const METRICS_TOKEN_MIN: usize = 32;
 
@@ -399,6 +507,7 @@ impl Engine {
         self.write_schedule_metrics(e, namespace);
         self.write_namespace_metrics(e, namespace);
         self.write_store_metrics(e, namespace).await?;
+        self.write_alarm_metrics(e, namespace).await?;
         if namespace.is_none() {
             self.write_process_metrics(e);
         }
@@ -511,34 +620,12 @@ impl Engine {
             "What the namespace's quota leaves this month, as a fraction of it (0: stopped), per limit set.",
         );
         for (ns, used, _, plan) in &rows {
-            let quota = &plan.quota;
-            let gb = used.mb_ms as f64 / MB_MS_PER_GB_SECOND as f64;
-            let limits = [
-                (
-                    "requests",
-                    quota.requests.map(|q| (used.requests as f64, q as f64)),
-                ),
-                ("gb_seconds", quota.gb_seconds.map(|q| (gb, q as f64))),
-                (
-                    "budget",
-                    quota
-                        .budget
-                        .map(|b| (plan.cost(*used).picodollars() as f64, b.picodollars() as f64)),
-                ),
-            ];
-            for (limit, pair) in limits {
-                if let Some((used, quota)) = pair {
-                    let headroom = if quota <= 0.0 {
-                        0.0
-                    } else {
-                        (1.0 - used / quota).clamp(0.0, 1.0)
-                    };
-                    e.gauge(
-                        "wisp_namespace_quota_headroom_ratio",
-                        &[("namespace", ns.as_str()), ("limit", limit)],
-                        headroom,
-                    );
-                }
+            for (limit, fraction) in quota_used(plan, *used) {
+                e.gauge(
+                    "wisp_namespace_quota_headroom_ratio",
+                    &[("namespace", ns.as_str()), ("limit", limit)],
+                    (1.0 - fraction).clamp(0.0, 1.0),
+                );
             }
         }
         e.family(
@@ -719,6 +806,35 @@ fn resident_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_a_bucket_as_prometheus_does() {
+        let mut t = Tally::default();
+        assert_eq!(t.duration_quantile(0.99), None);
+        // 100 durations in (50 ms, 100 ms]: p50 halfway, p99 near the top.
+        t.durations[9] = 100;
+        assert!((t.duration_quantile(0.5).unwrap() - 0.075).abs() < 1e-9);
+        assert!((t.duration_quantile(0.99).unwrap() - 0.0995).abs() < 1e-9);
+        // Past the last finite bound: that bound.
+        t.durations[BOUNDS_US.len()] = 1_000;
+        assert_eq!(t.duration_quantile(0.99), Some(900.0));
+        let before = Tally {
+            ended: 5,
+            errors: 2,
+            ..Tally::default()
+        };
+        let now = Tally {
+            ended: 9,
+            errors: 3,
+            ..Tally::default()
+        };
+        assert_eq!((now.since(&before).ended, now.since(&before).errors), (4, 1));
+        assert_eq!(
+            before.since(&now).ended,
+            5,
+            "a counter that went back counts from 0"
+        );
+    }
 
     #[test]
     fn an_observation_lands_in_the_first_bucket_at_or_above_it() {

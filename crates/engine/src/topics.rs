@@ -16,7 +16,7 @@
 //! attempt counted, so an endpoint that is down for a while costs neither requests
 //! nor dead letters.
 
-mod webhook;
+pub(crate) mod webhook;
 
 use crate::breaker::Endpoint as BreakerEndpoint;
 use crate::pipeline::AsyncOptions;

@@ -1,6 +1,6 @@
 //! Webhook subscribers: the URL a subscription may name ([`check_url`]) and the POST
 //! that delivers one message to it ([`post`]), in the shape SNS gives HTTP/S
-//! endpoints.
+//! endpoints; [`send`] is the POST itself, which alarms' webhooks use too.
 //!
 //! Each POST passes the engine's outbound policy built from the webhook's own origin
 //! alone, so a webhook reaches nothing its URL does not name: a host name is resolved
@@ -90,7 +90,6 @@ pub(crate) async fn post(
     subscription: &SubscriptionRecord,
     message: &TopicMessage,
 ) -> Result<(), Failed> {
-    let grant = check_url(url).map_err(|e| Failed(e.detail))?;
     let subscription_arn = format!("{}:{}", topic_arn(&message.topic), subscription.id);
     let payload = if subscription.raw_message_delivery {
         message.body.clone()
@@ -117,6 +116,14 @@ pub(crate) async fn post(
     let request = builder
         .body(body::full(payload))
         .map_err(|e| Failed(format!("cannot build the request to `{url}`: {e}")))?;
+    send(url, request).await
+}
+
+/// Sends `request` to webhook `url` (which it was built for), through the outbound
+/// policy of the URL's own origin; `Ok` on a 2xx answer. Alarms' webhooks are sent
+/// this way too.
+pub(crate) async fn send(url: &str, request: Request<wisp_runtime::Body>) -> Result<(), Failed> {
+    let grant = check_url(url).map_err(|e| Failed(e.detail))?;
     let policy = OutboundPolicy::new(&[grant]);
     let sent = policy
         .send(OutboundRequest {

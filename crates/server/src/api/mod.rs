@@ -1,10 +1,11 @@
 //! The control API under `/v1`: deploy, inspect, invoke and delete functions, manage
 //! their versions and aliases (roll back, disable, enable), read
 //! their logs and invocations, manage async invocations, queues, topics, buckets and their
-//! objects, key-value stores and their keys, secrets (never read back); and for admin keys, namespaces and API
+//! objects, key-value stores and their keys, secrets (never read back), alarms; and for admin keys, namespaces and API
 //! keys; the audit trail; a trace's invocations. Every error is a problem document (see [`crate::problem`]);
 //! `docs/api.md` is the reference.
 
+mod alarms;
 mod apps;
 mod audit;
 mod breakers;
@@ -80,6 +81,7 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .merge(buckets::router())
         .merge(kv::router())
         .merge(secrets::router())
+        .merge(alarms::router())
         .route("/v1/namespaces", get(namespaces::list).post(namespaces::create))
         .route(
             "/v1/namespaces/{name}",
