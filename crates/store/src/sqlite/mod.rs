@@ -24,7 +24,8 @@
 //! [`records`] writes with the invocation records), [`objects`] (buckets, object metadata
 //! and uploads), [`key_values`] (the `kv_stores` and `kv_entries` tables) and
 //! [`secrets`] (the `secrets` table: sealed values only), [`topics`] (topics, their
-//! subscriptions, messages and deliveries); the schema
+//! subscriptions, messages and deliveries) and [`alarms`] (the `alarms` table: one
+//! record per alarm, changed whole); the schema
 //! and connection pragmas are in [`schema`]. A method clones its arguments (the blocking
 //! task needs owned data), names itself for error messages, and runs its SQL on
 //! [`SqliteStore::read`] or [`SqliteStore::write`].
@@ -42,6 +43,7 @@
 //! rows in the order of an index and stop at the limit; the unit tests check the
 //! query plans.
 
+mod alarms;
 mod api_keys;
 mod audit;
 mod events;

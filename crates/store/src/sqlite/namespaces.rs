@@ -27,7 +27,7 @@ impl Namespaces for SqliteStore {
                 // Nothing was written; dropping the transaction rolls back an empty one.
                 return Ok(false);
             }
-            let revision = next_revision(&tx)?;
+            let revision = next_revision(&tx, "namespaces")?;
             tx.prepare_cached(
                 "INSERT INTO namespaces (name, settings, created_at, revision) VALUES (?1, ?2, ?3, ?4)",
             )?
@@ -81,7 +81,7 @@ impl Namespaces for SqliteStore {
             if current != Some(expected) {
                 return Ok(None);
             }
-            let next = next_revision(&tx)?;
+            let next = next_revision(&tx, "namespaces")?;
             tx.prepare_cached("UPDATE namespaces SET settings = ?2, revision = ?3 WHERE name = ?1")?
                 .execute(params![name.as_str(), settings, next])?;
             let record = read(&tx, &name)?;
@@ -117,14 +117,16 @@ fn read(conn: &Connection, name: &Namespace) -> Result<Option<NamespaceRecord>, 
         .transpose()
 }
 
-/// The next namespace revision: one more than the last handed out.
-fn next_revision(conn: &Connection) -> rusqlite::Result<i64> {
+/// The next revision of `table`'s records: one more than the last handed out, from
+/// its row of the `revisions` counter. Shared with the other tables whose records
+/// change by compare-and-set ([`super::alarms`]).
+pub(super) fn next_revision(conn: &Connection, table: &str) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO revisions (name, last) VALUES ('namespaces', 1)
+        "INSERT INTO revisions (name, last) VALUES (?1, 1)
          ON CONFLICT (name) DO UPDATE SET last = last + 1
          RETURNING last",
     )?
-    .query_row([], |row| row.get(0))
+    .query_row([table], |row| row.get(0))
 }
 
 /// One row of the `namespaces` table, as stored.

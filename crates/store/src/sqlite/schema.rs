@@ -544,6 +544,19 @@ const SCHEMA_16: &str = "
 ALTER TABLE logs ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 17: alarms, each namespace's, by name: the whole record (rule, state,
+/// latest transitions, notification mark) as JSON without its revision, changed whole,
+/// and the revision of its last write (from `revisions`, row `alarms`).
+const SCHEMA_17: &str = "
+CREATE TABLE alarms (
+    namespace TEXT    NOT NULL,
+    name      TEXT    NOT NULL,
+    record    TEXT    NOT NULL,
+    revision  INTEGER NOT NULL CHECK (revision > 0),
+    PRIMARY KEY (namespace, name)
+) STRICT, WITHOUT ROWID;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -561,6 +574,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_14),
     M::up(SCHEMA_15),
     M::up(SCHEMA_16),
+    M::up(SCHEMA_17),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -5,11 +5,13 @@
 //! (`&dyn Events`), [`queues`] (`&dyn Queues`), [`schedules`] (`&dyn Schedules`),
 //! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`), [`audit`]
 //! (`&dyn Audit`), [`objects`] (`&dyn Store`: a write's events are read back),
-//! [`key_values`] (`&dyn KeyValues`), [`secrets`] (`&dyn Secrets`), [`topics`] (`&dyn Topics`) and [`usage`] (`&dyn RecordsAndUsage`: usage is written by appending
-//! invocation records, and survives forgetting and trimming them). Checks that need several concerns together take `&dyn Store` and live
-//! in [`store`]: removing a function, or a namespace, from every concern, outcomes whose
-//! follow-ups land in queues, schedules that fire events, usage that outlives a removed
-//! function and namespace. Durable work runs on a fake clock (every time is passed
+//! [`key_values`] (`&dyn KeyValues`), [`secrets`] (`&dyn Secrets`), [`topics`]
+//! (`&dyn Topics`), [`alarms`] (`&dyn Alarms`) and [`usage`] (`&dyn RecordsAndUsage`:
+//! usage is written by appending invocation records, and survives forgetting and
+//! trimming them). Checks that need several concerns together take `&dyn Store` and
+//! live in [`store`]: removing a function, or a namespace (its alarms too), from every
+//! concern, outcomes whose follow-ups land in queues, schedules that fire events, usage
+//! that outlives a removed function and namespace. Durable work runs on a fake clock (every time is passed
 //! explicitly, from [`T`]).
 //!
 //! # How a backend joins
@@ -86,6 +88,7 @@ fn event(namespace: &Namespace, function: &FunctionName, id: &str, created_us: i
     }
 }
 
+mod alarms;
 mod api_keys;
 mod audit;
 mod events;
@@ -106,7 +109,7 @@ mod usage;
 /// `TestResult<(guard, store)>`; the guard (a temp dir, a server) lives as long as the
 /// test. Concerns: `registry`, `records`, `events`, `queues`, `schedules`, `namespaces`,
 /// `api_keys`, `audit`, `usage` (needs `Records` too), `objects` (needs `Events` too),
-/// `key_values`, `secrets`, `topics`, and `store` (the checks across
+/// `key_values`, `secrets`, `topics`, `alarms`, and `store` (the checks across
 /// concerns).
 macro_rules! conformance {
     ($backend:ident, $open:path, [$($concern:ident),* $(,)?]) => {
@@ -212,6 +215,16 @@ macro_rules! conformance {
             topics_due_deliveries_come_in_due_order,
         ]);
     };
+    (@concern alarms, $open:path) => {
+        conformance!(@checks alarms, $open, [
+            alarms_put_creates_then_updates_keeping_the_state,
+            alarms_belong_to_a_namespace_and_list_in_order,
+            alarms_state_changes_are_compare_and_set,
+            alarms_history_keeps_the_newest_transitions,
+            alarms_notification_marks_only_move_forward,
+            alarms_delete_is_idempotent_and_revisions_keep_growing,
+        ]);
+    };
     (@concern schedules, $open:path) => {
         conformance!(@checks schedules, $open, [
             schedules_advance_monotonically,
@@ -281,7 +294,7 @@ conformance!(
     sqlite::open,
     [
         registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, objects,
-        key_values, secrets, topics, store
+        key_values, secrets, topics, alarms, store
     ]
 );
 

@@ -5,6 +5,7 @@
 //! implements every concern.
 
 use super::*;
+use crate::alarms::{alarm, spec as alarm_spec};
 use crate::api_keys::{api_key, key_ids};
 use crate::audit::{audit_entry, audit_ids};
 use crate::events::{LEASE, fail_all_due, get, outcome};
@@ -458,6 +459,9 @@ pub async fn remove_namespace_removes_only_its_contents_and_keeps_the_audit(stor
         store
             .send_messages(namespace, &jobs, &[message(&format!("{namespace}-m"))], T)
             .await?;
+        store
+            .put_alarm(namespace, &alarm("errors")?, &alarm_spec(1)?, T)
+            .await?;
         let key = api_key(namespace, &format!("WK{namespace}"), Role::Deploy, T);
         assert!(store.create_key(&key).await?);
         store
@@ -470,6 +474,7 @@ pub async fn remove_namespace_removes_only_its_contents_and_keeps_the_audit(stor
     assert!(store.list_functions(Some(&gone)).await?.is_empty());
     assert!(store.list_queues(Some(&gone)).await?.is_empty());
     assert!(store.list_keys(Some(&gone)).await?.is_empty());
+    assert!(store.list_alarms(Some(&gone)).await?.is_empty());
     assert_eq!(store.get_event(&gone, "gone-event").await?, None);
     let left = store
         .invocations(&gone, &hello, &InvocationQuery::default())
@@ -482,6 +487,14 @@ pub async fn remove_namespace_removes_only_its_contents_and_keeps_the_audit(stor
     assert_eq!(store.list_queues(Some(&kept)).await?.len(), 2);
     assert_eq!(store.queue_stats(&kept, &jobs, T).await?, stats(1, 0, 0));
     assert_eq!(key_ids(&store.list_keys(None).await?), ["WKkept"]);
+    let alarms = store.list_alarms(None).await?;
+    assert_eq!(
+        alarms
+            .iter()
+            .map(|a| format!("{}/{}", a.namespace, a.name))
+            .collect::<Vec<_>>(),
+        ["kept/errors"]
+    );
     assert!(store.get_event(&kept, "kept-event").await?.is_some());
     assert_eq!(
         ids(&store
