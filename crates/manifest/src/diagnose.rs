@@ -142,7 +142,12 @@ fn struct_given_array(path: &[Seg]) -> Option<&[Seg]> {
     match path {
         [Seg::Key(app), Seg::Index(_), ..] if app == "app" => Some(&path[..1]),
         [Seg::Key(t), Seg::Key(_), Seg::Index(_), ..]
-            if t == "functions" || t == "queues" || t == "buckets" || t == "kv" || t == "topics" =>
+            if t == "functions"
+                || t == "queues"
+                || t == "buckets"
+                || t == "kv"
+                || t == "topics"
+                || t == "alarms" =>
         {
             Some(&path[..2])
         }
@@ -199,6 +204,10 @@ fn table_context(path: &[Seg]) -> String {
         [Seg::Key(topics), Seg::Key(t), rest @ ..] if topics == "topics" => {
             format!("in `{}` of topic `{t}`", render(rest))
         }
+        [Seg::Key(alarms), Seg::Key(a)] if alarms == "alarms" => format!("in alarm `{a}`"),
+        [Seg::Key(alarms), Seg::Key(a), rest @ ..] if alarms == "alarms" => {
+            format!("in `{}` of alarm `{a}`", render(rest))
+        }
         _ => format!("in `{}`", render(path)),
     }
 }
@@ -230,6 +239,10 @@ fn value_subject(path: &[Seg]) -> String {
         [Seg::Key(topics), Seg::Key(t)] if topics == "topics" => format!("topic `{t}`"),
         [Seg::Key(topics), Seg::Key(t), rest @ ..] if topics == "topics" => {
             format!("`{}` in topic `{t}`", render(rest))
+        }
+        [Seg::Key(alarms), Seg::Key(a)] if alarms == "alarms" => format!("alarm `{a}`"),
+        [Seg::Key(alarms), Seg::Key(a), rest @ ..] if alarms == "alarms" => {
+            format!("`{}` in alarm `{a}`", render(rest))
         }
         _ => format!("`{}`", render(path)),
     }
@@ -298,6 +311,11 @@ fn expected_for(path: &[Seg]) -> Option<&'static str> {
             _ => None,
         };
     }
+    if let [Seg::Key(alarms), rest @ ..] = path
+        && alarms == "alarms"
+    {
+        return expected_for_alarm(rest);
+    }
     let in_function = matches!(path, [Seg::Key(f), Seg::Key(_), _, ..] if f == "functions");
     let leaf = path.last().and_then(key);
     let parent = path.len().checked_sub(2).and_then(|i| key(&path[i]));
@@ -320,6 +338,39 @@ fn expected_for(path: &[Seg]) -> Option<&'static str> {
         (_, None) if in_function && parent == Some("routes") => Some(ROUTE_EXPECTED),
         (_, None) if in_function && parent == Some("methods") => Some("a method name such as \"GET\""),
         (_, Some(_)) if in_function && parent == Some("env") => Some("a string"),
+        _ => None,
+    }
+}
+
+/// The keys of `[alarms]` (`rest` is the path inside it). Values core reads as names
+/// (metrics, states) are told by serde's own list of them.
+fn expected_for_alarm(rest: &[Seg]) -> Option<&'static str> {
+    let keys: Vec<&str> = rest.iter().skip(1).filter_map(key).collect();
+    let item = matches!(rest.last(), Some(Seg::Index(_)));
+    match (rest, keys.as_slice(), item) {
+        ([], _, _) => Some("a table of alarms (`[alarms.NAME]`)"),
+        ([_], _, _) => Some("a table"),
+        (_, ["metric"], _) => Some("a metric name such as \"error_rate\""),
+        (_, ["function"], _) => Some("a function name"),
+        (_, ["queue"], _) => Some("a queue name"),
+        (_, ["comparison"], _) => Some("\">\", \">=\", \"<\" or \"<=\""),
+        (_, ["threshold"], _) => {
+            Some("a number, or for a duration metric a duration string such as \"250ms\"")
+        }
+        (_, ["period"], _) => Some("a duration string such as \"1m\""),
+        (_, ["evaluation_periods" | "datapoints_to_alarm"], _) => Some("a whole number"),
+        (_, ["missing_data"], _) => Some("\"missing\", \"ignore\", \"breaching\" or \"not_breaching\""),
+        (_, ["actions"], false) => Some("an array of actions such as `[{ webhook = \"https://…\" }]`"),
+        (_, ["actions"], true) => Some(
+            "an action: a table with one of `webhook`, `function`, `queue` or `topic`, and optional `on`",
+        ),
+        (_, ["actions", "webhook"], _) => Some("a URL string"),
+        (_, ["actions", "function"], _) => Some("a function name"),
+        (_, ["actions", "queue"], _) => Some("a queue name"),
+        (_, ["actions", "topic"], _) => Some("a topic name"),
+        (_, ["actions", "on"], false) => Some("an array of states such as [\"ALARM\", \"OK\"]"),
+        (_, ["actions", "on"], true) => Some("\"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\""),
+        (_, ["description"], _) => Some("a string"),
         _ => None,
     }
 }
@@ -488,6 +539,28 @@ fn reword(message: &str, path: &[Seg], value: Option<&DeValue<'_>>) -> String {
             );
         }
     }
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((written, expected)) = rest.split_once("`, expected ")
+    {
+        // A name core reads as an enum (`metric = "latency"`, `on = ["FIRING"]`).
+        let hint = suggest(written, expected)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return format!(
+            "invalid value `{written}` for {}: expected {expected}{hint}",
+            value_subject(path)
+        );
+    }
+    if message.starts_with("data did not match any variant of untagged enum")
+        && let Some(expected) = expected_for(path)
+    {
+        // serde's words name a private type; say what the value may be.
+        return format!(
+            "invalid type for {}: expected {expected}, found {}",
+            value_subject(path),
+            found_text(value, "")
+        );
+    }
     if let Some(rest) = message.strip_prefix("duplicate field `") {
         let name = rest.trim_end_matches('`');
         return format!("duplicate key `{name}` {}", table_context(path));
@@ -557,6 +630,15 @@ mod tests {
         assert_eq!(
             value_subject(&f(&["queues", "jobs", "retention"])),
             "`retention` in queue `jobs`"
+        );
+        assert_eq!(table_context(&f(&["alarms", "slow"])), "in alarm `slow`");
+        assert_eq!(
+            table_context(&f(&["alarms", "slow", "actions", "1"])),
+            "in `actions[1]` of alarm `slow`"
+        );
+        assert_eq!(
+            expected_for(&f(&["alarms", "slow", "actions", "0", "on", "1"])),
+            Some("\"OK\", \"ALARM\" or \"INSUFFICIENT_DATA\"")
         );
     }
 

@@ -2,7 +2,7 @@
 //! with its source (a `.wasm` file, or for native runtimes a directory or `.zip`), a
 //! kind, a runtime, limits, environment, HTTP routes (with their auth and rate
 //! limits), async settings and triggers (schedules, queues, storage), and the
-//! queues and buckets it declares.
+//! queues, buckets, key-value stores, topics and alarms it declares.
 //!
 //! [`load`] reads a manifest from disk, [`parse`] reads one from text; both return
 //! a [`Manifest`] whose functions carry a [`FunctionConfig`] already checked by
@@ -25,13 +25,16 @@ pub use error::{ErrorKind, Excerpt, ManifestError};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use wisp_core::{BucketName, FunctionConfig, FunctionName, KvStoreName, QueueConfig, QueueName, TopicName};
+use wisp_core::{
+    AlarmName, AlarmSpec, BucketName, FunctionConfig, FunctionName, KvStoreName, QueueConfig, QueueName,
+    TopicName,
+};
 
 /// The file name [`load`] looks for in a directory.
 pub const MANIFEST_FILE: &str = "wisp.toml";
 
-/// A checked manifest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A checked manifest. (Not `Eq`: an alarm's threshold is an `f64`.)
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Manifest {
     /// The app's name (DNS-label rules, as function names).
     pub app: String,
@@ -55,6 +58,20 @@ pub struct Manifest {
     /// Left out of the serialised form when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<TopicManifest>,
+    /// The alarms of `[alarms.NAME]`, in the order they first appear in the file.
+    /// Left out of the serialised form when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<AlarmManifest>,
+}
+
+/// One alarm of a manifest: created or updated by `wisp deploy` (`PUT
+/// /v1/alarms/{name}` with `spec` as the body), never deleted by it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlarmManifest {
+    pub name: AlarmName,
+    /// The rule, checked by [`AlarmSpec::validate`]. The functions, queues and topics
+    /// it names need not be declared in this manifest: they may be another app's.
+    pub spec: AlarmSpec,
 }
 
 /// One topic of a manifest: created by `wisp deploy` when missing, with its
@@ -142,6 +159,11 @@ impl Manifest {
     /// The key-value store called `name`, if the manifest declares it.
     pub fn kv_store(&self, name: &str) -> Option<&KvStoreManifest> {
         self.kv.iter().find(|s| s.name.as_str() == name)
+    }
+
+    /// The alarm called `name`, if the manifest declares it.
+    pub fn alarm(&self, name: &str) -> Option<&AlarmManifest> {
+        self.alarms.iter().find(|a| a.name.as_str() == name)
     }
 }
 
@@ -331,6 +353,71 @@ kind = "event"
                      it may hold at most 1024 bytes, the longest object key"
                 )
             );
+        }
+    }
+
+    /// An alarm is core's `AlarmSpec`, read by the keys of `PUT /v1/alarms/{name}`; what it
+    /// names need not be declared here (`pager` is another app's), and each error points at
+    /// the value it is about: serde's at the value, core's at the key it names.
+    #[test]
+    fn alarms_read_as_the_api_takes_them() {
+        let table = r#"
+[alarms.api-errors]
+metric = "error_rate"
+function = "hello"
+threshold = 0.05
+evaluation_periods = 3
+datapoints_to_alarm = 2
+missing_data = "not_breaching"
+actions = [{ webhook = "https://hooks.example.com/wisp" }, { function = "pager", on = ["ALARM"] }]
+"#;
+        let m = parse(&format!("{HELLO}{table}"), Path::new("wisp.toml")).unwrap();
+        let alarm = m.alarm("api-errors").unwrap();
+        assert_eq!(
+            alarm.spec.condition(),
+            "error_rate of function hello > 0.05 for 2 of 3 periods of 1m"
+        );
+        assert_eq!(alarm.spec.actions[1].target.to_string(), "function pager");
+        let json = serde_json::to_value(&alarm.spec).unwrap();
+        let again: AlarmSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(again, alarm.spec);
+
+        let line = |text: &str, needle: &str| {
+            let at = text.find(needle).unwrap();
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            (text[..at].matches('\n').count() + 1, at - line_start + 1)
+        };
+        let cases = [
+            (
+                "threshold = 0.05",
+                "threshold = 5",
+                "5\n",
+                "alarm `api-errors`: threshold: error_rate is a fraction",
+            ),
+            (
+                "metric = \"error_rate\"",
+                "metric = \"latency\"",
+                "\"latency\"",
+                "invalid value `latency` for `metric` in alarm `api-errors`: expected one of",
+            ),
+            (
+                "missing_data",
+                "colour = 1\nmissing_data",
+                "colour",
+                "unknown key `colour` in alarm `api-errors`",
+            ),
+            (
+                "function = \"hello\"\n",
+                "",
+                "\"error_rate\"",
+                "name it with `function`",
+            ),
+        ];
+        for (from, to, at, message) in cases {
+            let text = format!("{HELLO}{}", table.replacen(from, to, 1));
+            let err = parse(&text, Path::new("wisp.toml")).unwrap_err();
+            assert!(err.message.contains(message), "{err}");
+            assert_eq!((err.line, err.column), line(&text, at), "{err}");
         }
     }
 

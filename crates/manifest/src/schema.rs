@@ -26,6 +26,9 @@ pub(crate) struct RawManifest {
     pub buckets: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawBucket>>>>,
     pub kv: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawKvStore>>>>,
     pub topics: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawTopic>>>>,
+    /// `[alarms.NAME]`: core's `AlarmSpec`, by the same keys (those of
+    /// `PUT /v1/alarms/{name}`); its unknown keys and bad values are serde's errors.
+    pub alarms: Option<Spanned<BTreeMap<Spanned<String>, Spanned<wisp_core::AlarmSpec>>>>,
 }
 
 /// `[app]`.

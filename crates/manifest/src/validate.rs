@@ -4,13 +4,14 @@
 //! Function configuration is checked by [`FunctionConfig::validate`], the same
 //! check the HTTP API runs, so both refuse the same things with the same words;
 //! this module only maps its [`ConfigField`] back to a span. Queues are checked by
-//! [`QueueConfig::validate`] the same way. What only a manifest has — the app name,
-//! `source`, routes across functions — is checked here.
+//! [`QueueConfig::validate`] the same way, and alarms by [`AlarmSpec::validate`]. What
+//! only a manifest has — the app name, `source`, routes across functions — is checked
+//! here.
 //!
 //! Names a manifest refers to but does not declare (a trigger's or destination's
-//! queue, a dead-letter queue, a destination function, a storage trigger's bucket)
-//! are not refused: queues, buckets and functions of the namespace are shared between
-//! apps, so they may exist already.
+//! queue, a dead-letter queue, a destination function, a storage trigger's bucket, an
+//! alarm's function, queue or action) are not refused: queues, buckets, functions and
+//! topics of the namespace are shared between apps, so they may exist already.
 
 use crate::access;
 use crate::error::{ErrorKind, ManifestError};
@@ -19,8 +20,8 @@ use crate::schema::{
     RawSchedule, RawSize, RawStorageTrigger, RawSubscription, TextOrTable,
 };
 use crate::{
-    BucketManifest, FunctionManifest, Inputs, KvStoreManifest, Manifest, QueueManifest, SubscriptionManifest,
-    TopicManifest,
+    AlarmManifest, BucketManifest, FunctionManifest, Inputs, KvStoreManifest, Manifest, QueueManifest,
+    SubscriptionManifest, TopicManifest,
 };
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -30,6 +31,7 @@ use wisp_core::KvStoreName;
 use wisp_core::duration_text;
 use wisp_core::object::MAX_KEY_BYTES;
 use wisp_core::route::normalize_methods;
+use wisp_core::{ActionTarget, AlarmName, AlarmSpec};
 use wisp_core::{
     BucketName, ConfigError, ConfigField, Destination, EventPattern, FunctionConfig, FunctionName,
     FunctionRuntime, Kind, Limits, NameError, ParsedSchedule, QueueConfig, QueueName, QueueTrigger, Route,
@@ -198,6 +200,22 @@ pub(crate) fn manifest(
         }
         topics.push(TopicManifest { name, subscriptions });
     }
+    let mut alarm_list: Vec<_> = raw
+        .alarms
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    alarm_list.sort_by_key(|(key, _)| key.span().start);
+    let mut alarms = Vec::with_capacity(alarm_list.len());
+    for (key, raw) in alarm_list {
+        let name = AlarmName::new(key.get_ref().as_str())
+            .map_err(|e| at.err(key.span(), ErrorKind::Invalid, e.to_string()))?;
+        let header = raw.span();
+        let spec = raw.into_inner();
+        alarm_spec(&at, &name, &spec, header)?;
+        alarms.push(AlarmManifest { name, spec });
+    }
     Ok(Manifest {
         app,
         dir,
@@ -206,7 +224,62 @@ pub(crate) fn manifest(
         buckets: bucket_list,
         kv,
         topics,
+        alarms,
     })
+}
+
+/// `[alarms.NAME]`: core's check, and each webhook action's URL as a subscription's
+/// is checked. An error points at the value of the key it names, or else (a missing
+/// `function` or `queue`) at `metric`, which needs it.
+fn alarm_spec(
+    at: &At<'_>,
+    name: &AlarmName,
+    spec: &AlarmSpec,
+    header: Range<usize>,
+) -> Result<(), ManifestError> {
+    let span = |key: &str, item: Option<usize>| alarm_value_span(at.text, name, key, item);
+    spec.validate().map_err(|e| {
+        let span = span(e.field, None)
+            .or_else(|| span("metric", None))
+            .unwrap_or_else(|| header.clone());
+        at.err(span, ErrorKind::Invalid, format!("alarm `{name}`: {e}"))
+    })?;
+    for (i, action) in spec.actions.iter().enumerate() {
+        if let ActionTarget::Webhook(url) = &action.target {
+            webhook_url(url).map_err(|e| {
+                let span = span("actions", Some(i)).unwrap_or_else(|| header.clone());
+                at.err(
+                    span,
+                    ErrorKind::Invalid,
+                    format!("alarm `{name}`: actions[{i}]: {e}"),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Where `[alarms.NAME]`'s `key` (or item `item` of its array) is written. serde read
+/// the whole table as one `AlarmSpec` with one span, so the key's span is looked up in
+/// the document, parsed again: only on this error path.
+fn alarm_value_span(text: &str, alarm: &AlarmName, key: &str, item: Option<usize>) -> Option<Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    fn get<'a, 'i>(table: &'a DeTable<'i>, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+        table.iter().find(|(k, _)| k.get_ref() == key).map(|(_, v)| v)
+    }
+    let doc = DeTable::parse(text).ok()?;
+    let DeValue::Table(alarms) = get(doc.get_ref(), "alarms")?.get_ref() else {
+        return None;
+    };
+    let DeValue::Table(table) = get(alarms, alarm.as_str())?.get_ref() else {
+        return None;
+    };
+    let value = get(table, key)?;
+    match (item, value.get_ref()) {
+        (None, _) => Some(value.span()),
+        (Some(i), DeValue::Array(items)) => items.get(i).map(Spanned::span),
+        (Some(_), _) => Some(value.span()),
+    }
 }
 
 /// One item of `subscriptions` in `[topics.NAME]`: one endpoint, and a filter policy
