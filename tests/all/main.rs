@@ -46,6 +46,7 @@ mod topics_cli;
 mod topics_native;
 mod topics_webhook;
 mod trace;
+mod trace_chain;
 mod trace_paths;
 mod usage;
 mod util;

@@ -135,6 +135,8 @@ async fn invocations_are_counted_by_outcome_with_histograms_in_a_format_promtool
             "no {family}:\n{text}"
         );
     }
+    // Nothing was dropped: the log queue only fills when the store falls behind.
+    assert_eq!(sample(&text, "wisp_log_lines_dropped_total"), Some(0.0), "{text}");
     let (ok, said) = promtool(&text);
     assert!(
         ok,
@@ -203,6 +205,7 @@ async fn metrics_need_a_key_and_a_namespace_key_reads_only_its_namespace() {
     );
     assert!(!text.contains(r#"namespace="default""#), "{text}");
     assert!(!text.contains("process_open_fds"), "{text}");
+    assert!(!text.contains("wisp_log_lines_dropped"), "{text}");
 
     // The metrics token reads every namespace, and nothing but /metrics.
     let (status, _, text) = scrape(&server, &keyed_client(TOKEN), None).await;

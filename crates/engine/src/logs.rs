@@ -7,7 +7,7 @@
 //! finishes; the callback splits it into lines and `try_send`s them. The request path
 //! never waits for the store: when the channel is full (the store is slower than the
 //! guests are chatty) lines are dropped and counted, and the count is reported in the
-//! server log. The writer drains whatever is queued into one transaction per batch, then
+//! server log and, since the server started, on `/metrics`. The writer drains whatever is queued into one transaction per batch, then
 //! lets the next batch gather for a moment (see [`LINGER`]).
 //!
 //! Following a log ([`LogFollower`]) is reading "the lines after this cursor" from the
@@ -56,6 +56,8 @@ enum Entry {
 #[derive(Clone)]
 pub(crate) struct LogSink {
     tx: mpsc::Sender<Entry>,
+    /// Lines and invocation records dropped since the server started (the queue was
+    /// full); only ever grows, so `/metrics` can export it as a counter.
     dropped: Arc<AtomicU64>,
     /// Told which invocation records were written (or lost), for admission's counts.
     quotas: Arc<Quotas>,
@@ -89,6 +91,7 @@ pub(crate) fn start(
         let mut invocations = Vec::new();
         let start = tokio::time::Instant::now() + RETENTION_SWEEP;
         let mut sweep = tokio::time::interval_at(start, RETENTION_SWEEP);
+        let mut reported = 0;
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let received = tokio::select! {
@@ -128,7 +131,9 @@ pub(crate) fn start(
             if received < BATCH_LINES {
                 tokio::time::sleep(LINGER).await;
             }
-            let lost = dropped_seen.swap(0, Ordering::Relaxed);
+            let dropped = dropped_seen.load(Ordering::Relaxed);
+            let lost = dropped - reported;
+            reported = dropped;
             if lost > 0 {
                 tracing::warn!("dropped {lost} log lines and invocation records: the log queue was full");
             }
@@ -239,6 +244,12 @@ impl LogSink {
             truncated: false,
         };
         self.record(namespace, function, invocation_id, 0, logs);
+    }
+
+    /// Lines and invocation records dropped since the server started because the
+    /// queue was full. A relaxed load: cheap, for a scrape.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Queues an invocation's record.

@@ -739,7 +739,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The process: memory, open files, uptime.
+    /// The process: memory, open files, uptime, lines the log queue dropped.
     fn write_process_metrics(&self, e: &mut Exposition) {
         e.family(
             "wisp_build_info",
@@ -783,6 +783,12 @@ impl Engine {
             );
             e.gauge("process_open_fds", &[], fds.count() as f64);
         }
+        e.family(
+            "wisp_log_lines_dropped",
+            Kind::Counter,
+            "Log lines and invocation records dropped because the log queue was full (the store could not keep up).",
+        );
+        e.counter("wisp_log_lines_dropped", &[], self.logs.dropped());
     }
 }
 
