@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod alarms;
 mod api;
 mod apps;
 mod async_crash;

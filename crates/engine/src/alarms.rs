@@ -17,7 +17,7 @@ mod notify;
 use crate::{Engine, EngineError};
 use judge::Datapoint;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -33,6 +33,27 @@ const TICK: Duration = Duration::from_millis(250);
 const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 type Key = (Namespace, AlarmName);
+
+/// What the engine holds for alarms: the task's wake-up, and each alarm's latest
+/// judgement for the API.
+#[derive(Default)]
+pub(crate) struct AlarmBook {
+    /// Wakes the task (a rule changed here, or a record must be read again).
+    wake: Arc<tokio::sync::Notify>,
+    judged: Mutex<HashMap<Key, Judged>>,
+}
+
+/// An alarm's latest judgement: what its last period's datapoint was, and what the
+/// datapoints said, whether or not the state changed. Kept in memory only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judged {
+    /// The end of the period judged.
+    pub at_ms: UnixMillis,
+    /// The period's datapoint, if it had one.
+    pub value: Option<f64>,
+    pub state: AlarmState,
+    pub reason: String,
+}
 
 /// One alarm as the task follows it.
 struct Watch {
@@ -85,7 +106,7 @@ impl Engine {
             }
         }
         let put = self.store.put_alarm(ns, name, spec, now_ms()).await?;
-        self.alarm_wake.notify_one();
+        self.alarms.wake.notify_one();
         Ok(put)
     }
 
@@ -108,8 +129,19 @@ impl Engine {
         if !self.store.delete_alarm(ns, name).await? {
             return Err(alarm_not_found(name));
         }
-        self.alarm_wake.notify_one();
+        self.alarms.wake.notify_one();
         Ok(())
+    }
+
+    /// An alarm's latest judgement, once it has had one since Wisp started or its rule
+    /// last changed.
+    pub fn alarm_judged(&self, ns: &Namespace, name: &AlarmName) -> Option<Judged> {
+        self.alarms
+            .judged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(ns.clone(), name.clone()))
+            .cloned()
     }
 
     /// `wisp_alarm_state`: 1 for the state each alarm is in, 0 for the others.
@@ -141,6 +173,32 @@ impl Engine {
         Ok(())
     }
 
+    /// Records `change` by compare-and-set on `seen`'s revision. When the revision moved
+    /// but the rule did not (its actions were marked notified meanwhile), reads the
+    /// record and tries once more, so a mark does not cost a period.
+    async fn record_change(
+        &self,
+        ns: &Namespace,
+        name: &AlarmName,
+        seen: &mut AlarmRecord,
+        change: &StateChange,
+    ) -> wisp_store::Result<Option<AlarmRecord>> {
+        if let Some(record) = self
+            .store
+            .set_alarm_state(ns, name, seen.revision, change)
+            .await?
+        {
+            return Ok(Some(record));
+        }
+        match self.store.alarm(ns, name).await? {
+            Some(now) if now.spec == seen.spec && now.state == seen.state => {
+                *seen = now;
+                self.store.set_alarm_state(ns, name, seen.revision, change).await
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Takes the datapoint of every alarm whose period ended, judges it, and records
     /// the changes; returns the records that changed.
     async fn evaluate(&self, watches: &mut HashMap<Key, Watch>) -> Vec<AlarmRecord> {
@@ -168,6 +226,17 @@ impl Engine {
                 watch.window.pop_front();
             }
             let (state, reason) = judge::judge(spec, &watch.window, watch.record.state);
+            let judged = Judged {
+                at_ms: end,
+                value,
+                state,
+                reason: reason.clone(),
+            };
+            self.alarms
+                .judged
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((ns.clone(), name.clone()), judged);
             if state == watch.record.state {
                 continue;
             }
@@ -177,18 +246,14 @@ impl Engine {
                 value,
                 at_ms: end,
             };
-            match self
-                .store
-                .set_alarm_state(ns, name, watch.record.revision, &change)
-                .await
-            {
+            match self.record_change(ns, name, &mut watch.record, &change).await {
                 Ok(Some(record)) => {
                     tracing::info!("alarm `{name}` of namespace `{ns}` is {state}: {}", change.reason);
                     watch.record = record.clone();
                     changed.push(record);
                 }
                 // Its rule changed, or another evaluator moved it: read it again.
-                Ok(None) => self.alarm_wake.notify_one(),
+                Ok(None) => self.alarms.wake.notify_one(),
                 Err(e) => tracing::warn!("cannot record alarm `{name}`'s change to {state}: {e}"),
             }
         }
@@ -198,7 +263,8 @@ impl Engine {
 
 /// Brings the watches in line with the store's records: a rule that changed starts
 /// its datapoints again; an alarm gone is dropped.
-fn sync(watches: &mut HashMap<Key, Watch>, records: Vec<AlarmRecord>) {
+fn sync(watches: &mut HashMap<Key, Watch>, records: Vec<AlarmRecord>, judged: &Mutex<HashMap<Key, Judged>>) {
+    let mut judged = judged.lock().unwrap_or_else(PoisonError::into_inner);
     let mut seen = HashSet::with_capacity(records.len());
     for record in records {
         let key = (record.namespace.clone(), record.name.clone());
@@ -206,6 +272,7 @@ fn sync(watches: &mut HashMap<Key, Watch>, records: Vec<AlarmRecord>) {
         match watches.get_mut(&key) {
             Some(watch) if watch.record.spec == record.spec => watch.record = record,
             _ => {
+                judged.remove(&key);
                 watches.insert(
                     key,
                     Watch {
@@ -219,12 +286,13 @@ fn sync(watches: &mut HashMap<Key, Watch>, records: Vec<AlarmRecord>) {
         }
     }
     watches.retain(|key, _| seen.contains(key));
+    judged.retain(|key, _| seen.contains(key));
 }
 
 /// Starts the task that evaluates alarms and carries out their actions.
 pub(crate) fn start(engine: &Arc<Engine>) {
     let me = Arc::downgrade(engine);
-    let wake = engine.alarm_wake.clone();
+    let wake = engine.alarms.wake.clone();
     tokio::spawn(async move {
         let mut watches: HashMap<Key, Watch> = HashMap::new();
         // Alarms whose changes' actions are being carried out, one task each.
@@ -251,7 +319,7 @@ pub(crate) fn start(engine: &Arc<Engine>) {
                 reload_at = Instant::now() + RELOAD_EVERY;
                 match engine.store.list_alarms(None).await {
                     Ok(records) => {
-                        sync(&mut watches, records);
+                        sync(&mut watches, records, &engine.alarms.judged);
                         to_notify.extend(
                             watches
                                 .values()

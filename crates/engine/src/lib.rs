@@ -57,6 +57,7 @@ mod usage;
 mod verdict;
 pub mod version;
 
+pub use alarms::Judged;
 pub use app::{AppCode, AppReport, AppRequest, Planned};
 pub use audit::AuditRecord;
 pub use calls::CallFrom;
@@ -139,8 +140,8 @@ pub struct Engine {
     spans: otlp::SpanTap,
     /// Every version's counters, and what `/metrics` needs besides (also in `pools`).
     metrics: Arc<metrics::Metrics>,
-    /// Wakes the alarm task (a rule changed here, or a change must be read again).
-    alarm_wake: Arc<tokio::sync::Notify>,
+    /// The alarm task's wake-up and each alarm's latest judgement.
+    alarms: alarms::AlarmBook,
 }
 
 impl Engine {
@@ -224,7 +225,7 @@ impl Engine {
             calls: Arc::default(),
             metrics,
             spans,
-            alarm_wake: Arc::new(tokio::sync::Notify::new()),
+            alarms: alarms::AlarmBook::default(),
         });
         engine.sweep_blobs().await?;
         engine

@@ -13,8 +13,10 @@ pub(crate) enum Datapoint {
 }
 
 /// The state the latest datapoints (oldest first, at most `evaluation_periods`) put
-/// an alarm in, and why; `current` is kept when the rule ignores missing data and
-/// every period lacked it.
+/// an alarm in, and why. ALARM as soon as enough of them breach; anything else only
+/// once there are `evaluation_periods` of them (a new alarm stays INSUFFICIENT_DATA
+/// until then); `current` is also kept when the rule ignores missing data and every
+/// period lacked it.
 pub(crate) fn judge(
     spec: &AlarmSpec,
     window: &VecDeque<Datapoint>,
@@ -53,6 +55,14 @@ pub(crate) fn judge(
     );
     if breaching >= needed {
         return (AlarmState::Alarm, format!("{breaching} {of}: ALARM at {needed}"));
+    }
+    let periods = spec.evaluation_periods as usize;
+    if window.len() < periods {
+        let more = periods - window.len();
+        return (
+            current,
+            format!("{breaching} {of}: {more} more period(s) before OK can be judged"),
+        );
     }
     if present == 0 {
         let why = window
@@ -131,6 +141,16 @@ mod tests {
         assert_eq!(judge(&breaching, &gaps, AlarmState::Ok).0, AlarmState::Alarm);
         let not = spec(&format!(r#"{two},"missing_data":"not_breaching""#));
         assert_eq!(judge(&not, &gaps, AlarmState::Alarm).0, AlarmState::Ok);
+        // Too few periods yet: only ALARM may be judged.
+        let (state, why) = judge(&spec(two), &window(&[Some(0.0)]), AlarmState::InsufficientData);
+        assert_eq!(state, AlarmState::InsufficientData);
+        assert!(why.ends_with("1 more period(s) before OK can be judged"), "{why}");
+        let (state, _) = judge(
+            &spec(r#","evaluation_periods":2,"datapoints_to_alarm":1"#),
+            &window(&[Some(1.0)]),
+            AlarmState::Ok,
+        );
+        assert_eq!(state, AlarmState::Alarm);
         // With `missing`, the periods that have data decide.
         let (state, _) = judge(&spec(two), &window(&[None, Some(1.0)]), AlarmState::Ok);
         assert_eq!(state, AlarmState::Ok, "one breach of the two needed");

@@ -86,9 +86,8 @@ pub(super) async fn measure(
                 }
                 metric => {
                     let now_tallies: Baseline = engine.metrics.tallies(ns, function).into_iter().collect();
-                    let Some(before) = baseline.replace(now_tallies.clone()) else {
-                        return None;
-                    };
+                    // The first read is the baseline: no datapoint yet.
+                    let before = baseline.replace(now_tallies.clone())?;
                     let mut counted = Tally::default();
                     for (number, tally) in &now_tallies {
                         counted.add(&tally.since(&before.get(number).copied().unwrap_or_default()));

@@ -33,9 +33,10 @@ fn parse_name(name: &str) -> Result<AlarmName, ApiError> {
     AlarmName::new(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
 }
 
-/// An alarm as the API shows it, without its history.
-fn view(record: &AlarmRecord) -> Value {
-    json!({
+/// An alarm as the API shows it, without its history: its record, and its latest
+/// judgement when the engine has one.
+fn view(engine: &Engine, record: &AlarmRecord) -> Value {
+    let mut view = json!({
         "name": record.name.as_str(),
         "namespace": record.namespace.as_str(),
         "state": record.state,
@@ -46,11 +47,25 @@ fn view(record: &AlarmRecord) -> Value {
         "created_at": rfc3339_ms(record.created_ms),
         "updated_at": rfc3339_ms(record.updated_ms),
         "transitions": record.transitions,
-    })
+    });
+    if let Some(judged) = engine.alarm_judged(&record.namespace, &record.name) {
+        view["judged"] = json!({
+            "at": rfc3339_ms(judged.at_ms),
+            "value": judged.value,
+            "state": judged.state,
+            "reason": judged.reason,
+        });
+    }
+    view
 }
 
 async fn list(scope: Scope, State(engine): EngineState) -> Result<Json<Value>, ApiError> {
-    let alarms: Vec<Value> = engine.alarms(&scope.namespace).await?.iter().map(view).collect();
+    let alarms: Vec<Value> = engine
+        .alarms(&scope.namespace)
+        .await?
+        .iter()
+        .map(|r| view(&engine, r))
+        .collect();
     Ok(Json(json!({ "alarms": alarms })))
 }
 
@@ -77,7 +92,7 @@ async fn show(
             })
         })
         .collect();
-    let mut shown = view(&record);
+    let mut shown = view(&engine, &record);
     shown["history"] = json!(history);
     shown["notified"] = json!(record.notified);
     Ok(Json(shown))
@@ -109,7 +124,7 @@ async fn put(
     }
     Ok((
         status,
-        Json(json!({ "status": text, "alarm": view(put.record()) })),
+        Json(json!({ "status": text, "alarm": view(&engine, put.record()) })),
     )
         .into_response())
 }
