@@ -78,7 +78,63 @@ pub struct AlarmRecord {
     pub revision: u64,
 }
 
+/// What every backend does to a record; a backend reads it, calls one of these, and
+/// writes it back on the revision it read.
 impl AlarmRecord {
+    /// A new alarm: not evaluated yet, so `INSUFFICIENT_DATA` since `now`, with no history.
+    /// Its revision is set when it is saved.
+    pub fn new(namespace: Namespace, name: AlarmName, spec: AlarmSpec, now: UnixMillis) -> AlarmRecord {
+        AlarmRecord {
+            namespace,
+            name,
+            spec,
+            state: AlarmState::InsufficientData,
+            reason: "not evaluated yet".to_owned(),
+            state_since_ms: now,
+            created_ms: now,
+            updated_ms: now,
+            history: Vec::new(),
+            transitions: 0,
+            notified: 0,
+            revision: 0,
+        }
+    }
+
+    /// Appends `change` as the next transition, moves the state to it, and drops the
+    /// oldest transitions past [`ALARM_HISTORY_KEPT`].
+    pub fn apply(&mut self, change: StateChange) {
+        let seq = self.transitions + 1;
+        self.history.push(AlarmTransition {
+            seq,
+            at_ms: change.at_ms,
+            from: self.state,
+            to: change.to,
+            reason: change.reason.clone(),
+            value: change.value,
+            action_errors: Vec::new(),
+        });
+        let excess = self.history.len().saturating_sub(ALARM_HISTORY_KEPT);
+        self.history.drain(..excess);
+        self.state = change.to;
+        self.reason = change.reason;
+        self.state_since_ms = change.at_ms;
+        self.transitions = seq;
+    }
+
+    /// Moves the mark forward to `seq` and gives transition `seq`, if still held, its
+    /// `errors`. Returns whether anything changed.
+    pub fn mark_notified(&mut self, seq: u64, errors: Vec<String>) -> bool {
+        let mut changed = seq > self.notified;
+        self.notified = self.notified.max(seq);
+        if let Some(transition) = self.history.iter_mut().find(|t| t.seq == seq)
+            && transition.action_errors != errors
+        {
+            transition.action_errors = errors;
+            changed = true;
+        }
+        changed
+    }
+
     /// The transitions whose actions have not been carried out yet, oldest first.
     pub fn unnotified(&self) -> impl Iterator<Item = &AlarmTransition> {
         self.history.iter().filter(|t| t.seq > self.notified)

@@ -7,18 +7,12 @@
 
 use super::namespaces::next_revision;
 use super::{OpError, SqliteStore};
-use crate::{
-    ALARM_HISTORY_KEPT, AlarmPut, AlarmRecord, AlarmTransition, Alarms, Result, StateChange, StoreError,
-    UnixMillis,
-};
+use crate::{AlarmPut, AlarmRecord, Alarms, Result, StateChange, StoreError, UnixMillis};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use wisp_core::{AlarmName, AlarmSpec, AlarmState, Namespace};
+use wisp_core::{AlarmName, AlarmSpec, Namespace};
 
 const SELECT: &str = "SELECT namespace, name, record, revision FROM alarms";
-
-/// The reason a new alarm gives for its state.
-const NOT_EVALUATED: &str = "not evaluated yet";
 
 #[async_trait]
 impl Alarms for SqliteStore {
@@ -41,7 +35,7 @@ impl Alarms for SqliteStore {
                     record.updated_ms = now;
                     AlarmPut::Updated(save(&tx, record)?)
                 }
-                None => AlarmPut::Created(save(&tx, new_record(namespace, name, spec, now))?),
+                None => AlarmPut::Created(save(&tx, AlarmRecord::new(namespace, name, spec, now))?),
             };
             tx.commit()?;
             Ok(put)
@@ -86,7 +80,7 @@ impl Alarms for SqliteStore {
             let Some(mut record) = read(&tx, &namespace, &name)?.filter(|r| r.revision == revision) else {
                 return Ok(None);
             };
-            record_change(&mut record, change);
+            record.apply(change);
             let record = save(&tx, record)?;
             tx.commit()?;
             Ok(Some(record))
@@ -113,7 +107,7 @@ impl Alarms for SqliteStore {
             if seq > record.transitions {
                 return Ok(false);
             }
-            if mark_notified(&mut record, seq, errors) {
+            if record.mark_notified(seq, errors) {
                 save(&tx, record)?;
                 tx.commit()?;
             }
@@ -133,60 +127,6 @@ impl Alarms for SqliteStore {
         })
         .await
     }
-}
-
-/// A new alarm: not evaluated yet, so `INSUFFICIENT_DATA` since `now`, with no history.
-/// Its revision is set when it is saved.
-fn new_record(namespace: Namespace, name: AlarmName, spec: AlarmSpec, now: UnixMillis) -> AlarmRecord {
-    AlarmRecord {
-        namespace,
-        name,
-        spec,
-        state: AlarmState::InsufficientData,
-        reason: NOT_EVALUATED.to_owned(),
-        state_since_ms: now,
-        created_ms: now,
-        updated_ms: now,
-        history: Vec::new(),
-        transitions: 0,
-        notified: 0,
-        revision: 0,
-    }
-}
-
-/// Appends `change` as the next transition, moves the state to it, and drops the
-/// oldest transitions past [`ALARM_HISTORY_KEPT`].
-fn record_change(record: &mut AlarmRecord, change: StateChange) {
-    let seq = record.transitions + 1;
-    record.history.push(AlarmTransition {
-        seq,
-        at_ms: change.at_ms,
-        from: record.state,
-        to: change.to,
-        reason: change.reason.clone(),
-        value: change.value,
-        action_errors: Vec::new(),
-    });
-    let excess = record.history.len().saturating_sub(ALARM_HISTORY_KEPT);
-    record.history.drain(..excess);
-    record.state = change.to;
-    record.reason = change.reason;
-    record.state_since_ms = change.at_ms;
-    record.transitions = seq;
-}
-
-/// Moves the mark forward to `seq` and gives transition `seq`, if still held, its
-/// `errors`. Returns whether anything changed.
-fn mark_notified(record: &mut AlarmRecord, seq: u64, errors: Vec<String>) -> bool {
-    let mut changed = seq > record.notified;
-    record.notified = record.notified.max(seq);
-    if let Some(transition) = record.history.iter_mut().find(|t| t.seq == seq)
-        && transition.action_errors != errors
-    {
-        transition.action_errors = errors;
-        changed = true;
-    }
-    changed
 }
 
 fn read(conn: &Connection, namespace: &Namespace, name: &AlarmName) -> Result<Option<AlarmRecord>, OpError> {
