@@ -1,7 +1,8 @@
 //! Alarms end to end: a function starts failing, its error-rate alarm goes to ALARM
 //! and back to OK when it recovers, each change POSTed once to a webhook and sent to a
-//! queue for the states its action names; rules are checked at `PUT`; state shows on
-//! `/metrics`.
+//! queue for the states its action names; a change whose action was cut short by a
+//! crash is carried out again after the restart; rules are checked at `PUT`; state
+//! shows on `/metrics`.
 
 use crate::topics_webhook::Receiver;
 use crate::util::{client, deploy_fixture, expect_problem, get_json, server};
@@ -172,6 +173,66 @@ async fn a_failing_function_raises_its_alarm_and_recovers_firing_each_change_onc
         "{metrics}"
     );
     assert!(metrics.contains(r#"wisp_alarm_state{namespace="default",alarm="work-errors",state="ALARM"} 0"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_actions_did_not_finish_is_carried_out_again_after_a_crash() {
+    let mut server = server();
+    let client = client();
+    deploy_fixture(&server, "work", "event-kit", json!({ "kind": "event" })).await;
+    // The first POST gets no answer: the change is recorded, its action in flight.
+    let hook = Receiver::start(0).await;
+    let rule = json!({
+        "metric": "error_rate",
+        "function": "work",
+        "threshold": 0.5,
+        "period": "1s",
+        "missing_data": "ignore",
+        "actions": [{ "webhook": hook.url("/alarms") }],
+    });
+    let response = client
+        .put(server.at("/v1/alarms/work-errors"))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let stop = Arc::new(AtomicBool::new(false));
+    traffic(&server, "work", Arc::new(AtomicBool::new(true)), stop.clone());
+    hook.until(Duration::from_secs(30), |got| !got.is_empty()).await;
+    stop.store(true, Ordering::SeqCst);
+    let alarm = get_json(&server, "/v1/alarms/work-errors").await;
+    assert_eq!(
+        (alarm["state"].as_str(), alarm["notified"].as_u64()),
+        (Some("ALARM"), Some(0)),
+        "{alarm:#}"
+    );
+
+    hook.status.store(200, Ordering::SeqCst);
+    tokio::task::block_in_place(|| server.crash_and_restart());
+    let got = hook.until(Duration::from_secs(20), |got| got.len() >= 2).await;
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|r| r.headers["wisp-alarm-change"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["default/work-errors/1", "default/work-errors/1"],
+        "the same change, again"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alarm = get_json(&server, "/v1/alarms/work-errors").await;
+        if alarm["notified"] == 1 {
+            assert_eq!(alarm["state"], "ALARM", "the state outlives the crash: {alarm:#}");
+            assert_eq!(alarm["transitions"], 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never marked notified: {alarm:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(hook.received().len(), 2, "marked, so not sent a third time");
 }
 
 #[tokio::test]

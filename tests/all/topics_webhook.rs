@@ -25,7 +25,8 @@ pub(crate) struct Received {
 }
 
 /// A loopback HTTP receiver that records each request and answers it `status` (a
-/// status it can change as it goes), closing the connection after each.
+/// status it can change as it goes; 0: no answer at all), closing the connection
+/// after each.
 pub(crate) struct Receiver {
     pub port: u16,
     pub status: Arc<AtomicU16>,
@@ -49,6 +50,11 @@ impl Receiver {
                     let status = answer.load(Ordering::SeqCst);
                     request.status = status;
                     record.lock().unwrap().push(request);
+                    if status == 0 {
+                        // Never answers: holds the connection open a minute.
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        return;
+                    }
                     let response =
                         format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
                     let _ = stream.write_all(response.as_bytes()).await;
