@@ -59,6 +59,9 @@ async fn a_failing_function_raises_its_alarm_and_recovers_firing_each_change_onc
         "threshold": 0.5,
         "period": "1s",
         "evaluation_periods": 2,
+        // Once the traffic stops, the alarm stays OK (the default would move it to
+        // INSUFFICIENT_DATA two periods later: a third change).
+        "missing_data": "ignore",
         "description": "work is failing",
         "actions": [
             { "webhook": hook.url("/alarms") },
