@@ -2,8 +2,10 @@
 //! that are missing, create or update its queues, then deploy its functions (whose
 //! triggers, destinations and grants may name those buckets, stores and queues).
 //! Then its topics are created when missing and their subscriptions added when
-//! missing (subscribers must exist first). Buckets and stores are never changed or
-//! deleted here: they hold data; topics and subscriptions are never deleted either.
+//! missing (subscribers must exist first), and its alarms created or updated (last:
+//! their actions may name any of these). Buckets and stores are never changed or
+//! deleted here: they hold data; topics, subscriptions and alarms are never deleted
+//! either.
 
 use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
@@ -15,7 +17,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use wisp_core::ErrorCode;
 use wisp_manifest::{
-    BucketManifest, FunctionManifest, KvStoreManifest, Manifest, QueueManifest, TopicManifest,
+    AlarmManifest, BucketManifest, FunctionManifest, KvStoreManifest, Manifest, QueueManifest, TopicManifest,
 };
 
 /// Deploy an app (its wisp.toml): its missing buckets and key-value stores, its
@@ -103,8 +105,8 @@ pub fn load_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
 /// Deploys `manifest`: its buckets and key-value stores (created when missing, left
 /// as they are when present), its queues (each dead-letter queue before the queues
 /// that use it), then every function in one request, then its topics and their
-/// subscriptions (created when missing), printing one line per bucket, store, queue,
-/// function, topic and subscription.
+/// subscriptions (created when missing), then its alarms (created or updated),
+/// printing one line per bucket, store, queue, function, topic, subscription and alarm.
 /// With `prune`, the app's functions the manifest no longer has are deleted; buckets
 /// and stores never are.
 pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> anyhow::Result<()> {
@@ -188,6 +190,14 @@ pub async fn deploy_app(client: &Client, manifest: &Manifest, prune: bool) -> an
             ))
         })?;
     }
+    for alarm in &manifest.alarms {
+        put_alarm(client, alarm).await.map_err(|e| {
+            e.context(format!(
+                "saving alarm `{}` failed (the functions, queues, topics, buckets and stores are deployed)",
+                alarm.name
+            ))
+        })?;
+    }
     let removed: Vec<&str> = answer["removed"]
         .as_array()
         .into_iter()
@@ -228,6 +238,17 @@ async fn put_topic(client: &Client, topic: &TopicManifest) -> anyhow::Result<()>
         };
         println!("  {text:<10} {}", super::topic::describe_subscription(&answer));
     }
+    Ok(())
+}
+
+/// `PUT /v1/alarms/{alarm}` with its rule: the server answers `created`, `updated` or
+/// `unchanged` (the same rule). An alarm the manifest no longer has is left as it is.
+async fn put_alarm(client: &Client, alarm: &AlarmManifest) -> anyhow::Result<()> {
+    let request = client
+        .request(Method::PUT, &format!("/v1/alarms/{}", alarm.name))
+        .json(&alarm.spec);
+    let (_, answer) = client.json(request).await?;
+    println!("  {}", super::alarms::describe_put(&answer));
     Ok(())
 }
 

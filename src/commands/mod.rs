@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod alarms;
 pub mod audit;
 pub mod breakers;
 pub mod bucket;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod alarms;
+mod alarms_cli;
 mod api;
 mod apps;
 mod async_crash;
