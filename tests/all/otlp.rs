@@ -1,8 +1,9 @@
 //! Traces leaving Wisp: the `traceparent` (and X-Ray header) an http guest gets, naming
 //! its own invocation's span in the request's trace; the `_X_AMZN_TRACE_ID` a native
 //! function sees; and `wisp serve --otlp-endpoint`, which sends a span per invocation to
-//! a real OTLP/HTTP receiver (the loopback receiver of `topics_webhook`), holds up no
-//! invocation when the collector is down, and refuses a URL it cannot use at start.
+//! a real OTLP/HTTP receiver (the loopback receiver of `topics_webhook`), sends the last
+//! ones before a graceful shutdown ends, holds up no invocation when the collector is
+//! down, and refuses a URL it cannot use at start.
 
 use crate::topics_webhook::{Received, Receiver};
 use crate::util::{bin, client, deploy_fixture, get_json, server, server_with};
@@ -224,6 +225,39 @@ async fn an_otlp_receiver_gets_a_span_per_invocation_with_its_trace_and_parent()
         attribute(&broken, "wisp.error_code"),
         json!({"stringValue": "function_error"})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_spans_are_sent_before_a_graceful_shutdown_ends() {
+    // The collector is busy at first: the POST is retried 250 ms later, which a
+    // shutdown that did not wait for the exporter would cut off.
+    let receiver = Receiver::start(503).await;
+    let mut server = server_with(&["--otlp-endpoint", &receiver.url("")]);
+    deploy_kit(&server, "last", json!({})).await;
+    let (status, got) = (receiver.status.clone(), receiver.got.clone());
+    tokio::spawn(async move {
+        while got.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        status.store(200, std::sync::atomic::Ordering::SeqCst);
+    });
+    let r = client().get(server.at("/last/hello")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-wisp-invocation-id"].to_str().unwrap().to_string();
+    // At once: the record is still in the log writer's batch.
+    server.signal("TERM");
+    let status = tokio::task::block_in_place(|| server.wait(Duration::from_secs(30)));
+    assert!(status.success(), "{status:?}");
+    let got = receiver.received();
+    let answers: Vec<u16> = got.iter().map(|r| r.status).collect();
+    assert_eq!(answers, [503, 200], "tried, then tried again before the exit");
+    for request in &got {
+        let ids: Vec<Value> = spans(std::slice::from_ref(request))
+            .iter()
+            .map(|s| attribute(s, "faas.invocation_id"))
+            .collect();
+        assert_eq!(ids, [json!({ "stringValue": id })], "the run's span");
+    }
 }
 
 #[tokio::test]

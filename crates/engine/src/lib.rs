@@ -289,18 +289,22 @@ impl Engine {
         &self.limits
     }
 
-    /// Writes out queued logs. Call once, at shutdown, after the last invocation.
+    /// Writes out queued logs (and exports their spans). Call once, at shutdown, after
+    /// the last invocation.
     pub async fn shutdown(self: Arc<Self>) {
         self.stop_platform();
         if let Err(e) = self.flush_capacity().await {
             tracing::warn!("cannot record the last reserved capacity held: {}", e.detail);
         }
         let writer = self.log_writer.lock().ok().and_then(|mut w| w.take());
+        let spans = self.spans.clone();
         // The writer ends when every sender is gone: ours goes with the engine.
         drop(self);
         if let Some(writer) = writer {
             writer.flush().await;
         }
+        // The writer's last records are offered for export: send them.
+        spans.finish(otlp::FINISH_WITHIN).await;
     }
 
     /// A deployed function.

@@ -11,7 +11,10 @@
 //! task turns what waits into `ExportTraceServiceRequest`s of up to [`BATCH_SPANS`]
 //! spans ([`spans`]) and POSTs each, retrying a failed POST (no connection, a timeout,
 //! 429, 502, 503, 504: what the OTLP spec calls retryable) [`ATTEMPTS`] times with
-//! growing pauses, then dropping it with a warning (at most one a minute).
+//! growing pauses, then dropping it with a warning (at most one a minute). At shutdown,
+//! once the log writer has written its last records, [`SpanTap::finish`] hands the
+//! exporter an empty batch, its end, and waits up to [`FINISH_WITHIN`] for what is
+//! left to be sent.
 //!
 //! The JSON is written from a few hand-written serde structs, and the POST is a plain
 //! hyper HTTP/1.1 exchange over tokio-rustls, both already in the engine's graph. The
@@ -48,6 +51,8 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the collector may take to answer once the request is sent.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for the last spans to be sent.
+pub(crate) const FINISH_WITHIN: Duration = Duration::from_secs(5);
 /// The shortest time between two warnings about lost spans.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -140,6 +145,8 @@ struct Feed {
     queued: Arc<AtomicUsize>,
     /// Records dropped because [`QUEUE_SPANS`] already waited.
     dropped: Arc<AtomicU64>,
+    /// The exporter task, until [`SpanTap::finish`] waits for it.
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl SpanTap {
@@ -165,6 +172,35 @@ impl SpanTap {
     }
 }
 
+impl SpanTap {
+    /// Ends the export: sends what was offered so far and stops the exporter, waiting
+    /// at most `within`. Called once at shutdown, after the log writer's last batch;
+    /// nothing offered after it is sent.
+    pub(crate) async fn finish(&self, within: Duration) {
+        let Some(feed) = self.0.get() else {
+            return;
+        };
+        let task = feed
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(task) = task else {
+            return;
+        };
+        let finished = tokio::time::timeout(within, async {
+            // An empty batch is the end: the writer never offers one.
+            if feed.tx.send(Vec::new()).await.is_ok() {
+                let _ = task.await;
+            }
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!("the last invocation spans were not all sent within {within:?} of shutdown");
+        }
+    }
+}
+
 impl Engine {
     /// Exports every invocation record from now on as an OTLP span to `endpoint`
     /// (see [`crate::otlp`]). Once per engine: a second call is ignored. Must run
@@ -176,17 +212,25 @@ impl Engine {
             tx,
             queued: Arc::default(),
             dropped: Arc::default(),
+            task: std::sync::Mutex::new(None),
         };
         let (queued, dropped) = (feed.queued.clone(), feed.dropped.clone());
         if self.spans.0.set(feed).is_err() {
             return;
         }
         tracing::info!("exporting invocation spans to {endpoint} (OTLP/HTTP JSON)");
-        tokio::spawn(export(endpoint, rx, queued, dropped));
+        let task = tokio::spawn(export(endpoint, rx, queued, dropped));
+        if let Some(feed) = self.spans.0.get() {
+            *feed
+                .task
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+        }
     }
 }
 
-/// The exporter task: runs until every [`SpanTap`] is gone.
+/// The exporter task: runs until every [`SpanTap`] is gone, or it is handed an empty
+/// batch (the end).
 async fn export(
     endpoint: OtlpEndpoint,
     mut rx: mpsc::Receiver<Vec<InvocationRecord>>,
@@ -197,6 +241,7 @@ async fn export(
     let mut batches = Vec::new();
     let mut records = Vec::new();
     while rx.recv_many(&mut batches, 16).await > 0 {
+        let end = batches.iter().any(Vec::is_empty);
         records.extend(batches.drain(..).flatten());
         queued.fetch_sub(records.len(), Ordering::Relaxed);
         for chunk in records.chunks(BATCH_SPANS) {
@@ -221,6 +266,9 @@ async fn export(
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             warnings.lost(lost, "the export queue was full");
+        }
+        if end {
+            return;
         }
     }
 }
