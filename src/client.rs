@@ -333,6 +333,9 @@ pub fn problem_error(response: &RawResponse) -> CliError {
                 None => err,
             }
         }
+        Some(ErrorCode::AlarmNotFound) => err.hint(
+            "run `wisp alarms` to see the namespace's alarms (another namespace's are named with --namespace)",
+        ),
         Some(ErrorCode::RouteConflict) => err.hint("routes must be unique across a namespace's functions"),
         Some(ErrorCode::Unauthorized) => {
             err.hint("check the key given with --key or WISP_KEY (or the data directory's admin.key); it may be revoked or expired")

@@ -6,10 +6,10 @@ use crate::client::{Client, ServerArg};
 use crate::exit::{CliError, Exit};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::NOTHING};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
-use wisp_core::{AlarmName, AlarmSpec, ErrorCode};
+use wisp_core::{AlarmName, AlarmSpec};
 
 /// List the alarms and their states (`wisp alarms`), show one with its history, or
 /// remove them.
@@ -70,7 +70,7 @@ pub async fn run(args: AlarmsArgs) -> anyhow::Result<()> {
             let name = alarm_name(&name)?;
             let client = Client::new(&server)?;
             let request = client.request(Method::GET, &format!("/v1/alarms/{name}"));
-            let alarm = about(&client, request, &name).await?;
+            let (_, alarm) = client.json(request).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&alarm)?);
             } else {
@@ -84,12 +84,7 @@ pub async fn run(args: AlarmsArgs) -> anyhow::Result<()> {
                 .map(|n| alarm_name(n))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let client = Client::new(&server)?;
-            for name in &names {
-                let request = client.request(Method::DELETE, &format!("/v1/alarms/{name}"));
-                about(&client, request, name).await?;
-                println!("removed alarm {name}");
-            }
-            Ok(())
+            client.remove_each("/v1/alarms", "alarm", &names).await
         }
     }
 }
@@ -110,37 +105,6 @@ async fn ls(server: &ServerArg, json: bool) -> anyhow::Result<()> {
     }
     println!("{}", table(&alarms).trim_fmt());
     Ok(())
-}
-
-/// Sends a request about the alarm `name`: its JSON (`null` for none), or the server's
-/// refusal, saying where to look when there is no such alarm.
-async fn about(client: &Client, request: reqwest::RequestBuilder, name: &AlarmName) -> anyhow::Result<Value> {
-    let response = client.send(request).await?;
-    if !response.status.is_success() {
-        let err = client.problem(&response);
-        let unknown = response.status == StatusCode::NOT_FOUND
-            && serde_json::from_slice::<Value>(&response.body)
-                .is_ok_and(|p| p["code"] == ErrorCode::AlarmNotFound.as_str());
-        if unknown {
-            return Err(err
-                .hint(format!(
-                    "run `wisp alarms` to see the namespace's alarms; `{name}` may be in another namespace (--namespace)"
-                ))
-                .into());
-        }
-        return Err(err.into());
-    }
-    if response.body.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(&response.body).map_err(|e| {
-        CliError::new(
-            Exit::Failure,
-            format!("the server answered with invalid JSON: {e}"),
-        )
-        .hint("is --server pointing at a Wisp server?")
-        .into()
-    })
 }
 
 /// One row per alarm: `NAME  STATE  CONDITION  SINCE`.

@@ -471,6 +471,7 @@ mod tests {
             tx,
             queued: Arc::default(),
             dropped: Arc::default(),
+            task: std::sync::Mutex::new(None),
         };
         let (queued, dropped) = (feed.queued.clone(), feed.dropped.clone());
         assert!(tap.0.set(feed).is_ok());

@@ -79,7 +79,11 @@ pub(super) async fn notify(me: Weak<Engine>, record: AlarmRecord) {
                     change.seq,
                     change.to
                 );
-                errors.push(format!("{}: {why}", action.target));
+                // A webhook's failure names its URL already.
+                errors.push(match &action.target {
+                    ActionTarget::Webhook(_) => why,
+                    target => format!("{target}: {why}"),
+                });
             }
         }
         let Some(engine) = me.upgrade() else { return };
