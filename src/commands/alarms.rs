@@ -150,6 +150,17 @@ fn show(alarm: &Value) -> String {
     );
     let mut line = |key: &str, value: String| out.push_str(&format!("  {key:<13} {value}\n"));
     line("reason", text(&alarm["reason"]));
+    if alarm["judged"].is_object() {
+        // The latest period, whether or not it changed the state.
+        line(
+            "last judged",
+            format!(
+                "{}: {}",
+                text(&alarm["judged"]["at"]),
+                text(&alarm["judged"]["reason"])
+            ),
+        );
+    }
     line("condition", text(&alarm["condition"]));
     line("missing data", text(&alarm["spec"]["missing_data"]));
     if let Some(spec) = &spec {
@@ -285,9 +296,17 @@ mod tests {
             out.contains("      action failed: webhook https://hooks.example.com/w: HTTP 500\n"),
             "{out}"
         );
+        assert!(!out.contains("last judged"), "{out}");
         let mut fresh = alarm();
         fresh["history"] = json!([]);
-        assert!(show(&fresh).ends_with("\nNo changes of state yet.\n"));
+        fresh["judged"] = json!({"at": "2026-12-04T13:05:00.000Z", "value": null, "state": "ALARM",
+            "reason": "no data in the last 3 periods: no invocation of `api` ended"});
+        let out = show(&fresh);
+        assert!(out.ends_with("\nNo changes of state yet.\n"), "{out}");
+        assert!(
+            out.contains("  last judged   2026-12-04T13:05:00.000Z: no data in the last 3 periods: no invocation of `api` ended\n"),
+            "{out}"
+        );
     }
 
     #[test]
