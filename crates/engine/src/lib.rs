@@ -67,7 +67,7 @@ pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};
 pub use error::EngineError;
 pub use identity::secret::MasterKey;
 pub use identity::{Caller, FunctionGrants, NewKey};
-pub use metrics::METRICS_TOKEN_MIN;
+pub use metrics::{FunctionStats, METRICS_TOKEN_MIN};
 pub use otlp::OtlpEndpoint;
 pub use pipeline::retry::RetrySettings;
 pub use pipeline::{Accepted, AsyncOptions};

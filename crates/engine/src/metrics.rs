@@ -341,6 +341,44 @@ impl Metrics {
     }
 }
 
+/// A function's counts since the server started, over all its versions: what the
+/// dashboard shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FunctionStats {
+    /// Invocations that ended, and of them in an error.
+    pub invocations: u64,
+    pub errors: u64,
+    pub throttles: u64,
+    pub cold_starts: u64,
+    /// Duration percentiles in seconds, estimated from the histogram; `None` before
+    /// the first invocation ends.
+    pub p50_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+}
+
+impl Engine {
+    /// A function's counts since the server started (zero for one not deployed).
+    pub fn function_stats(&self, namespace: &Namespace, function: &FunctionName) -> FunctionStats {
+        let mut total = Tally::default();
+        for (_, tally) in self.metrics.tallies(namespace, function) {
+            total.add(&tally);
+        }
+        let cold_starts = self.function(namespace, function).map_or(0, |d| {
+            d.versions()
+                .map(|v| v.pool.metrics.cold_starts.load(Ordering::Relaxed))
+                .sum()
+        });
+        FunctionStats {
+            invocations: total.ended,
+            errors: total.errors,
+            throttles: total.throttled,
+            cold_starts,
+            p50_seconds: total.duration_quantile(0.5),
+            p99_seconds: total.duration_quantile(0.99),
+        }
+    }
+}
+
 /// The shortest a metrics token may be.
 pub const METRICS_TOKEN_MIN: usize = 32;
 

@@ -23,6 +23,7 @@ pub mod router;
 pub mod s3;
 mod signed;
 pub mod sigv4;
+mod ui;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;

@@ -1,15 +1,15 @@
 //! The control router: one axum `Router` for every path Wisp reserves for itself —
 //! the control API under `/v1` ([`crate::api`]), Lambda's `Invoke` and management
 //! operations under `/2015-03-31` ([`crate::lambda`]), Prometheus' `/metrics`
-//! ([`crate::metrics`]), and the prefixes kept for later (`/ui`, the Runtime API's
-//! `/2018-06-01`), which answer `not_found`. Anything
-//! that applies to every control request is one layer here: authentication and
-//! authorization ([`crate::auth`]).
+//! ([`crate::metrics`]), the dashboard under `/ui` ([`crate::ui`], behind its own
+//! session check), and the prefix kept for later (the Runtime API's `/2018-06-01`),
+//! which answers `not_found`. Anything that applies to every other control request is
+//! one layer here: authentication and authorization ([`crate::auth`]).
 //! User routes never pass through it: [`crate::App`] sends them straight to the
 //! engine.
 
 use crate::problem::ApiError;
-use crate::{api, auth, lambda, metrics};
+use crate::{api, auth, lambda, metrics, ui};
 use axum::Router;
 use std::sync::Arc;
 use wisp_core::{ErrorCode, RESERVED_PREFIXES};
@@ -35,6 +35,9 @@ pub fn control(engine: Arc<Engine>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(engine.clone(), auth::check))
+        // After the API's auth layer, so not inside it: the dashboard checks its own
+        // session, then each page's role as the API would.
+        .merge(ui::routes())
         .with_state(engine)
 }
 

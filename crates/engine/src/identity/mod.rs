@@ -17,6 +17,7 @@ pub mod function_credentials;
 mod keys;
 mod namespaces;
 pub mod secret;
+mod session;
 
 pub use keys::NewKey;
 

@@ -1,0 +1,446 @@
+//! The dashboard's functions (the list, one function with its versions, invocations
+//! and logs) and alarms pages, and the actions on a function: invoke, roll back (make
+//! a version live), disable and enable. Each page or action is allowed when the API
+//! request it stands for would be.
+
+use super::{Chrome, Page, Viewer};
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use wisp_core::wall::rfc3339_ms;
+use wisp_core::{FunctionName, Namespace};
+use wisp_engine::{Deployed, Engine};
+use wisp_store::{InvocationQuery, LogQuery, LogStream};
+
+/// Invocations the function page shows.
+const INVOCATIONS_SHOWN: usize = 20;
+/// Log lines the function page shows.
+const LOG_LINES_SHOWN: usize = 50;
+/// The most of an invocation's answer the page shows.
+const RESULT_SHOWN: usize = 64 * 1024;
+
+fn function_name(name: &str) -> Result<FunctionName, Page> {
+    FunctionName::new(name).map_err(|e| Page::error(StatusCode::BAD_REQUEST, "Bad name", &e.to_string()))
+}
+
+fn deployed(engine: &Engine, ns: &Namespace, name: &FunctionName) -> Result<Arc<Deployed>, Page> {
+    engine.function(ns, name).ok_or_else(|| {
+        Page::error(
+            StatusCode::NOT_FOUND,
+            "No such function",
+            &format!("There is no function `{name}` in namespace `{ns}`."),
+        )
+    })
+}
+
+/// A duration in seconds as the pages show it: `850µs`, `12.3ms`, `2.40s`.
+fn seconds(s: Option<f64>) -> String {
+    match s {
+        None => "–".to_owned(),
+        Some(s) if s < 0.001 => format!("{:.0}µs", s * 1e6),
+        Some(s) if s < 1.0 => format!("{:.1}ms", s * 1e3),
+        Some(s) => format!("{s:.2}s"),
+    }
+}
+
+fn micros(us: u64) -> String {
+    seconds(Some(us as f64 / 1e6))
+}
+
+/// A route as `GET /path` (its methods, if it names any, then its path).
+fn route(r: &wisp_core::Route) -> String {
+    match r.methods.as_slice() {
+        [] => r.path.clone(),
+        methods => format!("{} {}", methods.join("|"), r.path),
+    }
+}
+
+fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "–".to_owned();
+    }
+    format!("{:.0}%", part as f64 * 100.0 / whole as f64)
+}
+
+struct FunctionRow {
+    name: String,
+    kind: String,
+    runtime: String,
+    live: u32,
+    versions: usize,
+    disabled: bool,
+    busy: usize,
+    idle: usize,
+    invocations: u64,
+    errors: u64,
+    error_share: String,
+    p50: String,
+    p99: String,
+    cold_share: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/functions.html")]
+struct FunctionsPage {
+    chrome: Option<Chrome>,
+    namespace: String,
+    rows: Vec<FunctionRow>,
+}
+
+pub(super) async fn list(viewer: Viewer, State(engine): State<Arc<Engine>>) -> Result<Page, Page> {
+    viewer.must(Method::GET, "/v1/functions")?;
+    let ns = &viewer.caller.namespace;
+    let rows = engine
+        .functions(ns)
+        .iter()
+        .map(|d| {
+            let stats = engine.function_stats(ns, &d.record.name);
+            let (busy, idle) = d
+                .versions()
+                .map(|v| v.status().instances)
+                .fold((0, 0), |(b, i), s| (b + s.busy, i + s.idle));
+            let config = d.config();
+            FunctionRow {
+                name: d.record.name.to_string(),
+                kind: config.kind.as_str().to_owned(),
+                runtime: config.runtime.to_string(),
+                live: d.record.live().version,
+                versions: d.record.versions.len(),
+                disabled: d.record.disabled,
+                busy,
+                idle,
+                invocations: stats.invocations,
+                errors: stats.errors,
+                error_share: share(stats.errors, stats.invocations),
+                p50: seconds(stats.p50_seconds),
+                p99: seconds(stats.p99_seconds),
+                cold_share: share(stats.cold_starts, stats.invocations),
+            }
+        })
+        .collect();
+    Ok(Page::ok(&FunctionsPage {
+        chrome: Some(viewer.chrome("functions")),
+        namespace: ns.to_string(),
+        rows,
+    }))
+}
+
+struct VersionRow {
+    number: u32,
+    created: String,
+    code: String,
+    aliases: String,
+    live: bool,
+}
+
+struct InvocationRow {
+    id: String,
+    started: String,
+    version: u32,
+    cold: bool,
+    run: String,
+    queued: String,
+    ok: bool,
+    outcome: String,
+}
+
+struct LogRow {
+    time: String,
+    text: String,
+    stderr: bool,
+}
+
+/// An invocation's answer, shown once after invoking.
+struct InvokeResult {
+    status: String,
+    body: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/function.html")]
+struct FunctionPage {
+    chrome: Option<Chrome>,
+    csrf: String,
+    name: String,
+    disabled: bool,
+    kind: String,
+    runtime: String,
+    memory_mb: u32,
+    timeout: String,
+    routes: String,
+    app: String,
+    versions: Vec<VersionRow>,
+    invocations: Vec<InvocationRow>,
+    lines: Vec<LogRow>,
+    can_invoke: bool,
+    can_deploy: bool,
+    payload: String,
+    result: Option<InvokeResult>,
+}
+
+#[derive(Template)]
+#[template(path = "ui/logs_section.html")]
+struct LogsSection {
+    name: String,
+    lines: Vec<LogRow>,
+}
+
+async fn log_rows(engine: &Engine, ns: &Namespace, name: &FunctionName) -> Result<Vec<LogRow>, Page> {
+    let query = LogQuery {
+        limit: LOG_LINES_SHOWN,
+        ..LogQuery::default()
+    };
+    Ok(engine
+        .logs(ns, name, &query)
+        .await?
+        .into_iter()
+        .map(|l| LogRow {
+            time: rfc3339_ms(l.time),
+            text: l.line,
+            stderr: l.stream == LogStream::Stderr,
+        })
+        .collect())
+}
+
+async fn function_page(
+    viewer: &Viewer,
+    engine: &Engine,
+    name: &FunctionName,
+    result: Option<InvokeResult>,
+    payload: String,
+) -> Result<Page, Page> {
+    let path = format!("/v1/functions/{name}");
+    viewer.must(Method::GET, &path)?;
+    let ns = &viewer.caller.namespace;
+    let d = deployed(engine, ns, name)?;
+    let record = &d.record;
+    let live = record.live().version;
+    let versions = record
+        .versions
+        .iter()
+        .rev()
+        .map(|v| VersionRow {
+            number: v.number,
+            created: rfc3339_ms(v.created_at),
+            code: format!("{} KiB", v.code_size.div_ceil(1024)),
+            aliases: record
+                .aliases_of(v.number)
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            live: v.number == live,
+        })
+        .collect();
+    let query = InvocationQuery {
+        limit: INVOCATIONS_SHOWN,
+        ..InvocationQuery::default()
+    };
+    let (records, _) = engine.invocations(ns, name, &query).await?;
+    let invocations = records
+        .into_iter()
+        .map(|r| InvocationRow {
+            ok: r.error.is_none(),
+            outcome: r.error.clone().unwrap_or_else(|| "ok".to_owned()),
+            id: r.id,
+            started: rfc3339_ms(r.started_at),
+            version: r.version_number,
+            cold: r.cold,
+            run: micros(r.run_us),
+            queued: micros(r.queue_us),
+        })
+        .collect();
+    let config = d.config();
+    let page = FunctionPage {
+        chrome: Some(viewer.chrome("functions")),
+        csrf: viewer.csrf.clone(),
+        name: name.to_string(),
+        disabled: record.disabled,
+        kind: config.kind.as_str().to_owned(),
+        runtime: config.runtime.to_string(),
+        memory_mb: config.memory_mb,
+        timeout: humantime::format_duration(config.timeout).to_string(),
+        routes: config.routes.iter().map(route).collect::<Vec<_>>().join(", "),
+        app: record.app.clone().unwrap_or_else(|| "–".to_owned()),
+        versions,
+        invocations,
+        lines: log_rows(engine, ns, name).await?,
+        can_invoke: viewer.may(Method::POST, &format!("{path}/invoke")),
+        can_deploy: viewer.may(Method::POST, &format!("{path}/rollback")),
+        payload,
+        result,
+    };
+    Ok(Page::ok(&page))
+}
+
+pub(super) async fn show(
+    viewer: Viewer,
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> Result<Page, Page> {
+    let name = function_name(&name)?;
+    function_page(&viewer, &engine, &name, None, "{}".to_owned()).await
+}
+
+/// The logs section alone, for htmx to refresh.
+pub(super) async fn logs(
+    viewer: Viewer,
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> Result<Page, Page> {
+    let name = function_name(&name)?;
+    viewer.must(Method::GET, &format!("/v1/functions/{name}/logs"))?;
+    let ns = &viewer.caller.namespace;
+    deployed(&engine, ns, &name)?;
+    let lines = log_rows(&engine, ns, &name).await?;
+    Ok(Page::ok(&LogsSection {
+        name: name.to_string(),
+        lines,
+    }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct InvokeForm {
+    #[serde(default)]
+    payload: String,
+}
+
+/// Invokes the function (its `live` alias) with the payload and shows the page again
+/// with the answer.
+pub(super) async fn invoke(
+    viewer: Viewer,
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Page, Page> {
+    let form: InvokeForm = viewer.accept(&body)?;
+    let name = function_name(&name)?;
+    viewer.must(Method::POST, &format!("/v1/functions/{name}/invoke"))?;
+    let ns = &viewer.caller.namespace;
+    let result = match engine
+        .invoke(ns, &name, None, form.payload.clone().into(), None, None)
+        .await
+    {
+        Ok(response) => {
+            let status = response.status();
+            let body =
+                match tokio::time::timeout(Duration::from_secs(30), response.into_body().collect()).await {
+                    Ok(Ok(collected)) => {
+                        let bytes = collected.to_bytes();
+                        let shown = &bytes[..bytes.len().min(RESULT_SHOWN)];
+                        String::from_utf8_lossy(shown).into_owned()
+                    }
+                    Ok(Err(e)) => format!("(the answer's body could not be read: {e})"),
+                    Err(_) => "(the answer's body took longer than 30 s)".to_owned(),
+                };
+            InvokeResult {
+                status: status.to_string(),
+                body,
+            }
+        }
+        Err(e) => InvokeResult {
+            status: format!("{} {}", e.code.status(), e.code.as_str()),
+            body: e.detail,
+        },
+    };
+    function_page(&viewer, &engine, &name, Some(result), form.payload).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct RollbackForm {
+    version: Option<u32>,
+}
+
+/// Makes a version live (the API's rollback with `to`).
+pub(super) async fn rollback(
+    viewer: Viewer,
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, Page> {
+    let form: RollbackForm = viewer.accept(&body)?;
+    let name = function_name(&name)?;
+    viewer.must(Method::POST, &format!("/v1/functions/{name}/rollback"))?;
+    engine
+        .rollback(&viewer.caller.namespace, &name, form.version)
+        .await?;
+    Ok(Redirect::to(&format!("/ui/functions/{name}")).into_response())
+}
+
+async fn set_disabled(
+    viewer: Viewer,
+    engine: &Engine,
+    name: &str,
+    body: &[u8],
+    disabled: bool,
+) -> Result<Response, Page> {
+    viewer.accept::<serde::de::IgnoredAny>(body)?;
+    let name = function_name(name)?;
+    let action = if disabled { "disable" } else { "enable" };
+    viewer.must(Method::POST, &format!("/v1/functions/{name}/{action}"))?;
+    engine
+        .set_disabled(&viewer.caller.namespace, &name, disabled)
+        .await?;
+    Ok(Redirect::to(&format!("/ui/functions/{name}")).into_response())
+}
+
+pub(super) async fn disable(
+    viewer: Viewer,
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, Page> {
+    set_disabled(viewer, &engine, &name, &body, true).await
+}
+
+pub(super) async fn enable(
+    viewer: Viewer,
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, Page> {
+    set_disabled(viewer, &engine, &name, &body, false).await
+}
+
+struct AlarmRow {
+    name: String,
+    state: String,
+    condition: String,
+    since: String,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/alarms.html")]
+struct AlarmsPage {
+    chrome: Option<Chrome>,
+    namespace: String,
+    rows: Vec<AlarmRow>,
+}
+
+pub(super) async fn alarms(viewer: Viewer, State(engine): State<Arc<Engine>>) -> Result<Page, Page> {
+    viewer.must(Method::GET, "/v1/alarms")?;
+    let ns = &viewer.caller.namespace;
+    let rows = engine
+        .alarms(ns)
+        .await?
+        .into_iter()
+        .map(|a| AlarmRow {
+            name: a.name.to_string(),
+            state: a.state.as_str().to_owned(),
+            condition: a.spec.condition(),
+            since: rfc3339_ms(a.state_since_ms),
+            reason: a.reason,
+        })
+        .collect();
+    Ok(Page::ok(&AlarmsPage {
+        chrome: Some(viewer.chrome("alarms")),
+        namespace: ns.to_string(),
+        rows,
+    }))
+}

@@ -1,0 +1,167 @@
+//! The web dashboard at `/ui`: server-rendered HTML (askama templates under
+//! `templates/ui/`, assets under `assets/` embedded in the binary), readable without
+//! JavaScript; htmx refreshes the live parts. A person logs in with a Wisp API key
+//! ([`session`]); every page and action is then checked against that key's role and
+//! namespace exactly as the API checks the request it stands for
+//! ([`session::Viewer::may`]), and every form carries the session's CSRF token.
+//! `docs/dashboard.md` is the reference.
+
+mod functions;
+mod session;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use wisp_engine::Engine;
+
+pub(crate) use session::Viewer;
+
+/// The dashboard's routes; they sit outside the API's auth layer, behind their own
+/// session check.
+pub(crate) fn routes() -> Router<Arc<Engine>> {
+    Router::new()
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
+        .route("/ui/login", get(session::login_page).post(session::login))
+        .route("/ui/logout", post(session::logout))
+        .route("/ui/assets/{file}", get(asset))
+        .route("/ui/functions", get(functions::list))
+        .route("/ui/functions/{name}", get(functions::show))
+        .route("/ui/functions/{name}/logs", get(functions::logs))
+        .route("/ui/functions/{name}/invoke", post(functions::invoke))
+        .route("/ui/functions/{name}/rollback", post(functions::rollback))
+        .route("/ui/functions/{name}/disable", post(functions::disable))
+        .route("/ui/functions/{name}/enable", post(functions::enable))
+        .route("/ui/alarms", get(functions::alarms))
+        .route("/ui/{*rest}", axum::routing::any(not_found))
+}
+
+/// `/ui`: the functions once logged in, else the login page.
+async fn home(viewer: Option<Viewer>) -> Redirect {
+    match viewer {
+        Some(_) => Redirect::to("/ui/functions"),
+        None => Redirect::to("/ui/login"),
+    }
+}
+
+async fn not_found() -> Page {
+    Page::error(StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+}
+
+/// The stylesheet and scripts, from the binary.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "assets/"]
+struct Assets;
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match Assets::get(&file) {
+        Some(asset) => {
+            let mime = asset.metadata.mimetype();
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_str(mime)
+                            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+                    ),
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=3600"),
+                    ),
+                ],
+                asset.data,
+            )
+                .into_response()
+        }
+        None => not_found().await.into_response(),
+    }
+}
+
+/// What every logged-in page shows around its content.
+pub(crate) struct Chrome {
+    pub namespace: String,
+    pub role: String,
+    pub key_id: String,
+    pub csrf: String,
+    /// Which item of the navigation is this page's.
+    pub active: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "ui/error.html")]
+struct ErrorPage<'a> {
+    chrome: Option<Chrome>,
+    heading: &'a str,
+    message: &'a str,
+}
+
+/// A rendered page, or an error page, with its status.
+pub(crate) struct Page {
+    status: StatusCode,
+    html: String,
+}
+
+impl Page {
+    /// `template` rendered, `200`.
+    pub(crate) fn ok(template: &impl Template) -> Page {
+        Page::with_status(StatusCode::OK, template)
+    }
+
+    pub(crate) fn with_status(status: StatusCode, template: &impl Template) -> Page {
+        match template.render() {
+            Ok(html) => Page { status, html },
+            Err(e) => {
+                tracing::error!("cannot render a dashboard page: {e}");
+                Page::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The page could not be drawn; the server's log says why.",
+                )
+            }
+        }
+    }
+
+    /// A page saying what went wrong.
+    pub(crate) fn error(status: StatusCode, heading: &str, message: &str) -> Page {
+        let page = ErrorPage {
+            chrome: None,
+            heading,
+            message,
+        };
+        Page {
+            status,
+            html: page.render().unwrap_or_else(|_| message.to_owned()),
+        }
+    }
+
+    /// An engine error as a page, with the status the API would answer.
+    pub(crate) fn from_engine(e: &wisp_engine::EngineError) -> Page {
+        let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Page::error(status, e.code.title(), &e.detail)
+    }
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Html(self.html)).into_response();
+        // Pages hold a session's data: never cached, never framed.
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"),
+        );
+        response
+    }
+}
+
+impl From<wisp_engine::EngineError> for Page {
+    fn from(e: wisp_engine::EngineError) -> Page {
+        Page::from_engine(&e)
+    }
+}
