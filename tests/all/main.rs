@@ -50,6 +50,7 @@ mod topics_webhook;
 mod trace;
 mod trace_chain;
 mod trace_paths;
+mod ui;
 mod usage;
 mod util;
 mod versions;

@@ -1,0 +1,256 @@
+//! The dashboard over plain HTTP, as a browser without JavaScript uses it: logging in
+//! with a key (and refusing a bad one), the session cookie's attributes, pages that
+//! show what the key's role and namespace allow, and posts refused without the
+//! session's CSRF token, by a role that may not, after a revoke, or with a forged
+//! cookie. `tests/all/dashboard.rs` drives the same pages in a real browser.
+
+use crate::tenancy::create_key;
+use crate::util::{client, deploy_fixture, server};
+use serde_json::json;
+use wisp_test_support::TestServer;
+
+/// A client that follows no redirects and keeps no cookies: each step is seen.
+fn browser() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Logs in with `key`; the `wisp_session=…` pair to send back.
+async fn log_in(server: &TestServer, key: &str) -> String {
+    let r = browser()
+        .post(server.at("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("key", key)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui/functions");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=43200"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(
+        !cookie.contains(key.split('.').nth(1).unwrap()),
+        "the key's secret is never in the cookie"
+    );
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// `pairs` as an HTML form posts them.
+fn encode(pairs: &[(&str, &str)]) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `GET path` with the session: status and body.
+async fn page(server: &TestServer, session: &str, path: &str) -> (u16, String) {
+    let r = browser()
+        .get(server.at(path))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// `POST path` with the session and `form`: status and body.
+async fn post(server: &TestServer, session: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let r = browser()
+        .post(server.at(path))
+        .header("cookie", session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(form))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(html: &str) -> String {
+    let at = html
+        .find(r#"name="csrf" value=""#)
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..at + 64].to_string()
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow() {
+    let server = server();
+    deploy_fixture(&server, "echo", "event-kit", json!({ "kind": "event" })).await;
+    let admin = wisp_test_support::TEST_ADMIN_KEY.to_string();
+
+    // No session: pages lead to the login page; a post is refused.
+    let r = browser().get(server.at("/ui/functions")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["location"].to_str().unwrap()),
+        (303, "/ui/login")
+    );
+    let r = browser()
+        .post(server.at("/ui/functions/echo/disable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = browser()
+        .post(server.at("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("key", "WKNOTAKEY.nope")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains(r#"<p class="error">"#));
+
+    // An admin sees the function and every action, and invokes it.
+    let session = log_in(&server, &admin).await;
+    let (status, list) = page(&server, &session, "/ui/functions").await;
+    assert_eq!(status, 200);
+    assert!(list.contains(r#"<tr data-function="echo">"#), "{list}");
+    let (_, echo) = page(&server, &session, "/ui/functions/echo").await;
+    for form in [r#"id="invoke""#, r#"id="disable""#] {
+        assert!(echo.contains(form), "{form}");
+    }
+    let token = csrf(&echo);
+    let (status, _) = post(
+        &server,
+        &session,
+        "/ui/functions/echo/invoke",
+        &[("payload", r#"{"action":"hello","name":"Ada"}"#)],
+    )
+    .await;
+    assert_eq!(status, 403, "no CSRF token");
+    let (status, _) = post(
+        &server,
+        &session,
+        "/ui/functions/echo/invoke",
+        &[("csrf", &"0".repeat(64)), ("payload", "{}")],
+    )
+    .await;
+    assert_eq!(status, 403, "a wrong CSRF token");
+    let (status, answered) = post(
+        &server,
+        &session,
+        "/ui/functions/echo/invoke",
+        &[
+            ("csrf", &token),
+            ("payload", r#"{"action":"hello","name":"Ada"}"#),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        answered.contains(r#"<pre id="invoke-result">{&#34;message&#34;:&#34;Hello, Ada!&#34;}"#),
+        "{answered}"
+    );
+
+    // A read key sees the pages but no action, and its posts are refused.
+    let reader = create_key(&server, "default", "read", None).await;
+    let read_session = log_in(&server, &reader).await;
+    let (status, echo) = page(&server, &read_session, "/ui/functions/echo").await;
+    assert_eq!(status, 200);
+    assert!(
+        !echo.contains(r#"id="invoke""#) && !echo.contains(r#"id="disable""#),
+        "{echo}"
+    );
+    let token = csrf(&echo);
+    let (status, refused) = post(
+        &server,
+        &read_session,
+        "/ui/functions/echo/disable",
+        &[("csrf", &token)],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(refused.contains("may not do that"), "{refused}");
+    let (status, _) = post(
+        &server,
+        &read_session,
+        "/ui/functions/echo/invoke",
+        &[("csrf", &token), ("payload", "{}")],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Another namespace's key sees nothing of this one.
+    let r = client()
+        .post(server.at("/v1/namespaces"))
+        .json(&json!({ "name": "other" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let outsider = create_key(&server, "other", "admin", None).await;
+    let outside = log_in(&server, &outsider).await;
+    let (_, list) = page(&server, &outside, "/ui/functions").await;
+    assert!(
+        !list.contains("echo") && list.contains(r#"<p class="empty">"#),
+        "{list}"
+    );
+    let (status, _) = page(&server, &outside, "/ui/functions/echo").await;
+    assert_eq!(status, 404);
+
+    // A forged or tampered cookie is no session; a revoked key ends its sessions.
+    let tampered = format!("{}0", &read_session[..read_session.len() - 1]);
+    let (status, _) = page(&server, &tampered, "/ui/functions").await;
+    assert_eq!(status, 303);
+    let id = reader.split('.').next().unwrap();
+    let r = client()
+        .delete(server.at(&format!("/v1/keys/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = page(&server, &read_session, "/ui/functions").await;
+        if status == 303 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked key's session still works"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Logging out clears the cookie; the page's assets are served from the binary.
+    let (_, echo) = page(&server, &session, "/ui/functions/echo").await;
+    let r = browser()
+        .post(server.at("/ui/logout"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", csrf(&echo).as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let r = browser()
+        .get(server.at("/ui/assets/wisp.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/css");
+    let r = browser()
+        .get(server.at("/ui/assets/htmx.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
