@@ -1,6 +1,7 @@
 //! The dashboard over plain HTTP, as a browser without JavaScript uses it: logging in
 //! with a key (and refusing a bad one), the session cookie's attributes, pages that
-//! show what the key's role and namespace allow, and posts refused without the
+//! show what the key's role and namespace allow, a dead letter redriven from its page,
+//! and posts refused without the
 //! session's CSRF token, by a role that may not, after a revoke, or with a forged
 //! cookie. `tests/all/dashboard.rs` drives the same pages in a real browser.
 
@@ -92,7 +93,13 @@ fn csrf(html: &str) -> String {
 #[tokio::test]
 async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow() {
     let server = server();
-    deploy_fixture(&server, "echo", "event-kit", json!({ "kind": "event" })).await;
+    deploy_fixture(
+        &server,
+        "echo",
+        "event-kit",
+        json!({ "kind": "event", "max_retries": 0 }),
+    )
+    .await;
     let admin = wisp_test_support::TEST_ADMIN_KEY.to_string();
 
     // No session: pages lead to the login page; a post is refused.
@@ -157,6 +164,44 @@ async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow()
     assert!(
         answered.contains(r#"<pre id="invoke-result">{&#34;message&#34;:&#34;Hello, Ada!&#34;}"#),
         "{answered}"
+    );
+
+    // An async event that fails is a dead letter (no retries); the page redrives it.
+    let r = client()
+        .post(server.at("/v1/functions/echo/invoke"))
+        .header("x-wisp-invocation-type", "event")
+        .json(&json!({ "action": "exit", "code": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let event: serde_json::Value = r.json().await.unwrap();
+    let id = event["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let letters = loop {
+        let (_, letters) = page(&server, &session, "/ui/functions/echo/dead-letters").await;
+        if letters.contains(&format!(r#"<tr data-event="{id}">"#)) {
+            break letters;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dead letter shown: {letters}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(letters.contains(r#"class="redrive""#), "{letters}");
+    let r = browser()
+        .post(server.at("/ui/functions/echo/dead-letters/redrive"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", &csrf(&letters)), ("id", &id)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/ui/functions/echo/dead-letters?redriven=1"
     );
 
     // A read key sees the pages but no action, and its posts are refused.

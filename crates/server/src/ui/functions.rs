@@ -25,7 +25,7 @@ const LOG_LINES_SHOWN: usize = 50;
 /// The most of an invocation's answer the page shows.
 const RESULT_SHOWN: usize = 64 * 1024;
 
-fn function_name(name: &str) -> Result<FunctionName, Page> {
+pub(super) fn function_name(name: &str) -> Result<FunctionName, Page> {
     FunctionName::new(name).map_err(|e| Page::error(StatusCode::BAD_REQUEST, "Bad name", &e.to_string()))
 }
 

@@ -6,6 +6,7 @@
 //! ([`session::Viewer::may`]), and every form carries the session's CSRF token.
 //! `docs/dashboard.md` is the reference.
 
+mod dead_letters;
 mod functions;
 mod session;
 
@@ -36,6 +37,15 @@ pub(crate) fn routes() -> Router<Arc<Engine>> {
         .route("/ui/functions/{name}/rollback", post(functions::rollback))
         .route("/ui/functions/{name}/disable", post(functions::disable))
         .route("/ui/functions/{name}/enable", post(functions::enable))
+        .route("/ui/functions/{name}/dead-letters", get(dead_letters::list))
+        .route(
+            "/ui/functions/{name}/dead-letters/redrive",
+            post(dead_letters::redrive),
+        )
+        .route(
+            "/ui/functions/{name}/dead-letters/purge",
+            post(dead_letters::purge),
+        )
         .route("/ui/alarms", get(functions::alarms))
         .route("/ui/{*rest}", axum::routing::any(not_found))
 }
