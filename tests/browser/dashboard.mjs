@@ -43,15 +43,18 @@ function check(condition, message) {
   if (!condition) throw new Failure(message);
 }
 
-/** Waits up to `ms` for `probe` to return something truthy, reloading `page` between tries. */
-async function eventually(page, probe, message, ms = 10_000) {
+/**
+ * Waits up to `ms` for `probe` to return something truthy, loading `path` again between
+ * tries (logs and invocation records reach the store a moment after the invocation answers).
+ */
+async function eventually(page, path, probe, message, ms = 10_000) {
   const until = Date.now() + ms;
   for (;;) {
     const got = await probe();
     if (got) return got;
     if (Date.now() > until) throw new Failure(message);
     await page.waitForTimeout(200);
-    await page.reload();
+    await page.goto(base + path);
   }
 }
 
@@ -97,7 +100,9 @@ async function login(page, key, who) {
 
 /** The value of the page's first csrf field (every page has one: the logout form). */
 async function csrfOf(page) {
-  const value = await page.locator('input[name="csrf"]').first().getAttribute('value');
+  const field = page.locator('input[name="csrf"]');
+  check(await field.count(), `${page.url()} has no csrf field`);
+  const value = await field.first().getAttribute('value');
   check(value, `${page.url()} has no csrf field`);
   return value;
 }
@@ -131,9 +136,20 @@ async function forgeForm(page, action, fields, what) {
   return submit(page, page.locator('#forged'), what);
 }
 
-async function refused(page, response, status, what) {
+/** Asserts the page is an error page with `status`; a logged-in one keeps its <nav> and logout. */
+async function refused(page, response, status, what, { loggedIn = true } = {}) {
   check(response.status() === status, `${what}: expected ${status}, got ${response.status()}`);
   check(await page.locator('p.error').count(), `${what}: the ${status} page has no <p class="error">`);
+  if (loggedIn) await chrome(page, `${what}: the ${status} page`);
+}
+
+/** Asserts the page has the <nav> and the logout form that every logged-in page has. */
+async function chrome(page, what) {
+  check(await page.locator('nav').count(), `${what} has no <nav>`);
+  check(
+    await page.locator('form[method="post"][action="/ui/logout"] #logout').count(),
+    `${what} has no logout form`,
+  );
 }
 
 async function greetVersions(page) {
@@ -176,7 +192,7 @@ async function main(browser) {
   await step('a bad key is refused with 401 and an error', async () => {
     await page.fill('#key', 'WKNOTAKEY.nope');
     const response = await submit(page, page.locator('#login'), 'login-refused');
-    await refused(page, response, 401, 'a bad key');
+    await refused(page, response, 401, 'a bad key', { loggedIn: false });
     check(!(await page.context().cookies()).some((c) => c.name === 'wisp_session'), 'a bad key got a session cookie');
   });
   await step('the admin key logs in to a HttpOnly, SameSite=Strict session', async () => {
@@ -194,8 +210,7 @@ async function main(browser) {
       const link = page.locator(`#functions tr[data-function="${name}"] a[href="/ui/functions/${name}"]`);
       check(await link.count(), `no row with a link for ${name}`);
     }
-    check(await page.locator('nav').count(), 'no <nav>');
-    check(await page.locator('form[action="/ui/logout"] #logout').count(), 'no logout button');
+    await chrome(page, 'the functions page');
   });
   await step("greet's page shows its two versions, the older one with a rollback", async () => {
     await submit(page, page.locator('#functions a[href="/ui/functions/greet"]'), 'greet');
@@ -216,10 +231,12 @@ async function main(browser) {
     check(result.includes('Howdy, Ada!'), `the result is ${JSON.stringify(result)}, not version 2's greeting`);
     await eventually(
       page,
-      async () => (await page.locator('#logs li.log-line', { hasText: 'greeted Ada' }).count()) > 0,
-      'the log line `greeted Ada` never showed up',
+      '/ui/functions/greet',
+      async () =>
+        (await page.locator('#logs li.log-line', { hasText: 'greeted Ada' }).count()) > 0 &&
+        (await page.locator('#invocations tr:has(td)').count()) > 0,
+      'the log line `greeted Ada` and the invocation never both showed up',
     );
-    check(await page.locator('#invocations tr').count(), 'no invocations table rows');
     await shot(page, 'greet-logs');
   });
   await step('a post without a csrf token is refused with 403', async () => {
@@ -259,8 +276,7 @@ async function main(browser) {
       check(await row.locator('form.redrive input[name="csrf"]').count(), 'the redrive form has no csrf field');
       const response = await submit(page, row.locator('form.redrive button'), `${fn}-redriven`);
       check(response.status() === 200, `redriving: got ${response.status()}`);
-      await page.goto(base + path);
-      await eventually(page, async () => (await row.count()) === 0, `dead letter ${id} is still listed after the redrive`);
+      await eventually(page, path, async () => (await row.count()) === 0, `dead letter ${id} is still listed after the redrive`);
       await shot(page, `${fn}-dead-letters-empty`);
     });
   }
@@ -317,14 +333,15 @@ async function main(browser) {
     );
     check(await page.locator('p.empty').count(), 'an empty namespace shows no <p class="empty">');
     check((await page.locator('p.empty').first().textContent()).includes('wisp deploy'), 'the empty page does not say `wisp deploy`');
-    await visit(page, '/ui/functions/greet', { status: 404, what: 'other-greet' });
+    const csrf = await csrfOf(page);
+    let response = await visit(page, '/ui/functions/greet', { status: 404, what: 'other-greet' });
+    await refused(page, response, 404, "another namespace's greet");
     check((await page.locator('#versions tr[data-version]').count()) === 0, 'the 404 page shows versions');
     if (deadLetter) {
       const [fn] = deadLetter.split('/');
       await visit(page, `/ui/functions/${fn}/dead-letters`, { status: 404, what: 'other-dead-letters' });
     }
-    const csrf = await csrfOf(page);
-    const response = await post(page, '/ui/functions/greet/rollback', { version: '2', csrf });
+    response = await post(page, '/ui/functions/greet/rollback', { version: '2', csrf });
     check(
       [403, 404].includes(response.status()),
       `another namespace's rollback of greet: expected 404 or 403, got ${response.status()}`,
