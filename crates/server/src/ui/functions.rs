@@ -96,11 +96,12 @@ struct FunctionsPage {
 pub(super) async fn list(viewer: Viewer, State(engine): State<Arc<Engine>>) -> Result<Page, Page> {
     viewer.must(Method::GET, "/v1/functions")?;
     let ns = &viewer.caller.namespace;
+    let stats = engine.namespace_stats(ns);
     let rows = engine
         .functions(ns)
         .iter()
         .map(|d| {
-            let stats = engine.function_stats(ns, &d.record.name);
+            let stats = stats.get(&d.record.name).copied().unwrap_or_default();
             let (busy, idle) = d
                 .versions()
                 .map(|v| v.status().instances)
@@ -175,6 +176,8 @@ struct FunctionPage {
     timeout: String,
     routes: String,
     app: String,
+    /// Since the server started: invocations, errors, p50 and p99.
+    counts: String,
     versions: Vec<VersionRow>,
     invocations: Vec<InvocationRow>,
     lines: Vec<LogRow>,
@@ -256,6 +259,14 @@ async fn function_page(
         })
         .collect();
     let config = d.config();
+    let stats = engine.function_stats(ns, name);
+    let counts = format!(
+        "{} ({} errors), p50 {}, p99 {}",
+        stats.invocations,
+        stats.errors,
+        seconds(stats.p50_seconds),
+        seconds(stats.p99_seconds)
+    );
     let page = FunctionPage {
         chrome: Some(viewer.chrome("functions")),
         csrf: viewer.csrf.clone(),
@@ -267,6 +278,7 @@ async fn function_page(
         timeout: humantime::format_duration(config.timeout).to_string(),
         routes: config.routes.iter().map(route).collect::<Vec<_>>().join(", "),
         app: record.app.clone().unwrap_or_else(|| "–".to_owned()),
+        counts,
         versions,
         invocations,
         lines: log_rows(engine, ns, name).await?,
