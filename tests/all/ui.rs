@@ -204,6 +204,32 @@ async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow()
         "/ui/functions/echo/dead-letters?redriven=1"
     );
 
+    // The alarms page lists the namespace's alarms; one alarm's page shows its rule.
+    let rule =
+        json!({ "metric": "queue_age", "queue": "later", "threshold": "5m", "description": "jobs wait" });
+    let r = client()
+        .put(server.at("/v1/alarms/backlog"))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, alarms) = page(&server, &session, "/ui/alarms").await;
+    assert!(alarms.contains(r#"<tr data-alarm="backlog">"#), "{alarms}");
+    assert!(alarms.contains("INSUFFICIENT_DATA"), "{alarms}");
+    let (status, alarm) = page(&server, &session, "/ui/alarms/backlog").await;
+    assert_eq!(status, 200);
+    assert!(
+        alarm.contains("queue_age of queue later &#62; 5m for 1 of 1 periods of 1m"),
+        "{alarm}"
+    );
+    assert!(
+        alarm.contains("No changes of state yet.") && alarm.contains("jobs wait"),
+        "{alarm}"
+    );
+    let (status, _) = page(&server, &session, "/ui/alarms/none").await;
+    assert_eq!(status, 404);
+
     // A read key sees the pages but no action, and its posts are refused.
     let reader = create_key(&server, "default", "read", None).await;
     let read_session = log_in(&server, &reader).await;

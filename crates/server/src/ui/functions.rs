@@ -1,6 +1,6 @@
-//! The dashboard's functions (the list, one function with its versions, invocations
-//! and logs) and alarms pages, and the actions on a function: invoke, roll back (make
-//! a version live), disable and enable. Each page or action is allowed when the API
+//! The dashboard's functions pages (the list, one function with its versions,
+//! invocations and logs), and the actions on a function: invoke, roll back (make a
+//! version live), disable and enable. Each page or action is allowed when the API
 //! request it stands for would be.
 
 use super::{Chrome, Page, Viewer};
@@ -417,42 +417,4 @@ pub(super) async fn enable(
     body: Bytes,
 ) -> Result<Response, Page> {
     set_disabled(viewer, &engine, &name, &body, false).await
-}
-
-struct AlarmRow {
-    name: String,
-    state: String,
-    condition: String,
-    since: String,
-    reason: String,
-}
-
-#[derive(Template)]
-#[template(path = "ui/alarms.html")]
-struct AlarmsPage {
-    chrome: Option<Chrome>,
-    namespace: String,
-    rows: Vec<AlarmRow>,
-}
-
-pub(super) async fn alarms(viewer: Viewer, State(engine): State<Arc<Engine>>) -> Result<Page, Page> {
-    viewer.must(Method::GET, "/v1/alarms")?;
-    let ns = &viewer.caller.namespace;
-    let rows = engine
-        .alarms(ns)
-        .await?
-        .into_iter()
-        .map(|a| AlarmRow {
-            name: a.name.to_string(),
-            state: a.state.as_str().to_owned(),
-            condition: a.spec.condition(),
-            since: rfc3339_ms(a.state_since_ms),
-            reason: a.reason,
-        })
-        .collect();
-    Ok(Page::ok(&AlarmsPage {
-        chrome: Some(viewer.chrome("alarms")),
-        namespace: ns.to_string(),
-        rows,
-    }))
 }

@@ -6,6 +6,7 @@
 //! ([`session::Viewer::may`]), and every form carries the session's CSRF token.
 //! `docs/dashboard.md` is the reference.
 
+mod alarms;
 mod dead_letters;
 mod functions;
 mod session;
@@ -46,7 +47,8 @@ pub(crate) fn routes() -> Router<Arc<Engine>> {
             "/ui/functions/{name}/dead-letters/purge",
             post(dead_letters::purge),
         )
-        .route("/ui/alarms", get(functions::alarms))
+        .route("/ui/alarms", get(alarms::list))
+        .route("/ui/alarms/{name}", get(alarms::show))
         .route("/ui/{*rest}", axum::routing::any(not_found))
 }
 
