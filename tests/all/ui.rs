@@ -266,15 +266,57 @@ async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let outsider = create_key(&server, "other", "admin", None).await;
+    let outsider = create_key(&server, "other", "deploy", None).await;
     let outside = log_in(&server, &outsider).await;
     let (_, list) = page(&server, &outside, "/ui/functions").await;
     assert!(
         !list.contains("echo") && list.contains(r#"<p class="empty">"#),
         "{list}"
     );
-    let (status, _) = page(&server, &outside, "/ui/functions/echo").await;
+    let (status, outside_page) = page(&server, &outside, "/ui/functions/echo").await;
     assert_eq!(status, 404);
+    assert!(
+        !outside_page.contains(r#"action="/ui/namespace""#),
+        "only admins switch"
+    );
+    let token = csrf(&outside_page);
+    let (status, _) = post(
+        &server,
+        &outside,
+        "/ui/namespace",
+        &[("csrf", &token), ("namespace", "default")],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // An admin key switches namespaces, as X-Wisp-Namespace does in the API.
+    let (_, list) = page(&server, &session, "/ui/functions").await;
+    assert!(
+        list.contains("<option selected>default</option>") && list.contains("<option>other</option>"),
+        "{list}"
+    );
+    let r = browser()
+        .post(server.at("/ui/namespace"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", &csrf(&list)), ("namespace", "other")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let chosen = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(chosen, "wisp_namespace=other");
+    let (_, list) = page(&server, &format!("{session}; {chosen}"), "/ui/functions").await;
+    assert!(
+        list.contains("<h1>Functions <small>in other</small></h1>") && !list.contains("echo"),
+        "{list}"
+    );
 
     // A forged or tampered cookie is no session; a revoked key ends its sessions.
     let tampered = format!("{}0", &read_session[..read_session.len() - 1]);

@@ -37,7 +37,7 @@ pub fn control(engine: Arc<Engine>) -> Router {
         .layer(axum::middleware::from_fn_with_state(engine.clone(), auth::check))
         // After the API's auth layer, so not inside it: the dashboard checks its own
         // session, then each page's role as the API would.
-        .merge(ui::routes())
+        .merge(ui::routes_for(&engine))
         .with_state(engine)
 }
 

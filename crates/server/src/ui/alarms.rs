@@ -28,7 +28,7 @@ struct AlarmsPage {
 
 pub(super) async fn list(viewer: Viewer, State(engine): State<Arc<Engine>>) -> Result<Page, Page> {
     viewer.must(Method::GET, "/v1/alarms")?;
-    let ns = &viewer.caller.namespace;
+    let ns = &viewer.namespace;
     let rows = engine
         .alarms(ns)
         .await?
@@ -97,7 +97,7 @@ pub(super) async fn show(
     let name =
         AlarmName::new(name).map_err(|e| Page::error(StatusCode::BAD_REQUEST, "Bad name", &e.to_string()))?;
     viewer.must(Method::GET, &format!("/v1/alarms/{name}"))?;
-    let ns = &viewer.caller.namespace;
+    let ns = &viewer.namespace;
     let alarm = engine.alarm(ns, &name).await?;
     let duration = alarm.spec.metric.is_duration();
     let actions = alarm

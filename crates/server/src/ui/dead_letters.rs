@@ -55,7 +55,7 @@ pub(super) async fn list(
     let name = function_name(&name)?;
     let api = format!("/v1/functions/{name}/dlq");
     viewer.must(Method::GET, &api)?;
-    let ns = &viewer.caller.namespace;
+    let ns = &viewer.namespace;
     let rows = engine
         .events_of(ns, &name, EventStatus::Failed, SHOWN)
         .await?
@@ -106,9 +106,7 @@ pub(super) async fn redrive(
     let name = function_name(&name)?;
     viewer.must(Method::POST, &format!("/v1/functions/{name}/dlq/redrive"))?;
     let ids = form.id.map(|id| vec![id]);
-    let redriven = engine
-        .redrive(&viewer.caller.namespace, &name, ids.as_deref())
-        .await?;
+    let redriven = engine.redrive(&viewer.namespace, &name, ids.as_deref()).await?;
     let to = format!("/ui/functions/{name}/dead-letters?redriven={}", redriven.len());
     Ok(Redirect::to(&to).into_response())
 }
@@ -122,6 +120,6 @@ pub(super) async fn purge(
     viewer.accept::<serde::de::IgnoredAny>(&body)?;
     let name = function_name(&name)?;
     viewer.must(Method::DELETE, &format!("/v1/functions/{name}/dlq"))?;
-    let purged = engine.purge(&viewer.caller.namespace, &name, None).await?;
+    let purged = engine.purge(&viewer.namespace, &name, None).await?;
     Ok(Redirect::to(&format!("/ui/functions/{name}/dead-letters?purged={purged}")).into_response())
 }

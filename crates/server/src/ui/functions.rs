@@ -95,7 +95,7 @@ struct FunctionsPage {
 
 pub(super) async fn list(viewer: Viewer, State(engine): State<Arc<Engine>>) -> Result<Page, Page> {
     viewer.must(Method::GET, "/v1/functions")?;
-    let ns = &viewer.caller.namespace;
+    let ns = &viewer.namespace;
     let stats = engine.namespace_stats(ns);
     let rows = engine
         .functions(ns)
@@ -220,7 +220,7 @@ async fn function_page(
 ) -> Result<Page, Page> {
     let path = format!("/v1/functions/{name}");
     viewer.must(Method::GET, &path)?;
-    let ns = &viewer.caller.namespace;
+    let ns = &viewer.namespace;
     let d = deployed(engine, ns, name)?;
     let record = &d.record;
     let live = record.live().version;
@@ -307,7 +307,7 @@ pub(super) async fn logs(
 ) -> Result<Page, Page> {
     let name = function_name(&name)?;
     viewer.must(Method::GET, &format!("/v1/functions/{name}/logs"))?;
-    let ns = &viewer.caller.namespace;
+    let ns = &viewer.namespace;
     deployed(&engine, ns, &name)?;
     let lines = log_rows(&engine, ns, &name).await?;
     Ok(Page::ok(&LogsSection {
@@ -333,7 +333,7 @@ pub(super) async fn invoke(
     let form: InvokeForm = viewer.accept(&body)?;
     let name = function_name(&name)?;
     viewer.must(Method::POST, &format!("/v1/functions/{name}/invoke"))?;
-    let ns = &viewer.caller.namespace;
+    let ns = &viewer.namespace;
     let result = match engine
         .invoke(ns, &name, None, form.payload.clone().into(), None, None)
         .await
@@ -378,9 +378,7 @@ pub(super) async fn rollback(
     let form: RollbackForm = viewer.accept(&body)?;
     let name = function_name(&name)?;
     viewer.must(Method::POST, &format!("/v1/functions/{name}/rollback"))?;
-    engine
-        .rollback(&viewer.caller.namespace, &name, form.version)
-        .await?;
+    engine.rollback(&viewer.namespace, &name, form.version).await?;
     Ok(Redirect::to(&format!("/ui/functions/{name}")).into_response())
 }
 
@@ -395,9 +393,7 @@ async fn set_disabled(
     let name = function_name(name)?;
     let action = if disabled { "disable" } else { "enable" };
     viewer.must(Method::POST, &format!("/v1/functions/{name}/{action}"))?;
-    engine
-        .set_disabled(&viewer.caller.namespace, &name, disabled)
-        .await?;
+    engine.set_disabled(&viewer.namespace, &name, disabled).await?;
     Ok(Redirect::to(&format!("/ui/functions/{name}")).into_response())
 }
 

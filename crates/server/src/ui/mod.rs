@@ -24,12 +24,13 @@ pub(crate) use session::Viewer;
 
 /// The dashboard's routes; they sit outside the API's auth layer, behind their own
 /// session check.
-pub(crate) fn routes() -> Router<Arc<Engine>> {
+fn routes() -> Router<Arc<Engine>> {
     Router::new()
         .route("/ui", get(home))
         .route("/ui/", get(home))
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/logout", post(session::logout))
+        .route("/ui/namespace", post(session::switch_namespace))
         .route("/ui/assets/{file}", get(asset))
         .route("/ui/functions", get(functions::list))
         .route("/ui/functions/{name}", get(functions::show))
@@ -50,6 +51,40 @@ pub(crate) fn routes() -> Router<Arc<Engine>> {
         .route("/ui/alarms", get(alarms::list))
         .route("/ui/alarms/{name}", get(alarms::show))
         .route("/ui/{*rest}", axum::routing::any(not_found))
+}
+
+/// [`routes`] with their error pages drawn for whoever is logged in.
+pub(crate) fn routes_for(engine: &Arc<Engine>) -> Router<Arc<Engine>> {
+    routes().layer(axum::middleware::from_fn_with_state(engine.clone(), with_chrome))
+}
+
+/// Draws an error page again with the navigation, when a logged-in viewer gets one:
+/// the handler that failed may not have known who was looking.
+async fn with_chrome(
+    axum::extract::State(engine): axum::extract::State<Arc<Engine>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let viewer = session::viewer(&engine, &parts);
+    let response = next.run(axum::extract::Request::from_parts(parts, body)).await;
+    let (Some(viewer), Some(failure)) = (viewer, response.extensions().get::<Failure>().cloned()) else {
+        return response;
+    };
+    let page = ErrorPage {
+        chrome: Some(viewer.chrome("")),
+        heading: &failure.heading,
+        message: &failure.message,
+    };
+    match page.render() {
+        Ok(html) => Page {
+            status: response.status(),
+            html,
+            error: None,
+        }
+        .into_response(),
+        Err(_) => response,
+    }
 }
 
 /// `/ui`: the functions once logged in, else the login page.
@@ -96,6 +131,8 @@ async fn asset(Path(file): Path<String>) -> Response {
 /// What every logged-in page shows around its content.
 pub(crate) struct Chrome {
     pub namespace: String,
+    /// Every namespace, for an admin key's switcher (empty for other keys).
+    pub namespaces: Vec<String>,
     pub role: String,
     pub key_id: String,
     pub csrf: String,
@@ -115,6 +152,16 @@ struct ErrorPage<'a> {
 pub(crate) struct Page {
     status: StatusCode,
     html: String,
+    /// For an error page: what it says, so [`with_chrome`] can draw it again with the
+    /// navigation of a logged-in viewer.
+    error: Option<Failure>,
+}
+
+/// What an error page says.
+#[derive(Clone)]
+struct Failure {
+    heading: String,
+    message: String,
 }
 
 impl Page {
@@ -125,7 +172,11 @@ impl Page {
 
     pub(crate) fn with_status(status: StatusCode, template: &impl Template) -> Page {
         match template.render() {
-            Ok(html) => Page { status, html },
+            Ok(html) => Page {
+                status,
+                html,
+                error: None,
+            },
             Err(e) => {
                 tracing::error!("cannot render a dashboard page: {e}");
                 Page::error(
@@ -147,6 +198,10 @@ impl Page {
         Page {
             status,
             html: page.render().unwrap_or_else(|_| message.to_owned()),
+            error: Some(Failure {
+                heading: heading.to_owned(),
+                message: message.to_owned(),
+            }),
         }
     }
 
@@ -160,6 +215,9 @@ impl Page {
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
         let mut response = (self.status, Html(self.html)).into_response();
+        if let Some(failure) = self.error {
+            response.extensions_mut().insert(failure);
+        }
         // Pages hold a session's data: never cached, never framed.
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
+use wisp_core::{Namespace, Role};
 use wisp_engine::{Caller, Engine};
 
 /// The session cookie's name.
@@ -28,7 +29,13 @@ pub(crate) const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// CSRF token.
 pub(crate) struct Viewer {
     pub caller: Caller,
+    /// The namespace the pages show: the key's own, or for an admin key the one it
+    /// switched to (the `wisp_namespace` cookie), as `X-Wisp-Namespace` names it to
+    /// the API.
+    pub namespace: Namespace,
     pub csrf: String,
+    /// Every namespace, for an admin key's switcher; empty for other keys.
+    namespaces: Vec<String>,
 }
 
 impl Viewer {
@@ -83,7 +90,8 @@ impl Viewer {
     /// The page chrome for this viewer, with `active` the navigation item.
     pub(crate) fn chrome(&self, active: &'static str) -> Chrome {
         Chrome {
-            namespace: self.caller.namespace.to_string(),
+            namespace: self.namespace.to_string(),
+            namespaces: self.namespaces.clone(),
             role: self.caller.role.to_string(),
             key_id: self.caller.key_id.clone(),
             csrf: self.csrf.clone(),
@@ -92,24 +100,43 @@ impl Viewer {
     }
 }
 
-/// The `wisp_session` cookie of a request, if it has one.
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The cookie an admin key's chosen namespace is kept in.
+const NAMESPACE_COOKIE: &str = "wisp_namespace";
+
+/// The cookie `name` of a request, if it has one.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
 }
 
-fn viewer(engine: &Engine, parts: &Parts) -> Option<Viewer> {
-    let session = session_cookie(&parts.headers)?;
+pub(super) fn viewer(engine: &Engine, parts: &Parts) -> Option<Viewer> {
+    let session = cookie(&parts.headers, COOKIE)?;
     let caller = engine.session(session).ok()?;
+    let admin = caller.role == Role::Admin;
+    let chosen = cookie(&parts.headers, NAMESPACE_COOKIE)
+        .filter(|_| admin)
+        .and_then(|name| Namespace::new(name).ok())
+        .filter(|name| engine.namespace_exists(name));
+    let namespaces = if admin {
+        engine
+            .namespaces()
+            .into_iter()
+            .map(|n| n.name.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     Some(Viewer {
         csrf: engine.csrf_token(session),
+        namespace: chosen.unwrap_or_else(|| caller.namespace.clone()),
         caller,
+        namespaces,
     })
 }
 
@@ -193,6 +220,52 @@ pub(super) async fn login(
     let session = engine.start_session(&caller, SESSION_TTL);
     let cookie = format!(
         "{COOKIE}={session}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL.as_secs()
+    );
+    let mut response = Redirect::to("/ui/functions").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub(super) struct NamespaceForm {
+    namespace: String,
+}
+
+/// Switches an admin key's pages to another namespace (kept in a cookie for the
+/// session's length).
+pub(super) async fn switch_namespace(
+    viewer: Viewer,
+    State(engine): State<Arc<Engine>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form: NamespaceForm = match viewer.accept(&body) {
+        Ok(form) => form,
+        Err(page) => return page.into_response(),
+    };
+    if viewer.caller.role != Role::Admin {
+        return Page::error(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only an admin key may look into another namespace.",
+        )
+        .into_response();
+    }
+    let Some(namespace) = Namespace::new(form.namespace.as_str())
+        .ok()
+        .filter(|n| engine.namespace_exists(n))
+    else {
+        return Page::error(
+            StatusCode::NOT_FOUND,
+            "No such namespace",
+            &format!("There is no namespace `{}`.", form.namespace),
+        )
+        .into_response();
+    };
+    let cookie = format!(
+        "{NAMESPACE_COOKIE}={namespace}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL.as_secs()
     );
     let mut response = Redirect::to("/ui/functions").into_response();
