@@ -121,7 +121,12 @@ async fn routes_match_methods_and_unknown_paths_get_problems() {
     // HTML, the rest problem documents.
     let r = c.get(server.at("/ui/x")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let r = c.get(server.at("/2018-06-01/x")).send().await.unwrap();
     expect_problem(r, 404, "not_found").await;
     let r = c.get(server.at("/v1/nope")).send().await.unwrap();
