@@ -15,6 +15,7 @@ mod breakers_delivery;
 mod calls;
 mod cli;
 mod cli_queues;
+mod dashboard;
 mod docs;
 mod event;
 mod gateway;

@@ -150,21 +150,36 @@ async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow()
     )
     .await;
     assert_eq!(status, 403, "a wrong CSRF token");
-    let (status, answered) = post(
-        &server,
-        &session,
-        "/ui/functions/echo/invoke",
-        &[
+    // Post, redirect, get: the answer is shown on the function's page, which a reload
+    // shows again without invoking again.
+    let r = browser()
+        .post(server.at("/ui/functions/echo/invoke"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[
             ("csrf", &token),
             ("payload", r#"{"action":"hello","name":"Ada"}"#),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert!(
-        answered.contains(r#"<pre id="invoke-result">{&#34;message&#34;:&#34;Hello, Ada!&#34;}"#),
-        "{answered}"
-    );
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let shown_at = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(shown_at.starts_with("/ui/functions/echo?result="), "{shown_at}");
+    for _ in 0..2 {
+        let (status, answered) = page(&server, &session, &shown_at).await;
+        assert_eq!(status, 200);
+        assert!(
+            answered.contains(r#"<pre id="invoke-result">{&#34;message&#34;:&#34;Hello, Ada!&#34;}"#),
+            "{answered}"
+        );
+        assert!(
+            answered.contains("&#34;name&#34;:&#34;Ada&#34;"),
+            "the payload is kept in the form: {answered}"
+        );
+    }
+    let runs = crate::util::get_json(&server, "/v1/functions/echo/invocations").await;
+    assert_eq!(runs["invocations"].as_array().unwrap().len(), 1, "{runs}");
 
     // An async event that fails is a dead letter (no retries); the page redrives it.
     let r = client()
@@ -235,6 +250,11 @@ async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow()
     let read_session = log_in(&server, &reader).await;
     let (status, echo) = page(&server, &read_session, "/ui/functions/echo").await;
     assert_eq!(status, 200);
+    let (_, not_theirs) = page(&server, &read_session, &shown_at).await;
+    assert!(
+        !not_theirs.contains("invoke-result"),
+        "an answer is shown to the key that asked only"
+    );
     assert!(
         !echo.contains(r#"id="invoke""#) && !echo.contains(r#"id="disable""#),
         "{echo}"

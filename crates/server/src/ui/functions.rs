@@ -3,10 +3,11 @@
 //! version live), disable and enable. Each page or action is allowed when the API
 //! request it stands for would be.
 
+use super::results::{self, Shown};
 use super::{Chrome, Page, Viewer};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use http_body_util::BodyExt;
@@ -157,12 +158,6 @@ struct LogRow {
     stderr: bool,
 }
 
-/// An invocation's answer, shown once after invoking.
-struct InvokeResult {
-    status: String,
-    body: String,
-}
-
 #[derive(Template)]
 #[template(path = "ui/function.html")]
 struct FunctionPage {
@@ -184,7 +179,7 @@ struct FunctionPage {
     can_invoke: bool,
     can_deploy: bool,
     payload: String,
-    result: Option<InvokeResult>,
+    result: Option<Shown>,
 }
 
 #[derive(Template)]
@@ -215,8 +210,7 @@ async fn function_page(
     viewer: &Viewer,
     engine: &Engine,
     name: &FunctionName,
-    result: Option<InvokeResult>,
-    payload: String,
+    result: Option<Shown>,
 ) -> Result<Page, Page> {
     let path = format!("/v1/functions/{name}");
     viewer.must(Method::GET, &path)?;
@@ -284,19 +278,31 @@ async fn function_page(
         lines: log_rows(engine, ns, name).await?,
         can_invoke: viewer.may(Method::POST, &format!("{path}/invoke")),
         can_deploy: viewer.may(Method::POST, &format!("{path}/rollback")),
-        payload,
+        payload: result
+            .as_ref()
+            .map_or_else(|| "{}".to_owned(), |r| r.payload.clone()),
         result,
     };
     Ok(Page::ok(&page))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ShowQuery {
+    /// An invoke's answer to show (what [`invoke`] redirects with).
+    result: Option<String>,
 }
 
 pub(super) async fn show(
     viewer: Viewer,
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
+    Query(query): Query<ShowQuery>,
 ) -> Result<Page, Page> {
     let name = function_name(&name)?;
-    function_page(&viewer, &engine, &name, None, "{}".to_owned()).await
+    let result = query
+        .result
+        .and_then(|id| results::find(&viewer.caller.key_id, &id));
+    function_page(&viewer, &engine, &name, result).await
 }
 
 /// The logs section alone, for htmx to refresh.
@@ -322,14 +328,15 @@ pub(super) struct InvokeForm {
     payload: String,
 }
 
-/// Invokes the function (its `live` alias) with the payload and shows the page again
-/// with the answer.
+/// Invokes the function (its `live` alias) with the payload, then sends the browser to
+/// the function's page with the answer (post, redirect, get: a reload does not invoke
+/// again).
 pub(super) async fn invoke(
     viewer: Viewer,
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Page, Page> {
+) -> Result<Response, Page> {
     let form: InvokeForm = viewer.accept(&body)?;
     let name = function_name(&name)?;
     viewer.must(Method::POST, &format!("/v1/functions/{name}/invoke"))?;
@@ -350,17 +357,20 @@ pub(super) async fn invoke(
                     Ok(Err(e)) => format!("(the answer's body could not be read: {e})"),
                     Err(_) => "(the answer's body took longer than 30 s)".to_owned(),
                 };
-            InvokeResult {
+            Shown {
                 status: status.to_string(),
                 body,
+                payload: form.payload.clone(),
             }
         }
-        Err(e) => InvokeResult {
+        Err(e) => Shown {
             status: format!("{} {}", e.code.status(), e.code.as_str()),
             body: e.detail,
+            payload: form.payload.clone(),
         },
     };
-    function_page(&viewer, &engine, &name, Some(result), form.payload).await
+    let id = results::keep(&viewer.caller.key_id, result);
+    Ok(Redirect::to(&format!("/ui/functions/{name}?result={id}")).into_response())
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@
 mod alarms;
 mod dead_letters;
 mod functions;
+mod results;
 mod session;
 
 use askama::Template;
