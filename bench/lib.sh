@@ -47,3 +47,24 @@ start() {
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# many_functions N: starts `$WISP serve` (sets $addr and WISP_SERVER), deploys an app of N
+# functions f0…f(N-1), each examples/hello's http function on the route /fI, and invokes
+# each once.
+many_functions() {
+    local n="$1"
+    mkdir -p "$work/app"
+    cp "$root/examples/hello/wasm/hello.wasm" "$work/app/hello.wasm"
+    {
+        printf '[app]\nname = "many"\n'
+        for i in $(seq 0 $((n - 1))); do
+            printf '\n[functions.f%d]\nsource = "hello.wasm"\nkind = "http"\nroutes = ["/f%d"]\n' "$i" "$i"
+        done
+    } >"$work/app/wisp.toml"
+    start wisp "$WISP" serve --listen 127.0.0.1:0 --data-dir "$work/data"
+    export WISP_SERVER="http://$addr"
+    "$WISP" deploy "$work/app" >/dev/null
+    echo "deployed $n functions; invoking each once…" >&2
+    for i in $(seq 0 $((n - 1))); do printf 'url = "http://%s/f%d"\noutput = "/dev/null"\n' "$addr" "$i"; done >"$work/urls"
+    curl -s --parallel --parallel-max 16 -K "$work/urls" 2>/dev/null
+}

@@ -20,20 +20,7 @@ if [ -z "${WISP:-}" ]; then
     cargo build --release --locked -q -p wisp
     WISP="${CARGO_TARGET_DIR:-$root/target}/release/wisp"
 fi
-mkdir -p "$work/app"
-cp "$root/examples/hello/wasm/hello.wasm" "$work/app/hello.wasm"
-{
-    printf '[app]\nname = "many"\n'
-    for i in $(seq 0 $((n - 1))); do
-        printf '\n[functions.f%d]\nsource = "hello.wasm"\nkind = "http"\nroutes = ["/f%d"]\n' "$i" "$i"
-    done
-} >"$work/app/wisp.toml"
-start wisp "$WISP" serve --listen 127.0.0.1:0 --data-dir "$work/data"
-export WISP_SERVER="http://$addr"
-"$WISP" deploy "$work/app" >/dev/null
-echo "deployed $n functions; invoking each once…" >&2
-for i in $(seq 0 $((n - 1))); do printf 'url = "http://%s/f%d"\noutput = "/dev/null"\n' "$addr" "$i"; done >"$work/urls"
-curl -s --parallel --parallel-max 16 -K "$work/urls" 2>/dev/null
+many_functions "$n"   # $addr: a server with N functions f0…, each invoked once
 sleep 1   # invocation records and logs reach the store in batches
 
 # Log in as a browser does: the session cookie in a jar.

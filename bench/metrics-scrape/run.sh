@@ -26,21 +26,7 @@ if [ -z "${WISP:-}" ]; then
     cargo build --release --locked -q -p wisp
     WISP="${CARGO_TARGET_DIR:-$root/target}/release/wisp"
 fi
-wasm="$root/examples/hello/wasm/hello.wasm"
-mkdir -p "$work/app"
-cp "$wasm" "$work/app/hello.wasm"
-{
-    printf '[app]\nname = "many"\n'
-    for i in $(seq 0 $((n - 1))); do
-        printf '\n[functions.f%d]\nsource = "hello.wasm"\nkind = "http"\nroutes = ["/f%d"]\n' "$i" "$i"
-    done
-} >"$work/app/wisp.toml"
-start wisp "$WISP" serve --listen 127.0.0.1:0 --data-dir "$work/data"
-export WISP_SERVER="http://$addr"
-"$WISP" deploy "$work/app" >/dev/null
-echo "deployed $n functions; invoking each once…" >&2
-for i in $(seq 0 $((n - 1))); do printf 'url = "http://%s/f%d"\noutput = "/dev/null"\n' "$addr" "$i"; done >"$work/urls"
-curl -s --parallel --parallel-max 16 -K "$work/urls"
+many_functions "$n"   # $addr: a server with N functions f0…, each invoked once
 families=$(curl -s "${auth[@]}" "http://$addr/metrics" | grep -c '^wisp_invocations_total{.*outcome="success"} 1$' || true)
 [ "$families" = "$n" ] || { echo "the scrape shows $families functions invoked once, not $n" >&2; exit 1; }
 
