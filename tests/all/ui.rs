@@ -387,3 +387,48 @@ async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow()
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn the_usage_page_shows_the_month_by_function_and_the_quota() {
+    let server = server();
+    deploy_fixture(&server, "echo", "event-kit", json!({ "kind": "event" })).await;
+    let session = log_in(&server, wisp_test_support::TEST_ADMIN_KEY).await;
+    let (status, usage) = page(&server, &session, "/ui/usage").await;
+    assert_eq!(status, 200);
+    assert!(usage.contains(r#"<p class="empty">No quota"#), "{usage}");
+    assert!(usage.contains("Nothing ran this month yet."), "{usage}");
+
+    let r = client()
+        .patch(server.at("/v1/namespaces/default"))
+        .json(&json!({ "quota": { "requests": 4 } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    for _ in 0..2 {
+        let r = client()
+            .post(server.at("/v1/functions/echo/invoke"))
+            .json(&json!({ "action": "hello" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Usage is rolled up from invocation records, written in batches.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let usage = loop {
+        let (_, usage) = page(&server, &session, "/ui/usage").await;
+        if usage.contains(r#"<tr data-function="echo"><td>echo</td><td class="num">2</td>"#) {
+            break usage;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "echo's month never showed: {usage}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        usage.contains(r#"<tr><td>requests</td><td class="num">2</td><td class="num">4</td><td class="num">50%</td></tr>"#),
+        "{usage}"
+    );
+}

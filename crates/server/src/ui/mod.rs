@@ -11,6 +11,7 @@ mod dead_letters;
 mod functions;
 mod results;
 mod session;
+mod usage;
 
 use askama::Template;
 use axum::Router;
@@ -49,6 +50,7 @@ fn routes() -> Router<Arc<Engine>> {
             "/ui/functions/{name}/dead-letters/purge",
             post(dead_letters::purge),
         )
+        .route("/ui/usage", get(usage::show))
         .route("/ui/alarms", get(alarms::list))
         .route("/ui/alarms/{name}", get(alarms::show))
         .route("/ui/{*rest}", axum::routing::any(not_found))
