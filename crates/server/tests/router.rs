@@ -117,9 +117,13 @@ async fn api_paths_answer_json_and_problems() {
     let (status, _, doc) = json(h.app.handle(request("GET", "/v1/functions/UPPER", "")).await).await;
     assert_eq!((status, doc["code"].as_str()), (400, Some("invalid_name")));
 
+    // The dashboard is HTML: without a session, its pages lead to the login page, and
+    // a page it does not have is an HTML 404.
+    let (status, ct, _) = json(h.app.handle(request("GET", "/ui", "")).await).await;
+    assert_eq!((status, ct.as_str()), (303, ""));
+    let (status, ct, _) = json(h.app.handle(request("GET", "/ui/x", "")).await).await;
+    assert_eq!((status, ct.as_str()), (404, "text/html; charset=utf-8"));
     for reserved in [
-        "/ui",
-        "/ui/x",
         "/metrics/x",
         "/2015-03-31/functions/x/invocations",
         "/2018-06-01/runtime/invocation/next",
