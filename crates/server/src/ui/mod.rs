@@ -68,8 +68,10 @@ async fn with_chrome(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let viewer = session::viewer(&engine, &parts);
+    // The handler's extractor reads it from here: the session is checked once.
+    parts.extensions.insert(viewer.clone());
     let response = next.run(axum::extract::Request::from_parts(parts, body)).await;
     let (Some(viewer), Some(failure)) = (viewer, response.extensions().get::<Failure>().cloned()) else {
         return response;

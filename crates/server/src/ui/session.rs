@@ -27,6 +27,7 @@ pub(crate) const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// The person looking at a page: the caller their session names, and the session's
 /// CSRF token.
+#[derive(Clone)]
 pub(crate) struct Viewer {
     pub caller: Caller,
     /// The namespace the pages show: the key's own, or for an admin key the one it
@@ -115,6 +116,15 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
+/// The viewer of a request: the one the dashboard's layer found (and kept in the
+/// request's extensions, so a request checks its session once), else found here.
+fn found(engine: &Engine, parts: &Parts) -> Option<Viewer> {
+    match parts.extensions.get::<Option<Viewer>>() {
+        Some(viewer) => viewer.clone(),
+        None => viewer(engine, parts),
+    }
+}
+
 pub(super) fn viewer(engine: &Engine, parts: &Parts) -> Option<Viewer> {
     let session = cookie(&parts.headers, COOKIE)?;
     let caller = engine.session(session).ok()?;
@@ -146,7 +156,7 @@ impl FromRequestParts<Arc<Engine>> for Viewer {
     /// Without a valid session: a page (`GET`) goes to the login page; anything else
     /// is `401`.
     async fn from_request_parts(parts: &mut Parts, engine: &Arc<Engine>) -> Result<Viewer, Response> {
-        viewer(engine, parts).ok_or_else(|| {
+        found(engine, parts).ok_or_else(|| {
             if parts.method == Method::GET {
                 Redirect::to("/ui/login").into_response()
             } else {
@@ -168,7 +178,7 @@ impl OptionalFromRequestParts<Arc<Engine>> for Viewer {
         parts: &mut Parts,
         engine: &Arc<Engine>,
     ) -> Result<Option<Viewer>, Self::Rejection> {
-        Ok(viewer(engine, parts))
+        Ok(found(engine, parts))
     }
 }
 
