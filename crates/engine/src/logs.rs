@@ -7,8 +7,9 @@
 //! finishes; the callback splits it into lines and `try_send`s them. The request path
 //! never waits for the store: when the channel is full (the store is slower than the
 //! guests are chatty) lines are dropped and counted, and the count is reported in the
-//! server log and, since the server started, on `/metrics`. The writer drains whatever is queued into one transaction per batch, then
-//! lets the next batch gather for a moment (see [`LINGER`]).
+//! server log and (the total since the server started) on `/metrics`. The writer drains
+//! whatever is queued into one transaction per batch, then lets the next batch gather
+//! for a moment (see [`LINGER`]).
 //!
 //! Following a log ([`LogFollower`]) is reading "the lines after this cursor" from the
 //! store again and again, never a feed from the writer: on a cluster the lines of a

@@ -398,16 +398,9 @@ impl Engine {
 
     /// A function's counts since the server started (zero for one not deployed).
     pub fn function_stats(&self, namespace: &Namespace, function: &FunctionName) -> FunctionStats {
-        let mut total = Tally::default();
-        for (_, tally) in self.metrics.tallies(namespace, function) {
-            total.add(&tally);
-        }
-        let cold_starts = self.function(namespace, function).map_or(0, |d| {
-            d.versions()
-                .map(|v| v.pool.metrics.cold_starts.load(Ordering::Relaxed))
-                .sum()
-        });
-        FunctionStats::new(&total, cold_starts)
+        self.namespace_stats(namespace)
+            .remove(function)
+            .unwrap_or_default()
     }
 }
 
