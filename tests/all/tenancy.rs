@@ -234,6 +234,17 @@ fn endpoints() -> Vec<Endpoint> {
             ..endpoint("PUT", "/v1/secrets/db", Deploy, 200)
         },
         endpoint("DELETE", "/v1/secrets/ghost-secret", Deploy, 404),
+        endpoint("GET", "/v1/alarms", Read, 200),
+        endpoint("GET", "/v1/alarms/errors", Read, 200),
+        Endpoint {
+            allowed: (404, 200),
+            ..endpoint("GET", "/v1/alarms/secret-alarm", Read, 0)
+        },
+        Endpoint {
+            body: Some(json!({"metric": "errors", "function": "hello", "threshold": 1})),
+            ..endpoint("PUT", "/v1/alarms/errors", Deploy, 200)
+        },
+        endpoint("DELETE", "/v1/alarms/ghost-alarm", Deploy, 404),
         endpoint("GET", "/v1/audit", Deploy, 200),
         endpoint("GET", "/v1/usage", Read, 200),
         // Every role reads its namespace's metrics (an admin's, every namespace's).
@@ -404,6 +415,21 @@ async fn the_tenant_matrix_holds_for_every_endpoint_role_namespace_and_credentia
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
+        let alarms: &[&str] = if ns == "beta" {
+            &["errors", "secret-alarm"]
+        } else {
+            &["errors"]
+        };
+        for alarm in alarms {
+            let r = client()
+                .put(server.at(&format!("/v1/alarms/{alarm}")))
+                .header("wisp-namespace", ns)
+                .json(&json!({"metric": "errors", "function": "hello", "threshold": 1}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
         for store in stores {
             let r = client()
                 .put(server.at(&format!("/v1/kv/{store}")))
