@@ -11,7 +11,7 @@ use serde_json::json;
 use wisp_test_support::TestServer;
 
 /// A client that follows no redirects and keeps no cookies: each step is seen.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -20,7 +20,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// Logs in with `key`; the `wisp_session=…` pair to send back.
-async fn log_in(server: &TestServer, key: &str) -> String {
+pub(crate) async fn log_in(server: &TestServer, key: &str) -> String {
     let r = browser()
         .post(server.at("/ui/login"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -42,7 +42,7 @@ async fn log_in(server: &TestServer, key: &str) -> String {
 }
 
 /// `pairs` as an HTML form posts them.
-fn encode(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn encode(pairs: &[(&str, &str)]) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     pairs
         .iter()
@@ -58,7 +58,7 @@ fn encode(pairs: &[(&str, &str)]) -> String {
 }
 
 /// `GET path` with the session: status and body.
-async fn page(server: &TestServer, session: &str, path: &str) -> (u16, String) {
+pub(crate) async fn page(server: &TestServer, session: &str, path: &str) -> (u16, String) {
     let r = browser()
         .get(server.at(path))
         .header("cookie", session)
@@ -69,7 +69,7 @@ async fn page(server: &TestServer, session: &str, path: &str) -> (u16, String) {
 }
 
 /// `POST path` with the session and `form`: status and body.
-async fn post(server: &TestServer, session: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn post(server: &TestServer, session: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
     let r = browser()
         .post(server.at(path))
         .header("cookie", session)
@@ -82,7 +82,7 @@ async fn post(server: &TestServer, session: &str, path: &str, form: &[(&str, &st
 }
 
 /// The CSRF token in a page's forms.
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let at = html
         .find(r#"name="csrf" value=""#)
         .expect("a form with a CSRF token")
