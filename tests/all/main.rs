@@ -52,6 +52,7 @@ mod trace;
 mod trace_chain;
 mod trace_paths;
 mod ui;
+mod ui_storage;
 mod usage;
 mod util;
 mod versions;

@@ -7,8 +7,10 @@
 //! `docs/dashboard.md` is the reference.
 
 mod alarms;
+mod buckets;
 mod dead_letters;
 mod functions;
+mod kv;
 mod results;
 mod session;
 mod usage;
@@ -53,6 +55,15 @@ fn routes() -> Router<Arc<Engine>> {
         .route("/ui/usage", get(usage::show))
         .route("/ui/alarms", get(alarms::list))
         .route("/ui/alarms/{name}", get(alarms::show))
+        .route("/ui/buckets", get(buckets::list))
+        .route("/ui/buckets/{name}", get(buckets::show))
+        .route("/ui/buckets/{name}/object", get(buckets::object))
+        .route("/ui/buckets/{name}/download", get(buckets::download))
+        .route("/ui/buckets/{name}/delete", post(buckets::delete))
+        .route("/ui/kv", get(kv::list))
+        .route("/ui/kv/{name}", get(kv::show))
+        .route("/ui/kv/{name}/key", get(kv::key))
+        .route("/ui/kv/{name}/delete", post(kv::delete))
         .route("/ui/{*rest}", axum::routing::any(not_found))
 }
 
