@@ -36,6 +36,7 @@ mod dispatch;
 mod error;
 mod gate;
 mod guard;
+pub mod history;
 pub mod identity;
 mod kv;
 mod lifecycle;
@@ -140,6 +141,8 @@ pub struct Engine {
     spans: otlp::SpanTap,
     /// Every version's counters, and what `/metrics` needs besides (also in `pools`).
     metrics: Arc<metrics::Metrics>,
+    /// Each function's recent minutes and quarter hours, for the dashboard's charts.
+    history: history::History,
     /// The alarm task's wake-up and each alarm's latest judgement.
     alarms: alarms::AlarmBook,
 }
@@ -224,6 +227,7 @@ impl Engine {
             breakers: breaker::Breakers::new(),
             calls: Arc::default(),
             metrics,
+            history: history::History::default(),
             spans,
             alarms: alarms::AlarmBook::default(),
         });
@@ -243,6 +247,8 @@ impl Engine {
         topics::start(&engine);
         // Evaluates alarms and carries out their actions.
         alarms::start(&engine);
+        // Samples each function's counters a minute at a time, for the charts.
+        history::start(&engine);
         engine.triggers.sync(&engine, &engine.functions.load());
         Ok(engine)
     }

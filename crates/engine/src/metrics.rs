@@ -151,7 +151,7 @@ impl VersionMetrics {
     }
 }
 
-type VersionKey = (Namespace, FunctionName, u32);
+pub(crate) type VersionKey = (Namespace, FunctionName, u32);
 
 /// A metric family written from a list of `T`: its name, help, and each one's value.
 type Family<T, V> = (&'static str, &'static str, fn(&T) -> V);
@@ -219,6 +219,19 @@ impl Metrics {
             .or_default();
         runs.fired += 1;
         runs.last_fired_ms = Some(slot);
+    }
+
+    /// The slot a schedule last fired for since the server started, if it has.
+    pub(crate) fn schedule_last_fired(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        schedule: &str,
+    ) -> Option<i64> {
+        let schedules = self.schedules.lock().unwrap_or_else(PoisonError::into_inner);
+        schedules
+            .get(&(namespace.clone(), function.clone(), schedule.to_owned()))
+            .and_then(|runs| runs.last_fired_ms)
     }
 
     /// Counts `count` slots of a schedule that did not run.
@@ -331,6 +344,19 @@ impl Tally {
 }
 
 impl Metrics {
+    /// The counters now of every version `wanted` picks (by namespace and function).
+    pub(crate) fn counters(
+        &self,
+        wanted: impl Fn(&Namespace, &FunctionName) -> bool,
+    ) -> Vec<(VersionKey, Tally)> {
+        let versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        versions
+            .iter()
+            .filter(|((ns, f, _), _)| wanted(ns, f))
+            .map(|(key, m)| (key.clone(), m.tally()))
+            .collect()
+    }
+
     /// Each live version of a function with its counters now, by version number.
     pub(crate) fn tallies(&self, namespace: &Namespace, function: &FunctionName) -> Vec<(u32, Tally)> {
         let versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);

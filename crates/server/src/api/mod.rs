@@ -19,6 +19,7 @@ mod logs;
 mod namespaces;
 mod queues;
 mod secrets;
+mod stats;
 pub(crate) mod services;
 mod topics;
 mod traces;
@@ -68,6 +69,7 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .route("/v1/functions/{name}/enable", post(versions::enable))
         .route("/v1/functions/{name}/logs", get(functions::logs))
         .route("/v1/functions/{name}/invocations", get(functions::invocations))
+        .route("/v1/functions/{name}/stats", get(stats::get))
         .route(
             "/v1/functions/{name}/dlq",
             get(invocations::dead_letters).delete(invocations::purge),

@@ -3,7 +3,10 @@
 //! version live), disable and enable. Each page or action is allowed when the API
 //! request it stands for would be.
 
+use super::charts::{self, Chart};
+use super::paging::{PageQuery, Pager};
 use super::results::{self, Shown};
+use super::usage;
 use super::{Chrome, Page, Viewer};
 use askama::Template;
 use axum::body::Bytes;
@@ -12,10 +15,12 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use http_body_util::BodyExt;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wisp_core::wall::rfc3339_ms;
 use wisp_core::{FunctionName, Namespace};
+use wisp_engine::history::Window;
 use wisp_engine::{Deployed, Engine};
 use wisp_store::{InvocationQuery, LogQuery, LogStream};
 
@@ -41,7 +46,7 @@ fn deployed(engine: &Engine, ns: &Namespace, name: &FunctionName) -> Result<Arc<
 }
 
 /// A duration in seconds as the pages show it: `850µs`, `12.3ms`, `2.40s`.
-fn seconds(s: Option<f64>) -> String {
+pub(super) fn seconds(s: Option<f64>) -> String {
     match s {
         None => "–".to_owned(),
         Some(s) if s < 0.001 => format!("{:.0}µs", s * 1e6),
@@ -84,6 +89,9 @@ struct FunctionRow {
     p50: String,
     p99: String,
     cold_share: String,
+    /// This month's cost at the namespace's prices (`–` for a key that may not read
+    /// usage).
+    cost: String,
 }
 
 #[derive(Template)]
@@ -92,14 +100,28 @@ struct FunctionsPage {
     chrome: Option<Chrome>,
     namespace: String,
     rows: Vec<FunctionRow>,
+    pager: Pager,
 }
 
-pub(super) async fn list(viewer: Viewer, State(engine): State<Arc<Engine>>) -> Result<Page, Page> {
+pub(super) async fn list(
+    viewer: Viewer,
+    State(engine): State<Arc<Engine>>,
+    Query(paging): Query<PageQuery>,
+) -> Result<Page, Page> {
     viewer.must(Method::GET, "/v1/functions")?;
     let ns = &viewer.namespace;
+    let (functions, pager) = Pager::cut(engine.functions(ns), paging.page, "/ui/functions");
     let stats = engine.namespace_stats(ns);
-    let rows = engine
-        .functions(ns)
+    let costs: HashMap<String, String> = if viewer.may(Method::GET, "/v1/usage") {
+        usage::function_months(&engine, ns)
+            .await?
+            .into_iter()
+            .map(|m| (m.function, m.cost.to_string()))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let rows = functions
         .iter()
         .map(|d| {
             let stats = stats.get(&d.record.name).copied().unwrap_or_default();
@@ -123,6 +145,10 @@ pub(super) async fn list(viewer: Viewer, State(engine): State<Arc<Engine>>) -> R
                 p50: seconds(stats.p50_seconds),
                 p99: seconds(stats.p99_seconds),
                 cold_share: share(stats.cold_starts, stats.invocations),
+                cost: costs
+                    .get(d.record.name.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| "–".to_owned()),
             }
         })
         .collect();
@@ -130,6 +156,7 @@ pub(super) async fn list(viewer: Viewer, State(engine): State<Arc<Engine>>) -> R
         chrome: Some(viewer.chrome("functions")),
         namespace: ns.to_string(),
         rows,
+        pager,
     }))
 }
 
@@ -139,6 +166,18 @@ struct VersionRow {
     code: String,
     aliases: String,
     live: bool,
+}
+
+/// An alias as a version's row names it: `live`, or with its share of the traffic
+/// when it splits it (`canary 10%`); `None` when it does not lead to `number`.
+fn alias_share(alias: &wisp_core::AliasName, target: &wisp_core::AliasTarget, number: u32) -> Option<String> {
+    let percent = |share: f64| format!("{alias} {}%", (share * 1000.0).round() / 10.0);
+    match target.additional {
+        None if target.version == number => Some(alias.to_string()),
+        Some(extra) if target.version == number => Some(percent(1.0 - extra.weight.share())),
+        Some(extra) if extra.version == number => Some(percent(extra.weight.share())),
+        _ => None,
+    }
 }
 
 struct InvocationRow {
@@ -180,6 +219,8 @@ struct FunctionPage {
     can_deploy: bool,
     payload: String,
     result: Option<Shown>,
+    charts: Vec<Chart>,
+    window_day: bool,
 }
 
 #[derive(Template)]
@@ -211,6 +252,7 @@ async fn function_page(
     engine: &Engine,
     name: &FunctionName,
     result: Option<Shown>,
+    window: Window,
 ) -> Result<Page, Page> {
     let path = format!("/v1/functions/{name}");
     viewer.must(Method::GET, &path)?;
@@ -227,8 +269,9 @@ async fn function_page(
             created: rfc3339_ms(v.created_at),
             code: format!("{} KiB", v.code_size.div_ceil(1024)),
             aliases: record
-                .aliases_of(v.number)
-                .map(|a| a.to_string())
+                .aliases
+                .iter()
+                .filter_map(|(alias, target)| alias_share(alias, target, v.number))
                 .collect::<Vec<_>>()
                 .join(", "),
             live: v.number == live,
@@ -282,6 +325,8 @@ async fn function_page(
             .as_ref()
             .map_or_else(|| "{}".to_owned(), |r| r.payload.clone()),
         result,
+        charts: charts::charts(&engine.function_history(ns, name, window), window),
+        window_day: window == Window::Day,
     };
     Ok(Page::ok(&page))
 }
@@ -290,6 +335,8 @@ async fn function_page(
 pub(super) struct ShowQuery {
     /// An invoke's answer to show (what [`invoke`] redirects with).
     result: Option<String>,
+    /// The charts' span: `hour` (the default) or `day`.
+    window: Option<String>,
 }
 
 pub(super) async fn show(
@@ -299,10 +346,12 @@ pub(super) async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Page, Page> {
     let name = function_name(&name)?;
+    let window = charts::window(query.window.as_deref())
+        .map_err(|e| Page::error(StatusCode::BAD_REQUEST, "Bad window", &e))?;
     let result = query
         .result
         .and_then(|id| results::find(&viewer.caller.key_id, &id));
-    function_page(&viewer, &engine, &name, result).await
+    function_page(&viewer, &engine, &name, result, window).await
 }
 
 /// The logs section alone, for htmx to refresh.

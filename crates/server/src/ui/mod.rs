@@ -8,9 +8,11 @@
 
 mod alarms;
 mod buckets;
+mod charts;
 mod dead_letters;
 mod functions;
 mod kv;
+mod paging;
 mod results;
 mod session;
 mod usage;

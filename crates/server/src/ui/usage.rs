@@ -8,9 +8,10 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::Method;
 use std::sync::Arc;
+use wisp_core::Namespace;
 use wisp_core::billing::{Money, Used, gb_seconds_text, month_of};
 use wisp_core::wall::{now_ms, rfc3339_ms};
-use wisp_engine::Engine;
+use wisp_engine::{Engine, EngineError};
 use wisp_store::{UsageGrouping, UsageQuery};
 
 struct LimitRow {
@@ -21,12 +22,13 @@ struct LimitRow {
     over: bool,
 }
 
-struct FunctionRow {
-    function: String,
+/// A function's month so far.
+pub(super) struct FunctionRow {
+    pub function: String,
     requests: u64,
     errors: u64,
     gb_seconds: String,
-    cost: Money,
+    pub cost: Money,
 }
 
 #[derive(Template)]
@@ -52,12 +54,48 @@ fn share(used: f64, quota: f64) -> (String, bool) {
     (format!("{:.0}%", share * 100.0), share >= 1.0)
 }
 
+/// Each function's month so far at the namespace's prices, in one grouped read.
+pub(super) async fn function_months(
+    engine: &Engine,
+    ns: &Namespace,
+) -> Result<Vec<FunctionRow>, EngineError> {
+    let plan = engine.plan(ns);
+    let (from, to) = month_of(now_ms());
+    let query = UsageQuery {
+        namespace: Some(ns.clone()),
+        function: None,
+        from,
+        to,
+        group_by: UsageGrouping::Function,
+    };
+    Ok(engine
+        .usage(&query)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let used = Used {
+                requests: r.requests,
+                mb_ms: r.mb_ms,
+                reserved_mb_ms: r.reserved_mb_ms,
+                capacity_mb_ms: r.capacity_mb_ms,
+            };
+            FunctionRow {
+                function: r.function.map(|f| f.to_string()).unwrap_or_default(),
+                requests: r.requests,
+                errors: r.errors,
+                gb_seconds: gb_seconds_text(r.mb_ms),
+                cost: plan.prices.cost_of(used),
+            }
+        })
+        .collect())
+}
+
 pub(super) async fn show(viewer: Viewer, State(engine): State<Arc<Engine>>) -> Result<Page, Page> {
     viewer.must(Method::GET, "/v1/usage")?;
     let ns = &viewer.namespace;
     let plan = engine.plan(ns);
     let (used, stopped) = engine.month_usage(ns);
-    let (from, to) = month_of(now_ms());
+    let (from, _) = month_of(now_ms());
     let cost = plan.cost(used);
     let quota = &plan.quota;
     let mut limits = Vec::new();
@@ -92,33 +130,7 @@ pub(super) async fn show(viewer: Viewer, State(engine): State<Arc<Engine>>) -> R
             over,
         });
     }
-    let query = UsageQuery {
-        namespace: Some(ns.clone()),
-        function: None,
-        from,
-        to,
-        group_by: UsageGrouping::Function,
-    };
-    let rows = engine
-        .usage(&query)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let used = Used {
-                requests: r.requests,
-                mb_ms: r.mb_ms,
-                reserved_mb_ms: r.reserved_mb_ms,
-                capacity_mb_ms: r.capacity_mb_ms,
-            };
-            FunctionRow {
-                function: r.function.map(|f| f.to_string()).unwrap_or_default(),
-                requests: r.requests,
-                errors: r.errors,
-                gb_seconds: gb_seconds_text(r.mb_ms),
-                cost: plan.prices.cost_of(used),
-            }
-        })
-        .collect();
+    let rows = function_months(&engine, ns).await?;
     Ok(Page::ok(&UsagePage {
         chrome: Some(viewer.chrome("usage")),
         namespace: ns.to_string(),
