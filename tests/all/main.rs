@@ -53,6 +53,7 @@ mod trace_chain;
 mod trace_paths;
 mod ui;
 mod ui_storage;
+mod ui_queues;
 mod ui_charts;
 mod usage;
 mod util;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use wisp_core::wall::now_ms;
 use wisp_core::{ErrorCode, Limits, Namespace, QueueConfig, QueueName};
-use wisp_store::{NewMessage, QueueRecord, QueueStats, Received, StoreError};
+use wisp_store::{NewMessage, QueueDepth, QueueRecord, QueueStats, Received, StoreError};
 
 type QueueKey = (Namespace, QueueName);
 
@@ -103,6 +103,12 @@ impl Engine {
             list.push((record, stats));
         }
         Ok(list)
+    }
+
+    /// What each queue of `namespace` holds, with when its oldest message was sent, in
+    /// one read (what `/metrics` reads), ordered by name.
+    pub async fn queue_depths(&self, namespace: &Namespace) -> Result<Vec<QueueDepth>, EngineError> {
+        Ok(self.store.queue_depths(Some(namespace), now_ms()).await?)
     }
 
     /// Deletes a queue and its messages, unless a function's trigger or destination,

@@ -102,6 +102,17 @@ impl Trigger for ScheduleTimers {
 }
 
 impl Engine {
+    /// The slot the schedule `key` ([`Schedule::key`]) of a function last fired for
+    /// since the server started, if it has: what the dashboard shows as its last run.
+    pub fn schedule_last_fired(
+        &self,
+        namespace: &Namespace,
+        function: &FunctionName,
+        key: &str,
+    ) -> Option<i64> {
+        self.metrics.schedule_last_fired(namespace, function, key)
+    }
+
     /// Records that a schedule reached `slot`, firing its event unless `skip`.
     async fn advance(&self, key: &ScheduleKey, index: usize, slot: i64, fire: bool) -> bool {
         let (namespace, function, schedule) = key;

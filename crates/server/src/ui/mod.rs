@@ -13,8 +13,11 @@ mod dead_letters;
 mod functions;
 mod kv;
 mod paging;
+mod queues;
 mod results;
+mod schedules;
 mod session;
+mod topics;
 mod usage;
 
 use askama::Template;
@@ -57,6 +60,15 @@ fn routes() -> Router<Arc<Engine>> {
         .route("/ui/usage", get(usage::show))
         .route("/ui/alarms", get(alarms::list))
         .route("/ui/alarms/{name}", get(alarms::show))
+        .route("/ui/queues", get(queues::list))
+        .route("/ui/queues/{name}", get(queues::show))
+        .route("/ui/queues/{name}/messages", post(queues::send))
+        .route("/ui/queues/{name}/purge", post(queues::purge))
+        .route("/ui/queues/{name}/redrive", post(queues::redrive))
+        .route("/ui/topics", get(topics::list))
+        .route("/ui/topics/{name}", get(topics::show))
+        .route("/ui/topics/{name}/messages", post(topics::publish))
+        .route("/ui/schedules", get(schedules::list))
         .route("/ui/buckets", get(buckets::list))
         .route("/ui/buckets/{name}", get(buckets::show))
         .route("/ui/buckets/{name}/object", get(buckets::object))
