@@ -148,15 +148,33 @@ async fn the_queue_pages_show_queues_and_send_purge_and_redrive_as_the_api_allow
     let shown: Value = crate::util::get_json(&server, "/v1/queues/jobs").await;
     assert_eq!(shown["messages"]["in_flight"], 0, "{shown}");
 
-    // A dead-letter queue's page redrives it.
+    // A message received too often lands in the dead-letter queue; its page redrives it.
     let r = client()
-        .post(server.at("/v1/queues/jobs-dlq/messages"))
-        .json(&json!({ "body": "dead" }))
+        .post(server.at("/v1/queues/jobs/messages"))
+        .json(&json!({ "body": "poison" }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    let mut dead_lettered = false;
+    for _ in 0..5 {
+        let got: Value = client()
+            .post(server.at("/v1/queues/jobs/receive"))
+            .json(&json!({ "visibility_timeout": "0s" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !got["dead_lettered"].as_array().unwrap().is_empty() {
+            dead_lettered = true;
+            break;
+        }
+    }
+    assert!(dead_lettered, "the message reached the dead-letter queue");
     let (_, dlq) = page(&server, &admin, "/ui/queues/jobs-dlq").await;
+    assert!(dlq.contains(r#"<dd id="visible">1</dd>"#), "{dlq}");
     assert!(
         dlq.contains(r#"id="dead-letters-of""#) && dlq.contains(r#"id="redrive""#),
         "{dlq}"
@@ -168,8 +186,8 @@ async fn the_queue_pages_show_queues_and_send_purge_and_redrive_as_the_api_allow
         &[("csrf", &token)],
     )
     .await;
-    assert_eq!(status, 303);
-    assert!(to.starts_with("/ui/queues/jobs-dlq?redriven="), "{to}");
+    assert_eq!((status, to.as_str()), (303, "/ui/queues/jobs-dlq?redriven=1"));
+    assert_eq!(receive_one(&server, "jobs").await["body"], "poison");
 
     // Bad and unknown names.
     let (status, _) = page(&server, &admin, "/ui/queues/Bad_Name").await;
