@@ -102,8 +102,8 @@ pub use api_keys::{ApiKeyRecord, ApiKeys};
 pub use audit::{AUDIT_ENTRIES_KEPT, Audit, AuditEntry, AuditQuery};
 pub use blobs::{BlobDir, BlobWriter, WrittenBlob};
 pub use events::{
-    Enqueued, EventBacklog, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp,
-    Lease, NewEvent, Resolution,
+    Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events, Failure,
+    FollowUp, Lease, NewEvent, Resolution,
 };
 pub use key_values::{
     KeyValues, KvCondition, KvDeleted, KvEntry, KvIncremented, KvPage, KvSet, KvSetMany, KvStoreRecord,

@@ -208,6 +208,19 @@ impl Engine {
         Ok(self.store.list_events(namespace, name, status, limit).await?)
     }
 
+    /// A page of a namespace's events, newest first, of every function or one, of any
+    /// status or one (see [`wisp_store::Events::browse_events`]). A function named must
+    /// exist.
+    pub async fn browse_events(
+        &self,
+        query: &wisp_store::EventQuery,
+    ) -> Result<Vec<EventRecord>, EngineError> {
+        if let Some(name) = &query.function {
+            self.function_exists(&query.namespace, name)?;
+        }
+        Ok(self.store.browse_events(query).await?)
+    }
+
     /// How many of a function's events are queued, running, succeeded and dead.
     pub async fn event_counts(
         &self,

@@ -11,8 +11,8 @@
 
 use super::{OpError, SqliteStore, queues};
 use crate::{
-    Enqueued, EventBacklog, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp,
-    NewEvent, Resolution, Result, StoreError, UnixMicros, UnixMillis,
+    Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events, Failure,
+    FollowUp, NewEvent, Resolution, Result, StoreError, UnixMicros, UnixMillis,
 };
 use async_trait::async_trait;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -62,6 +62,38 @@ pub(super) const RELEASE: &str = "UPDATE events SET leased_until = NULL WHERE le
 
 /// Old successes (`events_succeeded`).
 pub(super) const SWEEP: &str = "DELETE FROM events WHERE status = 'succeeded' AND created_us < ?1";
+
+/// [`Events::browse_events`]'s query, with or without a function, a status and the
+/// page before's last event. Every form names the same parameters: `?1` namespace, `?2`
+/// function, `?3` status, `?4` and `?5` the last event's `created_us` and id, `?6` the
+/// limit. With a function and a status it reads `events_by_function`; else
+/// `events_by_namespace`, in its order, filtering as it goes.
+pub(super) fn browse_sql(function: bool, status: bool, before: bool) -> String {
+    let mut conditions = vec!["namespace = ?1"];
+    if function {
+        conditions.push("function = ?2");
+    }
+    if status {
+        conditions.push("status = ?3");
+    }
+    if before {
+        conditions.push("(created_us, id) < (?4, ?5)");
+    }
+    let index = if function && status {
+        "events_by_function"
+    } else {
+        "events_by_namespace"
+    };
+    format!(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events INDEXED BY {} WHERE {} ORDER BY created_us DESC, id DESC LIMIT ?6"
+        ),
+        index,
+        conditions.join(" AND ")
+    )
+}
 
 #[async_trait]
 impl Events for SqliteStore {
@@ -157,6 +189,36 @@ impl Events for SqliteStore {
                 ))?
                 .query_map(
                     params![namespace.as_str(), function.as_str(), status.as_str(), limit],
+                    Row::read,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter().map(Row::into_record).collect()
+        })
+        .await
+    }
+
+    async fn browse_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>> {
+        let query = query.clone();
+        let what = format!("listing the async events of `{}`", query.namespace);
+        self.read(what, move |conn| {
+            let sql = browse_sql(
+                query.function.is_some(),
+                query.status.is_some(),
+                query.before.is_some(),
+            );
+            let (before_us, before_id) = query.before.clone().unzip();
+            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+            let rows = conn
+                .prepare_cached(&sql)?
+                .query_map(
+                    params![
+                        query.namespace.as_str(),
+                        query.function.as_ref().map(FunctionName::as_str),
+                        query.status.map(EventStatus::as_str),
+                        before_us,
+                        before_id,
+                        limit
+                    ],
                     Row::read,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

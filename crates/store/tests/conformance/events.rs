@@ -8,8 +8,8 @@
 use super::*;
 use wisp_core::ErrorCode;
 use wisp_store::{
-    Enqueued, EventBacklog, EventCounts, EventOutcome, EventRecord, EventStatus, Events, Failure, FollowUp,
-    Lease, NewEvent, Resolution,
+    Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events, Failure,
+    FollowUp, Lease, NewEvent, Resolution,
 };
 
 /// A lease long enough never to matter.
@@ -587,6 +587,100 @@ pub async fn events_get_list_and_counts(store: &dyn Events) -> TestResult {
         ["w0"]
     );
     assert_eq!(store.get_event(&other, "p0").await?, None);
+    Ok(())
+}
+
+/// A namespace's events a page at a time: newest first across functions and
+/// statuses, ties of one microsecond by id, filtered by function and status, never
+/// another namespace's.
+pub async fn events_browse_pages_a_namespace_newest_first(store: &dyn Events) -> TestResult {
+    let (default, other) = (ns("default")?, ns("other")?);
+    let (hello, world) = (func("hello")?, func("world")?);
+    let query = |function: Option<&FunctionName>, status, before: Option<&EventRecord>, limit| EventQuery {
+        namespace: default.clone(),
+        function: function.cloned(),
+        status,
+        before: before.map(|e| (e.created_us, e.id.clone())),
+        limit,
+    };
+    assert!(
+        store
+            .browse_events(&query(None, None, None, 10))
+            .await?
+            .is_empty()
+    );
+    store
+        .enqueue_events(
+            &[
+                event(&default, &hello, "h1", T_US + 1, T),
+                event(&default, &world, "w2", T_US + 2, T + 60_000),
+                event(&default, &hello, "h3a", T_US + 3, T + 60_000),
+                event(&default, &hello, "h3b", T_US + 3, T + 60_000),
+                event(&default, &world, "w4", T_US + 4, T + 60_000),
+                event(&other, &hello, "o5", T_US + 5, T),
+            ],
+            T_US,
+        )
+        .await?;
+    // h1 and o5 are due: one fails for good (h1), the other namespace's is left alone.
+    let claimed = store.claim_events(T, T_US, LEASE, 100).await?;
+    let h1: Vec<_> = claimed.iter().filter(|e| e.id == "h1").collect();
+    store
+        .complete_events(&[outcome(h1[0], failed("h1"), vec![])], T + 1)
+        .await?;
+
+    let all = store.browse_events(&query(None, None, None, 10)).await?;
+    assert_eq!(ids(&all), ["w4", "h3b", "h3a", "w2", "h1"]);
+    assert_eq!(
+        all[4],
+        get(store, &default, "h1").await?,
+        "browse and get disagree"
+    );
+    // Pages of two, each starting after the last of the one before, split the tie.
+    let first = store.browse_events(&query(None, None, None, 2)).await?;
+    assert_eq!(ids(&first), ["w4", "h3b"]);
+    let second = store.browse_events(&query(None, None, first.last(), 2)).await?;
+    assert_eq!(ids(&second), ["h3a", "w2"]);
+    let third = store.browse_events(&query(None, None, second.last(), 2)).await?;
+    assert_eq!(ids(&third), ["h1"]);
+    assert!(
+        store
+            .browse_events(&query(None, None, third.last(), 2))
+            .await?
+            .is_empty()
+    );
+    // Filters, alone and together, with a page after.
+    let hellos = store.browse_events(&query(Some(&hello), None, None, 10)).await?;
+    assert_eq!(ids(&hellos), ["h3b", "h3a", "h1"]);
+    let pending = store
+        .browse_events(&query(None, Some(EventStatus::Pending), None, 10))
+        .await?;
+    assert_eq!(ids(&pending), ["w4", "h3b", "h3a", "w2"]);
+    let dead = store
+        .browse_events(&query(None, Some(EventStatus::Failed), None, 10))
+        .await?;
+    assert_eq!(ids(&dead), ["h1"]);
+    let page = store
+        .browse_events(&query(Some(&hello), Some(EventStatus::Pending), None, 1))
+        .await?;
+    assert_eq!(ids(&page), ["h3b"]);
+    let page = store
+        .browse_events(&query(Some(&hello), Some(EventStatus::Pending), page.last(), 1))
+        .await?;
+    assert_eq!(ids(&page), ["h3a"]);
+    assert!(
+        store
+            .browse_events(&query(Some(&world), Some(EventStatus::Succeeded), None, 10))
+            .await?
+            .is_empty()
+    );
+    let others = store
+        .browse_events(&EventQuery {
+            namespace: other,
+            ..query(None, None, None, 10)
+        })
+        .await?;
+    assert_eq!(ids(&others), ["o5"]);
     Ok(())
 }
 
