@@ -219,7 +219,7 @@ async fn oversized_headers_are_refused_431() {
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 }
 
-fn write_cert(dir: &Path) -> reqwest::Certificate {
+pub(crate) fn write_cert(dir: &Path) -> reqwest::Certificate {
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let pem = certified.cert.pem();
     std::fs::write(dir.join("cert.pem"), &pem).unwrap();

@@ -52,6 +52,7 @@ mod trace;
 mod trace_chain;
 mod trace_paths;
 mod ui;
+mod ui_admin;
 mod ui_storage;
 mod ui_queues;
 mod ui_charts;

@@ -88,6 +88,9 @@ where
             let (request, unread) = unread::watch(request);
             let mut request = request.map(|b| b.map_err(box_hyper_error).boxed_unsync());
             request.extensions_mut().insert(ClientAddr(peer));
+            if shared.tls.is_some() {
+                request.extensions_mut().insert(super::OverTls);
+            }
             async move {
                 let http1 = request.version() < Version::HTTP_2;
                 let mut response = shared.app.handle(request).await;

@@ -10,7 +10,9 @@ mod alarms;
 mod buckets;
 mod charts;
 mod dead_letters;
+mod events;
 mod functions;
+mod keys;
 mod kv;
 mod paging;
 mod queues;
@@ -78,6 +80,9 @@ fn routes() -> Router<Arc<Engine>> {
         .route("/ui/kv/{name}", get(kv::show))
         .route("/ui/kv/{name}/key", get(kv::key))
         .route("/ui/kv/{name}/delete", post(kv::delete))
+        .route("/ui/events", get(events::list))
+        .route("/ui/keys", get(keys::list).post(keys::create))
+        .route("/ui/keys/{id}/revoke", post(keys::revoke))
         .route("/ui/{*rest}", axum::routing::any(not_found))
 }
 

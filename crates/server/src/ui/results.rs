@@ -1,5 +1,6 @@
 //! Invocation answers waiting for the page an invoke redirects to (post, redirect, get:
-//! reloading the page shows the answer again instead of invoking again). Each is kept
+//! reloading the page shows the answer again instead of invoking again), and a new API
+//! key's token waiting for the keys page, which [`take`]s it (shown once). Each is kept
 //! for [`KEPT_FOR`], for the key that asked only, at most [`KEPT`] at once, the oldest
 //! dropped first. In memory: a restart forgets them, which costs only the display.
 
@@ -62,4 +63,33 @@ pub(super) fn find(key_id: &str, id: &str) -> Option<Shown> {
         .iter()
         .find(|w| w.id == id && w.key_id == key_id && w.at.elapsed() < KEPT_FOR)
         .map(|w| w.shown.clone())
+}
+
+/// As [`find`], and forgotten: what is shown once (a new key's token), so that a
+/// reload of the page does not show it again.
+pub(super) fn take(key_id: &str, id: &str) -> Option<Shown> {
+    let mut waiting = WAITING.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = waiting
+        .iter()
+        .position(|w| w.id == id && w.key_id == key_id && w.at.elapsed() < KEPT_FOR)?;
+    waiting.remove(at).map(|w| w.shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_answer_is_shown_once_and_to_its_key_only() {
+        let shown = || Shown {
+            status: "s".to_owned(),
+            body: "b".to_owned(),
+            payload: "p".to_owned(),
+        };
+        let id = keep("WKONE", shown());
+        assert!(take("WKTWO", &id).is_none(), "another key's");
+        assert!(find("WKONE", &id).is_some(), "found, not taken");
+        assert_eq!(take("WKONE", &id).map(|s| s.body).as_deref(), Some("b"));
+        assert!(take("WKONE", &id).is_none() && find("WKONE", &id).is_none());
+    }
 }

@@ -1,19 +1,21 @@
 //! Logging in and out of the dashboard, and who is looking ([`Viewer`]).
 //!
 //! Logging in checks an API key as the API does and sets `wisp_session`: HttpOnly,
-//! `SameSite=Strict`, path `/ui`, for [`SESSION_TTL`], holding the key's id and the
-//! session's end under the engine's MAC (never the key's secret). Every request after
-//! checks the cookie and the key again, so revoking a key ends its sessions. Each form
-//! carries the session's CSRF token ([`Viewer::check_form`]).
+//! `SameSite=Strict`, path `/ui`, `Secure` when served over TLS, for [`SESSION_TTL`],
+//! holding the key's id and the session's end under the engine's MAC (never the key's
+//! secret). Every request after checks the cookie and the key again, so revoking a key
+//! ends its sessions. Each form carries the session's CSRF token
+//! ([`Viewer::check_form`]).
 
 use super::{Chrome, Page};
 use crate::auth::role_allows;
+use crate::listen::OverTls;
 use askama::Template;
-use axum::Form;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +105,15 @@ impl Viewer {
 
 /// The cookie an admin key's chosen namespace is kept in.
 const NAMESPACE_COOKIE: &str = "wisp_namespace";
+
+/// What every dashboard cookie says besides its value: `Secure` too when the request
+/// came over TLS ([`OverTls`]); not over plain HTTP, where a browser would drop it.
+fn attributes(tls: Option<Extension<OverTls>>) -> &'static str {
+    match tls {
+        Some(_) => "Path=/ui; HttpOnly; SameSite=Strict; Secure",
+        None => "Path=/ui; HttpOnly; SameSite=Strict",
+    }
+}
 
 /// The cookie `name` of a request, if it has one.
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -208,6 +219,7 @@ pub(super) struct LoginForm {
 /// Checks the key as the API would and starts a session.
 pub(super) async fn login(
     State(engine): State<Arc<Engine>>,
+    tls: Option<Extension<OverTls>>,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let refused = |error: String| {
@@ -229,7 +241,8 @@ pub(super) async fn login(
     };
     let session = engine.start_session(&caller, SESSION_TTL);
     let cookie = format!(
-        "{COOKIE}={session}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={session}; {}; Max-Age={}",
+        attributes(tls),
         SESSION_TTL.as_secs()
     );
     let mut response = Redirect::to("/ui/functions").into_response();
@@ -249,6 +262,7 @@ pub(super) struct NamespaceForm {
 pub(super) async fn switch_namespace(
     viewer: Viewer,
     State(engine): State<Arc<Engine>>,
+    tls: Option<Extension<OverTls>>,
     body: axum::body::Bytes,
 ) -> Response {
     let form: NamespaceForm = match viewer.accept(&body) {
@@ -275,7 +289,8 @@ pub(super) async fn switch_namespace(
         .into_response();
     };
     let cookie = format!(
-        "{NAMESPACE_COOKIE}={namespace}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{NAMESPACE_COOKIE}={namespace}; {}; Max-Age={}",
+        attributes(tls),
         SESSION_TTL.as_secs()
     );
     let mut response = Redirect::to("/ui/functions").into_response();
@@ -288,14 +303,18 @@ pub(super) async fn switch_namespace(
 /// Ends the session in this browser: the cookie is cleared. (A session is not a
 /// record on the server: a copy of the cookie stays valid until it ends or its key
 /// is revoked.)
-pub(super) async fn logout(viewer: Viewer, body: axum::body::Bytes) -> Response {
+pub(super) async fn logout(
+    viewer: Viewer,
+    tls: Option<Extension<OverTls>>,
+    body: axum::body::Bytes,
+) -> Response {
     if let Err(page) = viewer.accept::<serde::de::IgnoredAny>(&body) {
         return page.into_response();
     }
     let mut response = Redirect::to("/ui/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("wisp_session=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    let cleared = format!("{COOKIE}=; {}; Max-Age=0", attributes(tls));
+    if let Ok(value) = HeaderValue::from_str(&cleared) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
 }
