@@ -69,7 +69,12 @@ pub(crate) async fn page(server: &TestServer, session: &str, path: &str) -> (u16
 }
 
 /// `POST path` with the session and `form`: status and body.
-pub(crate) async fn post(server: &TestServer, session: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn post(
+    server: &TestServer,
+    session: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
     let r = browser()
         .post(server.at(path))
         .header("cookie", session)

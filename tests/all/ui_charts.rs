@@ -3,9 +3,10 @@
 //! page's cost column and pages.
 
 use crate::tenancy::create_key;
-use crate::ui::{log_in, page};
+use crate::ui::{log_in, page, post};
 use crate::util::{client, deploy_fixture, expect_problem, server};
 use serde_json::{Value, json};
+use wisp_test_support::{deploy, fixture_bytes};
 
 async fn invoke(server: &wisp_test_support::TestServer, name: &str, event: Value) -> u16 {
     client()
@@ -97,6 +98,77 @@ async fn a_functions_charts_and_stats_show_what_it_ran_this_hour() {
     let (status, html) = page(&server, &session, "/ui/functions/echo?window=day").await;
     assert_eq!(status, 200);
     assert!(html.contains("the last day, per 15 minutes") && html.contains("4 invocations in all"));
+
+    // A second version, and an alias splitting the traffic: each version's row names
+    // the alias with its share, the functions page names it with its versions.
+    let r = deploy(
+        &client(),
+        &server,
+        "echo",
+        json!({ "kind": "event", "memory_mb": 256 }),
+        fixture_bytes("event-kit"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .put(server.at("/v1/functions/echo/aliases/canary"))
+        .json(&json!({ "version": 1, "additional": { "version": 2, "weight": 0.1 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (_, html) = page(&server, &session, "/ui/functions/echo").await;
+    let row = |v: u32| {
+        let at = html.find(&format!(r#"data-version="{v}""#)).unwrap();
+        html[at..at + html[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(row(1).contains("canary 90%"), "{}", row(1));
+    assert!(row(2).contains("<td>canary 10%, live</td>"), "{}", row(2));
+    let (_, html) = page(&server, &session, "/ui/functions").await;
+    assert!(html.contains("canary v1+v2"), "{html}");
+
+    // Rolling back, disabling and enabling from the page are in the audit trail, as
+    // the API's requests are.
+    let token = crate::ui::csrf(&html);
+    for (action, form) in [
+        ("rollback", vec![("csrf", token.as_str()), ("version", "1")]),
+        ("disable", vec![("csrf", token.as_str())]),
+        ("enable", vec![("csrf", token.as_str())]),
+    ] {
+        let (status, body) = post(&server, &session, &format!("/ui/functions/echo/{action}"), &form).await;
+        assert_eq!(status, 303, "{action}: {body}");
+    }
+    let audit: Value = client()
+        .get(server.at("/v1/audit"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let done: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target"] == "echo" && e["key_id"].is_string() && e["source"].is_string())
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("function.rollback", "live 2 → 1"),
+        ("function.disable", ""),
+        ("function.enable", ""),
+    ] {
+        assert!(
+            done.iter()
+                .any(|(a, d)| a == expected.0 && d.contains(expected.1)),
+            "{expected:?} not in {done:?}"
+        );
+    }
 
     // Bad input.
     expect_problem(stats(&server, "?window=week").await, 400, "invalid_request").await;

@@ -126,7 +126,9 @@ fn bar_chart(
     }
 }
 
-/// The polyline runs of one percentile, scaled to `top` seconds.
+/// The polyline runs of one percentile, scaled to `top` seconds: each step with a value
+/// is a flat stroke across its width, joined to the next one's (a step with none breaks
+/// the line), so even a lone minute shows.
 fn runs(points: &[Point], value: impl Fn(&Point) -> Option<f64>, top: f64) -> Vec<String> {
     let width = WIDTH / points.len().max(1) as f64;
     let mut runs = Vec::new();
@@ -134,9 +136,9 @@ fn runs(points: &[Point], value: impl Fn(&Point) -> Option<f64>, top: f64) -> Ve
     for (i, p) in points.iter().enumerate() {
         match value(p) {
             Some(v) => {
-                let x = i as f64 * width + width / 2.0;
+                let x = i as f64 * width;
                 let y = HEIGHT - (v / top * HEIGHT).min(HEIGHT);
-                let _ = write!(run, "{x:.2},{y:.2} ");
+                let _ = write!(run, "{x:.2},{y:.2} {:.2},{y:.2} ", x + width);
             }
             None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
             None => {}
@@ -145,22 +147,7 @@ fn runs(points: &[Point], value: impl Fn(&Point) -> Option<f64>, top: f64) -> Ve
     if !run.is_empty() {
         runs.push(run);
     }
-    // A lone point draws nothing as a polyline: make it a short flat stroke.
-    runs.into_iter()
-        .map(|r| {
-            let r = r.trim_end().to_owned();
-            if r.contains(' ') {
-                return r;
-            }
-            match r.split_once(',') {
-                Some((x, y)) => {
-                    let x: f64 = x.parse().unwrap_or(0.0);
-                    format!("{:.2},{y} {:.2},{y}", x - 2.0, x + 2.0)
-                }
-                None => r,
-            }
-        })
-        .collect()
+    runs.into_iter().map(|r| r.trim_end().to_owned()).collect()
 }
 
 /// The three charts of a function's `points` over `window`.
@@ -281,6 +268,8 @@ mod tests {
         assert_eq!(errors.class, "bad");
         // Two separate runs: the steps between have no duration.
         assert_eq!(latency.lines[1].runs.len(), 2);
+        // p99 4 ms of a 5 ms top, across the last minute's width.
+        assert_eq!(latency.lines[1].runs[1], "590.00,20.00 600.00,20.00");
         assert_eq!(latency.top, "5.0ms");
         assert!(latency.summary.contains("p99 4.0ms"), "{}", latency.summary);
     }

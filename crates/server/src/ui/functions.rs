@@ -80,6 +80,8 @@ struct FunctionRow {
     runtime: String,
     live: u32,
     versions: usize,
+    /// Its aliases besides `live`, each with where it leads (`canary v3`).
+    aliases: String,
     disabled: bool,
     busy: usize,
     idle: usize,
@@ -136,6 +138,17 @@ pub(super) async fn list(
                 runtime: config.runtime.to_string(),
                 live: d.record.live().version,
                 versions: d.record.versions.len(),
+                aliases: d
+                    .record
+                    .aliases
+                    .iter()
+                    .filter(|(alias, _)| alias.as_str() != wisp_core::version::LIVE)
+                    .map(|(alias, target)| match target.additional {
+                        None => format!("{alias} v{}", target.version),
+                        Some(extra) => format!("{alias} v{}+v{}", target.version, extra.version),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 disabled: d.record.disabled,
                 busy,
                 idle,
@@ -282,8 +295,10 @@ async fn function_page(
         ..InvocationQuery::default()
     };
     let (records, _) = engine.invocations(ns, name, &query).await?;
+    // The newest first.
     let invocations = records
         .into_iter()
+        .rev()
         .map(|r| InvocationRow {
             ok: r.error.is_none(),
             outcome: r.error.clone().unwrap_or_else(|| "ok".to_owned()),
@@ -437,7 +452,13 @@ pub(super) async fn rollback(
     let form: RollbackForm = viewer.accept(&body)?;
     let name = function_name(&name)?;
     viewer.must(Method::POST, &format!("/v1/functions/{name}/rollback"))?;
-    engine.rollback(&viewer.namespace, &name, form.version).await?;
+    let ns = &viewer.namespace;
+    let before = deployed(&engine, ns, &name)?.record.live().clone();
+    let record = engine.rollback(ns, &name, form.version).await?;
+    let detail = format!("live {before} → {}", record.live());
+    viewer
+        .audit(&engine, ns, "function.rollback", name.as_str(), Some(detail))
+        .await;
     Ok(Redirect::to(&format!("/ui/functions/{name}")).into_response())
 }
 
@@ -453,6 +474,14 @@ async fn set_disabled(
     let action = if disabled { "disable" } else { "enable" };
     viewer.must(Method::POST, &format!("/v1/functions/{name}/{action}"))?;
     engine.set_disabled(&viewer.namespace, &name, disabled).await?;
+    let action = if disabled {
+        "function.disable"
+    } else {
+        "function.enable"
+    };
+    viewer
+        .audit(engine, &viewer.namespace, action, name.as_str(), None)
+        .await;
     Ok(Redirect::to(&format!("/ui/functions/{name}")).into_response())
 }
 

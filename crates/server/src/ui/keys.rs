@@ -11,7 +11,6 @@ use super::paging::{PageQuery, Pager};
 use super::results::{self, Shown};
 use super::{Chrome, Page, Viewer};
 use askama::Template;
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
@@ -20,8 +19,8 @@ use serde::Deserialize;
 use std::sync::Arc;
 use wisp_core::wall::{now_ms, rfc3339_ms};
 use wisp_core::{Namespace, Role, UnixMillis};
+use wisp_engine::Engine;
 use wisp_engine::identity::secret::is_key_id;
-use wisp_engine::{AuditRecord, ClientAddr, Engine};
 use wisp_store::ApiKeyRecord;
 
 struct KeyRow {
@@ -193,7 +192,6 @@ fn bad(message: &str) -> Page {
 pub(super) async fn create(
     viewer: Viewer,
     State(engine): State<Arc<Engine>>,
-    client: Option<Extension<ClientAddr>>,
     body: Bytes,
 ) -> Result<Response, Page> {
     let form: CreateForm = viewer.accept(&body)?;
@@ -213,15 +211,14 @@ pub(super) async fn create(
     let key = engine
         .create_key(Some(&viewer.caller), &namespace, role, name, expires_at, None)
         .await?;
-    engine
-        .audit(AuditRecord {
-            by: Some(&viewer.caller),
-            namespace: &namespace,
-            action: "key.create",
-            target: &key.record.id,
-            detail: Some(format!("role {role}")),
-            source: client.map(|Extension(c)| c.0.ip().to_string()),
-        })
+    viewer
+        .audit(
+            &engine,
+            &namespace,
+            "key.create",
+            &key.record.id,
+            Some(format!("role {role}")),
+        )
         .await;
     // `status` carries the key's id, `body` its token: nothing else keeps the token.
     let shown = Shown {
@@ -239,7 +236,6 @@ pub(super) async fn revoke(
     viewer: Viewer,
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
-    client: Option<Extension<ClientAddr>>,
     body: Bytes,
 ) -> Result<Response, Page> {
     viewer.accept::<serde::de::IgnoredAny>(&body)?;
@@ -248,15 +244,8 @@ pub(super) async fn revoke(
     let before = engine.key(id).await?;
     let record = engine.revoke_key(id).await?;
     if before.revoked_at.is_none() {
-        engine
-            .audit(AuditRecord {
-                by: Some(&viewer.caller),
-                namespace: &record.namespace,
-                action: "key.revoke",
-                target: &record.id,
-                detail: None,
-                source: client.map(|Extension(c)| c.0.ip().to_string()),
-            })
+        viewer
+            .audit(&engine, &record.namespace, "key.revoke", &record.id, None)
             .await;
     }
     if id == viewer.caller.key_id {

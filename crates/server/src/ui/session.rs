@@ -20,7 +20,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use wisp_core::{Namespace, Role};
-use wisp_engine::{Caller, Engine};
+use wisp_engine::{Caller, ClientAddr, Engine};
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "wisp_session";
@@ -39,6 +39,8 @@ pub(crate) struct Viewer {
     pub csrf: String,
     /// Every namespace, for an admin key's switcher; empty for other keys.
     namespaces: Vec<String>,
+    /// The address the request came from, for the audit trail.
+    source: Option<std::net::IpAddr>,
 }
 
 impl Viewer {
@@ -88,6 +90,28 @@ impl Viewer {
     fn csrf_matches(&self, token: &str) -> bool {
         use subtle::ConstantTimeEq;
         bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes()))
+    }
+
+    /// Records a change made from the dashboard in the audit trail, as the API records
+    /// the request the action stands for.
+    pub(crate) async fn audit(
+        &self,
+        engine: &Engine,
+        namespace: &Namespace,
+        action: &'static str,
+        target: &str,
+        detail: Option<String>,
+    ) {
+        engine
+            .audit(wisp_engine::AuditRecord {
+                by: Some(&self.caller),
+                namespace,
+                action,
+                target,
+                detail,
+                source: self.source.map(|ip| ip.to_string()),
+            })
+            .await;
     }
 
     /// The page chrome for this viewer, with `active` the navigation item.
@@ -158,6 +182,7 @@ pub(super) fn viewer(engine: &Engine, parts: &Parts) -> Option<Viewer> {
         namespace: chosen.unwrap_or_else(|| caller.namespace.clone()),
         caller,
         namespaces,
+        source: parts.extensions.get::<ClientAddr>().map(|a| a.0.ip()),
     })
 }
 
