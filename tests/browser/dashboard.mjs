@@ -280,6 +280,40 @@ async function main(browser) {
       await shot(page, `${fn}-dead-letters-empty`);
     });
   }
+  await step("greet's charts show this hour's invocations", async () => {
+    await visit(page, '/ui/functions/greet', { what: 'greet-charts' });
+    for (const id of ['chart-invocations', 'chart-errors', 'chart-latency']) {
+      check(await page.locator(`#${id} svg`).count(), `no ${id} chart`);
+    }
+    const bars = await page.locator('#chart-invocations svg rect').count();
+    check(bars >= 1, 'the invocations chart has no bar after two invocations');
+    const title = await page.locator('#chart-invocations svg rect title').last().textContent();
+    check(/\d+ invocations$/.test(title), `a bar's title says ${JSON.stringify(title)}`);
+    check(await page.locator('#chart-latency polyline.p99').count(), 'the latency chart has no p99 line');
+    await visit(page, '/ui/functions/greet?window=day', { what: 'greet-charts-day' });
+    check(await page.locator('#chart-invocations svg rect').count() >= 1, "the day's chart has no bar");
+  });
+  await step('every page of the navigation opens, marked as the current one', async () => {
+    const pages = [...new Set(await page.locator('header.top nav a').evaluateAll((links) => links.map((a) => a.getAttribute('href'))))];
+    for (const path of ['/ui/functions', '/ui/events', '/ui/queues', '/ui/topics', '/ui/schedules', '/ui/buckets', '/ui/kv', '/ui/alarms', '/ui/usage', '/ui/keys']) {
+      check(pages.includes(path), `the admin's navigation has no ${path} (it has ${pages.join(' ')})`);
+    }
+    for (const path of pages) {
+      await visit(page, path, { what: `page${path.replaceAll('/', '-')}` });
+      const current = await page.locator('header.top nav a[aria-current="page"]').getAttribute('href');
+      check(current === path, `on ${path} the navigation marks ${current}`);
+      check(await page.locator('main h1').count(), `${path} has no heading`);
+    }
+  });
+  await step('at a phone\'s width the pages fit the screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const path of ['/ui/functions', '/ui/functions/greet', '/ui/usage']) {
+      await visit(page, path, { what: `phone${path.replaceAll('/', '-')}` });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      check(overflow <= 1, `${path} is ${overflow}px wider than a phone's screen`);
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
   // Kept to show that one session's token is no good in another's.
   const adminCsrf = await csrfOf(page).catch(() => undefined);
   await step('logging out ends the session', async () => {
