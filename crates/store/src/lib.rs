@@ -85,6 +85,7 @@ mod api_keys;
 mod audit;
 mod blobs;
 mod events;
+mod jetstream;
 mod key_values;
 mod namespaces;
 mod objects;
@@ -105,6 +106,7 @@ pub use events::{
     Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events, Failure,
     FollowUp, Lease, NewEvent, Resolution,
 };
+pub use jetstream::JetStreamStore;
 pub use key_values::{
     KeyValues, KvCondition, KvDeleted, KvEntry, KvIncremented, KvPage, KvSet, KvSetMany, KvStoreRecord,
     KvWrite,

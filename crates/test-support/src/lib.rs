@@ -1,6 +1,7 @@
 //! Test scaffolding (never shipped): [`TestServer`] runs the real `wisp` binary on
 //! port 0, reads the address it prints, and kills it on drop; [`fixture`] finds the
 //! committed guest `.wasm` files; [`deploy`] uploads a function through the API.
+//! [`nats::NatsServer`] runs a real `nats-server` with JetStream for the store's tests.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub mod nats;
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {

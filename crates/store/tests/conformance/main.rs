@@ -299,6 +299,14 @@ conformance!(
     ]
 );
 
+conformance!(
+    jetstream_conformance,
+    jetstream::open,
+    [namespaces, api_keys, secrets]
+);
+
+mod jetstream;
+
 mod sqlite {
     use super::*;
     use tempfile::TempDir;
