@@ -9,7 +9,8 @@
 # run, during and after it (the dispatcher shares the machine); the queue is drained
 # before each run and the rate at which it drains is shown.
 #
-# Run with: bench/async/run.sh           (DURATION=5s COUNT=500 GAP_MS=2 by default)
+# Run with: bench/async/run.sh           (DURATION=5s COUNT=500 GAP_MS=2 by default;
+#           WISP=path/to/wisp to run another build, for an A/B)
 # Needs: wrk (apt-get install wrk), curl, python3.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -23,9 +24,13 @@ source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 need wrk curl python3
 
 echo "building (release)…" >&2
-cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
 target="${CARGO_TARGET_DIR:-$root/target}"
-wisp="$target/release/wisp"
+if [ -n "${WISP:-}" ]; then   # an A/B: the wisp binary given, only the reference built
+    cargo build --release --locked -q -p wisp-bench-hyper-hello
+else
+    cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
+fi
+wisp="${WISP:-$target/release/wisp}"
 hyper="$target/release/wisp-bench-hyper-hello"
 
 # rate URL CONNECTIONS EXPECT METHOD ASYNC → "per_s other": answers with status EXPECT

@@ -28,13 +28,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How the main listener treats its connections. The defaults are those of `wisp serve`.
 /// In a request's extensions when it came over TLS (`--tls-cert`): the dashboard then
 /// marks its cookies `Secure`, which it may not over plain HTTP (a browser drops a
 /// `Secure` cookie that `http://` sets).
 #[derive(Clone, Copy, Debug)]
 pub struct OverTls;
 
+/// How the main listener treats its connections. The defaults are those of `wisp serve`.
 #[derive(Clone, Debug)]
 pub struct ListenConfig {
     /// How long a client has to send a request's header (from its first byte, or from the
