@@ -2,14 +2,15 @@
 //! module owns the connection, the buckets and what every concern's module shares.
 //!
 //! A first slice: [`Namespaces`](crate::Namespaces) ([`namespaces`]),
-//! [`ApiKeys`](crate::ApiKeys) ([`api_keys`]) and [`Secrets`](crate::Secrets) ([`secrets`])
-//! are implemented and pass the conformance suite against a real `nats-server`; the other
+//! [`ApiKeys`](crate::ApiKeys) ([`api_keys`]), [`Secrets`](crate::Secrets) ([`secrets`])
+//! and [`Audit`](crate::Audit) ([`audit`], a stream rather than a bucket) are implemented and pass the conformance suite against a real `nats-server`; the other
 //! concerns are not yet, so a `JetStreamStore` is not yet a [`crate::Store`] and `wisp
 //! serve` cannot use it. `docs/cluster.md` keeps the state of the rest.
 //!
 //! # Design
 //!
-//! Each concern is one JetStream KV bucket, named `{prefix}_{concern}`: the prefix lets
+//! Each concern is one JetStream KV bucket, named `{prefix}_{concern}` (the audit log is
+//! a stream, `{prefix}_audit`, on subjects `{prefix}.audit.NAMESPACE`): the prefix lets
 //! one server (or cluster) hold many stores, e.g. one per test. A record is one KV entry,
 //! JSON-encoded, so one record's change is atomic. The buckets keep one value per key
 //! (`history: 1`): the store needs the current record, never an older one.
@@ -31,11 +32,12 @@
 //! contracts do not ask for one.
 
 mod api_keys;
+mod audit;
 mod namespaces;
 mod secrets;
 
 use crate::{Result, StoreError};
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::{self, kv, stream};
 use futures::TryStreamExt;
 use std::fmt;
 
@@ -49,9 +51,11 @@ const MAX_CAS_ATTEMPTS: usize = 64;
 #[derive(Clone)]
 pub struct JetStreamStore {
     prefix: String,
+    context: jetstream::Context,
     namespaces: kv::Store,
     api_keys: kv::Store,
     secrets: kv::Store,
+    audit: stream::Stream,
 }
 
 impl fmt::Debug for JetStreamStore {
@@ -84,6 +88,8 @@ impl JetStreamStore {
             namespaces: bucket(&context, prefix, "namespaces").await?,
             api_keys: bucket(&context, prefix, "api_keys").await?,
             secrets: bucket(&context, prefix, "secrets").await?,
+            audit: audit::open_stream(&context, prefix).await?,
+            context,
         })
     }
 

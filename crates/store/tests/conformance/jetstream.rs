@@ -158,3 +158,68 @@ async fn racing_creates_and_revokes_have_one_winner() -> TestResult {
     assert_eq!(won, 1, "{won} revokes of one key returned true");
     Ok(())
 }
+
+/// The audit log is read by scanning its stream and keeping the newest entries as it
+/// goes: with more entries than that keeps at once (1,024), appended out of time order,
+/// paging through every one still yields each once, newest first.
+#[tokio::test]
+async fn audit_pages_through_a_long_stream_out_of_time_order() -> TestResult {
+    use wisp_store::{Audit, AuditEntry, AuditQuery};
+    let (_guard, store) = open()?;
+    let (default, other) = (ns("default")?, ns("other")?);
+    const N: i64 = 2_500;
+    // Times run backwards and repeat (five entries a millisecond), across two namespaces.
+    let entries: Vec<AuditEntry> = (0..N)
+        .map(|n| AuditEntry {
+            id: format!("e{n:05}"),
+            at: T + (N - n) / 5,
+            namespace: if n % 2 == 0 {
+                default.clone()
+            } else {
+                other.clone()
+            },
+            key_id: None,
+            action: "function.deploy".to_owned(),
+            target: "f".to_owned(),
+            source: None,
+            detail: None,
+        })
+        .collect();
+    for batch in entries.chunks(500) {
+        store.append_audit(batch).await?;
+    }
+    let mut expected: Vec<(i64, String)> = entries.iter().map(|e| (e.at, e.id.clone())).collect();
+    expected.sort_by(|a, b| b.cmp(a));
+
+    let mut read = Vec::new();
+    let mut cursor: Option<(i64, String)> = None;
+    loop {
+        let page = store
+            .audit(&AuditQuery {
+                namespace: None,
+                before: cursor.as_ref().map(|(at, _)| *at),
+                before_id: cursor.as_ref().map(|(_, id)| id.clone()),
+                limit: 700,
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        cursor = Some((last.at, last.id.clone()));
+        read.extend(page.into_iter().map(|e| (e.at, e.id)));
+    }
+    assert_eq!(read.len(), expected.len());
+    assert!(
+        read == expected,
+        "the pages are not every entry, newest first, once"
+    );
+
+    let others = store
+        .audit(&AuditQuery {
+            namespace: Some(other.clone()),
+            limit: 5_000,
+            ..AuditQuery::default()
+        })
+        .await?;
+    assert_eq!(others.len(), 1_250);
+    assert!(others.iter().all(|e| e.namespace == other));
+    Ok(())
+}
