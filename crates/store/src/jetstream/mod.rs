@@ -2,10 +2,12 @@
 //! module owns the connection, the buckets and what every concern's module shares.
 //!
 //! A first slice: [`Namespaces`](crate::Namespaces) ([`namespaces`]),
-//! [`ApiKeys`](crate::ApiKeys) ([`api_keys`]), [`Secrets`](crate::Secrets) ([`secrets`])
-//! and [`Audit`](crate::Audit) ([`audit`], a stream rather than a bucket) are implemented and pass the conformance suite against a real `nats-server`; the other
-//! concerns are not yet, so a `JetStreamStore` is not yet a [`crate::Store`] and `wisp
-//! serve` cannot use it. `docs/cluster.md` keeps the state of the rest.
+//! [`ApiKeys`](crate::ApiKeys) ([`api_keys`]), [`Secrets`](crate::Secrets) ([`secrets`]),
+//! [`Alarms`](crate::Alarms) ([`alarms`]) and [`Audit`](crate::Audit) ([`audit`], a stream
+//! rather than a bucket) are implemented and pass the conformance suite against a real
+//! `nats-server`; the other concerns are not yet, so a `JetStreamStore` is not yet a
+//! [`crate::Store`] and `wisp serve` cannot use it. `docs/cluster.md` keeps the state of
+//! the rest.
 //!
 //! # Design
 //!
@@ -27,10 +29,12 @@
 //!
 //! Listing reads the bucket's live keys (an ordered consumer over the last message per
 //! key, headers only) and then each entry: the buckets are small (namespaces, keys,
-//! secrets) and their lists are read rarely or, for the keys, once a second per node.
+//! secrets, alarms) and their lists are read rarely or, for the keys, once a second per
+//! node.
 //! Nothing spans two buckets, so there is no transaction across concerns; the traits'
 //! contracts do not ask for one.
 
+mod alarms;
 mod api_keys;
 mod audit;
 mod namespaces;
@@ -55,6 +59,7 @@ pub struct JetStreamStore {
     namespaces: kv::Store,
     api_keys: kv::Store,
     secrets: kv::Store,
+    alarms: kv::Store,
     audit: stream::Stream,
 }
 
@@ -88,6 +93,7 @@ impl JetStreamStore {
             namespaces: bucket(&context, prefix, "namespaces").await?,
             api_keys: bucket(&context, prefix, "api_keys").await?,
             secrets: bucket(&context, prefix, "secrets").await?,
+            alarms: bucket(&context, prefix, "alarms").await?,
             audit: audit::open_stream(&context, prefix).await?,
             context,
         })
