@@ -331,7 +331,7 @@ async fn settled(server: &TestServer, id: &str) -> String {
 }
 
 #[tokio::test]
-async fn the_events_page_lists_the_namespaces_async_events_filtered_and_paged() {
+async fn the_events_page_shows_the_backlog_and_a_functions_events_by_status_and_page() {
     let server = server();
     for name in ["echo", "other-fn"] {
         deploy_fixture(
@@ -345,25 +345,33 @@ async fn the_events_page_lists_the_namespaces_async_events_filtered_and_paged() 
     let admin = log_in(&server, TEST_ADMIN_KEY).await;
     let (status, empty) = page(&server, &admin, "/ui/events").await;
     assert_eq!(status, 200);
-    assert!(empty.contains("wisp invoke NAME --async"), "{empty}");
+    assert!(
+        empty.contains("Nothing is queued, running or dead") && empty.contains("wisp invoke NAME --async"),
+        "{empty}"
+    );
 
     let failed = invoke_async(&server, "echo", json!({ "action": "exit", "code": 3 })).await;
     let succeeded = invoke_async(&server, "other-fn", json!({ "action": "hello", "name": "Ada" })).await;
     assert_eq!(settled(&server, &failed).await, "failed");
     assert_eq!(settled(&server, &succeeded).await, "succeeded");
 
+    // The backlog: echo has a dead letter; other-fn has nothing queued, running or dead.
     let (status, list) = page(&server, &admin, "/ui/events").await;
     assert_eq!(status, 200);
     assert!(
         list.contains(r#"<a href="/ui/events" aria-current="page">Events</a>"#),
         "{list}"
     );
-    assert_eq!(
-        rows(&list, "event"),
-        [succeeded.clone(), failed.clone()],
-        "newest first"
+    assert_eq!(rows(&list, "function"), ["echo"]);
+    assert!(
+        list.contains(r#"<a href="/ui/events?function=echo&amp;status=failed">1</a>"#),
+        "{list}"
     );
-    let row = &list[list.find(&format!(r#"<tr data-event="{failed}">"#)).unwrap()..];
+
+    // A function's events, by status (pending by default).
+    let (_, dead) = page(&server, &admin, "/ui/events?function=echo&status=failed").await;
+    assert_eq!(rows(&dead, "event"), std::slice::from_ref(&failed));
+    let row = &dead[dead.find(&format!(r#"<tr data-event="{failed}">"#)).unwrap()..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains(r#"href="/ui/functions/echo/dead-letters""#), "{row}");
     assert!(row.contains(r#"<td class="num">1</td>"#), "one attempt: {row}");
@@ -375,28 +383,24 @@ async fn the_events_page_lists_the_namespaces_async_events_filtered_and_paged() 
         row.contains(&format!(r#"<td class="bad">{last_error}</td>"#)),
         "{last_error} in {row}"
     );
-    let row = &list[list.find(&format!(r#"<tr data-event="{succeeded}">"#)).unwrap()..];
+    let (_, done) = page(&server, &admin, "/ui/events?function=other-fn&status=succeeded").await;
+    assert_eq!(rows(&done, "event"), std::slice::from_ref(&succeeded));
+    let row = &done[done.find(&format!(r#"<tr data-event="{succeeded}">"#)).unwrap()..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(
         row.contains(">succeeded<") && !row.contains("dead-letters"),
         "{row}"
     );
-
-    // Filters: by status, by function, both.
-    let (_, dead) = page(&server, &admin, "/ui/events?status=failed").await;
-    assert_eq!(rows(&dead, "event"), std::slice::from_ref(&failed));
-    let (_, other) = page(&server, &admin, "/ui/events?function=other-fn").await;
-    assert_eq!(rows(&other, "event"), std::slice::from_ref(&succeeded));
-    let (_, none) = page(&server, &admin, "/ui/events?function=other-fn&status=failed").await;
+    let (_, none) = page(&server, &admin, "/ui/events?function=other-fn").await;
     assert!(
-        rows(&none, "event").is_empty() && none.contains("No async events match"),
+        rows(&none, "event").is_empty() && none.contains("No pending events of <code>other-fn</code>"),
         "{none}"
     );
     // Bad input: 400; a function that is not there: 404.
     for (path, want) in [
         ("/ui/events?status=bogus", 400),
         ("/ui/events?function=Not_A_Name", 400),
-        ("/ui/events?after=garbage", 400),
+        ("/ui/events?function=echo&after=garbage", 400),
         ("/ui/events?function=nosuch", 404),
     ] {
         let (status, _) = page(&server, &admin, path).await;
@@ -405,9 +409,9 @@ async fn the_events_page_lists_the_namespaces_async_events_filtered_and_paged() 
 
     // Roles as the API's: a read key sees the page, an invoke key may not read.
     let reader = log_in(&server, &create_key(&server, "default", "read", None).await).await;
-    let (status, read) = page(&server, &reader, "/ui/events").await;
+    let (status, read) = page(&server, &reader, "/ui/events?function=echo&status=failed").await;
     assert_eq!(status, 200);
-    assert_eq!(rows(&read, "event").len(), 2);
+    assert_eq!(rows(&read, "event").len(), 1);
     let invoker = log_in(&server, &create_key(&server, "default", "invoke", None).await).await;
     let (status, _) = page(&server, &invoker, "/ui/events").await;
     assert_eq!(status, 403);
@@ -416,17 +420,17 @@ async fn the_events_page_lists_the_namespaces_async_events_filtered_and_paged() 
     let outsider = log_in(&server, &create_key(&server, "other", "deploy", None).await).await;
     let (status, outside) = page(&server, &outsider, "/ui/events").await;
     assert_eq!(status, 200);
-    assert!(rows(&outside, "event").is_empty(), "{outside}");
+    assert!(rows(&outside, "function").is_empty(), "{outside}");
     assert!(
         !outside.contains(&failed) && !outside.contains("other-fn"),
         "{outside}"
     );
-    let (status, _) = page(&server, &outsider, "/ui/events?function=echo").await;
+    let (status, _) = page(&server, &outsider, "/ui/events?function=echo&status=failed").await;
     assert_eq!(status, 404);
 
-    // Pages of 100 by the store's cursor: 105 more events over two pages, each once.
-    let mut made = vec![failed, succeeded];
-    for n in 0..103 {
+    // Pages of 100 by the store's cursor: 104 successes of echo over two pages, each once.
+    let mut made = Vec::new();
+    for n in 0..104 {
         made.push(
             invoke_async(
                 &server,
@@ -436,28 +440,29 @@ async fn the_events_page_lists_the_namespaces_async_events_filtered_and_paged() 
             .await,
         );
     }
-    let (_, first) = page(&server, &admin, "/ui/events").await;
+    for id in &made {
+        assert_eq!(settled(&server, id).await, "succeeded");
+    }
+    let path = "/ui/events?function=echo&status=succeeded";
+    let (_, first) = page(&server, &admin, path).await;
     let first_rows = rows(&first, "event");
     assert_eq!(first_rows.len(), 100);
-    assert_eq!(first_rows[0], made[104], "newest first");
+    assert_eq!(first_rows[0], made[103], "newest first");
     let next = link(&first, "next").expect("a next page");
-    assert!(next.starts_with("/ui/events?after="), "{next}");
+    assert!(
+        next.starts_with("/ui/events?function=echo&status=succeeded&after="),
+        "{next}"
+    );
     let (status, second) = page(&server, &admin, &next).await;
     assert_eq!(status, 200);
     let second_rows = rows(&second, "event");
-    assert_eq!(second_rows.len(), 5);
+    assert_eq!(second_rows.len(), 4);
     assert!(link(&second, "next").is_none());
-    assert_eq!(link(&second, "first").as_deref(), Some("/ui/events"));
+    assert_eq!(link(&second, "first").as_deref(), Some(path));
     let mut all: Vec<String> = first_rows.into_iter().chain(second_rows).collect();
     all.sort();
     made.sort();
     assert_eq!(all, made, "every event once");
-    // The filters ride along with the cursor.
-    let (_, echo_first) = page(&server, &admin, "/ui/events?function=echo").await;
-    let next = link(&echo_first, "next").expect("a next page of echo's");
-    assert!(next.starts_with("/ui/events?function=echo&after="), "{next}");
-    let (_, echo_second) = page(&server, &admin, &next).await;
-    assert_eq!(rows(&echo_second, "event").len(), 4, "104 of echo's");
 }
 
 /// The `Set-Cookie` of a login with the admin key through `client`.

@@ -298,14 +298,13 @@ pub struct EventBacklog {
     pub oldest_pending_ms: Option<UnixMillis>,
 }
 
-/// A page of a namespace's events, as a person browses them ([`Events::browse_events`]).
+/// A page of a function's events of one status, as a person browses them
+/// ([`Events::browse_events`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventQuery {
     pub namespace: Namespace,
-    /// Only this function's events; `None`: every function's.
-    pub function: Option<FunctionName>,
-    /// Only events with this status; `None`: any.
-    pub status: Option<EventStatus>,
+    pub function: FunctionName,
+    pub status: EventStatus,
     /// Only events after this one in the order: the `created_us` and id of the last event
     /// of the page before (so events created in the same microsecond are neither lost nor
     /// repeated across pages); `None`: from the newest.
@@ -453,19 +452,20 @@ pub trait Events: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<EventRecord>>;
 
-    /// A namespace's events (of every function, or of `query.function`; of any status,
-    /// or of `query.status`), newest `created_us` first and, among events created in the
-    /// same microsecond, greatest id first; at most `query.limit`, starting after
-    /// `query.before`. The whole record is returned, payload and result included.
+    /// A function's events of one status, newest `created_us` first and, among events
+    /// created in the same microsecond, greatest id first; at most `query.limit`,
+    /// starting after `query.before`. The whole record is returned, payload and result
+    /// included.
     ///
     /// Called by the dashboard's events page, a page at a time at a person's pace; never
     /// on a request's path. Pages are separate reads, not one snapshot: an event that
     /// changes status between two pages shows as each page found it, and one redriven
     /// meanwhile (its `created_us` renewed, see [`Events::redrive_events`]) may show on
-    /// two pages or on none. A backend without an index in this order (JetStream: a
-    /// stream per namespace, a subject per function) may read the namespace's events and
-    /// sort them itself; succeeded events are swept after a day, so that is the
-    /// namespace's backlog, dead letters and one day of successes at most.
+    /// two pages or on none. One function and one status, because that is the order a
+    /// backend keeps anyway to list them ([`Events::list_events`]; SQLite's
+    /// `events_by_function`, a JetStream subject per function and status): browsing
+    /// must not make every enqueue keep one more order. A namespace's overview is
+    /// [`Events::event_backlog`].
     async fn browse_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>>;
 
     /// How many of a function's events are where. Called by the API. SQLite counts in one

@@ -208,17 +208,23 @@ impl Engine {
         Ok(self.store.list_events(namespace, name, status, limit).await?)
     }
 
-    /// A page of a namespace's events, newest first, of every function or one, of any
-    /// status or one (see [`wisp_store::Events::browse_events`]). A function named must
-    /// exist.
+    /// A page of a function's events of one status, newest first (see
+    /// [`wisp_store::Events::browse_events`]). The function must exist.
     pub async fn browse_events(
         &self,
         query: &wisp_store::EventQuery,
     ) -> Result<Vec<EventRecord>, EngineError> {
-        if let Some(name) = &query.function {
-            self.function_exists(&query.namespace, name)?;
-        }
+        self.function_exists(&query.namespace, &query.function)?;
         Ok(self.store.browse_events(query).await?)
+    }
+
+    /// Each function of a namespace with async events queued, running or dead, and its
+    /// counts (see [`wisp_store::Events::event_backlog`]).
+    pub async fn event_backlog(
+        &self,
+        namespace: &Namespace,
+    ) -> Result<Vec<wisp_store::EventBacklog>, EngineError> {
+        Ok(self.store.event_backlog(Some(namespace)).await?)
     }
 
     /// How many of a function's events are queued, running, succeeded and dead.

@@ -1,11 +1,13 @@
-//! The async events page (`/ui/events`): the namespace's async invocations across its
-//! functions, newest first, filtered by function and by status, a page at a time by the
-//! store's cursor ([`Pager::cursor`]). Dead letters link to their function's dead
-//! letters page, where they are redriven or purged.
+//! The async events page (`/ui/events`): the namespace's backlog, function by function
+//! (queued, running and dead events, and how old the oldest waiting one is), and one
+//! function's events of one status, newest first, a page at a time by the store's
+//! cursor ([`Pager::cursor`]). Dead letters link to their function's dead letters page,
+//! where they are redriven or purged.
 //!
-//! It stands for the API's reads of async events: `GET /v1/functions` (the functions
-//! to filter by) and, with a function, `GET /v1/functions/NAME/dlq`; each row is what
-//! `GET /v1/invocations/ID` shows of the event.
+//! It stands for the API's reads of async events: `GET /v1/functions` (the backlog, and
+//! the functions to choose from) and, for a function's events,
+//! `GET /v1/functions/NAME/dlq`; each row is what `GET /v1/invocations/ID` shows of the
+//! event.
 
 use super::functions::function_name;
 use super::paging::{PER_PAGE, PageQuery, Pager};
@@ -15,8 +17,8 @@ use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode};
 use serde::Deserialize;
 use std::sync::Arc;
-use wisp_core::wall::rfc3339_ms;
-use wisp_core::{FunctionName, UnixMicros};
+use wisp_core::wall::{now_ms, rfc3339_ms};
+use wisp_core::{FunctionName, UnixMicros, UnixMillis};
 use wisp_engine::Engine;
 use wisp_store::{EventQuery, EventRecord, EventStatus};
 
@@ -80,17 +82,30 @@ fn parse_cursor(text: &str) -> Option<(UnixMicros, String)> {
     Some((created.parse().ok()?, id.to_owned())).filter(|_| uuid)
 }
 
+/// A function's line of the backlog.
+struct BacklogRow {
+    function: String,
+    queued: u64,
+    running: u64,
+    failed: u64,
+    /// How long the oldest pending event has waited.
+    oldest: String,
+}
+
 #[derive(Template)]
 #[template(path = "ui/events.html")]
 struct EventsPage {
     chrome: Option<Chrome>,
     namespace: String,
+    /// Without a function chosen: the backlog.
+    backlog: Vec<BacklogRow>,
+    /// With one: its events of `status`.
     rows: Vec<EventRow>,
     pager: Pager,
     functions: Vec<String>,
-    /// The filters shown: empty for any.
+    /// The function chosen (empty for none) and the status shown.
     function: String,
-    status: String,
+    status: &'static str,
     statuses: [&'static str; 3],
 }
 
@@ -100,6 +115,17 @@ pub(super) struct Filters {
     status: Option<String>,
 }
 
+/// How long ago `ms` was, roughly: `42s`, `5m`, `3h`, `2d`.
+fn age(ms: UnixMillis) -> String {
+    let s = (now_ms() - ms).max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 pub(super) async fn list(
     viewer: Viewer,
     State(engine): State<Arc<Engine>>,
@@ -107,23 +133,53 @@ pub(super) async fn list(
     Query(paging): Query<PageQuery>,
 ) -> Result<Page, Page> {
     viewer.must(Method::GET, "/v1/functions")?;
+    let ns = &viewer.namespace;
     let function: Option<FunctionName> = match filters.function.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(name) => Some(function_name(name)?),
     };
-    if let Some(name) = &function {
-        viewer.must(Method::GET, &format!("/v1/functions/{name}/dlq"))?;
-    }
     let status = match filters.status.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => Some(STATUSES.into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
+        None | Some("") => EventStatus::Pending,
+        Some(text) => STATUSES.into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
             Page::error(
                 StatusCode::BAD_REQUEST,
                 "Bad status",
                 &format!("`{text}` is not a status: pending, succeeded or failed."),
             )
-        })?),
+        })?,
     };
+    let functions = engine
+        .functions(ns)
+        .iter()
+        .map(|d| d.record.name.to_string())
+        .collect();
+    let mut page = EventsPage {
+        chrome: Some(viewer.chrome("events")),
+        namespace: ns.to_string(),
+        backlog: Vec::new(),
+        rows: Vec::new(),
+        pager: Pager::cursor(None, None, "/ui/events"),
+        functions,
+        function: String::new(),
+        status: status.as_str(),
+        statuses: STATUSES.map(EventStatus::as_str),
+    };
+    let Some(function) = function else {
+        page.backlog = engine
+            .event_backlog(ns)
+            .await?
+            .into_iter()
+            .map(|b| BacklogRow {
+                function: b.function.to_string(),
+                queued: b.queued,
+                running: b.running,
+                failed: b.failed,
+                oldest: b.oldest_pending_ms.map_or_else(|| "–".to_owned(), age),
+            })
+            .collect();
+        return Ok(Page::ok(&page));
+    };
+    viewer.must(Method::GET, &format!("/v1/functions/{function}/dlq"))?;
     let before = match paging.after.as_deref() {
         None | Some("") => None,
         Some(text) => Some(parse_cursor(text).ok_or_else(|| {
@@ -134,7 +190,6 @@ pub(super) async fn list(
             )
         })?),
     };
-    let ns = &viewer.namespace;
     let query = EventQuery {
         namespace: ns.clone(),
         function: function.clone(),
@@ -147,36 +202,19 @@ pub(super) async fn list(
     let more = events.len() > PER_PAGE;
     events.truncate(PER_PAGE);
     let next = more.then(|| events.last().map(cursor)).flatten();
-    let mut filter = Vec::new();
-    if let Some(name) = &function {
-        filter.push(("function", name.to_string()));
-    }
-    if let Some(status) = status {
-        filter.push(("status", status.as_str().to_owned()));
-    }
-    let base = match serde_urlencoded::to_string(&filter).unwrap_or_default() {
-        query if query.is_empty() => "/ui/events".to_owned(),
-        query => format!("/ui/events?{query}"),
-    };
-    let pager = Pager::cursor(
+    let filter = [("function", function.as_str()), ("status", status.as_str())];
+    let base = format!(
+        "/ui/events?{}",
+        serde_urlencoded::to_string(filter).unwrap_or_default()
+    );
+    page.pager = Pager::cursor(
         next.as_deref(),
         paging.after.as_deref().filter(|a| !a.is_empty()),
         &base,
     );
-    Ok(Page::ok(&EventsPage {
-        chrome: Some(viewer.chrome("events")),
-        namespace: ns.to_string(),
-        rows: events.into_iter().map(EventRow::new).collect(),
-        pager,
-        functions: engine
-            .functions(ns)
-            .iter()
-            .map(|d| d.record.name.to_string())
-            .collect(),
-        function: function.map(|f| f.to_string()).unwrap_or_default(),
-        status: status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
-        statuses: STATUSES.map(EventStatus::as_str),
-    }))
+    page.rows = events.into_iter().map(EventRow::new).collect();
+    page.function = function.to_string();
+    Ok(Page::ok(&page))
 }
 
 #[cfg(test)]

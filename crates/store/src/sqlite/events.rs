@@ -63,37 +63,24 @@ pub(super) const RELEASE: &str = "UPDATE events SET leased_until = NULL WHERE le
 /// Old successes (`events_succeeded`).
 pub(super) const SWEEP: &str = "DELETE FROM events WHERE status = 'succeeded' AND created_us < ?1";
 
-/// [`Events::browse_events`]'s query, with or without a function, a status and the
-/// page before's last event. Every form names the same parameters: `?1` namespace, `?2`
-/// function, `?3` status, `?4` and `?5` the last event's `created_us` and id, `?6` the
-/// limit. With a function and a status it reads `events_by_function`; else
-/// `events_by_namespace`, in its order, filtering as it goes.
-pub(super) fn browse_sql(function: bool, status: bool, before: bool) -> String {
-    let mut conditions = vec!["namespace = ?1"];
-    if function {
-        conditions.push("function = ?2");
-    }
-    if status {
-        conditions.push("status = ?3");
-    }
-    if before {
-        conditions.push("(created_us, id) < (?4, ?5)");
-    }
-    let index = if function && status {
-        "events_by_function"
-    } else {
-        "events_by_namespace"
-    };
-    format!(
+/// [`Events::browse_events`]' statements, the first page's and the pages' after: `?1`
+/// namespace, `?2` function, `?3` status, `?4` and `?5` the last event's `created_us` and
+/// id, `?6` the limit. They read `events_by_function` in its order, newest first, from
+/// where the page before stopped.
+macro_rules! browse {
+    ($after:literal) => {
         concat!(
             "SELECT ",
             columns!(),
-            " FROM events INDEXED BY {} WHERE {} ORDER BY created_us DESC, id DESC LIMIT ?6"
-        ),
-        index,
-        conditions.join(" AND ")
-    )
+            " FROM events INDEXED BY events_by_function
+            WHERE namespace = ?1 AND function = ?2 AND status = ?3",
+            $after,
+            " ORDER BY created_us DESC, id DESC LIMIT ?6"
+        )
+    };
 }
+pub(super) const BROWSE_FIRST: &str = browse!(" AND ?4 IS NULL AND ?5 IS NULL");
+pub(super) const BROWSE_AFTER: &str = browse!(" AND (created_us, id) < (?4, ?5)");
 
 #[async_trait]
 impl Events for SqliteStore {
@@ -201,20 +188,19 @@ impl Events for SqliteStore {
         let query = query.clone();
         let what = format!("listing the async events of `{}`", query.namespace);
         self.read(what, move |conn| {
-            let sql = browse_sql(
-                query.function.is_some(),
-                query.status.is_some(),
-                query.before.is_some(),
-            );
             let (before_us, before_id) = query.before.clone().unzip();
             let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
             let rows = conn
-                .prepare_cached(&sql)?
+                .prepare_cached(if query.before.is_some() {
+                    BROWSE_AFTER
+                } else {
+                    BROWSE_FIRST
+                })?
                 .query_map(
                     params![
                         query.namespace.as_str(),
-                        query.function.as_ref().map(FunctionName::as_str),
-                        query.status.map(EventStatus::as_str),
+                        query.function.as_str(),
+                        query.status.as_str(),
                         before_us,
                         before_id,
                         limit

@@ -557,14 +557,6 @@ CREATE TABLE alarms (
 ) STRICT, WITHOUT ROWID;
 ";
 
-/// Version 18: a namespace's events newest first, whatever their function and status
-/// (the dashboard's events page, `Events::browse_events`). Neither status nor lease is
-/// in it, so an outcome or a claim does not touch it: only a new event, a redrive (a new
-/// `created_us`) and a delete do.
-const SCHEMA_18: &str = "
-CREATE INDEX events_by_namespace ON events (namespace, created_us, id);
-";
-
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -583,7 +575,6 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_15),
     M::up(SCHEMA_16),
     M::up(SCHEMA_17),
-    M::up(SCHEMA_18),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

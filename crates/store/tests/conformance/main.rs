@@ -153,7 +153,7 @@ macro_rules! conformance {
             events_complete_applies_each_resolution_with_follow_ups,
             events_release_leases_and_next_due,
             events_get_list_and_counts,
-            events_browse_pages_a_namespace_newest_first,
+            events_browse_pages_a_functions_events_newest_first,
             events_redrive_and_purge_touch_only_dead_letters,
             events_sweep_drops_only_old_successes,
             events_failure_round_trips,
