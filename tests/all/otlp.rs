@@ -262,12 +262,12 @@ async fn the_last_spans_are_sent_before_a_graceful_shutdown_ends() {
 
 #[tokio::test]
 async fn an_unreachable_collector_holds_up_no_invocation() {
-    // A port nothing listens on any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port bound and never listened on, held for the whole test: connecting is refused,
+    // and no other test's server can take the port meanwhile (a port merely freed could
+    // be, and one that accepts and never answers holds each export up to its timeout).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let server = server_with(&["--otlp-endpoint", &endpoint]);
     deploy_kit(&server, "kit", json!({"env": {"KIT_ACTION": "hello"}})).await;
