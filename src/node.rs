@@ -250,6 +250,18 @@ impl Node {
         format!("Serving {protocol} on {}", self.url())
     }
 
+    /// The line that says where the dashboard is and how to log in: `Dashboard at
+    /// http://ADDR/ui (log in with an API key: the admin key is in DATA/admin.key)`.
+    pub fn dashboard_line(&self, data_dir: &std::path::Path) -> String {
+        let key = data_dir.join("admin.key");
+        let hint = if key.exists() {
+            format!("log in with an API key: the admin key is in {}", key.display())
+        } else {
+            "log in with an API key".to_owned()
+        };
+        format!("Dashboard at {}ui ({hint})", self.url())
+    }
+
     /// The line that says the S3 listener serves, when there is one: `Serving S3 on
     /// http://ADDR/`.
     pub fn s3_serving_line(&self) -> Option<String> {

@@ -228,6 +228,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("{line}");
     }
     eprintln!("{}", node.serving_line());
+    eprintln!("{}", node.dashboard_line(&args.data_dir));
     node.serve(shutdown).await?;
     Ok(())
 }

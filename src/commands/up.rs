@@ -33,6 +33,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let node = Node::start(args.serve.node_config()).await?;
     let addr = node.addr();
     let s3_line = node.s3_serving_line();
+    let dashboard_line = node.dashboard_line(&args.serve.data_dir);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = shutdown_signal();
     let server = tokio::spawn(node.serve(async move {
@@ -54,6 +55,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         eprintln!("{line}");
     }
     eprintln!("Serving HTTP on http://{addr}/");
+    eprintln!("{dashboard_line}");
     let watcher = args.watch.then(|| {
         let (path, data_dir) = (args.dir.clone(), args.serve.data_dir.clone());
         tokio::spawn(async move { super::watch::watch(&client, &path, &data_dir).await })

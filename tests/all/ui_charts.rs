@@ -32,6 +32,9 @@ async fn a_functions_charts_and_stats_show_what_it_ran_this_hour() {
     let server = server();
     deploy_fixture(&server, "echo", "event-kit", json!({ "kind": "event" })).await;
     let session = log_in(&server, wisp_test_support::TEST_ADMIN_KEY).await;
+    // The server says where its dashboard is.
+    let line = format!("Dashboard at {} (log in with an API key", server.at("/ui"));
+    assert!(server.stderr().contains(&line), "{}", server.stderr());
 
     // Nothing ran yet: every point is zero, and the charts say so.
     let doc: Value = stats(&server, "").await.json().await.unwrap();
