@@ -252,7 +252,7 @@ impl Node {
 
     /// The line that says where the dashboard is and how to log in: `Dashboard at
     /// http://ADDR/ui (log in with an API key: the admin key is in DATA/admin.key)`.
-    pub fn dashboard_line(&self, data_dir: &std::path::Path) -> String {
+    pub fn dashboard_line(&self, data_dir: &Path) -> String {
         let key = data_dir.join("admin.key");
         let hint = if key.exists() {
             format!("log in with an API key: the admin key is in {}", key.display())
