@@ -3,7 +3,8 @@
 //!
 //! A first slice: [`Namespaces`](crate::Namespaces) ([`namespaces`]),
 //! [`ApiKeys`](crate::ApiKeys) ([`api_keys`]), [`Secrets`](crate::Secrets) ([`secrets`]),
-//! [`Alarms`](crate::Alarms) ([`alarms`]) and [`Audit`](crate::Audit) ([`audit`], a stream
+//! [`Alarms`](crate::Alarms) ([`alarms`]), [`KeyValues`](crate::KeyValues) ([`key_values`])
+//! and [`Audit`](crate::Audit) ([`audit`], a stream
 //! rather than a bucket) are implemented and pass the conformance suite against a real
 //! `nats-server`; the other concerns are not yet, so a `JetStreamStore` is not yet a
 //! [`crate::Store`] and `wisp serve` cannot use it. `docs/cluster.md` keeps the state of
@@ -37,6 +38,7 @@
 mod alarms;
 mod api_keys;
 mod audit;
+mod key_values;
 mod namespaces;
 mod secrets;
 
@@ -60,6 +62,8 @@ pub struct JetStreamStore {
     api_keys: kv::Store,
     secrets: kv::Store,
     alarms: kv::Store,
+    kv_stores: kv::Store,
+    kv_entries: kv::Store,
     audit: stream::Stream,
 }
 
@@ -94,6 +98,8 @@ impl JetStreamStore {
             api_keys: bucket(&context, prefix, "api_keys").await?,
             secrets: bucket(&context, prefix, "secrets").await?,
             alarms: bucket(&context, prefix, "alarms").await?,
+            kv_stores: bucket(&context, prefix, "kv_stores").await?,
+            kv_entries: bucket(&context, prefix, "kv_entries").await?,
             audit: audit::open_stream(&context, prefix).await?,
             context,
         })

@@ -223,3 +223,132 @@ async fn audit_pages_through_a_long_stream_out_of_time_order() -> TestResult {
     assert!(others.iter().all(|e| e.namespace == other));
     Ok(())
 }
+
+/// Key-value writers racing on one counter: every increment counts once (each is a KV
+/// update on the revision it read, retried when refused), and keys of any text, up to the
+/// largest the engine allows, are stored, read and listed by prefix as written.
+#[tokio::test]
+async fn kv_racing_increments_count_once_and_keys_may_be_any_text() -> TestResult {
+    use wisp_core::{KvStoreName, Limits};
+    use wisp_store::{KeyValues, KvCondition, KvIncremented, KvSet, KvStoreRecord, KvWrite};
+    let (_guard, store) = open()?;
+    let default = ns("default")?;
+    let counters = KvStoreName::new("counters")?;
+    let record = KvStoreRecord {
+        namespace: default.clone(),
+        name: counters.clone(),
+        created_ms: T,
+    };
+    assert!(store.create_kv_store(&record).await?);
+    let tasks = (0..8).map(|_| {
+        let (store, default, counters) = (store.clone(), default.clone(), counters.clone());
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                let done = store.kv_increment(&default, &counters, "hits", 1, T).await?;
+                assert!(matches!(done, KvIncremented::Incremented { .. }), "{done:?}");
+            }
+            Ok::<_, wisp_store::StoreError>(())
+        })
+    });
+    for task in tasks {
+        task.await??;
+    }
+    let hits = store
+        .kv_get(&default, &counters, "hits", T)
+        .await?
+        .ok_or("no counter")?;
+    assert_eq!(hits.value, b"80");
+
+    let long = "é".repeat(Limits::MAX_KV_KEY_BYTES / 2);
+    let keys = ["", "a.b", "a*", "a>", "a b", "ä/日本", long.as_str()];
+    for key in keys {
+        let write = KvWrite {
+            key: key.to_owned(),
+            value: key.as_bytes().to_vec(),
+            ttl_expires_ms: None,
+            condition: KvCondition::Absent,
+        };
+        let set = store.kv_set(&default, &counters, write, T).await?;
+        assert!(matches!(set, KvSet::Stored { .. }), "{key:?}: {set:?}");
+        let entry = store
+            .kv_get(&default, &counters, key, T)
+            .await?
+            .ok_or("not stored")?;
+        assert_eq!(entry.value, key.as_bytes());
+    }
+    let listed = store.kv_list(&default, &counters, "a", None, 100, T).await?;
+    assert_eq!(listed.keys, ["a b", "a*", "a.b", "a>"]);
+    let all = store.kv_list(&default, &counters, "", None, 100, T).await?;
+    assert_eq!(
+        all.keys,
+        ["", "a b", "a*", "a.b", "a>", "hits", "ä/日本", long.as_str()]
+    );
+    Ok(())
+}
+
+/// A value of the largest size the engine allows, with its envelope, is more than the
+/// server's default `max_payload` (1 MiB): refused there with an error, stored on a server
+/// configured with `max_payload: 2MB` (what docs/cluster.md asks of a cluster).
+#[tokio::test]
+async fn kv_the_largest_value_needs_a_larger_max_payload() -> TestResult {
+    use wisp_core::{KvStoreName, Limits};
+    use wisp_store::{KeyValues, KvCondition, KvStoreRecord, KvWrite};
+    let default = ns("default")?;
+    let name = KvStoreName::new("big")?;
+    let write = KvWrite {
+        key: "k".to_owned(),
+        value: vec![7; Limits::MAX_KV_VALUE_BYTES],
+        ttl_expires_ms: None,
+        condition: KvCondition::Any,
+    };
+    let record = KvStoreRecord {
+        namespace: default.clone(),
+        name: name.clone(),
+        created_ms: T,
+    };
+
+    let (_guard, store) = open()?;
+    assert!(store.create_kv_store(&record).await?);
+    let refused = store
+        .kv_set(&default, &name, write.clone(), T)
+        .await
+        .err()
+        .ok_or("a value past max_payload was stored")?;
+    assert!(refused.to_string().contains("payload"), "{refused}");
+
+    let dir = tempfile::TempDir::new()?;
+    let config = dir.path().join("nats.conf");
+    std::fs::write(&config, "max_payload: 2MB\n")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut child = std::process::Command::new(wisp_test_support::nats::nats_server_binary())
+        .arg("-c")
+        .arg(&config)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path().join("jetstream"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let result = async {
+        let url = format!("nats://127.0.0.1:{port}");
+        let mut tries = 0;
+        let big = loop {
+            match JetStreamStore::connect(&url, "big").await {
+                Ok(store) => break store,
+                Err(_) if tries < 150 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        assert!(big.create_kv_store(&record).await?);
+        big.kv_set(&default, &name, write.clone(), T).await?;
+        let entry = big.kv_get(&default, &name, "k", T).await?.ok_or("not stored")?;
+        assert_eq!(entry.value.len(), Limits::MAX_KV_VALUE_BYTES);
+        Ok::<_, Box<dyn Error>>(())
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
