@@ -4,6 +4,8 @@
 //! A first slice: [`Namespaces`](crate::Namespaces) ([`namespaces`]),
 //! [`ApiKeys`](crate::ApiKeys) ([`api_keys`]), [`Secrets`](crate::Secrets) ([`secrets`]),
 //! [`Alarms`](crate::Alarms) ([`alarms`]), [`KeyValues`](crate::KeyValues) ([`key_values`])
+//! [`Registry`](crate::Registry) ([`registry`]: a bucket, code bytes in an object store,
+//! every deploy one atomic batch),
 //! and [`Audit`](crate::Audit) ([`audit`], a stream
 //! rather than a bucket) are implemented and pass the conformance suite against a real
 //! `nats-server`; the other concerns are not yet, so a `JetStreamStore` is not yet a
@@ -40,6 +42,7 @@ mod api_keys;
 mod audit;
 mod key_values;
 mod namespaces;
+mod registry;
 mod secrets;
 
 use crate::{Result, StoreError};
@@ -62,6 +65,8 @@ pub struct JetStreamStore {
     api_keys: kv::Store,
     secrets: kv::Store,
     alarms: kv::Store,
+    registry: kv::Store,
+    code: jetstream::object_store::ObjectStore,
     kv_stores: kv::Store,
     kv_entries: kv::Store,
     audit: stream::Stream,
@@ -92,12 +97,15 @@ impl JetStreamStore {
     pub async fn open(client: async_nats::Client, prefix: &str) -> Result<JetStreamStore> {
         check_prefix(prefix)?;
         let context = jetstream::new(client);
+        let (registry, code) = registry::open(&context, prefix).await?;
         Ok(JetStreamStore {
             prefix: prefix.to_owned(),
             namespaces: bucket(&context, prefix, "namespaces").await?,
             api_keys: bucket(&context, prefix, "api_keys").await?,
             secrets: bucket(&context, prefix, "secrets").await?,
             alarms: bucket(&context, prefix, "alarms").await?,
+            registry,
+            code,
             kv_stores: bucket(&context, prefix, "kv_stores").await?,
             kv_entries: bucket(&context, prefix, "kv_entries").await?,
             audit: audit::open_stream(&context, prefix).await?,
