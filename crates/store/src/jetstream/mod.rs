@@ -42,6 +42,7 @@ mod api_keys;
 mod audit;
 mod key_values;
 mod namespaces;
+mod records;
 mod registry;
 mod secrets;
 
@@ -70,6 +71,8 @@ pub struct JetStreamStore {
     kv_stores: kv::Store,
     kv_entries: kv::Store,
     audit: stream::Stream,
+    logs: stream::Stream,
+    invocations: stream::Stream,
 }
 
 impl fmt::Debug for JetStreamStore {
@@ -98,6 +101,8 @@ impl JetStreamStore {
         check_prefix(prefix)?;
         let context = jetstream::new(client);
         let (registry, code) = registry::open(&context, prefix).await?;
+        // Boxed: the streams' futures would make `open`'s too large for a small stack.
+        let (logs, invocations) = Box::pin(records::open_streams(&context, prefix)).await?;
         Ok(JetStreamStore {
             prefix: prefix.to_owned(),
             namespaces: bucket(&context, prefix, "namespaces").await?,
@@ -109,6 +114,8 @@ impl JetStreamStore {
             kv_stores: bucket(&context, prefix, "kv_stores").await?,
             kv_entries: bucket(&context, prefix, "kv_entries").await?,
             audit: audit::open_stream(&context, prefix).await?,
+            logs,
+            invocations,
             context,
         })
     }

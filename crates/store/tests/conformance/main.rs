@@ -302,7 +302,7 @@ conformance!(
 conformance!(
     jetstream_conformance,
     jetstream::open,
-    [namespaces, api_keys, secrets, audit, alarms, key_values, registry]
+    [namespaces, api_keys, secrets, audit, alarms, key_values, registry, records]
 );
 
 mod jetstream;
