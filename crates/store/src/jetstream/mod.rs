@@ -5,7 +5,8 @@
 //! [`ApiKeys`](crate::ApiKeys) ([`api_keys`]), [`Secrets`](crate::Secrets) ([`secrets`]),
 //! [`Alarms`](crate::Alarms) ([`alarms`]), [`KeyValues`](crate::KeyValues) ([`key_values`])
 //! [`Registry`](crate::Registry) ([`registry`]: a bucket, code bytes in an object store,
-//! every deploy one atomic batch),
+//! every deploy one atomic batch), [`Topics`](crate::Topics) ([`topics`]: records and
+//! deliveries in a bucket, every multi-entry change one atomic batch),
 //! and [`Audit`](crate::Audit) ([`audit`], a stream
 //! rather than a bucket) are implemented and pass the conformance suite against a real
 //! `nats-server`; the other concerns are not yet, so a `JetStreamStore` is not yet a
@@ -45,6 +46,7 @@ mod namespaces;
 mod records;
 mod registry;
 mod secrets;
+mod topics;
 
 use crate::{Result, StoreError};
 use async_nats::jetstream::{self, kv, stream};
@@ -71,6 +73,7 @@ pub struct JetStreamStore {
     kv_stores: kv::Store,
     kv_entries: kv::Store,
     audit: stream::Stream,
+    topics: kv::Store,
     logs: stream::Stream,
     invocations: stream::Stream,
 }
@@ -92,7 +95,9 @@ impl JetStreamStore {
         let client = async_nats::connect(url)
             .await
             .map_err(|e| StoreError::Backend(format!("connecting to NATS at `{url}`: {e}")))?;
-        JetStreamStore::open(client, prefix).await
+        // Boxed: opening awaits many buckets in turn, and its future inline overflowed a
+        // 2 MiB thread stack in debug builds.
+        Box::pin(JetStreamStore::open(client, prefix)).await
     }
 
     /// Opens the store with buckets `{prefix}_…` over a client already connected, making
@@ -101,6 +106,8 @@ impl JetStreamStore {
         check_prefix(prefix)?;
         let context = jetstream::new(client);
         let (registry, code) = registry::open(&context, prefix).await?;
+        // Boxed: the future of `open` is large enough already for a 2 MiB thread stack.
+        let topics = Box::pin(topics::open(&context, prefix)).await?;
         // Boxed: the streams' futures would make `open`'s too large for a small stack.
         let (logs, invocations) = Box::pin(records::open_streams(&context, prefix)).await?;
         Ok(JetStreamStore {
@@ -114,6 +121,7 @@ impl JetStreamStore {
             kv_stores: bucket(&context, prefix, "kv_stores").await?,
             kv_entries: bucket(&context, prefix, "kv_entries").await?,
             audit: audit::open_stream(&context, prefix).await?,
+            topics,
             logs,
             invocations,
             context,
