@@ -302,7 +302,9 @@ conformance!(
 conformance!(
     jetstream_conformance,
     jetstream::open,
-    [namespaces, api_keys, secrets, audit, alarms, key_values, registry, records, topics]
+    [
+        namespaces, api_keys, secrets, audit, alarms, key_values, registry, records, topics
+    ]
 );
 
 mod jetstream;
