@@ -221,7 +221,7 @@ async fn reserved_capacity_bills_the_time_held_and_its_runs_at_the_reserved_rate
     let gb_s = |ms: i64| 2.0 * 256.0 / 1024.0 * ms as f64 / 1000.0;
     let (least, most) = (gb_s(before_delete - deployed), gb_s(deleted - before_deploy));
     // Written about once a second: the delete's last part comes with the next write.
-    let usage = crate::util::json_when(&server, "/v1/usage?function=warm", |u| {
+    let _ = crate::util::json_when(&server, "/v1/usage?function=warm", |u| {
         u["rows"][0]["capacity_gb_seconds"]
             .as_str()
             .and_then(|c| c.parse::<f64>().ok())
