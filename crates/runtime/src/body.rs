@@ -129,6 +129,48 @@ pub fn drain(body: Body) {
     });
 }
 
+/// `body`, read away by [`drain`] if whoever holds it drops it before its end: a guest
+/// writes its request body after it has sent the request, and an answer that does not
+/// read the body (a refusal) would otherwise fail those writes with `connection reset`.
+pub fn drained_when_dropped(body: Body) -> Body {
+    DrainedWhenDropped(Some(body)).boxed_unsync()
+}
+
+struct DrainedWhenDropped(Option<Body>);
+
+impl HttpBody for DrainedWhenDropped {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut().0.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.as_ref().map(HttpBody::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for DrainedWhenDropped {
+    fn drop(&mut self) {
+        if let Some(body) = self.0.take()
+            && !body.is_end_stream()
+        {
+            drain(body);
+        }
+    }
+}
+
 /// Reads a whole body, failing with [`BodyTooLarge`] past `limit` bytes.
 ///
 pub async fn read_to_bytes(body: Body, limit: usize) -> Result<Bytes, BoxError> {

@@ -124,7 +124,9 @@ impl OutboundHttp for GuestHttp {
             call_depth: Some(from.context.depth),
             ..self.caller.clone()
         };
-        let answer = platform.handle(caller, from, request.request);
+        // A refusal answers without reading the body the guest is still writing.
+        let request = request.request.map(wisp_runtime::body::drained_when_dropped);
+        let answer = platform.handle(caller, from, request);
         Box::pin(async move { Ok(answer.await) })
     }
 
