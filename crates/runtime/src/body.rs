@@ -193,4 +193,34 @@ mod tests {
         assert!(err.is::<BodyTooLarge>());
         assert!(flag.load(Ordering::Acquire));
     }
+
+    /// A body fed by a channel, as a guest's outgoing body is.
+    fn channel() -> (
+        futures::channel::mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
+        Body,
+    ) {
+        let (tx, rx) = futures::channel::mpsc::channel(1);
+        (tx, http_body_util::StreamBody::new(rx).boxed_unsync())
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_is_read_away() {
+        use futures::SinkExt;
+        // Dropped plainly, the writer fails: what a guest saw as `connection reset`.
+        let (mut tx, body) = channel();
+        drop(body);
+        assert!(tx.send(Ok(Frame::data(Bytes::from("late")))).await.is_err());
+        // Dropped through the wrapper, the rest is read away and the writes go through.
+        let (mut tx, body) = channel();
+        drop(drained_when_dropped(body));
+        for _ in 0..3 {
+            tx.send(Ok(Frame::data(Bytes::from("late")))).await.unwrap();
+        }
+        // Read whole, it is the body it wraps.
+        let (mut tx, body) = channel();
+        let wrapped = drained_when_dropped(body);
+        tx.send(Ok(Frame::data(Bytes::from("all")))).await.unwrap();
+        drop(tx);
+        assert_eq!(wrapped.collect().await.unwrap().to_bytes(), "all");
+    }
 }
