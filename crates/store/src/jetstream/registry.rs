@@ -18,6 +18,7 @@
 //! nothing serves until a committed `code.` entry names it; the object of a `code.` entry
 //! the batch deleted is removed after the commit.
 
+use super::batch;
 use super::{
     JetStreamStore, MAX_CAS_ATTEMPTS, backend, contended, decode, encode, is_key_token, live_entries,
 };
@@ -25,7 +26,6 @@ use crate::{
     AppFunction, DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Result, StoreError,
     UnixMillis, Updated, VersionRecord,
 };
-use async_nats::HeaderMap;
 use async_nats::jetstream::kv;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -33,9 +33,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::io::AsyncReadExt;
 use wisp_core::version::live;
 use wisp_core::{AliasName, AliasTarget, FunctionName, Namespace};
-
-/// How many messages one atomic batch may hold (the server's default limit is 1,000).
-const MAX_BATCH: usize = 1_000;
 
 fn function_key(namespace: &Namespace, name: &FunctionName) -> String {
     format!("fn.{namespace}.{name}")
@@ -414,7 +411,7 @@ impl<'a> Change<'a> {
     /// Commits every entry written in one atomic batch; the new revision of each, or
     /// `None` when an entry changed since it was read (nothing is written then).
     async fn commit(&self) -> Result<Option<HashMap<String, u64>>> {
-        let mut messages = Vec::new();
+        let mut entries = Vec::new();
         for key in &self.order {
             let (expected, value) = if let Some(slot) = self.functions.get(key) {
                 let value = slot.value.as_ref().map(|v| encode(v, self.what)).transpose()?;
@@ -429,106 +426,10 @@ impl<'a> Change<'a> {
             if value.is_none() && expected == 0 {
                 continue;
             }
-            messages.push((key.clone(), expected, value));
+            entries.push((key.clone(), expected, value));
         }
-        if messages.is_empty() {
-            return Ok(Some(HashMap::new()));
-        }
-        if messages.len() > MAX_BATCH {
-            return Err(backend(
-                self.what,
-                format!(
-                    "{} entries change, more than one batch holds ({MAX_BATCH})",
-                    messages.len()
-                ),
-            ));
-        }
-        let client = self.store.context.client();
-        let batch = uuid::Uuid::now_v7().simple().to_string();
-        let prefix = self
-            .store
-            .registry
-            .put_prefix
-            .clone()
-            .unwrap_or_else(|| self.store.registry.prefix.clone());
-        let count = messages.len();
-        let mut reply = None;
-        for (i, (key, expected, value)) in messages.iter().enumerate() {
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Batch-Id", batch.as_str());
-            headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
-            headers.insert(
-                "Nats-Expected-Last-Subject-Sequence",
-                expected.to_string().as_str(),
-            );
-            if value.is_none() {
-                headers.insert("KV-Operation", "DEL");
-            }
-            let payload = value.clone().unwrap_or_default().into();
-            let subject = format!("{prefix}{key}");
-            if i + 1 == count {
-                headers.insert("Nats-Batch-Commit", "1");
-                reply = Some(
-                    client
-                        .request_with_headers(subject, headers, payload)
-                        .await
-                        .map_err(|e| backend(format!("{}: committing", self.what), e))?,
-                );
-            } else {
-                client
-                    .publish_with_headers(subject, headers, payload)
-                    .await
-                    .map_err(|e| backend(format!("{}: committing", self.what), e))?;
-            }
-        }
-        let Some(reply) = reply else {
-            return Ok(Some(HashMap::new()));
-        };
-        let ack: BatchAck = serde_json::from_slice(&reply.payload)
-            .map_err(|e| backend(format!("{}: reading the commit's answer", self.what), e))?;
-        if let Some(error) = ack.error {
-            // 10071: wrong last sequence (another writer came between).
-            if error.err_code == 10071 {
-                return Ok(None);
-            }
-            return Err(backend(
-                format!("{}: committing", self.what),
-                format!("{} (error {})", error.description, error.err_code),
-            ));
-        }
-        if ack.count != Some(count as u64) {
-            return Err(backend(
-                format!("{}: committing", self.what),
-                format!("the server committed {:?} of {count} messages", ack.count),
-            ));
-        }
-        let first = ack.seq + 1 - count as u64;
-        Ok(Some(
-            messages
-                .iter()
-                .enumerate()
-                .map(|(i, (key, _, _))| (key.clone(), first + i as u64))
-                .collect(),
-        ))
+        batch::commit(&self.store.context, &self.store.registry, &entries, self.what).await
     }
-}
-
-#[derive(Deserialize)]
-struct BatchAck {
-    #[serde(default)]
-    error: Option<BatchError>,
-    #[serde(default)]
-    seq: u64,
-    #[serde(default)]
-    count: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct BatchError {
-    #[serde(default)]
-    err_code: u64,
-    #[serde(default)]
-    description: String,
 }
 
 impl<'a> Change<'a> {
@@ -870,41 +771,7 @@ pub(super) async fn open(
     context: &async_nats::jetstream::Context,
     prefix: &str,
 ) -> Result<(kv::Store, async_nats::jetstream::object_store::ObjectStore)> {
-    // Once `allow_atomic` is on, making the bucket again with KV's configuration is refused
-    // as a different one: open it when it exists (another node, or an earlier start).
-    let registry = match context.get_key_value(format!("{prefix}_registry")).await {
-        Ok(registry) => registry,
-        Err(_) => match super::bucket(context, prefix, "registry").await {
-            Ok(registry) => registry,
-            // Made meanwhile by another node, which may have allowed atomic batches already.
-            Err(e) => context
-                .get_key_value(format!("{prefix}_registry"))
-                .await
-                .map_err(|_| e)?,
-        },
-    };
-    let what = format!("allowing atomic batches on the JetStream bucket `{prefix}_registry`");
-    let mut stream = context
-        .get_stream(&registry.stream_name)
-        .await
-        .map_err(|e| backend(&what, e))?;
-    let info = stream.info().await.map_err(|e| backend(&what, e))?;
-    if !info.config.allow_atomic_publish {
-        let mut config = info.config.clone();
-        config.allow_atomic_publish = true;
-        let updated = context
-            .update_stream(config)
-            .await
-            .map_err(|e| backend(&what, e))?;
-        // A server before 2.12 ignores the field, and would store a batch's messages one by
-        // one: refuse it rather than commit app deploys by halves.
-        if !updated.config.allow_atomic_publish {
-            return Err(backend(
-                &what,
-                "the server does not support atomic batch publish (nats-server 2.12 or newer is needed)",
-            ));
-        }
-    }
+    let registry = batch::atomic_bucket(context, prefix, "registry").await?;
     let name = format!("{prefix}_code");
     let code = context
         .create_object_store(async_nats::jetstream::object_store::Config {

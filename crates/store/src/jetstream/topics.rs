@@ -18,6 +18,7 @@
 //! message's list, or the message with its last delivery). A claim, retry, postpone or
 //! dead letter changes one delivery: a KV `update` on the revision read.
 
+use super::batch::{self, BatchEntry};
 use super::{
     JetStreamStore, MAX_CAS_ATTEMPTS, Written, backend, contended, decode, encode, is_key_token,
     live_entries, live_entry,
@@ -26,16 +27,12 @@ use crate::{
     DeadDelivery, Delivery, NewSubscription, Publication, PublishOutcome, Result, Subscribed,
     SubscriptionRecord, TopicMessage, TopicRecord, Topics, UnixMillis,
 };
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use wisp_core::{Namespace, TopicName};
-
-/// How many messages one atomic batch may hold (the server's default limit is 1,000).
-const MAX_BATCH: usize = 1_000;
 
 fn topic_key(namespace: &Namespace, name: &TopicName) -> String {
     format!("t.{namespace}.{name}")
@@ -75,10 +72,6 @@ struct StoredDelivery {
     dead: Option<(String, UnixMillis)>,
 }
 
-/// One message of a batch: key, revision expected (`0`: never written), value (`None`:
-/// delete).
-type BatchEntry = (String, u64, Option<Vec<u8>>);
-
 /// The revision to expect for `key` and its live value.
 async fn slot<T: serde::de::DeserializeOwned>(
     kv: &kv::Store,
@@ -93,79 +86,13 @@ async fn slot<T: serde::de::DeserializeOwned>(
 }
 
 impl JetStreamStore {
-    /// Publishes `entries` to the topics bucket as one atomic batch (ADR-50): `true` when
+    /// Publishes `entries` to the topics bucket as one atomic batch: `true` when
     /// committed, `false` when one entry's revision was not the one expected (nothing is
     /// written then).
     async fn topics_batch(&self, entries: Vec<BatchEntry>, what: &str) -> Result<bool> {
-        if entries.is_empty() {
-            return Ok(true);
-        }
-        if entries.len() > MAX_BATCH {
-            return Err(backend(
-                what,
-                format!(
-                    "{} entries change, more than one batch holds ({MAX_BATCH})",
-                    entries.len()
-                ),
-            ));
-        }
-        let client = self.context.client();
-        let batch = uuid::Uuid::now_v7().simple().to_string();
-        let prefix = self
-            .topics
-            .put_prefix
-            .clone()
-            .unwrap_or_else(|| self.topics.prefix.clone());
-        let count = entries.len();
-        let mut reply = None;
-        for (i, (key, expected, value)) in entries.into_iter().enumerate() {
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Batch-Id", batch.as_str());
-            headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
-            headers.insert(
-                "Nats-Expected-Last-Subject-Sequence",
-                expected.to_string().as_str(),
-            );
-            if value.is_none() {
-                headers.insert("KV-Operation", "DEL");
-            }
-            let payload = value.unwrap_or_default().into();
-            let subject = format!("{prefix}{key}");
-            if i + 1 == count {
-                headers.insert("Nats-Batch-Commit", "1");
-                reply = Some(
-                    client
-                        .request_with_headers(subject, headers, payload)
-                        .await
-                        .map_err(|e| backend(format!("{what}: committing"), e))?,
-                );
-            } else {
-                client
-                    .publish_with_headers(subject, headers, payload)
-                    .await
-                    .map_err(|e| backend(format!("{what}: committing"), e))?;
-            }
-        }
-        let Some(reply) = reply else { return Ok(true) };
-        let ack: BatchAck = serde_json::from_slice(&reply.payload)
-            .map_err(|e| backend(format!("{what}: reading the commit's answer"), e))?;
-        if let Some(error) = ack.error {
-            // 10071: wrong last sequence (another writer came between).
-            if error.err_code == 10071 {
-                return Ok(false);
-            }
-            return Err(backend(
-                format!("{what}: committing"),
-                format!("{} (error {})", error.description, error.err_code),
-            ));
-        }
-        if ack.count != Some(count as u64) {
-            return Err(backend(
-                format!("{what}: committing"),
-                format!("the server committed {:?} of {count} messages", ack.count),
-            ));
-        }
-        Ok(true)
+        Ok(batch::commit(&self.context, &self.topics, &entries, what)
+            .await?
+            .is_some())
     }
 
     /// Removes delivery `id` (with its message once no delivery needs it) when it exists
@@ -337,22 +264,6 @@ impl JetStreamStore {
         }
         Err(contended(what))
     }
-}
-
-#[derive(Deserialize)]
-struct BatchAck {
-    #[serde(default)]
-    error: Option<BatchError>,
-    #[serde(default)]
-    count: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct BatchError {
-    #[serde(default)]
-    err_code: u64,
-    #[serde(default)]
-    description: String,
 }
 
 #[async_trait]
@@ -646,40 +557,10 @@ impl Topics for JetStreamStore {
     }
 }
 
-/// Opens the topics bucket `{prefix}_topics`, with atomic batch publish allowed on its
-/// stream (nats-server ≥ 2.12), as the registry's.
+/// Opens the topics bucket `{prefix}_topics`, with atomic batches allowed, as the
+/// registry's.
 pub(super) async fn open(context: &jetstream::Context, prefix: &str) -> Result<kv::Store> {
-    let name = format!("{prefix}_topics");
-    // Once `allow_atomic` is on, making the bucket again with KV's configuration is refused
-    // as a different one: open it when it exists.
-    let topics = match context.get_key_value(&name).await {
-        Ok(topics) => topics,
-        Err(_) => match super::bucket(context, prefix, "topics").await {
-            Ok(topics) => topics,
-            Err(e) => context.get_key_value(&name).await.map_err(|_| e)?,
-        },
-    };
-    let what = format!("allowing atomic batches on the JetStream bucket `{name}`");
-    let mut stream = context
-        .get_stream(&topics.stream_name)
-        .await
-        .map_err(|e| backend(&what, e))?;
-    let info = stream.info().await.map_err(|e| backend(&what, e))?;
-    if !info.config.allow_atomic_publish {
-        let mut config = info.config.clone();
-        config.allow_atomic_publish = true;
-        let updated = context
-            .update_stream(config)
-            .await
-            .map_err(|e| backend(&what, e))?;
-        if !updated.config.allow_atomic_publish {
-            return Err(backend(
-                &what,
-                "the server does not support atomic batch publish (nats-server 2.12 or newer is needed)",
-            ));
-        }
-    }
-    Ok(topics)
+    batch::atomic_bucket(context, prefix, "topics").await
 }
 
 #[cfg(test)]
