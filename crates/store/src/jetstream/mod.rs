@@ -82,15 +82,15 @@ pub struct JetStreamStore {
     topics: kv::Store,
     logs: stream::Stream,
     invocations: stream::Stream,
-    #[allow(dead_code)] // read once the concern is written
+    #[allow(dead_code, reason = "read once the concern is written")]
     usage: usage::Parts,
-    #[allow(dead_code)] // read once the concern is written
+    #[allow(dead_code, reason = "read once the concern is written")]
     events: events::Parts,
-    #[allow(dead_code)] // read once the concern is written
+    #[allow(dead_code, reason = "read once the concern is written")]
     queues: queues::Parts,
-    #[allow(dead_code)] // read once the concern is written
+    #[allow(dead_code, reason = "read once the concern is written")]
     schedules: schedules::Parts,
-    #[allow(dead_code)] // read once the concern is written
+    #[allow(dead_code, reason = "read once the concern is written")]
     objects: objects::Parts,
 }
 
