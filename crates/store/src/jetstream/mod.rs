@@ -69,6 +69,9 @@ const MAX_CAS_ATTEMPTS: usize = 64;
 #[derive(Clone)]
 pub struct JetStreamStore {
     prefix: String,
+    /// This process's name among the nodes sharing the store: what its leases are held
+    /// under, so that a node restarting frees its own and no other's.
+    node: String,
     context: jetstream::Context,
     namespaces: kv::Store,
     api_keys: kv::Store,
@@ -133,6 +136,7 @@ impl JetStreamStore {
         let objects = Box::pin(objects::open(&context, prefix)).await?;
         Ok(JetStreamStore {
             prefix: prefix.to_owned(),
+            node: uuid::Uuid::now_v7().simple().to_string(),
             namespaces: bucket(&context, prefix, "namespaces").await?,
             api_keys: bucket(&context, prefix, "api_keys").await?,
             secrets: bucket(&context, prefix, "secrets").await?,
@@ -157,6 +161,25 @@ impl JetStreamStore {
     /// The prefix of this store's buckets.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// This store under node name `node` (letters, digits, `-` and `_`): what its leases
+    /// are held under. A node keeps its name across restarts (`wisp serve` keeps it in
+    /// its data directory), so that it frees its own leases when it starts again; by
+    /// default each store opened is a node of its own.
+    pub fn with_node(mut self, node: &str) -> Result<JetStreamStore> {
+        if !is_key_token(node) || node.contains('=') {
+            return Err(StoreError::Backend(format!(
+                "invalid node name `{node}`: use letters, digits, '-' and '_'"
+            )));
+        }
+        self.node = node.to_owned();
+        Ok(self)
+    }
+
+    /// This store's node name ([`JetStreamStore::with_node`]).
+    pub fn node(&self) -> &str {
+        &self.node
     }
 }
 
