@@ -308,6 +308,10 @@ conformance!(
 );
 
 mod jetstream;
+mod jetstream_events;
+mod jetstream_queues;
+mod jetstream_schedules;
+mod jetstream_usage;
 
 mod sqlite {
     use super::*;
