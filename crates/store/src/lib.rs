@@ -122,8 +122,8 @@ pub use records::{
     LOG_LINES_KEPT_PER_FUNCTION, LogLine, LogQuery, LogStream, Records, TRACE_INVOCATIONS_MAX,
 };
 pub use registry::{
-    AppFunction, DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Updated,
-    VersionRecord,
+    AppFunction, DeployOutcome, FunctionChange, FunctionRecord, FunctionWatch, PublishOptions, Registry,
+    Updated, VersionRecord,
 };
 pub use schedules::Schedules;
 pub use secrets::{SecretCondition, SecretPut, SecretRecord, Secrets};

@@ -308,4 +308,23 @@ pub trait Registry: Send + Sync + 'static {
     /// calling again after a failure finishes the job (and returns `false`). (SQLite
     /// deletes all of it in one transaction.)
     async fn delete_function(&self, namespace: &Namespace, name: &FunctionName) -> Result<bool>;
+
+    /// Which functions change, as they change, when several processes share the store:
+    /// the namespace and name of each function whose record any of them (this one
+    /// included) writes or deletes from now on. `None` for a backend only this process
+    /// writes (SQLite): its changes are the ones it made.
+    ///
+    /// Called once at start-up by the engine, which keeps the registry in memory and reads
+    /// each function named here again ([`Registry::get_function`]), so a deploy on one
+    /// node is served by every node. A name may come more than once, and for a change the
+    /// caller already has. When the stream ends (with an error or not) changes may have
+    /// been missed: the caller lists every function again and watches anew.
+    async fn watch_functions(&self) -> Result<Option<FunctionWatch>> {
+        Ok(None)
+    }
 }
+
+/// The functions changed by any process sharing the store, as [`Registry::watch_functions`]
+/// yields them.
+pub type FunctionWatch =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<(Namespace, FunctionName)>> + Send>>;

@@ -23,11 +23,12 @@ use super::{
     JetStreamStore, MAX_CAS_ATTEMPTS, backend, contended, decode, encode, is_key_token, live_entries,
 };
 use crate::{
-    AppFunction, DeployOutcome, FunctionChange, FunctionRecord, PublishOptions, Registry, Result, StoreError,
-    UnixMillis, Updated, VersionRecord,
+    AppFunction, DeployOutcome, FunctionChange, FunctionRecord, FunctionWatch, PublishOptions, Registry,
+    Result, StoreError, UnixMillis, Updated, VersionRecord,
 };
 use async_nats::jetstream::kv;
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::io::AsyncReadExt;
@@ -763,6 +764,28 @@ impl Registry for JetStreamStore {
         }
         Err(contended(what))
     }
+
+    /// A KV watch of the `fn.` entries: every put and delete of a function's record, by
+    /// any node, from now on. A key that does not name a function (none should) ends the
+    /// stream with [`StoreError::Corrupt`].
+    async fn watch_functions(&self) -> Result<Option<FunctionWatch>> {
+        let what = "watching the registry";
+        let watch = self.registry.watch("fn.>").await.map_err(|e| backend(what, e))?;
+        let names = watch.map(move |entry| {
+            let entry = entry.map_err(|e| backend(what, e))?;
+            let named = entry.key.strip_prefix("fn.").and_then(|rest| {
+                let (namespace, name) = rest.split_once('.')?;
+                Some((Namespace::new(namespace).ok()?, FunctionName::new(name).ok()?))
+            });
+            named.ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "entry `{}` of JetStream bucket `{}` names no function",
+                    entry.key, entry.bucket
+                ))
+            })
+        });
+        Ok(Some(Box::pin(names)))
+    }
 }
 
 /// Opens the registry's bucket `{prefix}_registry`, with atomic batch publish allowed on
@@ -815,6 +838,60 @@ mod tests {
         let server = NatsServer::start();
         let store = JetStreamStore::connect(&server.url, "test").await.unwrap();
         (server, store)
+    }
+
+    /// The next change `watch` names, within 5 seconds.
+    async fn next(watch: &mut FunctionWatch) -> (Namespace, FunctionName) {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), watch.next());
+        next.await.expect("a change within 5 s").unwrap().unwrap()
+    }
+
+    /// Another node's watch names every function a deploy, an app deploy, an alias change
+    /// and a delete touch, as they happen, and nothing else the registry holds (code).
+    #[tokio::test]
+    async fn another_node_watches_every_change_to_a_function() {
+        let (server, store) = open().await;
+        let other = JetStreamStore::connect(&server.url, "test").await.unwrap();
+        let mut watch = other.watch_functions().await.unwrap().unwrap();
+        let ns = Namespace::new("default").unwrap();
+        let a = FunctionName::new("a").unwrap();
+        let (_, record) = store
+            .deploy(
+                &ns,
+                &a,
+                None,
+                &version("a-1", b"a1"),
+                b"a1",
+                PublishOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(next(&mut watch).await, (ns.clone(), a.clone()));
+        let change = FunctionChange::SetDisabled(true);
+        store
+            .update_function(&ns, &a, record.revision, &change)
+            .await
+            .unwrap();
+        assert_eq!(next(&mut watch).await, (ns.clone(), a.clone()));
+        store
+            .deploy_app(
+                &ns,
+                "app",
+                &[app_function("b", "b-1")],
+                &[a.clone()],
+                PublishOptions::default(),
+            )
+            .await
+            .unwrap();
+        let mut both = vec![next(&mut watch).await.1, next(&mut watch).await.1];
+        both.sort();
+        assert_eq!(both, vec![a.clone(), FunctionName::new("b").unwrap()]);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), watch.next())
+                .await
+                .is_err(),
+            "a change nothing made"
+        );
     }
 
     /// A change whose batch names one entry another writer changed after it was read is
