@@ -878,7 +878,7 @@ mod tests {
                 &ns,
                 "app",
                 &[app_function("b", "b-1")],
-                &[a.clone()],
+                std::slice::from_ref(&a),
                 PublishOptions::default(),
             )
             .await
