@@ -34,6 +34,7 @@ mod code;
 mod deploy;
 mod dispatch;
 mod error;
+mod follow;
 mod gate;
 mod guard;
 pub mod history;
@@ -249,6 +250,8 @@ impl Engine {
         alarms::start(&engine);
         // Samples each function's counters a minute at a time, for the charts.
         history::start(&engine);
+        // Serves what other nodes sharing the store deploy, change and delete.
+        follow::start(&engine);
         engine.triggers.sync(&engine, &engine.functions.load());
         Ok(engine)
     }
