@@ -1,7 +1,7 @@
 //! The persistence boundary of Wisp: one trait per concern, [`Store`] over all of them, and
 //! the backends.
 //!
-//! Everything Wisp must remember across a restart goes through fourteen traits, each with its
+//! Everything Wisp must remember across a restart goes through fifteen traits, each with its
 //! own records, in its own module:
 //!
 //! - [`Registry`]: functions, their numbered immutable versions, their aliases, and code
@@ -36,8 +36,10 @@
 //! - [`Alarms`]: each namespace's alarms ([`AlarmRecord`]: the rule, its state, its
 //!   latest transitions and how far their actions went), changed by compare-and-set on
 //!   a revision.
+//! - [`Nodes`]: the nodes serving the store ([`NodeRecord`]: each one's heartbeat and
+//!   load), and the check that they share one master key.
 //!
-//! Every record belongs to a namespace. [`Store`] is all fourteen together, so the engine
+//! Every record but a node's belongs to a namespace. [`Store`] is all fifteen together, so the engine
 //! holds one `Arc<dyn Store>`; it has two methods of its own, [`Store::remove_function`]
 //! and [`Store::remove_namespace`], which remove a function, or everything a namespace
 //! holds, from every concern. A caller names the traits it calls through
@@ -88,6 +90,7 @@ mod events;
 mod jetstream;
 mod key_values;
 mod namespaces;
+mod nodes;
 mod objects;
 mod queues;
 mod records;
@@ -112,6 +115,7 @@ pub use key_values::{
     KvWrite,
 };
 pub use namespaces::{NamespaceRecord, NamespaceSettings, Namespaces};
+pub use nodes::{NodeLoad, NodeRecord, Nodes};
 pub use objects::{
     BucketDeleted, BucketRecord, Condition, ListQuery, Listing, ObjectDeleted, ObjectRecord, ObjectWrite,
     Objects, PartRecord, PartWrite, PutObject, UploadRecord,
@@ -155,7 +159,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Every concern of the store together: what the engine holds (`Arc<dyn Store>`).
 ///
-/// Implemented for every type that implements the fourteen concern traits; a backend
+/// Implemented for every type that implements the fifteen concern traits; a backend
 /// implements those, never this. Its methods are provided, so that every backend removes
 /// a function, or a namespace, the same way.
 #[async_trait]
@@ -174,6 +178,7 @@ pub trait Store:
     + Secrets
     + Topics
     + Alarms
+    + Nodes
 {
     /// Removes a function from every concern: its schedule state, its events (pending,
     /// running, succeeded and dead letters), its log lines and invocation records, and
@@ -256,7 +261,8 @@ impl<
         + KeyValues
         + Secrets
         + Topics
-        + Alarms,
+        + Alarms
+        + Nodes,
 > Store for S
 {
 }

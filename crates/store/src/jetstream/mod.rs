@@ -45,6 +45,7 @@ mod batch;
 mod events;
 mod key_values;
 mod namespaces;
+mod nodes;
 mod objects;
 mod queues;
 mod records;
@@ -74,6 +75,7 @@ pub struct JetStreamStore {
     node: String,
     context: jetstream::Context,
     namespaces: kv::Store,
+    nodes: kv::Store,
     api_keys: kv::Store,
     secrets: kv::Store,
     alarms: kv::Store,
@@ -138,6 +140,7 @@ impl JetStreamStore {
             prefix: prefix.to_owned(),
             node: uuid::Uuid::now_v7().simple().to_string(),
             namespaces: bucket(&context, prefix, "namespaces").await?,
+            nodes: bucket(&context, prefix, "nodes").await?,
             api_keys: bucket(&context, prefix, "api_keys").await?,
             secrets: bucket(&context, prefix, "secrets").await?,
             alarms: bucket(&context, prefix, "alarms").await?,

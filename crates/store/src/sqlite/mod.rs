@@ -49,6 +49,7 @@ mod audit;
 mod events;
 mod key_values;
 mod namespaces;
+mod nodes;
 mod objects;
 mod queues;
 mod records;

@@ -557,6 +557,22 @@ CREATE TABLE alarms (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 18: the nodes serving the store (one, on SQLite: see `Nodes`), each one's
+/// record of its last heartbeat as JSON; and `store_keys`, the store's own settings by
+/// name (`key_check`: the master-key check every node must match).
+const SCHEMA_18: &str = "
+CREATE TABLE nodes (
+    name    TEXT    NOT NULL PRIMARY KEY,
+    record  TEXT    NOT NULL,
+    seen_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE store_keys (
+    name  TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -575,6 +591,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_15),
     M::up(SCHEMA_16),
     M::up(SCHEMA_17),
+    M::up(SCHEMA_18),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -6,9 +6,9 @@
 //! [`namespaces`] (`&dyn Namespaces`), [`api_keys`] (`&dyn ApiKeys`), [`audit`]
 //! (`&dyn Audit`), [`objects`] (`&dyn Store`: a write's events are read back),
 //! [`key_values`] (`&dyn KeyValues`), [`secrets`] (`&dyn Secrets`), [`topics`]
-//! (`&dyn Topics`), [`alarms`] (`&dyn Alarms`) and [`usage`] (`&dyn RecordsAndUsage`:
-//! usage is written by appending invocation records, and survives forgetting and
-//! trimming them). Checks that need several concerns together take `&dyn Store` and
+//! (`&dyn Topics`), [`alarms`] (`&dyn Alarms`), [`nodes`] (`&dyn Nodes`) and [`usage`]
+//! (`&dyn RecordsAndUsage`: usage is written by appending invocation records, and
+//! survives forgetting and trimming them). Checks that need several concerns together take `&dyn Store` and
 //! live in [`store`]: removing a function, or a namespace (its alarms too), from every
 //! concern, outcomes whose follow-ups land in queues, schedules that fire events, usage
 //! that outlives a removed function and namespace. Durable work runs on a fake clock (every time is passed
@@ -94,6 +94,7 @@ mod audit;
 mod events;
 mod key_values;
 mod namespaces;
+mod nodes;
 mod objects;
 mod queues;
 mod records;
@@ -109,7 +110,7 @@ mod usage;
 /// `TestResult<(guard, store)>`; the guard (a temp dir, a server) lives as long as the
 /// test. Concerns: `registry`, `records`, `events`, `queues`, `schedules`, `namespaces`,
 /// `api_keys`, `audit`, `usage` (needs `Records` too), `objects` (needs `Events` too),
-/// `key_values`, `secrets`, `topics`, `alarms`, and `store` (the checks across
+/// `key_values`, `secrets`, `topics`, `alarms`, `nodes`, and `store` (the checks across
 /// concerns).
 macro_rules! conformance {
     ($backend:ident, $open:path, [$($concern:ident),* $(,)?]) => {
@@ -226,6 +227,12 @@ macro_rules! conformance {
             alarms_delete_is_idempotent_and_revisions_keep_growing,
         ]);
     };
+    (@concern nodes, $open:path) => {
+        conformance!(@checks nodes, $open, [
+            nodes_heartbeats_replace_and_list_by_name,
+            nodes_key_check_is_written_once,
+        ]);
+    };
     (@concern schedules, $open:path) => {
         conformance!(@checks schedules, $open, [
             schedules_advance_monotonically,
@@ -295,7 +302,7 @@ conformance!(
     sqlite::open,
     [
         registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, objects,
-        key_values, secrets, topics, alarms, store
+        key_values, secrets, topics, alarms, nodes, store
     ]
 );
 
@@ -303,7 +310,7 @@ conformance!(
     jetstream_conformance,
     jetstream::open,
     [
-        namespaces, api_keys, secrets, audit, alarms, key_values, registry, records, topics
+        namespaces, api_keys, secrets, audit, alarms, key_values, registry, records, topics, nodes
     ]
 );
 
