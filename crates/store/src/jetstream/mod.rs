@@ -91,7 +91,6 @@ pub struct JetStreamStore {
     usage: usage::Parts,
     #[allow(dead_code, reason = "read once the concern is written")]
     events: events::Parts,
-    #[allow(dead_code, reason = "read once the concern is written")]
     queues: queues::Parts,
     #[allow(dead_code, reason = "read once the concern is written")]
     schedules: schedules::Parts,
