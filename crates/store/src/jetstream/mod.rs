@@ -89,7 +89,6 @@ pub struct JetStreamStore {
     invocations: stream::Stream,
     #[allow(dead_code, reason = "read once the concern is written")]
     usage: usage::Parts,
-    #[allow(dead_code, reason = "read once the concern is written")]
     events: events::Parts,
     queues: queues::Parts,
     #[allow(dead_code, reason = "read once the concern is written")]
