@@ -67,8 +67,8 @@ const SCAN_FETCH: usize = 1_000;
 /// How long the server keeps a scan's consumer once nothing fetches from it.
 const SCAN_CONSUMER_IDLE: Duration = Duration::from_secs(10);
 
-/// How many messages a receive, a redrive or a drop of expired messages changes at once
-/// (each its own read and batch, in flight together).
+/// How many messages a receive, a delete, a redrive or a drop of expired messages changes
+/// at once (read together, then one batch, or each its own when that batch is refused).
 const ROUND: usize = 64;
 
 /// How many messages one atomic batch changes (two entries each).
@@ -821,8 +821,11 @@ impl Queues for JetStreamStore {
     }
 
     /// Scans the queue's index, drops the expired messages, then takes the visible ones
-    /// in order, each by compare-and-set on its record: one taken by another receiver
-    /// meanwhile is read again, found invisible and passed over.
+    /// in order, as many at a time as are still wanted: read together and changed in one
+    /// batch expecting the revisions read. Refused, each is read and decided again on its
+    /// own: one taken by another receiver meanwhile is found invisible and passed over, and
+    /// the next round fills its place. So a message goes to one receive at a time across
+    /// nodes, and a receive is not one snapshot of the queue (SQLite's is).
     async fn receive_messages(
         &self,
         namespace: &Namespace,
@@ -882,7 +885,7 @@ impl Queues for JetStreamStore {
         let mut candidates = visible.iter();
         loop {
             let wanted = max.saturating_sub(received.messages.len());
-            let round: Vec<&Indexed> = candidates.by_ref().take(wanted).collect();
+            let round: Vec<&Indexed> = candidates.by_ref().take(wanted.min(ROUND)).collect();
             if round.is_empty() {
                 break;
             }
@@ -912,15 +915,19 @@ impl Queues for JetStreamStore {
     ) -> Result<Vec<bool>> {
         let what = format!("deleting messages from queue `{namespace}/{queue}`");
         let parsed: Vec<Option<(&str, &str)>> = receipts.iter().map(|r| parse_receipt(r)).collect();
-        // Receipts that are not this store's name a token no message has.
-        let tokens: Vec<&str> = parsed.iter().map(|p| p.map_or("-", |(_, token)| token)).collect();
-        let deleted = self
-            .change_messages(namespace, &tokens, &what, |n, m| {
-                let (nonce, _) = parsed[n]?;
-                (m.queue == *queue && m.receipt.as_deref() == Some(nonce)).then_some((Change::Delete, ()))
-            })
-            .await?;
-        Ok(deleted.iter().map(Option::is_some).collect())
+        let mut deleted = Vec::with_capacity(receipts.len());
+        for round in parsed.chunks(ROUND) {
+            // A receipt that is not this store's reads a placeholder and changes nothing.
+            let tokens: Vec<&str> = round.iter().map(|p| p.map_or("-", |(_, token)| token)).collect();
+            let done = self
+                .change_messages(namespace, &tokens, &what, |n, m| {
+                    let (nonce, _) = round[n]?;
+                    (m.queue == *queue && m.receipt.as_deref() == Some(nonce)).then_some((Change::Delete, ()))
+                })
+                .await?;
+            deleted.extend(done.iter().map(Option::is_some));
+        }
+        Ok(deleted)
     }
 
     async fn change_visibility(
