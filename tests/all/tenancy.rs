@@ -82,6 +82,11 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint("DELETE", "/v1/functions/ghost", Deploy, 404),
         endpoint("GET", "/v1/functions/hello/logs", Read, 200),
         endpoint("GET", "/v1/functions/hello/invocations", Read, 200),
+        endpoint("GET", "/v1/functions/hello/stats", Read, 200),
+        Endpoint {
+            allowed: (404, 200),
+            ..endpoint("GET", "/v1/functions/secret-fn/stats", Read, 0)
+        },
         endpoint("GET", "/v1/functions/hello/dlq", Read, 200),
         endpoint("POST", "/v1/functions/hello/dlq/redrive", Deploy, 200),
         endpoint("DELETE", "/v1/functions/hello/dlq", Deploy, 200),
@@ -261,6 +266,7 @@ fn endpoints() -> Vec<Endpoint> {
         },
         endpoint("DELETE", "/v1/namespaces/ghost", Admin, 404),
         endpoint("GET", "/v1/keys", Admin, 200),
+        endpoint("GET", "/v1/cluster", Admin, 200),
         endpoint("GET", "/v1/keys/WKAAAAAAAAAAAAAAAA", Admin, 404),
         Endpoint {
             body: Some(json!({"role": "root"})),

@@ -60,6 +60,15 @@ impl EngineError {
         error
     }
 
+    /// 503 `store_unavailable`: a durable write failed, so nothing was accepted; retried
+    /// after a second. The store's error goes to the log as the cause.
+    pub(crate) fn store_unavailable(detail: impl Into<String>, cause: impl std::fmt::Display) -> EngineError {
+        let mut e = EngineError::new(ErrorCode::StoreUnavailable, detail);
+        e.cause = Some(format!("store: {cause}"));
+        e.retry_after = Some(1);
+        e
+    }
+
     /// 429 `throttled`, to be retried after a second.
     pub(crate) fn throttled(detail: impl Into<String>) -> EngineError {
         let mut e = EngineError::new(ErrorCode::Throttled, detail);

@@ -30,6 +30,7 @@ pub mod breaker;
 mod calls;
 mod capacity;
 mod cause;
+pub mod cluster;
 mod code;
 mod deploy;
 mod dispatch;
@@ -146,6 +147,8 @@ pub struct Engine {
     history: history::History,
     /// The alarm task's wake-up and each alarm's latest judgement.
     alarms: alarms::AlarmBook,
+    /// This node among the store's nodes, and whether it reaches the store.
+    membership: cluster::Membership,
 }
 
 impl Engine {
@@ -231,6 +234,7 @@ impl Engine {
             history: history::History::default(),
             spans,
             alarms: alarms::AlarmBook::default(),
+            membership: cluster::Membership::default(),
         });
         engine.sweep_blobs().await?;
         engine
@@ -279,7 +283,8 @@ impl Engine {
             .identity
             .max_concurrency(namespace)
             .unwrap_or(self.limits.namespace_max_concurrency);
-        let gate = Arc::new(Gate::new(limit as usize));
+        // Each of the store's nodes holds its share, so the cluster holds the whole cap.
+        let gate = Arc::new(Gate::new(self.cluster_share(limit) as usize));
         gates.insert(namespace.clone(), gate.clone());
         gate
     }
@@ -291,6 +296,14 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(namespace);
+    }
+
+    /// Drops every namespace's gate, as [`Engine::forget_namespace_gate`] does one's.
+    fn forget_namespace_gates(&self) {
+        self.namespace_gates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// The limits in force.

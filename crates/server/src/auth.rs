@@ -113,7 +113,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
 
 /// What a request needs its key's role to allow.
 pub fn permission(method: &Method, path: &str) -> Permission {
-    if ["/v1/namespaces", "/v1/keys"].iter().any(|p| is_under(path, p)) {
+    if ["/v1/namespaces", "/v1/keys", "/v1/cluster"]
+        .iter()
+        .any(|p| is_under(path, p))
+    {
         return Permission::Admin;
     }
     if is_under(path, "/v1/audit") {
@@ -435,6 +438,7 @@ mod tests {
             ),
             (&post, "/2015-03-31/functions/f/invocations/x", Permission::Deploy),
             (&get, "/v1/keys", Permission::Admin),
+            (&get, "/v1/cluster", Permission::Admin),
             (&post, "/v1/namespaces", Permission::Admin),
             (&get, "/v1/audit", Permission::Deploy),
             (&get, "/v1/buckets", Permission::Read),

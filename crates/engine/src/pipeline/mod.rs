@@ -282,7 +282,14 @@ impl Engine {
             .send(Waiting { event, reply })
             .await
             .map_err(|_| unavailable())?;
-        match answer.await.map_err(|_| unavailable())?? {
+        // A node that cannot make the event durable (it lost the store) accepts nothing.
+        let enqueued = answer.await.map_err(|_| unavailable())?.map_err(|e| {
+            EngineError::store_unavailable(
+                "the event could not be recorded durably (the store is unreachable or refused it); nothing was accepted, retry later",
+                e,
+            )
+        })?;
+        match enqueued {
             Enqueued::New => Ok(Accepted { id, duplicate: false }),
             Enqueued::Duplicate { id } => Ok(Accepted { id, duplicate: true }),
         }

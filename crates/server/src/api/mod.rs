@@ -29,7 +29,7 @@ mod versions;
 pub(crate) use functions::trace_root;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post, put};
 use std::sync::Arc;
 use wisp_core::Limits;
@@ -94,9 +94,37 @@ pub(crate) fn routes(limits: &Limits) -> Router<Arc<Engine>> {
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", get(keys::show).delete(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/cluster", get(cluster))
         .route("/v1/usage", get(usage::report))
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// `GET /v1/health`: 200 while this node reaches its store, 503 when its heartbeats stop
+/// reaching it (with NATS down, a node accepts no durable work: a load balancer should
+/// send clients to another node).
+async fn health(State(engine): functions::EngineState) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let store = engine.store_health();
+    let (code, status) = if store.reachable {
+        (http::StatusCode::OK, "ok")
+    } else {
+        (http::StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "node": engine.node_name(),
+        "store": store,
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+/// `GET /v1/cluster` (admin): the nodes serving the store, seen within the last day.
+async fn cluster(
+    State(engine): functions::EngineState,
+) -> Result<axum::Json<serde_json::Value>, crate::problem::ApiError> {
+    let nodes = engine.cluster().await?;
+    Ok(axum::Json(serde_json::json!({
+        "node": engine.node_name(),
+        "nodes": nodes,
+    })))
 }
