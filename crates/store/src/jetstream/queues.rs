@@ -1097,7 +1097,8 @@ fn count(stats: &mut QueueStats, entry: &IndexEntry, now: UnixMillis) {
 mod tests {
     //! What the shared suite cannot show: two nodes (two stores on one server and prefix)
     //! receiving at once hand each message to one receiver, a receipt made stale on one
-    //! node is stale on the other, and racing sends of one id store it once.
+    //! node is stale on the other, racing dead-letter moves and redrives move each message
+    //! once, and racing sends of one id store it once.
     use super::*;
     use wisp_test_support::nats::NatsServer;
 
@@ -1194,6 +1195,71 @@ mod tests {
                 .all(|d| *d)
         );
         assert_eq!(b.next_message_visible(&ns, &jobs).await.unwrap(), None);
+    }
+
+    /// Four receivers on two nodes racing over 20 messages due for the dead-letter queue
+    /// move each exactly once, and a redrive racing another brings each back once.
+    #[tokio::test]
+    async fn racing_dead_letter_moves_and_redrives_move_each_message_once() {
+        let (_server, a, b) = two_nodes().await;
+        let (ns, jobs) = names();
+        let dlq = QueueName::new("jobs-dlq").unwrap();
+        a.put_queue(&ns, &dlq, &QueueConfig::default(), T).await.unwrap();
+        let config = QueueConfig {
+            max_receive_count: Some(1),
+            dead_letter_queue: Some(dlq.clone()),
+            ..QueueConfig::default()
+        };
+        a.put_queue(&ns, &jobs, &config, T).await.unwrap();
+        let sent: Vec<NewMessage> = (0..20).map(|n| message(&format!("m{n:02}"))).collect();
+        a.send_messages(&ns, &jobs, &sent, T).await.unwrap();
+        assert_eq!(
+            a.receive_messages(&ns, &jobs, 20, 10, T)
+                .await
+                .unwrap()
+                .messages
+                .len(),
+            20
+        );
+
+        let receivers = [&a, &b, &a, &b].map(|store| {
+            let (store, ns, jobs) = (store.clone(), ns.clone(), jobs.clone());
+            tokio::spawn(async move { store.receive_messages(&ns, &jobs, 3, 1_000, T + 10).await })
+        });
+        let mut moved = Vec::new();
+        for receiver in receivers {
+            let received = receiver.await.unwrap().unwrap();
+            assert!(received.messages.is_empty());
+            moved.extend(received.dead_lettered);
+        }
+        // Each receive moves until it fills `max` or runs out: together they move them all.
+        moved.extend(
+            a.receive_messages(&ns, &jobs, 3, 1_000, T + 10)
+                .await
+                .unwrap()
+                .dead_lettered,
+        );
+        moved.sort();
+        let ids: Vec<String> = sent.iter().map(|m| m.id.clone()).collect();
+        assert_eq!(moved, ids);
+        let stats = |visible| QueueStats {
+            visible,
+            in_flight: 0,
+            delayed: 0,
+        };
+        assert_eq!(b.queue_stats(&ns, &dlq, T + 10).await.unwrap(), stats(20));
+
+        let redrives = [&a, &b].map(|store| {
+            let (store, ns, dlq) = (store.clone(), ns.clone(), dlq.clone());
+            tokio::spawn(async move { store.redrive_queue(&ns, &dlq, T + 20).await })
+        });
+        let mut redriven = 0;
+        for redrive in redrives {
+            redriven += redrive.await.unwrap().unwrap();
+        }
+        assert_eq!(redriven, 20);
+        assert_eq!(a.queue_stats(&ns, &dlq, T + 20).await.unwrap(), stats(0));
+        assert_eq!(a.queue_stats(&ns, &jobs, T + 20).await.unwrap(), stats(20));
     }
 
     /// Eight sends of one id at once, from two nodes, store one message; a send of it after
