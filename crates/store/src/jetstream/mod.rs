@@ -87,7 +87,6 @@ pub struct JetStreamStore {
     topics: kv::Store,
     logs: stream::Stream,
     invocations: stream::Stream,
-    #[allow(dead_code, reason = "read once the concern is written")]
     usage: usage::Parts,
     events: events::Parts,
     queues: queues::Parts,

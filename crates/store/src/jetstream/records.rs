@@ -324,6 +324,8 @@ impl Records for JetStreamStore {
         if records.is_empty() {
             return Ok(());
         }
+        // Counted first: the count is durable before the records are (see `usage`).
+        self.count_invocations(records).await?;
         let what = format!("appending invocation records (a batch of {})", records.len());
         let mut acks = Vec::with_capacity(records.len());
         let mut touched = BTreeSet::new();

@@ -154,3 +154,75 @@ async fn write_events_timing() {
         times[times.len() - 1]
     );
 }
+
+/// An outcome's follow-ups are written before it: a message to a queue and an event. A
+/// call that failed after writing them (here: the message already sent, the event already
+/// recorded) and is made again stores neither twice; the outcome written a third time sends
+/// nothing; a follow-up to a queue that does not exist is dropped.
+#[tokio::test]
+async fn follow_ups_are_written_once_before_their_outcome() {
+    use crate::{NewMessage, Queues, Resolution};
+    use wisp_core::{QueueConfig, QueueName};
+    let (_server, a, b) = nodes().await;
+    let ns = Namespace::new("default").unwrap();
+    let jobs = QueueName::new("jobs").unwrap();
+    assert!(a.put_queue(&ns, &jobs, &QueueConfig::default(), T).await.unwrap());
+    a.enqueue_events(&[event("run", T_US)], T_US).await.unwrap();
+    let claimed = a.claim_events(T, T_US, T + 60_000, 1).await.unwrap();
+    let message = NewMessage {
+        id: "message-1".to_owned(),
+        body: "done".to_owned(),
+        delay_ms: 0,
+        chain_depth: 1,
+        trace: None,
+        parent: Some("run".to_owned()),
+    };
+    let follow_up = event("follow-up", T_US + 1);
+    let outcome = EventOutcome {
+        namespace: ns.clone(),
+        id: claimed[0].id.clone(),
+        attempts: 1,
+        resolution: Resolution::Succeeded {
+            result: b"ok".to_vec(),
+        },
+        follow_ups: vec![
+            FollowUp::Message {
+                namespace: ns.clone(),
+                queue: jobs.clone(),
+                message: message.clone(),
+            },
+            FollowUp::Message {
+                namespace: ns.clone(),
+                queue: QueueName::new("gone").unwrap(),
+                message: NewMessage {
+                    id: "message-2".to_owned(),
+                    ..message.clone()
+                },
+            },
+            FollowUp::Event(follow_up.clone()),
+        ],
+    };
+    // The first try got as far as its follow-ups.
+    a.send_messages(&ns, &jobs, std::slice::from_ref(&message), T)
+        .await
+        .unwrap();
+    a.enqueue_events(std::slice::from_ref(&follow_up), T_US)
+        .await
+        .unwrap();
+    // The retry, on another node, and a third write of the same outcome.
+    b.complete_events(std::slice::from_ref(&outcome), T + 1)
+        .await
+        .unwrap();
+    b.complete_events(std::slice::from_ref(&outcome), T + 2)
+        .await
+        .unwrap();
+    let stats = a.queue_stats(&ns, &jobs, T + 3).await.unwrap();
+    assert_eq!(stats.visible, 1, "{stats:?}");
+    let done = a.get_event(&ns, "run").await.unwrap().unwrap();
+    assert_eq!((done.status, done.updated_at), (EventStatus::Succeeded, T + 1));
+    let counts = a
+        .event_counts(&ns, &FunctionName::new("hello").unwrap())
+        .await
+        .unwrap();
+    assert_eq!((counts.queued, counts.succeeded), (1, 1));
+}

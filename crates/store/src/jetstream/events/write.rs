@@ -204,7 +204,9 @@ impl JetStreamStore {
         let index = plan.entries.len();
         change(&mut plan.entries, revision, None, Some(&mut stored), what)?;
         plan.ids.insert(event.id.clone());
-        plan.records.insert(event.id.clone(), (index, stored));
+        if event.idempotency_key.is_some() {
+            plan.records.insert(event.id.clone(), (index, stored));
+        }
         Ok(Enqueued::New)
     }
 
@@ -300,7 +302,8 @@ struct Plan {
     answers: Vec<Enqueued>,
     /// The ids recorded by this slice.
     ids: HashSet<String>,
-    /// Each new record's entry index and record, to give up its key within the slice.
+    /// Each new keyed record's entry index and record, to give up its key within the
+    /// slice.
     records: HashMap<String, (usize, Stored)>,
     /// The holder entries written, by key: their index in `entries`.
     held: HashMap<String, usize>,
