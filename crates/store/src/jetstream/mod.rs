@@ -92,7 +92,6 @@ pub struct JetStreamStore {
     queues: queues::Parts,
     #[allow(dead_code, reason = "read once the concern is written")]
     schedules: schedules::Parts,
-    #[allow(dead_code, reason = "read once the concern is written")]
     objects: objects::Parts,
 }
 
