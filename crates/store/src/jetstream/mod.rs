@@ -90,7 +90,6 @@ pub struct JetStreamStore {
     usage: usage::Parts,
     events: events::Parts,
     queues: queues::Parts,
-    #[allow(dead_code, reason = "read once the concern is written")]
     schedules: schedules::Parts,
     objects: objects::Parts,
 }

@@ -1,7 +1,6 @@
 //! The JetStream backend's run of the `schedules` checks, in a file of its own while the concern
 //! is written (issue 21); it joins the list in `main.rs` once it passes.
 
-#[allow(unused_imports, reason = "used once the invocation below is uncommented")]
 use super::*;
 
-// conformance!(jetstream_schedules, jetstream::open, [schedules]);
+conformance!(jetstream_schedules, jetstream::open, [schedules]);
