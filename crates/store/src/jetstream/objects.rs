@@ -16,7 +16,9 @@
 //! counts stay exact and the [`Condition`] and the quotas are checked against the records
 //! the batch replaces: a writer that came between (on any node) makes the batch refused
 //! whole, and the write reads and decides again. Every object write of a namespace so
-//! goes through `n.NAMESPACE` one at a time (racing writers retry).
+//! goes through `n.NAMESPACE` one at a time: a node sends its own one at a time (an
+//! in-process lock per namespace, since racing batches are slow to refuse), and racing
+//! nodes retry.
 //!
 //! A write's events are recorded first, through [`crate::Events::enqueue_events`]
 //! (deduplicated by id, so a retry of the loop records them once), and only once the
