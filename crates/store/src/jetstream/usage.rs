@@ -914,6 +914,36 @@ mod tests {
         assert_eq!(requests(&first).await, BTreeMap::from([("a".to_owned(), 3)]));
     }
 
+    /// Queries of many days (a filter subject per day) and of more than
+    /// [`MAX_DAY_FILTERS`] days (one filter) read the same rows.
+    #[tokio::test]
+    async fn long_queries_read_every_day_asked() {
+        let (_server, first, _second) = open().await;
+        let early = H - 300 * DAY_MS;
+        first
+            .append_invocations(&[record("a", "inv-1", early), record("a", "inv-2", H + 1)])
+            .await
+            .unwrap();
+        for days in [300, 301, MAX_DAY_FILTERS + 10] {
+            let query = UsageQuery {
+                namespace: None,
+                function: Some(FunctionName::new("a").unwrap()),
+                from: H + DAY_MS - days * DAY_MS,
+                to: H + DAY_MS,
+                group_by: UsageGrouping::Day,
+            };
+            let rows = first.usage(&query).await.unwrap();
+            let periods: Vec<_> = rows.iter().map(|r| r.period).collect();
+            let first_day = early.div_euclid(DAY_MS) * DAY_MS;
+            let expected = if days == 300 {
+                vec![Some(H.div_euclid(DAY_MS) * DAY_MS)]
+            } else {
+                vec![Some(first_day), Some(H.div_euclid(DAY_MS) * DAY_MS)]
+            };
+            assert_eq!(periods, expected, "{days} days");
+        }
+    }
+
     #[test]
     fn versions_are_key_tokens() {
         assert_eq!(version_token(&VersionId("v1".to_owned())), "vv1");
