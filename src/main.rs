@@ -51,6 +51,7 @@ enum Command {
     Ns(commands::ns::NsArgs),
     Audit(commands::audit::AuditArgs),
     Usage(commands::usage::UsageArgs),
+    Cluster(commands::cluster::ClusterArgs),
 }
 
 impl Command {
@@ -85,6 +86,7 @@ impl Command {
             Command::Ns(args) => commands::ns::run(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Usage(args) => commands::usage::run(args).await,
+            Command::Cluster(args) => commands::cluster::run(args).await,
         }
     }
 }

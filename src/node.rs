@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use wisp_core::Limits;
+use wisp_engine::cluster::NodeIdentity;
 use wisp_engine::{Engine, KeepAlivePolicy, RetrySettings, StorageConfig};
 use wisp_runtime::Runtimes;
 use wisp_runtime::process::{
@@ -17,7 +18,7 @@ use wisp_runtime::process::{
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
 use wisp_server::listen::tls::{Tls, TlsError, TlsFiles};
 use wisp_server::{App, ListenConfig, serve};
-use wisp_store::{BlobDir, SqliteStore};
+use wisp_store::{BlobDir, JetStreamStore, SqliteStore, Store};
 
 mod keys;
 
@@ -49,6 +50,43 @@ pub struct NodeConfig {
     pub otlp: Option<wisp_engine::OtlpEndpoint>,
     /// The bearer token that may read `/metrics` (see `Engine::set_metrics_token`).
     pub metrics_token: Option<String>,
+    /// Where the store is: SQLite in the data directory, or NATS JetStream.
+    pub store: StoreChoice,
+    /// With NATS: the prefix of the store's buckets and streams (`{prefix}_…`); every
+    /// node given the same NATS and prefix shares the store.
+    pub store_prefix: String,
+    /// This node's name among the store's nodes; by default the one the data directory
+    /// keeps (`node.name`), made on the first start.
+    pub node_name: Option<String>,
+}
+
+/// Where a node keeps its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// `wisp.db` in the data directory: one node.
+    Sqlite,
+    /// NATS JetStream at `url` (`nats://HOST:PORT`, several separated by commas).
+    Nats { url: String },
+}
+
+impl StoreChoice {
+    /// Reads `--store`: `sqlite`, or a `nats://` (or `tls://`) URL.
+    pub fn parse(text: &str) -> Result<StoreChoice, String> {
+        let text = text.trim();
+        if text == "sqlite" {
+            return Ok(StoreChoice::Sqlite);
+        }
+        let urls: Vec<&str> = text.split(',').map(str::trim).collect();
+        if urls
+            .iter()
+            .all(|u| (u.starts_with("nats://") || u.starts_with("tls://")) && u.len() > "nats://".len())
+        {
+            return Ok(StoreChoice::Nats { url: urls.join(",") });
+        }
+        Err(format!(
+            "`{text}` is not a store: use `sqlite` (the default) or NATS JetStream as `nats://HOST:PORT` (several servers of one NATS cluster separated by commas)"
+        ))
+    }
 }
 
 /// Why a node could not start.
@@ -62,6 +100,10 @@ pub enum NodeError {
     DataDirLocked(PathBuf),
     #[error("cannot open the store in `{dir}`: {message}")]
     Store { dir: PathBuf, message: String },
+    #[error("cannot open the store on NATS at `{url}`: {message}")]
+    Nats { url: String, message: String },
+    #[error("{0}")]
+    Cluster(String),
     #[error("cannot start the wasm runtime: {0}")]
     Runtime(String),
     #[error("cannot start the process runtime: {0}")]
@@ -93,6 +135,71 @@ pub struct Node {
     hangup: Option<Signal>,
     connections: ListenConfig,
     _lock: File,
+}
+
+/// The file in the data directory that keeps the node's name.
+const NODE_NAME_FILE: &str = "node.name";
+
+/// The node's name: `given` (kept in the data directory from then on), else the one the
+/// data directory keeps, else a new one (`node-` and 8 random hex digits), kept.
+fn node_name(dir: &Path, given: Option<&str>) -> Result<String, NodeError> {
+    let path = dir.join(NODE_NAME_FILE);
+    let io = |source| NodeError::DataDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let valid = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    let name = match given {
+        Some(name) => name.trim().to_owned(),
+        None => match std::fs::read_to_string(&path) {
+            Ok(name) => name.trim().to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("node-{:08x}", fastrand::u32(..))
+            }
+            Err(e) => return Err(io(e)),
+        },
+    };
+    if !valid(&name) {
+        return Err(NodeError::Cluster(format!(
+            "`{name}` is not a node name (--node-name, or {}): use 1 to 64 letters, digits, '-' and '_'",
+            path.display()
+        )));
+    }
+    std::fs::write(&path, format!("{name}\n")).map_err(io)?;
+    Ok(name)
+}
+
+/// Opens the store `config` names, as node `node`.
+async fn open_store(config: &NodeConfig, node: &str) -> Result<Arc<dyn Store>, NodeError> {
+    let dir = &config.data_dir;
+    match &config.store {
+        StoreChoice::Sqlite => {
+            let store = SqliteStore::open(&dir.join("wisp.db")).map_err(|e| NodeError::Store {
+                dir: dir.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            Ok(Arc::new(store))
+        }
+        StoreChoice::Nats { url } => {
+            let prefix = &config.store_prefix;
+            let failed = |e: wisp_store::StoreError| NodeError::Nats {
+                url: url.clone(),
+                message: e.to_string(),
+            };
+            let store = JetStreamStore::connect(url, prefix)
+                .await
+                .and_then(|store| store.with_node(node))
+                .map_err(failed)?;
+            tracing::info!("the store is NATS JetStream at {url} (prefix `{prefix}`), as node `{node}`");
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 fn lock_data_dir(dir: &Path) -> Result<File, NodeError> {
@@ -132,10 +239,8 @@ impl Node {
         };
         let dir = config.data_dir.clone();
         let lock = lock_data_dir(&dir)?;
-        let store = SqliteStore::open(&dir.join("wisp.db")).map_err(|e| NodeError::Store {
-            dir: dir.clone(),
-            message: e.to_string(),
-        })?;
+        let node_name = node_name(&dir, config.node_name.as_deref())?;
+        let store = open_store(&config, &node_name).await?;
         let mut wasm = WasmConfig::new(dir.join("cache"));
         wasm.limits = config.limits.clone();
         let wasm = WasmRuntime::new(wasm).map_err(|e| NodeError::Runtime(e.to_string()))?;
@@ -189,8 +294,11 @@ impl Node {
             })?,
         };
         let master_key = keys::master_key(&dir)?;
+        wisp_engine::cluster::check_master_key(store.as_ref(), &master_key)
+            .await
+            .map_err(|e| NodeError::Cluster(e.detail))?;
         let engine = Engine::start(
-            Arc::new(store),
+            store,
             Arc::new(runtime),
             config.limits.clone(),
             config.keep_alive.clone(),
@@ -220,6 +328,15 @@ impl Node {
         if let Some(endpoint) = &config.otlp {
             engine.export_spans(endpoint.clone());
         }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let identity = NodeIdentity {
+            name: node_name,
+            url: format!("{scheme}://{addr}/"),
+        };
+        engine.join(identity).await.map_err(|e| NodeError::Store {
+            dir: dir.clone(),
+            message: format!("writing this node's first heartbeat: {}", e.detail),
+        })?;
         Ok(Node {
             engine,
             listener,

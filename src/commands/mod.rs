@@ -4,6 +4,7 @@ pub mod alarms;
 pub mod audit;
 pub mod breakers;
 pub mod bucket;
+pub mod cluster;
 pub mod deploy;
 pub mod dlq;
 pub mod init;

@@ -1,6 +1,6 @@
 //! `wisp serve`: run a node.
 
-use crate::node::{Node, NodeConfig, shutdown_signal};
+use crate::node::{Node, NodeConfig, StoreChoice, shutdown_signal};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,6 +143,32 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+    /// Where the state is kept: `sqlite` (a file in --data-dir; one node), or NATS
+    /// JetStream as `nats://HOST:PORT` (several servers of one NATS cluster separated by
+    /// commas): every node given the same NATS and --store-prefix serves the same
+    /// functions (docs/cluster.md).
+    #[arg(long, env = "WISP_STORE", default_value = "sqlite", value_parser = StoreChoice::parse, value_name = "STORE")]
+    pub store: StoreChoice,
+    /// With a NATS store: the prefix of its buckets and streams, so one NATS can hold
+    /// several Wisp clusters.
+    #[arg(long, env = "WISP_STORE_PREFIX", default_value = "wisp", value_parser = check_prefix, value_name = "PREFIX")]
+    pub store_prefix: String,
+    /// This node's name among the store's nodes (letters, digits, '-', '_'); by default
+    /// the one --data-dir keeps, made on the first start.
+    #[arg(long, env = "WISP_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+}
+
+fn check_prefix(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("`{text}`: use letters, digits, '-' and '_'"))
+    }
 }
 
 impl ServeArgs {
@@ -192,6 +218,9 @@ impl ServeArgs {
             domain: self.domain.clone().filter(|d| !d.trim().is_empty()),
             otlp: self.otlp_endpoint.clone(),
             metrics_token: self.metrics_token.clone(),
+            store: self.store.clone(),
+            store_prefix: self.store_prefix.clone(),
+            node_name: self.node_name.clone(),
             plan: Plan::new(
                 Prices {
                     per_reserved_gb_second: self.price_per_reserved_gb_second,

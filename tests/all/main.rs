@@ -15,6 +15,8 @@ mod breakers_delivery;
 mod calls;
 mod cli;
 mod cli_queues;
+mod cluster;
+mod cluster_nats;
 mod dashboard;
 mod docs;
 mod event;
