@@ -409,13 +409,24 @@ pub trait Events: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<EventRecord>>;
 
-    /// Releases every lease: the events are due again, keeping their `first_run_us`.
-    /// Returns how many were released.
+    /// Releases this node's leases: the events are due again, keeping their
+    /// `first_run_us`. Returns how many were released.
     ///
     /// Called once at start-up, before the first claim: the process that held the leases
-    /// is gone. That presumes one engine per store; a store shared by several engines
-    /// would have to release only the leases of the one that stopped.
+    /// is gone. With SQLite (one node: its data directory is locked) that is every lease;
+    /// with a store several nodes share, only those held under this node's name (which
+    /// it keeps across restarts), never another node's runs in flight.
     async fn release_event_leases(&self) -> Result<u64>;
+
+    /// Releases the leases held by node `node`, which is gone (its heartbeat stopped:
+    /// [`crate::Nodes`]), so its events run again elsewhere. Returns how many.
+    ///
+    /// Called by the other nodes once they see it gone; several may call it at once (each
+    /// release is a compare-and-set, so an event is released once). A node that is only
+    /// cut off from the store and still running loses its leases too: its runs' outcomes
+    /// are then skipped and the events run again (at least once, never lost). SQLite has
+    /// one node, so there is nothing to release: `0`.
+    async fn release_node_leases(&self, node: &str) -> Result<u64>;
 
     /// Makes every event of the namespace (or of one of its functions) held for `code`
     /// due at `now`: pending, not leased, last resolved [`Resolution::Held`] with

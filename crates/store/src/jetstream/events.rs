@@ -515,39 +515,18 @@ impl Events for JetStreamStore {
     }
 
     /// Releases the leases held by this node (`self.node`, a name a node keeps across
-    /// restarts), and only those: another node's leases are its runs in flight. Scans
-    /// `st.*.*.r.NODE.>`, then changes each event on its revision. Freeing the leases of a
-    /// node that is gone for good is not done here.
+    /// restarts), and only those: another node's leases are its runs in flight.
     async fn release_event_leases(&self) -> Result<u64> {
-        let what = format!(
-            "releasing the leases of async events held by node `{}`",
-            self.node
-        );
-        let what = what.as_str();
-        let filter = format!("st.*.*.r.{}.>", self.node);
-        let states = self.scan_states(&[filter], what).await?;
-        let released = each(
-            states
-                .into_iter()
-                .map(|state| async move {
-                    self.modify_event(&state.id, what, |stored| {
-                        if stored.status != EventStatus::Pending
-                            || stored.leased_until.is_none()
-                            || stored.holder.as_deref() != Some(self.node.as_str())
-                        {
-                            return Change::Keep;
-                        }
-                        let mut after = stored.clone();
-                        after.leased_until = None;
-                        after.holder = None;
-                        Change::Write(Box::new(after))
-                    })
-                    .await
-                })
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-        Ok(released.iter().flatten().count() as u64)
+        self.release_leases_of(&self.node).await
+    }
+
+    /// Scans `st.*.*.r.NODE.>`, then changes each event on its revision (an event another
+    /// node released or resolved meanwhile is left as it is).
+    async fn release_node_leases(&self, node: &str) -> Result<u64> {
+        if !super::is_key_token(node) {
+            return Ok(0);
+        }
+        self.release_leases_of(node).await
     }
 
     /// Scans the namespace's (or function's) pending, unleased events' state entries, and
@@ -842,6 +821,38 @@ impl Events for JetStreamStore {
         )
         .await?;
         Ok(())
+    }
+}
+
+impl JetStreamStore {
+    /// Releases the leases node `node` holds (see [`Events::release_node_leases`]).
+    async fn release_leases_of(&self, node: &str) -> Result<u64> {
+        let what = format!("releasing the leases of async events held by node `{node}`");
+        let what = what.as_str();
+        let filter = format!("st.*.*.r.{node}.>");
+        let states = self.scan_states(&[filter], what).await?;
+        let released = each(
+            states
+                .into_iter()
+                .map(|state| async move {
+                    self.modify_event(&state.id, what, |stored| {
+                        if stored.status != EventStatus::Pending
+                            || stored.leased_until.is_none()
+                            || stored.holder.as_deref() != Some(node)
+                        {
+                            return Change::Keep;
+                        }
+                        let mut after = stored.clone();
+                        after.leased_until = None;
+                        after.holder = None;
+                        Change::Write(Box::new(after))
+                    })
+                    .await
+                })
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+        Ok(released.iter().flatten().count() as u64)
     }
 }
 

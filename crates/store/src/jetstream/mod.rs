@@ -1,17 +1,14 @@
 //! The NATS JetStream backend ([`JetStreamStore`]), for clusters of identical nodes; this
 //! module owns the connection, the buckets and what every concern's module shares.
 //!
-//! A first slice: [`Namespaces`](crate::Namespaces) ([`namespaces`]),
-//! [`ApiKeys`](crate::ApiKeys) ([`api_keys`]), [`Secrets`](crate::Secrets) ([`secrets`]),
-//! [`Alarms`](crate::Alarms) ([`alarms`]), [`KeyValues`](crate::KeyValues) ([`key_values`])
-//! [`Registry`](crate::Registry) ([`registry`]: a bucket, code bytes in an object store,
-//! every deploy one atomic batch), [`Topics`](crate::Topics) ([`topics`]: records and
-//! deliveries in a bucket, every multi-entry change one atomic batch),
-//! and [`Audit`](crate::Audit) ([`audit`], a stream
-//! rather than a bucket) are implemented and pass the conformance suite against a real
-//! `nats-server`; the other concerns are not yet, so a `JetStreamStore` is not yet a
-//! [`crate::Store`] and `wisp serve` cannot use it. `docs/cluster.md` keeps the state of
-//! the rest.
+//! Every concern is implemented, each in its own module, and passes the conformance suite
+//! against a real `nats-server`, so a `JetStreamStore` is a [`crate::Store`] (`wisp serve
+//! --store nats://…`): [`namespaces`], [`api_keys`], [`secrets`], [`alarms`], [`nodes`],
+//! [`key_values`], [`registry`] (code bytes in an object store, every deploy one atomic
+//! batch), [`topics`], [`audit`] and [`records`] (streams), [`usage`] (deltas on a stream
+//! folded into hourly rows), [`events`], [`queues`] and [`objects`] (records and their
+//! index entries changed together in atomic batches) and [`schedules`]. `docs/cluster.md`
+//! maps each one onto JetStream.
 //!
 //! # Design
 //!
@@ -108,9 +105,14 @@ impl JetStreamStore {
     /// that do not exist yet. `prefix` is letters, digits, `-` and `_`.
     pub async fn connect(url: &str, prefix: &str) -> Result<JetStreamStore> {
         check_prefix(prefix)?;
-        let client = async_nats::connect(url)
-            .await
-            .map_err(|e| StoreError::Backend(format!("connecting to NATS at `{url}`: {e}")))?;
+        let failed =
+            |e: &dyn fmt::Display| StoreError::Backend(format!("connecting to NATS at `{url}`: {e}"));
+        let servers = url
+            .split(',')
+            .map(|server| server.trim().parse::<async_nats::ServerAddr>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| failed(&e))?;
+        let client = async_nats::connect(servers).await.map_err(|e| failed(&e))?;
         // Boxed: opening awaits many buckets in turn, and its future inline overflowed a
         // 2 MiB thread stack in debug builds.
         Box::pin(JetStreamStore::open(client, prefix)).await
@@ -121,29 +123,48 @@ impl JetStreamStore {
     pub async fn open(client: async_nats::Client, prefix: &str) -> Result<JetStreamStore> {
         check_prefix(prefix)?;
         let context = jetstream::new(client);
-        let (registry, code) = registry::open(&context, prefix).await?;
-        // Boxed: the future of `open` is large enough already for a 2 MiB thread stack.
+        let (registry, code) = Box::pin(registry::open(&context, prefix)).await?;
+        // Each concern's opening boxed: inline, their futures together overflowed a
+        // 2 MiB thread stack in debug builds.
         let topics = Box::pin(topics::open(&context, prefix)).await?;
-        // Boxed: the streams' futures would make `open`'s too large for a small stack.
         let (logs, invocations) = Box::pin(records::open_streams(&context, prefix)).await?;
         let usage = Box::pin(usage::open(&context, prefix)).await?;
         let events = Box::pin(events::open(&context, prefix)).await?;
         let queues = Box::pin(queues::open(&context, prefix)).await?;
         let schedules = Box::pin(schedules::open(&context, prefix)).await?;
         let objects = Box::pin(objects::open(&context, prefix)).await?;
+        let audit = Box::pin(audit::open_stream(&context, prefix)).await?;
+        let mut buckets = Vec::new();
+        for concern in [
+            "namespaces",
+            "nodes",
+            "api_keys",
+            "secrets",
+            "alarms",
+            "kv_stores",
+            "kv_entries",
+        ] {
+            buckets.push(Box::pin(bucket(&context, prefix, concern)).await?);
+        }
+        let mut buckets = buckets.into_iter();
+        let mut next = || {
+            buckets
+                .next()
+                .ok_or_else(|| StoreError::Backend("opening the JetStream buckets: one is missing".into()))
+        };
         Ok(JetStreamStore {
             prefix: prefix.to_owned(),
             node: uuid::Uuid::now_v7().simple().to_string(),
-            namespaces: bucket(&context, prefix, "namespaces").await?,
-            nodes: bucket(&context, prefix, "nodes").await?,
-            api_keys: bucket(&context, prefix, "api_keys").await?,
-            secrets: bucket(&context, prefix, "secrets").await?,
-            alarms: bucket(&context, prefix, "alarms").await?,
+            namespaces: next()?,
+            nodes: next()?,
+            api_keys: next()?,
+            secrets: next()?,
+            alarms: next()?,
+            kv_stores: next()?,
+            kv_entries: next()?,
             registry,
             code,
-            kv_stores: bucket(&context, prefix, "kv_stores").await?,
-            kv_entries: bucket(&context, prefix, "kv_entries").await?,
-            audit: audit::open_stream(&context, prefix).await?,
+            audit,
             topics,
             logs,
             invocations,
@@ -154,6 +175,44 @@ impl JetStreamStore {
             objects,
             context,
         })
+    }
+
+    /// Keeps every bucket and stream of this store on `replicas` servers of the NATS
+    /// cluster (1 to 5; JetStream's own replication, Raft per stream): with 3, the store
+    /// loses nothing and keeps serving while one server of three is down. Changes the
+    /// streams that have another count (scaling a stream up copies its messages to the new
+    /// replicas); idempotent, so every node may call it at start.
+    pub async fn replicate(&self, replicas: usize) -> Result<()> {
+        if !(1..=5).contains(&replicas) {
+            return Err(StoreError::Backend(format!(
+                "{replicas} replicas: JetStream keeps 1 to 5"
+            )));
+        }
+        let what = format!("setting the replicas of the JetStream store `{}`", self.prefix);
+        let names: Vec<String> = self
+            .context
+            .stream_names()
+            .try_collect()
+            .await
+            .map_err(|e| backend(&what, e))?;
+        for name in names.iter().filter(|n| is_store_stream(&self.prefix, n)) {
+            let mut stream = self
+                .context
+                .get_stream(name)
+                .await
+                .map_err(|e| backend(&what, e))?;
+            let info = stream.info().await.map_err(|e| backend(&what, e))?;
+            if info.config.num_replicas == replicas {
+                continue;
+            }
+            let mut config = info.config.clone();
+            config.num_replicas = replicas;
+            self.context
+                .update_stream(config)
+                .await
+                .map_err(|e| backend(format!("{what}: stream `{name}`"), e))?;
+        }
+        Ok(())
     }
 
     /// The prefix of this store's buckets.
@@ -195,19 +254,66 @@ fn check_prefix(prefix: &str) -> Result<()> {
     }
 }
 
-/// Opens bucket `{prefix}_{concern}`, making it if it does not exist. Creating is
-/// idempotent (the server accepts a stream made again with the same configuration), so
-/// nodes starting together do not race.
+/// Opens bucket `{prefix}_{concern}`, making it if it does not exist. An existing
+/// bucket is opened as it is (another node's, an earlier start's, or one
+/// [`JetStreamStore::replicate`] changed), and a create that loses a race to another
+/// node opens the bucket that node made.
 async fn bucket(context: &jetstream::Context, prefix: &str, concern: &str) -> Result<kv::Store> {
     let name = format!("{prefix}_{concern}");
-    context
+    if let Ok(store) = context.get_key_value(&name).await {
+        return Ok(store);
+    }
+    let made = context
         .create_key_value(kv::Config {
             bucket: name.clone(),
             history: 1,
             ..kv::Config::default()
         })
-        .await
-        .map_err(|e| StoreError::Backend(format!("opening the JetStream KV bucket `{name}`: {e}")))
+        .await;
+    match made {
+        Ok(store) => Ok(store),
+        Err(e) => context
+            .get_key_value(&name)
+            .await
+            .map_err(|_| StoreError::Backend(format!("opening the JetStream KV bucket `{name}`: {e}"))),
+    }
+}
+
+/// The concerns' buckets and streams, by the name after `{prefix}_`: what
+/// [`JetStreamStore::replicate`] sets the replicas of. A test checks that every stream a
+/// store makes is one of these.
+const STREAMS: &[&str] = &[
+    "alarms",
+    "api_keys",
+    "audit",
+    "code",
+    "events",
+    "invocations",
+    "kv_entries",
+    "kv_stores",
+    "logs",
+    "namespaces",
+    "nodes",
+    "objects",
+    "queues",
+    "registry",
+    "schedules",
+    "secrets",
+    "topics",
+    "usage",
+    "usage_deltas",
+];
+
+/// Whether `stream` is one of store `prefix`'s: `{prefix}_X`, `KV_{prefix}_X` or
+/// `OBJ_{prefix}_X` with `X` in [`STREAMS`].
+fn is_store_stream(prefix: &str, stream: &str) -> bool {
+    let name = stream
+        .strip_prefix("KV_")
+        .or_else(|| stream.strip_prefix("OBJ_"))
+        .unwrap_or(stream);
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|concern| STREAMS.contains(&concern))
 }
 
 /// An error of the backend while `what`.
@@ -307,4 +413,49 @@ fn decode<T: serde::de::DeserializeOwned>(entry: &kv::Entry) -> Result<T> {
             entry.key, entry.bucket, entry.revision
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Replication on a real NATS cluster: every stream a store makes is one
+    //! [`JetStreamStore::replicate`] knows, and a node opening the store after it was
+    //! replicated opens it as it is.
+    use super::*;
+    use wisp_test_support::nats::NatsCluster;
+
+    #[tokio::test]
+    async fn replicate_keeps_every_stream_of_the_store_on_that_many_servers() {
+        let cluster = NatsCluster::start(3);
+        let store = JetStreamStore::connect(&cluster.url(), "wisp").await.unwrap();
+        let other = JetStreamStore::connect(&cluster.url(), "wisp_other")
+            .await
+            .unwrap();
+        store.replicate(3).await.unwrap();
+        // A second node opens the replicated store as it is, and may replicate again.
+        let again = JetStreamStore::connect(&cluster.server_url(2), "wisp")
+            .await
+            .unwrap();
+        again.replicate(3).await.unwrap();
+
+        let names: Vec<String> = store.context.stream_names().try_collect().await.unwrap();
+        let mut ours = 0;
+        for name in &names {
+            let mut stream = store.context.get_stream(name).await.unwrap();
+            let replicas = stream.info().await.unwrap().config.num_replicas;
+            if is_store_stream("wisp_other", name) {
+                assert_eq!(replicas, 1, "`{name}` belongs to another store");
+                continue;
+            }
+            assert!(is_store_stream("wisp", name), "`{name}` is not in STREAMS");
+            assert_eq!(replicas, 3, "`{name}`");
+            ours += 1;
+        }
+        assert_eq!(ours, STREAMS.len(), "{names:?}");
+        drop(other);
+
+        for bad in [0, 6] {
+            let err = store.replicate(bad).await.unwrap_err().to_string();
+            assert!(err.contains("JetStream keeps 1 to 5"), "{err}");
+        }
+    }
 }

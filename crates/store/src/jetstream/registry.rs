@@ -796,13 +796,17 @@ pub(super) async fn open(
 ) -> Result<(kv::Store, async_nats::jetstream::object_store::ObjectStore)> {
     let registry = batch::atomic_bucket(context, prefix, "registry").await?;
     let name = format!("{prefix}_code");
-    let code = context
-        .create_object_store(async_nats::jetstream::object_store::Config {
-            bucket: name.clone(),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| backend(format!("opening the JetStream object store `{name}`"), e))?;
+    // Opened as it is when it exists (its replicas may have been changed).
+    let code = match context.get_object_store(&name).await {
+        Ok(code) => code,
+        Err(_) => context
+            .create_object_store(async_nats::jetstream::object_store::Config {
+                bucket: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend(format!("opening the JetStream object store `{name}`"), e))?,
+    };
     Ok((registry, code))
 }
 

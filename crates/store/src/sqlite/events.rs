@@ -127,6 +127,11 @@ impl Events for SqliteStore {
         .await
     }
 
+    /// One node (the data directory is locked): no other node holds leases.
+    async fn release_node_leases(&self, _node: &str) -> Result<u64> {
+        Ok(0)
+    }
+
     async fn next_event_due(&self) -> Result<Option<UnixMillis>> {
         let what = "reading when the next async event is due".to_owned();
         self.read(what, |conn| {

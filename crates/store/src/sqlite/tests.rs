@@ -341,7 +341,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 17, "not migrated to the latest schema");
+    assert_eq!(user_version, 18, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)

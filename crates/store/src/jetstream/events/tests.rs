@@ -125,8 +125,12 @@ async fn racing_claims_take_each_event_once_and_restarts_release_their_own() {
     );
     let counts = b.event_counts(&ns, &hello).await.unwrap();
     assert_eq!((counts.queued, counts.running), (by_a as u64, 100 - by_a as u64));
-    assert_eq!(b.release_event_leases().await.unwrap(), 100 - by_a as u64);
+    // B's leases, freed by A once B is gone (as a node does when B's heartbeat stops).
+    assert_eq!(a.release_node_leases(b.node()).await.unwrap(), 100 - by_a as u64);
+    assert_eq!(b.release_event_leases().await.unwrap(), 0);
     assert_eq!(a.release_event_leases().await.unwrap(), 0);
+    assert_eq!(a.release_node_leases("no-such-node").await.unwrap(), 0);
+    assert_eq!(a.release_node_leases("not a token").await.unwrap(), 0);
 }
 
 /// How long `write_events` of a batch of 256 new events takes against a local server:
