@@ -55,6 +55,8 @@ pub struct NodeConfig {
     /// With NATS: the prefix of the store's buckets and streams (`{prefix}_…`); every
     /// node given the same NATS and prefix shares the store.
     pub store_prefix: String,
+    /// With NATS: how many servers keep each bucket and stream.
+    pub store_replicas: usize,
     /// This node's name among the store's nodes; by default the one the data directory
     /// keeps (`node.name`), made on the first start.
     pub node_name: Option<String>,
@@ -196,6 +198,7 @@ async fn open_store(config: &NodeConfig, node: &str) -> Result<Arc<dyn Store>, N
                 .await
                 .and_then(|store| store.with_node(node))
                 .map_err(failed)?;
+            store.replicate(config.store_replicas).await.map_err(failed)?;
             tracing::info!("the store is NATS JetStream at {url} (prefix `{prefix}`), as node `{node}`");
             Ok(Arc::new(store))
         }

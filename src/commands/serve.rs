@@ -153,6 +153,11 @@ pub struct ServeArgs {
     /// several Wisp clusters.
     #[arg(long, env = "WISP_STORE_PREFIX", default_value = "wisp", value_parser = check_prefix, value_name = "PREFIX")]
     pub store_prefix: String,
+    /// With a NATS store: on how many servers of the NATS cluster each bucket and stream
+    /// is kept (1 to 5). With 3 on a cluster of three, the store loses nothing and keeps
+    /// serving while one NATS server is down.
+    #[arg(long, env = "WISP_STORE_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5), value_name = "N")]
+    pub store_replicas: u8,
     /// This node's name among the store's nodes (letters, digits, '-', '_'); by default
     /// the one --data-dir keeps, made on the first start.
     #[arg(long, env = "WISP_NODE_NAME", value_name = "NAME")]
@@ -220,6 +225,7 @@ impl ServeArgs {
             metrics_token: self.metrics_token.clone(),
             store: self.store.clone(),
             store_prefix: self.store_prefix.clone(),
+            store_replicas: usize::from(self.store_replicas),
             node_name: self.node_name.clone(),
             plan: Plan::new(
                 Prices {

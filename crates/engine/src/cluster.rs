@@ -4,6 +4,7 @@
 
 use crate::{Engine, EngineError};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -39,6 +40,8 @@ pub(crate) struct Membership {
     last_ok_ms: AtomicI64,
     /// The error of the last heartbeat, when it failed.
     last_error: Mutex<Option<String>>,
+    /// The nodes gone whose leases were released, with the heartbeat they went after.
+    released: Mutex<HashSet<(String, UnixMillis)>>,
 }
 
 impl Default for Membership {
@@ -48,6 +51,7 @@ impl Default for Membership {
             up: AtomicUsize::new(1),
             last_ok_ms: AtomicI64::new(0),
             last_error: Mutex::new(None),
+            released: Mutex::new(HashSet::new()),
         }
     }
 }
@@ -127,13 +131,53 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner) = failed;
         written?;
         let since = now - GONE_AFTER.as_millis() as i64;
-        let up = self.store.list_nodes(since).await?.len().max(1);
+        let nodes = self.store.list_nodes(now - LISTED_FOR.as_millis() as i64).await?;
+        let up = nodes.iter().filter(|n| n.seen_ms >= since).count().max(1);
+        for gone in nodes.iter().filter(|n| n.seen_ms < since) {
+            self.release_leases_of(gone).await;
+        }
         if self.membership.up.swap(up, Ordering::Relaxed) != up {
             tracing::info!("{up} nodes serve the store; each holds its share of the concurrency caps");
             // The next invocations make gates with the new shares.
             self.forget_namespace_gates();
         }
         Ok(())
+    }
+
+    /// Frees the async events node `gone` held leases on, once per time it went (its last
+    /// heartbeat): it stopped, so they run again here or on another node.
+    async fn release_leases_of(&self, gone: &NodeRecord) {
+        let mark = (gone.name.clone(), gone.seen_ms);
+        if self
+            .membership
+            .released
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&mark)
+        {
+            return;
+        }
+        match self.store.release_node_leases(&gone.name).await {
+            Ok(released) => {
+                if released > 0 {
+                    tracing::info!(
+                        "node `{}` is gone (no heartbeat for {} s): {released} async events it was running run again",
+                        gone.name,
+                        GONE_AFTER.as_secs()
+                    );
+                    self.pipeline.wake();
+                }
+                self.membership
+                    .released
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(mark);
+            }
+            Err(e) => tracing::warn!(
+                "cannot release the leases of node `{}`, which is gone: {e}",
+                gone.name
+            ),
+        }
     }
 
     /// This node's share of a cap the cluster holds together: the cap divided by the nodes
