@@ -173,3 +173,50 @@ async fn a_node_that_loses_nats_refuses_async_work_and_says_so() {
         .unwrap();
     assert_eq!(response.status(), 202);
 }
+
+#[tokio::test]
+async fn a_killed_nodes_running_events_run_again_on_another() {
+    let nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let (a, mut b) = two_nodes(&nats, temp.path());
+    let config = json!({ "kind": "event", "timeout": "3s", "max_retries": 0 });
+    deploy_fixture(&a, "spin", "event-kit", config).await;
+    until(&b, "/v1/functions/spin", Duration::from_secs(5), |s, _| s == 200).await;
+    // Accepted by B, which runs it at once (it spins until its timeout).
+    let response = client()
+        .post(b.at("/v1/functions/spin/invoke"))
+        .header("x-wisp-invocation-type", "event")
+        .json(&json!({ "action": "loop" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.headers()["x-wisp-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.signal("KILL");
+    b.wait(Duration::from_secs(10));
+    // Once B's heartbeat is 10 s old, A frees B's lease and runs the event: it times out
+    // again, and with no retries it is a dead letter, not a lease held forever.
+    let took = until(
+        &a,
+        &format!("/v1/invocations/{id}"),
+        Duration::from_secs(40),
+        |s, v| s == 200 && v["status"] == "failed",
+    )
+    .await;
+    assert!(
+        took >= Duration::from_secs(8),
+        "released before B was gone: {took:?}"
+    );
+    let cluster = get_json(&a, "/v1/cluster").await;
+    let gone = cluster["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["up"] == false)
+        .count();
+    assert_eq!(gone, 1, "{cluster}");
+}
