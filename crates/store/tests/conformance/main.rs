@@ -316,6 +316,7 @@ conformance!(
 
 mod jetstream;
 mod jetstream_events;
+mod jetstream_objects;
 mod jetstream_queues;
 mod jetstream_schedules;
 mod jetstream_usage;
