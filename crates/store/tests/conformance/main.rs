@@ -310,16 +310,12 @@ conformance!(
     jetstream_conformance,
     jetstream::open,
     [
-        namespaces, api_keys, secrets, audit, alarms, key_values, registry, records, topics, nodes
+        registry, records, events, queues, schedules, namespaces, api_keys, audit, usage, objects,
+        key_values, secrets, topics, alarms, nodes, store
     ]
 );
 
 mod jetstream;
-mod jetstream_events;
-mod jetstream_objects;
-mod jetstream_queues;
-mod jetstream_schedules;
-mod jetstream_usage;
 
 mod sqlite {
     use super::*;

@@ -1,6 +1,0 @@
-//! The JetStream backend's run of the `events` checks, in a file of its own while the concern
-//! is written (issue 21); it joins the list in `main.rs` once it passes.
-
-use super::*;
-
-conformance!(jetstream_events, jetstream::open, [events]);
