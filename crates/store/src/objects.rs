@@ -8,11 +8,13 @@
 //! - An object's metadata changes whole: a put replaces the record (and so the blob
 //!   it names) in one step; a reader sees the old record or the new one.
 //! - A write carries the events it causes ([`PutObject::events`], the events of a
-//!   delete), and they are recorded with the change or not at all: there is never an
-//!   event for an object that was not stored, nor a stored object whose event is lost.
-//!   SQLite does both in one transaction; a JetStream backend appends the change and its
-//!   events to one stream as one message (which its consumers then apply), so the pair
-//!   is still all or nothing.
+//!   delete), and a stored change never loses its events. SQLite records both in one
+//!   transaction, so there is never an event for an object that was not stored either.
+//!   A backend without transactions across concerns (JetStream) records the events first,
+//!   deduplicated by id, and then the change by compare-and-set: a failure in between, or
+//!   a conditional write another node wins after the events were recorded, leaves an
+//!   event for an object that is not there (as an event for an object deleted since
+//!   would be), never a stored object without its event.
 //! - A bucket's byte count changes with its objects, and a put that would take the
 //!   bucket past its quota, or the namespace past the limit the caller gives, stores
 //!   nothing ([`ObjectWrite::OverQuota`]). On JetStream, a compare-and-set on the

@@ -141,10 +141,12 @@ pub trait Queues: Send + Sync + 'static {
     /// nothing, if the queue does not exist.
     ///
     /// Called by the API (a client's send); an outcome's follow-up messages go through
-    /// [`crate::Events::write_events`] instead. Each message is recorded whole. Messages
-    /// are not deduplicated by id, as in SQS: a failed call may have sent part of the batch
-    /// (SQLite: none of it, one transaction), and a caller that sends again may deliver
-    /// those twice, which at-least-once delivery allows.
+    /// [`crate::Events::write_events`] instead. Each message is recorded whole. A failed
+    /// call may have sent part of the batch (SQLite: none of it, one transaction). A
+    /// message whose id the namespace holds, or held, is skipped on JetStream (the ids
+    /// are fresh UUIDs, so only a repeated send has one; the events' follow-ups rely on
+    /// it); SQLite does not look, as SQS does not: a caller that sends again may deliver
+    /// those twice there, which at-least-once delivery allows.
     async fn send_messages(
         &self,
         namespace: &Namespace,
