@@ -108,6 +108,44 @@ async fn a_deploy_on_one_node_is_served_by_another() {
 }
 
 #[tokio::test]
+async fn a_secret_set_on_one_node_reaches_functions_on_another() {
+    let nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&nats, temp.path());
+    let put = client()
+        .put(a.at("/v1/secrets/db"))
+        .body("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let config = json!({ "kind": "event", "env": { "DB": { "secret": "db" } } });
+    deploy_fixture(&a, "envy", "event-kit", config).await;
+    // B learns the function by the registry's watch and the secret at its next
+    // heartbeat (every 2 s): until then an instance there cannot start.
+    let started = Instant::now();
+    loop {
+        let response = client()
+            .post(b.at("/v1/functions/envy/invoke"))
+            .json(&json!({ "action": "env" }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status == 200 {
+            assert_eq!(body["DB"], "s3cret", "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "still {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_schedule_fires_once_per_slot_across_nodes() {
     let nats = NatsCluster::start(1);
     let temp = tempfile::tempdir().unwrap();

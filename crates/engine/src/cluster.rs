@@ -100,6 +100,10 @@ impl Engine {
                 if let Err(e) = engine.heartbeat().await {
                     tracing::warn!("cannot write this node's heartbeat to the store: {}", e.detail);
                 }
+                // Secrets other nodes set reach this node's functions within a heartbeat.
+                if let Err(e) = engine.secrets.reload(engine.store.as_ref()).await {
+                    tracing::warn!("cannot read the secrets again: {}", e.detail);
+                }
             }
         });
         Ok(())
