@@ -34,12 +34,16 @@ impl Guard {
         F::Output: Send,
     {
         let handle = self.runtime.as_ref().map(|r| r.handle().clone());
+        // A thread with room for the store's opening, whose futures are large in debug
+        // builds (2 MiB overflowed now and then).
         std::thread::scope(|scope| {
-            scope
-                .spawn(move || match handle {
+            std::thread::Builder::new()
+                .stack_size(16 * 1024 * 1024)
+                .spawn_scoped(scope, move || match handle {
                     Some(handle) => handle.block_on(future),
                     None => unreachable!("the runtime lives as long as the guard"),
                 })
+                .expect("a thread for the test")
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
