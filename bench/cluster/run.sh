@@ -198,11 +198,23 @@ rate_nodes() {
 }
 
 # counts → "queued running succeeded failed" of kit's async events
+# (an answer other than 200 is shown and asked again, 10 times at most, then it fails).
 counts() {
-    curl -sf "${auth[@]}" "$base1/v1/functions/kit/dlq?limit=1" | python3 -c '
+    local code try
+    for try in $(seq 1 10); do
+        code="$(curl -s -m 30 "${auth[@]}" -o "$work/counts.json" -w '%{http_code}' "$base1/v1/functions/kit/dlq?limit=1" || true)"
+        if [ "$code" = 200 ]; then
+            python3 -c '
 import json, sys
-c = json.load(sys.stdin)["counts"]
-print(c["queued"], c["running"], c["succeeded"], c["failed"])'
+c = json.load(open(sys.argv[1]))["counts"]
+print(c["queued"], c["running"], c["succeeded"], c["failed"])' "$work/counts.json"
+            return 0
+        fi
+        echo "  counting kit's events: node1 answered $code: $(head -c 300 "$work/counts.json" 2>/dev/null) (try $try of 10)" >&2
+        sleep 1
+    done
+    echo "counting kit's events failed 10 times" >&2
+    return 1
 }
 # drain → waits until no kit event is queued or running (DRAIN_TIMEOUT s, 600 by default);
 # sets $drained_events (queued or running when it began) and $drained_s; a timeout is
