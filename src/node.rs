@@ -18,7 +18,7 @@ use wisp_runtime::process::{
 use wisp_runtime::wasm::{WasmConfig, WasmRuntime};
 use wisp_server::listen::tls::{Tls, TlsError, TlsFiles};
 use wisp_server::{App, ListenConfig, serve};
-use wisp_store::{BlobDir, JetStreamStore, SqliteStore, Store};
+use wisp_store::{BlobDir, BlobHome, JetStreamStore, SqliteStore, Store};
 
 mod keys;
 
@@ -177,8 +177,12 @@ fn node_name(dir: &Path, given: Option<&str>) -> Result<String, NodeError> {
     Ok(name)
 }
 
-/// Opens the store `config` names, as node `node`.
-async fn open_store(config: &NodeConfig, node: &str) -> Result<Arc<dyn Store>, NodeError> {
+/// Opens the store `config` names, as node `node`, with the home of object bytes the
+/// nodes sharing it share (none for SQLite: the bytes stay in the data directory).
+async fn open_store(
+    config: &NodeConfig,
+    node: &str,
+) -> Result<(Arc<dyn Store>, Option<Arc<dyn BlobHome>>), NodeError> {
     let dir = &config.data_dir;
     match &config.store {
         StoreChoice::Sqlite => {
@@ -186,7 +190,7 @@ async fn open_store(config: &NodeConfig, node: &str) -> Result<Arc<dyn Store>, N
                 dir: dir.to_path_buf(),
                 message: e.to_string(),
             })?;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store), None))
         }
         StoreChoice::Nats { url } => {
             let prefix = &config.store_prefix;
@@ -200,7 +204,8 @@ async fn open_store(config: &NodeConfig, node: &str) -> Result<Arc<dyn Store>, N
                 .map_err(failed)?;
             store.replicate(config.store_replicas).await.map_err(failed)?;
             tracing::info!("the store is NATS JetStream at {url} (prefix `{prefix}`), as node `{node}`");
-            Ok(Arc::new(store))
+            let home = store.blob_home();
+            Ok((Arc::new(store), Some(home)))
         }
     }
 }
@@ -243,7 +248,7 @@ impl Node {
         let dir = config.data_dir.clone();
         let lock = lock_data_dir(&dir)?;
         let node_name = node_name(&dir, config.node_name.as_deref())?;
-        let store = open_store(&config, &node_name).await?;
+        let (store, blob_home) = open_store(&config, &node_name).await?;
         let mut wasm = WasmConfig::new(dir.join("cache"));
         wasm.limits = config.limits.clone();
         let wasm = WasmRuntime::new(wasm).map_err(|e| NodeError::Runtime(e.to_string()))?;
@@ -290,11 +295,15 @@ impl Node {
             wasm: Arc::new(wasm),
             process: Some(Arc::new(process)),
         };
+        let blobs = BlobDir::open(&dir.join("objects")).map_err(|source| NodeError::DataDir {
+            dir: dir.join("objects"),
+            source,
+        })?;
         let storage = StorageConfig {
-            blobs: BlobDir::open(&dir.join("objects")).map_err(|source| NodeError::DataDir {
-                dir: dir.join("objects"),
-                source,
-            })?,
+            blobs: match blob_home {
+                Some(home) => blobs.with_home(home),
+                None => blobs,
+            },
         };
         let master_key = keys::master_key(&dir)?;
         wisp_engine::cluster::check_master_key(store.as_ref(), &master_key)

@@ -258,3 +258,42 @@ async fn a_killed_nodes_running_events_run_again_on_another() {
         .count();
     assert_eq!(gone, 1, "{cluster}");
 }
+
+#[tokio::test]
+async fn an_object_put_through_one_node_is_read_through_another() {
+    // Object bytes were blobs in each node's data directory: B found the object's
+    // metadata in the shared store but not its bytes.
+    let nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&nats, temp.path());
+    let made = client().put(a.at("/v1/buckets/shared")).send().await.unwrap();
+    assert!(made.status().is_success(), "{}", made.status());
+    let bytes: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let put = client()
+        .put(a.at("/v1/buckets/shared/objects/dir/big.bin"))
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    let got = client()
+        .get(b.at("/v1/buckets/shared/objects/dir/big.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(got.bytes().await.unwrap() == bytes, "B read other bytes");
+    // A range, now from B's own copy.
+    let part = client()
+        .get(b.at("/v1/buckets/shared/objects/dir/big.bin"))
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert!(
+        part.bytes().await.unwrap() == bytes[1000..2000],
+        "B read another range"
+    );
+}

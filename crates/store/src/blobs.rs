@@ -10,23 +10,67 @@
 //! Layout under the root: `tmp/ID` while written, `data/XX/ID` once durable (`XX`: the
 //! id's last two characters, so that no directory holds millions of files).
 //!
+//! With a home ([`BlobHome`], [`BlobDir::with_home`]: the JetStream object store when
+//! nodes share a NATS store) the directory is this node's cache of the home: a blob is
+//! put in the home before [`BlobWriter::finish`] returns (so no metadata ever names a
+//! blob the home lacks), fetched into the directory the first time this node opens it,
+//! and removed from both. A blob never changes, so a cached copy never goes stale.
+//!
 //! Writing hashes the bytes (MD5, S3's ETag) and writes them on the blocking pool, a
 //! buffer of [`WRITE_BUFFER`] bytes at a time, so neither hashing nor file I/O runs on
 //! the async threads and memory stays bounded whatever the object's size.
 
 use md5::{Digest, Md5};
 use std::collections::HashSet;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// How many bytes a writer gathers before handing them to the blocking pool.
 pub const WRITE_BUFFER: usize = 256 * 1024;
 
-/// The directory of blobs. Cheap to clone.
-#[derive(Clone, Debug)]
+/// How old a blob in the home must be before [`BlobDir::sweep`] removes it when no
+/// metadata names it: another node may have put it and not yet committed the metadata
+/// that names it.
+pub const HOME_SWEEP_GRACE: Duration = Duration::from_secs(60 * 60);
+
+/// Where blobs live beyond this node (shared by every node of a cluster); the
+/// [`BlobDir`] is a cache of it. Blobs are named by their ids and never change once put.
+/// Every method may take as long as moving the blob's bytes over the network.
+#[async_trait::async_trait]
+pub trait BlobHome: Send + Sync {
+    /// Stores the finished, durable local file `path` as blob `id`; when it returns,
+    /// every node can fetch the blob.
+    async fn put(&self, id: &str, path: &Path) -> io::Result<()>;
+
+    /// Writes blob `id` into the new file `path` (which the caller syncs and renames);
+    /// an error of kind [`io::ErrorKind::NotFound`] when the home has no such blob.
+    async fn fetch(&self, id: &str, path: &Path) -> io::Result<()>;
+
+    /// Removes blob `id`; one already gone is no error.
+    async fn delete(&self, id: &str) -> io::Result<()>;
+
+    /// Every blob of the home, with when it was put.
+    async fn list(&self) -> io::Result<Vec<(String, SystemTime)>>;
+}
+
+/// The directory of blobs, with its home if it has one. Cheap to clone.
+#[derive(Clone)]
 pub struct BlobDir {
     root: PathBuf,
+    home: Option<Arc<dyn BlobHome>>,
+}
+
+impl fmt::Debug for BlobDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobDir")
+            .field("root", &self.root)
+            .field("home", &self.home.is_some())
+            .finish()
+    }
 }
 
 /// A blob made durable: its id, size and MD5.
@@ -37,11 +81,13 @@ pub struct WrittenBlob {
     pub md5: [u8; 16],
 }
 
-/// What [`BlobDir::sweep`] removed.
+/// What [`BlobDir::sweep`] removed: local temporary files and blobs, and blobs of the
+/// home.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
     pub temporary: usize,
     pub orphaned: usize,
+    pub home: usize,
 }
 
 impl BlobDir {
@@ -51,7 +97,15 @@ impl BlobDir {
         std::fs::create_dir_all(root.join("data"))?;
         Ok(BlobDir {
             root: root.to_path_buf(),
+            home: None,
         })
+    }
+
+    /// This directory as the local cache of `home`: blobs are put there when written,
+    /// fetched from there when missing here, and removed from both.
+    pub fn with_home(mut self, home: Arc<dyn BlobHome>) -> BlobDir {
+        self.home = Some(home);
+        self
     }
 
     /// Where blob `id` lives once durable.
@@ -79,23 +133,75 @@ impl BlobDir {
         }
     }
 
-    /// Opens a durable blob for reading.
+    /// Opens a durable blob for reading, first fetching it from the home when this node
+    /// has no copy. An error of kind [`io::ErrorKind::NotFound`] when there is no such
+    /// blob.
     pub async fn open_blob(&self, id: &str) -> io::Result<tokio::fs::File> {
-        tokio::fs::File::open(self.path(id)).await
+        let path = self.path(id);
+        match tokio::fs::File::open(&path).await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.home.is_some() => {
+                self.fetch(id).await?;
+                tokio::fs::File::open(&path).await
+            }
+            opened => opened,
+        }
     }
 
-    /// Removes a blob; one already gone is no error.
+    /// Copies blob `id` from the home into place: into a temporary file of its own,
+    /// synced, then renamed, so a reader never sees part of it and two fetches of one
+    /// blob at once each leave a whole copy (the same bytes) in place.
+    async fn fetch(&self, id: &str) -> io::Result<()> {
+        let Some(home) = &self.home else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no blob `{id}`")));
+        };
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{id}.{}", uuid::Uuid::now_v7().simple()));
+        if let Err(e) = home.fetch(id, &tmp).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        let path = self.path(id);
+        let placed = blocking({
+            let tmp = tmp.clone();
+            move || {
+                File::open(&tmp)?.sync_all()?;
+                place(&tmp, &path)
+            }
+        })
+        .await;
+        if placed.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        placed
+    }
+
+    /// Removes a blob, here and from the home; one already gone is no error.
     pub async fn remove(&self, id: &str) -> io::Result<()> {
         match tokio::fs::remove_file(self.path(id)).await {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        match &self.home {
+            Some(home) => home.delete(id).await,
+            None => Ok(()),
         }
     }
 
     /// Writes the blobs `ids` one after another into a new blob (a multipart upload's
     /// parts into its object), copying in the kernel where it can; its id and size.
     /// Its MD5 is not computed (a multipart ETag is made of the parts' MD5s).
+    /// With a home, parts this node has no copy of are fetched first, and the new blob is
+    /// put in the home.
     pub async fn concat(&self, ids: &[String]) -> io::Result<(String, u64)> {
+        if self.home.is_some() {
+            for id in ids {
+                if !tokio::fs::try_exists(self.path(id)).await? {
+                    self.fetch(id).await?;
+                }
+            }
+        }
         let mut writer = self.create();
         let sources: Vec<PathBuf> = ids.iter().map(|id| self.path(id)).collect();
         let tmp = writer.tmp.clone();
@@ -117,9 +223,33 @@ impl BlobDir {
     }
 
     /// Removes every temporary file and every blob not in `in_use`: run at start, before
-    /// any write, with what the metadata names.
+    /// any write, with what the metadata names. In the home it removes only the blobs
+    /// not in use that are older than [`HOME_SWEEP_GRACE`]: a younger one may be another
+    /// node's, written but not yet named by the metadata it is about to commit.
     pub async fn sweep(&self, in_use: HashSet<String>) -> io::Result<Swept> {
+        self.sweep_with_grace(in_use, HOME_SWEEP_GRACE).await
+    }
+
+    /// [`BlobDir::sweep`], sparing in the home the blobs put less than `grace` ago.
+    pub async fn sweep_with_grace(&self, in_use: HashSet<String>, grace: Duration) -> io::Result<Swept> {
+        let mut swept = self.sweep_local(&in_use).await?;
+        if let Some(home) = &self.home {
+            let now = SystemTime::now();
+            for (id, put) in home.list().await? {
+                let old = now.duration_since(put).is_ok_and(|age| age >= grace);
+                if old && !in_use.contains(&id) {
+                    home.delete(&id).await?;
+                    swept.home += 1;
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The local part of the sweep.
+    async fn sweep_local(&self, in_use: &HashSet<String>) -> io::Result<Swept> {
         let root = self.root.clone();
+        let in_use = in_use.clone();
         blocking(move || {
             let mut swept = Swept::default();
             for entry in std::fs::read_dir(root.join("tmp"))? {
@@ -248,29 +378,27 @@ impl BlobWriter {
                 .file
                 .take()
                 .ok_or_else(|| io::Error::other("the blob has no file"))?;
-            let parent = path
-                .parent()
-                .ok_or_else(|| io::Error::other("a blob path has no parent"))?;
-            if let Err(e) = std::fs::rename(&tmp, &path) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    return Err(e);
-                }
-                // The shard's directory is made on its first blob.
-                std::fs::create_dir_all(parent)?;
-                std::fs::rename(&tmp, &path)?;
-            }
             // Renamed before it is synced: nothing names the blob until both the file
             // and its directory entry are durable (the caller commits metadata after
             // this returns), and a blob a crash leaves unnamed is swept at start. One
             // journal commit then makes both durable (the file's fsync carries the
             // rename; the directory's finds little left to do).
+            rename(&tmp, &path)?;
             file.sync_all()?;
             drop(file);
-            File::open(parent)?.sync_all()?;
+            sync_parent(&path)?;
             Ok(state.md5.finalize())
         })
         .await?;
         self.finished = true;
+        if let Some(home) = &self.dir.home {
+            let path = self.dir.path(&self.id);
+            if let Err(e) = home.put(&self.id, &path).await {
+                // Never named: removed now rather than at the next sweep.
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(e);
+            }
+        }
         Ok(WrittenBlob {
             id: self.id.clone(),
             size: self.size,
@@ -300,6 +428,35 @@ impl Drop for BlobWriter {
             }
         }
     }
+}
+
+/// Renames `tmp` to the blob path `path`, making its shard's directory on its first blob.
+fn rename(tmp: &Path, path: &Path) -> io::Result<()> {
+    if let Err(e) = std::fs::rename(tmp, path) {
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(e);
+        }
+        let parent = path
+            .parent()
+            .ok_or_else(|| io::Error::other("a blob path has no parent"))?;
+        std::fs::create_dir_all(parent)?;
+        std::fs::rename(tmp, path)?;
+    }
+    Ok(())
+}
+
+/// Fsyncs the directory holding `path`.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = path
+        .parent()
+        .ok_or_else(|| io::Error::other("a blob path has no parent"))?;
+    File::open(parent)?.sync_all()
+}
+
+/// Renames the synced file `tmp` into place at `path` and makes the rename durable.
+fn place(tmp: &Path, path: &Path) -> io::Result<()> {
+    rename(tmp, path)?;
+    sync_parent(path)
 }
 
 async fn blocking<T: Send + 'static>(op: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
@@ -343,7 +500,8 @@ mod tests {
             swept,
             Swept {
                 temporary: 1,
-                orphaned: 2
+                orphaned: 2,
+                home: 0
             }
         );
         assert!(dir.path(&ab).exists() && !dir.path(&a.id).exists());

@@ -104,7 +104,7 @@ mod usage;
 pub use alarms::{ALARM_HISTORY_KEPT, AlarmPut, AlarmRecord, AlarmTransition, Alarms, StateChange};
 pub use api_keys::{ApiKeyRecord, ApiKeys};
 pub use audit::{AUDIT_ENTRIES_KEPT, Audit, AuditEntry, AuditQuery};
-pub use blobs::{BlobDir, BlobWriter, WrittenBlob};
+pub use blobs::{BlobDir, BlobHome, BlobWriter, HOME_SWEEP_GRACE, Swept, WrittenBlob};
 pub use events::{
     Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events, Failure,
     FollowUp, Lease, NewEvent, Resolution,

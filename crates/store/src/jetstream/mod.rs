@@ -39,6 +39,7 @@ mod alarms;
 mod api_keys;
 mod audit;
 mod batch;
+mod blobs;
 mod events;
 mod key_values;
 mod namespaces;
@@ -78,6 +79,8 @@ pub struct JetStreamStore {
     alarms: kv::Store,
     registry: kv::Store,
     code: jetstream::object_store::ObjectStore,
+    /// The home of object bytes ([`blobs`]).
+    blobs: jetstream::object_store::ObjectStore,
     kv_stores: kv::Store,
     kv_entries: kv::Store,
     audit: stream::Stream,
@@ -134,6 +137,7 @@ impl JetStreamStore {
         let schedules = Box::pin(schedules::open(&context, prefix)).await?;
         let objects = Box::pin(objects::open(&context, prefix)).await?;
         let audit = Box::pin(audit::open_stream(&context, prefix)).await?;
+        let blobs = Box::pin(blobs::open(&context, prefix)).await?;
         let mut buckets = Vec::new();
         for concern in [
             "namespaces",
@@ -164,6 +168,7 @@ impl JetStreamStore {
             kv_entries: next()?,
             registry,
             code,
+            blobs,
             audit,
             topics,
             logs,
@@ -286,6 +291,7 @@ const STREAMS: &[&str] = &[
     "alarms",
     "api_keys",
     "audit",
+    "blobs",
     "code",
     "events",
     "invocations",
