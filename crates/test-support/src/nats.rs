@@ -318,7 +318,11 @@ impl NatsCluster {
             if let Some(child) = server.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("nats-server n{} exited ({status}); its log:\n{}", i + 1, self.log(i));
+                panic!(
+                    "nats-server n{} exited ({status}); its log:\n{}",
+                    i + 1,
+                    self.log(i)
+                );
             }
             if healthz(server.monitor) {
                 return;
