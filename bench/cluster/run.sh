@@ -216,13 +216,13 @@ print(c["queued"], c["running"], c["succeeded"], c["failed"])' "$work/counts.jso
     echo "counting kit's events failed 10 times" >&2
     return 1
 }
-# drain → waits until no kit event is queued or running (DRAIN_TIMEOUT s, 600 by default);
+# drain → waits until no kit event is queued or running (DRAIN_TIMEOUT s, 120 by default);
 # sets $drained_events (queued or running when it began) and $drained_s; a timeout is
 # reported and fails the run at the end.
 drain_failed=0
 drain() {
     local started queued running succeeded failed limit
-    limit="${DRAIN_TIMEOUT:-600}"
+    limit="${DRAIN_TIMEOUT:-120}"
     started="$(date +%s)"
     read -r queued running succeeded failed < <(counts)
     drained_events=$((queued + running))
