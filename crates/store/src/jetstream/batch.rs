@@ -120,8 +120,9 @@ pub(super) async fn commit(
     let ack: BatchAck = serde_json::from_slice(&reply.payload)
         .map_err(|e| backend(format!("{what}: reading the commit's answer"), e))?;
     if let Some(error) = ack.error {
-        // 10071: wrong last sequence (another writer came between).
-        if error.err_code == 10071 {
+        // 10071 and 10164: wrong last sequence (another writer came between), with and
+        // without the sequence in the description.
+        if matches!(error.err_code, 10071 | 10164) {
             return Ok(None);
         }
         return Err(backend(

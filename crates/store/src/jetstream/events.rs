@@ -494,21 +494,48 @@ impl Events for JetStreamStore {
                 units.push((entries, after));
             }
             let all: Vec<BatchEntry> = units.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-            if self.commit_events(&all, what).await?.is_some() {
-                claimed.extend(units.into_iter().map(|(_, after)| after));
-                continue;
+            // A failure after some events were claimed returns those: dropped, they would
+            // stay leased to this node, which is alive and would never run them.
+            match self.commit_events(&all, what).await {
+                Ok(Some(_)) => {
+                    claimed.extend(units.into_iter().map(|(_, after)| after));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) if claimed.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!("{what}: {e}; running the {} claimed before", claimed.len());
+                    break;
+                }
             }
             // One was taken meanwhile: each on its own, so the others still go.
             let alone = each(
                 units
                     .into_iter()
                     .map(|(entries, after)| async move {
-                        Ok(self.commit_events(&entries, what).await?.map(|_| after))
+                        Ok(self
+                            .commit_events(&entries, what)
+                            .await
+                            .map(|done| done.map(|_| after)))
                     })
                     .collect::<Vec<_>>(),
             )
             .await?;
-            claimed.extend(alone.into_iter().flatten());
+            let mut failed = None;
+            for result in alone {
+                match result {
+                    Ok(Some(after)) => claimed.push(after),
+                    Ok(None) => {}
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                if claimed.is_empty() {
+                    return Err(e);
+                }
+                tracing::warn!("{what}: {e}; running the {} claimed before", claimed.len());
+                break;
+            }
         }
         claimed.sort_by(|a, b| (a.run_at, a.created_us, &a.id).cmp(&(b.run_at, b.created_us, &b.id)));
         claimed.iter().map(Stored::record).collect()

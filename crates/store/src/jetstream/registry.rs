@@ -799,13 +799,20 @@ pub(super) async fn open(
     // Opened as it is when it exists (its replicas may have been changed).
     let code = match context.get_object_store(&name).await {
         Ok(code) => code,
-        Err(_) => context
+        Err(_) => match context
             .create_object_store(async_nats::jetstream::object_store::Config {
                 bucket: name.clone(),
                 ..Default::default()
             })
             .await
-            .map_err(|e| backend(format!("opening the JetStream object store `{name}`"), e))?,
+        {
+            Ok(code) => code,
+            // There after all (the first read failed for a moment, or another node made it).
+            Err(e) => context
+                .get_object_store(&name)
+                .await
+                .map_err(|_| backend(format!("opening the JetStream object store `{name}`"), e))?,
+        },
     };
     Ok((registry, code))
 }
