@@ -177,6 +177,9 @@ fn node_name(dir: &Path, given: Option<&str>) -> Result<String, NodeError> {
     Ok(name)
 }
 
+/// How long a node starting on NATS keeps trying to open the store before it gives up.
+const NATS_START_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Opens the store `config` names, as node `node`, with the home of object bytes the
 /// nodes sharing it share (none for SQLite: the bytes stay in the data directory).
 async fn open_store(
@@ -198,11 +201,24 @@ async fn open_store(
                 url: url.clone(),
                 message: e.to_string(),
             };
-            let store = JetStreamStore::connect(url, prefix)
-                .await
-                .and_then(|store| store.with_node(node))
-                .map_err(failed)?;
-            store.replicate(config.store_replicas).await.map_err(failed)?;
+            // A NATS cluster electing leaders (a server just died) times requests out for
+            // a few seconds: a node starting then waits for it rather than exit.
+            let started = std::time::Instant::now();
+            let store = loop {
+                let opened = async {
+                    let store = JetStreamStore::connect(url, prefix).await?.with_node(node)?;
+                    store.replicate(config.store_replicas).await?;
+                    Ok::<_, wisp_store::StoreError>(store)
+                };
+                match Box::pin(opened).await {
+                    Ok(store) => break store,
+                    Err(e) if started.elapsed() < NATS_START_WAIT => {
+                        tracing::warn!("cannot open the store on NATS at {url} yet, trying again: {e}");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(failed(e)),
+                }
+            };
             tracing::info!("the store is NATS JetStream at {url} (prefix `{prefix}`), as node `{node}`");
             let home = store.blob_home();
             Ok((Arc::new(store), Some(home)))

@@ -297,3 +297,22 @@ async fn an_object_put_through_one_node_is_read_through_another() {
         "B read another range"
     );
 }
+
+#[tokio::test]
+async fn a_node_started_while_nats_is_down_waits_for_it() {
+    let mut nats = NatsCluster::start(1);
+    let url = nats.url();
+    nats.kill(0);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let starting = std::thread::spawn(move || node(&url, &dir, None));
+    std::thread::sleep(Duration::from_secs(3));
+    nats.restart(0);
+    let server = starting.join().unwrap();
+    assert!(
+        server.stderr().contains("cannot open the store on NATS"),
+        "{}",
+        server.stderr()
+    );
+    until(&server, "/v1/health", Duration::from_secs(10), |s, _| s == 200).await;
+}
