@@ -29,15 +29,10 @@ use crate::{
     KeyValues, KvCondition, KvDeleted, KvEntry, KvIncremented, KvPage, KvSet, KvSetMany, KvStoreRecord,
     KvWrite, Result, StoreError, UnixMillis,
 };
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_trait::async_trait;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use wisp_core::{KvStoreName, Namespace};
-
-/// How long a scan waits for its next message before it ends (see [`JetStreamStore::kv_scan`]).
-const SCAN_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Serialize, Deserialize)]
 struct StoreValue {
@@ -215,46 +210,7 @@ impl JetStreamStore {
     /// The last message of every key of `filters` in the entries bucket, as (KV key,
     /// revision, envelope), skipping delete markers.
     async fn kv_scan(&self, filters: Vec<String>, what: &str) -> Result<Vec<(String, u64, Vec<u8>)>> {
-        let stream_prefix = self.kv_entries.prefix.clone();
-        let consumer = self
-            .kv_entries
-            .stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subjects: filters.iter().map(|f| format!("{stream_prefix}{f}")).collect(),
-                deliver_policy: DeliverPolicy::LastPerSubject,
-                ..pull::OrderedConfig::default()
-            })
-            .await
-            .map_err(|e| backend(what, e))?;
-        let mut found = Vec::new();
-        if consumer.cached_info().num_pending == 0 {
-            return Ok(found);
-        }
-        let mut messages = consumer.messages().await.map_err(|e| backend(what, e))?;
-        // A key deleted by a purge (a store's deletion) after the consumer counted it sends
-        // nothing and leaves no marker, so the last `pending == 0` may never come: a scan
-        // that hears nothing for `SCAN_IDLE` ends, as if it had run a moment later.
-        while let Ok(Some(message)) = tokio::time::timeout(SCAN_IDLE, messages.next()).await {
-            let message = message.map_err(|e| backend(what, e))?;
-            let info = message.info().map_err(|e| backend(what, e))?;
-            let (revision, pending) = (info.stream_sequence, info.pending);
-            let marker = message
-                .headers
-                .as_ref()
-                .is_some_and(|h| h.get("KV-Operation").is_some() || h.get("Nats-Marker-Reason").is_some());
-            if !marker && !message.payload.is_empty() {
-                let key = message
-                    .subject
-                    .strip_prefix(stream_prefix.as_str())
-                    .unwrap_or(&message.subject)
-                    .to_owned();
-                found.push((key, revision, message.payload.to_vec()));
-            }
-            if pending == 0 {
-                break;
-            }
-        }
-        Ok(found)
+        super::scan_last(&self.kv_entries, filters, what).await
     }
 }
 

@@ -54,8 +54,9 @@ mod topics;
 mod usage;
 
 use crate::{Result, StoreError};
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::{self, kv, stream};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use std::fmt;
 
 /// How many times a read-decide-write loop tries before it gives up with an error: each
@@ -419,6 +420,57 @@ fn decode<T: serde::de::DeserializeOwned>(entry: &kv::Entry) -> Result<T> {
             entry.key, entry.bucket, entry.revision
         ))
     })
+}
+
+/// How long a scan waits for its next message before it ends (a key purged after the
+/// consumer counted it sends nothing).
+const SCAN_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The last message of every key of `filters` (KV keys, wildcards allowed) that is not a
+/// delete marker, as (KV key, revision, value); in no order.
+pub(super) async fn scan_last(
+    kv: &kv::Store,
+    filters: Vec<String>,
+    what: &str,
+) -> Result<Vec<(String, u64, Vec<u8>)>> {
+    let consumer = kv
+        .stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subjects: filters.iter().map(|f| format!("{}{f}", kv.prefix)).collect(),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..pull::OrderedConfig::default()
+        })
+        .await
+        .map_err(|e| backend(what, e))?;
+    let mut found = Vec::new();
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(found);
+    }
+    let mut messages = consumer.messages().await.map_err(|e| backend(what, e))?;
+    // A key purged after the consumer counted it sends nothing, so the last
+    // `pending == 0` may never come: a scan that hears nothing for `SCAN_IDLE` ends, as
+    // if it had run a moment later.
+    while let Ok(Some(message)) = tokio::time::timeout(SCAN_IDLE, messages.next()).await {
+        let message = message.map_err(|e| backend(what, e))?;
+        let info = message.info().map_err(|e| backend(what, e))?;
+        let (revision, pending) = (info.stream_sequence, info.pending);
+        let marker = message
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get("KV-Operation").is_some() || h.get("Nats-Marker-Reason").is_some());
+        if !marker && !message.payload.is_empty() {
+            let key = message
+                .subject
+                .strip_prefix(kv.prefix.as_str())
+                .unwrap_or(&message.subject)
+                .to_owned();
+            found.push((key, revision, message.payload.to_vec()));
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

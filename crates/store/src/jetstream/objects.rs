@@ -48,19 +48,13 @@ use crate::{
     ObjectWrite, Objects, PartRecord, PartWrite, PutObject, Result, StoreError, UnixMicros, UnixMillis,
     UploadRecord,
 };
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use wisp_core::{BucketName, Namespace, NotificationRule};
-
-/// How long a scan waits for its next message before it ends (a key purged after the
-/// consumer counted it sends nothing).
-const SCAN_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The bucket this concern keeps, and this process's writers by namespace.
 #[derive(Clone)]
@@ -236,49 +230,6 @@ async fn slot_of<T: serde::de::DeserializeOwned>(
     Ok((revision, entry.as_ref().map(decode).transpose()?))
 }
 
-/// The last message of every key of `filters` (KV keys, wildcards allowed) that is not a
-/// delete marker, as (KV key, revision, value); in no order.
-async fn scan(kv: &kv::Store, filters: Vec<String>, what: &str) -> Result<Vec<(String, u64, Vec<u8>)>> {
-    let consumer = kv
-        .stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subjects: filters.iter().map(|f| format!("{}{f}", kv.prefix)).collect(),
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ..pull::OrderedConfig::default()
-        })
-        .await
-        .map_err(|e| backend(what, e))?;
-    let mut found = Vec::new();
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(found);
-    }
-    let mut messages = consumer.messages().await.map_err(|e| backend(what, e))?;
-    // A key purged after the consumer counted it sends nothing, so the last
-    // `pending == 0` may never come: a scan that hears nothing for `SCAN_IDLE` ends, as
-    // if it had run a moment later.
-    while let Ok(Some(message)) = tokio::time::timeout(SCAN_IDLE, messages.next()).await {
-        let message = message.map_err(|e| backend(what, e))?;
-        let info = message.info().map_err(|e| backend(what, e))?;
-        let (revision, pending) = (info.stream_sequence, info.pending);
-        let marker = message
-            .headers
-            .as_ref()
-            .is_some_and(|h| h.get("KV-Operation").is_some() || h.get("Nats-Marker-Reason").is_some());
-        if !marker && !message.payload.is_empty() {
-            let key = message
-                .subject
-                .strip_prefix(kv.prefix.as_str())
-                .unwrap_or(&message.subject)
-                .to_owned();
-            found.push((key, revision, message.payload.to_vec()));
-        }
-        if pending == 0 {
-            break;
-        }
-    }
-    Ok(found)
-}
-
 /// Decodes a scanned value of `key`.
 fn decode_scanned<T: serde::de::DeserializeOwned>(kv: &kv::Store, key: &str, value: &[u8]) -> Result<T> {
     serde_json::from_slice(value)
@@ -429,7 +380,7 @@ impl JetStreamStore {
     async fn upload_parts(&self, id: &str, what: &str) -> Result<Vec<PartRecord>> {
         let kv = self.objects_kv();
         let mut parts = Vec::new();
-        for (key, _, value) in scan(kv, vec![format!("p.{id}.*")], what).await? {
+        for (key, _, value) in super::scan_last(kv, vec![format!("p.{id}.*")], what).await? {
             parts.push(PartRecord::from(decode_scanned::<StoredPart>(kv, &key, &value)?));
         }
         parts.sort_by_key(|p| p.number);
@@ -440,7 +391,7 @@ impl JetStreamStore {
     async fn all_uploads(&self, what: &str) -> Result<Vec<(u64, StoredUpload)>> {
         let kv = self.objects_kv();
         let mut uploads = Vec::new();
-        for (key, revision, value) in scan(kv, vec!["u.*".to_owned()], what).await? {
+        for (key, revision, value) in super::scan_last(kv, vec!["u.*".to_owned()], what).await? {
             uploads.push((revision, decode_scanned::<StoredUpload>(kv, &key, &value)?));
         }
         Ok(uploads)
@@ -551,7 +502,7 @@ impl Objects for JetStreamStore {
         };
         let kv = self.objects_kv();
         let mut buckets = Vec::new();
-        for (key, _, value) in scan(kv, vec![filter], what).await? {
+        for (key, _, value) in super::scan_last(kv, vec![filter], what).await? {
             buckets.push(decode_scanned::<BucketRecord>(kv, &key, &value)?);
         }
         buckets.sort_by(|a, b| {
@@ -662,7 +613,7 @@ impl Objects for JetStreamStore {
             vec![under.clone(), format!("{under}.>")]
         };
         let mut found = Vec::new();
-        for (subject, _, value) in scan(kv, filters, &what).await? {
+        for (subject, _, value) in super::scan_last(kv, filters, &what).await? {
             let key = decode_key(subject.strip_prefix(base.as_str()).unwrap_or_default())?;
             found.push((key, value));
         }
@@ -916,13 +867,13 @@ impl Objects for JetStreamStore {
         let what = "listing the blobs in use";
         let kv = self.objects_kv();
         let mut blobs = Vec::new();
-        for (key, _, value) in scan(kv, vec!["o.>".to_owned()], what).await? {
+        for (key, _, value) in super::scan_last(kv, vec!["o.>".to_owned()], what).await? {
             blobs.push(decode_scanned::<ObjectRecord>(kv, &key, &value)?.blob);
         }
         // Parts first, then the uploads: a part whose upload is gone by then is garbage
         // (a completion or an abort whose purge failed), and ids are never used again.
         let mut parts = Vec::new();
-        for (key, _, value) in scan(kv, vec!["p.>".to_owned()], what).await? {
+        for (key, _, value) in super::scan_last(kv, vec!["p.>".to_owned()], what).await? {
             parts.push(decode_scanned::<StoredPart>(kv, &key, &value)?);
         }
         let live: BTreeSet<String> = self
