@@ -57,6 +57,15 @@ pub struct Lease {
     pub started_us: UnixMicros,
 }
 
+/// A lease this node holds, as [`Events::held_leases`] lists it: the event, and its
+/// lease's `leased_until`, which tells one claim of the event from a later one (each
+/// claim's end is later than the one before).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HeldLease {
+    pub id: String,
+    pub leased_until: UnixMillis,
+}
+
 /// What [`Events::write_events`] did with one new event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Enqueued {
@@ -427,6 +436,22 @@ pub trait Events: Send + Sync + 'static {
     /// are then skipped and the events run again (at least once, never lost). SQLite has
     /// one node, so there is nothing to release: `0`.
     async fn release_node_leases(&self, node: &str) -> Result<u64>;
+
+    /// The leases this node holds (with SQLite, every lease), in no order.
+    ///
+    /// With [`Events::release_leases`], how a live node finds and frees the leases it holds
+    /// without running their events: a claim or a write of new events whose commit
+    /// happened but whose answer was lost (a store server killed mid-commit) leaves its
+    /// events leased to a node that never heard it got them, and they would wait for
+    /// that node's restart. The engine lists them now and then, and frees those it has
+    /// not been running for two looks in a row.
+    async fn held_leases(&self) -> Result<Vec<HeldLease>>;
+
+    /// Releases each of `leases` that is still as listed: the event pending and leased
+    /// by this node until the same `leased_until` (a compare-and-set: an event resolved
+    /// or claimed again meanwhile is left alone). The events are due again, keeping
+    /// their `first_run_us`. Returns how many were released.
+    async fn release_leases(&self, leases: &[HeldLease]) -> Result<u64>;
 
     /// Makes every event of the namespace (or of one of its functions) held for `code`
     /// due at `now`: pending, not leased, last resolved [`Resolution::Held`] with

@@ -107,7 +107,7 @@ pub use audit::{AUDIT_ENTRIES_KEPT, Audit, AuditEntry, AuditQuery};
 pub use blobs::{BlobDir, BlobHome, BlobWriter, HOME_SWEEP_GRACE, Swept, WrittenBlob};
 pub use events::{
     Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events, Failure,
-    FollowUp, Lease, NewEvent, Resolution,
+    FollowUp, HeldLease, Lease, NewEvent, Resolution,
 };
 pub use jetstream::JetStreamStore;
 pub use key_values::{

@@ -54,7 +54,7 @@ use super::batch::{self, BatchEntry};
 use super::{JetStreamStore, MAX_CAS_ATTEMPTS, backend, contended, decode};
 use crate::{
     Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events,
-    FollowUp, NewEvent, Result, StoreError, UnixMicros, UnixMillis,
+    FollowUp, HeldLease, NewEvent, Result, StoreError, UnixMicros, UnixMillis,
 };
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, kv};
@@ -96,6 +96,21 @@ enum Change {
     Keep,
     Write(Box<Stored>),
     Delete,
+}
+
+/// Releases `stored`'s lease if `node` holds it (and, given, until `leased_until`).
+fn release(stored: &Stored, node: &str, leased_until: Option<UnixMillis>) -> Change {
+    let held = stored.status == EventStatus::Pending
+        && stored.holder.as_deref() == Some(node)
+        && stored.leased_until.is_some()
+        && leased_until.is_none_or(|until| stored.leased_until == Some(until));
+    if !held {
+        return Change::Keep;
+    }
+    let mut after = stored.clone();
+    after.leased_until = None;
+    after.holder = None;
+    Change::Write(Box::new(after))
 }
 
 /// One outcome to apply: its event's record as read, at its revision.
@@ -556,6 +571,58 @@ impl Events for JetStreamStore {
         self.release_leases_of(node).await
     }
 
+    /// Scans `st.*.*.r.NODE.>` for this node's leased events, then reads their records
+    /// (the state key does not hold `leased_until`).
+    async fn held_leases(&self) -> Result<Vec<HeldLease>> {
+        let what = format!("listing the leases of async events held by node `{}`", self.node);
+        let what = what.as_str();
+        let filter = format!("st.*.*.r.{}.>", self.node);
+        let states = self.scan_states(&[filter], what).await?;
+        let read = each(
+            states
+                .iter()
+                .map(|state| async move { Ok(self.read_event(&state.id, what).await?.1) })
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+        Ok(read
+            .into_iter()
+            .flatten()
+            .filter(|s| s.status == EventStatus::Pending && s.holder.as_deref() == Some(self.node.as_str()))
+            .filter_map(|s| {
+                s.leased_until.map(|leased_until| HeldLease {
+                    id: s.id,
+                    leased_until,
+                })
+            })
+            .collect())
+    }
+
+    /// Changes each event on its revision, if it is still leased by this node until the
+    /// same time.
+    async fn release_leases(&self, leases: &[HeldLease]) -> Result<u64> {
+        let what = format!(
+            "releasing {} leases of async events held by node `{}`",
+            leases.len(),
+            self.node
+        );
+        let what = what.as_str();
+        let node = self.node.as_str();
+        let released = each(
+            leases
+                .iter()
+                .map(|lease| async move {
+                    self.modify_event(&lease.id, what, |stored| {
+                        release(stored, node, Some(lease.leased_until))
+                    })
+                    .await
+                })
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+        Ok(released.iter().flatten().count() as u64)
+    }
+
     /// Scans the namespace's (or function's) pending, unleased events' state entries, and
     /// changes those due later whose record says they are held for `code`.
     async fn release_held_events(
@@ -862,19 +929,8 @@ impl JetStreamStore {
             states
                 .into_iter()
                 .map(|state| async move {
-                    self.modify_event(&state.id, what, |stored| {
-                        if stored.status != EventStatus::Pending
-                            || stored.leased_until.is_none()
-                            || stored.holder.as_deref() != Some(node)
-                        {
-                            return Change::Keep;
-                        }
-                        let mut after = stored.clone();
-                        after.leased_until = None;
-                        after.holder = None;
-                        Change::Write(Box::new(after))
-                    })
-                    .await
+                    self.modify_event(&state.id, what, |stored| release(stored, node, None))
+                        .await
                 })
                 .collect::<Vec<_>>(),
         )

@@ -12,7 +12,7 @@
 use super::{OpError, SqliteStore, queues};
 use crate::{
     Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events, Failure,
-    FollowUp, NewEvent, Resolution, Result, StoreError, UnixMicros, UnixMillis,
+    FollowUp, HeldLease, NewEvent, Resolution, Result, StoreError, UnixMicros, UnixMillis,
 };
 use async_trait::async_trait;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -59,6 +59,14 @@ pub(super) const KEY_HOLDER: &str = "SELECT id, created_us FROM events
 
 /// Every lease, at start-up (`events_leased`).
 pub(super) const RELEASE: &str = "UPDATE events SET leased_until = NULL WHERE leased_until IS NOT NULL";
+
+/// Every lease and its end (`events_leased`).
+pub(super) const LEASES: &str =
+    "SELECT id, leased_until FROM events WHERE leased_until IS NOT NULL AND status = 'pending'";
+
+/// One lease, if it is still as listed: `?1` the id, `?2` its `leased_until`.
+pub(super) const RELEASE_ONE: &str = "UPDATE events SET leased_until = NULL
+     WHERE id = ?1 AND leased_until = ?2 AND status = 'pending'";
 
 /// Old successes (`events_succeeded`).
 pub(super) const SWEEP: &str = "DELETE FROM events WHERE status = 'succeeded' AND created_us < ?1";
@@ -130,6 +138,47 @@ impl Events for SqliteStore {
     /// One node (the data directory is locked): no other node holds leases.
     async fn release_node_leases(&self, _node: &str) -> Result<u64> {
         Ok(0)
+    }
+
+    /// Every lease (one node holds them all). A claim or write is one transaction, so a
+    /// lease whose answer was lost does not happen here; the check is the same anyway.
+    async fn held_leases(&self) -> Result<Vec<HeldLease>> {
+        let what = "listing the leases of async events".to_owned();
+        self.read(what, |conn| {
+            let leases = conn
+                .prepare_cached(LEASES)?
+                .query_map([], |row| {
+                    Ok(HeldLease {
+                        id: row.get(0)?,
+                        leased_until: row.get(1)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(leases)
+        })
+        .await
+    }
+
+    /// One transaction, one compare-and-set per lease.
+    async fn release_leases(&self, leases: &[HeldLease]) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let leases = leases.to_vec();
+        let what = format!("releasing {} leases of async events", leases.len());
+        self.write(what, move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut released = 0;
+            {
+                let mut release = tx.prepare_cached(RELEASE_ONE)?;
+                for lease in &leases {
+                    released += release.execute(params![lease.id, lease.leased_until])? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(released)
+        })
+        .await
     }
 
     async fn next_event_due(&self) -> Result<Option<UnixMillis>> {

@@ -9,7 +9,7 @@ use super::*;
 use wisp_core::ErrorCode;
 use wisp_store::{
     Enqueued, EventBacklog, EventCounts, EventOutcome, EventQuery, EventRecord, EventStatus, Events, Failure,
-    FollowUp, Lease, NewEvent, Resolution,
+    FollowUp, HeldLease, Lease, NewEvent, Resolution,
 };
 
 /// A lease long enough never to matter.
@@ -423,6 +423,60 @@ pub async fn events_complete_applies_each_resolution_with_follow_ups(store: &dyn
         "a repeated outcome sent again"
     );
     store.complete_events(&[], T + 600).await?;
+    Ok(())
+}
+
+/// A live node's leases are listed, and each is released only while it is as listed (an
+/// event resolved, or claimed again, meanwhile is left alone).
+pub async fn events_held_leases_are_listed_and_released_as_listed(store: &dyn Events) -> TestResult {
+    let (default, hello) = (ns("default")?, func("hello")?);
+    assert_eq!(store.held_leases().await?, []);
+    assert_eq!(store.release_leases(&[]).await?, 0);
+    store
+        .enqueue_events(
+            &[
+                event(&default, &hello, "a", T_US, T),
+                event(&default, &hello, "b", T_US + 1, T),
+                event(&default, &hello, "c", T_US + 2, T + 50),
+            ],
+            T_US,
+        )
+        .await?;
+    let claimed = store.claim_events(T + 10, T_US + 10_000, LEASE, 10).await?;
+    assert_eq!(ids(&claimed), ["a", "b"]);
+    let held = |id: &str, leased_until| HeldLease {
+        id: id.to_owned(),
+        leased_until,
+    };
+    let mut leases = store.held_leases().await?;
+    leases.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(leases, [held("a", LEASE), held("b", LEASE)]);
+
+    // `b` ends: its lease is gone, and releasing it as listed changes nothing.
+    let done = outcome(&claimed[1], Resolution::Succeeded { result: vec![] }, vec![]);
+    store.complete_events(&[done], T + 20).await?;
+    assert_eq!(store.held_leases().await?, [held("a", LEASE)]);
+    assert_eq!(
+        store
+            .release_leases(&[held("a", LEASE + 1), held("b", LEASE)])
+            .await?,
+        0,
+        "another lease's end, or an event that ended"
+    );
+    assert_eq!(get(store, &default, "b").await?.status, EventStatus::Succeeded);
+
+    assert_eq!(store.release_leases(&[held("a", LEASE)]).await?, 1);
+    assert_eq!(store.release_leases(&[held("a", LEASE)]).await?, 0);
+    let a = get(store, &default, "a").await?;
+    assert_eq!((a.status, a.leased_until), (EventStatus::Pending, None));
+    assert_eq!(a.first_run_us, Some(T_US + 10_000), "its first run is kept");
+    assert_eq!(store.held_leases().await?, []);
+
+    // Claimed again: the old listing no longer names its lease.
+    let again = store.claim_events(T + 30, T_US + 30_000, LEASE + 5, 10).await?;
+    assert_eq!(ids(&again), ["a"]);
+    assert_eq!(store.release_leases(&[held("a", LEASE)]).await?, 0);
+    assert_eq!(store.held_leases().await?, [held("a", LEASE + 5)]);
     Ok(())
 }
 

@@ -153,6 +153,7 @@ macro_rules! conformance {
             events_write_records_leased_events_with_outcomes,
             events_complete_applies_each_resolution_with_follow_ups,
             events_release_leases_and_next_due,
+            events_held_leases_are_listed_and_released_as_listed,
             events_get_list_and_counts,
             events_browse_pages_a_functions_events_newest_first,
             events_redrive_and_purge_touch_only_dead_letters,

@@ -118,6 +118,10 @@ async fn racing_claims_take_each_event_once_and_restarts_release_their_own() {
     let unique: BTreeSet<&String> = all.iter().collect();
     assert_eq!((all.len(), unique.len()), (100, 100));
 
+    // Each node lists its own leases, and cannot release the other's.
+    let (held_a, held_b) = (a.held_leases().await.unwrap(), b.held_leases().await.unwrap());
+    assert_eq!((held_a.len(), held_b.len()), (by_a, 100 - by_a));
+    assert_eq!(a.release_leases(&held_b).await.unwrap(), 0);
     assert_eq!(a.release_event_leases().await.unwrap(), by_a as u64);
     let (ns, hello) = (
         Namespace::new("default").unwrap(),
