@@ -29,6 +29,7 @@
 
 mod destination;
 mod guarded;
+mod leases;
 pub mod retry;
 mod run;
 mod tasks;
@@ -91,6 +92,8 @@ pub(crate) struct Pipeline {
     /// Room for events in flight: a permit per running event, taken by the writer
     /// (for a fresh event) or the dispatcher (for a claimed one).
     slots: Arc<Semaphore>,
+    /// The events this node has taken and not yet written the outcome of.
+    taken: Arc<leases::Taken>,
     settings: RetrySettings,
 }
 
@@ -111,6 +114,7 @@ impl Pipeline {
             complete,
             wake: Arc::new(Notify::new()),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            taken: Arc::default(),
             settings,
         };
         let inboxes = Inboxes {

@@ -2,6 +2,7 @@
 //! batch, fresh events handed straight to runners) and the dispatcher (claims the
 //! due events nobody runs yet).
 
+use super::leases::{self, Taken};
 use super::{Inboxes, Waiting};
 use crate::Engine;
 use std::sync::{Arc, Weak};
@@ -42,6 +43,7 @@ pub(crate) fn start(engine: &Arc<Engine>, inboxes: Inboxes) {
     let store = engine.store.clone();
     let pipeline = &engine.pipeline;
     let (wake, slots) = (pipeline.wake.clone(), pipeline.slots.clone());
+    let taken = pipeline.taken.clone();
     let weak = Arc::downgrade(engine);
     tokio::spawn(async move {
         match store.release_event_leases().await {
@@ -54,9 +56,16 @@ pub(crate) fn start(engine: &Arc<Engine>, inboxes: Inboxes) {
             store: store.clone(),
             wake: wake.clone(),
             slots: slots.clone(),
+            taken: taken.clone(),
         };
         tokio::spawn(writer.run(inboxes));
-        dispatch(weak, store, wake, slots).await;
+        tokio::spawn(leases::check(
+            weak.clone(),
+            store.clone(),
+            taken.clone(),
+            wake.clone(),
+        ));
+        dispatch(weak, store, wake, slots, taken).await;
     });
 }
 
@@ -76,6 +85,7 @@ struct Writer {
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
+    taken: Arc<Taken>,
 }
 
 impl Writer {
@@ -213,6 +223,7 @@ impl Writer {
                 {
                     match (&result, permit, &engine) {
                         (Enqueued::New, Some(permit), Some(engine)) => {
+                            self.taken.add([event.id.as_str()]);
                             run(engine.clone(), EventRecord::fresh(event), permit);
                         }
                         (Enqueued::New, None, _) => unclaimed = true,
@@ -240,6 +251,7 @@ impl Writer {
                 write_each(store.as_ref(), outcomes, now).await
             }
         };
+        self.taken.remove(outcomes.iter().map(|o| o.id.as_str()));
         // Retries and destination events are the dispatcher's to claim; messages wake
         // the pollers of their queues.
         let scheduled = outcomes.iter().any(|o| {
@@ -297,7 +309,13 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Claims due events while there is room, and sleeps until the next is due or a
 /// wake when there are none.
-async fn dispatch(engine: Weak<Engine>, store: Arc<dyn Store>, wake: Arc<Notify>, slots: Arc<Semaphore>) {
+async fn dispatch(
+    engine: Weak<Engine>,
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
+    taken: Arc<Taken>,
+) {
     let mut last_sweep = Instant::now();
     loop {
         // Wait for room before claiming, so claimed events never wait on us.
@@ -319,6 +337,7 @@ async fn dispatch(engine: Weak<Engine>, store: Arc<dyn Store>, wake: Arc<Notify>
             break;
         };
         let got = claimed.len();
+        taken.add(claimed.iter().map(|e| e.id.as_str()));
         let mut first = Some(first);
         for event in claimed {
             let permit = match first.take() {
