@@ -64,6 +64,9 @@ use std::fmt;
 /// a storm, not a race.
 const MAX_CAS_ATTEMPTS: usize = 64;
 
+/// How long [`JetStreamStore::replicate`] waits for a replicated stream to have a leader.
+const LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The NATS JetStream store (a first slice: see the module docs). Cheap to clone; all
 /// methods take `&self`.
 #[derive(Clone)]
@@ -187,7 +190,8 @@ impl JetStreamStore {
     /// cluster (1 to 5; JetStream's own replication, Raft per stream): with 3, the store
     /// loses nothing and keeps serving while one server of three is down. Changes the
     /// streams that have another count (scaling a stream up copies its messages to the new
-    /// replicas); idempotent, so every node may call it at start.
+    /// replicas), and returns once each has a leader (up to 20 s each); idempotent, so
+    /// every node may call it at start.
     pub async fn replicate(&self, replicas: usize) -> Result<()> {
         if !(1..=5).contains(&replicas) {
             return Err(StoreError::Backend(format!(
@@ -208,15 +212,31 @@ impl JetStreamStore {
                 .await
                 .map_err(|e| backend(&what, e))?;
             let info = stream.info().await.map_err(|e| backend(&what, e))?;
-            if info.config.num_replicas == replicas {
-                continue;
+            if info.config.num_replicas != replicas {
+                let mut config = info.config.clone();
+                config.num_replicas = replicas;
+                self.context
+                    .update_stream(config)
+                    .await
+                    .map_err(|e| backend(format!("{what}: stream `{name}`"), e))?;
             }
-            let mut config = info.config.clone();
-            config.num_replicas = replicas;
-            self.context
-                .update_stream(config)
-                .await
-                .map_err(|e| backend(format!("{what}: stream `{name}`"), e))?;
+            // A stream just scaled (or its leader just lost) answers no request until
+            // its Raft group elects a leader: wait for one, so that the node's first
+            // writes do not fail.
+            let since = std::time::Instant::now();
+            loop {
+                let info = stream.info().await.map_err(|e| backend(&what, e))?;
+                if replicas == 1 || info.cluster.as_ref().is_some_and(|c| c.leader.is_some()) {
+                    break;
+                }
+                if since.elapsed() > LEADER_WAIT {
+                    return Err(StoreError::Backend(format!(
+                        "{what}: stream `{name}` has no leader after {} s",
+                        LEADER_WAIT.as_secs()
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
         }
         Ok(())
     }
