@@ -324,7 +324,7 @@ impl Node {
         let master_key = keys::master_key(&dir)?;
         wisp_engine::cluster::check_master_key(store.as_ref(), &master_key)
             .await
-            .map_err(|e| NodeError::Cluster(e.detail))?;
+            .map_err(|e| NodeError::Cluster(e.with_cause()))?;
         let engine = Engine::start(
             store,
             Arc::new(runtime),
@@ -345,7 +345,7 @@ impl Node {
             .await
             .map_err(|e| NodeError::Store {
                 dir: dir.clone(),
-                message: e.detail,
+                message: e.with_cause(),
             })?;
         if let Some(domain) = &config.domain {
             engine.set_domain(domain);
@@ -363,7 +363,7 @@ impl Node {
         };
         engine.join(identity).await.map_err(|e| NodeError::Store {
             dir: dir.clone(),
-            message: format!("writing this node's first heartbeat: {}", e.detail),
+            message: format!("writing this node's first heartbeat: {}", e.with_cause()),
         })?;
         Ok(Node {
             engine,

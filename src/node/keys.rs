@@ -52,7 +52,11 @@ pub fn master_key(dir: &Path) -> Result<MasterKey, NodeError> {
 /// Readies the `default` namespace, and on a store without keys creates the admin
 /// key (`given`, or a fresh one) and writes its token to `admin.key`.
 pub async fn bootstrap(engine: &Engine, dir: &Path, given: Option<&str>) -> Result<(), NodeError> {
-    let Some(key) = engine.bootstrap(given).await.map_err(|e| identity(e.detail))? else {
+    let Some(key) = engine
+        .bootstrap(given)
+        .await
+        .map_err(|e| identity(e.with_cause()))?
+    else {
         return Ok(());
     };
     let path = dir.join(ADMIN_KEY_FILE);

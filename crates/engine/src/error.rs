@@ -52,6 +52,15 @@ impl EngineError {
         EngineError::internal_as("Wisp failed to serve this; the server's log says why", cause)
     }
 
+    /// The detail and, when there is one, the cause: for the operator (a failure at
+    /// start-up), never for a caller of the API.
+    pub fn with_cause(&self) -> String {
+        match &self.cause {
+            Some(cause) => format!("{} ({cause})", self.detail),
+            None => self.detail.clone(),
+        }
+    }
+
     /// [`EngineError::internal`], telling the caller `detail` (which must not reveal
     /// the cause).
     pub fn internal_as(detail: impl Into<String>, cause: impl Into<String>) -> EngineError {

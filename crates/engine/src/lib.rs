@@ -316,7 +316,10 @@ impl Engine {
     pub async fn shutdown(self: Arc<Self>) {
         self.stop_platform();
         if let Err(e) = self.flush_capacity().await {
-            tracing::warn!("cannot record the last reserved capacity held: {}", e.detail);
+            tracing::warn!(
+                "cannot record the last reserved capacity held: {}",
+                e.with_cause()
+            );
         }
         let writer = self.log_writer.lock().ok().and_then(|mut w| w.take());
         let spans = self.spans.clone();

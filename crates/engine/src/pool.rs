@@ -394,7 +394,7 @@ impl Pool {
             match result {
                 Ok(()) => tracing::debug!(function = %pool.spec.name, "prewarmed"),
                 Err(e) => {
-                    tracing::warn!(function = %pool.spec.name, "cannot prewarm `{}`: {}", pool.spec.name, e.detail);
+                    tracing::warn!(function = %pool.spec.name, "cannot prewarm `{}`: {}", pool.spec.name, e.with_cause());
                     pool.scaler().on_released(pool.ctx.clock.now());
                 }
             }

@@ -438,7 +438,7 @@ impl Engine {
     pub(crate) async fn reconcile_quotas(&self) -> Result<(), EngineError> {
         // Capacity held counts toward budgets: written first, so the totals include it.
         if let Err(e) = self.flush_capacity().await {
-            tracing::warn!("cannot record reserved capacity held: {}", e.detail);
+            tracing::warn!("cannot record reserved capacity held: {}", e.with_cause());
         }
         let namespaces = self.identity.namespaces_snapshot();
         let now = now_ms();
@@ -523,7 +523,7 @@ pub(crate) fn start(engine: &Arc<Engine>) {
             tick.tick().await;
             let Some(engine) = me.upgrade() else { return };
             if let Err(e) = engine.reconcile_quotas().await {
-                tracing::warn!("cannot reconcile usage quotas: {}", e.detail);
+                tracing::warn!("cannot reconcile usage quotas: {}", e.with_cause());
             }
         }
     });

@@ -392,10 +392,10 @@ pub(crate) fn start(engine: &Arc<Engine>) {
             let Some(engine) = me.upgrade() else { return };
             let store = engine.store.clone();
             if let Err(e) = engine.identity.write_uses(store.as_ref()).await {
-                tracing::warn!("cannot record API keys' last use: {}", e.detail);
+                tracing::warn!("cannot record API keys' last use: {}", e.with_cause());
             }
             if let Err(e) = engine.identity.reload(store.as_ref()).await {
-                tracing::warn!("cannot reload API keys and namespaces: {}", e.detail);
+                tracing::warn!("cannot reload API keys and namespaces: {}", e.with_cause());
             }
         }
     });

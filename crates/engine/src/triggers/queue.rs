@@ -120,7 +120,7 @@ async fn poll(
                 if e.code == ErrorCode::Internal {
                     e.log();
                 } else if e.code != ErrorCode::QueueNotFound || !missing_reported {
-                    tracing::warn!(%function, %queue, "queue trigger: {}", e.detail);
+                    tracing::warn!(%function, %queue, "queue trigger: {}", e.with_cause());
                     missing_reported = e.code == ErrorCode::QueueNotFound;
                 }
                 drop(engine);
@@ -297,7 +297,9 @@ async fn run_batch(
             Ok(_) => {
                 let _ = engine.delete_messages(namespace, queue, &receipts(&[])).await;
             }
-            Err(e) => tracing::warn!(%function, %queue, "cannot dead-letter a looping batch: {}", e.detail),
+            Err(e) => {
+                tracing::warn!(%function, %queue, "cannot dead-letter a looping batch: {}", e.with_cause())
+            }
         }
         return;
     }
@@ -327,7 +329,7 @@ async fn run_batch(
         Err(e) => {
             // Nothing is deleted: the batch comes back after its visibility timeout.
             e.log();
-            tracing::debug!(%function, %queue, "queue batch failed: {}", e.detail);
+            tracing::debug!(%function, %queue, "queue batch failed: {}", e.with_cause());
             return;
         }
     };
@@ -340,7 +342,7 @@ async fn run_batch(
         }
     };
     if let Err(e) = engine.delete_messages(namespace, queue, &receipts(&failed)).await {
-        tracing::warn!(%function, %queue, "deleting a processed batch failed: {}", e.detail);
+        tracing::warn!(%function, %queue, "deleting a processed batch failed: {}", e.with_cause());
     }
 }
 

@@ -196,7 +196,7 @@ pub(crate) async fn logs(
                 Ok(None) => (vec![end_event("the function is no longer deployed")], None),
                 Err(e) => {
                     // Internal details stay in the server's log, as for any request.
-                    tracing::warn!("following the logs of `{what}` failed: {}", e.detail);
+                    tracing::warn!("following the logs of `{what}` failed: {}", e.with_cause());
                     let data = serde_json::json!({ "code": e.code.as_str() }).to_string();
                     (vec![Event::default().event("error").data(data)], None)
                 }
