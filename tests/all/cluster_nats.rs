@@ -13,11 +13,31 @@ use wisp_test_support::nats::NatsCluster;
 /// A node on `nats` with its data in `dir`, sharing `master` (the first node's data
 /// directory, whose `master.key` every node needs) unless it is the first.
 fn node(nats: &str, dir: &Path, master: Option<&Path>) -> TestServer {
+    node_with(nats, dir, master, &[])
+}
+
+/// [`node`], with more arguments to `wisp serve`.
+fn node_with(nats: &str, dir: &Path, master: Option<&Path>, extra: &[&str]) -> TestServer {
     if let Some(first) = master {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::copy(first.join("master.key"), dir.join("master.key")).unwrap();
     }
-    TestServer::spawn(bin(), &["serve", "--store", nats, "--s3-listen", "off"], dir)
+    let mut args = vec!["serve", "--store", nats, "--s3-listen", "off"];
+    args.extend_from_slice(extra);
+    TestServer::spawn(bin(), &args, dir)
+}
+
+/// Waits until `server` lists `n` nodes up, and then a heartbeat more, so that every
+/// node has counted them (each counts at its own heartbeat).
+async fn until_up(server: &TestServer, n: usize) {
+    until(server, "/v1/cluster", Duration::from_secs(10), |s, v| {
+        s == 200
+            && v["nodes"]
+                .as_array()
+                .is_some_and(|nodes| nodes.iter().filter(|n| n["up"] == true).count() == n)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
 }
 
 /// Two nodes on one NATS server.
@@ -315,4 +335,203 @@ async fn a_node_started_while_nats_is_down_waits_for_it() {
         server.stderr()
     );
     until(&server, "/v1/health", Duration::from_secs(10), |s, _| s == 200).await;
+}
+
+/// A write of an event leased to a node whose answer the node never heard (a NATS server
+/// killed mid-commit) leaves the event leased to a live node that is not running it: the
+/// node finds it at its next two looks at its leases (every 10 s) and frees it, and it
+/// runs. Here the test writes such an event itself, under the node's name.
+#[tokio::test]
+async fn an_event_leased_to_a_node_that_never_heard_of_it_still_runs() {
+    let nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let a = node(&nats.url(), &temp.path().join("a"), None);
+    deploy_fixture(&a, "greet", "event-kit", json!({ "kind": "event" })).await;
+    let name = std::fs::read_to_string(temp.path().join("a/node.name")).unwrap();
+    let store = wisp_store::JetStreamStore::connect(&nats.url(), "wisp")
+        .await
+        .unwrap()
+        .with_node(name.trim())
+        .unwrap();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let now = now_us / 1000;
+    let event = wisp_store::NewEvent {
+        namespace: wisp_core::Namespace::new("default").unwrap(),
+        function: wisp_core::FunctionName::new("greet").unwrap(),
+        id: "orphan-1".to_owned(),
+        payload: br#"{"action":"hello","name":"orphan"}"#.to_vec(),
+        idempotency_key: None,
+        chain_depth: 0,
+        source: "api".to_owned(),
+        qualifier: None,
+        trace: None,
+        parent: None,
+        created_us: now_us,
+        run_at: now,
+        lease: Some(wisp_store::Lease {
+            until: now + 40 * 60 * 1000,
+            started_us: now_us,
+        }),
+    };
+    use wisp_store::Events;
+    store.enqueue_events(&[event], now_us).await.unwrap();
+    let status = get_json(&a, "/v1/invocations/orphan-1").await;
+    assert_eq!(status["status"], "running", "leased: {status}");
+
+    let took = until(&a, "/v1/invocations/orphan-1", Duration::from_secs(45), |s, v| {
+        s == 200 && v["status"] == "succeeded"
+    })
+    .await;
+    assert!(
+        took >= Duration::from_secs(5),
+        "freed at the first look, not the second: {took:?}"
+    );
+    assert!(
+        a.stderr().contains("leased to this node but not running here"),
+        "{}",
+        a.stderr()
+    );
+    assert_eq!(store.held_leases().await.unwrap(), []);
+}
+
+/// The namespace's concurrency cap holds across nodes: with a cap of 2 on two nodes, each
+/// holds one, so a third call at once is refused on either node (one node alone would
+/// have run two).
+#[tokio::test]
+async fn a_namespace_concurrency_cap_holds_across_nodes() {
+    let nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let cap = ["--namespace-max-concurrency", "2"];
+    let a = node_with(&nats.url(), &temp.path().join("a"), None, &cap);
+    let b = node_with(
+        &nats.url(),
+        &temp.path().join("b"),
+        Some(&temp.path().join("a")),
+        &cap,
+    );
+    let config = json!({ "kind": "http", "routes": ["/s/:action"], "queue_timeout": "200ms" });
+    deploy_fixture(&a, "slow", "http-kit", config).await;
+    until(&b, "/v1/functions/slow", Duration::from_secs(5), |s, _| s == 200).await;
+    until_up(&a, 2).await;
+
+    let slow: Vec<_> = [&a, &b]
+        .into_iter()
+        .map(|node| {
+            let url = node.at("/s/sleep?ms=2000");
+            tokio::spawn(async move { client().get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for node in [&a, &b] {
+        until(node, "/v1/functions/slow", Duration::from_secs(5), |_, f| {
+            f["instances"]["busy"] == 1
+        })
+        .await;
+    }
+    for node in [&a, &b] {
+        let refused = client().get(node.at("/s/hello")).send().await.unwrap();
+        let doc = expect_problem(refused, 429, "throttled").await;
+        let detail = doc["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("namespace `default` is running its limit"),
+            "{doc}"
+        );
+    }
+    for request in slow {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    for node in [&a, &b] {
+        let after = client().get(node.at("/s/hello")).send().await.unwrap();
+        assert_eq!(after.status(), 200, "slots free again");
+    }
+}
+
+/// A monthly request quota holds across nodes: what one node admitted counts on the
+/// other once the usage reaches the store (about two seconds), so calls spread over two
+/// nodes run exactly the quota.
+#[tokio::test]
+async fn a_request_quota_holds_across_nodes() {
+    let nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&nats, temp.path());
+    let config = json!({ "kind": "http", "routes": ["/q/:action"] });
+    deploy_fixture(&a, "counted", "http-kit", config).await;
+    until(&b, "/v1/functions/counted", Duration::from_secs(5), |s, _| {
+        s == 200
+    })
+    .await;
+    let set = client()
+        .patch(a.at("/v1/namespaces/default"))
+        .json(&json!({ "quota": { "requests": 10 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    until(&b, "/v1/namespaces/default", Duration::from_secs(5), |_, v| {
+        v["quota"]["requests"] == 10
+    })
+    .await;
+
+    let mut ok = 0;
+    for _ in 0..6 {
+        let answer = client().get(a.at("/q/hello")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        ok += 1;
+    }
+    // B learns of A's six from the store (its reconcile, once a second).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut refused = 0;
+    for _ in 0..10 {
+        let answer = client().get(b.at("/q/hello")).send().await.unwrap();
+        match answer.status().as_u16() {
+            200 => ok += 1,
+            429 => refused += 1,
+            other => panic!("{other}: {}", answer.text().await.unwrap()),
+        }
+    }
+    assert_eq!((ok, refused), (10, 6), "B admitted past the quota");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let late = client().get(a.at("/q/hello")).send().await.unwrap();
+    expect_problem(late, 429, "quota_exceeded").await;
+}
+
+/// Schedules have no leader to lose: while one of two nodes is killed, the other goes on
+/// firing each slot once.
+#[tokio::test]
+async fn a_schedule_fires_once_per_slot_while_a_node_is_killed() {
+    let nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let (mut a, b) = two_nodes(&nats, temp.path());
+    let config = json!({ "kind": "event", "schedule": "* * * * * *" });
+    deploy_fixture(&a, "tick", "event-kit", config).await;
+    until(&b, "/v1/functions/tick", Duration::from_secs(5), |s, _| s == 200).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    a.signal("KILL");
+    a.wait(Duration::from_secs(10));
+    // As records show `started_at`: RFC 3339 in UTC, which sorts as time does.
+    let killed_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let runs = get_json(&b, "/v1/functions/tick/invocations?limit=1000").await["invocations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut slots: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect();
+    let all = slots.len();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), all, "a slot ran twice: {runs:?}");
+    assert!(
+        (5..=9).contains(&all),
+        "{all} runs in about 7 one-second slots, one node killed midway: {runs:?}"
+    );
+    let after_kill = runs
+        .iter()
+        .filter(|r| r["started_at"].as_str().is_some_and(|t| t > killed_at.as_str()))
+        .count();
+    assert!(after_kill >= 3, "{after_kill} runs after the kill: {runs:?}");
 }

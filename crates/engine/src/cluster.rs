@@ -38,6 +38,8 @@ pub(crate) struct Membership {
     up: AtomicUsize,
     /// When the last heartbeat was written (0: none yet).
     last_ok_ms: AtomicI64,
+    /// Since when every heartbeat was written (0: the last one failed, or none yet).
+    ok_since_ms: AtomicI64,
     /// The error of the last heartbeat, when it failed.
     last_error: Mutex<Option<String>>,
     /// The nodes gone whose leases were released, with the heartbeat they went after.
@@ -50,6 +52,7 @@ impl Default for Membership {
             me: OnceLock::new(),
             up: AtomicUsize::new(1),
             last_ok_ms: AtomicI64::new(0),
+            ok_since_ms: AtomicI64::new(0),
             last_error: Mutex::new(None),
             released: Mutex::new(HashSet::new()),
         }
@@ -98,11 +101,17 @@ impl Engine {
                 ticks.tick().await;
                 let Some(engine) = weak.upgrade() else { return };
                 if let Err(e) = engine.heartbeat().await {
-                    tracing::warn!("cannot write this node's heartbeat to the store: {}", e.detail);
+                    tracing::warn!(
+                        "cannot write this node's heartbeat to the store: {}",
+                        e.with_cause()
+                    );
                 }
-                // Secrets other nodes set reach this node's functions within a heartbeat.
-                if let Err(e) = engine.secrets.reload(engine.store.as_ref()).await {
-                    tracing::warn!("cannot read the secrets again: {}", e.detail);
+                // Secrets other nodes set reach this node's functions within a heartbeat
+                // (alone, no other node sets them: nothing to read).
+                if engine.membership.up.load(Ordering::Relaxed) > 1
+                    && let Err(e) = engine.secrets.reload(engine.store.as_ref()).await
+                {
+                    tracing::warn!("cannot read the secrets again: {}", e.with_cause());
                 }
             }
         });
@@ -127,6 +136,12 @@ impl Engine {
         let failed = written.as_ref().err().map(ToString::to_string);
         if failed.is_none() {
             self.membership.last_ok_ms.store(now, Ordering::Relaxed);
+            let _ =
+                self.membership
+                    .ok_since_ms
+                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        } else {
+            self.membership.ok_since_ms.store(0, Ordering::Relaxed);
         }
         *self
             .membership
@@ -136,9 +151,17 @@ impl Engine {
         written?;
         let since = now - GONE_AFTER.as_millis() as i64;
         let nodes = self.store.list_nodes(now - LISTED_FOR.as_millis() as i64).await?;
-        let up = nodes.iter().filter(|n| n.seen_ms >= since).count().max(1);
-        for gone in nodes.iter().filter(|n| n.seen_ms < since) {
-            self.release_leases_of(gone).await;
+        let mut up = nodes.iter().filter(|n| n.seen_ms >= since).count().max(1);
+        // Only a node that reached the store for the whole window judges others gone:
+        // after an outage of the store (a NATS server's streams electing new leaders)
+        // every node's heartbeat is old, and none is gone for it.
+        let ok_since = self.membership.ok_since_ms.load(Ordering::Relaxed);
+        if ok_since > 0 && ok_since <= since {
+            for gone in nodes.iter().filter(|n| n.seen_ms < since) {
+                self.release_leases_of(gone).await;
+            }
+        } else {
+            up = up.max(self.membership.up.load(Ordering::Relaxed));
         }
         if self.membership.up.swap(up, Ordering::Relaxed) != up {
             tracing::info!("{up} nodes serve the store; each holds its share of the concurrency caps");
