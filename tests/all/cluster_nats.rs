@@ -7,6 +7,7 @@ use crate::util::*;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use wisp_store::Events;
 use wisp_test_support::TestServer;
 use wisp_test_support::nats::NatsCluster;
 
@@ -347,37 +348,7 @@ async fn an_event_leased_to_a_node_that_never_heard_of_it_still_runs() {
     let temp = tempfile::tempdir().unwrap();
     let a = node(&nats.url(), &temp.path().join("a"), None);
     deploy_fixture(&a, "greet", "event-kit", json!({ "kind": "event" })).await;
-    let name = std::fs::read_to_string(temp.path().join("a/node.name")).unwrap();
-    let store = wisp_store::JetStreamStore::connect(&nats.url(), "wisp")
-        .await
-        .unwrap()
-        .with_node(name.trim())
-        .unwrap();
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64;
-    let now = now_us / 1000;
-    let event = wisp_store::NewEvent {
-        namespace: wisp_core::Namespace::new("default").unwrap(),
-        function: wisp_core::FunctionName::new("greet").unwrap(),
-        id: "orphan-1".to_owned(),
-        payload: br#"{"action":"hello","name":"orphan"}"#.to_vec(),
-        idempotency_key: None,
-        chain_depth: 0,
-        source: "api".to_owned(),
-        qualifier: None,
-        trace: None,
-        parent: None,
-        created_us: now_us,
-        run_at: now,
-        lease: Some(wisp_store::Lease {
-            until: now + 40 * 60 * 1000,
-            started_us: now_us,
-        }),
-    };
-    use wisp_store::Events;
-    store.enqueue_events(&[event], now_us).await.unwrap();
+    let store = lease_event_to(&nats.url(), &temp.path().join("a"), "orphan-1").await;
     let status = get_json(&a, "/v1/invocations/orphan-1").await;
     assert_eq!(status["status"], "running", "leased: {status}");
 
@@ -534,4 +505,127 @@ async fn a_schedule_fires_once_per_slot_while_a_node_is_killed() {
         .filter(|r| r["started_at"].as_str().is_some_and(|t| t > killed_at.as_str()))
         .count();
     assert!(after_kill >= 3, "{after_kill} runs after the kill: {runs:?}");
+}
+
+/// A TCP proxy to a NATS server that a test can cut (every connection dropped, new ones
+/// refused) and mend: one node's way to NATS, failing while the others' works.
+struct Cuttable {
+    url: String,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Cuttable {
+    async fn to(nats_url: &str) -> Cuttable {
+        use std::sync::atomic::Ordering;
+        let target = nats_url.trim_start_matches("nats://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("nats://{}", listener.local_addr().unwrap());
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (accepting, held) = (open.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let link = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                held.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Cuttable { url, open, links }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// An event leased to node `node` (its name, from its data directory `dir`), written by
+/// the test itself: as if the node had claimed it.
+async fn lease_event_to(nats: &str, dir: &Path, id: &str) -> wisp_store::JetStreamStore {
+    let name = std::fs::read_to_string(dir.join("node.name")).unwrap();
+    let store = wisp_store::JetStreamStore::connect(nats, "wisp")
+        .await
+        .unwrap()
+        .with_node(name.trim())
+        .unwrap();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let now = now_us / 1000;
+    let event = wisp_store::NewEvent {
+        namespace: wisp_core::Namespace::new("default").unwrap(),
+        function: wisp_core::FunctionName::new("greet").unwrap(),
+        id: id.to_owned(),
+        payload: br#"{"action":"hello","name":"leased"}"#.to_vec(),
+        idempotency_key: None,
+        chain_depth: 0,
+        source: "api".to_owned(),
+        qualifier: None,
+        trace: None,
+        parent: None,
+        created_us: now_us,
+        run_at: now,
+        lease: Some(wisp_store::Lease {
+            until: now + 40 * 60 * 1000,
+            started_us: now_us,
+        }),
+    };
+    store.enqueue_events(&[event], now_us).await.unwrap();
+    store
+}
+
+/// After an outage of the store longer than a node's silence allowance, every node's
+/// heartbeat is old: a node back first must not take the others for gone (and run their
+/// events a second time) before its own heartbeats have reached the store for that long.
+/// Here NATS is down 12 s, and node B's way to it 4 s longer than A's; B holds a lease.
+// Multi-threaded: the proxy's tasks run while the test blocks starting a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_store_outage_no_live_node_is_taken_for_gone() {
+    let mut nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let to_b = Cuttable::to(&nats.url()).await;
+    let a = node(&nats.url(), &temp.path().join("a"), None);
+    let b = node(&to_b.url, &temp.path().join("b"), Some(&temp.path().join("a")));
+    deploy_fixture(&a, "greet", "event-kit", json!({ "kind": "event" })).await;
+    until(&b, "/v1/functions/greet", Duration::from_secs(5), |s, _| s == 200).await;
+    until_up(&a, 2).await;
+    lease_event_to(&nats.url(), &temp.path().join("b"), "held-by-b").await;
+
+    nats.kill(0);
+    to_b.cut();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    nats.restart(0);
+    until(&a, "/v1/health", Duration::from_secs(20), |s, _| s == 200).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    to_b.mend();
+    until(&b, "/v1/health", Duration::from_secs(20), |s, _| s == 200).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        !a.stderr().contains("is gone"),
+        "A took B for gone after the outage: {}",
+        a.stderr()
+    );
+    // B itself frees the lease it holds without running the event, and it runs.
+    until(
+        &a,
+        "/v1/invocations/held-by-b",
+        Duration::from_secs(30),
+        |s, v| s == 200 && v["status"] == "succeeded",
+    )
+    .await;
 }
