@@ -17,7 +17,8 @@ pub struct ClusterArgs {
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
     /// List the nodes seen in the last day: whether each is up (a heartbeat in the last
-    /// 10 s), its address, version, load and when it started.
+    /// 10 s), its address, version, load and when it started; and how schedules fire
+    /// (no leader: every node up, each slot once).
     Status {
         /// Print the API's JSON instead of a table.
         #[arg(long)]
@@ -82,5 +83,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     println!("{}", table.trim_fmt());
     let up = nodes.iter().filter(|n| n["up"].as_bool() == Some(true)).count();
     println!("{up} of {} nodes up", nodes.len());
+    // The "schedule leader": there is none to show, by design (docs/cluster.md).
+    println!("schedules: no leader; every node up fires each slot once, by compare-and-set");
     Ok(())
 }

@@ -33,6 +33,7 @@ async fn a_single_node_lists_itself_and_reaches_its_store() {
     let status = wisp(&server, &["cluster", "status"]);
     assert!(status.contains(&format!("{name} (this)")), "{status}");
     assert!(status.contains("1 of 1 nodes up"), "{status}");
+    assert!(status.contains("schedules: no leader"), "{status}");
 }
 
 #[tokio::test]
