@@ -215,6 +215,15 @@ async fn a_node_that_loses_nats_refuses_async_work_and_says_so() {
         .await
         .unwrap();
     expect_problem(response, 503, "store_unavailable").await;
+    // Any call that reads the store says the same, not `500 internal`.
+    let read = client()
+        .get(server.at("/v1/invocations/no-such-event"))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.headers()["retry-after"], "1");
+    expect_problem(read, 503, "store_unavailable").await;
     until(&server, "/v1/health", Duration::from_secs(15), |s, v| {
         s == 503 && v["status"] == "unavailable" && v["store"]["reachable"] == false
     })

@@ -92,7 +92,7 @@ error_codes! {
     Internal => ("internal", 500, "Internal server error"),
     Overloaded => ("overloaded", 503, "The server is at its connection limit; retry later"),
     CircuitOpen => ("circuit_open", 503, "The circuit breaker to the callee is open; retry later"),
-    StoreUnavailable => ("store_unavailable", 503, "The store cannot be reached, so nothing was accepted; retry later"),
+    StoreUnavailable => ("store_unavailable", 503, "The store cannot be reached now; retry later"),
     LoopDetected => ("loop_detected", 508, "The chain of function calls is too deep; a function is calling itself in a loop"),
 }
 

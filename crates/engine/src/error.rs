@@ -194,6 +194,12 @@ impl From<LoadError> for EngineError {
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
-        EngineError::internal_as("the store failed; see the server log", format!("store: {e}"))
+        match e {
+            StoreError::Unavailable(_) => EngineError::store_unavailable(
+                "the store cannot be reached now; retry later (a change asked for may have been made before the answer was lost)",
+                e,
+            ),
+            e => EngineError::internal_as("the store failed; see the server log", format!("store: {e}")),
+        }
     }
 }

@@ -150,6 +150,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage backend failed: {0}")]
     Backend(String),
+    /// The store could not be reached, or did not answer in time (a server down, a
+    /// cluster electing a leader): a write may or may not have been made, and the same
+    /// call may well succeed in a moment.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// A queue operation named a queue that does not exist.
     #[error("there is no queue `{0}`")]
     QueueNotFound(QueueName),

@@ -345,7 +345,29 @@ fn is_store_stream(prefix: &str, stream: &str) -> bool {
 
 /// An error of the backend while `what`.
 fn backend(what: impl fmt::Display, error: impl fmt::Display) -> StoreError {
-    StoreError::Backend(format!("{what}: {error}"))
+    let error = error.to_string();
+    if is_unavailable(&error) {
+        StoreError::Unavailable(format!("{what}: {error}"))
+    } else {
+        StoreError::Backend(format!("{what}: {error}"))
+    }
+}
+
+/// Whether a NATS client error says the server did not answer (rather than refused): a
+/// timeout, no responders, status 503, or a connection lost. (The client's error kinds
+/// differ per request type; their texts share these words.)
+fn is_unavailable(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    [
+        "timed out",
+        "deadline has elapsed",
+        "no responders",
+        "503",
+        "disconnected",
+        "connection closed",
+    ]
+    .iter()
+    .any(|sign| error.contains(sign))
 }
 
 /// The error of a read-decide-write loop that lost [`MAX_CAS_ATTEMPTS`] races in a row.
