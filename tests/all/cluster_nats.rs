@@ -638,3 +638,52 @@ async fn after_a_store_outage_no_live_node_is_taken_for_gone() {
     )
     .await;
 }
+
+/// A version's `max_concurrency` holds across nodes as the namespace cap does: of 2 on
+/// two nodes, each holds one, and a second call at once on either node is refused.
+#[tokio::test]
+async fn a_functions_max_concurrency_holds_across_nodes() {
+    let nats = NatsCluster::start(1);
+    let temp = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&nats, temp.path());
+    let config = json!({
+        "kind": "http",
+        "routes": ["/s/:action"],
+        "max_concurrency": 2,
+        "queue_timeout": "200ms",
+    });
+    deploy_fixture(&a, "slow", "http-kit", config).await;
+    until(&b, "/v1/functions/slow", Duration::from_secs(5), |s, _| s == 200).await;
+    until_up(&a, 2).await;
+
+    let slow: Vec<_> = [&a, &b]
+        .into_iter()
+        .map(|node| {
+            let url = node.at("/s/sleep?ms=2000");
+            tokio::spawn(async move { client().get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for node in [&a, &b] {
+        until(node, "/v1/functions/slow", Duration::from_secs(5), |_, f| {
+            f["instances"]["busy"] == 1
+        })
+        .await;
+    }
+    for node in [&a, &b] {
+        let refused = client().get(node.at("/s/hello")).send().await.unwrap();
+        let doc = expect_problem(refused, 429, "throttled").await;
+        let detail = doc["detail"].as_str().unwrap();
+        assert!(
+            detail
+                .contains("its share of its max_concurrency of 2 (1 invocations on each of the 2 nodes up)"),
+            "{doc}"
+        );
+    }
+    for request in slow {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    for node in [&a, &b] {
+        let after = client().get(node.at("/s/hello")).send().await.unwrap();
+        assert_eq!(after.status(), 200, "slots free again");
+    }
+}

@@ -34,8 +34,9 @@ pub struct NodeIdentity {
 /// the store went.
 pub(crate) struct Membership {
     me: OnceLock<(NodeIdentity, UnixMillis)>,
-    /// The nodes up at the last heartbeat (this one included; at least 1).
-    up: AtomicUsize,
+    /// The nodes up at the last heartbeat (this one included; at least 1); the pools
+    /// share it, for their share of `max_concurrency`.
+    up: Arc<AtomicUsize>,
     /// When the last heartbeat was written (0: none yet).
     last_ok_ms: AtomicI64,
     /// Since when every heartbeat was written (0: the last one failed, or none yet).
@@ -46,11 +47,13 @@ pub(crate) struct Membership {
     released: Mutex<HashSet<(String, UnixMillis)>>,
 }
 
-impl Default for Membership {
-    fn default() -> Membership {
+impl Membership {
+    /// A node not joined yet, alone: `up` (which it keeps current) says 1.
+    pub(crate) fn new(up: Arc<AtomicUsize>) -> Membership {
+        up.store(1, Ordering::Relaxed);
         Membership {
             me: OnceLock::new(),
-            up: AtomicUsize::new(1),
+            up,
             last_ok_ms: AtomicI64::new(0),
             ok_since_ms: AtomicI64::new(0),
             last_error: Mutex::new(None),

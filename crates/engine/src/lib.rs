@@ -187,6 +187,7 @@ impl Engine {
             function_credentials: function_credentials.clone(),
             platform: Arc::default(),
             metrics: Arc::new(metrics::Metrics::new()),
+            nodes_up: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
         };
         let records = store.list_functions(None).await?;
         let functions: Functions = records
@@ -207,6 +208,7 @@ impl Engine {
         let identity = identity::Identity::new(master_key);
         identity.reload(store.as_ref()).await?;
         let metrics = pools.metrics.clone();
+        let nodes_up = pools.nodes_up.clone();
         let engine = Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             store,
@@ -234,7 +236,7 @@ impl Engine {
             history: history::History::default(),
             spans,
             alarms: alarms::AlarmBook::default(),
-            membership: cluster::Membership::default(),
+            membership: cluster::Membership::new(nodes_up),
         });
         engine.sweep_blobs().await?;
         engine

@@ -17,7 +17,7 @@ use crate::EngineError;
 use crate::gate::{Gate, Refusal};
 use crate::identity::FunctionGrants;
 use crate::metrics::VersionMetrics;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -64,6 +64,9 @@ pub(crate) struct PoolContext {
     pub platform: crate::services::platform::PlatformCell,
     /// Every version's counters: a pool takes its version's at deploy.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The nodes up that share the store (1 alone): each holds its share of a version's
+    /// `max_concurrency`.
+    pub nodes_up: Arc<AtomicUsize>,
 }
 
 impl PoolContext {
@@ -116,6 +119,9 @@ pub struct Pool {
     /// Held while loading, so concurrent cold starts load once.
     loading: tokio::sync::Mutex<()>,
     gate: Gate,
+    /// With other nodes up: this node's share of `max_concurrency` (divided by the nodes
+    /// up, rounded up), made for the count it holds and made again when it changes.
+    share: Mutex<Option<(usize, Arc<Gate>)>>,
     /// The reserved capacity (`min_instances`): an invocation that takes one of these
     /// slots runs on it and bills its duration at the reserved rate. `None` without.
     reserved: Option<Arc<Semaphore>>,
@@ -147,6 +153,7 @@ pub struct PoolStatus {
 pub(crate) struct Ticket {
     pool: Arc<Pool>,
     _slot: OwnedSemaphorePermit,
+    _share_slot: Option<OwnedSemaphorePermit>,
     _namespace_slot: OwnedSemaphorePermit,
     /// A slot of the reserved capacity, when one was free.
     reserved: Option<OwnedSemaphorePermit>,
@@ -189,6 +196,7 @@ impl Pool {
         }
         Arc::new(Pool {
             gate: Gate::new(config.max_concurrency as usize),
+            share: Mutex::new(None),
             reserved: (min_instances > 0).then(|| Arc::new(Semaphore::new(min_instances as usize))),
             min_instances,
             scaler: Mutex::new(scaler),
@@ -241,6 +249,20 @@ impl Pool {
                     ),
                 )
             })?;
+        let share_slot = match self.share() {
+            Some((up, share)) => Some(share.enter(usize::MAX, deadline).await.map_err(|r| {
+                throttled(
+                    r,
+                    format!(
+                        "`{}` is running its share of its max_concurrency of {} ({} invocations on each of the {up} nodes up)",
+                        self.spec.name,
+                        config.max_concurrency,
+                        share.limit()
+                    ),
+                )
+            })?),
+            None => None,
+        };
         let namespace_slot = namespace_gate.enter(usize::MAX, deadline).await.map_err(|r| {
             throttled(
                 r,
@@ -260,11 +282,32 @@ impl Pool {
         Ok(Ticket {
             pool: self.clone(),
             _slot: slot,
+            _share_slot: share_slot,
             _namespace_slot: namespace_slot,
             reserved,
             arrived,
             queued: started.elapsed(),
         })
+    }
+
+    /// This node's share of `max_concurrency` while other nodes are up, with the count
+    /// of nodes it was made for; `None` alone (the version's own gate is the whole cap).
+    /// Invocations admitted before a change hold the old share's slots until they end.
+    fn share(&self) -> Option<(usize, Arc<Gate>)> {
+        let up = self.ctx.nodes_up.load(Ordering::Relaxed);
+        if up <= 1 {
+            return None;
+        }
+        let mut share = self.share.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*share {
+            Some((made_for, gate)) if *made_for == up => Some((up, gate.clone())),
+            _ => {
+                let limit = (self.config().max_concurrency as usize).div_ceil(up).max(1);
+                let gate = Arc::new(Gate::new(limit));
+                *share = Some((up, gate.clone()));
+                Some((up, gate))
+            }
+        }
     }
 
     fn scaler(&self) -> std::sync::MutexGuard<'_, Autoscaler> {
@@ -456,6 +499,7 @@ pub(crate) mod testing {
             function_credentials: Arc::new(crate::identity::function_credentials::FunctionCredentials::new(
                 &crate::MasterKey::generate().unwrap(),
             )),
+            nodes_up: Arc::new(AtomicUsize::new(1)),
         }
     }
 }
