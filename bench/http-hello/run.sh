@@ -3,7 +3,8 @@
 # by `wasmtime serve -Scli` (when installed) and by Wisp, under wrk at c=1 and c=16;
 # then Wisp's first-request latency after a deploy and after a restart (cold starts).
 #
-# Run with: bench/http-hello/run.sh            (DURATION=10s by default; e.g. DURATION=5s)
+# Run with: bench/http-hello/run.sh            (DURATION=10s by default; e.g. DURATION=5s;
+#           WISP=path/to/wisp to run another build, for an A/B)
 #           ROUTE_AUTH=key bench/http-hello/run.sh   (Wisp's /hello route takes `auth = "key"`:
 #           wrk sends `Authorization: Bearer $KEY`, an invoke key made through `POST /v1/keys`
 #           with the data dir's admin key, or $KEY when set; the reference runs are the same)
@@ -25,9 +26,13 @@ source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 need wrk
 
 echo "building (release)…" >&2
-cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
 target="${CARGO_TARGET_DIR:-$root/target}"
-wisp="$target/release/wisp"
+if [ -n "${WISP:-}" ]; then   # an A/B: the wisp binary given, only the reference built
+    cargo build --release --locked -q -p wisp-bench-hyper-hello
+else
+    cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
+fi
+wisp="${WISP:-$target/release/wisp}"
 hyper="$target/release/wisp-bench-hyper-hello"
 
 # wrk URL CONNECTIONS → "rps p50_us p99_us"

@@ -687,3 +687,70 @@ async fn a_functions_max_concurrency_holds_across_nodes() {
         assert_eq!(after.status(), 200, "slots free again");
     }
 }
+
+/// The shape: three nodes on a three-server NATS cluster, every bucket and stream
+/// on all three (`--store-replicas 3`): a deploy on A is served by B and C, and an async
+/// invoke accepted by C runs and is seen from A, also while one NATS server is down.
+#[tokio::test]
+async fn three_nodes_on_three_nats_servers_serve_a_deploy_made_on_one() {
+    let mut nats = NatsCluster::start(3);
+    let temp = tempfile::tempdir().unwrap();
+    let replicas = ["--store-replicas", "3"];
+    let first = temp.path().join("a");
+    let a = node_with(&nats.url(), &first, None, &replicas);
+    let b = node_with(&nats.url(), &temp.path().join("b"), Some(&first), &replicas);
+    let c = node_with(&nats.url(), &temp.path().join("c"), Some(&first), &replicas);
+
+    deploy_fixture(&a, "greet", "event-kit", json!({ "kind": "event" })).await;
+    for (node, name) in [(&b, "B"), (&c, "C")] {
+        until(node, "/v1/functions/greet", Duration::from_secs(5), |s, _| {
+            s == 200
+        })
+        .await;
+        let answer: Value = client()
+            .post(node.at("/v1/functions/greet/invoke"))
+            .json(&json!({ "action": "hello", "name": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({ "message": format!("Hello, {name}!") }));
+    }
+    until_up(&a, 3).await;
+
+    nats.kill(1);
+    // Accepting may wait out the streams' leader elections (a few seconds): retried as a
+    // client would on 503.
+    let started = Instant::now();
+    let id = loop {
+        let response = client()
+            .post(c.at("/v1/functions/greet/invoke"))
+            .header("x-wisp-invocation-type", "event")
+            .json(&json!({ "action": "hello", "name": "C" }))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 202 {
+            break response.headers()["x-wisp-invocation-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+        }
+        assert_eq!(response.status(), 503, "{}", response.text().await.unwrap());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not accepted within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    until(
+        &a,
+        &format!("/v1/invocations/{id}"),
+        Duration::from_secs(30),
+        |s, v| s == 200 && v["status"] == "succeeded",
+    )
+    .await;
+}
