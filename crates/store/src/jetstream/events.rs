@@ -67,9 +67,6 @@ use wisp_core::{ErrorCode, FunctionName, Namespace};
 /// How many keys a scan asks the server for at once.
 const SCAN_BATCH: usize = 4_096;
 
-/// How many times a scan is tried before its error is returned.
-const SCAN_ATTEMPTS: usize = 3;
-
 /// How many records a method reads or changes at once.
 const CONCURRENCY: usize = 64;
 
@@ -212,21 +209,10 @@ impl JetStreamStore {
     }
 
     /// The live state entries of `filters` (KV keys with wildcards), in no order; the
-    /// delete markers met are purged. A scan that fails is tried again (up to
-    /// [`SCAN_ATTEMPTS`] times, with a fresh consumer): under load a just-made consumer
-    /// now and then answers a fetch with status 503, and a scan only reads.
+    /// delete markers met are purged. A scan the server did not answer is made again,
+    /// with a fresh consumer ([`super::scan_again`]).
     async fn scan_states(&self, filters: &[String], what: &str) -> Result<Vec<State>> {
-        let mut attempt = 1;
-        loop {
-            match self.scan_states_once(filters, what).await {
-                Err(e) if attempt < SCAN_ATTEMPTS => {
-                    tracing::debug!("{what}: a scan failed ({e}); scanning again");
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
-                    attempt += 1;
-                }
-                scanned => return scanned,
-            }
-        }
+        super::scan_again(what, || self.scan_states_once(filters, what)).await
     }
 
     async fn scan_states_once(&self, filters: &[String], what: &str) -> Result<Vec<State>> {

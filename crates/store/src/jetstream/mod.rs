@@ -353,6 +353,27 @@ fn backend(what: impl fmt::Display, error: impl fmt::Display) -> StoreError {
     }
 }
 
+/// How many times [`scan_again`] tries a scan.
+const SCAN_ATTEMPTS: u64 = 3;
+
+/// Runs `scan` (a read through an ephemeral consumer) again while it fails as
+/// [`StoreError::Unavailable`], up to [`SCAN_ATTEMPTS`] times in all, 50 ms more apart each
+/// time: under load a consumer just made now and then answers a fetch with status 503,
+/// and a scan only reads.
+async fn scan_again<T, F: Future<Output = Result<T>>>(what: &str, scan: impl Fn() -> F) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match scan().await {
+            Err(StoreError::Unavailable(e)) if attempt < SCAN_ATTEMPTS => {
+                tracing::debug!("{what}: a scan failed ({e}); scanning again");
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                attempt += 1;
+            }
+            scanned => return scanned,
+        }
+    }
+}
+
 /// Whether a NATS client error says the server did not answer (rather than refused): a
 /// timeout, no responders, status 503, or a connection lost. (The client's error kinds
 /// differ per request type; their texts share these words.)

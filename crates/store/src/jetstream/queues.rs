@@ -333,7 +333,12 @@ impl JetStreamStore {
     /// left, so a key changed or removed during the scan never leaves it waiting for a
     /// message that will not come (an ordered consumer's pending count can). It is not a
     /// snapshot: a key written during the scan is seen before or after its change, once.
+    /// A scan the server did not answer is made again ([`super::scan_again`]).
     async fn queues_scan(&self, filter: &str, what: &str) -> Result<Vec<(String, u64, Vec<u8>)>> {
+        super::scan_again(what, || self.queues_scan_once(filter, what)).await
+    }
+
+    async fn queues_scan_once(&self, filter: &str, what: &str) -> Result<Vec<(String, u64, Vec<u8>)>> {
         let bucket = self.queues_bucket();
         let consumer = bucket
             .stream
