@@ -2,7 +2,7 @@
 //! [`BlobHome`]): the object store `{prefix}_blobs`, one object per blob, named by the
 //! blob's id. Each node's [`crate::BlobDir`] caches it.
 
-use super::{JetStreamStore, backend};
+use super::JetStreamStore;
 use crate::Result;
 use crate::blobs::BlobHome;
 use async_nats::jetstream::{self, object_store};
@@ -32,27 +32,9 @@ impl JetStreamStore {
     }
 }
 
-/// Opens the object store `{prefix}_blobs`, making it if it does not exist (an existing
-/// one is opened as it is: its replicas may have been changed).
+/// Opens the object store `{prefix}_blobs`, making it if it does not exist.
 pub(super) async fn open(context: &jetstream::Context, prefix: &str) -> Result<object_store::ObjectStore> {
-    let name = format!("{prefix}_blobs");
-    if let Ok(store) = context.get_object_store(&name).await {
-        return Ok(store);
-    }
-    let made = context
-        .create_object_store(object_store::Config {
-            bucket: name.clone(),
-            ..Default::default()
-        })
-        .await;
-    match made {
-        Ok(store) => Ok(store),
-        // Another node made it first.
-        Err(e) => context
-            .get_object_store(&name)
-            .await
-            .map_err(|_| backend(format!("opening the JetStream object store `{name}`"), e)),
-    }
+    super::object_store(context, &format!("{prefix}_blobs")).await
 }
 
 impl JetStreamBlobs {

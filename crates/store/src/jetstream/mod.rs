@@ -305,6 +305,32 @@ async fn bucket(context: &jetstream::Context, prefix: &str, concern: &str) -> Re
     }
 }
 
+/// Opens object store `name`, making it if it does not exist: an existing one is opened
+/// as it is (its replicas may have been changed), and a create that fails because it is
+/// there after all (the first read failed for a moment, or another node made it first)
+/// opens it.
+async fn object_store(
+    context: &jetstream::Context,
+    name: &str,
+) -> Result<jetstream::object_store::ObjectStore> {
+    if let Ok(store) = context.get_object_store(name).await {
+        return Ok(store);
+    }
+    let made = context
+        .create_object_store(jetstream::object_store::Config {
+            bucket: name.to_owned(),
+            ..Default::default()
+        })
+        .await;
+    match made {
+        Ok(store) => Ok(store),
+        Err(e) => context
+            .get_object_store(name)
+            .await
+            .map_err(|_| backend(format!("opening the JetStream object store `{name}`"), e)),
+    }
+}
+
 /// The concerns' buckets and streams, by the name after `{prefix}_`: what
 /// [`JetStreamStore::replicate`] sets the replicas of. A test checks that every stream a
 /// store makes is one of these.

@@ -795,25 +795,7 @@ pub(super) async fn open(
     prefix: &str,
 ) -> Result<(kv::Store, async_nats::jetstream::object_store::ObjectStore)> {
     let registry = batch::atomic_bucket(context, prefix, "registry").await?;
-    let name = format!("{prefix}_code");
-    // Opened as it is when it exists (its replicas may have been changed).
-    let code = match context.get_object_store(&name).await {
-        Ok(code) => code,
-        Err(_) => match context
-            .create_object_store(async_nats::jetstream::object_store::Config {
-                bucket: name.clone(),
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(code) => code,
-            // There after all (the first read failed for a moment, or another node made it).
-            Err(e) => context
-                .get_object_store(&name)
-                .await
-                .map_err(|_| backend(format!("opening the JetStream object store `{name}`"), e))?,
-        },
-    };
+    let code = super::object_store(context, &format!("{prefix}_code")).await?;
     Ok((registry, code))
 }
 
