@@ -405,16 +405,19 @@ async fn scan_again<T, F: Future<Output = Result<T>>>(what: &str, scan: impl Fn(
 /// differ per request type; their texts share these words.)
 fn is_unavailable(error: &str) -> bool {
     let error = error.to_ascii_lowercase();
-    [
-        "timed out",
-        "deadline has elapsed",
-        "no responders",
-        "503",
-        "disconnected",
-        "connection closed",
-    ]
-    .iter()
-    .any(|sign| error.contains(sign))
+    let status_503 = error
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| word == "503");
+    status_503
+        || [
+            "timed out",
+            "deadline has elapsed",
+            "no responders",
+            "disconnected",
+            "connection closed",
+        ]
+        .iter()
+        .any(|sign| error.contains(sign))
 }
 
 /// The error of a read-decide-write loop that lost [`MAX_CAS_ATTEMPTS`] races in a row.
@@ -569,6 +572,35 @@ mod tests {
     //! replicated opens it as it is.
     use super::*;
     use wisp_test_support::nats::NatsCluster;
+
+    /// A server that did not answer is told from one that refused: a status 503 is a
+    /// word of its own, not digits inside a sequence number of a refused write.
+    #[test]
+    fn unavailable_errors_are_told_from_refusals() {
+        for error in [
+            "error while processing messages from the stream: 503, None",
+            "timed out: didn't receive ack in time",
+            "request timed out: deadline has elapsed",
+            "no responders",
+        ] {
+            assert!(is_unavailable(error), "{error}");
+            assert!(
+                matches!(backend("reading", error), StoreError::Unavailable(_)),
+                "{error}"
+            );
+        }
+        for error in [
+            "wrong last sequence: 15031",
+            "wrong last sequence: 2503",
+            "maximum payload exceeded",
+        ] {
+            assert!(!is_unavailable(error), "{error}");
+            assert!(
+                matches!(backend("writing", error), StoreError::Backend(_)),
+                "{error}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn replicate_keeps_every_stream_of_the_store_on_that_many_servers() {
