@@ -1,6 +1,6 @@
 //! The services context: what the platform offers a running guest beyond its own
-//! code (outbound HTTP and key-value stores today; object storage and function calls
-//! later).
+//! code: outbound HTTP (which reaches the platform address's routes too), key-value
+//! stores, secrets and calls to other functions.
 //!
 //! # Design
 //!
@@ -15,11 +15,14 @@
 //! Cloning a [`Services`] is a few reference-count increments: it is cloned into
 //! every invocation.
 
+use crate::CallSite;
 use crate::body::Body;
+use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use wisp_core::ErrorCode;
 
 /// Every service a guest may call, as granted to its function version.
 #[derive(Clone)]
@@ -27,6 +30,7 @@ pub struct Services {
     outbound_http: Arc<dyn OutboundHttp>,
     key_values: Arc<dyn KeyValues>,
     secret_values: Arc<dyn SecretValues>,
+    function_calls: Arc<dyn FunctionCalls>,
 }
 
 impl Services {
@@ -37,6 +41,7 @@ impl Services {
             outbound_http,
             key_values: Arc::new(DenyAll),
             secret_values: Arc::new(DenyAll),
+            function_calls: Arc::new(DenyAll),
         }
     }
 
@@ -61,6 +66,17 @@ impl Services {
     /// The values of the secrets a function's environment refers to.
     pub fn secret_values(&self) -> &Arc<dyn SecretValues> {
         &self.secret_values
+    }
+
+    /// The same services, with calls to other functions made through `function_calls`.
+    pub fn with_function_calls(mut self, function_calls: Arc<dyn FunctionCalls>) -> Services {
+        self.function_calls = function_calls;
+        self
+    }
+
+    /// Makes a guest's calls to other functions (`wisp:platform/functions`).
+    pub fn function_calls(&self) -> &Arc<dyn FunctionCalls> {
+        &self.function_calls
     }
 
     /// Nothing granted: every service refuses (what a function gets by default, and
@@ -89,7 +105,7 @@ pub type ServiceFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub struct OutboundRequest {
     pub request: http::Request<Body>,
     /// The invocation sending it (`None`: a native instance's proxy, which cannot tell).
-    pub site: Option<crate::CallSite>,
+    pub site: Option<CallSite>,
     pub connect_timeout: Option<Duration>,
     pub first_byte_timeout: Option<Duration>,
     pub between_bytes_timeout: Option<Duration>,
@@ -145,6 +161,26 @@ impl OutboundHttp for DenyAll {
 impl KeyValues for DenyAll {
     fn open(&self, _name: &str) -> ServiceFuture<Result<Arc<dyn KvBucket>, KvError>> {
         Box::pin(async { Err(KvError::AccessDenied) })
+    }
+}
+
+impl FunctionCalls for DenyAll {
+    fn invoke(
+        &self,
+        _site: CallSite,
+        name: String,
+        _payload: Bytes,
+    ) -> ServiceFuture<Result<CallAnswer, CallError>> {
+        Box::pin(async move { Err(CallError::denied(&name)) })
+    }
+
+    fn invoke_async(
+        &self,
+        _site: CallSite,
+        name: String,
+        _payload: Bytes,
+    ) -> ServiceFuture<Result<String, CallError>> {
+        Box::pin(async move { Err(CallError::denied(&name)) })
     }
 }
 
@@ -255,4 +291,55 @@ pub trait KvBucket: Send + Sync + 'static {
         value: Vec<u8>,
         expected: Option<KvVersion>,
     ) -> ServiceFuture<Result<KvSwap, KvError>>;
+}
+
+/// A callee's answer to a guest's call: an `http` function's status, type and body; an
+/// `event` function's output with status 200.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+/// Why a guest's call got no answer: Wisp's error code (as its API names it) and what
+/// happened, for the guest's author.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct CallError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl CallError {
+    /// The refusal of a call the function is not granted.
+    pub fn denied(name: &str) -> CallError {
+        CallError {
+            code: ErrorCode::Forbidden,
+            message: format!(
+                "the function is not granted to invoke `{name}` (grant it in the caller's `invoke` list)"
+            ),
+        }
+    }
+}
+
+/// Calls from a guest to other functions of its namespace (`wisp:platform/functions`).
+/// Called from a guest's host call, on the invocation's task, with the invocation's
+/// [`CallSite`] (its deadline, chain depth and trace); the answer is awaited under the
+/// invocation's deadline. `name` is as the guest gave it: `NAME` or `NAME:QUALIFIER`.
+pub trait FunctionCalls: Send + Sync + 'static {
+    /// Runs the callee with `payload` and answers what it answered.
+    fn invoke(
+        &self,
+        site: CallSite,
+        name: String,
+        payload: Bytes,
+    ) -> ServiceFuture<Result<CallAnswer, CallError>>;
+    /// Queues `payload` for the callee; the event's id.
+    fn invoke_async(
+        &self,
+        site: CallSite,
+        name: String,
+        payload: Bytes,
+    ) -> ServiceFuture<Result<String, CallError>>;
 }

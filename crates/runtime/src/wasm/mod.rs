@@ -92,6 +92,7 @@ impl WasmRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker))
             .and_then(|()| host::keyvalue::add_to_linker(&mut component_linker, ComponentState::key_value))
+            .and_then(|()| host::platform::add_to_linker(&mut component_linker, ComponentState::functions))
             .map_err(|e| LoadError::Internal(format!("cannot link WASI: {e:#}")))?;
         let mut module_linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut module_linker, |s: &mut ModuleState| &mut s.wasi)

@@ -3,6 +3,7 @@
 use super::capture::Capture;
 use super::host::http::OutboundHooks;
 use super::host::keyvalue::KeyValueView;
+use super::host::platform::FunctionsView;
 use super::limits::MemoryLimiter;
 use crate::services::KeyValues;
 use crate::{CallSite, Services};
@@ -17,7 +18,8 @@ pub(crate) struct ComponentState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    /// Outgoing requests go to the invocation's services.
+    /// Outgoing requests and function calls go to the invocation's services, from
+    /// its call site.
     hooks: OutboundHooks,
     /// `wasi:keyvalue` calls go to the invocation's services.
     key_values: Arc<dyn KeyValues>,
@@ -38,6 +40,14 @@ impl ComponentState {
             key_values: services.key_values().clone(),
             hooks: OutboundHooks::new(services, site),
             limiter,
+        }
+    }
+
+    /// What the `wisp:platform/functions` bindings reach.
+    pub(crate) fn functions(&mut self) -> FunctionsView<'_> {
+        FunctionsView {
+            calls: self.hooks.services.function_calls(),
+            site: &self.hooks.site,
         }
     }
 

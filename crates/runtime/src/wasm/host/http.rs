@@ -10,9 +10,9 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The hooks of one invocation's store.
 pub(crate) struct OutboundHooks {
-    services: Services,
+    pub(crate) services: Services,
     /// The invocation whose requests these are.
-    site: CallSite,
+    pub(crate) site: CallSite,
 }
 
 impl OutboundHooks {

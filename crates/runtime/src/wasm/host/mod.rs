@@ -5,3 +5,4 @@
 
 pub(crate) mod http;
 pub(crate) mod keyvalue;
+pub(crate) mod platform;
