@@ -186,6 +186,7 @@ impl Engine {
             policy: keep_alive,
             function_credentials: function_credentials.clone(),
             platform: Arc::default(),
+            engine: Arc::default(),
             metrics: Arc::new(metrics::Metrics::new()),
             nodes_up: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
         };
@@ -238,6 +239,8 @@ impl Engine {
             alarms: alarms::AlarmBook::default(),
             membership: cluster::Membership::new(nodes_up),
         });
+        // Versions' services (built above, and at each deploy) reach it from now on.
+        let _ = engine.pools.engine.set(Arc::downgrade(&engine));
         engine.sweep_blobs().await?;
         engine
             .capacity

@@ -62,6 +62,8 @@ pub(crate) struct PoolContext {
     pub secrets: Arc<crate::secrets::SecretCache>,
     /// What answers guests' requests to the platform address, once the server installs it.
     pub platform: crate::services::platform::PlatformCell,
+    /// The engine, for guests' calls to other functions (set once it is made).
+    pub engine: crate::services::calls::EngineCell,
     /// Every version's counters: a pool takes its version's at deploy.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The nodes up that share the store (1 alone): each holds its share of a version's
@@ -98,9 +100,15 @@ impl PoolContext {
         }
         // Built here, so that code compiled at a deploy (before its version exists)
         // starts instances with the same services as code loaded for a version.
-        let services =
-            crate::services::for_function(namespace, function, &config, &self.store, &self.platform)
-                .with_secret_values(self.secrets.for_namespace(namespace));
+        let services = crate::services::for_function(
+            namespace,
+            function,
+            &config,
+            &self.store,
+            &self.platform,
+            &self.engine,
+        )
+        .with_secret_values(self.secrets.for_namespace(namespace));
         FunctionSpec {
             name: function.to_string(),
             code_hash,
@@ -491,6 +499,7 @@ pub(crate) mod testing {
             store: Arc::new(store),
             clock: Clock::new(),
             platform: Arc::default(),
+            engine: Arc::default(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             policy: KeepAlivePolicy::fixed_default(),
             secrets: Arc::new(crate::secrets::SecretCache::new(

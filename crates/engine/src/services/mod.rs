@@ -7,6 +7,7 @@
 //! store and the engine, so the runtime never sees either. Nothing is granted by
 //! default.
 
+pub(crate) mod calls;
 mod kv;
 pub(crate) mod outbound;
 pub(crate) mod platform;
@@ -24,8 +25,10 @@ pub(crate) fn for_function(
     config: &FunctionConfig,
     store: &Arc<dyn Store>,
     platform: &platform::PlatformCell,
+    engine: &calls::EngineCell,
 ) -> Services {
-    let services = Services::new(platform::GuestHttp::new(namespace, function, config, platform));
+    let services = Services::new(platform::GuestHttp::new(namespace, function, config, platform))
+        .with_function_calls(calls::GuestCalls::new(namespace, function, config, engine));
     if config.kv.is_empty() {
         // Every store refused with `access-denied`.
         return services;
