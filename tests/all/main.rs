@@ -37,6 +37,7 @@ mod native_network;
 mod objects_cli;
 mod otlp;
 mod outbound;
+mod platform_calls;
 mod queues_api;
 mod quota;
 mod rate_limit;
