@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # bench/invoke-chain: what one function-to-function call costs. A chain of three http-kit
 # functions, chain-a → chain-b → chain-c, each calling the next in-process through the
-# platform address (http://wisp.internal, Lambda's Invoke API), against one function, `single`,
-# doing the same work (the end of the chain: `Hello, world!`), under wrk at c=16 in interleaved
-# rounds of the same run; the per-hop cost from the two rates, against the issue's floor
-# (<= 100 us per hop). bench/invoke-chain/README.md says how it is derived.
+# platform address (http://wisp.internal, Lambda's Invoke API, over wasi:http), and the same
+# chain of plat-a → plat-b → plat-c calling through `wisp:platform/functions` (one host call
+# per hop), against one function, `single`, doing the same work (the end of the chain:
+# `Hello, world!`), under wrk at c=16 in interleaved rounds of the same run; the per-hop cost
+# of each way from the rates, against the issue's floor (<= 100 us per hop).
+# bench/invoke-chain/README.md says how it is derived.
 #
 # Run with: bench/invoke-chain/run.sh     (DURATION=10s per measurement, ROUNDS=3;
 #                                          e.g. DURATION=5s ROUNDS=5 bench/invoke-chain/run.sh)
@@ -45,6 +47,9 @@ deploy chain-c /chain-c/chain '{"KIT_ACTION": "chain"}' '[]'
 deploy chain-b /chain-b/chain '{"KIT_ACTION": "chain", "CHAIN_NEXT": "chain-c"}' '["chain-c"]'
 deploy chain-a /chain-a/chain '{"KIT_ACTION": "chain", "CHAIN_NEXT": "chain-b"}' '["chain-b"]'
 deploy single /single/chain '{"KIT_ACTION": "chain"}' '[]'
+deploy plat-c /plat-c/chain '{"KIT_ACTION": "chain"}' '[]'
+deploy plat-b /plat-b/chain '{"KIT_ACTION": "chain", "CHAIN_NEXT": "plat-c", "CHAIN_VIA": "platform"}' '["plat-c"]'
+deploy plat-a /plat-a/chain '{"KIT_ACTION": "chain", "CHAIN_NEXT": "plat-b", "CHAIN_VIA": "platform"}' '["plat-b"]'
 # The breaker's fail-fast answer: `breaker-caller` calls `flaky`, which traps, until the
 # breaker on breaker-caller → flaky opens (3 calls); then each call is refused at once.
 breaker='{"failure_rate": 0.5, "min_calls": 3, "window": "1h", "open_for": "1h"}'
@@ -53,8 +58,9 @@ config="{\"kind\": \"http\", \"env\": {\"KIT_ACTION\": \"trap\"}, \"breaker\": $
     -F "config=$config;type=application/json" -F "code=@$component")" = 201 ] || { echo "deploying flaky failed" >&2; exit 1; }
 deploy breaker-caller /breaker-caller/call '{}' '["flaky"]'
 
-declare -A url=([chain]="http://$addr/chain-a/chain" [single]="http://$addr/single/chain")
-variants=(chain single)
+declare -A url=([chain]="http://$addr/chain-a/chain" [platform]="http://$addr/plat-a/chain"
+    [single]="http://$addr/single/chain")
+variants=(chain platform single)
 
 # invocations NAME → how many invocations of NAME the store has recorded
 invocations() {
@@ -72,8 +78,12 @@ for _ in $(seq 1 100); do   # records reach the store in batches, a moment after
     [ "$(invocations chain-c)" -ge 1 ] && [ "$(invocations chain-b)" -ge 1 ] && break
     sleep 0.1
 done
-for f in chain-b chain-c; do
-    [ "$(invocations "$f")" -ge 1 ] || { echo "a request to chain-a did not reach $f" >&2; exit 1; }
+for _ in $(seq 1 100); do
+    [ "$(invocations plat-c)" -ge 1 ] && [ "$(invocations plat-b)" -ge 1 ] && break
+    sleep 0.1
+done
+for f in chain-b chain-c plat-b plat-c; do
+    [ "$(invocations "$f")" -ge 1 ] || { echo "a request to ${f%-*}-a did not reach $f" >&2; exit 1; }
 done
 
 # rps VARIANT CONNECTIONS → "rps p50_us": requests per second and the median latency
@@ -111,11 +121,11 @@ echo "open breaker: circuit_open answered in p50 $open_p50 us, p99 $open_p99 us 
 levels=("$conns")
 [ "$with_c1" = 1 ] && levels+=(1)
 declare -A samples lat
-echo "measuring: $rounds rounds × ${#levels[@]} levels × 2 variants × (1 s + $duration)…" >&2
+echo "measuring: $rounds rounds × ${#levels[@]} levels × ${#variants[@]} variants × (1 s + $duration)…" >&2
 for round in $(seq 1 "$rounds"); do
-    # Turns alternate, so that neither variant always runs first or on a warmer machine.
+    # Turns rotate, so that no variant always runs first or on a warmer machine.
     order=("${variants[@]}")
-    [ $((round % 2)) = 0 ] && order=(single chain)
+    for _ in $(seq 2 "$round"); do order=("${order[@]:1}" "${order[0]}"); done
     for c in "${levels[@]}"; do
         for v in "${order[@]}"; do
             read -r r p50 < <(rps "$v" "$c")
@@ -137,17 +147,23 @@ per_hop() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
 chain="$(median <<<"${samples[chain,$conns]}")"
+platform="$(median <<<"${samples[platform,$conns]}")"
 single="$(median <<<"${samples[single,$conns]}")"
 cores="$(nproc)"
 hop="$(per_hop "$chain" "$single" "$cores")"
 hop_latency="$(per_hop "$chain" "$single" "$conns")"
-# The hop against the machine time of a whole request to one function (`cores / single`):
+platform_hop="$(per_hop "$platform" "$single" "$cores")"
+# A hop against the machine time of a whole request to one function (`cores / single`):
 # what a hop costs in units of the platform's own request, which does not move with the
 # machine's speed as the µs figure does.
-hop_ratio="$(awk -v h="$hop" -v s="$single" -v c="$cores" 'BEGIN {
-    if (h != "n/a" && s > 0) printf "%.2f", h / (c / s * 1e6); else print "n/a" }')"
+per_request() {
+    awk -v h="$1" -v s="$single" -v c="$cores" 'BEGIN {
+        if (h != "n/a" && s > 0) printf "%.2f", h / (c / s * 1e6); else print "n/a" }'
+}
+hop_ratio="$(per_request "$hop")"
+platform_ratio="$(per_request "$platform_hop")"
 echo
-echo "invoke-chain: chain-a → chain-b → chain-c ($hops hops) against single, http-kit, wrk -t1 -d$duration, $rounds rounds in turns, medians"
+echo "invoke-chain: $hops hops (chain: wasi:http to the platform address; platform: wisp:platform/functions) against single, http-kit, wrk -t1 -d$duration, $rounds rounds in turns, medians"
 printf '%-12s %8s %8s   %s\n' "" "rps" "p50 us" "rounds"
 for c in "${levels[@]}"; do
     for v in "${variants[@]}"; do
@@ -155,14 +171,17 @@ for c in "${levels[@]}"; do
             "$(median <<<"${lat[$v,$c]}")" "${samples[$v,$c]% }"
     done
 done
-echo "chain/single rps at c=$conns: $(ratio "$chain" "$single")"
+echo "chain/single rps at c=$conns: $(ratio "$chain" "$single"); platform/single: $(ratio "$platform" "$single")"
 if [ "$with_c1" = 1 ]; then
-    echo "per hop, unloaded (c=1): $(per_hop "$(median <<<"${samples[chain,1]}")" "$(median <<<"${samples[single,1]}")" 1) us"
+    for v in chain platform; do
+        echo "per hop ($v), unloaded (c=1): $(per_hop "$(median <<<"${samples[$v,1]}")" "$(median <<<"${samples[single,1]}")" 1) us"
+    done
 fi
-verdict="$(awk -v h="$hop" 'BEGIN { print (h != "n/a" && h <= 100) ? "yes" : "no" }')"
-echo "per hop at c=$conns: $hop us of machine time ($cores cores); floor, <= 100 us per hop: $verdict"
-echo "per hop at c=$conns, as latency: $hop_latency us (that cost, queued behind $conns connections)"
-echo "per hop / one request to one function (machine time): $hop_ratio"
+verdict() { awk -v h="$1" 'BEGIN { print (h != "n/a" && h <= 100) ? "yes" : "no" }'; }
+echo "per hop at c=$conns, wasi:http: $hop us of machine time ($cores cores); floor, <= 100 us per hop: $(verdict "$hop")"
+echo "per hop at c=$conns, wisp:platform: $platform_hop us of machine time; floor, <= 100 us per hop: $(verdict "$platform_hop")"
+echo "per hop at c=$conns, as latency (wasi:http): $hop_latency us (that cost, queued behind $conns connections)"
+echo "per hop / one request to one function (machine time): wasi:http $hop_ratio, wisp:platform $platform_ratio"
 open_ok="$(awk -v p="$open_p99" 'BEGIN { print (p + 0 < 1000) ? "yes" : "no" }')"
 echo "circuit_open answer: p50 $open_p50 us, p99 $open_p99 us; bar, < 1 ms: $open_ok"
-echo "RESULT chain_rps=$chain single_rps=$single per_hop_us=$hop per_hop_latency_us=$hop_latency hop_per_request=$hop_ratio circuit_open_us=$open_p50 circuit_open_p99_us=$open_p99"
+echo "RESULT chain_rps=$chain platform_rps=$platform single_rps=$single per_hop_us=$hop per_hop_platform_us=$platform_hop per_hop_latency_us=$hop_latency hop_per_request=$hop_ratio platform_hop_per_request=$platform_ratio circuit_open_us=$open_p50 circuit_open_p99_us=$open_p99"
