@@ -46,6 +46,16 @@ start() {
     exit 1
 }
 
+# release_wisp: sets $WISP to the wisp binary to measure: the one given in WISP (an A/B of
+# another build), else this checkout's, built in release mode.
+release_wisp() {
+    if [ -z "${WISP:-}" ]; then
+        echo "building (release)…" >&2
+        cargo build --release --locked -q -p wisp
+        WISP="${CARGO_TARGET_DIR:-$root/target}/release/wisp"
+    fi
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # many_functions N: starts `$WISP serve` (sets $addr and WISP_SERVER), deploys an app of N

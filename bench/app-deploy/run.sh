@@ -14,11 +14,7 @@ n="${N:-1000}"
 # shellcheck source=../lib.sh
 source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 
-if [ -z "${WISP:-}" ]; then
-    echo "building (release)…" >&2
-    cargo build --release --locked -q -p wisp
-    WISP="${CARGO_TARGET_DIR:-$root/target}/release/wisp"
-fi
+release_wisp   # $WISP: the given build, else this checkout's
 wasm="$root/examples/hello/wasm/hello.wasm"
 
 # app DIR COUNT: an app of COUNT functions f0…, each on its own route.

@@ -15,11 +15,7 @@ times="${TIMES:-30}"
 # shellcheck source=../lib.sh
 source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 
-if [ -z "${WISP:-}" ]; then
-    echo "building (release)…" >&2
-    cargo build --release --locked -q -p wisp
-    WISP="${CARGO_TARGET_DIR:-$root/target}/release/wisp"
-fi
+release_wisp   # $WISP: the given build, else this checkout's
 many_functions "$n"   # $addr: a server with N functions f0…, each invoked once
 sleep 1   # invocation records and logs reach the store in batches
 

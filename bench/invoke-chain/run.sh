@@ -9,7 +9,8 @@
 # bench/invoke-chain/README.md says how it is derived.
 #
 # Run with: bench/invoke-chain/run.sh     (DURATION=10s per measurement, ROUNDS=3;
-#                                          e.g. DURATION=5s ROUNDS=5 bench/invoke-chain/run.sh)
+#                                          e.g. DURATION=5s ROUNDS=5 bench/invoke-chain/run.sh;
+#                                          WISP=path/to/wisp runs another build, for an A/B)
 #           C1=0 leaves out the unloaded (c=1) rounds, which only add a diagnostic line.
 # Needs: wrk (apt-get install wrk), curl, python3.
 set -euo pipefail
@@ -25,12 +26,9 @@ component=tests/fixtures/http-kit.wasm
 source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit), $auth
 need wrk curl python3
 
-echo "building (release)…" >&2
-cargo build --release --locked -q -p wisp
-target="${CARGO_TARGET_DIR:-$root/target}"
-wisp="$target/release/wisp"
+release_wisp   # $WISP: the given build (WISP=path/to/wisp, for an A/B), else this checkout's
 
-start wisp "$wisp" serve --listen "127.0.0.1:$(free_port)" --s3-listen off --data-dir "$work/wisp"
+start wisp "$WISP" serve --listen "127.0.0.1:$(free_port)" --s3-listen off --data-dir "$work/wisp"
 echo "wisp serve on $addr, data in $work/wisp" >&2
 
 # deploy NAME ROUTE ENV_JSON INVOKE_JSON: http-kit as NAME on ROUTE. KIT_ACTION=chain makes

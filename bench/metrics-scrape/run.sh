@@ -21,11 +21,7 @@ duration="${DURATION:-5s}"
 source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 need wrk
 
-if [ -z "${WISP:-}" ]; then
-    echo "building (release)…" >&2
-    cargo build --release --locked -q -p wisp
-    WISP="${CARGO_TARGET_DIR:-$root/target}/release/wisp"
-fi
+release_wisp   # $WISP: the given build, else this checkout's
 many_functions "$n"   # $addr: a server with N functions f0…, each invoked once
 families=$(curl -s "${auth[@]}" "http://$addr/metrics" | grep -c '^wisp_invocations_total{.*outcome="success"} 1$' || true)
 [ "$families" = "$n" ] || { echo "the scrape shows $families functions invoked once, not $n" >&2; exit 1; }
