@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use wisp_test_support::TestServer;
 
 /// Deploys http-kit as `name` on `/{name}/{*rest}`, with `extra` merged into its config.
-async fn deploy_kit_fn(server: &TestServer, name: &str, extra: Value) {
+pub(crate) async fn deploy_kit_fn(server: &TestServer, name: &str, extra: Value) {
     let mut config = json!({
         "kind": "http",
         "routes": [format!("/{name}/*rest")],
@@ -39,7 +39,7 @@ async fn call(server: &TestServer, caller: &str, callee: &str) -> (u16, Option<S
 }
 
 /// How many invocations of `function` are recorded (waits for the records to land).
-async fn invocations(server: &TestServer, function: &str, at_least: usize) -> Vec<Value> {
+pub(crate) async fn invocations(server: &TestServer, function: &str, at_least: usize) -> Vec<Value> {
     let started = Instant::now();
     loop {
         let r = get_json(server, &format!("/v1/functions/{function}/invocations?limit=100")).await;

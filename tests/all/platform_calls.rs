@@ -4,18 +4,11 @@
 //! `call-error` (Wisp's code and a message). http-kit's `call?to=NAME&via=platform`
 //! makes the call and answers the callee's answer, or 502 `{"code", "message"}`.
 
-use crate::util::{client, deploy_fixture, get_json, server};
+use crate::calls::{deploy_kit_fn, invocations};
+use crate::util::{client, get_json, server};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use wisp_test_support::TestServer;
-
-async fn deploy_kit_fn(server: &TestServer, name: &str, extra: Value) {
-    let mut config = json!({"kind": "http", "routes": [format!("/{name}/*rest")]});
-    for (key, value) in extra.as_object().into_iter().flatten() {
-        config[key] = value.clone();
-    }
-    deploy_fixture(server, name, "http-kit", config).await;
-}
 
 /// `POST /{caller}/call?to={callee}&via=platform[&type=…]` with `payload`: status and body.
 async fn call(server: &TestServer, caller: &str, callee: &str, extra: &str, payload: &str) -> (u16, String) {
@@ -36,18 +29,6 @@ fn refusal(status: u16, body: &str) -> (String, String) {
         v["code"].as_str().unwrap().to_owned(),
         v["message"].as_str().unwrap().to_owned(),
     )
-}
-
-async fn invocations(server: &TestServer, function: &str, at_least: usize) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let r = get_json(server, &format!("/v1/functions/{function}/invocations?limit=100")).await;
-        let list = r["invocations"].as_array().cloned().unwrap_or_default();
-        if list.len() >= at_least || started.elapsed() > Duration::from_secs(5) {
-            return list;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

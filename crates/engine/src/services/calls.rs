@@ -4,12 +4,12 @@
 //! callee), the payload's limit, and [`Engine::call`]'s loop guard, deadline and
 //! breaker — and answered with the callee's answer read whole.
 
+use super::platform::Guest;
 use crate::calls::CallFrom;
-use crate::identity::{Caller, FunctionGrants};
 use crate::{Engine, EngineError};
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock, Weak};
-use wisp_core::{ErrorCode, FunctionConfig, FunctionName, Limits, Namespace, Qualifier, Role};
+use wisp_core::{ErrorCode, FunctionName, Limits, Qualifier};
 use wisp_runtime::services::{CallAnswer, CallError, FunctionCalls, ServiceFuture};
 use wisp_runtime::{CallSite, body};
 
@@ -20,27 +20,14 @@ pub(crate) type EngineCell = Arc<OnceLock<Weak<Engine>>>;
 /// One function version's calls.
 pub(crate) struct GuestCalls {
     engine: EngineCell,
-    function: FunctionName,
-    caller: Caller,
+    guest: Guest,
 }
 
 impl GuestCalls {
-    pub(crate) fn new(
-        namespace: &Namespace,
-        function: &FunctionName,
-        config: &FunctionConfig,
-        engine: &EngineCell,
-    ) -> Arc<GuestCalls> {
+    pub(crate) fn new(guest: Guest, engine: &EngineCell) -> Arc<GuestCalls> {
         Arc::new(GuestCalls {
             engine: engine.clone(),
-            function: function.clone(),
-            caller: Caller {
-                key_id: format!("function `{function}`"),
-                namespace: namespace.clone(),
-                role: Role::Deploy,
-                grants: Some(Arc::new(FunctionGrants::of(function, config))),
-                call_depth: None,
-            },
+            guest,
         })
     }
 
@@ -54,14 +41,14 @@ impl GuestCalls {
         limit: impl FnOnce(&Engine) -> usize,
     ) -> Result<(Arc<Engine>, CallFrom, FunctionName, Option<Qualifier>), CallError> {
         let (name, qualifier) = parse_target(target)?;
-        self.caller.check_invoke_grant(&name).map_err(call_error)?;
+        self.guest.caller.check_invoke_grant(&name).map_err(call_error)?;
         let engine = self.engine.get().and_then(Weak::upgrade).ok_or_else(|| {
             call_error(EngineError::new(
                 ErrorCode::Overloaded,
                 "the engine is not running (it is starting or shutting down)",
             ))
         })?;
-        if engine.function(&self.caller.namespace, &name).is_none() {
+        if engine.function(&self.guest.caller.namespace, &name).is_none() {
             return Err(call_error(EngineError::function_not_found(name.as_str())));
         }
         let limit = limit(&engine);
@@ -74,17 +61,7 @@ impl GuestCalls {
                 ),
             });
         }
-        let CallSite { invocation, context } = site;
-        let from = CallFrom {
-            namespace: self.caller.namespace.clone(),
-            function: self.function.clone(),
-            context: wisp_runtime::CallContext {
-                trace_root: Some(context.root_for(&invocation)),
-                ..context
-            },
-            invocation: Some(invocation.into()),
-        };
-        Ok((engine, from, name, qualifier))
+        Ok((engine, self.guest.call_from(site), name, qualifier))
     }
 }
 

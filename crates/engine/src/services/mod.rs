@@ -27,8 +27,9 @@ pub(crate) fn for_function(
     platform: &platform::PlatformCell,
     engine: &calls::EngineCell,
 ) -> Services {
-    let services = Services::new(platform::GuestHttp::new(namespace, function, config, platform))
-        .with_function_calls(calls::GuestCalls::new(namespace, function, config, engine));
+    let guest = platform::Guest::new(namespace, function, config);
+    let services = Services::new(platform::GuestHttp::new(guest.clone(), config, platform))
+        .with_function_calls(calls::GuestCalls::new(guest, engine));
     if config.kv.is_empty() {
         // Every store refused with `access-denied`.
         return services;

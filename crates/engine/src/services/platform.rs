@@ -57,25 +57,18 @@ impl Engine {
     }
 }
 
-/// A wasm guest's outgoing HTTP: to the platform address, the [`Platform`]; to anywhere
-/// else, the function's [`OutboundPolicy`].
-pub(crate) struct GuestHttp {
-    policy: Arc<OutboundPolicy>,
-    platform: PlatformCell,
-    function: FunctionName,
-    caller: Caller,
+/// Who a wasm guest of a function version is to the platform: its function, and the
+/// identity it acts with (role `deploy`, bounded by its version's grants, as a native
+/// function's credential is).
+#[derive(Clone)]
+pub(crate) struct Guest {
+    pub(crate) function: FunctionName,
+    pub(crate) caller: Caller,
 }
 
-impl GuestHttp {
-    pub(crate) fn new(
-        namespace: &Namespace,
-        function: &FunctionName,
-        config: &FunctionConfig,
-        platform: &PlatformCell,
-    ) -> Arc<GuestHttp> {
-        Arc::new(GuestHttp {
-            policy: OutboundPolicy::new(&config.outbound),
-            platform: platform.clone(),
+impl Guest {
+    pub(crate) fn new(namespace: &Namespace, function: &FunctionName, config: &FunctionConfig) -> Guest {
+        Guest {
             function: function.clone(),
             caller: Caller {
                 key_id: format!("function `{function}`"),
@@ -84,6 +77,39 @@ impl GuestHttp {
                 grants: Some(Arc::new(FunctionGrants::of(function, config))),
                 call_depth: None,
             },
+        }
+    }
+
+    /// Who calls from the invocation at `site`: its context, in its trace (its own root
+    /// when it started none), with the invocation as the parent of what the call causes.
+    pub(crate) fn call_from(&self, site: CallSite) -> CallFrom {
+        let CallSite { invocation, context } = site;
+        CallFrom {
+            namespace: self.caller.namespace.clone(),
+            function: self.function.clone(),
+            context: wisp_runtime::CallContext {
+                trace_root: Some(context.root_for(&invocation)),
+                ..context
+            },
+            invocation: Some(invocation.into()),
+        }
+    }
+}
+
+/// A wasm guest's outgoing HTTP: to the platform address, the [`Platform`]; to anywhere
+/// else, the function's [`OutboundPolicy`].
+pub(crate) struct GuestHttp {
+    policy: Arc<OutboundPolicy>,
+    platform: PlatformCell,
+    guest: Guest,
+}
+
+impl GuestHttp {
+    pub(crate) fn new(guest: Guest, config: &FunctionConfig, platform: &PlatformCell) -> Arc<GuestHttp> {
+        Arc::new(GuestHttp {
+            policy: OutboundPolicy::new(&config.outbound),
+            platform: platform.clone(),
+            guest,
         })
     }
 }
@@ -109,20 +135,11 @@ impl OutboundHttp for GuestHttp {
         let (Some(platform), Some(site)) = (platform, request.site) else {
             return Box::pin(async { Err(OutboundError::Denied) });
         };
-        let CallSite { invocation, context } = site;
-        let from = CallFrom {
-            namespace: self.caller.namespace.clone(),
-            function: self.function.clone(),
-            context: wisp_runtime::CallContext {
-                trace_root: Some(context.root_for(&invocation)),
-                ..context
-            },
-            invocation: Some(invocation.into()),
-        };
+        let from = self.guest.call_from(site);
         // What it writes (objects, messages) causes events one hop deeper than it runs.
         let caller = Caller {
             call_depth: Some(from.context.depth),
-            ..self.caller.clone()
+            ..self.guest.caller.clone()
         };
         // A refusal answers without reading the body the guest is still writing.
         let request = request.request.map(wisp_runtime::body::drained_when_dropped);
