@@ -239,7 +239,8 @@ impl Engine {
             alarms: alarms::AlarmBook::default(),
             membership: cluster::Membership::new(nodes_up),
         });
-        // Versions' services (built above, and at each deploy) reach it from now on.
+        // Versions' services (built above, and at each deploy) reach it from now on. The
+        // cell was made empty above and is set only here, so this cannot find it set.
         let _ = engine.pools.engine.set(Arc::downgrade(&engine));
         engine.sweep_blobs().await?;
         engine
