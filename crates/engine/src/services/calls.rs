@@ -1,15 +1,15 @@
 //! A wasm guest's calls to other functions through `wisp:platform/functions`: one host
 //! call each, held to what Lambda's Invoke at the platform address holds them to — the
 //! caller's `invoke` grant (checked first, so an ungranted caller learns nothing of the
-//! callee), the payload's limit, and [`Engine::call`]'s loop guard, deadline and
-//! breaker — and answered with the callee's answer read whole.
+//! callee), the callee's existence, and the engine's payload limits, loop guard,
+//! deadline and breaker — and answered with the callee's answer read whole.
 
 use super::platform::Guest;
 use crate::calls::CallFrom;
 use crate::{Engine, EngineError};
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock, Weak};
-use wisp_core::{ErrorCode, FunctionName, Limits, Qualifier};
+use wisp_core::{ErrorCode, FunctionName, Qualifier};
 use wisp_runtime::services::{CallAnswer, CallError, FunctionCalls, ServiceFuture};
 use wisp_runtime::{CallSite, body};
 
@@ -31,14 +31,12 @@ impl GuestCalls {
         })
     }
 
-    /// Checks a call of `target` (`NAME` or `NAME:QUALIFIER`) with `payload` of at most
-    /// the bytes `limit` allows: the engine, who calls and whom, or why not.
+    /// Checks a call of `target` (`NAME` or `NAME:QUALIFIER`): the engine, who calls and
+    /// whom, or why not. The payload's limit is the engine's to check, as for any invoke.
     fn prepare(
         &self,
         site: CallSite,
         target: &str,
-        payload: &Bytes,
-        limit: impl FnOnce(&Engine) -> usize,
     ) -> Result<(Arc<Engine>, CallFrom, FunctionName, Option<Qualifier>), CallError> {
         let (name, qualifier) = parse_target(target)?;
         self.guest.caller.check_invoke_grant(&name).map_err(call_error)?;
@@ -48,18 +46,10 @@ impl GuestCalls {
                 "the engine is not running (it is starting or shutting down)",
             ))
         })?;
+        // Before the breaker is asked, as Lambda's Invoke checks it: a call to no function
+        // leaves no breaker behind.
         if engine.function(&self.guest.caller.namespace, &name).is_none() {
             return Err(call_error(EngineError::function_not_found(name.as_str())));
-        }
-        let limit = limit(&engine);
-        if payload.len() > limit {
-            return Err(CallError {
-                code: ErrorCode::PayloadTooLarge,
-                message: format!(
-                    "the payload is {} bytes; a call's may be at most {limit}",
-                    payload.len()
-                ),
-            });
         }
         Ok((engine, self.guest.call_from(site), name, qualifier))
     }
@@ -72,7 +62,7 @@ impl FunctionCalls for GuestCalls {
         name: String,
         payload: Bytes,
     ) -> ServiceFuture<Result<CallAnswer, CallError>> {
-        let prepared = self.prepare(site, &name, &payload, |engine| engine.limits().max_request_body);
+        let prepared = self.prepare(site, &name);
         Box::pin(async move {
             let (engine, from, name, qualifier) = prepared?;
             let response = engine
@@ -106,7 +96,7 @@ impl FunctionCalls for GuestCalls {
         name: String,
         payload: Bytes,
     ) -> ServiceFuture<Result<String, CallError>> {
-        let prepared = self.prepare(site, &name, &payload, |_| Limits::MAX_ASYNC_PAYLOAD);
+        let prepared = self.prepare(site, &name);
         Box::pin(async move {
             let (engine, from, name, qualifier) = prepared?;
             let accepted = engine
