@@ -42,6 +42,11 @@
 //! idempotency key conflicts. Claiming due events and receiving messages read their
 //! rows in the order of an index and stop at the limit; the unit tests check the
 //! query plans.
+//!
+//! Log lines and invocation records are written in the background, but on the same
+//! cores: each function keeps only its newest N of each, and its count of them
+//! (`row_counts`, changed in the transaction of every insert and delete) lets a batch's
+//! trim walk only the rows it drops, not the N it keeps.
 
 mod alarms;
 mod api_keys;
@@ -226,38 +231,86 @@ impl From<StoreError> for OpError {
 }
 
 /// Tables whose rows each function keeps only its newest of: log lines and invocation
-/// records. Both have an autoincrement `id` and `namespace`, `function` columns.
+/// records. Both have an autoincrement `id` and `namespace`, `function` columns, and
+/// each function's count of rows in `row_counts`.
 #[derive(Clone, Copy)]
 enum PerFunction {
     Logs,
     Invocations,
 }
 
-/// Drops all but the newest `keep` rows of `table` for every `(namespace, function)` in
-/// `touched`: one DELETE per function, cutting at the id of the newest row beyond the
-/// `keep` newest (NULL, so nothing, when the function keeps fewer).
-fn trim_to_newest<'a>(
+impl PerFunction {
+    /// The table's name, as `row_counts.tbl` holds it.
+    fn table(self) -> &'static str {
+        match self {
+            PerFunction::Logs => "logs",
+            PerFunction::Invocations => "invocations",
+        }
+    }
+}
+
+/// Counts the rows just inserted into `table` (`added`: how many, per namespace and
+/// function), then drops each of those functions' rows beyond its newest `keep`, oldest
+/// first: one DELETE per function over it, cutting at the newest row to go, found by
+/// walking only the rows that go. Runs in the transaction that inserted them.
+fn count_and_trim<'a>(
     tx: &rusqlite::Transaction<'_>,
     table: PerFunction,
-    touched: impl IntoIterator<Item = (&'a str, &'a str)>,
+    added: impl IntoIterator<Item = ((&'a str, &'a str), u64)>,
     keep: usize,
 ) -> rusqlite::Result<()> {
-    let sql = match table {
+    let mut count = tx.prepare_cached(
+        "INSERT INTO row_counts (tbl, namespace, function, rows) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tbl, namespace, function) DO UPDATE SET rows = rows + excluded.rows
+         RETURNING rows",
+    )?;
+    let mut trim = tx.prepare_cached(match table {
         PerFunction::Logs => {
             "DELETE FROM logs WHERE namespace = ?1 AND function = ?2 AND id <= (
                  SELECT id FROM logs WHERE namespace = ?1 AND function = ?2
-                 ORDER BY id DESC LIMIT 1 OFFSET ?3)"
+                 ORDER BY id LIMIT 1 OFFSET ?3)"
         }
         PerFunction::Invocations => {
             "DELETE FROM invocations WHERE namespace = ?1 AND function = ?2 AND id <= (
                  SELECT id FROM invocations WHERE namespace = ?1 AND function = ?2
-                 ORDER BY id DESC LIMIT 1 OFFSET ?3)"
+                 ORDER BY id LIMIT 1 OFFSET ?3)"
         }
-    };
-    let mut trim = tx.prepare_cached(sql)?;
+    })?;
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-    for (namespace, function) in touched {
-        trim.execute(rusqlite::params![namespace, function, keep])?;
+    for ((namespace, function), added) in added {
+        let added = i64::try_from(added).unwrap_or(i64::MAX);
+        let rows: i64 = count.query_row(
+            rusqlite::params![table.table(), namespace, function, added],
+            |row| row.get(0),
+        )?;
+        if rows > keep {
+            let deleted = trim.execute(rusqlite::params![namespace, function, rows - keep - 1])?;
+            uncount(tx, table, namespace, function, deleted)?;
+        }
     }
+    Ok(())
+}
+
+/// Takes `deleted` rows of `table` off the function's count, in the transaction that
+/// deleted them.
+fn uncount(
+    tx: &rusqlite::Transaction<'_>,
+    table: PerFunction,
+    namespace: &str,
+    function: &str,
+    deleted: usize,
+) -> rusqlite::Result<()> {
+    if deleted == 0 {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "UPDATE row_counts SET rows = max(rows - ?4, 0) WHERE tbl = ?1 AND namespace = ?2 AND function = ?3",
+    )?
+    .execute(rusqlite::params![
+        table.table(),
+        namespace,
+        function,
+        i64::try_from(deleted).unwrap_or(i64::MAX)
+    ])?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! invocation ends, and clocks of different instances need not agree. A log line's `id`
 //! is its cursor (`AUTOINCREMENT`: never reused, even after the newest line is trimmed).
 
-use super::{OpError, PerFunction, SqliteStore, trim_to_newest};
+use super::{OpError, PerFunction, SqliteStore, count_and_trim, uncount};
 use crate::usage::hour_of;
 use crate::{
     InvocationQuery, InvocationRecord, InvocationSummary, LogLine, LogQuery, LogStream, Records, Result,
@@ -15,7 +15,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use wisp_core::{FunctionName, Namespace, UnixMillis, VersionId};
 
 /// How many lines or records a query returns when its limit is `0`.
@@ -116,6 +116,8 @@ impl Records for SqliteStore {
                 .execute(params![ns, name])?;
             tx.prepare_cached("DELETE FROM invocations WHERE namespace = ?1 AND function = ?2")?
                 .execute(params![ns, name])?;
+            tx.prepare_cached("DELETE FROM row_counts WHERE namespace = ?1 AND function = ?2")?
+                .execute(params![ns, name])?;
             tx.commit()?;
             Ok(())
         })
@@ -138,7 +140,7 @@ fn limit(limit: usize) -> i64 {
 /// of every function the batch touched.
 fn insert_logs(conn: &mut Connection, lines: &[LogLine], keep: usize) -> Result<(), OpError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut touched = BTreeSet::new();
+    let mut added = BTreeMap::new();
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO logs (namespace, function, invocation_id, time, stream, line, version)
@@ -154,10 +156,12 @@ fn insert_logs(conn: &mut Connection, lines: &[LogLine], keep: usize) -> Result<
                 line.line,
                 line.version,
             ])?;
-            touched.insert((line.namespace.as_str(), line.function.as_str()));
+            *added
+                .entry((line.namespace.as_str(), line.function.as_str()))
+                .or_insert(0) += 1;
         }
     }
-    trim_to_newest(&tx, PerFunction::Logs, touched, keep)?;
+    count_and_trim(&tx, PerFunction::Logs, added, keep)?;
     tx.commit()?;
     Ok(())
 }
@@ -189,6 +193,7 @@ fn trim_logs(
                  WHERE total > ?3 ORDER BY id DESC LIMIT 1)",
         )?
         .execute(params![ns, name, max_bytes])?;
+    uncount(&tx, PerFunction::Logs, ns, name, old + big)?;
     tx.commit()?;
     Ok(u64::try_from(old + big).unwrap_or(u64::MAX))
 }
@@ -286,20 +291,23 @@ fn insert_invocations(
     keep: usize,
 ) -> Result<(), OpError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut touched = BTreeSet::new();
-    let mut rows = std::collections::BTreeMap::new();
+    let mut added = BTreeMap::new();
+    let mut rows = BTreeMap::new();
     {
-        // One statement that skips a kept run (an invocation id and its start: attempts
-        // of one async invocation share the id), so a retried batch costs no extra
-        // read; `execute` says whether the row went in, and only then is it counted.
+        // A run the function already keeps (an invocation id and its start: attempts of
+        // one async invocation share the id) is skipped and not counted again. Looked up
+        // first, so the insert is one row of `VALUES`: SQLite opens no statement journal
+        // for that, where an `INSERT … SELECT … WHERE NOT EXISTS` (it may write several
+        // rows) copied every page it touched into one, a third of the writer's time.
+        let mut kept = tx.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM invocations
+                 WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3 AND started_at = ?4)",
+        )?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO invocations
                  (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
                   run_us, error, memory_mb, billed_ms, reserved, version_number, trace, parent)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
-             WHERE NOT EXISTS (
-                 SELECT 1 FROM invocations
-                 WHERE namespace = ?1 AND function = ?2 AND invocation_id = ?3 AND started_at = ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
         // Sums saturate at i64::MAX rather than overflow (SQLite would turn the sum into
         // a REAL, which the STRICT column refuses, failing the batch).
@@ -320,7 +328,14 @@ fn insert_invocations(
                      THEN 9223372036854775807 ELSE mb_ms + excluded.mb_ms END",
         )?;
         for r in records {
-            let inserted = insert.execute(params![
+            let already: bool = kept.query_row(
+                params![r.namespace.as_str(), r.function.as_str(), r.id, r.started_at],
+                |row| row.get(0),
+            )?;
+            if already {
+                continue;
+            }
+            insert.execute(params![
                 r.namespace.as_str(),
                 r.function.as_str(),
                 r.id,
@@ -338,9 +353,6 @@ fn insert_invocations(
                 r.trace,
                 r.parent,
             ])?;
-            if inserted == 0 {
-                continue;
-            }
             let sums = rows
                 .entry((
                     r.namespace.as_str(),
@@ -357,7 +369,9 @@ fn insert_invocations(
             if r.reserved {
                 sums[4] = sums[4].saturating_add(mb_ms);
             }
-            touched.insert((r.namespace.as_str(), r.function.as_str()));
+            *added
+                .entry((r.namespace.as_str(), r.function.as_str()))
+                .or_insert(0) += 1;
         }
         for ((namespace, function, version, hour), [requests, errors, billed_ms, mb_ms, reserved]) in rows {
             count.execute(params![
@@ -373,7 +387,7 @@ fn insert_invocations(
             ])?;
         }
     }
-    trim_to_newest(&tx, PerFunction::Invocations, touched, keep)?;
+    count_and_trim(&tx, PerFunction::Invocations, added, keep)?;
     tx.commit()?;
     Ok(())
 }

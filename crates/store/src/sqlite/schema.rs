@@ -573,6 +573,25 @@ CREATE TABLE store_keys (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 19: how many rows each function has in `logs` and in `invocations`, written
+/// in the transaction of every insert and delete of those rows, so that trimming a
+/// function to its newest N deletes the rows beyond N from the oldest end without
+/// walking the N it keeps. Counted once here from the rows the file holds.
+const SCHEMA_19: &str = "
+CREATE TABLE row_counts (
+    tbl       TEXT    NOT NULL CHECK (tbl IN ('logs', 'invocations')),
+    namespace TEXT    NOT NULL,
+    function  TEXT    NOT NULL,
+    rows      INTEGER NOT NULL CHECK (rows >= 0),
+    PRIMARY KEY (tbl, namespace, function)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO row_counts (tbl, namespace, function, rows)
+    SELECT 'logs', namespace, function, count(*) FROM logs GROUP BY namespace, function;
+INSERT INTO row_counts (tbl, namespace, function, rows)
+    SELECT 'invocations', namespace, function, count(*) FROM invocations GROUP BY namespace, function;
+";
+
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_1),
     M::up(SCHEMA_2),
@@ -592,6 +611,7 @@ const MIGRATION_LIST: &[M<'static>] = &[
     M::up(SCHEMA_16),
     M::up(SCHEMA_17),
     M::up(SCHEMA_18),
+    M::up(SCHEMA_19),
 ];
 
 pub(super) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);

@@ -341,7 +341,7 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(user_version, 18, "not migrated to the latest schema");
+    assert_eq!(user_version, 19, "not migrated to the latest schema");
 
     let record = store
         .get_function(&ns, &name)
@@ -402,6 +402,69 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
     assert!(store.remove_function(&ns, &name).await?);
     assert_eq!(count(&store, "invocations")?, 0);
     assert_eq!(count(&store, "logs")?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_version_18_database_counts_its_rows_and_trims_by_them() -> TestResult {
+    let dir = TempDir::new()?;
+    let path = dir.path().join("wisp.db");
+    // Five lines of `hello` and one of `other`, written before rows were counted.
+    {
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::MIGRATIONS.to_version(&mut conn, 18)?;
+        for (function, n) in [
+            ("hello", 0),
+            ("hello", 1),
+            ("other", 0),
+            ("hello", 2),
+            ("hello", 3),
+            ("hello", 4),
+        ] {
+            conn.execute(
+                "INSERT INTO logs (namespace, function, invocation_id, time, stream, line, version)
+                 VALUES ('default', ?1, 'inv', ?2, 'stdout', ?3, 1)",
+                params![function, n, format!("line {n}")],
+            )?;
+        }
+    }
+    let store = SqliteStore::open(&path)?.with_log_lines_kept(3);
+    let counted = |function: &str| -> TestResult<i64> {
+        let conn = store.conns.reader.lock().map_err(|e| e.to_string())?;
+        Ok(conn.query_row(
+            "SELECT rows FROM row_counts WHERE tbl = 'logs' AND namespace = 'default' AND function = ?1",
+            params![function],
+            |row| row.get(0),
+        )?)
+    };
+    assert_eq!((counted("hello")?, counted("other")?), (5, 1));
+
+    let (ns, name) = names()?;
+    let line = LogLine {
+        namespace: ns.clone(),
+        function: name.clone(),
+        invocation_id: "inv".into(),
+        time: 5,
+        stream: crate::LogStream::Stdout,
+        line: "line 5".into(),
+        version: 1,
+        cursor: 0,
+    };
+    store.append_logs(&[line]).await?;
+    let all = LogQuery {
+        invocation_id: None,
+        limit: 100,
+        ..LogQuery::default()
+    };
+    let lines: Vec<String> = store
+        .logs(&ns, &name, &all)
+        .await?
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert_eq!(lines, ["line 3", "line 4", "line 5"]);
+    assert_eq!(counted("hello")?, 3);
     Ok(())
 }
 

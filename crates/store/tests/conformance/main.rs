@@ -499,6 +499,60 @@ mod sqlite {
         Ok(())
     }
 
+    /// The trim cuts by each function's count of rows, so every other way rows come and
+    /// go must keep that count: lines dropped for their age, a function forgotten, a
+    /// record appended twice. A count left too high would trim rows it should keep.
+    #[tokio::test]
+    async fn trimming_after_other_deletes_keeps_the_newest() -> TestResult {
+        let (_dir, store) = open()?;
+        let store = store.with_log_lines_kept(3).with_invocations_kept(3);
+        let (default, a) = (ns("default")?, func("a")?);
+        let all = LogQuery {
+            invocation_id: None,
+            limit: 100,
+            ..LogQuery::default()
+        };
+        let texts = |lines: Vec<LogLine>| lines.into_iter().map(|l| l.line).collect::<Vec<_>>();
+        store
+            .append_logs(&[line(&a, 0)?, line(&a, 1)?, line(&a, 2)?])
+            .await?;
+        // Lines 0 and 1 are older than time 2: the retention sweep drops them.
+        assert_eq!(store.trim_logs(&default, &a, 2, u64::MAX).await?, 2);
+        store.append_logs(&[line(&a, 3)?, line(&a, 4)?]).await?;
+        assert_eq!(
+            texts(store.logs(&default, &a, &all).await?),
+            ["line 2", "line 3", "line 4"]
+        );
+
+        let every = InvocationQuery {
+            limit: 100,
+            cold_only: false,
+        };
+        let ids = |records: Vec<InvocationRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        store
+            .append_invocations(&[record(&a, 0)?, record(&a, 1)?, record(&a, 2)?])
+            .await?;
+        store.forget_function(&default, &a).await?;
+        assert_eq!(texts(store.logs(&default, &a, &all).await?), Vec::<String>::new());
+        store
+            .append_invocations(&[record(&a, 3)?, record(&a, 4)?])
+            .await?;
+        // A batch appended again is skipped, and not counted either.
+        store.append_invocations(&[record(&a, 4)?]).await?;
+        assert_eq!(
+            ids(store.invocations(&default, &a, &every).await?),
+            ["inv-3", "inv-4"]
+        );
+        store.append_invocations(&[record(&a, 5)?]).await?;
+        assert_eq!(
+            ids(store.invocations(&default, &a, &every).await?),
+            ["inv-3", "inv-4", "inv-5"]
+        );
+        store.append_logs(&[line(&a, 5)?]).await?;
+        assert_eq!(texts(store.logs(&default, &a, &all).await?), ["line 5"]);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn audit_trim_count_is_configurable() -> TestResult {
         use wisp_store::{Audit, AuditEntry, AuditQuery};
