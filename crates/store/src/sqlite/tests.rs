@@ -285,6 +285,15 @@ async fn a_panic_in_an_operation_does_not_break_the_store() -> TestResult {
     Ok(())
 }
 
+/// A database file as a Wisp that knew only the migrations up to `version` left it (WAL),
+/// for an upgrade test to fill with the rows of that time.
+fn database_at_version(path: &Path, version: usize) -> TestResult<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    schema::MIGRATIONS.to_version(&mut conn, version)?;
+    Ok(conn)
+}
+
 fn invocation(ns: &Namespace, name: &FunctionName, id: &str) -> InvocationRecord {
     InvocationRecord {
         namespace: ns.clone(),
@@ -313,10 +322,8 @@ async fn a_version_1_database_gains_invocations_and_keeps_its_data() -> TestResu
     // The file as a Wisp with only migration 1 left it: WAL, a deployed function,
     // a log line.
     {
-        let mut conn = Connection::open(&path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let conn = database_at_version(&path, 1)?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        schema::MIGRATIONS.to_version(&mut conn, 1)?;
         let config = serde_json::to_string(&FunctionConfig::new(Kind::Event))?;
         conn.execute_batch(&format!(
             "INSERT INTO code VALUES ('default', 'abc', x'616263', 3, 5);
@@ -411,9 +418,7 @@ async fn a_version_18_database_counts_its_rows_and_trims_by_them() -> TestResult
     let path = dir.path().join("wisp.db");
     // Five lines of `hello` and one of `other`, written before rows were counted.
     {
-        let mut conn = Connection::open(&path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        schema::MIGRATIONS.to_version(&mut conn, 18)?;
+        let conn = database_at_version(&path, 18)?;
         for (function, n) in [
             ("hello", 0),
             ("hello", 1),
@@ -573,9 +578,7 @@ async fn a_version_4_database_reads_old_records_as_unbilled() -> TestResult {
     let dir = TempDir::new()?;
     let path = dir.path().join("wisp.db");
     {
-        let mut conn = Connection::open(&path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        schema::MIGRATIONS.to_version(&mut conn, 4)?;
+        let conn = database_at_version(&path, 4)?;
         conn.execute_batch(
             "INSERT INTO invocations
                  (namespace, function, invocation_id, version, started_at, cold, init_us, queue_us,
@@ -621,9 +624,7 @@ async fn a_version_13_database_reads_old_work_without_a_trace() -> TestResult {
     let dir = TempDir::new()?;
     let path = dir.path().join("wisp.db");
     {
-        let mut conn = Connection::open(&path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        schema::MIGRATIONS.to_version(&mut conn, 13)?;
+        let conn = database_at_version(&path, 13)?;
         conn.execute_batch(
             "INSERT INTO events (id, namespace, function, payload, status, attempts, chain_depth, source,
                                  created_us, run_at, updated_at)
