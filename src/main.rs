@@ -12,7 +12,7 @@ use std::process::ExitCode;
 /// jemalloc, not glibc's malloc: a function-to-function call through `wasi:http` costs
 /// ~20 % less server CPU with it (wasmtime's per-instance allocations and the request's
 /// bodies and futures are many mid-sized blocks, which glibc takes through its slow path
-/// and consolidates), with the same resident memory. See docs/performance.md.
+/// and consolidates), for ~10 MB more resident memory. See docs/performance.md.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
