@@ -393,39 +393,7 @@ async fn a_namespace_concurrency_cap_holds_across_nodes() {
         &cap,
     );
     let config = json!({ "kind": "http", "routes": ["/s/:action"], "queue_timeout": "200ms" });
-    deploy_fixture(&a, "slow", "http-kit", config).await;
-    until(&b, "/v1/functions/slow", Duration::from_secs(5), |s, _| s == 200).await;
-    until_up(&a, 2).await;
-
-    let slow: Vec<_> = [&a, &b]
-        .into_iter()
-        .map(|node| {
-            let url = node.at("/s/sleep?ms=2000");
-            tokio::spawn(async move { client().get(url).send().await.unwrap().status() })
-        })
-        .collect();
-    for node in [&a, &b] {
-        until(node, "/v1/functions/slow", Duration::from_secs(5), |_, f| {
-            f["instances"]["busy"] == 1
-        })
-        .await;
-    }
-    for node in [&a, &b] {
-        let refused = client().get(node.at("/s/hello")).send().await.unwrap();
-        let doc = expect_problem(refused, 429, "throttled").await;
-        let detail = doc["detail"].as_str().unwrap();
-        assert!(
-            detail.contains("namespace `default` is running its limit"),
-            "{doc}"
-        );
-    }
-    for request in slow {
-        assert_eq!(request.await.unwrap(), 200);
-    }
-    for node in [&a, &b] {
-        let after = client().get(node.at("/s/hello")).send().await.unwrap();
-        assert_eq!(after.status(), 200, "slots free again");
-    }
+    one_running_on_each_refuses_a_third(&a, &b, config, "namespace `default` is running its limit").await;
 }
 
 /// A monthly request quota holds across nodes: what one node admitted counts on the
@@ -652,37 +620,46 @@ async fn a_functions_max_concurrency_holds_across_nodes() {
         "max_concurrency": 2,
         "queue_timeout": "200ms",
     });
-    deploy_fixture(&a, "slow", "http-kit", config).await;
-    until(&b, "/v1/functions/slow", Duration::from_secs(5), |s, _| s == 200).await;
-    until_up(&a, 2).await;
+    one_running_on_each_refuses_a_third(
+        &a,
+        &b,
+        config,
+        "its share of its max_concurrency of 2 (1 invocations on each of the 2 nodes up)",
+    )
+    .await;
+}
 
-    let slow: Vec<_> = [&a, &b]
+/// Deploys http-kit as `slow` (on `/s/:action`, with `config`) through `a`, starts a slow
+/// call on each node, and checks that a third call, on either node, is refused
+/// `429 throttled` with a detail containing `refusal`; then that both slots free again.
+async fn one_running_on_each_refuses_a_third(a: &TestServer, b: &TestServer, config: Value, refusal: &str) {
+    deploy_fixture(a, "slow", "http-kit", config).await;
+    until(b, "/v1/functions/slow", Duration::from_secs(5), |s, _| s == 200).await;
+    until_up(a, 2).await;
+
+    let slow: Vec<_> = [a, b]
         .into_iter()
         .map(|node| {
             let url = node.at("/s/sleep?ms=2000");
             tokio::spawn(async move { client().get(url).send().await.unwrap().status() })
         })
         .collect();
-    for node in [&a, &b] {
+    for node in [a, b] {
         until(node, "/v1/functions/slow", Duration::from_secs(5), |_, f| {
             f["instances"]["busy"] == 1
         })
         .await;
     }
-    for node in [&a, &b] {
+    for node in [a, b] {
         let refused = client().get(node.at("/s/hello")).send().await.unwrap();
         let doc = expect_problem(refused, 429, "throttled").await;
         let detail = doc["detail"].as_str().unwrap();
-        assert!(
-            detail
-                .contains("its share of its max_concurrency of 2 (1 invocations on each of the 2 nodes up)"),
-            "{doc}"
-        );
+        assert!(detail.contains(refusal), "{doc}");
     }
     for request in slow {
         assert_eq!(request.await.unwrap(), 200);
     }
-    for node in [&a, &b] {
+    for node in [a, b] {
         let after = client().get(node.at("/s/hello")).send().await.unwrap();
         assert_eq!(after.status(), 200, "slots free again");
     }
