@@ -98,6 +98,18 @@ impl Command {
     }
 }
 
+/// Starts jemalloc's background threads, which return freed memory to the system while
+/// the server is idle (otherwise only allocations do, so a server that went quiet would
+/// keep what its last burst freed). For the long-running server only: a CLI command ends
+/// too soon to need them, and an instance shim must not start a thread.
+fn return_freed_memory_in_the_background() {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!(
+            "warning: cannot start the allocator's background threads ({e}); freed memory is returned to the system only as the server allocates"
+        );
+    }
+}
+
 fn main() -> ExitCode {
     // A process function's instance starts as this binary in its shim role: it
     // sandboxes itself and becomes the function's runtime (never returns).
@@ -108,6 +120,9 @@ fn main() -> ExitCode {
         wisp_runtime::process::shim::main();
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_) | Command::Up(_)) {
+        return_freed_memory_in_the_background();
+    }
     // One crypto provider for the HTTP client's TLS (https --server URLs).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -712,6 +712,64 @@ async fn the_python_and_node_examples_serve_as_they_are() {
     }
 }
 
+/// A line of `/proc/PID/status` (`Threads`, `PPid`…) as a number.
+fn status_field(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The names of a process's threads.
+fn thread_names(pid: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The server returns freed memory to the system in the background (jemalloc's
+/// background thread), and its instance shims, the same binary, start no thread of
+/// their own: each is one thread, before and after it has started a runtime.
+#[tokio::test]
+async fn the_server_frees_memory_in_the_background_and_its_shims_are_one_thread() {
+    let server = server();
+    deploy_kit(&server, "echo", json!({})).await;
+    invoke_ok(&server, "echo", json!({"a": 1})).await;
+    let server_pid = server.pid().to_string();
+    assert!(
+        thread_names(&server_pid)
+            .iter()
+            .any(|name| name.starts_with("jemalloc_bg")),
+        "no background thread returns freed memory: {:?}",
+        thread_names(&server_pid)
+    );
+    let mut shims = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if status_field(&pid, "PPid") == Some(u64::from(server.pid()))
+            && String::from_utf8_lossy(&cmdline).contains("__instance-shim")
+        {
+            shims.push((pid.clone(), status_field(&pid, "Threads"), thread_names(&pid)));
+        }
+    }
+    assert!(!shims.is_empty(), "the server started no shim");
+    for (pid, threads, names) in &shims {
+        assert_eq!(*threads, Some(1), "shim {pid} runs threads {names:?}");
+    }
+}
+
 #[tokio::test]
 async fn deploying_a_directory_twice_is_unchanged_and_ls_shows_the_runtime() {
     let server = server();
