@@ -8,7 +8,8 @@
 # artifact cache (mmap + InstancePre) before the guest runs. The client checks each
 # answer's Server-Timing header, and counts only requests that really were cold.
 #
-# Run with: bench/scale-from-zero/run.sh        (COUNT=300 requests each by default)
+# Run with: bench/scale-from-zero/run.sh        (COUNT=300 requests each by default;
+#           WISP=path/to/wisp runs another build, for an A/B)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -19,9 +20,14 @@ source "$root/bench/lib.sh"   # $work (removed at exit), $pids (killed at exit)
 need python3
 
 echo "building (release)…" >&2
-cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
 target="${CARGO_TARGET_DIR:-$root/target}"
-wisp="$target/release/wisp"
+if [ -n "${WISP:-}" ]; then   # an A/B: the wisp binary given, only the reference built
+    cargo build --release --locked -q -p wisp-bench-hyper-hello
+    wisp="$WISP"
+else
+    cargo build --release --locked -q -p wisp -p wisp-bench-hyper-hello
+    wisp="$target/release/wisp"
+fi
 hyper="$target/release/wisp-bench-hyper-hello"
 client="$root/bench/scale-from-zero/client.py"
 
