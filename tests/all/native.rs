@@ -98,23 +98,30 @@ async fn until_gone(path: &Path) {
     }
 }
 
-/// Host processes whose command line contains `marker`, zombies included.
-fn processes_with(marker: &str) -> Vec<String> {
+/// The ids of the host processes whose command line contains `marker`, zombies included.
+fn pids_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
         if String::from_utf8_lossy(&cmdline).contains(marker) {
-            found.push(format!(
-                "{:?} {}",
-                entry.file_name(),
-                status.lines().nth(2).unwrap_or("")
-            ));
+            found.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
     found
+}
+
+/// Host processes whose command line contains `marker`, zombies included: each id and
+/// its state.
+fn processes_with(marker: &str) -> Vec<String> {
+    pids_with(marker)
+        .into_iter()
+        .map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            format!("{pid:?} {}", status.lines().nth(2).unwrap_or(""))
+        })
+        .collect()
 }
 
 /// Waits (up to 5 s) until no process carries `marker`. Only the full sandbox (root:
@@ -752,21 +759,18 @@ async fn the_server_frees_memory_in_the_background_and_its_shims_are_one_thread(
         "no background thread returns freed memory: {:?}",
         thread_names(&server_pid)
     );
-    let mut shims = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if status_field(&pid, "PPid") == Some(u64::from(server.pid()))
-            && String::from_utf8_lossy(&cmdline).contains("__instance-shim")
-        {
-            shims.push((pid.clone(), status_field(&pid, "Threads"), thread_names(&pid)));
-        }
-    }
+    let shims: Vec<String> = pids_with("__instance-shim")
+        .into_iter()
+        .filter(|pid| status_field(pid, "PPid") == Some(u64::from(server.pid())))
+        .collect();
     assert!(!shims.is_empty(), "the server started no shim");
-    for (pid, threads, names) in &shims {
-        assert_eq!(*threads, Some(1), "shim {pid} runs threads {names:?}");
+    for pid in &shims {
+        assert_eq!(
+            status_field(pid, "Threads"),
+            Some(1),
+            "shim {pid} runs threads {:?}",
+            thread_names(pid)
+        );
     }
 }
 
