@@ -123,7 +123,11 @@ fn is_platform(request: &Request<Body>) -> bool {
 }
 
 impl OutboundHttp for GuestHttp {
-    fn send(&self, request: OutboundRequest) -> ServiceFuture<Result<Response<Body>, OutboundError>> {
+    fn send(&self, mut request: OutboundRequest) -> ServiceFuture<Result<Response<Body>, OutboundError>> {
+        // A guest writes its request body after it has sent the request: an answer that
+        // does not read it all (a refusal, or a server that answers and closes) must not
+        // fail those writes with `connection reset` instead of giving the answer.
+        request.request = request.request.map(wisp_runtime::body::drained_when_dropped);
         if !is_platform(&request.request) {
             return self.policy.send(request);
         }
@@ -141,9 +145,7 @@ impl OutboundHttp for GuestHttp {
             call_depth: Some(from.context.depth),
             ..self.guest.caller.clone()
         };
-        // A refusal answers without reading the body the guest is still writing.
-        let request = request.request.map(wisp_runtime::body::drained_when_dropped);
-        let answer = platform.handle(caller, from, request);
+        let answer = platform.handle(caller, from, request.request);
         Box::pin(async move { Ok(answer.await) })
     }
 
