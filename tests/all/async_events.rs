@@ -271,16 +271,19 @@ async fn destinations_get_lambda_shaped_records() {
         success["requestContext"]["functionArn"]
             .as_str()
             .unwrap()
-            .ends_with(":function:orders:$LATEST")
+            .ends_with(":function:orders:live"),
+        "an event that names no qualifier runs `live`: {success}"
     );
     assert_eq!(success["requestPayload"]["name"], "o1");
     assert_eq!(success["responseContext"]["statusCode"], 200);
+    assert_eq!(success["responseContext"]["executedVersion"], "1");
     assert_eq!(success["responsePayload"]["message"], "Hello, o1!");
     let failure = receive("failed").await;
     assert_eq!(failure["requestContext"]["requestId"], bad["id"]);
     assert_eq!(failure["requestContext"]["condition"], "RetriesExhausted");
     assert_eq!(failure["requestContext"]["approximateInvokeCount"], 2);
     assert_eq!(failure["responseContext"]["functionError"], "Unhandled");
+    assert_eq!(failure["responseContext"]["executedVersion"], "1");
     assert_eq!(failure["requestPayload"]["code"], 4);
     assert!(
         failure["responsePayload"]["errorMessage"].is_string(),

@@ -3,7 +3,7 @@
 //! `requestPayload`, `responseContext`, `responsePayload`).
 
 use serde_json::{Value, json};
-use wisp_core::FunctionName;
+use wisp_core::{FunctionName, Qualifier};
 
 /// Why the record was sent: Lambda's `requestContext.condition`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub(crate) fn payload_value(bytes: &[u8]) -> Value {
 /// What a destination is told about one event.
 pub(crate) struct Record<'a> {
     pub function: &'a FunctionName,
+    /// What the event named to run: `None` is the `live` alias.
+    pub qualifier: Option<&'a Qualifier>,
     pub event_id: &'a str,
     pub condition: Condition,
     pub attempts: u32,
@@ -49,17 +51,20 @@ pub(crate) struct Record<'a> {
     pub response: Option<&'a [u8]>,
     /// Lambda's `functionError` (`Handled`/`Unhandled`), for a failed invocation.
     pub function_error: Option<&'a str>,
-    /// The version that ran it last.
-    pub version: &'a str,
+    /// The number of the version that ran it last.
+    pub version: u32,
     pub timestamp_ms: i64,
 }
 
 impl Record<'_> {
     pub(crate) fn to_json(&self) -> Vec<u8> {
         let timestamp = wisp_core::wall::rfc3339_ms(self.timestamp_ms);
+        let qualifier = self.qualifier.cloned().unwrap_or_else(Qualifier::live);
         let mut response_context = json!({
             "statusCode": 200,
-            "executedVersion": self.version,
+            // A string, as Lambda's `$LATEST` or `7` is, and the number the sync
+            // Invoke's `X-Amz-Executed-Version` gives.
+            "executedVersion": self.version.to_string(),
         });
         if let Some(error) = self.function_error {
             response_context["functionError"] = Value::String(error.to_string());
@@ -69,7 +74,7 @@ impl Record<'_> {
             "timestamp": timestamp,
             "requestContext": {
                 "requestId": self.event_id,
-                "functionArn": format!("{}:$LATEST", function_arn(self.function)),
+                "functionArn": format!("{}:{qualifier}", function_arn(self.function)),
                 "condition": self.condition.as_str(),
                 "approximateInvokeCount": self.attempts,
             },
@@ -92,13 +97,14 @@ mod tests {
         let f = FunctionName::new("orders").unwrap();
         let record = Record {
             function: &f,
+            qualifier: None,
             event_id: "e-1",
             condition: Condition::RetriesExhausted,
             attempts: 3,
             request: br#"{"order":7}"#,
             response: Some(br#"{"errorType":"Boom","errorMessage":"no"}"#),
             function_error: Some("Unhandled"),
-            version: "abc",
+            version: 3,
             timestamp_ms: 1_700_000_000_123,
         };
         let v: Value = serde_json::from_slice(&record.to_json()).unwrap();
@@ -109,11 +115,28 @@ mod tests {
         assert_eq!(v["requestContext"]["approximateInvokeCount"], 3);
         assert_eq!(
             v["requestContext"]["functionArn"],
-            "arn:aws:lambda:local:000000000000:function:orders:$LATEST"
+            "arn:aws:lambda:local:000000000000:function:orders:live"
         );
+        assert_eq!(v["responseContext"]["executedVersion"], "3");
         assert_eq!(v["requestPayload"]["order"], 7);
         assert_eq!(v["responseContext"]["functionError"], "Unhandled");
         assert_eq!(v["responsePayload"]["errorType"], "Boom");
+
+        // An event that named a version or an alias: its ARN is qualified by it.
+        let pinned = Qualifier::Version(2);
+        let v: Value = serde_json::from_slice(
+            &Record {
+                qualifier: Some(&pinned),
+                version: 2,
+                ..record
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v["requestContext"]["functionArn"],
+            "arn:aws:lambda:local:000000000000:function:orders:2"
+        );
     }
 
     #[test]

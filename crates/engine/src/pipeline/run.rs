@@ -117,13 +117,14 @@ impl Engine {
                 if let Some(destination) = &config.on_success {
                     let record = Record {
                         function: &event.function,
+                        qualifier: event.qualifier.as_ref(),
                         event_id: &event.id,
                         condition: Condition::Success,
                         attempts,
                         request: &event.payload,
                         response: Some(&result),
                         function_error: None,
-                        version: deployed.record.id.short(),
+                        version: deployed.record.number,
                         timestamp_ms: now_ms(),
                     };
                     done.follow_ups
@@ -226,13 +227,14 @@ impl Engine {
         if let Some(destination) = &deployed.config().on_failure {
             let record = Record {
                 function: &event.function,
+                qualifier: event.qualifier.as_ref(),
                 event_id: &event.id,
                 condition,
                 attempts,
                 request: &event.payload,
                 response: response.as_deref(),
                 function_error: response.as_ref().map(|_| "Unhandled"),
-                version: deployed.record.id.short(),
+                version: deployed.record.number,
                 timestamp_ms: now_ms(),
             };
             follow_ups.push(follow_up(event, destination, record.to_json()));
