@@ -10,7 +10,7 @@ use comfy_table::{Table, presets::NOTHING};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use tokio::io::AsyncReadExt;
 use wisp_core::{KvStoreName, Limits};
 
@@ -64,7 +64,8 @@ pub enum KvCommand {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Print a key's value (its bytes as they are) to stdout.
+    /// Print a key's value (its bytes as they are; on a terminal, with a line end after
+    /// a value without one) to stdout.
     Get {
         /// The store.
         store: String,
@@ -227,6 +228,11 @@ pub async fn run(args: KvArgs) -> anyhow::Result<()> {
                 .context("the answer broke off before the end of the value")?;
             let mut out = std::io::stdout().lock();
             out.write_all(&value).context("cannot write the value")?;
+            // On a terminal, the prompt goes on a line of its own; a pipe or a file gets
+            // the bytes as they are.
+            if out.is_terminal() && value.last().is_some_and(|&b| b != b'\n') {
+                out.write_all(b"\n").context("cannot write the value")?;
+            }
             out.flush().context("cannot write the value")?;
             Ok(())
         }

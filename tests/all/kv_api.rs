@@ -5,7 +5,7 @@
 //! creating the stores a manifest declares.
 
 use crate::tenancy::create_key;
-use crate::util::{bin, client, expect_problem, get_json, wisp, wisp_fails};
+use crate::util::{bin, client, expect_problem, get_json, wisp, wisp_fails, wisp_on_terminal};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::Stdio;
@@ -614,6 +614,16 @@ async fn the_kv_commands_manage_stores_and_keys() {
         .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     assert_eq!(wisp(&server, &["kv", "get", "cache", "blob"]), "line 1\nline 2\n");
+    // On a terminal a value without a line end gets one, so the prompt starts a line;
+    // one that has it gets no second.
+    assert_eq!(
+        wisp_on_terminal(&server, &["kv", "get", "cache", "user/ada"]),
+        "again\r\n"
+    );
+    assert_eq!(
+        wisp_on_terminal(&server, &["kv", "get", "cache", "blob"]),
+        "line 1\r\nline 2\r\n"
+    );
 
     assert_eq!(wisp(&server, &["kv", "incr", "cache", "hits"]), "1\n");
     assert_eq!(

@@ -147,6 +147,35 @@ pub fn wisp(server: &TestServer, args: &[&str]) -> String {
     stdout
 }
 
+/// Runs `wisp ARGS` with its stdout on a terminal (a pseudo-terminal `script(1)` makes);
+/// asserts it succeeded; what the terminal showed (line ends as `\r\n`).
+pub fn wisp_on_terminal(server: &TestServer, args: &[&str]) -> String {
+    let cli = server.cli(bin());
+    let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+    let line = std::iter::once(cli.get_program().to_string_lossy().into_owned())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|word| quote(&word))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null());
+    for (name, value) in cli.get_envs() {
+        match value {
+            Some(value) => script.env(name, value),
+            None => script.env_remove(name),
+        };
+    }
+    let out = script.output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "wisp {args:?} on a terminal: {stdout}{stderr}"
+    );
+    stdout
+}
+
 /// Runs `wisp ARGS`, expecting it to fail with `code`; its stderr.
 pub fn wisp_fails(server: &TestServer, args: &[&str], code: i32) -> String {
     let out = server.cli(bin()).args(args).output().unwrap();
