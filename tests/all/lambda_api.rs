@@ -93,6 +93,42 @@ async fn request_response_runs_the_function_under_every_name_form() {
 }
 
 #[tokio::test]
+async fn an_answer_over_6_mib_is_the_functions_failure_not_a_stream() {
+    let server = server();
+    // http-kit called with no action describes the request as JSON, body included: a
+    // 4 MiB payload of `"` comes back escaped, over 8 MiB.
+    deploy_fixture(&server, "kit", "http-kit", json!({"kind": "http"})).await;
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .body(vec![b'"'; 4 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(header(&r, "x-amz-executed-version"), Some("1"));
+    assert!(header(&r, "x-amzn-requestid").is_some_and(|id| id.len() == 36));
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["errorType"], "Function.ResponseSizeTooLarge", "{doc}");
+    assert!(
+        doc["errorMessage"].as_str().unwrap().contains("6291456 bytes"),
+        "{doc}"
+    );
+    // A small answer is read whole and sent with its length.
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-amz-function-error"), None);
+    let length: usize = header(&r, "content-length").unwrap().parse().unwrap();
+    let answer = r.bytes().await.unwrap();
+    assert_eq!(answer.len(), length);
+    let doc: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(doc["body"], "{}");
+}
+
+#[tokio::test]
 async fn a_failing_function_answers_200_with_lambdas_error_document() {
     let server = server();
     deploy_fixture(

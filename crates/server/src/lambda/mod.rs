@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wisp_core::{ErrorCode, FunctionName, Limits, Qualifier};
 use wisp_engine::{
-    AsyncOptions, CallFrom, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, VERSION_HEADER,
+    AsyncOptions, CallFrom, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, VERSION_HEADER, body,
 };
 
 /// The path prefix of Lambda's API (its version date).
@@ -566,7 +566,17 @@ async fn invoke_as(
             }
         } {
             Ok(response) => {
-                let mut response = response.map(axum::body::Body::new);
+                let (parts, body) = response.into_parts();
+                let answer = match read_answer(&engine, &parts.headers, body).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        return match function_failure(&e) {
+                            Some(report) => Ok(failed(&e, &report)),
+                            None => Err(LambdaError::from_engine(e, &target)),
+                        };
+                    }
+                };
+                let mut response = Response::from_parts(parts, axum::body::Body::from(answer));
                 let headers = response.headers_mut();
                 let id = headers
                     .get(INVOCATION_ID_HEADER)
@@ -584,6 +594,38 @@ async fn invoke_as(
             },
         },
     }
+}
+
+/// A function's answer to a `RequestResponse` Invoke, read whole before it is sent, as
+/// Lambda's is: an answer past the engine's response limit (6 MiB, Lambda's) or one that
+/// breaks off is the function's failure, told in Lambda's error shape rather than as a
+/// stream cut short. A caller at the platform address also gets the answer in one read.
+async fn read_answer(
+    engine: &Engine,
+    head: &HeaderMap,
+    body: wisp_engine::Body,
+) -> Result<Bytes, EngineError> {
+    let limit = engine.limits().max_response_body;
+    body::read_to_bytes(body, limit).await.map_err(|e| {
+        let mut error = if e.is::<body::BodyTooLarge>() {
+            EngineError::new(
+                ErrorCode::ResponseTooLarge,
+                format!("the function's answer is larger than Invoke's limit of {limit} bytes"),
+            )
+        } else {
+            EngineError::new(
+                ErrorCode::InvalidResponse,
+                format!("the function's answer broke off: {e}"),
+            )
+        };
+        // The version that ran and the invocation, for the error's headers.
+        *error.headers_mut() = head.clone();
+        error.invocation_id = head
+            .get(INVOCATION_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        error
+    })
 }
 
 /// The error document of a function's own failure (Lambda answers those `200`), or
