@@ -265,6 +265,14 @@ async fn dry_runs_unknown_functions_and_bad_requests_answer_in_lambdas_shape() {
         .unwrap();
     let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
     assert!(message.contains("[Event, RequestResponse, DryRun]"), "{message}");
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .header("x-amz-log-type", "tail")
+        .send()
+        .await
+        .unwrap();
+    let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
+    assert!(message.contains("'tail' at 'logType'"), "{message}");
+    assert!(message.contains("[Tail, None]"), "{message}");
 
     // A qualifier naming no alias or kept version: the function is not found.
     for (path, arn) in [
@@ -361,7 +369,7 @@ async fn boto3_invokes() {
     let server = server();
     deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
     let script = r#"
-import json, sys, boto3, botocore
+import base64, json, sys, boto3, botocore
 key_id, secret = sys.argv[2].split(".", 1)
 def client(key_id, secret):
     return boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
@@ -374,6 +382,15 @@ out["sync"] = [r["StatusCode"], r["ExecutedVersion"], json.loads(r["Payload"].re
 r = lam.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:kit", Qualifier="$LATEST",
                Payload=b'{"action":"trap"}')
 out["failed"] = [r["StatusCode"], r.get("FunctionError"), json.loads(r["Payload"].read())["errorType"]]
+def tail(r):
+    return [r["StatusCode"], r.get("FunctionError"), base64.b64decode(r["LogResult"]).decode(),
+            r["ResponseMetadata"]["RequestId"]]
+r = lam.invoke(FunctionName="kit", LogType="Tail", Payload=b'{"action":"log"}')
+out["tail"] = tail(r)
+r = lam.invoke(FunctionName="kit", LogType="Tail", Payload=b'{"action":"trap"}')
+out["failed_tail"] = tail(r)
+r = lam.invoke(FunctionName="kit", LogType="None", Payload=b'{"action":"log"}')
+out["no_tail"] = "LogResult" in r
 r = lam.invoke(FunctionName="kit", InvocationType="Event", Payload=b'{"action":"hello"}')
 out["event"] = [r["StatusCode"], len(r["ResponseMetadata"]["RequestId"])]
 r = lam.invoke(FunctionName="kit", InvocationType="DryRun")
@@ -402,6 +419,26 @@ print(json.dumps(out))
     let out: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(out["sync"], json!([200, "1", {"message": "Hello, Ada!"}]));
     assert_eq!(out["failed"], json!([200, "Unhandled", "Runtime.ExitError"]));
+    // `LogType="Tail"`: the end of the run's log and its REPORT line, base64 in
+    // `LogResult`, for a failed run too; not with `LogType="None"`.
+    let (log, id) = (&out["tail"][2], out["tail"][3].as_str().unwrap());
+    assert_eq!(out["tail"][0], 200);
+    assert_eq!(
+        log.as_str().unwrap().split_once("\tDuration: ").unwrap().0,
+        format!("hello from stderr\nhello from stderr\nREPORT RequestId: {id}"),
+        "{log}"
+    );
+    let failed = out["failed_tail"][2].as_str().unwrap();
+    assert_eq!(out["failed_tail"][1], "Unhandled");
+    assert!(failed.contains("trap"), "{failed}");
+    assert!(
+        failed.contains(&format!(
+            "REPORT RequestId: {}\t",
+            out["failed_tail"][3].as_str().unwrap()
+        )),
+        "{failed}"
+    );
+    assert_eq!(out["no_tail"], false);
     assert_eq!(out["event"], json!([202, 36]));
     assert_eq!(out["dry"], 204);
     assert_eq!(

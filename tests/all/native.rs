@@ -452,6 +452,33 @@ async fn handler_errors_init_errors_and_logs_are_lambda_shaped() {
     );
     assert!(report.contains("\tMemory Size: 128 MB"), "{report}");
 
+    // Through Lambda's Invoke with `LogType: Tail`, the same output comes back at once, in
+    // `X-Amz-Log-Result`, closed by the runtime's own REPORT line (and no second one).
+    let response = client()
+        .post(server.at("/2015-03-31/functions/kit/invocations"))
+        .header("x-amz-log-type", "Tail")
+        .json(&json!({"action": "log", "text": "needle-43"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let tail = response.headers()["x-amz-log-result"].to_str().unwrap();
+    let tail =
+        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, tail).unwrap())
+            .unwrap();
+    assert!(tail.contains("to stdout: needle-43\n"), "{tail}");
+    assert!(tail.contains("to stderr: needle-43\n"), "{tail}");
+    assert_eq!(tail.matches("REPORT RequestId: ").count(), 1, "{tail}");
+    let report = tail.lines().last().unwrap();
+    assert!(
+        report.starts_with(&format!("REPORT RequestId: {id}\tDuration: ")),
+        "{tail}"
+    );
+
     // Output past the per-invocation cap is dropped, and the log says so.
     let response = invoke(&server, "kit", json!({"action": "log_flood", "kib": 1024})).await;
     assert_eq!(response.status(), 200);

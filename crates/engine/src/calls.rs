@@ -22,7 +22,7 @@
 use crate::breaker::Endpoint;
 use crate::pipeline::{Accepted, AsyncOptions};
 use crate::registry::Version;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, TailSender};
 use bytes::Bytes;
 use http::{HeaderValue, Response};
 use std::collections::HashMap;
@@ -109,6 +109,7 @@ impl Engine {
     /// `loop_detected` from too deep a chain, `timeout` when the caller has no time left
     /// and `circuit_open` (nothing run) while the breaker on caller → callee is open.
     /// An answer with a 5xx status, or the callee's failure, counts as a failed call.
+    /// `tail`: where to send the end of the callee's output ([`crate::log_tail`]).
     pub async fn call(
         &self,
         from: &CallFrom,
@@ -116,6 +117,7 @@ impl Engine {
         qualifier: Option<&Qualifier>,
         payload: Bytes,
         content_type: Option<HeaderValue>,
+        tail: Option<TailSender>,
     ) -> Result<Response<Body>, EngineError> {
         let context = from.callee_context()?;
         let callee = Endpoint::Function {
@@ -124,7 +126,15 @@ impl Engine {
         };
         let permit = self.guard(from.endpoint(), callee)?;
         let answer = self
-            .invoke_in(&from.namespace, name, qualifier, payload, content_type, context)
+            .invoke_in(
+                &from.namespace,
+                name,
+                qualifier,
+                payload,
+                content_type,
+                context,
+                tail,
+            )
             .await;
         let now = self.breaker_now();
         match &answer {

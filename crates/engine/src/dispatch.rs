@@ -8,7 +8,7 @@ use crate::pool::Ticket;
 use crate::quota::Charge;
 use crate::registry::{Deployed, Version};
 use crate::verdict::{Judge, Verdict};
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, TailSender};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -140,6 +140,10 @@ impl Engine {
     /// Runs an admitted invocation. Its slot is held until the guest has finished
     /// (for a streaming response, until the body is done), then its logs and record
     /// are queued for the store.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "what admission gave, and where the tail goes"
+    )]
     pub(crate) async fn run(
         &self,
         deployed: &Arc<Version>,
@@ -148,6 +152,7 @@ impl Engine {
         admitted: &Admitted,
         slot: Slot,
         context: CallContext,
+        tail: Option<TailSender>,
     ) -> Result<Output, EngineError> {
         let Slot { ticket, charge } = slot;
         // A native function's calls name the invocation they come from by its span;
@@ -221,6 +226,9 @@ impl Engine {
                     tracing::debug!(function = %record.function, invocation = %record.id, %code, "invocation failed");
                 }
                 charge.finish(&record);
+                if let Some(tail) = tail {
+                    tail.send(&finished.logs, &record);
+                }
                 sink.record(
                     &record.namespace,
                     &record.function,
@@ -251,7 +259,9 @@ impl Engine {
     /// stdin and its stdout is the `200 application/json` answer; an http function gets
     /// it as the body of a `POST /` and its response comes back as it is. `qualifier`
     /// names the version or alias to run (`live` by default); `trace`, the trace root the
-    /// client named (`None`: the invocation starts its own).
+    /// client named (`None`: the invocation starts its own); `tail`, where to send the end
+    /// of its output when it finishes ([`crate::log_tail`]).
+    #[expect(clippy::too_many_arguments, reason = "an Invoke's inputs, passed through")]
     pub async fn invoke(
         &self,
         namespace: &Namespace,
@@ -260,17 +270,19 @@ impl Engine {
         payload: Bytes,
         content_type: Option<HeaderValue>,
         trace: Option<String>,
+        tail: Option<TailSender>,
     ) -> Result<Response<Body>, EngineError> {
         let context = CallContext {
             trace_root: trace.map(Arc::from),
             ..CallContext::default()
         };
-        self.invoke_in(namespace, name, qualifier, payload, content_type, context)
+        self.invoke_in(namespace, name, qualifier, payload, content_type, context, tail)
             .await
     }
 
     /// [`Engine::invoke`] in a chain of calls (`context`: its deadline, depth and
     /// trace).
+    #[expect(clippy::too_many_arguments, reason = "an Invoke's inputs, passed through")]
     pub(crate) async fn invoke_in(
         &self,
         namespace: &Namespace,
@@ -279,6 +291,7 @@ impl Engine {
         payload: Bytes,
         content_type: Option<HeaderValue>,
         context: CallContext,
+        tail: Option<TailSender>,
     ) -> Result<Response<Body>, EngineError> {
         let function = self
             .function(namespace, name)
@@ -293,7 +306,7 @@ impl Engine {
         let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
         let input = payload_input(deployed, &id, payload, content_type);
         let output = self
-            .run(deployed, &id, input, &admitted, ticket, context)
+            .run(deployed, &id, input, &admitted, ticket, context, tail)
             .await
             .map_err(fail)?;
         let response = match output {
@@ -328,7 +341,10 @@ impl Engine {
         admitted.verdict = Some(verdict.clone());
         let judge = Judge::new(verdict);
         let input = payload_input(deployed, id, payload, None);
-        match self.run(deployed, id, input, &admitted, ticket, context).await? {
+        match self
+            .run(deployed, id, input, &admitted, ticket, context, None)
+            .await?
+        {
             Output::Event(bytes) => Ok(bytes),
             Output::Http(response) => {
                 let status = response.status();
@@ -404,5 +420,5 @@ fn trace_headers(headers: &mut http::HeaderMap, root: &str, id: &str) {
 fn assert_send(e: &Engine, r: Request<Body>, n: &Namespace, f: &FunctionName) {
     fn s<T: Send>(_: T) {}
     s(e.handle(r));
-    s(e.invoke(n, f, None, Bytes::new(), None, None));
+    s(e.invoke(n, f, None, Bytes::new(), None, None, None));
 }

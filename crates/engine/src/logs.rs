@@ -31,6 +31,8 @@ use wisp_store::{InvocationRecord, LogLine, LogQuery, LogStream, Store};
 use crate::quota::Quotas;
 use crate::{Engine, EngineError};
 
+/// The line that ends an invocation's log when output past its cap was dropped.
+pub(crate) const DROPPED_NOTE: &str = "[wisp] output past the per-invocation log limit was dropped";
 /// Lines queued at most before new ones are dropped.
 const QUEUE_LINES: usize = 65_536;
 /// Lines written per store transaction at most.
@@ -221,10 +223,7 @@ impl LogSink {
             }
         }
         if logs.truncated {
-            push(
-                LogStream::Stderr,
-                "[wisp] output past the per-invocation log limit was dropped".to_string(),
-            );
+            push(LogStream::Stderr, DROPPED_NOTE.to_string());
         }
     }
 }

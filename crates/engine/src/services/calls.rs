@@ -66,7 +66,7 @@ impl FunctionCalls for GuestCalls {
         Box::pin(async move {
             let (engine, from, name, qualifier) = prepared?;
             let response = engine
-                .call(&from, &name, qualifier.as_ref(), payload, None)
+                .call(&from, &name, qualifier.as_ref(), payload, None, None)
                 .await
                 .map_err(call_error)?;
             let status = response.status().as_u16();

@@ -342,6 +342,7 @@ pub(super) async fn invoke(
             payload,
             content_type,
             trace_root(&headers),
+            None,
         )
         .await?;
     Ok(response.map(axum::body::Body::new))

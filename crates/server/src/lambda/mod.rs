@@ -32,12 +32,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use wisp_core::{ErrorCode, FunctionName, Limits, Qualifier};
+use std::time::Duration;
+use wisp_core::{ErrorCode, FunctionName, Limits, Namespace, Qualifier};
 use wisp_engine::{
     AsyncOptions, CallFrom, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, VERSION_HEADER, body,
 };
@@ -51,6 +54,11 @@ const ERROR_TYPE: &str = "x-amzn-errortype";
 const FUNCTION_ERROR: &str = "x-amz-function-error";
 const EXECUTED_VERSION: &str = "x-amz-executed-version";
 const INVOCATION_TYPE: &str = "x-amz-invocation-type";
+const LOG_TYPE: &str = "x-amz-log-type";
+const LOG_RESULT: &str = "x-amz-log-result";
+/// How long a `RequestResponse` with `LogType: Tail` waits, once it has the answer, for the
+/// function's run to end and its tail to come (a guest may work on after answering).
+const TAIL_WAIT: Duration = Duration::from_millis(500);
 /// The X-Ray trace header the AWS SDKs send from inside a function.
 const TRACE_HEADER: &str = "x-amzn-trace-id";
 
@@ -349,6 +357,22 @@ fn invocation_type(headers: &HeaderMap) -> Result<InvocationType, LambdaError> {
     }
 }
 
+/// Whether the caller asked for the end of the run's log (`X-Amz-Log-Type: Tail`), in
+/// `X-Amz-Log-Result` as Lambda gives it: base64 of its last 4 KB.
+fn log_type(headers: &HeaderMap) -> Result<bool, LambdaError> {
+    let Some(value) = headers.get(LOG_TYPE) else {
+        return Ok(false);
+    };
+    match value.to_str().unwrap_or_default() {
+        "None" => Ok(false),
+        "Tail" => Ok(true),
+        other => Err(LambdaError::invalid(format!(
+            "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: \
+             Member must satisfy enum value set: [Tail, None]"
+        ))),
+    }
+}
+
 /// Which function to run, checked: the name is one Wisp could have, and the
 /// qualifier, if any, a version number, an alias or `$LATEST`.
 fn resolve(
@@ -500,6 +524,7 @@ async fn invoke_as(
         .qualifier;
     let (target, name, qualifier) = resolve(&raw, qualifier)?;
     let kind = invocation_type(&headers)?;
+    let wants_tail = log_type(&headers)?;
     let namespace = scope.namespace;
     // The grant first: a function not granted the callee learns nothing of it, not even
     // whether it exists.
@@ -550,48 +575,95 @@ async fn invoke_as(
             }
             Ok(response)
         }
-        InvocationType::RequestResponse => match match &from {
-            Some(from) => engine.call(from, &name, qualifier.as_ref(), payload, None).await,
-            None => {
-                engine
-                    .invoke(
-                        &namespace,
-                        &name,
-                        qualifier.as_ref(),
-                        payload,
-                        None,
-                        crate::api::trace_root(&headers),
-                    )
-                    .await
+        InvocationType::RequestResponse => {
+            // Lambda's `LogResult` is for a run's caller only: not for events.
+            let (sender, tail) = wants_tail.then(wisp_engine::log_tail).unzip();
+            let answered = run_request_response(
+                &engine,
+                &namespace,
+                from.as_ref(),
+                &target,
+                &name,
+                qualifier.as_ref(),
+                payload,
+                &headers,
+                sender,
+            )
+            .await;
+            let Some(tail) = tail else {
+                return answered;
+            };
+            let mut response = answered?;
+            if let Some(tail) = tail.within(TAIL_WAIT).await
+                && let Ok(value) = HeaderValue::from_str(&BASE64.encode(tail))
+            {
+                response.headers_mut().insert(LOG_RESULT, value);
             }
-        } {
-            Ok(response) => {
-                let (parts, body) = response.into_parts();
-                let answer = match read_answer(&engine, &parts.headers, body).await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        return match function_failure(&e) {
-                            Some(report) => Ok(failed(&e, &report)),
-                            None => Err(LambdaError::from_engine(e, &target)),
-                        };
-                    }
-                };
-                let mut response = Response::from_parts(parts, axum::body::Body::from(answer));
-                let headers = response.headers_mut();
-                let id = headers
-                    .get(INVOCATION_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map_or_else(request_id, str::to_string);
-                set_request_id(headers, &id);
-                if let Some(version) = headers.get(VERSION_HEADER).cloned() {
-                    headers.insert(EXECUTED_VERSION, version);
+            Ok(response)
+        }
+    }
+}
+
+/// Runs a `RequestResponse` Invoke (as a call from `from`, when a function makes it)
+/// and answers it in Lambda's shape: the function's answer read whole, or its failure's
+/// error document; `tail` goes with the invocation.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one Invoke's parts, checked by the caller"
+)]
+async fn run_request_response(
+    engine: &Arc<Engine>,
+    namespace: &Namespace,
+    from: Option<&CallFrom>,
+    target: &Target,
+    name: &FunctionName,
+    qualifier: Option<&Qualifier>,
+    payload: Bytes,
+    headers: &HeaderMap,
+    tail: Option<wisp_engine::TailSender>,
+) -> Result<Response, LambdaError> {
+    match match from {
+        Some(from) => engine.call(from, name, qualifier, payload, None, tail).await,
+        None => {
+            engine
+                .invoke(
+                    namespace,
+                    name,
+                    qualifier,
+                    payload,
+                    None,
+                    crate::api::trace_root(headers),
+                    tail,
+                )
+                .await
+        }
+    } {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let answer = match read_answer(engine, &parts.headers, body).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    return match function_failure(&e) {
+                        Some(report) => Ok(failed(&e, &report)),
+                        None => Err(LambdaError::from_engine(e, target)),
+                    };
                 }
-                Ok(response)
+            };
+            let mut response = Response::from_parts(parts, axum::body::Body::from(answer));
+            let headers = response.headers_mut();
+            let id = headers
+                .get(INVOCATION_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(request_id, str::to_string);
+            set_request_id(headers, &id);
+            if let Some(version) = headers.get(VERSION_HEADER).cloned() {
+                headers.insert(EXECUTED_VERSION, version);
             }
-            Err(e) => match function_failure(&e) {
-                Some(report) => Ok(failed(&e, &report)),
-                None => Err(LambdaError::from_engine(e, &target)),
-            },
+            Ok(response)
+        }
+        Err(e) => match function_failure(&e) {
+            Some(report) => Ok(failed(&e, &report)),
+            None => Err(LambdaError::from_engine(e, target)),
         },
     }
 }

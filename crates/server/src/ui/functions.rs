@@ -406,7 +406,7 @@ pub(super) async fn invoke(
     viewer.must(Method::POST, &format!("/v1/functions/{name}/invoke"))?;
     let ns = &viewer.namespace;
     let result = match engine
-        .invoke(ns, &name, None, form.payload.clone().into(), None, None)
+        .invoke(ns, &name, None, form.payload.clone().into(), None, None, None)
         .await
     {
         Ok(response) => {

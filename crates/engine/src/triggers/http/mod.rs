@@ -290,7 +290,15 @@ impl Engine {
                 }
                 let request = Request::from_parts(parts, limited.boxed_unsync());
                 let result = self
-                    .run(deployed, &id, Input::Http(request), &admitted, ticket, context)
+                    .run(
+                        deployed,
+                        &id,
+                        Input::Http(request),
+                        &admitted,
+                        ticket,
+                        context,
+                        None,
+                    )
                     .await;
                 if exceeded.load(Ordering::Acquire) {
                     return Err(fail(too_large(limit)));
@@ -338,6 +346,7 @@ impl Engine {
                         &admitted,
                         ticket,
                         context,
+                        None,
                     )
                     .await
                     .map_err(fail)?;
