@@ -182,6 +182,16 @@ async fn the_dashboard_shows_and_allows_what_the_keys_role_and_namespace_allow()
             answered.contains("&#34;name&#34;:&#34;Ada&#34;"),
             "the payload is kept in the form: {answered}"
         );
+        // With the end of the run's log, closed by its REPORT line.
+        let log = answered
+            .split_once(r#"<pre id="invoke-log">"#)
+            .and_then(|(_, rest)| rest.split_once("</pre>"))
+            .map(|(log, _)| log)
+            .unwrap_or_else(|| panic!("no log shown: {answered}"));
+        assert!(
+            log.contains("REPORT RequestId: ") && log.contains("Billed Duration: "),
+            "{log}"
+        );
     }
     let runs = crate::util::get_json(&server, "/v1/functions/echo/invocations").await;
     assert_eq!(runs["invocations"].as_array().unwrap().len(), 1, "{runs}");

@@ -30,6 +30,9 @@ const INVOCATIONS_SHOWN: usize = 20;
 const LOG_LINES_SHOWN: usize = 50;
 /// The most of an invocation's answer the page shows.
 const RESULT_SHOWN: usize = 64 * 1024;
+/// How long an invoke waits, once it has the answer, for the run to end and the end of its
+/// log to come (a guest may work on after answering).
+const TAIL_WAIT: Duration = Duration::from_millis(500);
 
 pub(super) fn function_name(name: &str) -> Result<FunctionName, Page> {
     FunctionName::new(name).map_err(|e| Page::error(StatusCode::BAD_REQUEST, "Bad name", &e.to_string()))
@@ -393,8 +396,8 @@ pub(super) struct InvokeForm {
 }
 
 /// Invokes the function (its `live` alias) with the payload, then sends the browser to
-/// the function's page with the answer (post, redirect, get: a reload does not invoke
-/// again).
+/// the function's page with the answer and the end of the run's log (post, redirect,
+/// get: a reload does not invoke again).
 pub(super) async fn invoke(
     viewer: Viewer,
     State(engine): State<Arc<Engine>>,
@@ -405,8 +408,17 @@ pub(super) async fn invoke(
     let name = function_name(&name)?;
     viewer.must(Method::POST, &format!("/v1/functions/{name}/invoke"))?;
     let ns = &viewer.namespace;
-    let result = match engine
-        .invoke(ns, &name, None, form.payload.clone().into(), None, None, None)
+    let (sender, tail) = wisp_engine::log_tail();
+    let mut result = match engine
+        .invoke(
+            ns,
+            &name,
+            None,
+            form.payload.clone().into(),
+            None,
+            None,
+            Some(sender),
+        )
         .await
     {
         Ok(response) => {
@@ -425,14 +437,18 @@ pub(super) async fn invoke(
                 status: status.to_string(),
                 body,
                 payload: form.payload.clone(),
+                log: None,
             }
         }
         Err(e) => Shown {
             status: format!("{} {}", e.code.status(), e.code.as_str()),
             body: e.detail,
             payload: form.payload.clone(),
+            log: None,
         },
     };
+    // The end of the run's log (a refused call has none).
+    result.log = tail.within(TAIL_WAIT).await;
     let id = results::keep(&viewer.caller.key_id, result);
     Ok(Redirect::to(&format!("/ui/functions/{name}?result={id}")).into_response())
 }

@@ -225,6 +225,7 @@ pub(super) async fn create(
         status: key.record.id.clone(),
         body: key.token,
         payload: String::new(),
+        log: None,
     };
     let id = results::keep(&viewer.caller.key_id, shown);
     Ok(Redirect::to(&format!("/ui/keys?created={id}")).into_response())

@@ -19,6 +19,8 @@ pub(super) struct Shown {
     pub status: String,
     pub body: String,
     pub payload: String,
+    /// The end of the run's log, when there was a run to show it of.
+    pub log: Option<String>,
 }
 
 struct Waiting {
@@ -85,6 +87,7 @@ mod tests {
             status: "s".to_owned(),
             body: "b".to_owned(),
             payload: "p".to_owned(),
+            log: None,
         };
         let id = keep("WKONE", shown());
         assert!(take("WKTWO", &id).is_none(), "another key's");
