@@ -258,21 +258,24 @@ async fn dry_runs_unknown_functions_and_bad_requests_answer_in_lambdas_shape() {
         }
     }
 
-    let r = aws_cli(&server, &invoke_path("kit"))
-        .header("x-amz-invocation-type", "event")
-        .send()
-        .await
-        .unwrap();
-    let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
-    assert!(message.contains("[Event, RequestResponse, DryRun]"), "{message}");
-    let r = aws_cli(&server, &invoke_path("kit"))
-        .header("x-amz-log-type", "tail")
-        .send()
-        .await
-        .unwrap();
-    let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
-    assert!(message.contains("'tail' at 'logType'"), "{message}");
-    assert!(message.contains("[Tail, None]"), "{message}");
+    for (name, value, says) in [
+        (
+            "x-amz-invocation-type",
+            "event",
+            ["'event' at 'invocationType'", "[Event, RequestResponse, DryRun]"],
+        ),
+        ("x-amz-log-type", "tail", ["'tail' at 'logType'", "[Tail, None]"]),
+    ] {
+        let r = aws_cli(&server, &invoke_path("kit"))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
+        for part in says {
+            assert!(message.contains(part), "{name}: {message}");
+        }
+    }
 
     // A qualifier naming no alias or kept version: the function is not found.
     for (path, arn) in [

@@ -82,7 +82,7 @@ pub use registry::{Deployed, Version};
 pub use secrets::{SecretInfo, SecretSet};
 pub use services::platform::{PLATFORM_HOST, Platform};
 pub use storage::{ByteRange, ByteStream, ObjectInfo, ObjectPut, ObjectRead, ReadConditions, StorageConfig};
-pub use tail::{LogTail, TAIL_BYTES, TailSender, log_tail};
+pub use tail::{LogTail, TailSender, log_tail};
 pub use topics::{FilterText, TopicPublish};
 pub use triggers::http::apigw::ClientAddr;
 pub use wisp_runtime::services::ServiceFuture;

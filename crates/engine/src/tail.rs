@@ -29,11 +29,15 @@ impl TailSender {
     }
 }
 
+/// How long a tail is waited for once the answer is in: a guest may work on after
+/// answering, and its run ends (and its tail comes) only then.
+pub const TAIL_WAIT: Duration = Duration::from_millis(500);
+
 impl LogTail {
-    /// The tail, if the invocation finishes within `wait` (a guest may run on after
-    /// its answer); `None` if it does not, or never ran.
-    pub async fn within(self, wait: Duration) -> Option<String> {
-        tokio::time::timeout(wait, self.0).await.ok()?.ok()
+    /// The tail, if the invocation finishes within [`TAIL_WAIT`] of this call; `None`
+    /// if it does not, or never ran.
+    pub async fn when_finished(self) -> Option<String> {
+        tokio::time::timeout(TAIL_WAIT, self.0).await.ok()?.ok()
     }
 }
 

@@ -39,7 +39,6 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use wisp_core::{ErrorCode, FunctionName, Limits, Namespace, Qualifier};
 use wisp_engine::{
     AsyncOptions, CallFrom, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, VERSION_HEADER, body,
@@ -56,9 +55,6 @@ const EXECUTED_VERSION: &str = "x-amz-executed-version";
 const INVOCATION_TYPE: &str = "x-amz-invocation-type";
 const LOG_TYPE: &str = "x-amz-log-type";
 const LOG_RESULT: &str = "x-amz-log-result";
-/// How long a `RequestResponse` with `LogType: Tail` waits, once it has the answer, for the
-/// function's run to end and its tail to come (a guest may work on after answering).
-const TAIL_WAIT: Duration = Duration::from_millis(500);
 /// The X-Ray trace header the AWS SDKs send from inside a function.
 const TRACE_HEADER: &str = "x-amzn-trace-id";
 
@@ -594,7 +590,7 @@ async fn invoke_as(
                 return answered;
             };
             let mut response = answered?;
-            if let Some(tail) = tail.within(TAIL_WAIT).await
+            if let Some(tail) = tail.when_finished().await
                 && let Ok(value) = HeaderValue::from_str(&BASE64.encode(tail))
             {
                 response.headers_mut().insert(LOG_RESULT, value);
@@ -622,7 +618,7 @@ async fn run_request_response(
     headers: &HeaderMap,
     tail: Option<wisp_engine::TailSender>,
 ) -> Result<Response, LambdaError> {
-    match match from {
+    let answered = match from {
         Some(from) => engine.call(from, name, qualifier, payload, None, tail).await,
         None => {
             engine
@@ -637,35 +633,38 @@ async fn run_request_response(
                 )
                 .await
         }
-    } {
+    };
+    // The answer read whole: one that cannot be is the function's failure, as one that
+    // failed before its head is.
+    let read = match answered {
         Ok(response) => {
             let (parts, body) = response.into_parts();
-            let answer = match read_answer(engine, &parts.headers, body).await {
-                Ok(answer) => answer,
-                Err(e) => {
-                    return match function_failure(&e) {
-                        Some(report) => Ok(failed(&e, &report)),
-                        None => Err(LambdaError::from_engine(e, target)),
-                    };
-                }
-            };
-            let mut response = Response::from_parts(parts, axum::body::Body::from(answer));
-            let headers = response.headers_mut();
-            let id = headers
-                .get(INVOCATION_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map_or_else(request_id, str::to_string);
-            set_request_id(headers, &id);
-            if let Some(version) = headers.get(VERSION_HEADER).cloned() {
-                headers.insert(EXECUTED_VERSION, version);
-            }
-            Ok(response)
+            read_answer(engine, &parts.headers, body)
+                .await
+                .map(|answer| (parts, answer))
         }
-        Err(e) => match function_failure(&e) {
-            Some(report) => Ok(failed(&e, &report)),
-            None => Err(LambdaError::from_engine(e, target)),
-        },
+        Err(e) => Err(e),
+    };
+    let (parts, answer) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            return match function_failure(&e) {
+                Some(report) => Ok(failed(&e, &report)),
+                None => Err(LambdaError::from_engine(e, target)),
+            };
+        }
+    };
+    let mut response = Response::from_parts(parts, axum::body::Body::from(answer));
+    let headers = response.headers_mut();
+    let id = headers
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(request_id, str::to_string);
+    set_request_id(headers, &id);
+    if let Some(version) = headers.get(VERSION_HEADER).cloned() {
+        headers.insert(EXECUTED_VERSION, version);
     }
+    Ok(response)
 }
 
 /// A function's answer to a `RequestResponse` Invoke, read whole before it is sent, as

@@ -30,9 +30,6 @@ const INVOCATIONS_SHOWN: usize = 20;
 const LOG_LINES_SHOWN: usize = 50;
 /// The most of an invocation's answer the page shows.
 const RESULT_SHOWN: usize = 64 * 1024;
-/// How long an invoke waits, once it has the answer, for the run to end and the end of its
-/// log to come (a guest may work on after answering).
-const TAIL_WAIT: Duration = Duration::from_millis(500);
 
 pub(super) fn function_name(name: &str) -> Result<FunctionName, Page> {
     FunctionName::new(name).map_err(|e| Page::error(StatusCode::BAD_REQUEST, "Bad name", &e.to_string()))
@@ -448,7 +445,7 @@ pub(super) async fn invoke(
         },
     };
     // The end of the run's log (a refused call has none).
-    result.log = tail.within(TAIL_WAIT).await;
+    result.log = tail.when_finished().await;
     let id = results::keep(&viewer.caller.key_id, result);
     Ok(Redirect::to(&format!("/ui/functions/{name}?result={id}")).into_response())
 }
