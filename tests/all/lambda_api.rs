@@ -3,6 +3,8 @@
 //! `Qualifier` query.
 
 use crate::util::{client, deploy_fixture, expect_problem, get_json, server};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use wisp_test_support::{TEST_ADMIN_KEY, TestServer};
@@ -126,6 +128,27 @@ async fn an_answer_over_6_mib_is_the_functions_failure_not_a_stream() {
     assert_eq!(answer.len(), length);
     let doc: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(doc["body"], "{}");
+    assert_eq!(doc["headers"].get("x-amz-client-context"), None, "{doc}");
+
+    // Lambda's `ClientContext` reaches an http function as `X-Amz-Client-Context`: base64
+    // of the client's JSON object, made compact.
+    let sent = "{\n  \"custom\": {\"tenant\": \"Ærø\"}\n}";
+    let r = aws_cli(&server, &invoke_path("kit"))
+        .header("x-amz-client-context", BASE64.encode(sent))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    let got = doc["headers"]["x-amz-client-context"].as_str().unwrap();
+    let got = String::from_utf8(BASE64.decode(got).unwrap()).unwrap();
+    // One line of ASCII (a header's value is one), the same JSON object.
+    assert!(got.is_ascii() && !got.contains('\n'), "{got}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&got).unwrap(),
+        json!({"custom": {"tenant": "Ærø"}})
+    );
 }
 
 #[tokio::test]
@@ -258,22 +281,57 @@ async fn dry_runs_unknown_functions_and_bad_requests_answer_in_lambdas_shape() {
         }
     }
 
-    for (name, value, says) in [
+    let (invalid, content) = ("InvalidParameterValueException", "InvalidRequestContentException");
+    let long_context = BASE64.encode(format!("{{\"custom\": \"{}\"}}", "x".repeat(2700)));
+    for (name, value, kind, says) in [
         (
             "x-amz-invocation-type",
             "event",
+            invalid,
             ["'event' at 'invocationType'", "[Event, RequestResponse, DryRun]"],
         ),
-        ("x-amz-log-type", "tail", ["'tail' at 'logType'", "[Tail, None]"]),
+        (
+            "x-amz-log-type",
+            "tail",
+            invalid,
+            ["'tail' at 'logType'", "[Tail, None]"],
+        ),
+        (
+            "x-amz-client-context",
+            "not base64!",
+            content,
+            ["Client context", "not base64"],
+        ),
+        (
+            "x-amz-client-context",
+            &BASE64.encode("[1, 2]"),
+            content,
+            ["Client context", "not an object"],
+        ),
+        (
+            "x-amz-client-context",
+            &BASE64.encode("{\"custom\": "),
+            content,
+            ["Client context", "not decode to JSON"],
+        ),
+        (
+            "x-amz-client-context",
+            &long_context,
+            content,
+            ["Client context", "3620 bytes, over the limit of 3583"],
+        ),
     ] {
-        let r = aws_cli(&server, &invoke_path("kit"))
-            .header(name, value)
-            .send()
-            .await
-            .unwrap();
-        let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
-        for part in says {
-            assert!(message.contains(part), "{name}: {message}");
+        // Checked before the call runs or is queued, whichever kind it is.
+        for kind_of_call in ["RequestResponse", "Event"] {
+            let mut r = aws_cli(&server, &invoke_path("kit")).header(name, value);
+            if name != "x-amz-invocation-type" {
+                r = r.header("x-amz-invocation-type", kind_of_call);
+            }
+            let r = r.send().await.unwrap();
+            let message = expect_lambda_error(r, 400, kind).await;
+            for part in says {
+                assert!(message.contains(part), "{name}: {message}");
+            }
         }
     }
 

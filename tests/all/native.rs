@@ -620,6 +620,54 @@ async fn bad_code_is_refused_at_deploy_and_nothing_escapes_the_zip() {
     );
 }
 
+/// `X-Amz-Client-Context` as an SDK sends it: base64 of a JSON object, here written with
+/// line breaks and non-ASCII text.
+fn client_context_header() -> String {
+    let json = "{\n  \"client\": {\"app_title\": \"shop\"},\n  \"custom\": {\"tenant\": \"Ærø\", \"tier\": 2},\n  \"env\": {\"locale\": \"da\"}\n}";
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, json)
+}
+
+#[tokio::test]
+async fn lambdas_client_context_reaches_python_and_node_handlers() {
+    let server = server();
+    deploy_kit(&server, "py", json!({})).await;
+    let code = dir_with(&[(
+        "index.js",
+        b"exports.handler = async (event, context) => ({ cc: context.clientContext ?? null });\n",
+        false,
+    )]);
+    let config = json!({"kind": "event", "runtime": "node", "handler": "index.handler"});
+    deploy_zip(&server, "js", config, zip_dir(code.path())).await;
+    let invoke_with = |name: &str, context: Option<String>| {
+        let mut request = client()
+            .post(server.at(&format!("/2015-03-31/functions/{name}/invocations")))
+            .json(&json!({"action": "echo"}));
+        if let Some(context) = context {
+            request = request.header("x-amz-client-context", context);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers().get("x-amz-function-error"), None);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let expected = json!({
+        "client": {"app_title": "shop"},
+        "custom": {"tenant": "Ærø", "tier": 2},
+        "env": {"locale": "da"},
+    });
+    let answer = invoke_with("py", Some(client_context_header())).await;
+    assert_eq!(answer["client_context"], expected, "{answer}");
+    let answer = invoke_with("js", Some(client_context_header())).await;
+    assert_eq!(answer["cc"], expected, "{answer}");
+    // Only the invocation that was sent one has it: not the next on the same instance.
+    let answer = invoke_with("py", None).await;
+    assert_eq!(answer["client_context"], Value::Null, "{answer}");
+    let answer = invoke_with("js", None).await;
+    assert_eq!(answer["cc"], Value::Null, "{answer}");
+}
+
 #[tokio::test]
 async fn node_handlers_sync_async_and_throwing() {
     let server = server();
@@ -673,7 +721,7 @@ async fn awslambdaric_is_satisfied_by_wisps_runtime_api() {
     copy_dir(&ric, code.path());
     std::fs::write(
         code.path().join("app.py"),
-        "def handler(event, context):\n    if event.get('fail'):\n        raise KeyError('missing sku')\n    return {'got': event, 'request_id': context.aws_request_id}\n",
+        "def handler(event, context):\n    if event.get('fail'):\n        raise KeyError('missing sku')\n    cc = context.client_context\n    return {'got': event, 'request_id': context.aws_request_id, 'custom': cc and cc.custom}\n",
     )
     .unwrap();
     std::fs::write(
@@ -704,7 +752,21 @@ async fn awslambdaric_is_satisfied_by_wisps_runtime_api() {
         .to_string();
     let text = response.text().await.unwrap();
     let answer: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    assert_eq!(answer, json!({"got": {"sku": "A-1"}, "request_id": id}));
+    assert_eq!(
+        answer,
+        json!({"got": {"sku": "A-1"}, "request_id": id, "custom": null})
+    );
+    // Lambda's `ClientContext`, as AWS's client reads it into `context.client_context`.
+    let response = client()
+        .post(server.at("/2015-03-31/functions/ric/invocations"))
+        .header("x-amz-client-context", client_context_header())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["custom"], json!({"tenant": "Ærø", "tier": 2}), "{answer}");
     let doc = expect_problem(
         invoke(&server, "ric", json!({"fail": true})).await,
         502,

@@ -22,9 +22,9 @@
 use crate::breaker::Endpoint;
 use crate::pipeline::{Accepted, AsyncOptions};
 use crate::registry::Version;
-use crate::{Engine, EngineError, TailSender};
+use crate::{Engine, EngineError, InvokeOptions};
 use bytes::Bytes;
-use http::{HeaderValue, Response};
+use http::Response;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -109,15 +109,12 @@ impl Engine {
     /// `loop_detected` from too deep a chain, `timeout` when the caller has no time left
     /// and `circuit_open` (nothing run) while the breaker on caller → callee is open.
     /// An answer with a 5xx status, or the callee's failure, counts as a failed call.
-    /// `tail`: where to send the end of the callee's output ([`crate::log_tail`]).
     pub async fn call(
         &self,
         from: &CallFrom,
         name: &FunctionName,
-        qualifier: Option<&Qualifier>,
         payload: Bytes,
-        content_type: Option<HeaderValue>,
-        tail: Option<TailSender>,
+        options: InvokeOptions,
     ) -> Result<Response<Body>, EngineError> {
         let context = from.callee_context()?;
         let callee = Endpoint::Function {
@@ -126,15 +123,7 @@ impl Engine {
         };
         let permit = self.guard(from.endpoint(), callee)?;
         let answer = self
-            .invoke_in(
-                &from.namespace,
-                name,
-                qualifier,
-                payload,
-                content_type,
-                context,
-                tail,
-            )
+            .invoke_in(&from.namespace, name, payload, context, options)
             .await;
         let now = self.breaker_now();
         match &answer {

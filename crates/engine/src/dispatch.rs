@@ -9,6 +9,8 @@ use crate::quota::Charge;
 use crate::registry::{Deployed, Version};
 use crate::verdict::{Judge, Verdict};
 use crate::{Engine, EngineError, TailSender};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +26,25 @@ pub const INVOCATION_ID_HEADER: &str = "x-wisp-invocation-id";
 /// The response header carrying the number of the version that ran (Lambda's path
 /// says it in `X-Amz-Executed-Version`).
 pub const VERSION_HEADER: &str = "x-wisp-version";
+
+/// What a synchronous invocation is given besides its payload.
+#[derive(Default)]
+pub struct InvokeOptions {
+    /// The version or alias to run (`None`: `live`).
+    pub qualifier: Option<Qualifier>,
+    /// The payload's type, for an http function's request (JSON by default).
+    pub content_type: Option<HeaderValue>,
+    /// Lambda's `ClientContext`, decoded: the JSON object a caller's client sent with the
+    /// invocation. A native function's runtime gets it as `Lambda-Runtime-Client-Context`
+    /// (`context.client_context`), an http function as `X-Amz-Client-Context` (base64).
+    pub client_context: Option<Arc<str>>,
+    /// Where to send the end of the run's output when it finishes ([`crate::log_tail`]).
+    pub tail: Option<TailSender>,
+}
+
+/// The request header an http function finds Lambda's `ClientContext` in, base64 as
+/// Lambda's Invoke takes it.
+const CLIENT_CONTEXT_HEADER: &str = "x-amz-client-context";
 
 /// An admitted invocation whose code is loaded, ready to run.
 pub(crate) struct Admitted {
@@ -139,10 +160,11 @@ impl Engine {
 
     /// Runs an admitted invocation. Its slot is held until the guest has finished
     /// (for a streaming response, until the body is done), then its logs and record
-    /// are queued for the store.
+    /// are queued for the store. Of `options`, the tail and the client context count
+    /// here (`input` is built).
     #[expect(
         clippy::too_many_arguments,
-        reason = "what admission gave, and where the tail goes"
+        reason = "what admission gave, and the Invoke's options"
     )]
     pub(crate) async fn run(
         &self,
@@ -152,9 +174,12 @@ impl Engine {
         admitted: &Admitted,
         slot: Slot,
         context: CallContext,
-        tail: Option<TailSender>,
+        options: InvokeOptions,
     ) -> Result<Output, EngineError> {
         let Slot { ticket, charge } = slot;
+        let InvokeOptions {
+            tail, client_context, ..
+        } = options;
         // A native function's calls name the invocation they come from by its span;
         // wasm guests' calls carry their context themselves.
         let (context, running) = if admitted.function.keeps_instances() {
@@ -200,6 +225,7 @@ impl Engine {
             input,
             services: deployed.services.clone(),
             context,
+            client_context,
             on_finish: Some(Box::new(move |finished| {
                 let mut record = record;
                 if let Some(init) = finished.init {
@@ -257,46 +283,38 @@ impl Engine {
 
     /// Invokes a function synchronously with `payload`: an event function reads it on
     /// stdin and its stdout is the `200 application/json` answer; an http function gets
-    /// it as the body of a `POST /` and its response comes back as it is. `qualifier`
-    /// names the version or alias to run (`live` by default); `trace`, the trace root the
-    /// client named (`None`: the invocation starts its own); `tail`, where to send the end
-    /// of its output when it finishes ([`crate::log_tail`]).
-    #[expect(clippy::too_many_arguments, reason = "an Invoke's inputs, passed through")]
+    /// it as the body of a `POST /` and its response comes back as it is. `trace` is
+    /// the trace root the client named (`None`: the invocation starts its own);
+    /// `options`, the version to run and what else goes with the payload.
     pub async fn invoke(
         &self,
         namespace: &Namespace,
         name: &FunctionName,
-        qualifier: Option<&Qualifier>,
         payload: Bytes,
-        content_type: Option<HeaderValue>,
         trace: Option<String>,
-        tail: Option<TailSender>,
+        options: InvokeOptions,
     ) -> Result<Response<Body>, EngineError> {
         let context = CallContext {
             trace_root: trace.map(Arc::from),
             ..CallContext::default()
         };
-        self.invoke_in(namespace, name, qualifier, payload, content_type, context, tail)
-            .await
+        self.invoke_in(namespace, name, payload, context, options).await
     }
 
     /// [`Engine::invoke`] in a chain of calls (`context`: its deadline, depth and
     /// trace).
-    #[expect(clippy::too_many_arguments, reason = "an Invoke's inputs, passed through")]
     pub(crate) async fn invoke_in(
         &self,
         namespace: &Namespace,
         name: &FunctionName,
-        qualifier: Option<&Qualifier>,
         payload: Bytes,
-        content_type: Option<HeaderValue>,
         context: CallContext,
-        tail: Option<TailSender>,
+        mut options: InvokeOptions,
     ) -> Result<Response<Body>, EngineError> {
         let function = self
             .function(namespace, name)
             .ok_or_else(|| EngineError::function_not_found(name.as_str()))?;
-        let deployed = self.choose(&function, qualifier)?;
+        let deployed = self.choose(&function, options.qualifier.as_ref())?;
         let limit = self.limits.max_request_body;
         if payload.len() > limit {
             return Err(too_large(limit));
@@ -304,9 +322,9 @@ impl Engine {
         let id = new_invocation_id();
         let fail = |e: EngineError| e.ran(&id, deployed.record.number);
         let (admitted, ticket) = self.admit(deployed).await.map_err(fail)?;
-        let input = payload_input(deployed, &id, payload, content_type);
+        let input = payload_input(deployed, &id, payload, &mut options);
         let output = self
-            .run(deployed, &id, input, &admitted, ticket, context, tail)
+            .run(deployed, &id, input, &admitted, ticket, context, options)
             .await
             .map_err(fail)?;
         let response = match output {
@@ -340,9 +358,17 @@ impl Engine {
         let verdict = Verdict::new(self.logs.clone(), deployed.pool.metrics.clone());
         admitted.verdict = Some(verdict.clone());
         let judge = Judge::new(verdict);
-        let input = payload_input(deployed, id, payload, None);
+        let input = payload_input(deployed, id, payload, &mut InvokeOptions::default());
         match self
-            .run(deployed, id, input, &admitted, ticket, context, None)
+            .run(
+                deployed,
+                id,
+                input,
+                &admitted,
+                ticket,
+                context,
+                InvokeOptions::default(),
+            )
             .await?
         {
             Output::Event(bytes) => Ok(bytes),
@@ -377,8 +403,9 @@ impl Engine {
 }
 
 /// A payload as a function of its kind takes it: an event function's stdin, or the
-/// body of a `POST /` to an http function (with `content_type`, JSON by default).
-fn payload_input(deployed: &Version, id: &str, payload: Bytes, content_type: Option<HeaderValue>) -> Input {
+/// body of a `POST /` to an http function (with the options' content type, JSON by
+/// default, and their client context).
+fn payload_input(deployed: &Version, id: &str, payload: Bytes, options: &mut InvokeOptions) -> Input {
     match deployed.record.config.kind {
         Kind::Event => Input::Event(payload),
         Kind::Http => {
@@ -389,10 +416,18 @@ fn payload_input(deployed: &Version, id: &str, payload: Bytes, content_type: Opt
             headers.insert(header::HOST, HeaderValue::from_static("localhost"));
             headers.insert(
                 header::CONTENT_TYPE,
-                content_type.unwrap_or(HeaderValue::from_static("application/json")),
+                options
+                    .content_type
+                    .take()
+                    .unwrap_or(HeaderValue::from_static("application/json")),
             );
             if let Ok(value) = HeaderValue::from_str(id) {
                 headers.insert(INVOCATION_ID_HEADER, value);
+            }
+            if let Some(context) = &options.client_context
+                && let Ok(value) = HeaderValue::from_str(&BASE64.encode(context.as_bytes()))
+            {
+                headers.insert(CLIENT_CONTEXT_HEADER, value);
             }
             Input::Http(request)
         }
@@ -420,5 +455,5 @@ fn trace_headers(headers: &mut http::HeaderMap, root: &str, id: &str) {
 fn assert_send(e: &Engine, r: Request<Body>, n: &Namespace, f: &FunctionName) {
     fn s<T: Send>(_: T) {}
     s(e.handle(r));
-    s(e.invoke(n, f, None, Bytes::new(), None, None, None));
+    s(e.invoke(n, f, Bytes::new(), None, InvokeOptions::default()));
 }

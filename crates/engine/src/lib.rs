@@ -67,7 +67,7 @@ pub use audit::AuditRecord;
 pub use calls::CallFrom;
 pub use cause::Cause;
 pub use deploy::{DeployReport, DeployRequest};
-pub use dispatch::{INVOCATION_ID_HEADER, VERSION_HEADER};
+pub use dispatch::{INVOCATION_ID_HEADER, InvokeOptions, VERSION_HEADER};
 pub use error::EngineError;
 pub use identity::secret::MasterKey;
 pub use identity::{Caller, FunctionGrants, NewKey};

@@ -18,6 +18,9 @@ pub struct Invocation {
     pub on_finish: Option<Box<dyn FnOnce(Finished) + Send>>,
     /// Where it stands in a chain of calls (its deadline, depth and trace).
     pub context: CallContext,
+    /// Lambda's `ClientContext` of a synchronous Invoke (the client's JSON object,
+    /// decoded): a native function's runtime gets it as `Lambda-Runtime-Client-Context`.
+    pub client_context: Option<std::sync::Arc<str>>,
 }
 
 /// Where an invocation stands in a chain of function calls: what a function-to-function

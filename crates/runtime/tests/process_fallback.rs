@@ -66,6 +66,7 @@ async fn invoke(function: &Arc<dyn Function>, event: Value) -> (Result<Value, In
             *sink.lock().unwrap() = Some(finished.logs)
         })),
         context: Default::default(),
+        client_context: None,
     };
     let result = function.invoke(invocation).await.map(|output| match output {
         Output::Event(bytes) => serde_json::from_slice(&bytes).unwrap(),

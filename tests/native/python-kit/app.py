@@ -24,7 +24,16 @@ def echo(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "log_stream": context.log_stream_name,
         "pid": os.getpid(),
+        "client_context": client_context(context),
     }
+
+
+def client_context(context):
+    """Lambda's ClientContext as the handler's `context` carries it, or None."""
+    cc = context.client_context
+    if cc is None:
+        return None
+    return {"client": vars(cc.client), "custom": cc.custom, "env": cc.env}
 
 
 def env(event, context):

@@ -6,7 +6,7 @@
 
 use super::platform::Guest;
 use crate::calls::CallFrom;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, InvokeOptions};
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock, Weak};
 use wisp_core::{ErrorCode, FunctionName, Qualifier};
@@ -66,7 +66,15 @@ impl FunctionCalls for GuestCalls {
         Box::pin(async move {
             let (engine, from, name, qualifier) = prepared?;
             let response = engine
-                .call(&from, &name, qualifier.as_ref(), payload, None, None)
+                .call(
+                    &from,
+                    &name,
+                    payload,
+                    InvokeOptions {
+                        qualifier,
+                        ..InvokeOptions::default()
+                    },
+                )
                 .await
                 .map_err(call_error)?;
             let status = response.status().as_u16();

@@ -35,6 +35,9 @@ pub(crate) struct Pending {
     pub deadline_ms: u64,
     /// `Lambda-Runtime-Trace-Id`, X-Ray's form (see `wisp_core::trace`).
     pub trace: String,
+    /// `Lambda-Runtime-Client-Context`: Lambda's `ClientContext`, its JSON decoded (one
+    /// line of ASCII: the server writes it so).
+    pub client_context: Option<Arc<str>>,
     pub reply: oneshot::Sender<Reply>,
 }
 
@@ -227,6 +230,7 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
         payload,
         deadline_ms,
         trace,
+        client_context,
         reply,
     } = pending;
     let mut response = Response::new(Full::new(payload));
@@ -242,6 +246,9 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
     put("lambda-runtime-deadline-ms", &deadline_ms.to_string());
     put("lambda-runtime-invoked-function-arn", &shared.function_arn);
     put("lambda-runtime-trace-id", &trace);
+    if let Some(client_context) = &client_context {
+        put("lambda-runtime-client-context", client_context);
+    }
     *lock(&shared.current) = Some((id, reply));
     response
 }

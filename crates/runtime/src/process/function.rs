@@ -168,6 +168,7 @@ impl Inner {
             input,
             on_finish,
             context,
+            client_context,
             ..
         } = invocation;
         let Input::Event(payload) = input else {
@@ -204,7 +205,9 @@ impl Inner {
         // The caller's remaining time counts from its own clock: a cold start here spends it.
         let (_, timeout) = context.bound(run_started, self.ctx.timeout);
         let trace = wisp_core::trace::header(&context.root_for(&id), &wisp_core::trace::span_of(&id));
-        let (result, mut logs) = instance.invoke(&id, payload, timeout, trace).await;
+        let (result, mut logs) = instance
+            .invoke(&id, payload, timeout, trace, client_context)
+            .await;
         let report = report_line(
             &id,
             run_started.elapsed(),

@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use wisp_core::ErrorCode;
@@ -284,6 +285,7 @@ impl Instance {
         payload: Bytes,
         timeout: Duration,
         trace: String,
+        client_context: Option<Arc<str>>,
     ) -> (Result<Bytes, InvokeError>, Logs) {
         let deadline = Instant::now() + timeout;
         let deadline_ms = u64::try_from(wall::now_ms().saturating_add(wall::millis(timeout))).unwrap_or(0);
@@ -293,6 +295,7 @@ impl Instance {
             payload,
             deadline_ms,
             trace,
+            client_context,
             reply: reply_tx,
         };
         if self.api.submit.try_send(pending).is_err() {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use wisp_core::wall::rfc3339_ms;
 use wisp_core::{AliasTarget, ErrorCode, FunctionConfig, FunctionName, Namespace, Qualifier};
-use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, PoolStatus};
+use wisp_engine::{AsyncOptions, DeployRequest, Deployed, Engine, InvokeOptions, PoolStatus};
 use wisp_store::{DeployOutcome, FunctionRecord};
 
 pub(super) type EngineState = State<Arc<Engine>>;
@@ -333,17 +333,13 @@ pub(super) async fn invoke(
         options.qualifier = qualifier;
         return accept_async(&engine, &scope.namespace, &name, payload, options).await;
     }
-    let content_type = headers.get(header::CONTENT_TYPE).cloned();
+    let options = InvokeOptions {
+        qualifier,
+        content_type: headers.get(header::CONTENT_TYPE).cloned(),
+        ..InvokeOptions::default()
+    };
     let response = engine
-        .invoke(
-            &scope.namespace,
-            &name,
-            qualifier.as_ref(),
-            payload,
-            content_type,
-            trace_root(&headers),
-            None,
-        )
+        .invoke(&scope.namespace, &name, payload, trace_root(&headers), options)
         .await?;
     Ok(response.map(axum::body::Body::new))
 }

@@ -41,7 +41,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wisp_core::{ErrorCode, FunctionName, Limits, Namespace, Qualifier};
 use wisp_engine::{
-    AsyncOptions, CallFrom, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, VERSION_HEADER, body,
+    AsyncOptions, CallFrom, Engine, EngineError, ErrorReport, INVOCATION_ID_HEADER, InvokeOptions,
+    VERSION_HEADER, body,
 };
 
 /// The path prefix of Lambda's API (its version date).
@@ -55,6 +56,9 @@ const EXECUTED_VERSION: &str = "x-amz-executed-version";
 const INVOCATION_TYPE: &str = "x-amz-invocation-type";
 const LOG_TYPE: &str = "x-amz-log-type";
 const LOG_RESULT: &str = "x-amz-log-result";
+const CLIENT_CONTEXT: &str = "x-amz-client-context";
+/// The longest `X-Amz-Client-Context` Lambda takes, in bytes of base64.
+const CLIENT_CONTEXT_MAX: usize = 3583;
 /// The X-Ray trace header the AWS SDKs send from inside a function.
 const TRACE_HEADER: &str = "x-amzn-trace-id";
 
@@ -369,6 +373,54 @@ fn log_type(headers: &HeaderMap) -> Result<bool, LambdaError> {
     }
 }
 
+/// Lambda's `ClientContext` (`X-Amz-Client-Context`): base64 of a JSON object, at most
+/// 3583 bytes, which the function gets in its context; returned as compact JSON in
+/// ASCII, fit for a header value every runtime's HTTP client reads alike.
+fn client_context(headers: &HeaderMap) -> Result<Option<Arc<str>>, LambdaError> {
+    let Some(value) = headers.get(CLIENT_CONTEXT) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| {
+        LambdaError::user(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            format!("Client context must be a valid Base64-encoded JSON object: {why}"),
+        )
+    };
+    if value.len() > CLIENT_CONTEXT_MAX {
+        return Err(bad(&format!(
+            "it is {} bytes, over the limit of {CLIENT_CONTEXT_MAX}",
+            value.len()
+        )));
+    }
+    let decoded = BASE64
+        .decode(value.as_bytes())
+        .map_err(|e| bad(&format!("it is not base64 ({e})")))?;
+    match serde_json::from_slice::<serde_json::Value>(&decoded) {
+        Ok(object @ serde_json::Value::Object(_)) => Ok(Some(ascii_json(&object.to_string()).into())),
+        Ok(_) => Err(bad("it decodes to JSON that is not an object")),
+        Err(e) => Err(bad(&format!("it does not decode to JSON ({e})"))),
+    }
+}
+
+/// `json` with every character past ASCII written as a `\uXXXX` escape (two for one
+/// past the Basic Multilingual Plane), the same JSON value. Such characters only stand
+/// in strings, where an escape means the same.
+fn ascii_json(json: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out
+}
+
 /// Which function to run, checked: the name is one Wisp could have, and the
 /// qualifier, if any, a version number, an alias or `$LATEST`.
 fn resolve(
@@ -521,6 +573,7 @@ async fn invoke_as(
     let (target, name, qualifier) = resolve(&raw, qualifier)?;
     let kind = invocation_type(&headers)?;
     let wants_tail = log_type(&headers)?;
+    let client_context = client_context(&headers)?;
     let namespace = scope.namespace;
     // The grant first: a function not granted the callee learns nothing of it, not even
     // whether it exists.
@@ -572,18 +625,24 @@ async fn invoke_as(
             Ok(response)
         }
         InvocationType::RequestResponse => {
-            // Lambda's `LogResult` is for a run's caller only: not for events.
+            // Lambda's `LogResult` and `ClientContext` are for a run's caller only: not
+            // for events.
             let (sender, tail) = wants_tail.then(wisp_engine::log_tail).unzip();
+            let options = InvokeOptions {
+                qualifier,
+                client_context,
+                tail: sender,
+                content_type: None,
+            };
             let answered = run_request_response(
                 &engine,
                 &namespace,
                 from.as_ref(),
                 &target,
                 &name,
-                qualifier.as_ref(),
                 payload,
                 &headers,
-                sender,
+                options,
             )
             .await;
             let Some(tail) = tail else {
@@ -602,7 +661,7 @@ async fn invoke_as(
 
 /// Runs a `RequestResponse` Invoke (as a call from `from`, when a function makes it)
 /// and answers it in Lambda's shape: the function's answer read whole, or its failure's
-/// error document; `tail` goes with the invocation.
+/// error document.
 #[expect(
     clippy::too_many_arguments,
     reason = "one Invoke's parts, checked by the caller"
@@ -613,24 +672,15 @@ async fn run_request_response(
     from: Option<&CallFrom>,
     target: &Target,
     name: &FunctionName,
-    qualifier: Option<&Qualifier>,
     payload: Bytes,
     headers: &HeaderMap,
-    tail: Option<wisp_engine::TailSender>,
+    options: InvokeOptions,
 ) -> Result<Response, LambdaError> {
     let answered = match from {
-        Some(from) => engine.call(from, name, qualifier, payload, None, tail).await,
+        Some(from) => engine.call(from, name, payload, options).await,
         None => {
             engine
-                .invoke(
-                    namespace,
-                    name,
-                    qualifier,
-                    payload,
-                    None,
-                    crate::api::trace_root(headers),
-                    tail,
-                )
+                .invoke(namespace, name, payload, crate::api::trace_root(headers), options)
                 .await
         }
     };
@@ -773,6 +823,16 @@ mod tests {
         assert!(e.message.contains("does not match"), "{}", e.message);
         let e = resolve("My_Function", None).unwrap_err();
         assert_eq!(e.kind, "InvalidParameterValueException");
+    }
+
+    #[test]
+    fn client_contexts_go_on_as_ascii_json() {
+        assert_eq!(
+            ascii_json(r#"{"a":"Ærø 🦀"}"#),
+            r#"{"a":"\u00c6r\u00f8 \ud83e\udd80"}"#
+        );
+        let value: serde_json::Value = serde_json::from_str(&ascii_json(r#"{"a":"Ærø 🦀"}"#)).unwrap();
+        assert_eq!(value["a"], "Ærø 🦀");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use wisp_core::wall::rfc3339_ms;
 use wisp_core::{FunctionName, Namespace};
 use wisp_engine::history::Window;
-use wisp_engine::{Deployed, Engine};
+use wisp_engine::{Deployed, Engine, InvokeOptions};
 use wisp_store::{InvocationQuery, LogQuery, LogStream};
 
 /// Invocations the function page shows.
@@ -410,11 +410,12 @@ pub(super) async fn invoke(
         .invoke(
             ns,
             &name,
-            None,
             form.payload.clone().into(),
             None,
-            None,
-            Some(sender),
+            InvokeOptions {
+                tail: Some(sender),
+                ..InvokeOptions::default()
+            },
         )
         .await
     {

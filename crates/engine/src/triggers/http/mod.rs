@@ -19,7 +19,7 @@ pub(crate) mod routes;
 use super::{Functions, Trigger};
 use crate::dispatch::{new_invocation_id, too_large};
 use crate::registry::FunctionKey;
-use crate::{Deployed, Engine, EngineError};
+use crate::{Deployed, Engine, EngineError, InvokeOptions};
 use access::{Caller, JWT_CLAIMS_HEADER};
 use apigw::{ClientAddr, RequestInfo};
 use arc_swap::ArcSwap;
@@ -297,7 +297,7 @@ impl Engine {
                         &admitted,
                         ticket,
                         context,
-                        None,
+                        InvokeOptions::default(),
                     )
                     .await;
                 if exceeded.load(Ordering::Acquire) {
@@ -346,7 +346,7 @@ impl Engine {
                         &admitted,
                         ticket,
                         context,
-                        None,
+                        InvokeOptions::default(),
                     )
                     .await
                     .map_err(fail)?;
