@@ -2,7 +2,7 @@
 //! binary. Real clients only: AWS's `lambda_runtime` crate, AWS's `awslambdaric`,
 //! and Wisp's own Python and Node bootstraps.
 
-use crate::util::{bin, client, expect_problem, get_json, line_text, logs_when, server};
+use crate::util::{bin, client, expect_problem, get_json, json_when, line_text, logs_when, server};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -364,10 +364,7 @@ async fn instances_see_lambdas_environment_and_nothing_of_the_servers() {
     assert_eq!(env["_HANDLER"], "app.handler");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "envy");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "192");
-    assert!(
-        env["AWS_LAMBDA_FUNCTION_VERSION"].as_str().unwrap().len() == 12,
-        "{env}"
-    );
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "1", "{env}");
     assert!(
         env["AWS_LAMBDA_RUNTIME_API"]
             .as_str()
@@ -618,6 +615,80 @@ async fn bad_code_is_refused_at_deploy_and_nothing_escapes_the_zip() {
         doc["detail"].as_str().unwrap().contains("use kind `event`"),
         "{doc}"
     );
+}
+
+/// As on Lambda, a handler's `context.function_version` is the number of the version that
+/// runs, and `context.invoked_function_arn` the ARN it was invoked by: qualified by the
+/// version or alias its caller named, bare when none.
+#[tokio::test]
+async fn a_handler_knows_its_version_number_and_the_arn_it_was_invoked_by() {
+    let server = server();
+    deploy_kit(&server, "py", json!({})).await;
+    let mut config = python("app.handler");
+    config["env"] = json!({"STAGE": "two"});
+    let r = deploy(&client(), &server, "py", config, python_kit_zip()).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = client()
+        .put(server.at("/v1/functions/py/aliases/prod"))
+        .json(&json!({"version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let arn = "arn:aws:lambda:local:000000000000:function:py";
+    for (name, version, invoked) in [
+        ("py", "2", arn.to_string()),
+        ("py:prod", "1", format!("{arn}:prod")),
+        ("py:2", "2", format!("{arn}:2")),
+        ("py:1", "1", format!("{arn}:1")),
+        ("py:$LATEST", "2", format!("{arn}:$LATEST")),
+        ("py:live", "2", format!("{arn}:live")),
+    ] {
+        let response = client()
+            .post(server.at(&format!("/2015-03-31/functions/{name}/invocations")))
+            .json(&json!({"action": "echo"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["function_version"], version, "{name}: {answer}");
+        assert_eq!(answer["invoked_function_arn"], invoked, "{name}: {answer}");
+        assert!(
+            answer["log_stream"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("/[{version}]")),
+            "{name}: {answer}"
+        );
+    }
+    // A route or Wisp's own API runs `live` unqualified, as Lambda's unqualified ARN says.
+    let answer = invoke_ok(&server, "py", json!({"action": "echo"})).await;
+    assert_eq!(answer["invoked_function_arn"], arn, "{answer}");
+    assert_eq!(answer["function_version"], "2", "{answer}");
+    // An async event runs as what it named.
+    let response = client()
+        .post(server.at("/2015-03-31/functions/py:prod/invocations"))
+        .header("x-amz-invocation-type", "Event")
+        .json(&json!({"action": "echo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.headers()["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let event = json_when(&server, &format!("/v1/invocations/{id}"), |v| {
+        v["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(
+        event["result"]["invoked_function_arn"],
+        format!("{arn}:prod"),
+        "{event}"
+    );
+    assert_eq!(event["result"]["function_version"], "1", "{event}");
 }
 
 /// `X-Amz-Client-Context` as an SDK sends it: base64 of a JSON object, here written with

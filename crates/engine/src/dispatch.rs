@@ -160,8 +160,8 @@ impl Engine {
 
     /// Runs an admitted invocation. Its slot is held until the guest has finished
     /// (for a streaming response, until the body is done), then its logs and record
-    /// are queued for the store. Of `options`, the tail and the client context count
-    /// here (`input` is built).
+    /// are queued for the store. Of `options`, the qualifier (which version runs is
+    /// chosen), the tail and the client context count here (`input` is built).
     #[expect(
         clippy::too_many_arguments,
         reason = "what admission gave, and the Invoke's options"
@@ -178,7 +178,10 @@ impl Engine {
     ) -> Result<Output, EngineError> {
         let Slot { ticket, charge } = slot;
         let InvokeOptions {
-            tail, client_context, ..
+            qualifier,
+            tail,
+            client_context,
+            ..
         } = options;
         // A native function's calls name the invocation they come from by its span;
         // wasm guests' calls carry their context themselves.
@@ -226,6 +229,7 @@ impl Engine {
             services: deployed.services.clone(),
             context,
             client_context,
+            qualifier: qualifier.as_ref().map(Qualifier::to_string),
             on_finish: Some(Box::new(move |finished| {
                 let mut record = record;
                 if let Some(init) = finished.init {
@@ -346,29 +350,26 @@ impl Engine {
     /// with a 5xx status is the function's failure, `function_error`). The one path
     /// by which the async pipeline and the queue triggers run work; the error's code
     /// tells a throttle or Wisp's own failure (`throttled`, `internal`) from the
-    /// function's.
+    /// function's. `qualifier`: the version or alias the event named, if it did.
     pub(crate) async fn attempt(
         &self,
         deployed: &Arc<Version>,
         id: &str,
         payload: Bytes,
         context: CallContext,
+        qualifier: Option<Qualifier>,
     ) -> Result<Bytes, EngineError> {
         let (mut admitted, ticket) = self.admit(deployed).await?;
         let verdict = Verdict::new(self.logs.clone(), deployed.pool.metrics.clone());
         admitted.verdict = Some(verdict.clone());
         let judge = Judge::new(verdict);
-        let input = payload_input(deployed, id, payload, &mut InvokeOptions::default());
+        let mut options = InvokeOptions {
+            qualifier,
+            ..InvokeOptions::default()
+        };
+        let input = payload_input(deployed, id, payload, &mut options);
         match self
-            .run(
-                deployed,
-                id,
-                input,
-                &admitted,
-                ticket,
-                context,
-                InvokeOptions::default(),
-            )
+            .run(deployed, id, input, &admitted, ticket, context, options)
             .await?
         {
             Output::Event(bytes) => Ok(bytes),

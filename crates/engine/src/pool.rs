@@ -123,6 +123,8 @@ pub struct Pool {
     ctx: PoolContext,
     namespace: Namespace,
     spec: FunctionSpec,
+    /// The version's number, which its code is told ([`Function::published_as`]).
+    number: u32,
     code: Mutex<Option<Arc<dyn Function>>>,
     /// Held while loading, so concurrent cold starts load once.
     loading: tokio::sync::Mutex<()>,
@@ -185,14 +187,20 @@ impl Drop for Ticket {
 }
 
 impl Pool {
+    /// The pool of version `number`, with its code when it is `loaded` already.
     pub(crate) fn new(
         ctx: PoolContext,
         namespace: Namespace,
         spec: FunctionSpec,
+        number: u32,
         min_instances: u32,
         loaded: Option<Arc<dyn Function>>,
         metrics: Arc<VersionMetrics>,
     ) -> Arc<Pool> {
+        if let Some(function) = &loaded {
+            // Code compiled at a deploy learns its number only now.
+            function.published_as(number);
+        }
         let config = &spec.config;
         let now = ctx.clock.now();
         let mut scaler = Autoscaler::new(ctx.policy.clone(), min_instances, now);
@@ -214,6 +222,7 @@ impl Pool {
             ctx,
             namespace,
             spec,
+            number,
         })
     }
 
@@ -350,6 +359,7 @@ impl Pool {
         let name = &self.spec.name;
         if let Some(function) = self.ctx.runtime.load(self.spec.clone()).await? {
             tracing::info!(function = %name, "loaded `{name}` from the artifact cache in {:?}", started.elapsed());
+            function.published_as(self.number);
             return Ok(function);
         }
         let code = self
@@ -362,6 +372,7 @@ impl Pool {
             })?;
         let function = self.ctx.runtime.compile(self.spec.clone(), code.into()).await?;
         tracing::info!(function = %name, "compiled `{name}` in {:?}", started.elapsed());
+        function.published_as(self.number);
         Ok(function)
     }
 

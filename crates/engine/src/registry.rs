@@ -251,6 +251,7 @@ impl Version {
             ctx.clone(),
             function.namespace.clone(),
             spec,
+            record.number,
             min_instances,
             loaded,
             metrics,

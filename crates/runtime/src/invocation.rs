@@ -21,6 +21,10 @@ pub struct Invocation {
     /// Lambda's `ClientContext` of a synchronous Invoke (the client's JSON object,
     /// decoded): a native function's runtime gets it as `Lambda-Runtime-Client-Context`.
     pub client_context: Option<std::sync::Arc<str>>,
+    /// The version or alias its caller named (`3`, `prod`, `$LATEST`), or `None`: a
+    /// native function's runtime gets it at the end of `Lambda-Runtime-Invoked-Function-Arn`
+    /// (`context.invoked_function_arn`), as Lambda qualifies the ARN it was invoked by.
+    pub qualifier: Option<String>,
 }
 
 /// Where an invocation stands in a chain of function calls: what a function-to-function

@@ -112,6 +112,13 @@ pub trait Function: Send + Sync + 'static {
     fn stop_idle(&self, _idle_for: Duration, _keep: usize) -> usize {
         0
     }
+
+    /// Tells the code which version `number` it runs as, once that is known (code is
+    /// compiled at a deploy before its version is published): a native function's
+    /// instances started from now on see it as `AWS_LAMBDA_FUNCTION_VERSION`, as
+    /// Lambda's do. Code that serves a newer version of the same content (a deploy back
+    /// to it) is told that one's number, which then stands.
+    fn published_as(&self, _number: u32) {}
 }
 
 /// A function's instances, by state.

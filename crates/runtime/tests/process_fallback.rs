@@ -67,6 +67,7 @@ async fn invoke(function: &Arc<dyn Function>, event: Value) -> (Result<Value, In
         })),
         context: Default::default(),
         client_context: None,
+        qualifier: None,
     };
     let result = function.invoke(invocation).await.map(|output| match output {
         Output::Event(bytes) => serde_json::from_slice(&bytes).unwrap(),

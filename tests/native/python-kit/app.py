@@ -24,6 +24,8 @@ def echo(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "log_stream": context.log_stream_name,
         "pid": os.getpid(),
+        "function_version": context.function_version,
+        "invoked_function_arn": context.invoked_function_arn,
         "client_context": client_context(context),
     }
 

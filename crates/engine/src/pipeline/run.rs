@@ -261,7 +261,10 @@ impl Engine {
             parent: event.parent.as_deref().map(Into::into),
             ..Default::default()
         };
-        match self.attempt(deployed, &event.id, payload, context).await {
+        match self
+            .attempt(deployed, &event.id, payload, context, event.qualifier.clone())
+            .await
+        {
             Ok(answer) => Attempt::Succeeded(answer),
             Err(e) if e.code == ErrorCode::QuotaExceeded => {
                 Attempt::Held(self.quota_stop(&event.namespace).unwrap_or(Limit::Requests))

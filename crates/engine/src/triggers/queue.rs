@@ -311,7 +311,7 @@ async fn run_batch(
         ..Default::default()
     };
     let answer = match engine
-        .attempt(deployed.live(), &id, Bytes::from(event), context)
+        .attempt(deployed.live(), &id, Bytes::from(event), context, None)
         .await
     {
         Ok(answer) => answer,

@@ -33,12 +33,20 @@ pub(crate) struct Pending {
     pub payload: Bytes,
     /// When the invocation times out, in milliseconds since the Unix epoch.
     pub deadline_ms: u64,
+    pub delivery: Delivery,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// What the runtime's `next` says of an event besides its id and deadline.
+pub(crate) struct Delivery {
     /// `Lambda-Runtime-Trace-Id`, X-Ray's form (see `wisp_core::trace`).
     pub trace: String,
     /// `Lambda-Runtime-Client-Context`: Lambda's `ClientContext`, its JSON decoded (one
     /// line of ASCII: the server writes it so).
     pub client_context: Option<Arc<str>>,
-    pub reply: oneshot::Sender<Reply>,
+    /// The version or alias the invocation's caller named: the end of
+    /// `Lambda-Runtime-Invoked-Function-Arn`, unqualified without one.
+    pub qualifier: Option<String>,
 }
 
 /// How the runtime answered an event.
@@ -229,8 +237,7 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
         id,
         payload,
         deadline_ms,
-        trace,
-        client_context,
+        delivery,
         reply,
     } = pending;
     let mut response = Response::new(Full::new(payload));
@@ -244,9 +251,15 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
     };
     put("lambda-runtime-aws-request-id", &id);
     put("lambda-runtime-deadline-ms", &deadline_ms.to_string());
-    put("lambda-runtime-invoked-function-arn", &shared.function_arn);
-    put("lambda-runtime-trace-id", &trace);
-    if let Some(client_context) = &client_context {
+    match &delivery.qualifier {
+        Some(qualifier) => put(
+            "lambda-runtime-invoked-function-arn",
+            &format!("{}:{qualifier}", shared.function_arn),
+        ),
+        None => put("lambda-runtime-invoked-function-arn", &shared.function_arn),
+    }
+    put("lambda-runtime-trace-id", &delivery.trace);
+    if let Some(client_context) = &delivery.client_context {
         put("lambda-runtime-client-context", client_context);
     }
     *lock(&shared.current) = Some((id, reply));

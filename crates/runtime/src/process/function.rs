@@ -13,6 +13,7 @@
 //! every idle instance.
 
 use super::FunctionContext;
+use super::api::Delivery;
 use super::instance::{Instance, StartFailure};
 use super::package::CodeLease;
 use crate::invocation::{Finished, Input, Invocation, InvokeError, Logs, Output};
@@ -121,6 +122,10 @@ impl Function for ProcessFunction {
         true
     }
 
+    fn published_as(&self, number: u32) {
+        self.inner.ctx.version.store(number, Ordering::Relaxed);
+    }
+
     fn instances(&self) -> Instances {
         let inner = &self.inner;
         Instances {
@@ -169,6 +174,7 @@ impl Inner {
             on_finish,
             context,
             client_context,
+            qualifier,
             ..
         } = invocation;
         let Input::Event(payload) = input else {
@@ -206,7 +212,16 @@ impl Inner {
         let (_, timeout) = context.bound(run_started, self.ctx.timeout);
         let trace = wisp_core::trace::header(&context.root_for(&id), &wisp_core::trace::span_of(&id));
         let (result, mut logs) = instance
-            .invoke(&id, payload, timeout, trace, client_context)
+            .invoke(
+                &id,
+                payload,
+                timeout,
+                Delivery {
+                    trace,
+                    client_context,
+                    qualifier,
+                },
+            )
             .await;
         let report = report_line(
             &id,

@@ -8,7 +8,7 @@
 //! started outlives it.
 
 use super::FunctionContext;
-use super::api::{InitState, Pending, Reply, RuntimeApi};
+use super::api::{Delivery, InitState, Pending, Reply, RuntimeApi};
 use super::cgroup::InstanceCgroup;
 use super::network::{self, InstanceNetwork};
 use super::peer::PeerCheck;
@@ -22,7 +22,6 @@ use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use wisp_core::ErrorCode;
@@ -155,14 +154,18 @@ impl Instance {
                 .iter()
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
+        let version = match ctx.version.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => "$LATEST".to_string(),
+            number => number.to_string(),
+        };
         let lambda = [
             ("AWS_LAMBDA_RUNTIME_API", api.addr.to_string()),
             ("LAMBDA_TASK_ROOT", task_root.display().to_string()),
             ("AWS_LAMBDA_FUNCTION_NAME", ctx.name.clone()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", ctx.version.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", version.clone()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ctx.memory_mb.to_string()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", ctx.name)),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream_name(&ctx.version, &id)),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream_name(&version, &id)),
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_string()),
             ("_HANDLER", ctx.handler.clone().unwrap_or_default()),
         ];
@@ -284,8 +287,7 @@ impl Instance {
         request_id: &str,
         payload: Bytes,
         timeout: Duration,
-        trace: String,
-        client_context: Option<Arc<str>>,
+        delivery: Delivery,
     ) -> (Result<Bytes, InvokeError>, Logs) {
         let deadline = Instant::now() + timeout;
         let deadline_ms = u64::try_from(wall::now_ms().saturating_add(wall::millis(timeout))).unwrap_or(0);
@@ -294,8 +296,7 @@ impl Instance {
             id: request_id.to_string(),
             payload,
             deadline_ms,
-            trace,
-            client_context,
+            delivery,
             reply: reply_tx,
         };
         if self.api.submit.try_send(pending).is_err() {

@@ -155,7 +155,7 @@ impl ProcessRuntime {
         };
         Ok(FunctionContext {
             name: spec.name.clone(),
-            version: spec.code_hash.chars().take(12).collect(),
+            version: std::sync::atomic::AtomicU32::new(0),
             function_arn: format!("arn:aws:lambda:local:000000000000:function:{}", spec.name),
             handler: spec.config.handler.clone(),
             memory_mb: spec.config.memory_mb,
@@ -249,8 +249,9 @@ enum Launcher {
 /// What every instance of one function version is started from.
 pub(crate) struct FunctionContext {
     pub name: String,
-    /// `AWS_LAMBDA_FUNCTION_VERSION`: the first 12 hex digits of the code hash.
-    pub version: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`: the number of the version it was published as
+    /// ([`crate::Function::published_as`]); 0, written `$LATEST`, until it is known.
+    pub version: std::sync::atomic::AtomicU32,
     pub function_arn: String,
     pub handler: Option<String>,
     pub memory_mb: u32,
