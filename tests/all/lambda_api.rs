@@ -510,6 +510,132 @@ print(json.dumps(out))
     assert_eq!(out["unknown_key"], json!([401, "UnrecognizedClientException"]));
 }
 
+/// `InvokeWithResponseStream` through boto3: an http function's answer arrives in
+/// pieces as it makes them, an event function's whole; failures and the log's end come
+/// in `InvokeComplete`; the call's own errors are Lambda's.
+#[tokio::test]
+async fn boto3_streams_answers_with_invoke_with_response_stream() {
+    let boto3 = crate::util::python_package("boto3==1.44.5");
+    let server = server();
+    let http = |action: &str| json!({"kind": "http", "env": {"KIT_ACTION": action}});
+    deploy_fixture(&server, "chunks", "http-kit", http("stream")).await;
+    deploy_fixture(&server, "trapper", "http-kit", http("trap")).await;
+    deploy_fixture(&server, "kit", "event-kit", json!({"kind": "event"})).await;
+    let script = r#"
+import base64, json, sys, time, boto3, botocore
+key_id, secret = sys.argv[2].split(".", 1)
+lam = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id=key_id, aws_secret_access_key=secret,
+                   config=botocore.config.Config(retries={"max_attempts": 0}))
+def events(**kwargs):
+    started = time.monotonic()
+    r = lam.invoke_with_response_stream(**kwargs)
+    seen = []
+    for event in r["EventStream"]:
+        ms = round((time.monotonic() - started) * 1000)
+        if "PayloadChunk" in event:
+            seen.append(["chunk", event["PayloadChunk"]["Payload"].decode(), ms])
+        else:
+            complete = dict(event["InvokeComplete"])
+            if "LogResult" in complete:
+                complete["LogResult"] = base64.b64decode(complete["LogResult"]).decode()
+            seen.append(["complete", complete, ms])
+    return {"status": r["StatusCode"], "version": r["ExecutedVersion"],
+            "id": r["ResponseMetadata"]["RequestId"], "events": seen}
+out = {}
+out["chunks"] = events(FunctionName="chunks", Payload=b"{}")
+out["trap"] = events(FunctionName="trapper", Payload=b"{}", LogType="Tail")
+out["event"] = events(FunctionName="kit:1", Payload=json.dumps({"action": "hello", "name": "Ada"}))
+out["dry"] = lam.invoke_with_response_stream(FunctionName="kit", InvocationType="DryRun")["StatusCode"]
+try:
+    lam.invoke_with_response_stream(FunctionName="ghost", Payload=b"{}")
+except lam.exceptions.ResourceNotFoundException as e:
+    out["missing"] = e.response["Error"]["Message"]
+print(json.dumps(out))
+"#;
+    let output = tokio::process::Command::new("python3")
+        .args(["-c", script, &server.at(""), TEST_ADMIN_KEY])
+        .env("PYTHONPATH", &boto3)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    // http-kit's `stream`: three chunks 100 ms apart, each its own event, as it is made.
+    let chunks = &out["chunks"];
+    assert_eq!(chunks["status"], 200, "{chunks}");
+    assert_eq!(chunks["version"], "1", "{chunks}");
+    let events = chunks["events"].as_array().unwrap();
+    let texts: Vec<&Value> = events.iter().map(|e| &e[1]).collect();
+    assert_eq!(
+        texts,
+        [
+            &json!("chunk 0\n"),
+            &json!("chunk 1\n"),
+            &json!("chunk 2\n"),
+            &json!({})
+        ],
+        "{chunks}"
+    );
+    let at = |i: usize| events[i][2].as_u64().unwrap();
+    assert!(
+        at(2) >= at(0) + 150,
+        "the chunks came as they were made: {chunks}"
+    );
+
+    // A function that fails before answering: a stream of its failure alone, with its log.
+    let trap = &out["trap"];
+    let events = trap["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{trap}");
+    let complete = &events[0][1];
+    assert_eq!(complete["ErrorCode"], "Runtime.ExitError", "{trap}");
+    assert!(
+        complete["ErrorDetails"].as_str().unwrap().contains("trap"),
+        "{trap}"
+    );
+    let log = complete["LogResult"].as_str().unwrap();
+    assert!(log.contains("http-kit: trap requested"), "{log}");
+    assert!(
+        log.contains(&format!("REPORT RequestId: {}\t", trap["id"].as_str().unwrap())),
+        "{log}"
+    );
+
+    // An event function's answer is one chunk.
+    let event = &out["event"];
+    assert_eq!(event["version"], "1", "{event}");
+    let events = event["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{event}");
+    let answer: Value = serde_json::from_str(events[0][1].as_str().unwrap()).unwrap();
+    assert_eq!(answer, json!({"message": "Hello, Ada!"}));
+    assert_eq!(events[1][1], json!({}));
+
+    assert_eq!(out["dry"], 204);
+    assert_eq!(
+        out["missing"],
+        "Function not found: arn:aws:lambda:local:000000000000:function:ghost"
+    );
+
+    // `Event` is not a streaming invocation type.
+    let r = aws_cli(
+        &server,
+        "/2021-11-15/functions/kit/response-streaming-invocations",
+    )
+    .header("x-amz-invocation-type", "Event")
+    .send()
+    .await
+    .unwrap();
+    let message = expect_lambda_error(r, 400, "InvalidParameterValueException").await;
+    assert!(message.contains("[RequestResponse, DryRun]"), "{message}");
+    // Nothing else is served under its prefix.
+    let r = aws_cli(&server, "/2021-11-15/functions/kit")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 404, "not_found").await;
+}
+
 /// The AWS CLI invokes with a Wisp key as ordinary AWS credentials (SigV4), and a
 /// wrong secret is refused.
 #[tokio::test]

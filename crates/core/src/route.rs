@@ -10,7 +10,14 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Path prefixes Wisp keeps for itself; no user route may live under them.
-pub const RESERVED_PREFIXES: &[&str] = &["/v1", "/ui", "/metrics", "/2015-03-31", "/2018-06-01"];
+pub const RESERVED_PREFIXES: &[&str] = &[
+    "/v1",
+    "/ui",
+    "/metrics",
+    "/2015-03-31",
+    "/2018-06-01",
+    "/2021-11-15",
+];
 
 /// The parameter name a bare trailing `*` binds (as API Gateway's `{proxy+}`).
 pub const DEFAULT_WILDCARD_NAME: &str = "proxy";
@@ -392,6 +399,7 @@ mod tests {
             "/metrics",
             "/2015-03-31/functions",
             "/2018-06-01/runtime",
+            "/2021-11-15/functions",
         ] {
             assert!(
                 matches!(RoutePattern::parse(bad), Err(RouteError::Reserved { .. })),

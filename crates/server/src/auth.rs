@@ -131,7 +131,8 @@ pub fn permission(method: &Method, path: &str) -> Permission {
     // Lambda's `Invoke` is a POST, as are its management operations: the path tells.
     let lambda_invoke = path
         .strip_prefix(lambda::PREFIX)
-        .is_some_and(|rest| action(rest, "/functions/", "/invocations"));
+        .is_some_and(|rest| action(rest, "/functions/", "/invocations"))
+        || lambda::is_stream_invoke(path);
     if method == Method::POST && lambda_invoke {
         return Permission::Invoke;
     }
@@ -191,7 +192,7 @@ impl Refusal {
     }
 
     fn respond(self, path: &str) -> Response {
-        let mut response = if is_under(path, lambda::PREFIX) {
+        let mut response = if lambda::is_lambda_path(path) {
             let kind = match self.error.code {
                 ErrorCode::Forbidden => "AccessDeniedException",
                 ErrorCode::NamespaceNotFound => "ResourceNotFoundException",
@@ -256,7 +257,7 @@ pub(crate) async fn check_service(
     let path = request.uri().path().to_owned();
     let called = match request.extensions().get::<PlatformCall>() {
         Some(call) => Ok((call.caller.clone(), request)),
-        None if crate::sigv4::is_sigv4(request.headers()) && is_under(&path, lambda::PREFIX) => {
+        None if crate::sigv4::is_sigv4(request.headers()) && lambda::is_lambda_path(&path) => {
             crate::signed::caller(&engine, request, crate::signed::Keys::Services).await
         }
         None => service_caller(&engine, &request).map(|caller| (caller, request)),
@@ -340,7 +341,7 @@ async fn caller(engine: &Engine, request: Request) -> Result<(Caller, Request), 
         return Ok((caller, request));
     }
     if crate::sigv4::is_sigv4(request.headers()) {
-        if !is_under(request.uri().path(), lambda::PREFIX) {
+        if !lambda::is_lambda_path(request.uri().path()) {
             return Err(Refusal::new(
                 ErrorCode::Unauthorized,
                 "AWS Signature V4 is accepted on the Lambda-compatible paths only; send `Authorization: Bearer <key id>.<secret>`",
@@ -411,6 +412,12 @@ mod tests {
             (&post, "/v1/functions/f/invoke/x", Permission::Deploy),
             (&post, "/v1/functions//invoke", Permission::Deploy),
             (&post, "/2015-03-31/functions/f/invocations", Permission::Invoke),
+            (
+                &post,
+                "/2021-11-15/functions/f/response-streaming-invocations",
+                Permission::Invoke,
+            ),
+            (&post, "/2021-11-15/functions/f", Permission::Deploy),
             (
                 &post,
                 "/2015-03-31/functions/arn%3Aaws%3Alambda%3Alocal%3A0%3Afunction%3Af/invocations",

@@ -1,6 +1,7 @@
 //! The control router: one axum `Router` for every path Wisp reserves for itself —
 //! the control API under `/v1` ([`crate::api`]), Lambda's `Invoke` and management
-//! operations under `/2015-03-31` ([`crate::lambda`]), Prometheus' `/metrics`
+//! operations under `/2015-03-31` and `InvokeWithResponseStream` under `/2021-11-15`
+//! ([`crate::lambda`]), Prometheus' `/metrics`
 //! ([`crate::metrics`]), the dashboard under `/ui` ([`crate::ui`], behind its own
 //! session check), and the prefix kept for later (the Runtime API's `/2018-06-01`),
 //! which answers `not_found`. Anything that applies to every other control request is

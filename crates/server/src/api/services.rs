@@ -23,7 +23,9 @@ const INVOKE_PREFIX: &str = "/2015-03-31/functions";
 
 /// Whether the services router serves `path` (else it is S3's).
 pub(crate) fn serves(path: &str) -> bool {
-    crate::router::is_under(path, PREFIX) || crate::router::is_under(path, INVOKE_PREFIX)
+    crate::router::is_under(path, PREFIX)
+        || crate::router::is_under(path, INVOKE_PREFIX)
+        || crate::lambda::is_stream_invoke(path)
 }
 
 /// The services router, ready to serve.

@@ -22,6 +22,7 @@
 mod aliases;
 mod functions;
 mod shapes;
+mod stream;
 
 use crate::auth::Scope;
 use crate::body::{BodyError, read_limited};
@@ -47,6 +48,23 @@ use wisp_engine::{
 
 /// The path prefix of Lambda's API (its version date).
 pub const PREFIX: &str = "/2015-03-31";
+/// The path prefix of Lambda's `InvokeWithResponseStream` (a later version date).
+pub const STREAM_PREFIX: &str = "/2021-11-15";
+
+/// Whether `path` is an `InvokeWithResponseStream`'s, a function named: on the S3
+/// listener, only that is taken from the bucket `2021-11-15`'s namespace of paths.
+pub(crate) fn is_stream_invoke(path: &str) -> bool {
+    path.strip_prefix(STREAM_PREFIX)
+        .and_then(|rest| rest.strip_prefix("/functions/"))
+        .and_then(|rest| rest.strip_suffix("/response-streaming-invocations"))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// Whether `path` is one of Lambda's API: where AWS clients sign with SigV4 and read
+/// Lambda's error shape.
+pub(crate) fn is_lambda_path(path: &str) -> bool {
+    crate::router::is_under(path, PREFIX) || crate::router::is_under(path, STREAM_PREFIX)
+}
 
 /// The request id header of every answer (the invocation id when one ran).
 const REQUEST_ID: &str = "x-amzn-requestid";
@@ -97,6 +115,7 @@ pub(crate) fn routes() -> Router<Arc<Engine>> {
             get(aliases::get).put(aliases::update).delete(aliases::delete),
         )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route(stream::PATH, post(stream::invoke))
 }
 
 /// Lambda's Invoke on the services functions call (the S3 listener, and the platform
@@ -105,10 +124,12 @@ pub(crate) fn routes() -> Router<Arc<Engine>> {
 /// remaining time, the circuit breaker). A person's key there invokes as on the control
 /// listener.
 pub(crate) fn invoke_router() -> Router<Arc<Engine>> {
-    Router::new().route(
-        "/2015-03-31/functions/{name}/invocations",
-        post(invoke_from_function),
-    )
+    Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke_from_function),
+        )
+        .route(stream::PATH, post(stream::invoke_from_function))
 }
 
 /// An error of the call, in Lambda's shape.
@@ -342,18 +363,27 @@ enum InvocationType {
     DryRun,
 }
 
-fn invocation_type(headers: &HeaderMap) -> Result<InvocationType, LambdaError> {
+/// The Invoke's `X-Amz-Invocation-Type`; `streaming`: `InvokeWithResponseStream`'s,
+/// which has no `Event`.
+fn invocation_type(headers: &HeaderMap, streaming: bool) -> Result<InvocationType, LambdaError> {
     let Some(value) = headers.get(INVOCATION_TYPE) else {
         return Ok(InvocationType::RequestResponse);
     };
-    match value.to_str().unwrap_or_default() {
-        "RequestResponse" => Ok(InvocationType::RequestResponse),
-        "Event" => Ok(InvocationType::Event),
-        "DryRun" => Ok(InvocationType::DryRun),
-        other => Err(LambdaError::invalid(format!(
-            "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: \
-             Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
-        ))),
+    match (value.to_str().unwrap_or_default(), streaming) {
+        ("RequestResponse", _) => Ok(InvocationType::RequestResponse),
+        ("Event", false) => Ok(InvocationType::Event),
+        ("DryRun", _) => Ok(InvocationType::DryRun),
+        (other, _) => {
+            let allowed = if streaming {
+                "[RequestResponse, DryRun]"
+            } else {
+                "[Event, RequestResponse, DryRun]"
+            };
+            Err(LambdaError::invalid(format!(
+                "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: \
+                 Member must satisfy enum value set: {allowed}"
+            )))
+        }
     }
 }
 
@@ -490,15 +520,7 @@ async fn invoke_from_function(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, LambdaError> {
-    let from = match (platform, &scope.caller.grants) {
-        (Some(axum::Extension(call)), _) => Some(call.from),
-        (None, Some(grants)) => {
-            let trace = headers.get(TRACE_HEADER).and_then(|v| v.to_str().ok());
-            Some(engine.call_from(&scope.namespace, &grants.function, trace))
-        }
-        // A person's key: an invoke like any other.
-        (None, None) => None,
-    };
+    let from = caller_of(&scope, &engine, platform, &headers);
     let request = InvokeRequest {
         raw,
         uri,
@@ -507,6 +529,26 @@ async fn invoke_from_function(
         body,
     };
     invoke_as(scope, engine, from, request).await
+}
+
+/// Which function calls, on the services endpoint: the platform's word for a wasm
+/// guest, the credential's function (with the X-Ray header's `Parent` as the invocation
+/// it comes from) for a native one; `None` for a person's key, whose invoke is like any
+/// other.
+fn caller_of(
+    scope: &Scope,
+    engine: &Engine,
+    platform: Option<axum::Extension<PlatformCall>>,
+    headers: &HeaderMap,
+) -> Option<CallFrom> {
+    match (platform, &scope.caller.grants) {
+        (Some(axum::Extension(call)), _) => Some(call.from),
+        (None, Some(grants)) => {
+            let trace = headers.get(TRACE_HEADER).and_then(|v| v.to_str().ok());
+            Some(engine.call_from(&scope.namespace, &grants.function, trace))
+        }
+        (None, None) => None,
+    }
 }
 
 /// Lambda's Invoke from a wasm guest at the platform address, straight to the handler:
@@ -546,6 +588,126 @@ struct InvokeRequest {
     body: axum::body::Body,
 }
 
+/// An Invoke's request, checked: who runs, how, and with what.
+struct Checked {
+    target: Target,
+    name: FunctionName,
+    qualifier: Option<Qualifier>,
+    kind: InvocationType,
+    wants_tail: bool,
+    client_context: Option<Arc<str>>,
+    namespace: Namespace,
+    headers: HeaderMap,
+    payload: Bytes,
+}
+
+impl Checked {
+    /// Checks `request` for `scope` and reads its payload; `Ok(None)` when its path
+    /// names no function (`functions//…`): not an Invoke at all, but a path under the
+    /// reserved prefix that Wisp does not serve. `streaming`: Lambda's
+    /// `InvokeWithResponseStream`, which takes no `Event`.
+    async fn read(
+        scope: Scope,
+        engine: &Engine,
+        request: InvokeRequest,
+        streaming: bool,
+    ) -> Result<Option<Checked>, LambdaError> {
+        let InvokeRequest {
+            raw,
+            uri: _,
+            params,
+            headers,
+            body,
+        } = request;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let qualifier = params
+            .map_err(|e| LambdaError::invalid(format!("the query string is malformed: {}", e.body_text())))?
+            .0
+            .qualifier;
+        let (target, name, qualifier) = resolve(&raw, qualifier)?;
+        let kind = invocation_type(&headers, streaming)?;
+        let wants_tail = log_type(&headers)?;
+        let client_context = client_context(&headers)?;
+        let namespace = scope.namespace;
+        // The grant first: a function not granted the callee learns nothing of it, not
+        // even whether it exists.
+        scope
+            .caller
+            .check_invoke_grant(&name)
+            .map_err(|e| LambdaError::from_engine(e, &target))?;
+        if engine.function(&namespace, &name).is_none() {
+            return Err(LambdaError::not_found(&target));
+        }
+        let (limit, operation) = match (kind, streaming) {
+            (InvocationType::Event, _) => (Limits::MAX_ASYNC_PAYLOAD, "InvokeAsync"),
+            (_, true) => (engine.limits().max_request_body, "InvokeWithResponseStream"),
+            (_, false) => (engine.limits().max_request_body, "InvokeFunction"),
+        };
+        let payload: Bytes = match read_limited(body, limit).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge { limit }) => return Err(LambdaError::too_large(limit, operation)),
+            Err(BodyError::Unreadable(e)) => {
+                return Err(LambdaError::user(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestContentException",
+                    format!("cannot read the request body: {e}"),
+                ));
+            }
+        };
+        Ok(Some(Checked {
+            target,
+            name,
+            qualifier,
+            kind,
+            wants_tail,
+            client_context,
+            namespace,
+            headers,
+            payload,
+        }))
+    }
+
+    /// What a run is given, with `tail` where its log's end goes: Lambda's `LogResult`
+    /// and `ClientContext` are for a run's caller only, not for events.
+    fn run_options(&mut self, tail: Option<wisp_engine::TailSender>) -> InvokeOptions {
+        InvokeOptions {
+            qualifier: self.qualifier.take(),
+            client_context: self.client_context.take(),
+            tail,
+            content_type: None,
+        }
+    }
+
+    /// Runs it synchronously: as a call from `from` when a function makes it.
+    async fn run(
+        &mut self,
+        engine: &Engine,
+        from: Option<&CallFrom>,
+        tail: Option<wisp_engine::TailSender>,
+    ) -> Result<Response<wisp_engine::Body>, EngineError> {
+        let options = self.run_options(tail);
+        let payload = std::mem::take(&mut self.payload);
+        match from {
+            Some(from) => engine.call(from, &self.name, payload, options).await,
+            None => {
+                let trace = crate::api::trace_root(&self.headers);
+                engine
+                    .invoke(&self.namespace, &self.name, payload, trace, options)
+                    .await
+            }
+        }
+    }
+}
+
+/// A `204` with a request id: a `DryRun`'s answer.
+fn dry_run() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_request_id(response.headers_mut(), &request_id());
+    response
+}
+
 /// Runs an Invoke for `scope`, as a function-to-function call when `from` says which
 /// function makes it.
 async fn invoke_as(
@@ -554,58 +716,22 @@ async fn invoke_as(
     from: Option<CallFrom>,
     request: InvokeRequest,
 ) -> Result<Response, LambdaError> {
-    let InvokeRequest {
-        raw,
-        uri,
-        params,
-        headers,
-        body,
-    } = request;
-    if raw.is_empty() {
-        // `functions//invocations` names no function: not an Invoke at all, but a
-        // path under the reserved prefix that Wisp does not serve.
-        return Ok(crate::router::not_served(uri.path()).into_response());
-    }
-    let qualifier = params
-        .map_err(|e| LambdaError::invalid(format!("the query string is malformed: {}", e.body_text())))?
-        .0
-        .qualifier;
-    let (target, name, qualifier) = resolve(&raw, qualifier)?;
-    let kind = invocation_type(&headers)?;
-    let wants_tail = log_type(&headers)?;
-    let client_context = client_context(&headers)?;
-    let namespace = scope.namespace;
-    // The grant first: a function not granted the callee learns nothing of it, not even
-    // whether it exists.
-    scope
-        .caller
-        .check_invoke_grant(&name)
-        .map_err(|e| LambdaError::from_engine(e, &target))?;
-    if engine.function(&namespace, &name).is_none() {
-        return Err(LambdaError::not_found(&target));
-    }
-    let (limit, operation) = match kind {
-        InvocationType::Event => (Limits::MAX_ASYNC_PAYLOAD, "InvokeAsync"),
-        _ => (engine.limits().max_request_body, "InvokeFunction"),
+    let path = request.uri.path().to_owned();
+    let Some(mut checked) = Checked::read(scope, &engine, request, false).await? else {
+        return Ok(crate::router::not_served(&path).into_response());
     };
-    let payload: Bytes = match read_limited(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge { limit }) => return Err(LambdaError::too_large(limit, operation)),
-        Err(BodyError::Unreadable(e)) => {
-            return Err(LambdaError::user(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestContentException",
-                format!("cannot read the request body: {e}"),
-            ));
-        }
-    };
-    match kind {
-        InvocationType::DryRun => {
-            let mut response = StatusCode::NO_CONTENT.into_response();
-            set_request_id(response.headers_mut(), &request_id());
-            Ok(response)
-        }
+    match checked.kind {
+        InvocationType::DryRun => Ok(dry_run()),
         InvocationType::Event => {
+            let Checked {
+                target,
+                name,
+                qualifier,
+                namespace,
+                headers,
+                payload,
+                ..
+            } = checked;
             let options = AsyncOptions {
                 qualifier,
                 trace: crate::api::trace_root(&headers),
@@ -625,26 +751,8 @@ async fn invoke_as(
             Ok(response)
         }
         InvocationType::RequestResponse => {
-            // Lambda's `LogResult` and `ClientContext` are for a run's caller only: not
-            // for events.
-            let (sender, tail) = wants_tail.then(wisp_engine::log_tail).unzip();
-            let options = InvokeOptions {
-                qualifier,
-                client_context,
-                tail: sender,
-                content_type: None,
-            };
-            let answered = run_request_response(
-                &engine,
-                &namespace,
-                from.as_ref(),
-                &target,
-                &name,
-                payload,
-                &headers,
-                options,
-            )
-            .await;
+            let (sender, tail) = checked.wants_tail.then(wisp_engine::log_tail).unzip();
+            let answered = run_request_response(&engine, &mut checked, from.as_ref(), sender).await;
             let Some(tail) = tail else {
                 return answered;
             };
@@ -662,28 +770,13 @@ async fn invoke_as(
 /// Runs a `RequestResponse` Invoke (as a call from `from`, when a function makes it)
 /// and answers it in Lambda's shape: the function's answer read whole, or its failure's
 /// error document.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one Invoke's parts, checked by the caller"
-)]
 async fn run_request_response(
     engine: &Arc<Engine>,
-    namespace: &Namespace,
+    checked: &mut Checked,
     from: Option<&CallFrom>,
-    target: &Target,
-    name: &FunctionName,
-    payload: Bytes,
-    headers: &HeaderMap,
-    options: InvokeOptions,
+    tail: Option<wisp_engine::TailSender>,
 ) -> Result<Response, LambdaError> {
-    let answered = match from {
-        Some(from) => engine.call(from, name, payload, options).await,
-        None => {
-            engine
-                .invoke(namespace, name, payload, crate::api::trace_root(headers), options)
-                .await
-        }
-    };
+    let answered = checked.run(engine, from, tail).await;
     // The answer read whole: one that cannot be is the function's failure, as one that
     // failed before its head is.
     let read = match answered {
@@ -700,7 +793,7 @@ async fn run_request_response(
         Err(e) => {
             return match function_failure(&e) {
                 Some(report) => Ok(failed(&e, &report)),
-                None => Err(LambdaError::from_engine(e, target)),
+                None => Err(LambdaError::from_engine(e, &checked.target)),
             };
         }
     };
@@ -823,6 +916,25 @@ mod tests {
         assert!(e.message.contains("does not match"), "{}", e.message);
         let e = resolve("My_Function", None).unwrap_err();
         assert_eq!(e.kind, "InvalidParameterValueException");
+    }
+
+    #[test]
+    fn stream_invoke_paths_name_one_function() {
+        assert!(is_stream_invoke(
+            "/2021-11-15/functions/f/response-streaming-invocations"
+        ));
+        assert!(crate::api::services::serves(
+            "/2021-11-15/functions/f/response-streaming-invocations"
+        ));
+        for other in [
+            "/2021-11-15/functions//response-streaming-invocations",
+            "/2021-11-15/functions/a/b/response-streaming-invocations",
+            "/2021-11-15/functions/f",
+            "/2021-11-15/photo.jpg",
+        ] {
+            assert!(!is_stream_invoke(other), "{other}");
+            assert!(!crate::api::services::serves(other), "{other}");
+        }
     }
 
     #[test]
