@@ -420,6 +420,20 @@ async fn a_full_function_is_throttled_with_429() {
     busy.abort();
 }
 
+/// Runs a boto3 `script` (given the server's URL and the admin key as its arguments,
+/// with boto3 from `boto3` on its path) and reads the JSON it prints.
+async fn boto3_json(boto3: &std::path::Path, script: &str, server: &TestServer) -> Value {
+    let output = tokio::process::Command::new("python3")
+        .args(["-c", script, &server.at(""), TEST_ADMIN_KEY])
+        .env("PYTHONPATH", boto3)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// The same calls through boto3 (installed from PyPI on first use).
 ///
 /// Issue 12: this test used to pass silently when boto3 was absent; a test of a real
@@ -469,15 +483,7 @@ out["wrong_secret"] = refusal(key_id, "x" * 40)
 out["unknown_key"] = refusal("WKAAAAAAAAAAAAAAAA", secret)
 print(json.dumps(out))
 "#;
-    let output = tokio::process::Command::new("python3")
-        .args(["-c", script, &server.at(""), TEST_ADMIN_KEY])
-        .env("PYTHONPATH", &boto3)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let out = boto3_json(&boto3, script, &server).await;
     assert_eq!(out["sync"], json!([200, "1", {"message": "Hello, Ada!"}]));
     assert_eq!(out["failed"], json!([200, "Unhandled", "Runtime.ExitError"]));
     // `LogType="Tail"`: the end of the run's log and its REPORT line, base64 in
@@ -553,15 +559,7 @@ except lam.exceptions.ResourceNotFoundException as e:
     out["missing"] = e.response["Error"]["Message"]
 print(json.dumps(out))
 "#;
-    let output = tokio::process::Command::new("python3")
-        .args(["-c", script, &server.at(""), TEST_ADMIN_KEY])
-        .env("PYTHONPATH", &boto3)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let out = boto3_json(&boto3, script, &server).await;
 
     // http-kit's `stream`: three chunks 100 ms apart, each its own event, as it is made.
     let chunks = &out["chunks"];

@@ -486,19 +486,8 @@ fn resolve(
 async fn invoke(
     scope: Scope,
     State(engine): State<Arc<Engine>>,
-    Path(raw): Path<String>,
-    uri: http::Uri,
-    params: Result<Query<InvokeParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    request: InvokeRequest,
 ) -> Result<Response, LambdaError> {
-    let request = InvokeRequest {
-        raw,
-        uri,
-        params,
-        headers,
-        body,
-    };
     invoke_as(scope, engine, None, request).await
 }
 
@@ -506,28 +495,13 @@ async fn invoke(
 /// platform address's identity), whose call runs as one; the invocation it comes from
 /// is the platform's word for a wasm guest, or the X-Ray header's `Parent` for a
 /// native one (see `wisp_engine`'s `calls` module).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "an axum handler takes each extractor as an argument"
-)]
 async fn invoke_from_function(
     scope: Scope,
     State(engine): State<Arc<Engine>>,
     platform: Option<axum::Extension<PlatformCall>>,
-    Path(raw): Path<String>,
-    uri: http::Uri,
-    params: Result<Query<InvokeParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    request: InvokeRequest,
 ) -> Result<Response, LambdaError> {
-    let from = caller_of(&scope, &engine, platform, &headers);
-    let request = InvokeRequest {
-        raw,
-        uri,
-        params,
-        headers,
-        body,
-    };
+    let from = caller_of(&scope, &engine, platform, &request.headers);
     invoke_as(scope, engine, from, request).await
 }
 
@@ -586,6 +560,27 @@ struct InvokeRequest {
     params: Result<Query<InvokeParams>, QueryRejection>,
     headers: HeaderMap,
     body: axum::body::Body,
+}
+
+/// An Invoke's parts as its route gives them: the function's name as the path names
+/// it, and a query string that may be malformed (the check says so in Lambda's shape).
+impl<S: Send + Sync> axum::extract::FromRequest<S> for InvokeRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts as _;
+        let (mut parts, body) = request.into_parts();
+        let Path(raw) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(InvokeRequest {
+            raw,
+            params: Query::try_from_uri(&parts.uri),
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        })
+    }
 }
 
 /// An Invoke's request, checked: who runs, how, and with what.

@@ -12,14 +12,13 @@
 //! command's stdout, a native runtime's response) is one chunk.
 
 use super::{
-    BASE64, Checked, EXECUTED_VERSION, InvokeParams, InvokeRequest, LambdaError, dry_run, function_failure,
-    request_id, set_request_id,
+    BASE64, Checked, EXECUTED_VERSION, InvokeRequest, LambdaError, dry_run, function_failure, request_id,
+    set_request_id,
 };
 use crate::auth::Scope;
 use crate::platform::PlatformCall;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -42,45 +41,19 @@ const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 pub(super) async fn invoke(
     scope: Scope,
     State(engine): State<Arc<Engine>>,
-    Path(raw): Path<String>,
-    uri: http::Uri,
-    params: Result<Query<InvokeParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    request: InvokeRequest,
 ) -> Result<Response, LambdaError> {
-    let request = InvokeRequest {
-        raw,
-        uri,
-        params,
-        headers,
-        body,
-    };
     invoke_as(scope, engine, None, request).await
 }
 
 /// [`invoke`] on the services endpoint: a function's call, as `Invoke`'s there is.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "an axum handler takes each extractor as an argument"
-)]
 pub(super) async fn invoke_from_function(
     scope: Scope,
     State(engine): State<Arc<Engine>>,
     platform: Option<axum::Extension<PlatformCall>>,
-    Path(raw): Path<String>,
-    uri: http::Uri,
-    params: Result<Query<InvokeParams>, QueryRejection>,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    request: InvokeRequest,
 ) -> Result<Response, LambdaError> {
-    let from = super::caller_of(&scope, &engine, platform, &headers);
-    let request = InvokeRequest {
-        raw,
-        uri,
-        params,
-        headers,
-        body,
-    };
+    let from = super::caller_of(&scope, &engine, platform, &request.headers);
     invoke_as(scope, engine, from, request).await
 }
 
