@@ -103,6 +103,25 @@ fn endpoints() -> Vec<Endpoint> {
             body: Some(json!({})),
             ..endpoint("POST", "/2015-03-31/functions/secret-fn/invocations", Invoke, 0)
         },
+        Endpoint {
+            body: Some(json!({"action": "hello", "name": "Ada"})),
+            ..endpoint(
+                "POST",
+                "/2021-11-15/functions/hello/response-streaming-invocations",
+                Invoke,
+                200,
+            )
+        },
+        Endpoint {
+            allowed: (404, 200),
+            body: Some(json!({})),
+            ..endpoint(
+                "POST",
+                "/2021-11-15/functions/secret-fn/response-streaming-invocations",
+                Invoke,
+                0,
+            )
+        },
         endpoint("GET", "/v1/functions/hello/versions", Read, 200),
         Endpoint {
             allowed: (404, 200),
