@@ -229,7 +229,7 @@ impl Engine {
             services: deployed.services.clone(),
             context,
             client_context,
-            qualifier: qualifier.as_ref().map(Qualifier::to_string),
+            qualifier,
             on_finish: Some(Box::new(move |finished| {
                 let mut record = record;
                 if let Some(init) = finished.init {

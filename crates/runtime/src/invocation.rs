@@ -24,7 +24,7 @@ pub struct Invocation {
     /// The version or alias its caller named (`3`, `prod`, `$LATEST`), or `None`: a
     /// native function's runtime gets it at the end of `Lambda-Runtime-Invoked-Function-Arn`
     /// (`context.invoked_function_arn`), as Lambda qualifies the ARN it was invoked by.
-    pub qualifier: Option<String>,
+    pub qualifier: Option<wisp_core::Qualifier>,
 }
 
 /// Where an invocation stands in a chain of function calls: what a function-to-function

@@ -129,10 +129,7 @@ pub fn permission(method: &Method, path: &str) -> Permission {
             .is_some_and(|name| !name.is_empty() && !name.contains('/'))
     };
     // Lambda's `Invoke` is a POST, as are its management operations: the path tells.
-    let lambda_invoke = path
-        .strip_prefix(lambda::PREFIX)
-        .is_some_and(|rest| action(rest, "/functions/", "/invocations"))
-        || lambda::is_stream_invoke(path);
+    let lambda_invoke = lambda::invoke_target(path).is_some() || lambda::is_stream_invoke(path);
     if method == Method::POST && lambda_invoke {
         return Permission::Invoke;
     }

@@ -62,11 +62,7 @@ impl Platform for Routes {
 /// The function an Invoke path names (`/2015-03-31/functions/{name}/invocations`), when it
 /// needs no decoding; a percent-encoded one takes the router's way.
 fn invoke_name(path: &str) -> Option<&str> {
-    let name = path
-        .strip_prefix(lambda::PREFIX)?
-        .strip_prefix("/functions/")?
-        .strip_suffix("/invocations")?;
-    (!name.is_empty() && !name.contains(['/', '%'])).then_some(name)
+    lambda::invoke_target(path).filter(|name| !name.contains('%'))
 }
 
 #[cfg(test)]

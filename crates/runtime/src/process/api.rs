@@ -46,7 +46,7 @@ pub(crate) struct Delivery {
     pub client_context: Option<Arc<str>>,
     /// The version or alias the invocation's caller named: the end of
     /// `Lambda-Runtime-Invoked-Function-Arn`, unqualified without one.
-    pub qualifier: Option<String>,
+    pub qualifier: Option<wisp_core::Qualifier>,
 }
 
 /// How the runtime answered an event.

@@ -51,13 +51,22 @@ pub const PREFIX: &str = "/2015-03-31";
 /// The path prefix of Lambda's `InvokeWithResponseStream` (a later version date).
 pub const STREAM_PREFIX: &str = "/2021-11-15";
 
+/// The one path segment between `prefix` and `suffix` that `path` is made of, if it is.
+fn segment_between<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    let name = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+/// The function an `Invoke` path names (`/2015-03-31/functions/{name}/invocations`), as
+/// it is written there (percent-encoded, perhaps).
+pub(crate) fn invoke_target(path: &str) -> Option<&str> {
+    segment_between(path, "/2015-03-31/functions/", "/invocations")
+}
+
 /// Whether `path` is an `InvokeWithResponseStream`'s, a function named: on the S3
 /// listener, only that is taken from the bucket `2021-11-15`'s namespace of paths.
 pub(crate) fn is_stream_invoke(path: &str) -> bool {
-    path.strip_prefix(STREAM_PREFIX)
-        .and_then(|rest| rest.strip_prefix("/functions/"))
-        .and_then(|rest| rest.strip_suffix("/response-streaming-invocations"))
-        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+    segment_between(path, "/2021-11-15/functions/", "/response-streaming-invocations").is_some()
 }
 
 /// Whether `path` is one of Lambda's API: where AWS clients sign with SigV4 and read
@@ -562,6 +571,16 @@ struct InvokeRequest {
     body: axum::body::Body,
 }
 
+impl InvokeRequest {
+    /// `functions//…` names no function: not an Invoke at all, but a path under a
+    /// reserved prefix that Wisp does not serve.
+    fn not_served(&self) -> Option<Response> {
+        self.raw
+            .is_empty()
+            .then(|| crate::router::not_served(self.uri.path()).into_response())
+    }
+}
+
 /// An Invoke's parts as its route gives them: the function's name as the path names
 /// it, and a query string that may be malformed (the check says so in Lambda's shape).
 impl<S: Send + Sync> axum::extract::FromRequest<S> for InvokeRequest {
@@ -597,16 +616,15 @@ struct Checked {
 }
 
 impl Checked {
-    /// Checks `request` for `scope` and reads its payload; `Ok(None)` when its path
-    /// names no function (`functions//…`): not an Invoke at all, but a path under the
-    /// reserved prefix that Wisp does not serve. `streaming`: Lambda's
-    /// `InvokeWithResponseStream`, which takes no `Event`.
+    /// Checks `request` (one that names a function: [`InvokeRequest::not_served`]) for
+    /// `scope` and reads its payload. `streaming`: Lambda's `InvokeWithResponseStream`,
+    /// which takes no `Event`.
     async fn read(
         scope: Scope,
         engine: &Engine,
         request: InvokeRequest,
         streaming: bool,
-    ) -> Result<Option<Checked>, LambdaError> {
+    ) -> Result<Checked, LambdaError> {
         let InvokeRequest {
             raw,
             uri: _,
@@ -614,9 +632,6 @@ impl Checked {
             headers,
             body,
         } = request;
-        if raw.is_empty() {
-            return Ok(None);
-        }
         let qualifier = params
             .map_err(|e| LambdaError::invalid(format!("the query string is malformed: {}", e.body_text())))?
             .0
@@ -651,7 +666,7 @@ impl Checked {
                 ));
             }
         };
-        Ok(Some(Checked {
+        Ok(Checked {
             target,
             name,
             qualifier,
@@ -661,7 +676,7 @@ impl Checked {
             namespace,
             headers,
             payload,
-        }))
+        })
     }
 
     /// What a run is given, with `tail` where its log's end goes: Lambda's `LogResult`
@@ -711,10 +726,10 @@ async fn invoke_as(
     from: Option<CallFrom>,
     request: InvokeRequest,
 ) -> Result<Response, LambdaError> {
-    let path = request.uri.path().to_owned();
-    let Some(mut checked) = Checked::read(scope, &engine, request, false).await? else {
-        return Ok(crate::router::not_served(&path).into_response());
-    };
+    if let Some(refusal) = request.not_served() {
+        return Ok(refusal);
+    }
+    let mut checked = Checked::read(scope, &engine, request, false).await?;
     match checked.kind {
         InvocationType::DryRun => Ok(dry_run()),
         InvocationType::Event => {
@@ -793,15 +808,8 @@ async fn run_request_response(
         }
     };
     let mut response = Response::from_parts(parts, axum::body::Body::from(answer));
-    let headers = response.headers_mut();
-    let id = headers
-        .get(INVOCATION_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(request_id, str::to_string);
-    set_request_id(headers, &id);
-    if let Some(version) = headers.get(VERSION_HEADER).cloned() {
-        headers.insert(EXECUTED_VERSION, version);
-    }
+    let (id, version) = run_of(response.headers());
+    tag_run(response.headers_mut(), id, version);
     Ok(response)
 }
 
@@ -858,15 +866,35 @@ fn failed(e: &EngineError, report: &ErrorReport) -> Response {
     let mut response = (StatusCode::OK, axum::Json(report)).into_response();
     let headers = response.headers_mut();
     headers.insert(FUNCTION_ERROR, HeaderValue::from_static("Unhandled"));
-    if let Some(version) = e.version() {
-        headers.insert(EXECUTED_VERSION, HeaderValue::from(version));
-    }
-    let id = e.invocation_id.clone().unwrap_or_else(request_id);
+    tag_run(
+        headers,
+        e.invocation_id.clone(),
+        e.version().map(HeaderValue::from),
+    );
+    response
+}
+
+/// Says on an answer which run it is: the invocation's id (`x-amzn-RequestId` and
+/// Wisp's header; a fresh request id when none ran) and the version that ran
+/// (`X-Amz-Executed-Version`).
+fn tag_run(headers: &mut HeaderMap, id: Option<String>, version: Option<HeaderValue>) {
+    let id = id.unwrap_or_else(request_id);
     set_request_id(headers, &id);
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(INVOCATION_ID_HEADER, value);
     }
-    response
+    if let Some(version) = version {
+        headers.insert(EXECUTED_VERSION, version);
+    }
+}
+
+/// The invocation id and the version that ran, as the engine's answer tells them.
+fn run_of(headers: &HeaderMap) -> (Option<String>, Option<HeaderValue>) {
+    let id = headers
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (id, headers.get(VERSION_HEADER).cloned())
 }
 
 #[cfg(test)]

@@ -11,22 +11,19 @@
 //! An http function's body streams frame by frame; an event function's answer (a wasm
 //! command's stdout, a native runtime's response) is one chunk.
 
-use super::{
-    BASE64, Checked, EXECUTED_VERSION, InvokeRequest, LambdaError, dry_run, function_failure, request_id,
-    set_request_id,
-};
+use super::{BASE64, Checked, InvokeRequest, LambdaError, dry_run, function_failure, run_of, tag_run};
 use crate::auth::Scope;
 use crate::platform::PlatformCall;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
-use wisp_engine::{Engine, INVOCATION_ID_HEADER, VERSION_HEADER};
+use wisp_engine::Engine;
 
 /// The path of `InvokeWithResponseStream` (its API's version date, then the function).
 pub(crate) const PATH: &str = "/2021-11-15/functions/{name}/response-streaming-invocations";
@@ -63,30 +60,24 @@ async fn invoke_as(
     from: Option<wisp_engine::CallFrom>,
     request: InvokeRequest,
 ) -> Result<Response, LambdaError> {
-    let path = request.uri.path().to_owned();
-    let Some(mut checked) = Checked::read(scope, &engine, request, true).await? else {
-        return Ok(crate::router::not_served(&path).into_response());
-    };
+    if let Some(refusal) = request.not_served() {
+        return Ok(refusal);
+    }
+    let mut checked = Checked::read(scope, &engine, request, true).await?;
     if checked.kind == super::InvocationType::DryRun {
         return Ok(dry_run());
     }
     let (sender, tail) = checked.wants_tail.then(wisp_engine::log_tail).unzip();
     // The version that ran and the invocation's id, from its answer or its failure.
-    let (version, id, answer) = match checked.run(&engine, from.as_ref(), sender).await {
+    let ((id, version), answer) = match checked.run(&engine, from.as_ref(), sender).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();
-            let id = parts
-                .headers
-                .get(INVOCATION_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            (parts.headers.get(VERSION_HEADER).cloned(), id, Ok(body))
+            (run_of(&parts.headers), Ok(body))
         }
         Err(e) => match function_failure(&e) {
             // The function failed before it answered: a stream that says only that.
             Some(report) => (
-                e.version().map(HeaderValue::from),
-                e.invocation_id.clone(),
+                (e.invocation_id.clone(), e.version().map(HeaderValue::from)),
                 Err(report),
             ),
             None => return Err(LambdaError::from_engine(e, &checked.target)),
@@ -95,14 +86,7 @@ async fn invoke_as(
     let mut response = Response::new(axum::body::Body::from_stream(events(answer, tail)));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
-    let id = id.unwrap_or_else(request_id);
-    set_request_id(headers, &id);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        headers.insert(INVOCATION_ID_HEADER, value);
-    }
-    if let Some(version) = version {
-        headers.insert(EXECUTED_VERSION, version);
-    }
+    tag_run(headers, id, version);
     Ok(response)
 }
 
@@ -130,11 +114,16 @@ fn events(
                         if let Ok(data) = frame.into_data()
                             && !data.is_empty()
                         {
-                            let mut events = BytesMut::new();
-                            for piece in data.chunks(MAX_CHUNK) {
-                                events.put(payload_chunk(piece));
-                            }
-                            return Some((Ok(events.freeze()), (State::Streaming(body), tail)));
+                            let events = if data.len() <= MAX_CHUNK {
+                                payload_chunk(&data)
+                            } else {
+                                let mut events = BytesMut::new();
+                                for piece in data.chunks(MAX_CHUNK) {
+                                    events.put(payload_chunk(piece));
+                                }
+                                events.freeze()
+                            };
+                            return Some((Ok(events), (State::Streaming(body), tail)));
                         }
                     }
                     None => break None,
